@@ -1,0 +1,144 @@
+// The stage contract: what a stage kind is, and what the engine hands it when it runs.
+// Stage kinds (stages/*.ts) depend on this file only, never on engine internals.
+import type { z } from 'zod';
+import type { Piscina } from 'piscina';
+import type { NdArray, DType } from '../lib/npy.js';
+
+/** One declared output of a kind: a top-level entry in the stage's output tree. */
+export interface OutputDecl {
+  /** File or directory name inside the stage output, e.g. `train_images.npy`, `model/`, `metrics.json`. */
+  name: string;
+  type: 'tensor' | 'json' | 'file' | 'dir';
+  description: string;
+  /** Absent optional outputs are not an error. */
+  optional?: boolean;
+}
+
+/** Cheap facts gathered at plan time that change a stage's results but are not params. */
+export interface FingerprintEnv {
+  /** Directory of pipeline.yaml: relative paths in params resolve against it. */
+  root: string;
+  /** Content digest of a local file or directory through the engine's stat cache (no rehash if unchanged). */
+  digestPath(path: string): Promise<string>;
+  signal: AbortSignal;
+}
+
+export interface StageKind<S extends z.ZodType = z.ZodType> {
+  /** The `uses:` name. */
+  name: string;
+  /** Implementation version: bump when the same inputs and params would give different outputs. */
+  version: number;
+  description: string;
+  /** Typed params schema (`with:`); also generates the JSON Schema for pipeline.yaml. */
+  params: S;
+  outputs: OutputDecl[];
+  /** Stage names that params refer to (e.g. `init_from: train`): they become implicit `needs`. */
+  stageRefs?(params: z.output<S>): string[];
+  /**
+   * Extra cache-key material that is not in params, e.g. a remote's ETag, or the tfjs backend
+   * and package versions. Called at plan time (also by `status` and `--dry-run`): keep it cheap.
+   */
+  fingerprint?(params: z.output<S>, env: FingerprintEnv): Promise<Record<string, unknown>>;
+  run(ctx: StageContext<z.output<S>>): Promise<void>;
+}
+
+/** Type helper so a kind's `run` sees its own params type. */
+export function defineStage<S extends z.ZodType>(kind: StageKind<S>): StageKind<S> {
+  return kind;
+}
+
+/** Read-only view of one upstream stage's committed outputs. */
+export interface UpstreamArtifacts {
+  /** Instance name, e.g. `train_aug`. */
+  stage: string;
+  /** Kind name, or `cmd` for shell stages. */
+  kind: string;
+  /** Params the upstream stage ran with (resolved). */
+  params: Readonly<Record<string, unknown>>;
+  /** Top-level output entries (names as declared, e.g. `train_images.npy`, `model`). */
+  list(): string[];
+  has(name: string): boolean;
+  /** Absolute path of an output entry (file or directory). Read-only: never write there. */
+  path(name: string): string;
+  readJson<T = unknown>(name: string): Promise<T>;
+  /** Reads `<name>` (a `.npy` file) fully into memory, with its JSON sidecar if present. */
+  readTensor(name: string): Promise<NdArray>;
+}
+
+export interface InputArtifacts {
+  /** All upstream stages (from `needs`, explicit or implied), in declaration order. */
+  all: UpstreamArtifacts[];
+  /** The upstream stage with this instance name; throws a StageError if it is not an input. */
+  stage(name: string): UpstreamArtifacts;
+  /** Upstream stages of a given kind (e.g. the `decode` stage feeding `normalize`). */
+  ofKind(kind: string): UpstreamArtifacts[];
+  /** Exactly one upstream stage of this kind, else a StageError naming what was found. */
+  oneOfKind(kind: string): UpstreamArtifacts;
+}
+
+/** Writes into the stage's temporary output tree; committed to the store only if `run` resolves. */
+export interface OutputWriter {
+  /** Temporary output directory (absolute). */
+  dir: string;
+  /** Absolute path for an output entry; parent directories are created. */
+  path(name: string): string;
+  json(name: string, value: unknown): Promise<void>;
+  /** Writes `<name>` as .npy; `meta` (if given) goes to the sidecar `<name without .npy>.json`. */
+  tensor(name: string, array: NdArray, meta?: Record<string, unknown>): Promise<void>;
+  /** Streaming .npy writer for tensors too large to hold twice in memory. */
+  tensorStream(name: string, dtype: DType, shape: number[], meta?: Record<string, unknown>): Promise<TensorStream>;
+}
+
+export interface TensorStream {
+  /** Appends raw elements in C order; the total must match the declared shape. */
+  write(chunk: ArrayBufferView): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  debug(message: string): void;
+}
+
+/** Progress of long work: a bar on a TTY, occasional plain lines otherwise. */
+export interface ProgressReporter {
+  /** Starts (or restarts) a phase of `total` units. `unit` is e.g. `img`, `B`, `batch`. */
+  start(label: string, total: number, unit?: string): void;
+  /** Advances by `n` units; `status` is free text shown beside the bar (e.g. `loss 1.23`). */
+  tick(n?: number, status?: string): void;
+  /** Sets the absolute position. */
+  update(value: number, status?: string): void;
+  done(status?: string): void;
+}
+
+export interface WorkerPools {
+  /**
+   * A shared Piscina pool for a worker module (absolute path or file URL of compiled JS).
+   * Pools are created once per (file, threads) and destroyed by the engine when the run ends;
+   * `threads` defaults to the available cores.
+   */
+  get(filename: string, options?: { threads?: number }): Piscina;
+}
+
+export interface StageContext<P> {
+  /** Instance name from pipeline.yaml. */
+  stage: string;
+  params: P;
+  /** Directory of pipeline.yaml (resolve relative paths in params against it). */
+  root: string;
+  inputs: InputArtifacts;
+  out: OutputWriter;
+  /**
+   * Directory that survives a failed or killed run of the same cache key, for checkpoints and
+   * partial downloads; the engine deletes it after a successful commit.
+   */
+  resumeDir: string;
+  log: Logger;
+  progress: ProgressReporter;
+  /** Aborted on Ctrl-C / SIGTERM or when another stage fails without --keep-going. */
+  signal: AbortSignal;
+  workers: WorkerPools;
+  /** Cache-key facts from `fingerprint()` (e.g. the resolved tfjs backend). */
+  fingerprint: Readonly<Record<string, unknown>>;
+}

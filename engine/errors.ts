@@ -1,0 +1,67 @@
+// Typed errors with exit codes; the CLI has one top-level catch that formats them (cli/format-error.ts).
+
+export interface SourceLocation {
+  file: string;
+  line: number;
+  col: number;
+}
+
+export function formatLocation(loc: SourceLocation): string {
+  return `${loc.file}:${loc.line}:${loc.col}`;
+}
+
+/** Base of every error the CLI reports as one line (no stack unless --verbose). */
+export class PipelineError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Bad command-line usage. Exit 2. */
+export class UsageError extends PipelineError {
+  constructor(message: string) {
+    super(message, 2);
+  }
+}
+
+/** Invalid pipeline.yaml (syntax, schema, graph). Exit 2; nothing is run or written. */
+export class ConfigError extends PipelineError {
+  readonly location?: SourceLocation;
+  constructor(message: string, location?: SourceLocation) {
+    super(location ? `${formatLocation(location)}: ${message}` : message, 2);
+    this.location = location;
+  }
+}
+
+/** Several config errors reported together (each on its own line). */
+export class ConfigErrors extends PipelineError {
+  readonly errors: ConfigError[];
+  constructor(errors: ConfigError[]) {
+    super(errors.map((e) => e.message).join('\n'), 2);
+    this.errors = errors;
+  }
+}
+
+/** A stage failed (threw, bad input data, checksum mismatch...). Exit 1. */
+export class StageError extends PipelineError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 1, options);
+  }
+}
+
+/** The store lock could not be taken in time. Exit 1. */
+export class LockError extends PipelineError {
+  constructor(message: string) {
+    super(message, 1);
+  }
+}
+
+/** The run was interrupted (Ctrl-C / SIGTERM). Exit 130. */
+export class AbortedError extends PipelineError {
+  constructor(message = 'interrupted') {
+    super(message, 130);
+  }
+}
