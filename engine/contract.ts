@@ -35,6 +35,11 @@ export interface StageKind<S extends z.ZodType = z.ZodType> {
   /** Stage names that params refer to (e.g. `init_from: train`): they become implicit `needs`. */
   stageRefs?(params: z.output<S>): string[];
   /**
+   * The params as they enter the cache key (default: all of them). E.g. fetch with a declared
+   * checksum keys on the checksum alone, so pointing `url` at a mirror is still a cache hit.
+   */
+  cacheParams?(params: z.output<S>): unknown;
+  /**
    * Extra cache-key material that is not in params, e.g. a remote's ETag, or the tfjs backend
    * and package versions. Called at plan time (also by `status` and `--dry-run`): keep it cheap.
    */
