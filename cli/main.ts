@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// The `pipeline` command: parse arguments, dispatch to one module per command, and report any
+// failure through the one error formatter with its exit code (0 ok, 1 stage failed, 2 usage/config).
+import { Command, CommanderError } from 'commander';
+import { formatError } from './format-error.js';
+import * as dag from './commands/dag.js';
+import * as gc from './commands/gc.js';
+import * as run from './commands/run.js';
+import * as runs from './commands/runs.js';
+import * as schema from './commands/schema.js';
+import * as show from './commands/show.js';
+import * as status from './commands/status.js';
+import * as verify from './commands/verify.js';
+
+export interface GlobalOptions {
+  /** Path of pipeline.yaml. */
+  config: string;
+  verbose: boolean;
+}
+
+function buildProgram(): Command {
+  const program = new Command('pipeline')
+    .description('Run a content-addressed DAG of stages defined in pipeline.yaml')
+    .option('-c, --config <file>', 'pipeline file', 'pipeline.yaml')
+    .option('-v, --verbose', 'debug output and stack traces', false)
+    .showHelpAfterError()
+    .exitOverride();
+  for (const command of [run, status, dag, show, runs, gc, verify, schema]) command.register(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; any other commander error was already printed: usage error.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    const verbose = argv.includes('--verbose') || argv.includes('-v');
+    const { text, exitCode } = formatError(err, verbose);
+    process.stderr.write(text + '\n');
+    process.exitCode = exitCode;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,127 @@
+// Terminal output: colour only on a TTY without NO_COLOR; progress as a bar on a TTY, plain lines otherwise.
+import type { Logger, ProgressReporter } from '../engine/contract.js';
+
+const useColor = (): boolean =>
+  process.env.NO_COLOR === undefined && process.env.FORCE_COLOR !== '0' && Boolean(process.stderr.isTTY);
+
+const wrap = (open: number, close: number) => (s: string) => (useColor() ? `\x1b[${open}m${s}\x1b[${close}m` : s);
+
+export const paint = {
+  red: wrap(31, 39),
+  green: wrap(32, 39),
+  yellow: wrap(33, 39),
+  dim: wrap(2, 22),
+  bold: wrap(1, 22),
+};
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(Math.round(s - m * 60)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+/** Logger that prefixes lines with the stage name; debug lines only with --verbose. */
+export function stageLogger(stage: string, verbose: boolean, write: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger {
+  const prefix = paint.dim(`[${stage}]`);
+  return {
+    info: (m) => write(`${prefix} ${m}`),
+    warn: (m) => write(`${prefix} ${paint.yellow('warning:')} ${m}`),
+    debug: (m) => {
+      if (verbose) write(`${prefix} ${paint.dim(m)}`);
+    },
+  };
+}
+
+function amount(value: number, unit: string): string {
+  return unit === 'B' ? formatBytes(value) : `${Math.round(value)}${unit ? ' ' + unit : ''}`;
+}
+
+/**
+ * Progress for one stage. On a TTY: a single redrawn bar line (throttled). Otherwise: a plain line
+ * at most every 10 % (and at the end), so CI logs stay short.
+ */
+export function stageProgress(stage: string, stream: NodeJS.WriteStream = process.stderr): ProgressReporter {
+  const tty = Boolean(stream.isTTY) && process.env.CI === undefined;
+  let label = '';
+  let total = 0;
+  let unit = '';
+  let value = 0;
+  let started = 0;
+  let lastDraw = 0;
+  let lastDecile = -1;
+  let status = '';
+
+  const line = (final: boolean): string => {
+    const elapsed = (Date.now() - started) / 1000;
+    const rate = elapsed > 0 ? value / elapsed : 0;
+    const frac = total > 0 ? Math.min(1, value / total) : 0;
+    const eta = rate > 0 && total > value ? (total - value) / rate : 0;
+    const parts = [`[${stage}] ${label}`];
+    if (tty) {
+      const width = 24;
+      const filled = Math.round(frac * width);
+      parts.push(`[${'='.repeat(filled)}${filled < width ? '>' : ''}${' '.repeat(Math.max(0, width - filled - 1))}]`);
+    }
+    parts.push(`${amount(value, unit)}/${amount(total, unit)}`);
+    if (rate > 0) parts.push(`${amount(rate, unit)}/s`);
+    if (!final && eta > 0) parts.push(`ETA ${formatDuration(eta * 1000)}`);
+    if (final) parts.push(formatDuration(elapsed * 1000));
+    if (status) parts.push(status);
+    return parts.join('  ');
+  };
+
+  const draw = (final = false) => {
+    const now = Date.now();
+    if (tty) {
+      if (!final && now - lastDraw < 100) return;
+      lastDraw = now;
+      stream.write(`\r\x1b[2K${line(final)}${final ? '\n' : ''}`);
+    } else {
+      const decile = total > 0 ? Math.floor((10 * value) / total) : 0;
+      if (!final && decile === lastDecile) return;
+      lastDecile = decile;
+      stream.write(line(final) + '\n');
+    }
+  };
+
+  return {
+    start(l, t, u = '') {
+      label = l;
+      total = t;
+      unit = u;
+      value = 0;
+      status = '';
+      started = Date.now();
+      lastDecile = 0;
+      lastDraw = 0;
+    },
+    tick(n = 1, s) {
+      value += n;
+      if (s !== undefined) status = s;
+      draw();
+    },
+    update(v, s) {
+      value = v;
+      if (s !== undefined) status = s;
+      draw();
+    },
+    done(s) {
+      if (s !== undefined) status = s;
+      draw(true);
+    },
+  };
+}
