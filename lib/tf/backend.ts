@@ -2,6 +2,7 @@
 // All model code imports `@tensorflow/tfjs`; this module only picks and initialises the backend.
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
+import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS_VERSION } from './kernels/register.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -10,6 +11,8 @@ export interface BackendInfo {
   name: BackendName;
   /** Package versions that change numerical results (part of the train stage's cache key). */
   versions: Record<string, string>;
+  /** Set by initBackend on wasm: whether the SIMD binary runs, and the kernels we registered. */
+  wasm?: { simd: boolean; kernels: string[] };
 }
 
 const require = createRequire(import.meta.url);
@@ -30,7 +33,10 @@ export function resolveBackend(pref: BackendPreference): BackendInfo {
   const name: BackendName = pref !== 'auto' ? pref : node ? 'tensorflow' : wasm ? 'wasm' : 'cpu';
   const versions: Record<string, string> = { '@tensorflow/tfjs-core': core };
   if (name === 'tensorflow') versions['@tensorflow/tfjs-node'] = node ?? 'missing';
-  if (name === 'wasm') versions['@tensorflow/tfjs-backend-wasm'] = wasm ?? 'missing';
+  if (name === 'wasm') {
+    versions['@tensorflow/tfjs-backend-wasm'] = wasm ?? 'missing';
+    versions['wasm-training-kernels'] = WASM_TRAINING_KERNELS_VERSION;
+  }
   return { name, versions };
 }
 
@@ -44,7 +50,14 @@ export async function initBackend(pref: BackendPreference): Promise<BackendInfo>
       if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
       if (await tf.setBackend(name)) {
         await tf.ready();
-        return resolveBackend(name);
+        const info = resolveBackend(name);
+        if (name === 'wasm') {
+          // Stock wasm cannot train a conv net (no Conv2DBackpropFilter) and its transposed
+          // matmuls and conv input gradient are scalar loops: install our kernels.
+          const kernels = registerWasmTrainingKernels();
+          info.wasm = { simd: Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')), kernels };
+        }
+        return info;
       }
     } catch (err) {
       lastError = err;

@@ -1,6 +1,6 @@
 // A minimal StageContext over plain directories, for unit-testing a stage kind's `run` without
 // the engine (no store, no cache). End-to-end tests go through the real CLI instead.
-import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -123,7 +123,14 @@ export async function runStage<P>(
   kind: StageKind,
   rawParams: unknown,
   inputs: Record<string, FakeUpstream> = {},
-  options: { signal?: AbortSignal; root?: string; resumeDir?: string; fingerprint?: Record<string, unknown> } = {},
+  options: {
+    signal?: AbortSignal;
+    root?: string;
+    resumeDir?: string;
+    fingerprint?: Record<string, unknown>;
+    log?: Logger;
+    progress?: ProgressReporter;
+  } = {},
 ): Promise<FakeRun> {
   const outDir = await mkdtemp(join(tmpdir(), `stage-${kind.name}-`));
   const resumeDir = options.resumeDir ?? (await mkdtemp(join(tmpdir(), `resume-${kind.name}-`)));
@@ -135,14 +142,18 @@ export async function runStage<P>(
     inputs: fakeInputs(inputs),
     out: dirWriter(outDir),
     resumeDir,
-    log: quietLogger,
-    progress: quietProgress,
+    log: options.log ?? quietLogger,
+    progress: options.progress ?? quietProgress,
     signal: options.signal ?? new AbortController().signal,
     workers: pools,
     fingerprint: options.fingerprint ?? {},
   };
   try {
     await kind.run(ctx as StageContext<unknown>);
+  } catch (err) {
+    // Like the engine: a failed stage leaves no outputs behind (the resume dir is kept on purpose).
+    await rm(outDir, { recursive: true, force: true });
+    throw err;
   } finally {
     await pools.destroy();
   }

@@ -1,0 +1,170 @@
+// Training throughput of the seed model per backend, plus a per-kernel breakdown of one step.
+//
+//   node dist/bench/train.js [--batches 40] [--batch-size 128] [--slow-batches 3]
+//                            [--configs wasm,wasm-parallel,wasm-stock,cpu]
+//
+// Each configuration runs in its own child process (kernel registration is process-global).
+// Configurations: wasm = wasm + our kernels; wasm-parallel = two worker threads, each with its
+// own wasm instance (lib/tf/data-parallel); wasm-stock = stock wasm plus only the missing
+// Conv2DBackpropFilter (the "before"); cpu = the pure-JS backend. Figures from one run on a
+// shared machine: compare ratios; "img/cpu-s" (images per second of process CPU time) is the
+// steadier figure when other jobs compete for the cores.
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../lib/tf/backend.js';
+import { DataParallelTrainer } from '../lib/tf/data-parallel.js';
+import { registerWasmTrainingKernels } from '../lib/tf/kernels/register.js';
+import { KernelTimer, type KernelTime } from './kernel-timer.js';
+import { buildSeedModel, randomBatch } from './seed-model.js';
+
+type Config = 'wasm' | 'wasm-parallel' | 'wasm-stock' | 'cpu';
+
+interface Result {
+  config: Config;
+  simd?: boolean;
+  batches: number;
+  batchSize: number;
+  imgPerSec: number;
+  imgPerCpuSec: number;
+  stepMs: number;
+  breakdown?: { stepWallMs: number; stepCpuMs: number; kernels: KernelTime[] };
+}
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(since);
+  return (c.user + c.system) / 1000;
+}
+
+async function setUp(config: Config): Promise<boolean | undefined> {
+  if (config === 'wasm-stock') {
+    await import('@tensorflow/tfjs-backend-wasm');
+    await tf.setBackend('wasm');
+    await tf.ready();
+    registerWasmTrainingKernels(['Conv2DBackpropFilter']); // the one stock wasm lacks entirely
+    return Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+  }
+  const info = await initBackend(config === 'cpu' ? 'cpu' : 'wasm');
+  return info.wasm?.simd;
+}
+
+async function runSingle(config: Config, batches: number, batchSize: number): Promise<Result> {
+  const simd = await setUp(config);
+  const model = buildSeedModel();
+  const data = randomBatch(batchSize, 1);
+  const x = tf.tensor4d(data.x, [batchSize, 32, 32, 3]);
+  const y = tf.tensor2d(data.y, [batchSize, 10]);
+  await model.trainOnBatch(x, y); // warm-up: XNNPACK operators, JIT
+
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < batches; i++) await model.trainOnBatch(x, y);
+  const wall = performance.now() - t0;
+  const cpu = cpuMs(c0);
+
+  const timer = new KernelTimer(tf.getBackend());
+  timer.install();
+  const c1 = process.cpuUsage();
+  const t1 = performance.now();
+  await model.trainOnBatch(x, y);
+  const breakdown = { stepWallMs: performance.now() - t1, stepCpuMs: cpuMs(c1), kernels: timer.report() };
+  timer.uninstall();
+
+  const images = batches * batchSize;
+  return { config, simd, batches, batchSize, imgPerSec: (images / wall) * 1000, imgPerCpuSec: (images / cpu) * 1000, stepMs: wall / batches, breakdown };
+}
+
+async function runParallel(batches: number, batchSize: number): Promise<Result> {
+  const model = buildSeedModel();
+  const trainer = await DataParallelTrainer.create({
+    model,
+    optimizer: { name: 'rmsprop', learningRate: 1e-3, rho: 0.9, epsilon: 1e-7 },
+    workers: 2,
+  });
+  try {
+    const data = randomBatch(batchSize, 1);
+    await trainer.trainBatch(data.x, data.y, batchSize); // warm-up
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 0; i < batches; i++) await trainer.trainBatch(data.x, data.y, batchSize);
+    const wall = performance.now() - t0;
+    // process.cpuUsage covers every thread of the process, the workers included.
+    const cpu = cpuMs(c0);
+    const images = batches * batchSize;
+    return { config: 'wasm-parallel', simd: true, batches, batchSize, imgPerSec: (images / wall) * 1000, imgPerCpuSec: (images / cpu) * 1000, stepMs: wall / batches };
+  } finally {
+    await trainer.dispose();
+  }
+}
+
+function printResult(r: Result): void {
+  const simd = r.simd === undefined ? '' : ` simd=${r.simd}`;
+  console.log(
+    `${r.config.padEnd(14)} ${r.imgPerSec.toFixed(1).padStart(7)} img/s  ${r.imgPerCpuSec.toFixed(1).padStart(7)} img/cpu-s  ` +
+      `${r.stepMs.toFixed(0).padStart(6)} ms/step  (${r.batches} batches of ${r.batchSize}${simd})`,
+  );
+}
+
+function printBreakdown(r: Result): void {
+  if (r.breakdown === undefined) return;
+  const { stepWallMs, stepCpuMs, kernels } = r.breakdown;
+  const kWall = kernels.reduce((s, k) => s + k.wallMs, 0);
+  const kCpu = kernels.reduce((s, k) => s + k.cpuMs, 0);
+  console.log(`\n${r.config}: one step ${stepWallMs.toFixed(0)} ms wall, ${stepCpuMs.toFixed(0)} ms cpu; per kernel (cpu ms, wall ms, calls):`);
+  for (const k of kernels.slice(0, 14)) {
+    const share = ((100 * k.cpuMs) / stepCpuMs).toFixed(1).padStart(5);
+    console.log(`  ${k.name.padEnd(22)} ${k.cpuMs.toFixed(1).padStart(8)} ${k.wallMs.toFixed(1).padStart(8)} ${String(k.calls).padStart(4)}  ${share}%`);
+  }
+  const rest = kernels.slice(14);
+  const restCpu = rest.reduce((s, k) => s + k.cpuMs, 0);
+  const restWall = rest.reduce((s, k) => s + k.wallMs, 0);
+  console.log(`  ${`(${rest.length} other kernels)`.padEnd(22)} ${restCpu.toFixed(1).padStart(8)} ${restWall.toFixed(1).padStart(8)}`);
+  console.log(`  ${'(outside kernels)'.padEnd(22)} ${(stepCpuMs - kCpu).toFixed(1).padStart(8)} ${(stepWallMs - kWall).toFixed(1).padStart(8)}`);
+}
+
+async function child(config: Config): Promise<void> {
+  const batchSize = Number(arg('batch-size', '128'));
+  const slow = config === 'cpu' || config === 'wasm-stock';
+  const batches = Number(slow ? arg('slow-batches', '3') : arg('batches', '40'));
+  const result = config === 'wasm-parallel' ? await runParallel(batches, batchSize) : await runSingle(config, batches, batchSize);
+  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+}
+
+function main(): void {
+  const configs = arg('configs', 'wasm,wasm-parallel,wasm-stock,cpu').split(',') as Config[];
+  const script = fileURLToPath(import.meta.url);
+  const passThrough = ['batches', 'batch-size', 'slow-batches'].flatMap((n) => (process.argv.includes(`--${n}`) ? [`--${n}`, arg(n, '')] : []));
+  const results: Result[] = [];
+  for (const config of configs) {
+    console.error(`running ${config} ...`);
+    try {
+      const out = execFileSync(process.execPath, [script, '--child', config, ...passThrough], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        maxBuffer: 1 << 26,
+      });
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (line === undefined) throw new Error('no result line');
+      results.push(JSON.parse(line.slice(7)) as Result);
+    } catch (err) {
+      console.error(`${config}: failed: ${String(err)}`);
+    }
+  }
+  console.log('\nimages/s for the seed model (batch size and count per line):');
+  for (const r of results) printResult(r);
+  const base = results.find((r) => r.config === 'wasm');
+  if (base !== undefined) {
+    console.log('\nratios to wasm (wall img/s, cpu img/s), measured in this run:');
+    for (const r of results) console.log(`  ${r.config.padEnd(14)} ${(r.imgPerSec / base.imgPerSec).toFixed(2)}x  ${(r.imgPerCpuSec / base.imgPerCpuSec).toFixed(2)}x`);
+  }
+  for (const r of results) printBreakdown(r);
+}
+
+const childIndex = process.argv.indexOf('--child');
+if (childIndex >= 0) await child(process.argv[childIndex + 1] as Config);
+else main();

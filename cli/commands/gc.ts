@@ -1,0 +1,50 @@
+// `pipeline gc [--dry-run] [--keep-runs N]`: delete stored results that neither the current
+// pipeline nor the last N runs refer to; report what was (or would be) freed.
+import type { Command } from 'commander';
+import type { GlobalOptions } from '../main.js';
+import { nonNegativeInt, nonNegativeNumber } from '../stage-lines.js';
+
+interface GcCliOptions {
+  dryRun: boolean;
+  keepRuns: number;
+  lockTimeout: number;
+}
+
+export function register(program: Command): void {
+  program
+    .command('gc')
+    .description('delete stored outputs not referenced by the current pipeline or the last N runs')
+    .option('-n, --dry-run', 'report what would be deleted, delete nothing', false)
+    .option('--keep-runs <n>', 'also keep the results of the last N runs', nonNegativeInt, 5)
+    .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
+    .action(async (options: GcCliOptions, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const [{ openSession }, { collectGarbage }, { withStoreLock }, { formatBytes }] = await Promise.all([
+        import('../../engine/session.js'),
+        import('../../engine/gc.js'),
+        import('../store-lock.js'),
+        import('../output.js'),
+      ]);
+      const session = await openSession(globals.config);
+      if (!(await session.store.exists())) {
+        process.stdout.write('nothing to collect: no store yet\n');
+        return;
+      }
+      const report = await withStoreLock(session.store.dir, options.lockTimeout, () =>
+        collectGarbage(session.store, session.statCache, {
+          stages: session.pipeline.stages.keys(),
+          keepRuns: options.keepRuns,
+          dryRun: options.dryRun,
+        }),
+      );
+      const verb = options.dryRun ? 'would remove' : 'removed';
+      const parts = [
+        `${report.removedObjects} object${report.removedObjects === 1 ? '' : 's'} (${formatBytes(report.freedBytes)})`,
+        `${report.removedManifests} manifest${report.removedManifests === 1 ? '' : 's'}`,
+        `${report.removedViews} view${report.removedViews === 1 ? '' : 's'}`,
+      ];
+      if (report.removedResumeDirs) parts.push(`${report.removedResumeDirs} resume dir${report.removedResumeDirs === 1 ? '' : 's'}`);
+      if (report.removedRefs.length) parts.push(`refs of removed stages ${report.removedRefs.join(', ')}`);
+      process.stdout.write(`${verb} ${parts.join(', ')}; kept ${report.keptKeys} result${report.keptKeys === 1 ? '' : 's'}\n`);
+    });
+}

@@ -1,0 +1,52 @@
+// `pipeline runs [--json]`: the history of `pipeline run` (id, start, duration, per-stage outcome).
+import type { Command } from 'commander';
+import type { GlobalOptions } from '../main.js';
+import { nonNegativeInt } from '../stage-lines.js';
+
+interface RunsOptions {
+  json: boolean;
+  limit: number;
+}
+
+export function register(program: Command): void {
+  program
+    .command('runs')
+    .description('list past runs, newest first: id, start, duration, outcome of each stage')
+    .option('--json', 'machine-readable output', false)
+    .option('--limit <n>', 'how many runs to show (0: all)', nonNegativeInt, 20)
+    .action(async (options: RunsOptions, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const [{ openSession }, { formatDuration }] = await Promise.all([import('../../engine/session.js'), import('../output.js')]);
+      const session = await openSession(globals.config);
+      const all = (await session.store.runs.list()).reverse();
+      const records = options.limit > 0 ? all.slice(0, options.limit) : all;
+      if (options.json) {
+        process.stdout.write(JSON.stringify(records, null, 2) + '\n');
+        return;
+      }
+      if (records.length === 0) {
+        process.stdout.write('no runs yet\n');
+        return;
+      }
+      for (const r of records) {
+        // A record still `running` whose process is gone was killed before it could finish.
+        const outcome = r.outcome === 'running' && !alive(r.pid) ? 'killed' : r.outcome;
+        const duration = r.durationMs !== undefined ? formatDuration(r.durationMs) : '-';
+        process.stdout.write(`${r.id}  ${r.startedAt}  ${duration.padStart(6)}  ${outcome.padEnd(11)} pipeline ${r.command.join(' ')}\n`);
+        const width = Math.max(0, ...r.stages.map((s) => s.stage.length));
+        for (const s of r.stages) {
+          const note = s.error ?? (s.outcome === 'ran' || s.outcome === 'skipped' ? s.reason : undefined);
+          process.stdout.write(`    ${s.outcome.padEnd(7)}  ${s.stage.padEnd(width)}  ${formatDuration(s.durationMs).padStart(6)}${note ? `  (${note})` : ''}\n`);
+        }
+      }
+    });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,26 @@
+// `pipeline schema [--out FILE]`: the JSON Schema of pipeline.yaml for editors, generated from the
+// validator's own definitions (npm run schema refreshes schema/pipeline.schema.json).
+import type { Command } from 'commander';
+
+export function register(program: Command): void {
+  program
+    .command('schema')
+    .description('print the JSON Schema of pipeline.yaml (for editor completion and checks)')
+    .option('-o, --out <file>', 'write it to FILE instead of stdout')
+    .action(async (options: { out?: string }) => {
+      const [{ pipelineJsonSchemaText }, { builtinKinds }] = await Promise.all([
+        import('../../engine/json-schema.js'),
+        import('../../stages/index.js'),
+      ]);
+      const text = pipelineJsonSchemaText(builtinKinds);
+      if (options.out === undefined) {
+        process.stdout.write(text);
+        return;
+      }
+      const { mkdir, writeFile } = await import('node:fs/promises');
+      const { dirname } = await import('node:path');
+      await mkdir(dirname(options.out), { recursive: true });
+      await writeFile(options.out, text);
+      process.stderr.write(`wrote ${options.out}\n`);
+    });
+}

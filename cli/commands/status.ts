@@ -1,0 +1,61 @@
+// `pipeline status [--json]`: for each stage, up to date or stale and why. Reads only; no lock.
+import type { Command } from 'commander';
+import type { GlobalOptions } from '../main.js';
+import { collect, nameWidth } from '../stage-lines.js';
+import type { Reason } from '../../engine/reasons.js';
+
+interface StatusOptions {
+  json: boolean;
+  set: string[];
+}
+
+export interface StageStatus {
+  stage: string;
+  state: 'up-to-date' | 'stale';
+  /** Current key, when it can be computed (not while an upstream is stale). */
+  key?: string;
+  /** Key of the latest result. */
+  latestKey?: string;
+  reasons: (Reason & { message: string })[];
+}
+
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description('show which stages are up to date and why the others are stale (runs nothing)')
+    .argument('[stages...]', 'only these stages and what they need')
+    .option('--json', 'machine-readable output', false)
+    .option('--set <stage.param=value>', 'override a param (repeatable)', collect, [])
+    .action(async (targets: string[], options: StatusOptions, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const [{ openSession }, { selectStages }, { gatherFacts, resolvePlan }, { describeReason }, { paint }] = await Promise.all([
+        import('../../engine/session.js'),
+        import('../../engine/config.js'),
+        import('../../engine/facts.js'),
+        import('../../engine/reasons.js'),
+        import('../output.js'),
+      ]);
+      const session = await openSession(globals.config, { sets: options.set });
+      const selection = selectStages(session.pipeline, targets);
+      const env = session.env(new AbortController().signal);
+      const facts = await gatherFacts(env, selection);
+      const plan = await resolvePlan(env, facts, selection);
+      const statuses: StageStatus[] = plan.stages.map((p) => ({
+        stage: p.stage,
+        state: p.action === 'cached' && p.reasons.length === 0 ? 'up-to-date' : 'stale',
+        key: p.key,
+        latestKey: facts.refs.get(p.stage),
+        reasons: p.reasons.map((r) => ({ ...r, message: describeReason(r) })),
+      }));
+      if (options.json) {
+        process.stdout.write(JSON.stringify({ pipeline: session.pipeline.file, stages: statuses }, null, 2) + '\n');
+        return;
+      }
+      const width = nameWidth(selection);
+      for (const s of statuses) {
+        const state = s.state === 'up-to-date' ? paint.green('up to date') : paint.yellow('stale');
+        const why = s.reasons.map((r) => r.message).join('; ');
+        process.stdout.write(`${s.stage.padEnd(width)}  ${state}${why ? `: ${why}` : ''}\n`);
+      }
+    });
+}

@@ -1,0 +1,77 @@
+// `pipeline verify [--fix]`: rehash every stored object; report corrupt and missing ones (exit 1).
+import type { Command } from 'commander';
+import type { GlobalOptions } from '../main.js';
+import type { ProgressReporter } from '../../engine/contract.js';
+import { nonNegativeNumber, shown } from '../stage-lines.js';
+
+interface VerifyOptions {
+  fix: boolean;
+  json: boolean;
+  lockTimeout: number;
+}
+
+/** Progress only for stores big enough to take a while. */
+function quietBelow(bytes: number, progress: ProgressReporter): ProgressReporter {
+  let show = false;
+  return {
+    start(label, total, unit) {
+      show = total >= bytes;
+      if (show) progress.start(label, total, unit);
+    },
+    tick(n, status) {
+      if (show) progress.tick(n, status);
+    },
+    update(v, status) {
+      if (show) progress.update(v, status);
+    },
+    done(status) {
+      if (show) progress.done(status);
+    },
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('verify')
+    .description('rehash every stored object and report corrupt or missing ones (exit 1 if any)')
+    .option('--fix', 'delete corrupt objects so the stages that made them run again', false)
+    .option('--json', 'machine-readable output', false)
+    .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
+    .action(async (options: VerifyOptions, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>();
+      const [{ openSession }, { verifyStore }, { withStoreLock }, { formatBytes, stageProgress }, { StageError }] = await Promise.all([
+        import('../../engine/session.js'),
+        import('../../engine/verify.js'),
+        import('../store-lock.js'),
+        import('../output.js'),
+        import('../../engine/errors.js'),
+      ]);
+      const session = await openSession(globals.config);
+      const { store } = session;
+      if (!(await store.exists())) {
+        process.stdout.write('nothing to verify: no store yet\n');
+        return;
+      }
+      // Under the lock: a concurrent gc could otherwise make objects look missing.
+      const report = await withStoreLock(store.dir, options.lockTimeout, () =>
+        verifyStore(store, { fix: options.fix, progress: options.json ? undefined : quietBelow(64e6, stageProgress('verify')) }),
+      );
+      if (options.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      else {
+        for (const c of report.corrupt) {
+          process.stdout.write(
+            `corrupt  ${shown(store.objects.path(c.digest))}: content hashes to ${c.actual.slice(0, 16)}…, used by ${c.usedBy.join(', ') || 'nothing'}${options.fix ? ' (removed)' : ''}\n`,
+          );
+        }
+        for (const m of report.missing) process.stdout.write(`missing  object ${m.digest.slice(0, 16)}…, used by ${m.usedBy.join(', ')}\n`);
+        for (const b of report.badManifests) process.stdout.write(`unreadable manifest  ${shown(b)}\n`);
+        process.stdout.write(`checked ${report.checkedObjects} objects (${formatBytes(report.checkedBytes)}): ${report.corrupt.length} corrupt, ${report.missing.length} missing\n`);
+      }
+      const problems = report.corrupt.length + report.missing.length + report.badManifests.length;
+      if (problems > 0) {
+        throw new StageError(
+          `store verification failed: ${report.corrupt.length} corrupt, ${report.missing.length} missing, ${report.badManifests.length} unreadable manifests${options.fix ? '' : ' (pipeline verify --fix deletes corrupt objects so their stages rerun)'}`,
+        );
+      }
+    });
+}

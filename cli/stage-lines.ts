@@ -1,0 +1,60 @@
+// Shared text formatting of the store commands (run, status, show, runs, gc, verify).
+import { isAbsolute, relative } from 'node:path';
+import { InvalidArgumentError } from 'commander';
+import { formatDuration, paint } from './output.js';
+
+export type LineOutcome = 'cached' | 'ran' | 'failed' | 'skipped' | 'aborted' | 'run';
+
+const colour: Record<LineOutcome, (s: string) => string> = {
+  cached: paint.dim,
+  ran: paint.green,
+  run: paint.yellow,
+  failed: paint.red,
+  skipped: paint.yellow,
+  aborted: paint.red,
+};
+
+/** `ran     train     1.2s  note` — the outcome column is fixed width, the stage column `width` wide. */
+export function stageLine(outcome: LineOutcome, stage: string, width: number, durationMs?: number, note?: string): string {
+  const parts = [colour[outcome](outcome.padEnd(7)), stage.padEnd(width)];
+  if (durationMs !== undefined) parts.push(formatDuration(durationMs).padStart(6));
+  if (note) parts.push(note);
+  return parts.join('  ').trimEnd();
+}
+
+export function nameWidth(names: Iterable<string>): number {
+  let w = 0;
+  for (const n of names) w = Math.max(w, n.length);
+  return w;
+}
+
+/** A path as the user would type it from the current directory. */
+export function shown(path: string, cwd = process.cwd()): string {
+  const rel = relative(cwd, path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
+
+/** Option parsers: a bad value is a usage error (commander reports it; exit 2). */
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+export function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds (0 or more)');
+  return n;
+}
+
+export function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number (0 or more)');
+  return n;
+}
+
+export const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

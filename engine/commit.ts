@@ -1,0 +1,59 @@
+// Moving finished outputs into the store. Objects first (harmless if we die: unreferenced objects
+// are collected by gc), then the view, then the manifest — the manifest rename is the commit.
+import type { StatCache } from './stat-cache.js';
+import type { ObjectStore } from './objects.js';
+import type { OutputFile } from './manifest.js';
+import { listTree } from './fs-tree.js';
+
+export interface CommittedTree {
+  files: Record<string, OutputFile>;
+  dirs: string[];
+}
+
+/**
+ * Adopts a kind stage's temporary output directory: every file (nested directories included) is
+ * hashed and renamed into objects/ (same file system, no copy). Paths are relative to `dir`.
+ */
+export async function adoptTree(objects: ObjectStore, dir: string, signal?: AbortSignal): Promise<CommittedTree> {
+  const tree = (await listTree(dir, '')) ?? { files: [], dirs: [] };
+  const files: Record<string, OutputFile> = {};
+  for (const f of tree.files) {
+    signal?.throwIfAborted();
+    files[f.rel] = await objects.adopt(f.abs, signal);
+  }
+  return { files, dirs: tree.dirs };
+}
+
+/**
+ * Copies a cmd stage's workspace outs into objects/ (hashing in the same pass) and records each
+ * file's stat in the stat cache, so the next run sees them unchanged without rehashing. Paths are
+ * relative to the pipeline root. Outs that do not exist are returned in `missing`.
+ */
+export async function ingestWorkspaceOuts(
+  objects: ObjectStore,
+  statCache: StatCache,
+  root: string,
+  outs: readonly string[],
+  signal?: AbortSignal,
+): Promise<CommittedTree & { missing: string[] }> {
+  const files: Record<string, OutputFile> = {};
+  const dirs: string[] = [];
+  const missing: string[] = [];
+  for (const out of outs) {
+    const tree = await listTree(root, out);
+    if (!tree) {
+      missing.push(out);
+      continue;
+    }
+    dirs.push(...tree.dirs);
+    for (const f of tree.files) {
+      signal?.throwIfAborted();
+      const before = await statCache.statOf(f.abs);
+      const stored = await objects.ingestCopy(f.abs, signal);
+      files[f.rel] = stored;
+      // The command has exited: nothing else writes these files now, so recent mtimes are not racy.
+      await statCache.remember(f.abs, stored.digest, before);
+    }
+  }
+  return { files, dirs, missing };
+}

@@ -1,0 +1,240 @@
+// Runs a pipeline selection: each stage starts when its needs are done (p-limit caps how many run
+// at once), is decided against its upstreams' actual outputs (an upstream that reran with the same
+// outputs leaves it cached, as in DVC), then restores, runs and commits. Without keepGoing the
+// first failure aborts the running stages and nothing else starts.
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import pLimit from 'p-limit';
+import type { Logger, ProgressReporter } from './contract.js';
+import { AbortedError, StageError } from './errors.js';
+import { adoptTree, ingestWorkspaceOuts } from './commit.js';
+import { runCmd } from './cmd-stage.js';
+import { SharedPools, stageContext, type Upstream } from './context.js';
+import { kindOf, outsOf, resolveStage, type FactsEnv, type MutablePlanFacts } from './facts.js';
+import { forceRemove, type Ref } from './store.js';
+import { errorMessage } from './fs-tree.js';
+import { filesUnder, MANIFEST_FORMAT, outputsDigestOf, type Manifest } from './manifest.js';
+import { describeReasons } from './reasons.js';
+import type { StageOutcomeKind } from './runs.js';
+import type { StagePlan } from './plan.js';
+import type { KeyMaterial } from './cache-key.js';
+
+export interface StageReport {
+  stage: string;
+  outcome: StageOutcomeKind;
+  durationMs: number;
+  key?: string;
+  /** Why it ran, or why it was skipped / aborted. */
+  reason?: string;
+  error?: unknown;
+  /** Workspace outs restored from the store. */
+  restored?: string[];
+  manifest?: Manifest;
+}
+
+export interface StageUi {
+  logger(stage: string): Logger;
+  progress(stage: string): ProgressReporter;
+}
+
+export interface ExecuteOptions {
+  env: FactsEnv;
+  facts: MutablePlanFacts;
+  /** Stages to run, topologically ordered and closed under `needs`. */
+  stages: readonly string[];
+  force: ReadonlySet<string>;
+  jobs: number;
+  keepGoing: boolean;
+  /** External stop (Ctrl-C, lost lock). */
+  signal: AbortSignal;
+  runId: string;
+  /** The store's refs; updated (and written) as stages finish. */
+  refs: Map<string, Ref>;
+  ui: StageUi;
+  onStageStart?(stage: string): void;
+  onStageDone?(report: StageReport): void;
+}
+
+const OK: ReadonlySet<StageOutcomeKind> = new Set(['cached', 'ran']);
+
+export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
+  const { env } = opts;
+  const { pipeline, store } = env;
+  const run = new AbortController();
+  const stopRun = () => run.abort(opts.signal.reason);
+  if (opts.signal.aborted) stopRun();
+  else opts.signal.addEventListener('abort', stopRun, { once: true });
+  const limit = pLimit(Math.max(1, opts.jobs));
+  let pools: Promise<SharedPools> | undefined;
+  const getPools = () => (pools ??= SharedPools.create());
+  const stageEnv: FactsEnv = { ...env, signal: run.signal };
+
+  const finishRef = async (stage: string, m: Manifest) => {
+    await store.ensureView(m);
+    await store.linkStage(stage, m.key);
+    if (opts.refs.get(stage)?.key !== m.key) {
+      opts.refs.set(stage, { key: m.key, at: new Date().toISOString() });
+      await store.writeRefs(opts.refs);
+    }
+  };
+
+  const runKind = async (name: string, key: string, material: KeyMaterial, ups: StageReport[]): Promise<Manifest> => {
+    const spec = pipeline.stages.get(name)!;
+    const kind = kindOf(env, spec);
+    const started = Date.now();
+    const outDir = await store.makeTmpDir(name);
+    const resumeDir = store.resumeDir(name, key);
+    await mkdir(resumeDir, { recursive: true });
+    try {
+      const upstreams: Upstream[] = [];
+      for (const u of ups) upstreams.push({ stage: u.stage, manifest: u.manifest!, view: await store.ensureView(u.manifest!) });
+      const ctx = stageContext({
+        stage: name,
+        params: spec.params,
+        root: pipeline.root,
+        upstreams,
+        outDir,
+        resumeDir,
+        log: opts.ui.logger(name),
+        progress: opts.ui.progress(name),
+        signal: run.signal,
+        workers: await getPools(),
+        fingerprint: material.fingerprint ?? {},
+      });
+      await kind.run(ctx);
+      const entries = (await readdir(outDir)).sort();
+      const absent = kind.outputs.filter((o) => !o.optional && !entries.includes(o.name.replace(/\/$/, '')));
+      if (absent.length) throw new StageError(`stage ${name}: declared output${absent.length > 1 ? 's' : ''} not written: ${absent.map((o) => o.name).join(', ')}`);
+      const tree = await adoptTree(store.objects, outDir, run.signal);
+      const m = manifestOf(name, spec.kind, key, material, spec.params, entries, tree, started, opts.runId);
+      await store.rebuildView(m);
+      await store.writeManifest(m);
+      await forceRemove(resumeDir);
+      return m;
+    } finally {
+      await forceRemove(outDir);
+    }
+  };
+
+  const runShell = async (name: string, key: string, material: KeyMaterial): Promise<Manifest> => {
+    const spec = pipeline.stages.get(name)!;
+    const started = Date.now();
+    const outs = outsOf(spec);
+    await runCmd({ stage: name, cmd: spec.cmd ?? '', root: pipeline.root, outs, signal: run.signal, log: opts.ui.logger(name) });
+    const tree = await ingestWorkspaceOuts(store.objects, env.statCache, pipeline.root, outs, run.signal);
+    if (tree.missing.length) throw new StageError(`stage ${name}: command succeeded but did not create ${tree.missing.join(', ')}`);
+    const m = manifestOf(name, 'cmd', key, material, spec.params, outs, tree, started, opts.runId);
+    await store.rebuildView(m);
+    await store.writeManifest(m);
+    return m;
+  };
+
+  /** Puts a cmd stage's committed outs back into the workspace (copies, writable). */
+  const restore = async (m: Manifest, outs: string[]) => {
+    for (const out of outs) {
+      const abs = join(pipeline.root, out);
+      await rm(abs, { recursive: true, force: true });
+      for (const d of m.dirs) if (d === out || d.startsWith(out + '/')) await mkdir(join(pipeline.root, d), { recursive: true });
+      for (const [rel, f] of filesUnder(m, out)) {
+        const dest = join(pipeline.root, rel);
+        await mkdir(dirname(dest), { recursive: true });
+        await store.objects.copyOut(f.digest, dest);
+        await env.statCache.remember(dest, f.digest);
+      }
+    }
+  };
+
+  const processStage = async (name: string, ups: StageReport[]): Promise<StageReport> => {
+    if (run.signal.aborted) return { stage: name, outcome: 'skipped', durationMs: 0, reason: 'not started: run stopped' };
+    const t0 = Date.now();
+    opts.onStageStart?.(name);
+    let decision: StagePlan | undefined;
+    try {
+      const upstream = new Map(ups.map((u) => [u.stage, u.manifest!.outputsDigest] as const));
+      decision = await resolveStage(stageEnv, opts.facts, name, upstream, { force: opts.force });
+      if (decision.action === 'cached') {
+        const m = decision.stored.manifest;
+        if (decision.restore.length) await restore(m, decision.restore);
+        await finishRef(name, m);
+        const restored = decision.restore.length ? decision.restore : undefined;
+        return { stage: name, outcome: 'cached', durationMs: Date.now() - t0, key: m.key, manifest: m, restored };
+      }
+      const reason = describeReasons(decision.reasons);
+      const failed = decision.reasons.find((r) => r.type === 'fingerprint-failed');
+      if (failed || !decision.key || !decision.material) throw new StageError(`stage ${name}: ${reason || 'cannot compute its cache key'}`);
+      const spec = pipeline.stages.get(name)!;
+      const m = spec.kind === 'cmd' ? await runShell(name, decision.key, decision.material) : await runKind(name, decision.key, decision.material, ups);
+      opts.facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });
+      await finishRef(name, m);
+      return { stage: name, outcome: 'ran', durationMs: Date.now() - t0, key: m.key, manifest: m, reason };
+    } catch (error) {
+      const durationMs = Date.now() - t0;
+      const reason = decision ? describeReasons(decision.reasons) : undefined;
+      if (run.signal.aborted) return { stage: name, outcome: 'aborted', durationMs, key: decision?.key, reason, error };
+      if (!opts.keepGoing) run.abort(new StageError(`stage ${name} failed`));
+      return { stage: name, outcome: 'failed', durationMs, key: decision?.key, reason, error: asStageError(name, error) };
+    }
+  };
+
+  const reports = new Map<string, Promise<StageReport>>();
+  for (const name of opts.stages) {
+    const spec = pipeline.stages.get(name)!;
+    const needs = spec.needs.map((n) => {
+      const p = reports.get(n);
+      if (!p) throw new Error(`execute: ${name} needs ${n}, which is not scheduled before it`);
+      return p;
+    });
+    reports.set(
+      name,
+      (async () => {
+        const ups = await Promise.all(needs);
+        const bad = ups.find((u) => !OK.has(u.outcome));
+        const report = bad
+          ? { stage: name, outcome: 'skipped' as const, durationMs: 0, reason: `upstream ${bad.stage} ${bad.outcome}` }
+          : await limit(() => processStage(name, ups));
+        opts.onStageDone?.(report);
+        return report;
+      })(),
+    );
+  }
+  try {
+    return await Promise.all(opts.stages.map((n) => reports.get(n)!));
+  } finally {
+    opts.signal.removeEventListener('abort', stopRun);
+    if (pools) await (await pools).destroy();
+  }
+}
+
+function asStageError(stage: string, err: unknown): unknown {
+  if (err instanceof StageError || err instanceof AbortedError) return err;
+  const message = errorMessage(err);
+  return new StageError(message.includes(stage) ? message : `stage ${stage}: ${message}`, { cause: err });
+}
+
+function manifestOf(
+  stage: string,
+  kind: string,
+  key: string,
+  material: KeyMaterial,
+  params: Record<string, unknown>,
+  entries: string[],
+  tree: { files: Manifest['files']; dirs: string[] },
+  started: number,
+  runId: string,
+): Manifest {
+  return {
+    format: MANIFEST_FORMAT,
+    key,
+    stage,
+    kind,
+    material,
+    params,
+    entries,
+    dirs: tree.dirs,
+    files: tree.files,
+    outputsDigest: outputsDigestOf(tree.files),
+    createdAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+    runId,
+  };
+}

@@ -1,0 +1,163 @@
+// The store lock: one writer at a time. proper-lockfile's lock directory (kept fresh by mtime
+// updates, so a frozen or vanished holder goes stale) plus a JSON holder file saying who holds it,
+// so a waiter can print it, and can break at once a lock whose holder died on this host.
+import { readFile, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { AbortedError, LockError } from './errors.js';
+import { isErrno, isSyntaxError, writeFileAtomic } from './fs-tree.js';
+
+export interface LockHolder {
+  pid: number;
+  command: string;
+  startedAt: string;
+  hostname: string;
+  /** Inode of the lock directory this holder created: a holder file describes only that directory. */
+  lockIno: number;
+}
+
+export interface StoreLock {
+  readonly holder: LockHolder;
+  /** Aborted if the lock was lost (its directory removed or taken over as stale). */
+  readonly lost: AbortSignal;
+  release(): Promise<void>;
+}
+
+export interface AcquireOptions {
+  /** Give up after this long (0: fail at once if held). */
+  timeoutMs: number;
+  /** Shown to waiters, e.g. `pipeline run train`. */
+  command: string;
+  signal?: AbortSignal;
+  /** Called once when we start waiting, with whoever holds the lock. */
+  onWait?(holder: LockHolder | undefined): void;
+  /** Called when a lock left by a dead process is broken. */
+  onBreak?(holder: LockHolder): void;
+  pollMs?: number;
+  /** A lock directory not refreshed for this long is stale (proper-lockfile). */
+  staleMs?: number;
+}
+
+export function lockPaths(storeDir: string): { dir: string; holder: string } {
+  return { dir: join(storeDir, 'lock'), holder: join(storeDir, 'lock.json') };
+}
+
+export async function readLockHolder(storeDir: string): Promise<LockHolder | undefined> {
+  try {
+    return JSON.parse(await readFile(lockPaths(storeDir).holder, 'utf8')) as LockHolder;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isSyntaxError(err)) return undefined;
+    throw err;
+  }
+}
+
+export function describeHolder(h: LockHolder | undefined): string {
+  if (!h) return 'another process (no holder record yet)';
+  const host = h.hostname === hostname() ? '' : ` on ${h.hostname}`;
+  return `pid ${h.pid}${host} (${h.command}) since ${h.startedAt}`;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return isErrno(err, 'EPERM');
+  }
+}
+
+async function lockDirIno(dir: string): Promise<number | undefined> {
+  try {
+    return (await stat(dir)).ino;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  }
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new AbortedError());
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new AbortedError());
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export async function acquireStoreLock(storeDir: string, options: AcquireOptions): Promise<StoreLock> {
+  const { lock } = await import('proper-lockfile');
+  const paths = lockPaths(storeDir);
+  const staleMs = options.staleMs ?? 20_000;
+  const deadline = Date.now() + options.timeoutMs;
+  const lost = new AbortController();
+  let announced = false;
+
+  for (;;) {
+    if (options.signal?.aborted) throw new AbortedError();
+    const holder = await readLockHolder(storeDir);
+    const ino = await lockDirIno(paths.dir);
+    const holderOwnsDir = holder !== undefined && ino !== undefined && holder.lockIno === ino;
+    const sameHost = holder?.hostname === hostname();
+
+    // A holder on this host whose pid is gone: break its lock now instead of waiting for staleness.
+    if (holderOwnsDir && sameHost && holder.pid !== process.pid && !pidAlive(holder.pid)) {
+      await rm(paths.dir, { recursive: true, force: true });
+      await rm(paths.holder, { force: true });
+      options.onBreak?.(holder);
+      continue;
+    }
+    // A live holder on this host is never treated as stale, even if its event loop was busy for long.
+    const liveHere = holderOwnsDir && sameHost && pidAlive(holder.pid);
+    if (!liveHere) {
+      try {
+        const releaseDir = await lock(storeDir, {
+          lockfilePath: paths.dir,
+          realpath: false,
+          stale: staleMs,
+          retries: 0,
+          onCompromised: (err) => lost.abort(new LockError(`lost the store lock: ${err.message}`)),
+        });
+        const me: LockHolder = {
+          pid: process.pid,
+          command: options.command,
+          startedAt: new Date().toISOString(),
+          hostname: hostname(),
+          lockIno: (await stat(paths.dir)).ino,
+        };
+        await writeFileAtomic(paths.holder, JSON.stringify(me, null, 2) + '\n');
+        return {
+          holder: me,
+          lost: lost.signal,
+          async release() {
+            const current = await readLockHolder(storeDir);
+            if (current?.pid === me.pid && current.lockIno === me.lockIno) await rm(paths.holder, { force: true });
+            try {
+              await releaseDir();
+            } catch (err) {
+              if (!isErrno(err, 'ERELEASED', 'ENOENT')) throw err;
+            }
+          },
+        };
+      } catch (err) {
+        if (!isErrno(err, 'ELOCKED')) throw err;
+      }
+    }
+    const now = Date.now();
+    if (now >= deadline) {
+      throw new LockError(
+        `the store ${storeDir} is locked by ${describeHolder(holder)}; gave up after ${Math.round(options.timeoutMs / 1000)}s (--lock-timeout)`,
+      );
+    }
+    if (!announced) {
+      announced = true;
+      options.onWait?.(holder);
+    }
+    await delay(Math.min(options.pollMs ?? 100, deadline - now), options.signal);
+  }
+}

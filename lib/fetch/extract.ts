@@ -1,0 +1,311 @@
+// Safe unpacking of .tar / .tar.gz / .tgz (the `tar` package) and .zip (`yauzl`). Every entry is
+// checked before anything is written: `..` segments, absolute paths, paths through a symlink the
+// archive created, and links whose target would leave the output directory are each rejected
+// with a StageError naming the entry (the whole extraction stops; the stage commits nothing).
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rm, stat, symlink } from 'node:fs/promises';
+import { basename, dirname, join, posix } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import * as tar from 'tar';
+import yauzl from 'yauzl';
+import { AbortedError, StageError } from '../../engine/errors.js';
+
+export type ArchiveFormat = 'tar' | 'tar.gz' | 'zip';
+
+export interface ExtractOptions {
+  /** Name used in error messages (default: the file's base name). */
+  label?: string;
+  signal?: AbortSignal;
+  /** Archive bytes consumed so far, of `total`. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ExtractStats {
+  /** Regular files, hard links included. */
+  files: number;
+  dirs: number;
+  symlinks: number;
+}
+
+/** The archive format a file name announces (`extract: auto`), or null. */
+export function archiveFormatFromName(name: string): ArchiveFormat | null {
+  const lower = name.toLowerCase();
+  if (lower.endsWith('.tar.gz') || lower.endsWith('.tgz')) return 'tar.gz';
+  if (lower.endsWith('.tar')) return 'tar';
+  if (lower.endsWith('.zip')) return 'zip';
+  return null;
+}
+
+/** The archive format from a file's first bytes (for `extract: true` on an unhelpful name), or null. */
+export async function sniffArchiveFormat(path: string): Promise<ArchiveFormat | null> {
+  const file = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(512);
+    const { bytesRead } = await file.read(head, 0, head.length, 0);
+    if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'tar.gz';
+    if (bytesRead >= 4 && head.readUInt32LE(0) === 0x04034b50) return 'zip';
+    if (bytesRead >= 4 && head.readUInt32LE(0) === 0x06054b50) return 'zip'; // empty zip
+    if (bytesRead === 512 && head.subarray(257, 262).toString('latin1') === 'ustar') return 'tar';
+    return null;
+  } finally {
+    await file.close();
+  }
+}
+
+export async function extractArchive(file: string, format: ArchiveFormat, dest: string, options: ExtractOptions = {}): Promise<ExtractStats> {
+  const label = options.label ?? basename(file);
+  if (options.signal?.aborted) throw new AbortedError('fetch interrupted');
+  await mkdir(dest, { recursive: true });
+  const guard = new EntryGuard(label);
+  return format === 'zip' ? extractZip(file, dest, guard, label, options) : extractTar(file, dest, guard, label, options);
+}
+
+/**
+ * Validates entry paths and link targets against everything the archive created so far. Link
+ * targets may only climb with leading `..` from the link's own directory (which holds no
+ * symlinks, since no entry may pass through one), so lexical resolution is the real one.
+ */
+class EntryGuard {
+  private readonly symlinks = new Set<string>();
+
+  constructor(readonly archive: string) {}
+
+  /** The entry's normalized relative path ('' for the root), or a StageError. */
+  path(name: string): string {
+    if (name.includes('\0')) this.reject(name, 'NUL byte in path');
+    if (/^([A-Za-z]:)?[\\/]/.test(name) || /^[A-Za-z]:/.test(name)) this.reject(name, 'absolute path');
+    if (name.split(/[\\/]/).includes('..')) this.reject(name, "path contains '..'");
+    const normalized = posix.normalize(name).replace(/\/+$/, '');
+    const rel = normalized === '.' ? '' : normalized.replace(/^\.\//, '');
+    const through = this.symlinkPrefix(rel, false);
+    if (through !== null) this.reject(name, `path goes through the archive's symlink "${through}"`);
+    return rel;
+  }
+
+  symlink(name: string, rel: string, target: string): void {
+    if (target === '' || target.includes('\0')) this.reject(name, 'empty or invalid symlink target');
+    if (/^([A-Za-z]:)?[\\/]/.test(target)) this.reject(name, `symlink to absolute path "${target}"`);
+    const parts = target.split(/[\\/]/).filter((p) => p !== '' && p !== '.');
+    const ups = parts.findIndex((p) => p !== '..');
+    const climb = ups === -1 ? parts.length : ups;
+    if (parts.slice(climb).includes('..')) this.reject(name, `symlink target "${target}" has '..' after a name`);
+    const depth = rel.split('/').length - 1;
+    if (climb > depth) this.reject(name, `symlink target "${target}" points outside the output`);
+    this.symlinks.add(rel);
+  }
+
+  hardlink(name: string, target: string): string {
+    if (/^([A-Za-z]:)?[\\/]/.test(target)) this.reject(name, `hard link to absolute path "${target}"`);
+    if (target.split(/[\\/]/).includes('..')) this.reject(name, `hard link target "${target}" points outside the output`);
+    const rel = posix.normalize(target).replace(/^\.\//, '');
+    // A hard link to a symlink would re-resolve its relative target from a different directory.
+    const through = this.symlinkPrefix(rel, true);
+    if (through !== null) this.reject(name, `hard link target "${target}" goes through the archive's symlink "${through}"`);
+    return rel;
+  }
+
+  /** The first symlink among rel's ancestors (and rel itself when `self`), or null. */
+  private symlinkPrefix(rel: string, self: boolean): string | null {
+    if (this.symlinks.size === 0 || rel === '') return null;
+    const parts = rel.split('/');
+    for (let i = 1; i <= parts.length - (self ? 0 : 1); i++) {
+      const prefix = parts.slice(0, i).join('/');
+      if (this.symlinks.has(prefix)) return prefix;
+    }
+    return null;
+  }
+
+  private reject(name: string, why: string): never {
+    throw new StageError(`unsafe entry "${name}" in ${this.archive}: ${why}`);
+  }
+}
+
+// ---- tar -------------------------------------------------------------------------------------
+
+function extractTar(file: string, dest: string, guard: EntryGuard, label: string, options: ExtractOptions): Promise<ExtractStats> {
+  const stats: ExtractStats = { files: 0, dirs: 0, symlinks: 0 };
+  return new Promise<ExtractStats>((resolve, reject) => {
+    let settled = false;
+    const input = createReadStream(file, { highWaterMark: 1 << 20 });
+    const unpack = new tar.Unpack({
+      cwd: dest,
+      // Every warning (bad checksum, truncated data, an entry tar itself refuses) is an error here.
+      strict: true,
+      preservePaths: false,
+      // Outputs are content-addressed: archive mtimes carry nothing and cost a syscall per file.
+      noMtime: true,
+      filter: (_path, entry) => {
+        try {
+          return admitTarEntry(entry as tar.ReadEntry, guard, stats);
+        } catch (err) {
+          fail(err as Error);
+          return false;
+        }
+      },
+    });
+
+    const onAbort = (): void => fail(new AbortedError('fetch interrupted'));
+    const finish = (): void => {
+      settled = true;
+      options.signal?.removeEventListener('abort', onAbort);
+    };
+    const fail = (err: Error): void => {
+      if (settled) return;
+      finish();
+      input.destroy();
+      unpack.abort(err);
+      reject(err);
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    let total = 0;
+    let done = 0;
+    stat(file).then((s) => (total = s.size), () => {});
+    input.on('data', (chunk) => {
+      done += chunk.length;
+      options.onProgress?.(done, total);
+    });
+    input.on('error', (err) => fail(new StageError(`reading ${label}: ${err.message}`, { cause: err })));
+    unpack.on('error', (err: Error & { entry?: { path?: string } }) => fail(tarError(err, label)));
+    unpack.on('close', () => {
+      if (settled) return;
+      finish();
+      resolve(stats);
+    });
+    input.pipe(unpack);
+  });
+}
+
+/** Checks one tar entry; true to extract it. Throws a StageError for an unsafe one. */
+function admitTarEntry(entry: tar.ReadEntry, guard: EntryGuard, stats: ExtractStats): boolean {
+  const rel = guard.path(entry.path);
+  switch (entry.type) {
+    case 'Directory':
+    case 'GNUDumpDir':
+      stats.dirs++;
+      return true;
+    case 'File':
+    case 'OldFile':
+    case 'ContiguousFile':
+      stats.files++;
+      return true;
+    case 'SymbolicLink':
+      guard.symlink(entry.path, rel, entry.linkpath ?? '');
+      stats.symlinks++;
+      return true;
+    case 'Link':
+      guard.hardlink(entry.path, entry.linkpath ?? '');
+      stats.files++;
+      return true;
+    default:
+      throw new StageError(`unsupported entry "${entry.path}" in ${guard.archive}: type ${entry.type}`);
+  }
+}
+
+const DAMAGED_ARCHIVE = new Set(['TAR_BAD_ARCHIVE', 'TAR_ABORT', 'TAR_ENTRY_INVALID']);
+
+function tarError(err: Error & { entry?: { path?: string }; tarCode?: string }, label: string): Error {
+  if (err instanceof StageError || err instanceof AbortedError) return err;
+  const entry = err.entry?.path;
+  const message = err.message.replace(/^TAR_[A-Z_]+: /, '');
+  if (!entry || DAMAGED_ARCHIVE.has(err.tarCode ?? '')) {
+    return new StageError(`${label} is corrupt or truncated${entry ? ` (at "${entry}")` : ''}: ${message}`, { cause: err });
+  }
+  return new StageError(`cannot extract "${entry}" from ${label}: ${message}`, { cause: err });
+}
+
+// ---- zip -------------------------------------------------------------------------------------
+
+const S_IFMT = 0o170000;
+const S_IFLNK = 0o120000;
+const S_IFDIR = 0o040000;
+const MADE_BY_UNIX = 3;
+
+async function extractZip(file: string, dest: string, guard: EntryGuard, label: string, options: ExtractOptions): Promise<ExtractStats> {
+  const stats: ExtractStats = { files: 0, dirs: 0, symlinks: 0 };
+  let zip: yauzl.ZipFile;
+  try {
+    // decodeStrings off: names are decoded and checked here, so the error names the entry.
+    zip = await yauzl.openPromise(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true });
+  } catch (err) {
+    throw new StageError(`${label} is corrupt or truncated: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    let done = 0;
+    for await (const entry of zip.eachEntry()) {
+      if (options.signal?.aborted) throw new AbortedError('fetch interrupted');
+      await extractZipEntry(zip, entry, dest, guard, stats, options.signal).catch((err: unknown) => {
+        throw zipEntryError(err, entry, label);
+      });
+      done += entry.compressedSize;
+      options.onProgress?.(done, zip.fileSize);
+    }
+  } catch (err) {
+    if (options.signal?.aborted) throw new AbortedError('fetch interrupted');
+    if (err instanceof StageError || err instanceof AbortedError) throw err;
+    throw new StageError(`${label} is corrupt or truncated: ${(err as Error).message}`, { cause: err });
+  } finally {
+    zip.close();
+  }
+  return stats;
+}
+
+async function extractZipEntry(
+  zip: yauzl.ZipFile,
+  entry: yauzl.Entry,
+  dest: string,
+  guard: EntryGuard,
+  stats: ExtractStats,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false);
+  const rel = guard.path(name);
+  const unixMode = entry.versionMadeBy >> 8 === MADE_BY_UNIX ? entry.externalFileAttributes >>> 16 : 0;
+  const target = join(dest, rel);
+
+  if (name.endsWith('/') || (unixMode & S_IFMT) === S_IFDIR) {
+    await mkdir(target, { recursive: true });
+    stats.dirs++;
+    return;
+  }
+  if (rel === '') throw new StageError(`unsafe entry "${name}" in ${guard.archive}: names the output directory itself`);
+  await mkdir(dirname(target), { recursive: true });
+  // Never write through whatever is already at the path (e.g. a symlink from an earlier entry).
+  await rm(target, { force: true });
+  const stream = await zip.openReadStreamPromise(entry);
+
+  if ((unixMode & S_IFMT) === S_IFLNK) {
+    const linkTarget = (await readSmall(stream, 4096)).toString('utf8');
+    guard.symlink(name, rel, linkTarget);
+    await symlink(linkTarget, target);
+    stats.symlinks++;
+    return;
+  }
+  const executable = (unixMode & 0o111) !== 0;
+  await pipeline(stream, createWriteStream(target, { flags: 'wx', mode: executable ? 0o755 : 0o644 }), { signal });
+  stats.files++;
+}
+
+/** Local I/O failures name the entry; anything else means the archive itself is damaged. */
+function zipEntryError(err: unknown, entry: yauzl.Entry, label: string): Error {
+  if (err instanceof StageError || err instanceof AbortedError) return err;
+  const name = entry.fileNameRaw.toString('utf8');
+  const message = err instanceof Error ? err.message : String(err);
+  if ((err as NodeJS.ErrnoException).syscall) return new StageError(`cannot extract "${name}" from ${label}: ${message}`, { cause: err });
+  return new StageError(`${label} is corrupt or truncated (entry "${name}"): ${message}`, { cause: err });
+}
+
+async function readSmall(stream: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      stream.destroy();
+      throw new StageError(`symlink target longer than ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,114 @@
+// Training and evaluation data as flat typed arrays, turned into tensors one batch at a time so
+// a 40,000-image set (~490 MB of float32) is never held twice or uploaded whole.
+import * as tf from '@tensorflow/tfjs';
+import type { NdArray } from '../npy.js';
+
+/** normalize's `normalization.json`: how uint8 pixels become model input. */
+export interface Normalization {
+  method: 'scale' | 'standardize';
+  /** Multiplier applied first (1/255 for the notebook's scaling). */
+  scale: number;
+  /** Per channel, in the scaled domain: input = (pixel·scale − mean[c]) / std[c] (standardize only). */
+  mean?: number[];
+  std?: number[];
+}
+
+/** A 256-entry lookup table per channel: uint8 pixel value → model input value. */
+export function pixelTable(norm: Normalization, channels: number): Float32Array {
+  const table = new Float32Array(channels * 256);
+  // normalize computes pixel / 255, not pixel · (1/255); in float64 (before standardizing) the two can differ, and
+  // augmented copies should become exactly the inputs normalize would have produced.
+  const divisor = Math.round(1 / norm.scale);
+  const scaled = (v: number) => (divisor > 0 && 1 / divisor === norm.scale ? v / divisor : v * norm.scale);
+  for (let c = 0; c < channels; c++) {
+    const mean = norm.method === 'standardize' ? (norm.mean?.[c] ?? 0) : 0;
+    const std = norm.method === 'standardize' ? (norm.std?.[c] ?? 1) : 1;
+    for (let v = 0; v < 256; v++) table[c * 256 + v] = (scaled(v) - mean) / std;
+  }
+  return table;
+}
+
+/** Rows of a dataset: inputs [N, ...sample] (float32 or uint8 + a pixel table) and targets [N, K]. */
+export interface Rows {
+  count: number;
+  sampleShape: number[];
+  classes: number;
+  /** Gathers `rows` (in that order) into an input batch tensor and a target batch tensor. */
+  batch(rows: ArrayLike<number>): { x: tf.Tensor; y: tf.Tensor };
+  /** The input batch alone, for prediction. */
+  inputs(rows: ArrayLike<number>): tf.Tensor;
+}
+
+function gatherTargets(y: Float32Array, k: number, rows: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(rows.length * k);
+  for (let i = 0; i < rows.length; i++) out.set(y.subarray(rows[i]! * k, rows[i]! * k + k), i * k);
+  return out;
+}
+
+export function checkRows(x: NdArray, y: NdArray, what: string): void {
+  if (y.shape.length !== 2) throw new Error(`${what}: labels must be one-hot [N, K], got [${y.shape}]`);
+  if (x.shape[0] !== y.shape[0]) throw new Error(`${what}: ${x.shape[0]} inputs but ${y.shape[0]} labels`);
+}
+
+/** Float inputs as normalize wrote them (train_x, val_x, test_x). */
+export function floatRows(x: NdArray, y: NdArray, what: string): Rows {
+  if (x.dtype !== 'float32') throw new Error(`${what}: expected float32 inputs, got ${x.dtype}`);
+  checkRows(x, y, what);
+  const xs = x.data as Float32Array;
+  const ys = y.data as Float32Array;
+  const sampleShape = x.shape.slice(1);
+  const size = sampleShape.reduce((a, b) => a * b, 1);
+  const k = y.shape[1]!;
+  const inputs = (rows: ArrayLike<number>) => {
+    // A fresh array per batch: some backends keep a reference to the array a tensor was made from.
+    const out = new Float32Array(rows.length * size);
+    for (let i = 0; i < rows.length; i++) out.set(xs.subarray(rows[i]! * size, rows[i]! * size + size), i * size);
+    return tf.tensor(out, [rows.length, ...sampleShape]);
+  };
+  return {
+    count: x.shape[0]!,
+    sampleShape,
+    classes: k,
+    inputs,
+    batch: (rows) => ({ x: inputs(rows), y: tf.tensor2d(gatherTargets(ys, k, rows), [rows.length, k]) }),
+  };
+}
+
+/** uint8 images (augment's copies) converted to model input per batch through `table`. */
+export function uint8Rows(x: NdArray, y: NdArray, table: Float32Array, what: string): Rows {
+  if (x.dtype !== 'uint8') throw new Error(`${what}: expected uint8 images, got ${x.dtype}`);
+  checkRows(x, y, what);
+  const xs = x.data as Uint8Array;
+  const ys = y.data as Float32Array;
+  const sampleShape = x.shape.slice(1);
+  const size = sampleShape.reduce((a, b) => a * b, 1);
+  const channels = sampleShape[sampleShape.length - 1]!;
+  if (table.length !== channels * 256) throw new Error(`${what}: normalization has ${table.length / 256} channels, images have ${channels}`);
+  const k = y.shape[1]!;
+  const inputs = (rows: ArrayLike<number>) => {
+    const out = new Float32Array(rows.length * size);
+    for (let i = 0; i < rows.length; i++) {
+      const src = rows[i]! * size;
+      const dst = i * size;
+      for (let j = 0; j < size; j++) out[dst + j] = table[(j % channels) * 256 + xs[src + j]!]!;
+    }
+    return tf.tensor(out, [rows.length, ...sampleShape]);
+  };
+  return {
+    count: x.shape[0]!,
+    sampleShape,
+    classes: k,
+    inputs,
+    batch: (rows) => ({ x: inputs(rows), y: tf.tensor2d(gatherTargets(ys, k, rows), [rows.length, k]) }),
+  };
+}
+
+/** 0..n-1 in blocks of `size` (prediction batches, in order). */
+export function* sequentialBatches(n: number, size: number): Generator<Int32Array> {
+  for (let start = 0; start < n; start += size) {
+    const end = Math.min(n, start + size);
+    const rows = new Int32Array(end - start);
+    for (let i = 0; i < rows.length; i++) rows[i] = start + i;
+    yield rows;
+  }
+}

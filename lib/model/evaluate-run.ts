@@ -1,0 +1,77 @@
+// The evaluate stage's work (loaded only when an evaluate stage runs: it pulls in TensorFlow.js).
+import { type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
+import { PipelineError, StageError } from '../../engine/errors.js';
+import { initBackend } from '../tf/backend.js';
+import { floatRows } from './data.js';
+import { loadModel } from './io.js';
+import {
+  confusionMatrix,
+  formatClassTable,
+  macroAverage,
+  mostConfidentMistakes,
+  perClassMetrics,
+  predictedLabels,
+} from './metrics.js';
+import { labelsOf, lossAndAccuracy, predictRows } from './predict.js';
+import type { EvaluateParams } from '../../stages/evaluate.js';
+
+function trainInput(ctx: StageContext<EvaluateParams>): UpstreamArtifacts {
+  if (ctx.params.model) return ctx.inputs.stage(ctx.params.model);
+  return ctx.inputs.oneOfKind('train');
+}
+
+export async function runEvaluate(ctx: StageContext<EvaluateParams>): Promise<void> {
+  const p = ctx.params;
+  const backend = await initBackend(p.backend);
+  const trained = trainInput(ctx);
+  const norm = ctx.inputs.oneOfKind('normalize');
+  const classes = await norm.readJson<string[]>('classes.json');
+  const y = await norm.readTensor('test_y.npy');
+  const rows = floatRows(await norm.readTensor('test_x.npy'), y, `${norm.stage}/test_x.npy`);
+  if (rows.classes !== classes.length) throw new StageError(`${norm.stage}: ${classes.length} classes but test_y has ${rows.classes} columns`);
+
+  const model = await loadModel(trained.path('model'));
+  try {
+    ctx.progress.start(`evaluate ${trained.stage}`, rows.count, 'img');
+    const probs = await predictRows(model, rows, p.batch_size, {
+      signal: ctx.signal,
+      onBatch: (done) => ctx.progress.update(done),
+    });
+    ctx.progress.done();
+    const targets = y.data as Float32Array;
+    const k = rows.classes;
+    const { loss, accuracy } = lossAndAccuracy(probs, targets, k);
+    const labels = labelsOf(targets, k);
+    const predicted = predictedLabels(probs, k);
+    const matrix = confusionMatrix(labels, predicted, k);
+    const perClass = perClassMetrics(matrix, classes);
+    const mistakes = mostConfidentMistakes(probs, labels, k, classes, p.top_mistakes);
+
+    await ctx.out.json('metrics.json', {
+      model_stage: trained.stage,
+      backend: backend.name,
+      versions: backend.versions,
+      count: rows.count,
+      test_loss: loss,
+      test_accuracy: accuracy,
+      classes,
+      per_class: perClass,
+      macro_avg: macroAverage(perClass),
+      confusion_matrix: matrix,
+      most_confident_mistakes: mistakes,
+    });
+
+    ctx.log.info(`${trained.stage} on ${rows.count} test images: Test score ${loss.toFixed(4)}, Test accuracy ${accuracy.toFixed(4)}`);
+    for (const line of formatClassTable(perClass)) ctx.log.info(line);
+    if (mistakes.length) {
+      const top = mistakes.slice(0, 5).map((m) => `#${m.index} ${m.true_class}→${m.predicted_class} (${m.confidence.toFixed(3)})`);
+      ctx.log.info(`most confident mistakes: ${top.join(', ')}`);
+    }
+  } catch (err) {
+    if (err instanceof PipelineError) throw err;
+    throw new StageError(`evaluate ${ctx.stage}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    model.dispose();
+  }
+}
+

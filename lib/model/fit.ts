@@ -1,0 +1,137 @@
+// The training loop: seeded shuffle per epoch, one pass over the training rows per epoch, Keras
+// verbose=1-like progress (bar with ETA, running loss/acc; val loss/acc at the end of each epoch),
+// per-epoch history, and a checkpoint after every epoch.
+import * as tf from '@tensorflow/tfjs';
+import type { Logger, ProgressReporter } from '../../engine/contract.js';
+import { AbortedError } from '../../engine/errors.js';
+import { clearDropoutSeeds, reseedDropout } from './build.js';
+import type { EpochLogs, LoopState } from './checkpoint.js';
+import type { Rows } from './data.js';
+import type { KerasOptimizer } from './optimizers.js';
+import { lossAndAccuracy, predictRows, yieldToEventLoop } from './predict.js';
+import { Rng } from './rng.js';
+import { learningRate, type LrScheduleSpec } from './schedule.js';
+
+export interface EpochEndEvent {
+  /** Stage instance name. */
+  stage: string;
+  logs: EpochLogs;
+  /** Loop state after this epoch (already checkpointed). */
+  state: LoopState;
+}
+
+type EpochEndListener = (event: EpochEndEvent) => void;
+const epochEndListeners = new Set<EpochEndListener>();
+
+/**
+ * Subscribes to "epoch finished and checkpointed" events of every training loop in this process
+ * (tests use it to interrupt a run at a known point). Returns the unsubscribe function.
+ */
+export function onEpochEnd(listener: EpochEndListener): () => void {
+  epochEndListeners.add(listener);
+  return () => epochEndListeners.delete(listener);
+}
+
+export interface FitOptions {
+  stage: string;
+  model: tf.LayersModel;
+  optimizer: KerasOptimizer;
+  /** Training rows for epoch `epoch` (0-based): e.g. a different augmented copy per epoch. */
+  trainRows(epoch: number): Promise<Rows>;
+  val?: { rows: Rows; targets: Float32Array };
+  epochs: number;
+  batchSize: number;
+  baseLr: number;
+  schedule: LrScheduleSpec;
+  /** Where to start: a fresh state or one restored from a checkpoint. */
+  state: LoopState;
+  /** Persists the state after an epoch (model + optimizer + loop state). */
+  checkpoint(state: LoopState): Promise<void>;
+  signal: AbortSignal;
+  progress: ProgressReporter;
+  log: Logger;
+}
+
+/** Keras' progress-bar ETA format. */
+export function formatEta(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s >= 3600) return `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+  if (s >= 60) return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+  return `${s}s`;
+}
+
+const f4 = (v: number) => v.toFixed(4);
+
+export function formatLogs(logs: EpochLogs): string {
+  let text = `${Math.round(logs.seconds)}s - loss: ${f4(logs.loss)} - acc: ${f4(logs.acc)}`;
+  if (logs.val_loss !== undefined) text += ` - val_loss: ${f4(logs.val_loss)} - val_acc: ${f4(logs.val_acc!)}`;
+  return text;
+}
+
+function checkAborted(signal: AbortSignal, where: string): void {
+  if (signal.aborted) throw new AbortedError(`training interrupted ${where}; a rerun resumes from the last checkpoint`);
+}
+
+/** Runs epochs `state.epoch` … `epochs − 1`; returns the final loop state. */
+export async function fit(o: FitOptions): Promise<LoopState> {
+  let state = o.state;
+  const rng = Rng.fromState(state.rng);
+  const nextSeed = () => rng.nextUint32();
+  try {
+    for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
+      checkAborted(o.signal, `before epoch ${epoch + 1}`);
+      const rows = await o.trainRows(epoch);
+      const n = rows.count;
+      const steps = Math.ceil(n / o.batchSize);
+      const order = rng.permutation(n);
+      const label = `Epoch ${epoch + 1}/${o.epochs}`;
+      o.progress.start(label, n, 'img');
+      const started = performance.now();
+      let seen = 0;
+      let lossSum = 0;
+      let accSum = 0;
+      let firstLr = o.baseLr;
+      for (let step = 0; step < steps; step++) {
+        checkAborted(o.signal, `in epoch ${epoch + 1}`);
+        const batch = order.subarray(step * o.batchSize, Math.min(n, (step + 1) * o.batchSize));
+        const lr = learningRate(o.schedule, o.baseLr, { epoch, step, stepsPerEpoch: steps, epochs: o.epochs });
+        if (step === 0) firstLr = lr;
+        o.optimizer.learningRate = lr;
+        reseedDropout(o.model, nextSeed);
+        const { x, y } = rows.batch(batch);
+        let result: number | number[];
+        try {
+          result = await o.model.trainOnBatch(x, y);
+        } finally {
+          tf.dispose([x, y]);
+        }
+        const [loss, acc] = Array.isArray(result) ? result : [result, NaN];
+        if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at epoch ${epoch + 1}, step ${step + 1}`);
+        seen += batch.length;
+        lossSum += loss! * batch.length;
+        accSum += acc! * batch.length;
+        const elapsed = (performance.now() - started) / 1000;
+        const eta = (elapsed / seen) * (n - seen);
+        o.progress.tick(batch.length, `ETA: ${formatEta(eta)} - loss: ${f4(lossSum / seen)} - acc: ${f4(accSum / seen)}`);
+        await yieldToEventLoop();
+      }
+      const logs: EpochLogs = { epoch: epoch + 1, loss: lossSum / seen, acc: accSum / seen, lr: firstLr, seconds: 0 };
+      if (o.val && o.val.rows.count > 0) {
+        const probs = await predictRows(o.model, o.val.rows, o.batchSize, { signal: o.signal });
+        const { loss, accuracy } = lossAndAccuracy(probs, o.val.targets, o.val.rows.classes);
+        logs.val_loss = loss;
+        logs.val_acc = accuracy;
+      }
+      logs.seconds = (performance.now() - started) / 1000;
+      state = { epoch: epoch + 1, history: [...state.history, logs], rng: rng.state() };
+      clearDropoutSeeds(o.model);
+      await o.checkpoint(state);
+      o.progress.done(formatLogs(logs));
+      o.log.info(`${label} - ${formatLogs(logs)}`);
+      for (const listener of epochEndListeners) listener({ stage: o.stage, logs, state });
+    }
+  } finally {
+    clearDropoutSeeds(o.model);
+  }
+  return state;
+}

@@ -1,0 +1,148 @@
+// One replica of DataParallelTrainer (see data-parallel.ts): its own wasm backend, model and
+// optimizer. Per step: gradient of its shard -> its exchange slot -> barrier -> the weighted mean
+// of all slots, summed in the same order by every replica (so all apply bit-identical updates).
+import { parentPort } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from './backend.js';
+import { createOptimizer, type InitMessage, type Reply, type Request } from './data-parallel.js';
+
+if (parentPort === null) throw new Error('data-parallel-worker must run in a worker thread');
+const port = parentPort;
+
+interface Replica {
+  init: InitMessage;
+  model: tf.LayersModel;
+  optimizer: tf.Optimizer;
+  trainable: tf.Variable[];
+  nonTrainable: tf.Variable[];
+  /** Float offset of each trainable gradient / non-trainable weight inside a slot. */
+  offsets: number[];
+  slotFloats: number;
+  slots: Float32Array[];
+  barrier: Int32Array;
+}
+
+let replica: Replica | undefined;
+
+function variableOf(w: tf.LayerVariable): tf.Variable {
+  return w.read() as tf.Variable;
+}
+
+async function setUp(init: InitMessage): Promise<Replica> {
+  await initBackend('wasm');
+  const model = await tf.models.modelFromJSON({ modelTopology: JSON.parse(init.topology) as tf.io.ModelJSON['modelTopology'] });
+  model.setWeights(init.weights.map((w, i) => tf.tensor(w, model.weights[i].shape as number[])));
+  const trainable = model.trainableWeights.map(variableOf);
+  const nonTrainable = model.nonTrainableWeights.map(variableOf);
+  const offsets: number[] = [];
+  let slotFloats = 0;
+  for (const v of [...trainable, ...nonTrainable]) {
+    offsets.push(slotFloats);
+    slotFloats += v.size;
+  }
+  const slots = Array.from({ length: init.workers }, (_, i) => new Float32Array(init.exchange, i * slotFloats * 4, slotFloats));
+  return {
+    init,
+    model,
+    optimizer: createOptimizer(init.optimizer),
+    trainable,
+    nonTrainable,
+    offsets,
+    slotFloats,
+    slots,
+    barrier: new Int32Array(init.barrier),
+  };
+}
+
+/** Blocks until every replica has arrived (generation barrier on [arrived, generation]). */
+function awaitAll(barrier: Int32Array, workers: number): void {
+  const generation = Atomics.load(barrier, 1);
+  if (Atomics.add(barrier, 0, 1) + 1 === workers) {
+    Atomics.store(barrier, 0, 0);
+    Atomics.add(barrier, 1, 1);
+    Atomics.notify(barrier, 1);
+  } else {
+    while (Atomics.load(barrier, 1) === generation) Atomics.wait(barrier, 1, generation);
+  }
+}
+
+function step(r: Replica, msg: Extract<Request, { type: 'step' }>): Reply {
+  const { index, workers } = r.init;
+  const own = msg.shardRows[index];
+  const slot = r.slots[index];
+  const inputShape = r.model.inputs[0].shape.slice(1) as number[];
+  const classes = msg.y.length / Math.max(own, 1);
+  let loss = 0;
+  let accuracy = 0;
+
+  if (own > 0) {
+    const x = tf.tensor(msg.x, [own, ...inputShape]);
+    const y = tf.tensor2d(msg.y, [own, classes]);
+    let acc: tf.Scalar | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const pred = r.model.apply(x, { training: true }) as tf.Tensor;
+      acc = tf.keep(tf.mean(tf.metrics.categoricalAccuracy(y, pred)) as tf.Scalar);
+      return tf.mean(tf.metrics.categoricalCrossentropy(y, pred)) as tf.Scalar;
+    }, r.trainable);
+    loss = value.dataSync()[0];
+    accuracy = acc === undefined ? 0 : acc.dataSync()[0];
+    r.trainable.forEach((v, i) => slot.set(grads[v.name].dataSync(), r.offsets[i]));
+    tf.dispose([x, y, value, acc, ...Object.values(grads)]);
+  } else {
+    slot.fill(0, 0, r.offsets[r.trainable.length] ?? r.slotFloats);
+  }
+  r.nonTrainable.forEach((v, i) => slot.set(v.dataSync(), r.offsets[r.trainable.length + i]));
+
+  awaitAll(r.barrier, workers);
+
+  // Weighted mean over slots in slot order: identical arithmetic in every replica.
+  const weights = msg.shardRows.map((n) => n / msg.rows);
+  const mean = new Float32Array(r.slotFloats);
+  for (let w = 0; w < workers; w++) {
+    const s = r.slots[w];
+    const k = weights[w];
+    for (let j = 0; j < mean.length; j++) mean[j] += k * s[j];
+  }
+  if (msg.learningRate !== undefined) {
+    (r.optimizer as unknown as { learningRate: number }).learningRate = msg.learningRate;
+  }
+  const named: tf.NamedTensorMap = {};
+  r.trainable.forEach((v, i) => (named[v.name] = tf.tensor(mean.subarray(r.offsets[i], r.offsets[i] + v.size), v.shape)));
+  r.optimizer.applyGradients(named);
+  tf.dispose(Object.values(named));
+  r.nonTrainable.forEach((v, i) => {
+    const o = r.offsets[r.trainable.length + i];
+    v.assign(tf.tensor(mean.subarray(o, o + v.size), v.shape));
+  });
+  // Nobody may overwrite a slot for the next step before all have read this one: the main
+  // thread sends the next step only after every replica has replied, which happens below.
+  return { type: 'stepped', loss, accuracy };
+}
+
+async function handle(msg: Request): Promise<Reply> {
+  if (msg.type === 'init') {
+    replica = await setUp(msg);
+    return { type: 'ready', exchangeFloats: replica.slotFloats };
+  }
+  const r = replica;
+  if (r === undefined) throw new Error('not initialised');
+  switch (msg.type) {
+    case 'step':
+      return step(r, msg);
+    case 'getWeights':
+      return { type: 'weights', weights: r.model.getWeights().map((w) => w.dataSync() as Float32Array) };
+    case 'setWeights': {
+      const tensors = msg.weights.map((w, i) => tf.tensor(w, r.model.weights[i].shape as number[]));
+      r.model.setWeights(tensors);
+      tf.dispose(tensors);
+      return { type: 'ok' };
+    }
+  }
+}
+
+port.on('message', (msg: Request) => {
+  handle(msg).then(
+    (reply) => port.postMessage(reply),
+    (err: unknown) => port.postMessage({ type: 'error', message: err instanceof Error ? err.message : String(err) } satisfies Reply),
+  );
+});

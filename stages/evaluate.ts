@@ -1,0 +1,30 @@
+// `evaluate`: a train stage's model on normalize's test split — the notebook's "Test score" (loss)
+// and "Test accuracy", plus per-class precision/recall/F1, the confusion matrix and the most
+// confident mistakes, written to metrics.json and logged as a short table.
+// The work lives in lib/model/evaluate-run.ts, loaded on demand (it pulls in TensorFlow.js).
+import { z } from 'zod';
+import { defineStage } from '../engine/contract.js';
+import { resolveBackend } from '../lib/tf/backend.js';
+import { BackendParam } from './train.js';
+
+export const EvaluateParams = z.strictObject({
+  backend: BackendParam,
+  model: z.string().min(1).optional().describe('the train stage to evaluate (default: the single train input)'),
+  batch_size: z.int().positive().default(128),
+  top_mistakes: z.int().min(0).default(20).describe('how many most confident mistakes to list'),
+});
+export type EvaluateParams = z.output<typeof EvaluateParams>;
+
+export const evaluateStage = defineStage({
+  name: 'evaluate',
+  version: 1,
+  description: "Test loss/accuracy, per-class precision/recall/F1, confusion matrix and confident mistakes of a train stage's model",
+  params: EvaluateParams,
+  outputs: [{ name: 'metrics.json', type: 'json', description: 'test loss and accuracy, per-class metrics, confusion matrix, mistakes' }],
+  stageRefs: (params) => (params.model ? [params.model] : []),
+  async fingerprint(params) {
+    const backend = resolveBackend(params.backend);
+    return { backend: backend.name, versions: backend.versions };
+  },
+  run: async (ctx) => (await import('../lib/model/evaluate-run.js')).runEvaluate(ctx),
+});

@@ -1,0 +1,52 @@
+// `train`: fits a Keras-like layer stack on normalize's split with TensorFlow.js (any backend),
+// optionally on an augment stage's copies and/or starting from another train stage's weights.
+// Checkpoints after every epoch in ctx.resumeDir; an interrupted run resumes from the last one.
+// The work lives in lib/model/train-run.ts, loaded on demand: this module stays tf-free so that
+// reading pipeline.yaml (every command) does not pay for loading TensorFlow.js.
+import { z } from 'zod';
+import { defineStage } from '../engine/contract.js';
+import { resolveBackend } from '../lib/tf/backend.js';
+import { DEFAULT_OPTIMIZER, OptimizerSpec } from '../lib/model/optimizer-spec.js';
+import { LrScheduleSpec } from '../lib/model/schedule.js';
+import { ModelSpec } from '../lib/model/spec.js';
+
+export const BackendParam = z
+  .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
+  .default('auto')
+  .describe('tfjs backend: auto = tfjs-node where it loads, else wasm, else cpu');
+
+export const TrainParams = z.strictObject({
+  backend: BackendParam,
+  model: ModelSpec,
+  optimizer: OptimizerSpec.default(DEFAULT_OPTIMIZER).describe('rmsprop (Keras 2 rule), adam or sgd (momentum, nesterov)'),
+  lr_schedule: LrScheduleSpec.default({ type: 'constant' }).describe('constant, cosine (per step) or step (per epoch)'),
+  batch_size: z.int().positive().default(128),
+  epochs: z.int().positive().default(20),
+  seed: z.int().min(0).default(42).describe('seeds weight init, dropout masks and the per-epoch shuffle'),
+  init_from: z.string().min(1).optional().describe('a train stage whose final weights this one starts from'),
+  augmented: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("an augment stage: epoch e trains on its copy e (cycled), one pass over the training set per epoch"),
+});
+export type TrainParams = z.output<typeof TrainParams>;
+
+export const trainStage = defineStage({
+  name: 'train',
+  version: 1,
+  description: 'Train a Keras-like model with TensorFlow.js on a normalize split (optionally augmented copies / init_from)',
+  params: TrainParams,
+  outputs: [
+    { name: 'model', type: 'dir', description: 'model.json + weights.bin (tf.loadLayersModel layout)' },
+    { name: 'history.json', type: 'json', description: 'per-epoch loss, acc, val_loss, val_acc, lr, seconds' },
+    { name: 'summary.txt', type: 'file', description: "Keras-style model.summary() text" },
+    { name: 'train.json', type: 'json', description: 'backend, versions, time per epoch, final metrics' },
+  ],
+  stageRefs: (params) => [params.init_from, params.augmented].filter((s): s is string => !!s),
+  async fingerprint(params) {
+    const backend = resolveBackend(params.backend);
+    return { backend: backend.name, versions: backend.versions };
+  },
+  run: async (ctx) => (await import('../lib/model/train-run.js')).runTrain(ctx),
+});

@@ -1,0 +1,490 @@
+// The fetch stage kind over a local HTTP server and local files: download + checksum + extraction
+// of the real CIFAR-10 archive, resume with Range after a dropped or killed transfer, cache-key
+// validators, and every way an archive or a download can be bad.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { AbortedError, StageError } from '../engine/errors.js';
+import type { FingerprintEnv } from '../engine/contract.js';
+import { download } from '../lib/fetch/download.js';
+import { extractArchive } from '../lib/fetch/extract.js';
+import { fetchStage, type FetchParams, type FetchRecord } from '../stages/fetch.js';
+import { CLASSES, cifarSource, type CifarSource } from './helpers/dataset.js';
+import { TestFileServer } from './helpers/http-server.js';
+import { tarBytes, writeTar, writeZip } from './helpers/archive-builders.js';
+import { runStage } from './helpers/stage-context.js';
+
+let server: TestFileServer;
+let cifar: CifarSource;
+let cifarUrl: string;
+let cifarSize: number;
+let cifarMd5: string;
+let cifarSha256: string;
+let work: string;
+const leftovers: string[] = [];
+const tmpBefore = new Set<string>();
+
+async function digestOf(path: string, algorithm: 'md5' | 'sha256'): Promise<string> {
+  const hash = createHash(algorithm);
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function countFiles(dir: string, predicate: (rel: string) => boolean = () => true): Promise<number> {
+  let n = 0;
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile() && predicate(relative(dir, join(entry.parentPath, entry.name)))) n++;
+  }
+  return n;
+}
+
+async function fresh(name: string): Promise<string> {
+  return mkdtemp(join(work, `${name}-`));
+}
+
+async function run(params: Record<string, unknown>, options: Parameters<typeof runStage>[3] = {}) {
+  const result = await runStage(fetchStage, params, {}, { root: work, ...options });
+  leftovers.push(result.outDir);
+  if (!options.resumeDir) leftovers.push(result.resumeDir);
+  const record = JSON.parse(await readFile(join(result.outDir, 'fetch.json'), 'utf8')) as FetchRecord;
+  return { ...result, data: join(result.outDir, 'data'), record };
+}
+
+/** A served file of `size` random bytes (changeable by the test). */
+async function servedRandomFile(name: string, size: number): Promise<{ path: string; url: string }> {
+  const dir = await fresh('served');
+  const path = join(dir, name);
+  await writeFile(path, randomBytes(size));
+  return { path, url: server.serve(`/${relative(work, dir)}/${name}`, path) };
+}
+
+function env(root = work): FingerprintEnv & { digested: string[] } {
+  const digested: string[] = [];
+  return {
+    root,
+    digested,
+    digestPath: async (path: string) => {
+      digested.push(path);
+      return `digest-of:${path}`;
+    },
+    signal: new AbortController().signal,
+  };
+}
+
+/** Downloads into workDir until at least `bytes` are on disk, then aborts (a killed run); returns the partial size. */
+async function interruptedDownload(url: string, workDir: string, bytes: number): Promise<number> {
+  const controller = new AbortController();
+  const attempt = download({
+    url,
+    workDir,
+    retries: 0,
+    timeoutMs: 60_000,
+    signal: controller.signal,
+    onProgress: (done) => {
+      if (done >= bytes) controller.abort();
+    },
+  });
+  await expect(attempt).rejects.toBeInstanceOf(AbortedError);
+  const partial = (await readFile(join(workDir, 'download.part'))).length;
+  expect(partial).toBeGreaterThanOrEqual(bytes);
+  return partial;
+}
+
+beforeAll(async () => {
+  for (const name of await readdir(tmpdir())) tmpBefore.add(name);
+  work = await mkdtemp(join(tmpdir(), 'fetch-test-'));
+  server = await TestFileServer.start();
+  cifar = await cifarSource();
+  cifarUrl = server.serve('/datasets/cifar10-jpeg.tar.gz', cifar.archive);
+  cifarSize = (await readFile(cifar.archive)).length;
+  cifarMd5 = await digestOf(cifar.archive, 'md5');
+  cifarSha256 = await digestOf(cifar.archive, 'sha256');
+});
+
+afterAll(async () => {
+  await server?.close();
+  for (const dir of leftovers) await rm(dir, { recursive: true, force: true });
+  if (work) await rm(work, { recursive: true, force: true });
+  // runStage makes its own temp dirs; those of failed runs are not returned to us.
+  for (const name of await readdir(tmpdir())) {
+    if (!tmpBefore.has(name) && /^(stage|resume)-fetch-/.test(name)) await rm(join(tmpdir(), name), { recursive: true, force: true });
+  }
+});
+
+describe('fetch over http', () => {
+  test('downloads the CIFAR-10 archive, verifies its md5 and extracts it', async () => {
+    server.reset();
+    const { data, record } = await run({ url: cifarUrl, md5: cifarMd5 });
+    const perClass = cifar.real ? { train: 5000, test: 1000 } : { train: 60, test: 20 };
+    for (const split of ['train', 'test'] as const) {
+      expect((await readdir(join(data, split))).sort()).toEqual(CLASSES);
+      for (const cls of CLASSES) {
+        expect(await countFiles(join(data, split, cls), (f) => f.endsWith('.jpg'))).toBe(perClass[split]);
+      }
+    }
+    if (cifar.real) {
+      expect(await countFiles(join(data, 'train'))).toBe(50_000);
+      expect(await countFiles(join(data, 'test'))).toBe(10_000);
+    }
+    expect(record).toMatchObject({ source: cifarUrl, type: 'http', name: 'cifar10-jpeg.tar.gz', bytes: cifarSize, md5: cifarMd5, sha256: cifarSha256, archive: 'tar.gz' });
+    expect(record.files).toBe(await countFiles(data));
+    expect(record.validators?.contentLength).toBe(cifarSize);
+    expect(record.validators?.etag).toMatch(/^"/);
+    expect(server.requests.map((r) => [r.method, r.range])).toEqual([['GET', null]]);
+    expect(server.bytesSent).toBe(cifarSize);
+  });
+
+  test('a connection dropped mid-transfer is resumed with Range + If-Range', async () => {
+    server.reset();
+    const dropAt = Math.floor(cifarSize * 0.4);
+    const dropped = server.dropNextAfter(dropAt);
+    const { data, record } = await run({ url: cifarUrl, sha256: cifarSha256, extract: false });
+    await dropped;
+    const gets = server.requestsFor('GET');
+    expect(gets).toHaveLength(2);
+    expect(gets[0]).toMatchObject({ range: null, status: 200, bytesSent: dropAt });
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(gets[1]!.range ?? '')?.[1]);
+    expect(resumedAt).toBeGreaterThan(0);
+    expect(resumedAt).toBeLessThanOrEqual(dropAt);
+    expect(gets[1]).toMatchObject({ status: 206, ifRange: record.validators?.etag, bytesSent: cifarSize - resumedAt });
+    expect(server.bytesSent).toBeLessThan(2 * cifarSize);
+    expect(await digestOf(join(data, 'cifar10-jpeg.tar.gz'), 'sha256')).toBe(cifarSha256);
+    expect(record).toMatchObject({ archive: null, files: 1, bytes: cifarSize, sha256: cifarSha256 });
+  });
+
+  test('an aborted run stops promptly; the rerun completes the file', async () => {
+    server.reset();
+    const resumeDir = await fresh('resume');
+    const controller = new AbortController();
+    const stalled = server.stallNextAfter(Math.floor(cifarSize * 0.3));
+    // The timeout is far beyond jest's: only the abort can end this run in time.
+    const first = run({ url: cifarUrl, md5: cifarMd5, extract: false, timeout: 3600 }, { resumeDir, signal: controller.signal });
+    await stalled;
+    controller.abort();
+    await expect(first).rejects.toBeInstanceOf(AbortedError);
+
+    const { data } = await run({ url: cifarUrl, md5: cifarMd5, extract: false }, { resumeDir });
+    expect(await digestOf(join(data, 'cifar10-jpeg.tar.gz'), 'md5')).toBe(cifarMd5);
+    expect(server.bytesSent).toBeLessThan(2 * cifarSize);
+  });
+
+  test('a killed run leaves a partial file that the next run resumes with Range', async () => {
+    server.reset();
+    const resumeDir = await fresh('resume');
+    const partial = await interruptedDownload(cifarUrl, join(resumeDir, 'download'), Math.floor(cifarSize * 0.3));
+    server.reset();
+    const { data, record } = await run({ url: cifarUrl, md5: cifarMd5, extract: false }, { resumeDir });
+    expect(server.requestsFor('GET').map((r) => [r.range, r.ifRange, r.status])).toEqual([[`bytes=${partial}-`, record.validators?.etag, 206]]);
+    expect(server.bytesSent).toBe(cifarSize - partial);
+    expect(await digestOf(join(data, 'cifar10-jpeg.tar.gz'), 'md5')).toBe(cifarMd5);
+  });
+
+  test('the partial file of a remote that changed since is discarded (If-Range mismatch)', async () => {
+    const served = await servedRandomFile('blob.bin', 300_000);
+    const resumeDir = await fresh('resume');
+    const partial = await interruptedDownload(served.url, join(resumeDir, 'download'), 100_000);
+    await writeFile(served.path, randomBytes(250_000));
+    server.reset();
+    const { data, record } = await run({ url: served.url }, { resumeDir });
+    expect(server.requestsFor('GET')).toMatchObject([{ range: `bytes=${partial}-`, status: 200, bytesSent: 250_000 }]);
+    expect(await readFile(join(data, 'blob.bin'))).toEqual(await readFile(served.path));
+    expect(record.bytes).toBe(250_000);
+  });
+
+  test('a server without Range support restarts a dropped transfer from byte 0', async () => {
+    const plain = await TestFileServer.start({ ranges: false });
+    try {
+      const dir = await fresh('plain');
+      const file = join(dir, 'blob.bin');
+      await writeFile(file, randomBytes(200_000));
+      const url = plain.serve('/blob.bin', file);
+      void plain.dropNextAfter(50_000);
+      const { data } = await run({ url, sha256: await digestOf(file, 'sha256') });
+      expect(plain.requestsFor('GET').map((r) => r.status)).toEqual([200, 200]);
+      expect(await readFile(join(data, 'blob.bin'))).toEqual(await readFile(file));
+    } finally {
+      await plain.close();
+    }
+  });
+
+  test('a transfer that stalls past the timeout is retried and resumed', async () => {
+    const served = await servedRandomFile('slow.bin', 200_000);
+    server.reset();
+    const stalled = server.stallNextAfter(80_000);
+    const { data } = await run({ url: served.url, timeout: 0.5, retries: 0 });
+    await stalled;
+    const gets = server.requestsFor('GET');
+    expect(gets).toHaveLength(2);
+    expect(gets[1]!.range).toMatch(/^bytes=[1-9]\d*-$/);
+    expect(await readFile(join(data, 'slow.bin'))).toEqual(await readFile(served.path));
+  });
+
+  test('redirects are followed, for the download and for the validators', async () => {
+    const served = await servedRandomFile('moved.bin', 5_000);
+    const url = server.redirect('/old/moved.bin', new URL(served.url).pathname);
+    server.reset();
+    const { data, record } = await run({ url });
+    expect(await readFile(join(data, 'moved.bin'))).toEqual(await readFile(served.path));
+    expect(record.source).toBe(url);
+    expect(await fetchStage.fingerprint!(fetchStage.params.parse({ url }) as FetchParams, env())).toMatchObject({ contentLength: 5_000 });
+    expect(server.requests.map((r) => [r.method, r.status])).toEqual([['GET', 302], ['GET', 200], ['HEAD', 302], ['HEAD', 200]]);
+  });
+
+  test('a complete download left in resumeDir is reused when the checksum matches', async () => {
+    const dir = await fresh('small');
+    const archive = await writeTar(join(dir, 'small.tar.gz'), [{ path: 'a.txt', body: 'alpha' }], { gzip: true });
+    const url = server.serve('/small/small.tar.gz', archive);
+    const md5 = await digestOf(archive, 'md5');
+    const resumeDir = await fresh('resume');
+    await run({ url, md5 }, { resumeDir });
+    server.reset();
+    const { data } = await run({ url, md5 }, { resumeDir });
+    expect(server.requests).toEqual([]);
+    expect(await readFile(join(data, 'a.txt'), 'utf8')).toBe('alpha');
+  });
+
+  test('transient errors are retried with backoff; progress is reported in bytes', async () => {
+    const served = await servedRandomFile('retry.bin', 150_000);
+    server.reset();
+    server.failNext(503, 2);
+    const progress: number[] = [];
+    const result = await download({
+      url: served.url,
+      workDir: await fresh('dl'),
+      retries: 2,
+      timeoutMs: 10_000,
+      signal: new AbortController().signal,
+      backoffMs: 1,
+      onProgress: (bytes) => progress.push(bytes),
+    });
+    expect(server.requestsFor('GET').map((r) => r.status)).toEqual([503, 503, 200]);
+    expect(result.attempts).toBe(3);
+    expect(result.digests.sha256).toBe(await digestOf(served.path, 'sha256'));
+    expect(progress.at(-1)).toBe(150_000);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+  });
+
+  test('running out of retries, or a 404, is a StageError naming the URL and status', async () => {
+    const served = await servedRandomFile('gone.bin', 1000);
+    server.reset();
+    server.failNext(503, 1);
+    await expect(run({ url: served.url, retries: 0 })).rejects.toThrow(new RegExp(`download ${served.url} failed after 1 attempt\\(s\\): .*HTTP 503`));
+    server.reset();
+    const missing = served.url.replace('gone.bin', 'missing.bin');
+    const err = await run({ url: missing }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StageError);
+    expect((err as Error).message).toContain(`${missing}: HTTP 404`);
+    expect(server.requests).toHaveLength(1); // not retried
+  });
+
+  test('a checksum mismatch names expected and actual digests, and the download is discarded', async () => {
+    const served = await servedRandomFile('data.bin', 20_000);
+    const actual = await digestOf(served.path, 'md5');
+    const wrong = 'c32a1d4ab5d03f1284b67883e8d87530';
+    const resumeDir = await fresh('resume');
+    const err = await run({ url: served.url, md5: wrong.toUpperCase() }, { resumeDir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StageError);
+    expect((err as Error).message).toBe(`md5 mismatch for ${served.url}: expected ${wrong}, got ${actual}`);
+    expect(await readdir(join(resumeDir, 'download'))).toEqual([]);
+  });
+});
+
+describe('cache key', () => {
+  const params = (raw: Record<string, unknown>): FetchParams => fetchStage.params.parse(raw) as FetchParams;
+
+  test('fingerprint() reads validators with HEAD: unchanged remote → same, changed → different', async () => {
+    const served = await servedRandomFile('remote.tar.gz', 10_000);
+    server.reset();
+    const p = params({ url: served.url });
+    const first = await fetchStage.fingerprint!(p, env());
+    const again = await fetchStage.fingerprint!(p, env());
+    expect(first).toEqual(again);
+    expect(first).toMatchObject({ contentLength: 10_000, etag: expect.stringMatching(/^"/), lastModified: expect.any(String) });
+    expect(server.requests.map((r) => r.method)).toEqual(['HEAD', 'HEAD']);
+
+    await writeFile(served.path, randomBytes(10_001));
+    const changed = await fetchStage.fingerprint!(p, env());
+    expect(changed).not.toEqual(first);
+    expect(changed.contentLength).toBe(10_001);
+    expect(server.requestsFor('GET')).toEqual([]);
+  });
+
+  test('a server that refuses HEAD is asked for one byte instead', async () => {
+    const noHead = await TestFileServer.start({ head: false });
+    try {
+      const dir = await fresh('nohead');
+      await writeFile(join(dir, 'f.bin'), randomBytes(4_321));
+      const url = noHead.serve('/f.bin', join(dir, 'f.bin'));
+      const key = await fetchStage.fingerprint!(params({ url }), env());
+      expect(key).toMatchObject({ contentLength: 4_321, etag: expect.stringMatching(/^"/) });
+      expect(noHead.requests.map((r) => [r.method, r.range, r.status])).toEqual([['HEAD', null, 405], ['GET', 'bytes=0-0', 206]]);
+      expect(noHead.bytesSent).toBe(1);
+    } finally {
+      await noHead.close();
+    }
+  });
+
+  test('an unreachable remote without a checksum is a StageError suggesting one', async () => {
+    const closed = await TestFileServer.start();
+    const url = closed.url('/x.tar.gz');
+    await closed.close();
+    await expect(fetchStage.fingerprint!(params({ url, timeout: 5 }), env())).rejects.toThrow(`cannot read the validators of ${url}`);
+  });
+
+  test('with a declared checksum the key ignores the URL and needs no network', async () => {
+    server.reset();
+    const a = params({ url: 'https://mirror-a.invalid/x/cifar.tar.gz', md5: cifarMd5.toUpperCase(), retries: 1 });
+    const b = params({ url: 'https://mirror-b.invalid/y/cifar.tar.gz', md5: cifarMd5, timeout: 5 });
+    expect(await fetchStage.fingerprint!(a, env())).toEqual({});
+    expect(fetchStage.cacheParams!(a)).toEqual(fetchStage.cacheParams!(b));
+    expect(fetchStage.cacheParams!(a)).toEqual({ md5: cifarMd5, unpack: 'tar.gz' });
+    // How the file is unpacked changes the output, so it stays in the key.
+    expect(fetchStage.cacheParams!(params({ url: 'https://m.invalid/cifar.tar.gz', md5: cifarMd5, extract: false }))).not.toEqual(fetchStage.cacheParams!(a));
+    // Without a checksum the URL is the identity; retries/timeout never are.
+    expect(fetchStage.cacheParams!(params({ url: 'https://m.invalid/c.tgz', retries: 1 }))).toEqual({ url: 'https://m.invalid/c.tgz', extract: 'auto' });
+    expect(server.requests).toEqual([]);
+  });
+
+  test('local sources are keyed by their content digest through the stat cache', async () => {
+    const dir = await fresh('local');
+    await writeFile(join(dir, 'f.txt'), 'x');
+    const e = env();
+    const key = await fetchStage.fingerprint!(params({ url: `${relative(work, dir)}/f.txt` }), e);
+    expect(e.digested).toEqual([join(dir, 'f.txt')]);
+    expect(key).toEqual({ digest: `digest-of:${join(dir, 'f.txt')}` });
+    await expect(fetchStage.fingerprint!(params({ url: 'no/such/file.tar' }), env())).rejects.toThrow(`local source not found: ${join(work, 'no/such/file.tar')}`);
+  });
+
+  test('the params schema rejects unsupported URLs, malformed digests and unknown keys', () => {
+    expect(fetchStage.params.safeParse({ url: 'ftp://host/x.tar' }).success).toBe(false);
+    expect(fetchStage.params.safeParse({ url: 'x.tar', md5: 'abc' }).success).toBe(false);
+    expect(fetchStage.params.safeParse({ url: 'x.tar', sha256: cifarMd5 }).success).toBe(false);
+    expect(fetchStage.params.safeParse({ url: 'x.tar', checksum: cifarMd5 }).success).toBe(false);
+    expect(params({ url: 'data/x.tar' })).toEqual({ url: 'data/x.tar', extract: 'auto', retries: 5, timeout: 60 });
+  });
+});
+
+describe('local sources', () => {
+  test('a file:// URL of an archive is verified and extracted', async () => {
+    const dir = await fresh('local');
+    const archive = await writeTar(join(dir, 'set.tgz'), [{ path: 'set/', type: 'dir' }, { path: 'set/a.txt', body: 'A' }, { path: 'set/b.txt', body: 'B' }], { gzip: true });
+    const { data, record } = await run({ url: pathToFileURL(archive).href, sha256: await digestOf(archive, 'sha256') });
+    expect(await readFile(join(data, 'set/b.txt'), 'utf8')).toBe('B');
+    expect(record).toMatchObject({ type: 'file', name: 'set.tgz', archive: 'tar.gz', files: 2, validators: null });
+  });
+
+  test('a relative path to a plain file lands in data/ as is', async () => {
+    const dir = await fresh('local');
+    await writeFile(join(dir, 'labels.csv'), 'a,b\n');
+    const { data, record } = await run({ url: `${relative(work, dir)}/labels.csv`, md5: createHash('md5').update('a,b\n').digest('hex') });
+    expect(await readdir(data)).toEqual(['labels.csv']);
+    expect(await readFile(join(data, 'labels.csv'), 'utf8')).toBe('a,b\n');
+    expect(record).toMatchObject({ archive: null, files: 1, bytes: 4 });
+  });
+
+  test('a local directory is copied (symlinked files become files)', async () => {
+    const dir = await fresh('tree');
+    await mkdir(join(dir, 'train/cat'), { recursive: true });
+    await writeFile(join(dir, 'train/cat/1.png'), 'png');
+    await writeFile(join(dir, 'README'), 'r');
+    const outside = join(await fresh('outside'), 'extra.txt');
+    await writeFile(outside, 'extra');
+    const { symlink } = await import('node:fs/promises');
+    await symlink(outside, join(dir, 'extra.txt'));
+    const { data, record } = await run({ url: dir }, { fingerprint: { digest: 'abc' } });
+    expect((await readdir(data, { recursive: true })).sort()).toEqual(['README', 'extra.txt', 'train', 'train/cat', 'train/cat/1.png']);
+    expect(await readFile(join(data, 'extra.txt'), 'utf8')).toBe('extra');
+    expect(record).toMatchObject({ type: 'directory', files: 3, digest: 'abc', archive: null });
+    await expect(run({ url: dir, md5: cifarMd5 })).rejects.toThrow('md5/sha256 apply to a file');
+  });
+
+  test('extract: true sniffs an archive behind an unhelpful name, and refuses a non-archive', async () => {
+    const dir = await fresh('sniff');
+    await writeFile(join(dir, 'payload.bin'), gzipSync(tarBytes([{ path: 'inside.txt', body: 'in' }])));
+    const { data, record } = await run({ url: join(dir, 'payload.bin'), extract: true });
+    expect(await readFile(join(data, 'inside.txt'), 'utf8')).toBe('in');
+    expect(record.archive).toBe('tar.gz');
+    await writeFile(join(dir, 'plain.bin'), 'not an archive at all');
+    await expect(run({ url: join(dir, 'plain.bin'), extract: true })).rejects.toThrow('extract: true, but plain.bin is not a .tar, .tar.gz or .zip archive');
+  });
+});
+
+describe('bad archives', () => {
+  test('a truncated .tar.gz, .tar or .zip is a clear error', async () => {
+    const dir = await fresh('trunc');
+    const tarball = tarBytes([{ path: 'a.bin', body: randomBytes(100_000) }, { path: 'b.bin', body: randomBytes(100_000) }]);
+    const gz = gzipSync(tarball);
+    await writeFile(join(dir, 'cut.tar.gz'), gz.subarray(0, Math.floor(gz.length * 0.6)));
+    await writeFile(join(dir, 'cut.tar'), tarball.subarray(0, 150_000));
+    const zip = join(dir, 'full.zip');
+    await writeZip(zip, [{ path: 'a.bin', body: randomBytes(50_000) }]);
+    await writeFile(join(dir, 'cut.zip'), (await readFile(zip)).subarray(0, 30_000));
+    await expect(run({ url: join(dir, 'cut.tar.gz') })).rejects.toThrow(/^cut\.tar\.gz is corrupt or truncated: .*unexpected end of file/);
+    await expect(run({ url: join(dir, 'cut.tar') })).rejects.toThrow(/^cut\.tar is corrupt or truncated \(at "b\.bin"\): Truncated input/);
+    await expect(run({ url: join(dir, 'cut.zip') })).rejects.toThrow(/^cut\.zip is corrupt or truncated: End of central directory/);
+  });
+
+  const tag = `evil-${process.pid}`;
+  const cases: Array<[string, (path: string) => Promise<string>, string]> = [
+    ['tar with ../ path', (p) => writeTar(`${p}.tar.gz`, [{ path: 'ok.txt', body: 'ok' }, { path: `../../${tag}`, body: 'x' }], { gzip: true }), `unsafe entry "../../${tag}" in ARCHIVE: path contains '..'`],
+    ['tar with an absolute path', (p) => writeTar(`${p}.tar`, [{ path: join(tmpdir(), tag), body: 'x' }]), `unsafe entry "${join(tmpdir(), tag)}" in ARCHIVE: absolute path`],
+    ['tar symlink escaping the output', (p) => writeTar(`${p}.tar`, [{ path: 'd/', type: 'dir' }, { path: 'd/link', type: 'symlink', linkpath: `../../../${tag}` }]), `unsafe entry "d/link" in ARCHIVE: symlink target "../../../${tag}" points outside the output`],
+    ['tar symlink to an absolute path', (p) => writeTar(`${p}.tar`, [{ path: 'etc', type: 'symlink', linkpath: '/etc' }]), 'unsafe entry "etc" in ARCHIVE: symlink to absolute path "/etc"'],
+    ['tar hard link escaping the output', (p) => writeTar(`${p}.tar`, [{ path: 'h', type: 'hardlink', linkpath: `../${tag}` }]), `unsafe entry "h" in ARCHIVE: hard link target "../${tag}" points outside the output`],
+    ['tar entry written through its own symlink', (p) => writeTar(`${p}.tar`, [{ path: 'up', type: 'symlink', linkpath: '.' }, { path: 'up/x', body: 'x' }]), `unsafe entry "up/x" in ARCHIVE: path goes through the archive's symlink "up"`],
+    ['zip with ../ path', (p) => writeZip(`${p}.zip`, [{ path: 'ok.txt', body: 'ok' }, { path: `../../${tag}`, body: 'x' }]), `unsafe entry "../../${tag}" in ARCHIVE: path contains '..'`],
+    ['zip with an absolute path', (p) => writeZip(`${p}.zip`, [{ path: `/tmp/${tag}`, body: 'x' }]), `unsafe entry "/tmp/${tag}" in ARCHIVE: absolute path`],
+    ['zip symlink escaping the output', (p) => writeZip(`${p}.zip`, [{ path: 'link', symlinkTo: `../../${tag}` }]), `unsafe entry "link" in ARCHIVE: symlink target "../../${tag}" points outside the output`],
+  ];
+
+  test.each(cases)('%s is rejected naming the entry', async (_name, build, message) => {
+    const archive = await build(join(await fresh('evil'), 'evil'));
+    const err = await run({ url: archive }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StageError);
+    expect((err as Error).message).toBe(message.replace('ARCHIVE', archive.slice(archive.lastIndexOf('/') + 1)));
+    expect(existsSync(join(tmpdir(), tag))).toBe(false);
+  });
+
+  test('nothing is written outside the destination, even before the bad entry is reached', async () => {
+    const sandbox = await fresh('sandbox');
+    const archive = await writeTar(join(sandbox, 'mixed.tar'), [
+      { path: 'good/1.txt', body: '1' },
+      { path: 'good/../../escaped.txt', body: 'x' },
+      { path: 'good/2.txt', body: '2' },
+    ]);
+    const dest = join(sandbox, 'out', 'data');
+    await expect(extractArchive(archive, 'tar', dest)).rejects.toThrow('unsafe entry "good/../../escaped.txt" in mixed.tar');
+    expect((await readdir(sandbox, { recursive: true })).sort()).toEqual(['mixed.tar', 'out', 'out/data', 'out/data/good', 'out/data/good/1.txt']);
+  });
+
+  test('a safe archive with inner links extracts them', async () => {
+    const dir = await fresh('links');
+    const archive = await writeTar(join(dir, 'ok.tar'), [
+      { path: 'a/', type: 'dir' },
+      { path: 'a/x.txt', body: 'X' },
+      { path: 'a/b/', type: 'dir' },
+      { path: 'a/b/up', type: 'symlink', linkpath: '../x.txt' },
+      { path: 'hard', type: 'hardlink', linkpath: 'a/x.txt' },
+    ]);
+    const zipped = await writeZip(join(dir, 'ok.zip'), [{ path: 'z/' }, { path: 'z/y.txt', body: 'Y' }, { path: 'z/ly', symlinkTo: 'y.txt' }]);
+    const tarOut = await run({ url: archive });
+    expect(await readFile(join(tarOut.data, 'a/b/up'), 'utf8')).toBe('X');
+    expect(await readFile(join(tarOut.data, 'hard'), 'utf8')).toBe('X');
+    expect(tarOut.record.files).toBe(2);
+    const zipOut = await run({ url: zipped });
+    expect(await readFile(join(zipOut.data, 'z/ly'), 'utf8')).toBe('Y');
+  });
+
+  test('extraction stops promptly on abort', async () => {
+    const controller = new AbortController();
+    const dest = await fresh('abort-extract');
+    const pending = extractArchive(cifar.archive, 'tar.gz', dest, { signal: controller.signal, onProgress: () => controller.abort() });
+    await expect(pending).rejects.toBeInstanceOf(AbortedError);
+    expect(await countFiles(dest)).toBeLessThan(cifar.real ? 50_000 : 600);
+  });
+});

@@ -1,0 +1,115 @@
+// Builds tar and zip archives byte by byte, including the malicious ones real archivers refuse to
+// write (`../` paths, absolute paths, links pointing outside), for the fetch extraction tests.
+import { writeFile } from 'node:fs/promises';
+import { gzipSync, crc32 } from 'node:zlib';
+
+export interface TarEntrySpec {
+  path: string;
+  type?: 'file' | 'dir' | 'symlink' | 'hardlink';
+  body?: string | Buffer;
+  /** Target of a symlink or hard link. */
+  linkpath?: string;
+}
+
+const TYPE_FLAG = { file: '0', hardlink: '1', symlink: '2', dir: '5' } as const;
+
+/** An uncompressed ustar archive (paths and link targets up to 100 bytes). */
+export function tarBytes(entries: TarEntrySpec[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const entry of entries) {
+    const type = entry.type ?? 'file';
+    const body = type === 'file' ? Buffer.from(entry.body ?? '') : Buffer.alloc(0);
+    const header = Buffer.alloc(512);
+    const field = (offset: number, length: number, value: string): void => {
+      if (Buffer.byteLength(value) > length) throw new Error(`tar field too long: ${value}`);
+      header.write(value, offset, length, 'utf8');
+    };
+    const octal = (offset: number, length: number, value: number): void => field(offset, length, value.toString(8).padStart(length - 1, '0') + '\0');
+    field(0, 100, entry.path);
+    octal(100, 8, type === 'dir' ? 0o755 : 0o644);
+    octal(108, 8, 0);
+    octal(116, 8, 0);
+    octal(124, 12, body.length);
+    octal(136, 12, 1_700_000_000);
+    field(148, 8, ' '.repeat(8));
+    field(156, 1, TYPE_FLAG[type]);
+    field(157, 100, entry.linkpath ?? '');
+    field(257, 6, 'ustar\0');
+    field(263, 2, '00');
+    let sum = 0;
+    for (const byte of header) sum += byte;
+    field(148, 8, sum.toString(8).padStart(6, '0') + '\0 ');
+    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+export async function writeTar(path: string, entries: TarEntrySpec[], options: { gzip?: boolean } = {}): Promise<string> {
+  const bytes = tarBytes(entries);
+  await writeFile(path, options.gzip ? gzipSync(bytes) : bytes);
+  return path;
+}
+
+export interface ZipEntrySpec {
+  path: string;
+  body?: string | Buffer;
+  /** Makes the entry a Unix symlink to this target. */
+  symlinkTo?: string;
+}
+
+/** A zip of stored (uncompressed) entries with Unix attributes, names flagged UTF-8. */
+export function zipBytes(entries: ZipEntrySpec[]): Buffer {
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const entry of entries) {
+    const name = Buffer.from(entry.path, 'utf8');
+    const isDir = entry.path.endsWith('/');
+    const data = Buffer.from(entry.symlinkTo ?? entry.body ?? '');
+    const mode = entry.symlinkTo !== undefined ? 0o120777 : isDir ? 0o040755 : 0o100644;
+    const crc = crc32(data);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4); // version needed
+    local.writeUInt16LE(0x0800, 6); // UTF-8 names
+    local.writeUInt16LE(0, 8); // stored
+    local.writeUInt16LE(0, 10);
+    local.writeUInt16LE(0x21, 12); // 1980-01-01
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(data.length, 18);
+    local.writeUInt32LE(data.length, 22);
+    local.writeUInt16LE(name.length, 26);
+    local.writeUInt16LE(0, 28);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE((3 << 8) | 20, 4); // made by Unix
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(0x0800, 8);
+    central.writeUInt16LE(0, 10);
+    central.writeUInt16LE(0, 12);
+    central.writeUInt16LE(0x21, 14);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(data.length, 20);
+    central.writeUInt32LE(data.length, 24);
+    central.writeUInt16LE(name.length, 28);
+    central.writeUInt32LE((mode << 16) >>> 0, 38);
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, name, data);
+    centrals.push(central, name);
+    offset += local.length + name.length + data.length;
+  }
+  const directory = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(directory.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, directory, end]);
+}
+
+export async function writeZip(path: string, entries: ZipEntrySpec[]): Promise<string> {
+  await writeFile(path, zipBytes(entries));
+  return path;
+}

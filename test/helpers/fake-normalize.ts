@@ -1,0 +1,114 @@
+// Writes a normalize stage's outputs (train/val/test x and one-hot y, indices, normalization.json,
+// classes.json) into a directory, from synthetic images or from real decoded ones, so the train
+// and evaluate kinds can be run over plain directories.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeNpy, type NdArray } from '../../lib/npy.js';
+
+export interface ImageSet {
+  /** uint8 [N, H, W, C] pixels, C order. */
+  pixels: Uint8Array;
+  labels: Int32Array;
+  shape: [number, number, number];
+}
+
+/** Learnable toy images: class c has a brighter channel (c mod C) and a bright quadrant, plus noise. */
+export function toyImages(n: number, classes: number, size = 8, channels = 3, seed = 1): ImageSet {
+  let s = seed >>> 0;
+  const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const pixels = new Uint8Array(n * size * size * channels);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = i % classes;
+    labels[i] = c;
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        const quadrant = (y < size / 2 ? 0 : 2) + (x < size / 2 ? 0 : 1);
+        for (let ch = 0; ch < channels; ch++) {
+          let v = rand() * 110;
+          if (ch === c % channels) v += 70;
+          if (quadrant === Math.floor(c / channels) % 4) v += 60;
+          pixels[((i * size + y) * size + x) * channels + ch] = Math.min(255, Math.round(v));
+        }
+      }
+    }
+  }
+  return { pixels, labels, shape: [size, size, channels] };
+}
+
+export function subset(set: ImageSet, rows: ArrayLike<number>): ImageSet {
+  const size = set.shape[0] * set.shape[1] * set.shape[2];
+  const pixels = new Uint8Array(rows.length * size);
+  const labels = new Int32Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    pixels.set(set.pixels.subarray(rows[i]! * size, (rows[i]! + 1) * size), i * size);
+    labels[i] = set.labels[rows[i]!]!;
+  }
+  return { pixels, labels, shape: set.shape };
+}
+
+/** The notebook's scaling, as normalize computes it: float32(pixel / 255). */
+export const SCALE = 1 / 255;
+
+export function scaled(set: ImageSet): NdArray<'float32'> {
+  const data = new Float32Array(set.pixels.length);
+  for (let i = 0; i < data.length; i++) data[i] = set.pixels[i]! / 255;
+  return { dtype: 'float32', shape: [set.labels.length, ...set.shape], data };
+}
+
+export function oneHot(labels: Int32Array, k: number): NdArray<'float32'> {
+  const data = new Float32Array(labels.length * k);
+  labels.forEach((l, i) => (data[i * k + l] = 1));
+  return { dtype: 'float32', shape: [labels.length, k], data };
+}
+
+/** Every `valEvery`-th image of each class goes to validation (stratified, deterministic). */
+export function splitTrainVal(set: ImageSet, valEvery = 5): { train: Int32Array; val: Int32Array } {
+  const train: number[] = [];
+  const val: number[] = [];
+  const seen = new Map<number, number>();
+  set.labels.forEach((l, i) => {
+    const n = seen.get(l) ?? 0;
+    seen.set(l, n + 1);
+    (n % valEvery === valEvery - 1 ? val : train).push(i);
+  });
+  return { train: Int32Array.from(train), val: Int32Array.from(val) };
+}
+
+/** Writes normalize's outputs for (train ∪ val) `trainSet` and `testSet` into `dir`; returns the split. */
+export async function writeNormalizeOutputs(
+  dir: string,
+  trainSet: ImageSet,
+  testSet: ImageSet,
+  classes: string[],
+  valEvery = 5,
+): Promise<{ train: Int32Array; val: Int32Array }> {
+  await mkdir(dir, { recursive: true });
+  const k = classes.length;
+  const split = splitTrainVal(trainSet, valEvery);
+  const tr = subset(trainSet, split.train);
+  const va = subset(trainSet, split.val);
+  await writeNpy(join(dir, 'train_x.npy'), scaled(tr));
+  await writeNpy(join(dir, 'train_y.npy'), oneHot(tr.labels, k));
+  await writeNpy(join(dir, 'val_x.npy'), scaled(va));
+  await writeNpy(join(dir, 'val_y.npy'), oneHot(va.labels, k));
+  await writeNpy(join(dir, 'test_x.npy'), scaled(testSet));
+  await writeNpy(join(dir, 'test_y.npy'), oneHot(testSet.labels, k));
+  await writeNpy(join(dir, 'train_index.npy'), { dtype: 'int32', shape: [split.train.length], data: split.train });
+  await writeNpy(join(dir, 'val_index.npy'), { dtype: 'int32', shape: [split.val.length], data: split.val });
+  await writeFile(join(dir, 'normalization.json'), JSON.stringify({ method: 'scale', scale: SCALE, mean: [0, 0, 0], std: [1, 1, 1] }));
+  await writeFile(join(dir, 'classes.json'), JSON.stringify(classes));
+  return split;
+}
+
+/** An augment stage's outputs: the given uint8 copies of the training rows as copy_NNN.npy. */
+export async function writeAugmentOutputs(dir: string, copies: ImageSet[]): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const [i, c] of copies.entries()) {
+    await writeNpy(join(dir, `copy_${String(i).padStart(3, '0')}.npy`), {
+      dtype: 'uint8',
+      shape: [c.labels.length, ...c.shape],
+      data: c.pixels,
+    });
+  }
+}

@@ -1,0 +1,236 @@
+// The normalize stage kind over plain directories: value ranges, one-hot labels, the seeded
+// stratified split (on class-sorted input, as the CIFAR JPEG folders are), standardize statistics,
+// and a run chained after decode on real CIFAR-10 JPEGs.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StageError } from '../engine/errors.js';
+import { stratifiedSplit } from '../lib/images/split.js';
+import { readNpy, writeNpy, type NdArray } from '../lib/npy.js';
+import { decodeStage } from '../stages/decode.js';
+import { normalizeStage } from '../stages/normalize.js';
+import { CLASSES, cifarSource, extractSubset } from './helpers/dataset.js';
+import { runStage, type FakeRun } from './helpers/stage-context.js';
+
+const temps: string[] = [];
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+// Class-sorted synthetic decode output: uneven class sizes exercise the per-class rounding.
+const PER_CLASS = [23, 30, 41, 17, 50, 8, 35, 12, 27, 44];
+const H = 4;
+const W = 5;
+const C = 3;
+const ROW = H * W * C;
+
+interface DecodeLike {
+  dir: string;
+  trainImages: Uint8Array;
+  trainLabels: Int32Array;
+  testImages: Uint8Array;
+  testLabels: Int32Array;
+}
+
+async function writeDecodeLike(): Promise<DecodeLike> {
+  const dir = await tempDir('normalize-src-');
+  const trainLabels = Int32Array.from(PER_CLASS.flatMap((n, c) => new Array<number>(n).fill(c)));
+  const testLabels = Int32Array.from({ length: 30 }, (_, i) => i % 10);
+  let s = 12345;
+  const noise = () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 16) & 255;
+  // Channel-dependent ranges so per-channel statistics differ.
+  const pixels = (n: number) => Uint8Array.from({ length: n * ROW }, (_, i) => (i % C === 0 ? noise() : i % C === 1 ? 100 + (noise() % 50) : noise() % 8));
+  const trainImages = pixels(trainLabels.length);
+  const testImages = pixels(testLabels.length);
+  await writeNpy(join(dir, 'train_images.npy'), { dtype: 'uint8', shape: [trainLabels.length, H, W, C], data: trainImages });
+  await writeNpy(join(dir, 'test_images.npy'), { dtype: 'uint8', shape: [testLabels.length, H, W, C], data: testImages });
+  await writeNpy(join(dir, 'train_labels.npy'), { dtype: 'int32', shape: [trainLabels.length], data: trainLabels });
+  await writeNpy(join(dir, 'test_labels.npy'), { dtype: 'int32', shape: [testLabels.length], data: testLabels });
+  await writeFile(join(dir, 'classes.json'), JSON.stringify(CLASSES));
+  return { dir, trainImages, trainLabels, testImages, testLabels };
+}
+
+async function normalize(decodeDir: string, params: Record<string, unknown> = {}): Promise<FakeRun> {
+  const resumeDir = await tempDir('normalize-resume-');
+  const run = await runStage(normalizeStage, params, { decode: { kind: 'decode', dir: decodeDir } }, { resumeDir });
+  temps.push(run.outDir);
+  return run;
+}
+
+async function read(run: FakeRun, name: string): Promise<NdArray> {
+  return readNpy(join(run.outDir, name));
+}
+
+interface NormalizationJson {
+  method: string;
+  scale: number;
+  mean: number[];
+  std: number[];
+  split: { train: number; validation: number; validation_per_class: Record<string, number> };
+}
+
+let src: DecodeLike;
+beforeAll(async () => {
+  src = await writeDecodeLike();
+});
+
+describe('normalize', () => {
+  test('scale: x = pixel/255 in [0, 1], rows follow train_index/val_index, one-hot labels', async () => {
+    const run = await normalize(src.dir);
+    const trainIndex = (await read(run, 'train_index.npy')).data as Int32Array;
+    const valIndex = (await read(run, 'val_index.npy')).data as Int32Array;
+    for (const [part, index] of [['train', trainIndex], ['val', valIndex]] as const) {
+      const x = await read(run, `${part}_x.npy`);
+      const y = await read(run, `${part}_y.npy`);
+      expect(x.dtype).toBe('float32');
+      expect(x.shape).toEqual([index.length, H, W, C]);
+      expect(y.shape).toEqual([index.length, 10]);
+      for (let i = 0; i < index.length; i++) {
+        const row = index[i]!;
+        for (let e = 0; e < ROW; e++) expect(x.data[i * ROW + e]).toBe(Math.fround(src.trainImages[row * ROW + e]! / 255));
+        const hot = Array.from(y.data.subarray(i * 10, (i + 1) * 10));
+        expect(hot.reduce((a, b) => a + b, 0)).toBe(1);
+        expect(hot.indexOf(1)).toBe(src.trainLabels[row]);
+      }
+      expect(Math.min(...x.data)).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...x.data)).toBeLessThanOrEqual(1);
+    }
+    const testX = await read(run, 'test_x.npy');
+    const testY = await read(run, 'test_y.npy');
+    expect(testX.shape).toEqual([30, H, W, C]);
+    expect(Array.from(testX.data)).toEqual(Array.from(src.testImages, (v) => Math.fround(v / 255)));
+    for (let i = 0; i < 30; i++) expect(testY.data[i * 10 + src.testLabels[i]!]).toBe(1);
+
+    const norm = JSON.parse(await readFile(join(run.outDir, 'normalization.json'), 'utf8')) as NormalizationJson;
+    expect(norm).toMatchObject({ method: 'scale', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] });
+    expect(JSON.parse(await readFile(join(run.outDir, 'classes.json'), 'utf8'))).toEqual(CLASSES);
+  });
+
+  test('stratified split: every class 20% ±1 in validation, disjoint and complete, interleaved', async () => {
+    const run = await normalize(src.dir);
+    const trainIndex = Array.from((await read(run, 'train_index.npy')).data);
+    const valIndex = Array.from((await read(run, 'val_index.npy')).data);
+    const all = [...trainIndex, ...valIndex].sort((a, b) => a - b);
+    expect(all).toEqual(Array.from({ length: src.trainLabels.length }, (_, i) => i));
+    PER_CLASS.forEach((n, c) => {
+      const inVal = valIndex.filter((r) => src.trainLabels[r] === c).length;
+      expect(Math.abs(inVal - 0.2 * n)).toBeLessThanOrEqual(1);
+    });
+    // Not "the last 20%": validation draws from every class, and neither part is class-sorted.
+    expect(new Set(valIndex.map((r) => src.trainLabels[r])).size).toBe(10);
+    const sortedRuns = (idx: number[]) => idx.filter((r, i) => i > 0 && src.trainLabels[r] !== src.trainLabels[idx[i - 1]!]).length;
+    expect(sortedRuns(trainIndex)).toBeGreaterThan(100);
+    const norm = JSON.parse(await readFile(join(run.outDir, 'normalization.json'), 'utf8')) as NormalizationJson;
+    expect(norm.split.validation).toBe(valIndex.length);
+    expect(Object.values(norm.split.validation_per_class)).toEqual(PER_CLASS.map((n) => Math.round(n * 0.2)));
+  });
+
+  test('the split is determined by the seed', async () => {
+    const indices = async (params: Record<string, unknown>) => {
+      const run = await normalize(src.dir, params);
+      return [Array.from((await read(run, 'train_index.npy')).data), Array.from((await read(run, 'val_index.npy')).data)];
+    };
+    const a = await indices({ seed: 7 });
+    const b = await indices({ seed: 7 });
+    const c = await indices({ seed: 8 });
+    expect(b).toEqual(a);
+    expect(c[1]).not.toEqual(a[1]);
+    expect([...c[1]!].sort()).not.toEqual([...a[1]!].sort()); // a different set, not just an order
+    // Library level: same answer for the same seed, on a larger class-sorted label vector.
+    const labels = Int32Array.from({ length: 5000 }, (_, i) => Math.floor(i / 500));
+    expect(stratifiedSplit(labels, 10, 0.2, 1).validation).toEqual(stratifiedSplit(labels, 10, 0.2, 1).validation);
+    expect(stratifiedSplit(labels, 10, 0.2, 1).validationPerClass).toEqual(new Array(10).fill(100));
+  });
+
+  test('standardize: per-channel mean/std from the training part only; train_x is centred', async () => {
+    const run = await normalize(src.dir, { method: 'standardize', validation_split: 0.25, seed: 3 });
+    const trainIndex = (await read(run, 'train_index.npy')).data as Int32Array;
+    const norm = JSON.parse(await readFile(join(run.outDir, 'normalization.json'), 'utf8')) as NormalizationJson;
+    expect(norm.method).toBe('standardize');
+    for (let c = 0; c < C; c++) {
+      let n = 0;
+      let sum = 0;
+      let sq = 0;
+      for (const row of trainIndex) {
+        for (let p = c; p < ROW; p += C) {
+          const v = src.trainImages[row * ROW + p]! / 255;
+          n++;
+          sum += v;
+          sq += v * v;
+        }
+      }
+      const mean = sum / n;
+      expect(norm.mean[c]).toBeCloseTo(mean, 10);
+      expect(norm.std[c]).toBeCloseTo(Math.sqrt(sq / n - mean * mean), 8);
+    }
+    expect(norm.std[0]).toBeGreaterThan(norm.std[2]! * 5); // the channels really differ
+    const x = await read(run, 'train_x.npy');
+    for (let c = 0; c < C; c++) {
+      let n = 0;
+      let sum = 0;
+      let sq = 0;
+      for (let i = c; i < x.data.length; i += C) {
+        n++;
+        sum += x.data[i]!;
+        sq += x.data[i]! ** 2;
+      }
+      expect(Math.abs(sum / n)).toBeLessThan(1e-4);
+      expect(Math.sqrt(sq / n)).toBeCloseTo(1, 4);
+    }
+    // Validation uses the training statistics: its values are the same affine map of its pixels.
+    const valIndex = (await read(run, 'val_index.npy')).data as Int32Array;
+    const valX = await read(run, 'val_x.npy');
+    const first = valIndex[0]!;
+    for (let e = 0; e < ROW; e++) {
+      const c = e % C;
+      expect(valX.data[e]).toBeCloseTo((src.trainImages[first * ROW + e]! / 255 - norm.mean[c]!) / norm.std[c]!, 5);
+    }
+  });
+
+  test('validation_split 0 gives empty validation tensors; bad input is a clear error', async () => {
+    const run = await normalize(src.dir, { validation_split: 0 });
+    expect((await read(run, 'val_x.npy')).shape).toEqual([0, H, W, C]);
+    expect((await read(run, 'val_y.npy')).shape).toEqual([0, 10]);
+    expect((await read(run, 'train_x.npy')).shape[0]).toBe(src.trainLabels.length);
+
+    expect(() => normalizeStage.params.parse({ validation_split: 1 })).toThrow();
+    await expect(runStage(normalizeStage, {}, {})).rejects.toThrow(/normalize needs exactly one decode stage/);
+
+    const broken = await tempDir('normalize-broken-');
+    for (const f of ['train_images.npy', 'test_images.npy', 'test_labels.npy']) await writeFile(join(broken, f), await readFile(join(src.dir, f)));
+    await writeFile(join(broken, 'classes.json'), JSON.stringify(CLASSES));
+    const labels = Int32Array.from(src.trainLabels);
+    labels[5] = 10;
+    await writeNpy(join(broken, 'train_labels.npy'), { dtype: 'int32', shape: [labels.length], data: labels });
+    await expect(normalize(broken)).rejects.toThrow(StageError);
+    await expect(normalize(broken)).rejects.toThrow(/train_labels\.npy: row 5 has label 10, outside the 10 classes/);
+  });
+
+  test('after decode on real CIFAR-10 JPEGs: shapes, stratified split, test set', async () => {
+    const source = await cifarSource({ perClassTrain: 50, perClassTest: 10 });
+    const fetchDir = await tempDir('normalize-fetch-');
+    await mkdir(join(fetchDir, 'data'));
+    await extractSubset(source.archive, join(fetchDir, 'data'), 50, 10);
+    const decoded = await runStage(decodeStage, {}, { fetch: { kind: 'fetch', dir: fetchDir } }, { resumeDir: await tempDir('decode-resume-') });
+    temps.push(decoded.outDir);
+    const run = await normalize(decoded.outDir, { seed: 1 });
+    expect((await read(run, 'train_x.npy')).shape).toEqual([400, 32, 32, 3]);
+    expect((await read(run, 'val_x.npy')).shape).toEqual([100, 32, 32, 3]);
+    expect((await read(run, 'test_x.npy')).shape).toEqual([100, 32, 32, 3]);
+    const labels = (await readNpy(join(decoded.outDir, 'train_labels.npy'))).data as Int32Array;
+    const val = (await read(run, 'val_index.npy')).data as Int32Array;
+    const perClass = new Array<number>(10).fill(0);
+    for (const r of val) perClass[labels[r]!]!++;
+    expect(perClass).toEqual(new Array(10).fill(10));
+    const images = (await readNpy(join(decoded.outDir, 'train_images.npy'))).data as Uint8Array;
+    const valX = await read(run, 'val_x.npy');
+    const last = val.length - 1;
+    for (let e = 0; e < 3072; e += 97) expect(valX.data[last * 3072 + e]).toBe(Math.fround(images[val[last]! * 3072 + e]! / 255));
+  });
+});
