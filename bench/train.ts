@@ -1,6 +1,6 @@
 // Training throughput of the seed model per backend, plus a per-kernel breakdown of one step.
 //
-//   node dist/bench/train.js [--batches 40] [--batch-size 128] [--slow-batches 3]
+//   node dist/bench/train.js [--batches 40] [--batch-size 128] [--slow-batches 1]
 //                            [--configs wasm,wasm-parallel,wasm-stock,cpu]
 //
 // Each configuration runs in its own child process (kernel registration is process-global).
@@ -130,7 +130,7 @@ function printBreakdown(r: Result): void {
 async function child(config: Config): Promise<void> {
   const batchSize = Number(arg('batch-size', '128'));
   const slow = config === 'cpu' || config === 'wasm-stock';
-  const batches = Number(slow ? arg('slow-batches', '3') : arg('batches', '40'));
+  const batches = Number(slow ? arg('slow-batches', '1') : arg('batches', '40'));
   const result = config === 'wasm-parallel' ? await runParallel(batches, batchSize) : await runSingle(config, batches, batchSize);
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 }
@@ -141,7 +141,7 @@ function main(): void {
   const passThrough = ['batches', 'batch-size', 'slow-batches'].flatMap((n) => (process.argv.includes(`--${n}`) ? [`--${n}`, arg(n, '')] : []));
   const results: Result[] = [];
   for (const config of configs) {
-    console.error(`running ${config} ...`);
+    console.log(`running ${config} ...`);
     try {
       const out = execFileSync(process.execPath, [script, '--child', config, ...passThrough], {
         encoding: 'utf8',
@@ -150,7 +150,9 @@ function main(): void {
       });
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
       if (line === undefined) throw new Error('no result line');
-      results.push(JSON.parse(line.slice(7)) as Result);
+      const result = JSON.parse(line.slice(7)) as Result;
+      results.push(result);
+      printResult(result);
     } catch (err) {
       console.error(`${config}: failed: ${String(err)}`);
     }

@@ -5,7 +5,7 @@ import type { GlobalOptions } from '../main.js';
 import { nonNegativeInt, nonNegativeNumber } from '../stage-lines.js';
 
 interface GcCliOptions {
-  dryRun: boolean;
+  dryRun?: boolean;
   keepRuns: number;
   lockTimeout: number;
 }
@@ -14,7 +14,7 @@ export function register(program: Command): void {
   program
     .command('gc')
     .description('delete stored outputs not referenced by the current pipeline or the last N runs')
-    .option('-n, --dry-run', 'report what would be deleted, delete nothing', false)
+    .option('-n, --dry-run', 'report what would be deleted, delete nothing')
     .option('--keep-runs <n>', 'also keep the results of the last N runs', nonNegativeInt, 5)
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (options: GcCliOptions, command: Command) => {
@@ -34,7 +34,7 @@ export function register(program: Command): void {
         collectGarbage(session.store, session.statCache, {
           stages: session.pipeline.stages.keys(),
           keepRuns: options.keepRuns,
-          dryRun: options.dryRun,
+          dryRun: options.dryRun ?? false,
         }),
       );
       const verb = options.dryRun ? 'would remove' : 'removed';

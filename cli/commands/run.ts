@@ -10,11 +10,11 @@ import type { StageReport } from '../../engine/execute.js';
 import type { RunRecord } from '../../engine/runs.js';
 
 export interface RunOptions {
-  force: boolean;
-  dryRun: boolean;
+  force?: boolean;
+  dryRun?: boolean;
   set: string[];
   jobs: number;
-  keepGoing: boolean;
+  keepGoing?: boolean;
   lockTimeout: number;
 }
 
@@ -23,11 +23,11 @@ export function register(program: Command): void {
     .command('run')
     .description('run the pipeline, or the named stages and what they need; stages with a cached result are skipped')
     .argument('[stages...]', 'stages to run (default: all)')
-    .option('--force', 'rerun the named stages (all if none named) even if cached', false)
-    .option('-n, --dry-run', 'print what would run and why; run and write nothing', false)
+    .option('--force', 'rerun the named stages (all if none named) even if cached')
+    .option('-n, --dry-run', 'print what would run and why; run and write nothing')
     .option('--set <stage.param=value>', 'override a param (repeatable)', collect, [])
     .option('-j, --jobs <n>', 'how many stages may run at once', positiveInt, availableParallelism())
-    .option('-k, --keep-going', 'after a failure, keep running stages that do not depend on it', false)
+    .option('-k, --keep-going', 'after a failure, keep running stages that do not depend on it')
     .option('--lock-timeout <seconds>', 'how long to wait for another run to release the store', nonNegativeNumber, 600)
     .action(async (targets: string[], options: RunOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
@@ -143,7 +143,7 @@ async function runForReal(
       stages: selection,
       force,
       jobs: options.jobs,
-      keepGoing: options.keepGoing,
+      keepGoing: options.keepGoing ?? false,
       signal: stop.signal,
       runId: record.id,
       refs,

@@ -4,7 +4,7 @@ import type { GlobalOptions } from '../main.js';
 import { nonNegativeInt } from '../stage-lines.js';
 
 interface RunsOptions {
-  json: boolean;
+  json?: boolean;
   limit: number;
 }
 
@@ -12,7 +12,7 @@ export function register(program: Command): void {
   program
     .command('runs')
     .description('list past runs, newest first: id, start, duration, outcome of each stage')
-    .option('--json', 'machine-readable output', false)
+    .option('--json', 'machine-readable output')
     .option('--limit <n>', 'how many runs to show (0: all)', nonNegativeInt, 20)
     .action(async (options: RunsOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();

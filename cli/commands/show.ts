@@ -6,7 +6,7 @@ import type { GlobalOptions } from '../main.js';
 import { collect, shown } from '../stage-lines.js';
 
 interface ShowOptions {
-  json: boolean;
+  json?: boolean;
   set: string[];
 }
 
@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .command('show')
     .description("show a stage's latest result: key, params, inputs, outputs (digests, sizes, paths), run time")
     .argument('<stage>', 'stage name')
-    .option('--json', 'machine-readable output', false)
+    .option('--json', 'machine-readable output')
     .option('--set <stage.param=value>', 'override a param (repeatable)', collect, [])
     .action(async (stage: string, options: ShowOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();

@@ -5,7 +5,7 @@ import { collect, nameWidth } from '../stage-lines.js';
 import type { Reason } from '../../engine/reasons.js';
 
 interface StatusOptions {
-  json: boolean;
+  json?: boolean;
   set: string[];
 }
 
@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .command('status')
     .description('show which stages are up to date and why the others are stale (runs nothing)')
     .argument('[stages...]', 'only these stages and what they need')
-    .option('--json', 'machine-readable output', false)
+    .option('--json', 'machine-readable output')
     .option('--set <stage.param=value>', 'override a param (repeatable)', collect, [])
     .action(async (targets: string[], options: StatusOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();

@@ -5,8 +5,8 @@ import type { ProgressReporter } from '../../engine/contract.js';
 import { nonNegativeNumber, shown } from '../stage-lines.js';
 
 interface VerifyOptions {
-  fix: boolean;
-  json: boolean;
+  fix?: boolean;
+  json?: boolean;
   lockTimeout: number;
 }
 
@@ -34,8 +34,8 @@ export function register(program: Command): void {
   program
     .command('verify')
     .description('rehash every stored object and report corrupt or missing ones (exit 1 if any)')
-    .option('--fix', 'delete corrupt objects so the stages that made them run again', false)
-    .option('--json', 'machine-readable output', false)
+    .option('--fix', 'delete corrupt objects so the stages that made them run again')
+    .option('--json', 'machine-readable output')
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (options: VerifyOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
