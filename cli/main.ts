@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `pipeline` command: parse arguments, dispatch to one module per command, and report any
 // failure through the one error formatter with its exit code (0 ok, 1 stage failed, 2 usage/config).
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { formatError } from './format-error.js';
 import * as dag from './commands/dag.js';
 import * as gc from './commands/gc.js';
@@ -16,6 +16,8 @@ export interface GlobalOptions {
   /** Path of pipeline.yaml. */
   config: string;
   verbose: boolean;
+  /** Training backend for every stage that has a `backend` param. */
+  backend?: string;
 }
 
 function buildProgram(): Command {
@@ -23,7 +25,15 @@ function buildProgram(): Command {
     .description('Run a content-addressed DAG of stages defined in pipeline.yaml')
     .option('-c, --config <file>', 'pipeline file', 'pipeline.yaml')
     .option('-v, --verbose', 'debug output and stack traces', false)
-    .showHelpAfterError()
+    .addOption(
+      new Option('--backend <name>', 'tfjs backend for train/evaluate stages (overrides their backend param)').choices([
+        'auto',
+        'tensorflow',
+        'wasm',
+        'cpu',
+      ]),
+    )
+    .showHelpAfterError('(pipeline --help for usage)')
     .exitOverride();
   for (const command of [run, status, dag, show, runs, gc, verify, schema]) command.register(program);
   return program;

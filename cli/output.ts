@@ -92,7 +92,8 @@ export function stageProgress(stage: string, stream: NodeJS.WriteStream = proces
       stream.write(`\r\x1b[2K${line(final)}${final ? '\n' : ''}`);
     } else {
       const decile = total > 0 ? Math.floor((10 * value) / total) : 0;
-      if (!final && decile === lastDecile) return;
+      // The 100 % line comes from done(), with the elapsed time.
+      if (!final && (decile === lastDecile || decile >= 10)) return;
       lastDecile = decile;
       stream.write(line(final) + '\n');
     }

@@ -14,10 +14,25 @@ export interface Session {
   env(signal: AbortSignal): FactsEnv;
 }
 
-export async function openSession(configFile: string, options: { sets?: readonly string[]; kinds?: ReadonlyMap<string, StageKind> } = {}): Promise<Session> {
+export interface SessionOptions {
+  sets?: readonly string[];
+  kinds?: ReadonlyMap<string, StageKind>;
+  /** `--backend`: sets the `backend` param of every stage whose kind has one (train, evaluate). */
+  backend?: string;
+}
+
+export async function openSession(configFile: string, options: SessionOptions = {}): Promise<Session> {
   const { loadPipeline } = await import('./config.js');
   const kinds = options.kinds ?? (await import('../stages/index.js')).builtinKinds;
-  const pipeline = await loadPipeline(configFile, { sets: options.sets, kinds });
+  let pipeline = await loadPipeline(configFile, { sets: options.sets, kinds });
+  if (options.backend !== undefined) {
+    const backend = options.backend;
+    const extra = [...pipeline.stages.values()]
+      .filter((stage) => kindHasParam(kinds.get(stage.kind), 'backend'))
+      .map((stage) => `${stage.name}.backend=${backend}`);
+    // Explicit --set wins over --backend, so it goes last.
+    if (extra.length > 0) pipeline = await loadPipeline(configFile, { sets: [...extra, ...(options.sets ?? [])], kinds });
+  }
   const store = new Store(pipeline.root);
   const statCache = await StatCache.load(store.statCacheFile, pipeline.root);
   return {
@@ -27,4 +42,9 @@ export async function openSession(configFile: string, options: { sets?: readonly
     kinds,
     env: (signal) => ({ pipeline, store, statCache, kinds, signal }),
   };
+}
+
+function kindHasParam(kind: StageKind | undefined, name: string): boolean {
+  const shape = (kind?.params as { shape?: Record<string, unknown> } | undefined)?.shape;
+  return shape !== undefined && name in shape;
 }

@@ -43,7 +43,7 @@ export async function runCommand(targets: string[], options: RunOptions, globals
   const runModules = options.dryRun ? undefined : loadRunModules();
   runModules?.catch(() => {});
   const [{ openSession }, { selectStages }] = await Promise.all([import('../../engine/session.js'), import('../../engine/config.js')]);
-  const session = await openSession(globals.config, { sets: options.set });
+  const session = await openSession(globals.config, { sets: options.set, backend: globals.backend });
   const selection = selectStages(session.pipeline, targets);
   const force = new Set(options.force ? (targets.length ? targets : selection) : []);
   if (!runModules) return dryRun(session, selection, force);

@@ -25,7 +25,7 @@ export function register(program: Command): void {
         import('../output.js'),
         import('../../engine/manifest.js'),
       ]);
-      const session = await openSession(globals.config, { sets: options.set });
+      const session = await openSession(globals.config, { sets: options.set, backend: globals.backend });
       selectStages(session.pipeline, [stage]); // rejects unknown stage names
       const { store } = session;
       const spec = session.pipeline.stages.get(stage)!;

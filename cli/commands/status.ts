@@ -35,7 +35,7 @@ export function register(program: Command): void {
         import('../../engine/reasons.js'),
         import('../output.js'),
       ]);
-      const session = await openSession(globals.config, { sets: options.set });
+      const session = await openSession(globals.config, { sets: options.set, backend: globals.backend });
       const selection = selectStages(session.pipeline, targets);
       const env = session.env(new AbortController().signal);
       const facts = await gatherFacts(env, selection);
