@@ -107,6 +107,8 @@ async function writeImages(
  * (one task queue for both, so the workers never wait for a write), then streams the buffers out.
  */
 async function decodeImageFolders(ctx: StageContext<DecodeParams>, dir: string): Promise<Decoded> {
+  // Getting the pool first lets its threads start (and compile the decoder) while we scan.
+  const pool = ctx.workers.get(WORKER);
   const dataset = scanImageFolders(dir);
   const shape = shapeOf(ctx.params);
   const pixels = Object.fromEntries(
@@ -125,7 +127,6 @@ async function decodeImageFolders(ctx: StageContext<DecodeParams>, dir: string):
   });
   const splitOf = (task: DecodeTask): Split => SPLITS.find((s) => pixels[s] === task.pixels)!;
 
-  const pool = ctx.workers.get(WORKER);
   // Stop queued work as soon as the stage cannot succeed (or is interrupted).
   const stop = new AbortController();
   const signal = AbortSignal.any([ctx.signal, stop.signal]);

@@ -1,10 +1,12 @@
 // Piscina worker for the decode stage: reads and decodes a chunk of image files into the shared
 // pixel buffer. One decoder (wasm instance) and one read buffer per thread, reused across tasks.
 import { createImageDecoder, type ImageDecoder } from '../lib/images/decode-image.js';
+import { preloadJpegDecoder } from '../lib/images/jpeg.js';
 import type { DecodeFailure, DecodeTask, DecodeTaskResult } from '../lib/images/decode-task.js';
 import { imageBytes } from '../lib/images/raw-image.js';
 import { SmallFileReader } from '../lib/images/read-file.js';
 
+preloadJpegDecoder();
 const reader = new SmallFileReader();
 const decoders = new Map<string, Promise<ImageDecoder>>();
 

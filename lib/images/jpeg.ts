@@ -37,6 +37,17 @@ function loadModule(): Promise<WasmJpegModule> {
   return modulePromise;
 }
 
+/**
+ * Starts loading and compiling the wasm module without waiting for it: a worker calls this when
+ * it starts, so the compile overlaps the main thread's directory scan instead of the first task.
+ */
+export function preloadJpegDecoder(): void {
+  loadModule().catch(() => {
+    // Reported by createJpegDecoder, where a caller can handle it.
+    modulePromise = undefined;
+  });
+}
+
 export class JpegDecodeError extends Error {}
 
 export interface JpegDecoder {
