@@ -17,7 +17,8 @@ import { readNpy, type NdArray } from '../lib/npy.js';
 import { decodeStage } from '../stages/decode.js';
 import { CLASSES, cifarSource, extractSubset, realCifarArchive, syntheticImage } from './helpers/dataset.js';
 import { writeCifarBinaryArchive, writeCifarBinaryTree } from './helpers/cifar-binary.js';
-import { runStage, type FakeRun } from './helpers/stage-context.js';
+import { runStageIn } from './helpers/run-stage-in.js';
+import { runStage, type FakeRun, type FakeUpstream } from './helpers/stage-context.js';
 
 const TRAIN_PER_CLASS = 50;
 const TEST_PER_CLASS = 20;
@@ -43,6 +44,13 @@ async function tempDir(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   temps.push(dir);
   return dir;
+}
+
+/** Runs decode expecting it to fail, in a directory the test removes. */
+async function decodeFailure(fetchDir: string | null, params: Record<string, unknown> = {}, signal?: AbortSignal): Promise<void> {
+  const inputs: Record<string, FakeUpstream> = fetchDir === null ? {} : { fetch: { kind: 'fetch', dir: fetchDir } };
+  await runStageIn(await tempDir('decode-failed-'), await tempDir('decode-resume-'), decodeStage, params, inputs, signal);
+  throw new Error('decode succeeded but was expected to fail');
 }
 
 /** Runs decode with `<fetchDir>/data` as the upstream fetch output. */
@@ -227,8 +235,8 @@ describe('decode: image folders (CIFAR-10 JPEGs)', () => {
     const original = await readFile(bad);
     await writeFile(bad, original.subarray(0, 200)); // truncated mid-scan
 
-    await expect(decode(fetchDir)).rejects.toThrow(StageError);
-    await expect(decode(fetchDir)).rejects.toThrow(`corrupt or unreadable image ${bad}`);
+    await expect(decodeFailure(fetchDir)).rejects.toThrow(StageError);
+    await expect(decodeFailure(fetchDir)).rejects.toThrow(`corrupt or unreadable image ${bad}`);
 
     const run = await decode(fetchDir, { skip_corrupt: true });
     const out = await outputs(run);
@@ -243,16 +251,14 @@ describe('decode: image folders (CIFAR-10 JPEGs)', () => {
 
     // Garbage that is neither JPEG nor PNG is corrupt too.
     await writeFile(bad, 'not an image at all');
-    await expect(decode(fetchDir)).rejects.toThrow(/corrupt or unreadable image .*: not a JPEG or PNG file/);
+    await expect(decodeFailure(fetchDir)).rejects.toThrow(/corrupt or unreadable image .*: not a JPEG or PNG file/);
   });
 });
 
 test('decode: an interrupted run throws instead of writing partial tensors', async () => {
   const controller = new AbortController();
   controller.abort(new Error('interrupted by test'));
-  await expect(
-    runStage(decodeStage, {}, { fetch: { kind: 'fetch', dir: subsetFetch } }, { signal: controller.signal, resumeDir: await tempDir('decode-resume-') }),
-  ).rejects.toThrow('interrupted by test');
+  await expect(decodeFailure(subsetFetch, {}, controller.signal)).rejects.toThrow('interrupted by test');
 });
 
 describe('decode: CIFAR-10 binary release', () => {
@@ -306,8 +312,8 @@ describe('decode: CIFAR-10 binary release', () => {
     const records = { images: new Uint8Array(n * BYTES).fill(9), labels: Array.from({ length: n }, (_, i) => i % 10) };
     const dir = await writeCifarBinaryTree(join(fetchDir, 'data'), { classes: CLASSES, train: records, test: records }, { batches: 2 });
     await truncate(join(dir, 'data_batch_2.bin'), 3073 * 5 - 100);
-    await expect(decode(fetchDir)).rejects.toThrow(StageError);
-    await expect(decode(fetchDir)).rejects.toThrow(/data_batch_2\.bin: 15265 bytes is not a whole number of 3073-byte records/);
+    await expect(decodeFailure(fetchDir)).rejects.toThrow(StageError);
+    await expect(decodeFailure(fetchDir)).rejects.toThrow(/data_batch_2\.bin: 15265 bytes is not a whole number of 3073-byte records/);
   });
 });
 
@@ -351,6 +357,24 @@ describe('decode: shapes, channels and bad layouts', () => {
     expect(new Set(row(gray.trainImages, 1, 96))).toEqual(new Set([(10 * 19595 + 200 * 38470 + 30 * 7471 + 0x8000) >> 16]));
   });
 
+  test('a grayscale JPEG decodes as libjpeg-turbo does, kept gray or expanded to RGB', async () => {
+    // 12×10 gradient, `cjpeg -grayscale -quality 90`; its pixels per `djpeg` hash to GRAY_HASH.
+    const GRAY_JPEG =
+      '/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAMCAgMCAgMDAwMEAwMEBQgFBQQEBQoHBwYIDAoMDAsKCwsNDhIQDQ4RDgsLEBYQERMUFRUVDA8XGBYUGBIUFRT/wAALCAAKAAwBAREA/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/9oACAEBAAA/APJv2Sfh/wD8eX7v07V9++Iv2jfg5+zsmleG/iF4s/4R/WrqyXUIbb+y7y53QM7xq+6GF1GWikGCc/L0wRn5m/ZJiT/QvkXt2r5n/b/iT/hsD4hfIv8AzDO3/ULs6//Z';
+    const GRAY_HASH = 'f21371983b56779c';
+    const fetchDir = await tempDir('decode-gray-');
+    for (const split of ['train', 'test']) {
+      await mkdir(join(fetchDir, 'data', split, 'g'), { recursive: true });
+      await writeFile(join(fetchDir, 'data', split, 'g', '0.jpg'), Buffer.from(GRAY_JPEG, 'base64'));
+    }
+    const gray = await outputs(await decode(fetchDir, { height: 10, width: 12, channels: 1 }));
+    expect(gray.trainImages.shape).toEqual([1, 10, 12, 1]);
+    expect(shortHash(row(gray.trainImages, 0, 120))).toBe(GRAY_HASH);
+    const rgb = await outputs(await decode(fetchDir, { height: 10, width: 12 }));
+    const expanded = row(rgb.trainImages, 0, 360);
+    for (let p = 0; p < 120; p++) expect(Array.from(expanded.subarray(p * 3, p * 3 + 3))).toEqual(new Array(3).fill(gray.trainImages.data[p]));
+  });
+
   test('bilinear, nearest and area resampling on known values', () => {
     // 1×4 → 1×2: bilinear samples at x = 0.5 and 2.5; area averages pairs; nearest takes 1 and 3.
     const src = Uint8Array.from([0, 100, 200, 40]);
@@ -379,21 +403,21 @@ describe('decode: shapes, channels and bad layouts', () => {
     for (const split of ['train', 'test']) await cp(join(subsetData, split, 'dog'), join(data, split, 'dog'), { recursive: true });
     await mkdir(join(data, 'train', 'cat'));
     await mkdir(join(data, 'test', 'cat'));
-    await expect(decode(fetchDir)).rejects.toThrow(StageError);
-    await expect(decode(fetchDir)).rejects.toThrow(`empty class folder ${join(data, 'train', 'cat')}`);
+    await expect(decodeFailure(fetchDir)).rejects.toThrow(StageError);
+    await expect(decodeFailure(fetchDir)).rejects.toThrow(`empty class folder ${join(data, 'train', 'cat')}`);
 
     await rm(join(data, 'test'), { recursive: true });
     await rm(join(data, 'train', 'cat'), { recursive: true });
-    await expect(decode(fetchDir)).rejects.toThrow(/missing test\/ folder/);
+    await expect(decodeFailure(fetchDir)).rejects.toThrow(/missing test\/ folder/);
 
     const unknown = await tempDir('decode-unknown-');
     await mkdir(join(unknown, 'data', 'stuff'), { recursive: true });
     await writeFile(join(unknown, 'data', 'stuff', 'readme.txt'), 'hello');
-    await expect(decode(unknown)).rejects.toThrow(StageError);
-    await expect(decode(unknown)).rejects.toThrow(/unknown dataset layout in .*: found neither CIFAR-10 binary batches .* nor image folders/);
+    await expect(decodeFailure(unknown)).rejects.toThrow(StageError);
+    await expect(decodeFailure(unknown)).rejects.toThrow(/unknown dataset layout in .*: found neither CIFAR-10 binary batches .* nor image folders/);
     // A forced format that is not there.
-    await expect(decode(subsetFetch, { format: 'cifar-binary' })).rejects.toThrow(/no CIFAR-10 binary batches/);
+    await expect(decodeFailure(subsetFetch, { format: 'cifar-binary' })).rejects.toThrow(/no CIFAR-10 binary batches/);
     // And no fetched data at all.
-    await expect(runStage(decodeStage, {}, {})).rejects.toThrow(/decode needs an upstream stage with a data\/ output/);
+    await expect(decodeFailure(null)).rejects.toThrow(/decode needs an upstream stage with a data\/ output/);
   });
 });

@@ -11,7 +11,8 @@ import { readNpy, writeNpy, type NdArray } from '../lib/npy.js';
 import { decodeStage } from '../stages/decode.js';
 import { normalizeStage } from '../stages/normalize.js';
 import { CLASSES, cifarSource, extractSubset } from './helpers/dataset.js';
-import { runStage, type FakeRun } from './helpers/stage-context.js';
+import { runStageIn } from './helpers/run-stage-in.js';
+import { runStage, type FakeRun, type FakeUpstream } from './helpers/stage-context.js';
 
 const temps: string[] = [];
 async function tempDir(prefix: string): Promise<string> {
@@ -61,6 +62,13 @@ async function normalize(decodeDir: string, params: Record<string, unknown> = {}
   const run = await runStage(normalizeStage, params, { decode: { kind: 'decode', dir: decodeDir } }, { resumeDir });
   temps.push(run.outDir);
   return run;
+}
+
+/** Runs normalize expecting it to fail, in a directory the test removes. */
+async function normalizeFailure(decodeDir: string | null, params: Record<string, unknown> = {}): Promise<void> {
+  const inputs: Record<string, FakeUpstream> = decodeDir === null ? {} : { decode: { kind: 'decode', dir: decodeDir } };
+  await runStageIn(await tempDir('normalize-failed-'), await tempDir('normalize-resume-'), normalizeStage, params, inputs);
+  throw new Error('normalize succeeded but was expected to fail');
 }
 
 async function read(run: FakeRun, name: string): Promise<NdArray> {
@@ -200,7 +208,7 @@ describe('normalize', () => {
     expect((await read(run, 'train_x.npy')).shape[0]).toBe(src.trainLabels.length);
 
     expect(() => normalizeStage.params.parse({ validation_split: 1 })).toThrow();
-    await expect(runStage(normalizeStage, {}, {})).rejects.toThrow(/normalize needs exactly one decode stage/);
+    await expect(normalizeFailure(null)).rejects.toThrow(/normalize needs exactly one decode stage/);
 
     const broken = await tempDir('normalize-broken-');
     for (const f of ['train_images.npy', 'test_images.npy', 'test_labels.npy']) await writeFile(join(broken, f), await readFile(join(src.dir, f)));
@@ -208,8 +216,8 @@ describe('normalize', () => {
     const labels = Int32Array.from(src.trainLabels);
     labels[5] = 10;
     await writeNpy(join(broken, 'train_labels.npy'), { dtype: 'int32', shape: [labels.length], data: labels });
-    await expect(normalize(broken)).rejects.toThrow(StageError);
-    await expect(normalize(broken)).rejects.toThrow(/train_labels\.npy: row 5 has label 10, outside the 10 classes/);
+    await expect(normalizeFailure(broken)).rejects.toThrow(StageError);
+    await expect(normalizeFailure(broken)).rejects.toThrow(/train_labels\.npy: row 5 has label 10, outside the 10 classes/);
   });
 
   test('after decode on real CIFAR-10 JPEGs: shapes, stratified split, test set', async () => {

@@ -152,7 +152,8 @@ export async function runStage<P>(
     await kind.run(ctx as StageContext<unknown>);
   } catch (err) {
     // Like the engine: a failed stage leaves no outputs behind (the resume dir is kept on purpose).
-    await rm(outDir, { recursive: true, force: true });
+    // Retries: a failing stage's last in-flight writes (e.g. an aborted unpack) may still land.
+    await rm(outDir, { recursive: true, force: true, maxRetries: 5 });
     throw err;
   } finally {
     await pools.destroy();
