@@ -17,7 +17,6 @@ import { readNpy, type NdArray } from '../lib/npy.js';
 import { decodeStage } from '../stages/decode.js';
 import { CLASSES, cifarSource, extractSubset, realCifarArchive, syntheticImage } from './helpers/dataset.js';
 import { writeCifarBinaryArchive, writeCifarBinaryTree } from './helpers/cifar-binary.js';
-import { runStageIn } from './helpers/run-stage-in.js';
 import { runStage, type FakeRun, type FakeUpstream } from './helpers/stage-context.js';
 
 const TRAIN_PER_CLASS = 50;
@@ -46,10 +45,10 @@ async function tempDir(prefix: string): Promise<string> {
   return dir;
 }
 
-/** Runs decode expecting it to fail, in a directory the test removes. */
+/** Runs decode expecting it to fail (runStage removes the outputs of a failed stage). */
 async function decodeFailure(fetchDir: string | null, params: Record<string, unknown> = {}, signal?: AbortSignal): Promise<void> {
   const inputs: Record<string, FakeUpstream> = fetchDir === null ? {} : { fetch: { kind: 'fetch', dir: fetchDir } };
-  await runStageIn(await tempDir('decode-failed-'), await tempDir('decode-resume-'), decodeStage, params, inputs, signal);
+  await runStage(decodeStage, params, inputs, { resumeDir: await tempDir('decode-resume-'), signal });
   throw new Error('decode succeeded but was expected to fail');
 }
 

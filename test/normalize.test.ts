@@ -11,7 +11,6 @@ import { readNpy, writeNpy, type NdArray } from '../lib/npy.js';
 import { decodeStage } from '../stages/decode.js';
 import { normalizeStage } from '../stages/normalize.js';
 import { CLASSES, cifarSource, extractSubset } from './helpers/dataset.js';
-import { runStageIn } from './helpers/run-stage-in.js';
 import { runStage, type FakeRun, type FakeUpstream } from './helpers/stage-context.js';
 
 const temps: string[] = [];
@@ -64,10 +63,10 @@ async function normalize(decodeDir: string, params: Record<string, unknown> = {}
   return run;
 }
 
-/** Runs normalize expecting it to fail, in a directory the test removes. */
+/** Runs normalize expecting it to fail (runStage removes the outputs of a failed stage). */
 async function normalizeFailure(decodeDir: string | null, params: Record<string, unknown> = {}): Promise<void> {
   const inputs: Record<string, FakeUpstream> = decodeDir === null ? {} : { decode: { kind: 'decode', dir: decodeDir } };
-  await runStageIn(await tempDir('normalize-failed-'), await tempDir('normalize-resume-'), normalizeStage, params, inputs);
+  await runStage(normalizeStage, params, inputs, { resumeDir: await tempDir('normalize-resume-') });
   throw new Error('normalize succeeded but was expected to fail');
 }
 
