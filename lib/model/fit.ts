@@ -52,14 +52,6 @@ export interface FitOptions {
   log: Logger;
 }
 
-/** Keras' progress-bar ETA format. */
-export function formatEta(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s >= 3600) return `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
-  if (s >= 60) return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
-  return `${s}s`;
-}
-
 const f4 = (v: number) => v.toFixed(4);
 
 export function formatLogs(logs: EpochLogs): string {
@@ -110,9 +102,8 @@ export async function fit(o: FitOptions): Promise<LoopState> {
         seen += batch.length;
         lossSum += loss! * batch.length;
         accSum += acc! * batch.length;
-        const elapsed = (performance.now() - started) / 1000;
-        const eta = (elapsed / seen) * (n - seen);
-        o.progress.tick(batch.length, `ETA: ${formatEta(eta)} - loss: ${f4(lossSum / seen)} - acc: ${f4(accSum / seen)}`);
+        // The reporter shows rate and ETA itself.
+        o.progress.tick(batch.length, `loss: ${f4(lossSum / seen)} - acc: ${f4(accSum / seen)}`);
         await yieldToEventLoop();
       }
       const logs: EpochLogs = { epoch: epoch + 1, loss: lossSum / seen, acc: accSum / seen, lr: firstLr, seconds: 0 };
@@ -126,7 +117,7 @@ export async function fit(o: FitOptions): Promise<LoopState> {
       state = { epoch: epoch + 1, history: [...state.history, logs], rng: rng.state() };
       clearDropoutSeeds(o.model);
       await o.checkpoint(state);
-      o.progress.done(formatLogs(logs));
+      o.progress.done();
       o.log.info(`${label} - ${formatLogs(logs)}`);
       for (const listener of epochEndListeners) listener({ stage: o.stage, logs, state });
     }
