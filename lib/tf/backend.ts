@@ -1,8 +1,8 @@
 // Training backend selection: tfjs-node where it loads, else wasm, else cpu.
 // All model code imports `@tensorflow/tfjs`; this module only picks and initialises the backend.
+// TensorFlow.js is imported on demand: resolveBackend() runs at plan time on every command.
 import { createRequire } from 'node:module';
-import * as tf from '@tensorflow/tfjs';
-import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS_VERSION } from './kernels/register.js';
+import { WASM_TRAINING_KERNELS_VERSION } from './kernels/version.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -42,6 +42,7 @@ export function resolveBackend(pref: BackendPreference): BackendInfo {
 
 /** Loads and activates the backend; `auto` falls back from tensorflow to wasm to cpu when loading fails. */
 export async function initBackend(pref: BackendPreference): Promise<BackendInfo> {
+  const tf = await import('@tensorflow/tfjs');
   const order: BackendName[] = pref === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [pref];
   let lastError: unknown;
   for (const name of order) {
@@ -54,6 +55,7 @@ export async function initBackend(pref: BackendPreference): Promise<BackendInfo>
         if (name === 'wasm') {
           // Stock wasm cannot train a conv net (no Conv2DBackpropFilter) and its transposed
           // matmuls and conv input gradient are scalar loops: install our kernels.
+          const { registerWasmTrainingKernels } = await import('./kernels/register.js');
           const kernels = registerWasmTrainingKernels();
           info.wasm = { simd: Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')), kernels };
         }

@@ -8,8 +8,7 @@ import { sumConfig } from './sum.js';
 import { transposeConfig } from './transpose.js';
 import { hasStockKernel, stockKernel } from './wasm-scope.js';
 
-/** Bump when a kernel's numerics change: it is part of the train stage's cache key. */
-export const WASM_TRAINING_KERNELS_VERSION = '1';
+export { WASM_TRAINING_KERNELS_VERSION } from './version.js';
 
 /** Kernels we add or replace on wasm. */
 export const wasmTrainingKernels: readonly tf.KernelConfig[] = [
