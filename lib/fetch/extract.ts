@@ -7,8 +7,9 @@ import { mkdir, open, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import * as tar from 'tar';
-import yauzl from 'yauzl';
+// tar and yauzl load on first use: this module is reachable from every command's kind registry.
+import type * as Tar from 'tar';
+import type { Entry as ZipEntry, ZipFile } from 'yauzl';
 import { AbortedError, StageError } from '../../engine/errors.js';
 
 export type ArchiveFormat = 'tar' | 'tar.gz' | 'zip';
@@ -123,7 +124,8 @@ class EntryGuard {
 
 // ---- tar -------------------------------------------------------------------------------------
 
-function extractTar(file: string, dest: string, guard: EntryGuard, label: string, options: ExtractOptions): Promise<ExtractStats> {
+async function extractTar(file: string, dest: string, guard: EntryGuard, label: string, options: ExtractOptions): Promise<ExtractStats> {
+  const tar = await import('tar');
   const stats: ExtractStats = { files: 0, dirs: 0, symlinks: 0 };
   return new Promise<ExtractStats>((resolve, reject) => {
     let settled = false;
@@ -137,7 +139,7 @@ function extractTar(file: string, dest: string, guard: EntryGuard, label: string
       noMtime: true,
       filter: (_path, entry) => {
         try {
-          return admitTarEntry(entry as tar.ReadEntry, guard, stats);
+          return admitTarEntry(entry as Tar.ReadEntry, guard, stats);
         } catch (err) {
           fail(err as Error);
           return false;
@@ -178,7 +180,7 @@ function extractTar(file: string, dest: string, guard: EntryGuard, label: string
 }
 
 /** Checks one tar entry; true to extract it. Throws a StageError for an unsafe one. */
-function admitTarEntry(entry: tar.ReadEntry, guard: EntryGuard, stats: ExtractStats): boolean {
+function admitTarEntry(entry: Tar.ReadEntry, guard: EntryGuard, stats: ExtractStats): boolean {
   const rel = guard.path(entry.path);
   switch (entry.type) {
     case 'Directory':
@@ -224,7 +226,8 @@ const MADE_BY_UNIX = 3;
 
 async function extractZip(file: string, dest: string, guard: EntryGuard, label: string, options: ExtractOptions): Promise<ExtractStats> {
   const stats: ExtractStats = { files: 0, dirs: 0, symlinks: 0 };
-  let zip: yauzl.ZipFile;
+  const { default: yauzl } = await import('yauzl');
+  let zip: ZipFile;
   try {
     // decodeStrings off: names are decoded and checked here, so the error names the entry.
     zip = await yauzl.openPromise(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true });
@@ -252,13 +255,14 @@ async function extractZip(file: string, dest: string, guard: EntryGuard, label: 
 }
 
 async function extractZipEntry(
-  zip: yauzl.ZipFile,
-  entry: yauzl.Entry,
+  zip: ZipFile,
+  entry: ZipEntry,
   dest: string,
   guard: EntryGuard,
   stats: ExtractStats,
   signal: AbortSignal | undefined,
 ): Promise<void> {
+  const { default: yauzl } = await import('yauzl'); // already loaded by extractZip
   const name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false);
   const rel = guard.path(name);
   const unixMode = entry.versionMadeBy >> 8 === MADE_BY_UNIX ? entry.externalFileAttributes >>> 16 : 0;
@@ -288,7 +292,7 @@ async function extractZipEntry(
 }
 
 /** Local I/O failures name the entry; anything else means the archive itself is damaged. */
-function zipEntryError(err: unknown, entry: yauzl.Entry, label: string): Error {
+function zipEntryError(err: unknown, entry: ZipEntry, label: string): Error {
   if (err instanceof StageError || err instanceof AbortedError) return err;
   const name = entry.fileNameRaw.toString('utf8');
   const message = err instanceof Error ? err.message : String(err);
