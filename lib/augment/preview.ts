@@ -1,7 +1,6 @@
 // Preview images like the notebook's `preview/` folder, and one contact sheet for the report:
 // a grid with one row per preview image (original first, then its augmented variants).
 import { writeFile } from 'node:fs/promises';
-import { PNG } from 'pngjs';
 
 /** An HWC uint8 image (1, 3 or 4 channels). */
 export interface Image {
@@ -31,14 +30,16 @@ function toRgba(img: Image): Buffer {
   return out;
 }
 
-export function encodePng(img: Image): Buffer {
+export async function encodePng(img: Image): Promise<Buffer> {
+  // Loaded on first use: this module is reachable from every command's kind registry.
+  const { PNG } = await import('pngjs');
   const png = new PNG({ width: img.width, height: img.height });
   toRgba(img).copy(png.data);
   return PNG.sync.write(png);
 }
 
 export async function writePng(path: string, img: Image): Promise<void> {
-  await writeFile(path, encodePng(img));
+  await writeFile(path, await encodePng(img));
 }
 
 export interface ContactSheetLayout {
