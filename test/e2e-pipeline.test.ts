@@ -3,7 +3,7 @@
 // real CIFAR-10 subset downloaded from a local HTTP server, with short training.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tar from 'tar';
@@ -17,12 +17,13 @@ const STAGES = ['fetch', 'decode', 'normalize', 'train', 'evaluate', 'augment', 
 let dir: string;
 let server: TestFileServer;
 let sets: string[];
+let archive: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'e2e-pipeline-'));
   const source = await cifarSource({ perClassTrain: 40, perClassTest: 10 });
   await extractSubset(source.archive, join(dir, 'tree'), 40, 10);
-  const archive = join(dir, 'cifar-subset.tar.gz');
+  archive = join(dir, 'cifar-subset.tar.gz');
   await tar.create({ gzip: true, file: archive, cwd: join(dir, 'tree') }, ['train', 'test']);
   const md5 = createHash('md5').update(await readFile(archive)).digest('hex');
   server = await TestFileServer.start();
@@ -80,5 +81,42 @@ describe('the default pipeline', () => {
     }
     expect(dry.stdout).toMatch(/^run\s+augment\s.*seed 42 → 7/m);
     for (const stage of ['train_aug', 'evaluate_aug']) expect(dry.stdout).toMatch(new RegExp(`^run\\s+${stage}\\s`, 'm'));
+  });
+});
+
+describe('a remote without a declared checksum', () => {
+  test('is keyed on its validators: an unchanged remote downloads nothing, a changed one reruns downstream', async () => {
+    const ws = await mkdtemp(join(tmpdir(), 'e2e-etag-'));
+    try {
+      const copy = join(ws, 'served.tar.gz');
+      await copyFile(archive, copy);
+      const url = server.serve('/etag/cifar.tar.gz', copy);
+      await writeFile(
+        join(ws, 'pipeline.yaml'),
+        `stages:\n  fetch:\n    uses: fetch\n    with: {url: "${url}"}\n  decode:\n    uses: decode\n    needs: [fetch]\n`,
+      );
+      server.reset();
+      const first = await runCli(['run'], { cwd: ws });
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(/^ran\s+fetch\s/m);
+      expect(server.requestsFor('GET').length).toBeGreaterThan(0);
+
+      server.reset();
+      const second = await runCli(['run'], { cwd: ws });
+      expect(second.code).toBe(0);
+      expect(second.stdout).toMatch(/^cached\s+fetch\s/m);
+      expect(second.stdout).toMatch(/^cached\s+decode\s/m);
+      expect(server.requestsFor('GET')).toEqual([]);
+      expect(server.requestsFor('HEAD').length).toBeGreaterThan(0);
+      expect(server.bytesSent).toBe(0);
+
+      // A changed remote (new size, new ETag): fetch downloads again and decode follows.
+      await appendFile(copy, Buffer.alloc(1024));
+      const third = await runCli(['run', '--dry-run'], { cwd: ws });
+      expect(third.stdout).toMatch(/^run\s+fetch\s/m);
+      expect(third.stdout).toMatch(/^run\s+decode\s/m);
+    } finally {
+      await rm(ws, { recursive: true, force: true });
+    }
   });
 });
