@@ -1,12 +1,13 @@
 // Training throughput of the seed model per backend, plus a per-kernel breakdown of one step.
 //
-//   node dist/bench/train.js [--batches 40] [--batch-size 128] [--slow-batches 1]
+//   node dist/bench/train.js [--batches 40] [--batch-size 128] [--slow-batches 1] [--cpu-batch-size 16]
 //                            [--configs wasm,wasm-parallel,wasm-stock,cpu]
 //
 // Each configuration runs in its own child process (kernel registration is process-global).
 // Configurations: wasm = wasm + our kernels; wasm-parallel = two worker threads, each with its
 // own wasm instance (lib/tf/data-parallel); wasm-stock = stock wasm plus only the missing
-// Conv2DBackpropFilter (the "before"); cpu = the pure-JS backend. Figures from one run on a
+// Conv2DBackpropFilter (the "before"); cpu = the pure-JS backend (its filter gradient takes
+// ~50 s for 16 images here, so it runs 1 batch of --cpu-batch-size). Figures from one run on a
 // shared machine: compare ratios; "img/cpu-s" (images per second of process CPU time) is the
 // steadier figure when other jobs compete for the cores.
 import { execFileSync } from 'node:child_process';
@@ -128,7 +129,7 @@ function printBreakdown(r: Result): void {
 }
 
 async function child(config: Config): Promise<void> {
-  const batchSize = Number(arg('batch-size', '128'));
+  const batchSize = Number(config === 'cpu' ? arg('cpu-batch-size', '16') : arg('batch-size', '128'));
   const slow = config === 'cpu' || config === 'wasm-stock';
   const batches = Number(slow ? arg('slow-batches', '1') : arg('batches', '40'));
   const result = config === 'wasm-parallel' ? await runParallel(batches, batchSize) : await runSingle(config, batches, batchSize);
@@ -138,7 +139,7 @@ async function child(config: Config): Promise<void> {
 function main(): void {
   const configs = arg('configs', 'wasm,wasm-parallel,wasm-stock,cpu').split(',') as Config[];
   const script = fileURLToPath(import.meta.url);
-  const passThrough = ['batches', 'batch-size', 'slow-batches'].flatMap((n) => (process.argv.includes(`--${n}`) ? [`--${n}`, arg(n, '')] : []));
+  const passThrough = ['batches', 'batch-size', 'slow-batches', 'cpu-batch-size'].flatMap((n) => (process.argv.includes(`--${n}`) ? [`--${n}`, arg(n, '')] : []));
   const results: Result[] = [];
   for (const config of configs) {
     console.log(`running ${config} ...`);
@@ -162,7 +163,7 @@ function main(): void {
   const base = results.find((r) => r.config === 'wasm');
   if (base !== undefined) {
     console.log('\nratios to wasm (wall img/s, cpu img/s), measured in this run:');
-    for (const r of results) console.log(`  ${r.config.padEnd(14)} ${(r.imgPerSec / base.imgPerSec).toFixed(2)}x  ${(r.imgPerCpuSec / base.imgPerCpuSec).toFixed(2)}x`);
+    for (const r of results) console.log(`  ${r.config.padEnd(14)} ${(r.imgPerSec / base.imgPerSec).toPrecision(3)}x  ${(r.imgPerCpuSec / base.imgPerCpuSec).toPrecision(3)}x`);
   }
   for (const r of results) printBreakdown(r);
 }

@@ -9,6 +9,7 @@ import { resolveBackend } from '../lib/tf/backend.js';
 import { DEFAULT_OPTIMIZER, OptimizerSpec } from '../lib/model/optimizer-spec.js';
 import { LrScheduleSpec } from '../lib/model/schedule.js';
 import { ModelSpec } from '../lib/model/spec.js';
+import { WorkersParam, resolveWorkers } from '../lib/model/workers-param.js';
 
 export const BackendParam = z
   .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
@@ -17,6 +18,7 @@ export const BackendParam = z
 
 export const TrainParams = z.strictObject({
   backend: BackendParam,
+  workers: WorkersParam,
   model: ModelSpec,
   optimizer: OptimizerSpec.default(DEFAULT_OPTIMIZER).describe('rmsprop (Keras 2 rule), adam or sgd (momentum, nesterov)'),
   lr_schedule: LrScheduleSpec.default({ type: 'constant' }).describe('constant, cosine (per step) or step (per epoch)'),
@@ -44,9 +46,14 @@ export const trainStage = defineStage({
     { name: 'train.json', type: 'json', description: 'backend, versions, time per epoch, final metrics' },
   ],
   stageRefs: (params) => [params.init_from, params.augmented].filter((s): s is string => !!s),
+  // The raw `workers` param ('auto') is not what changes results; the resolved count is (gradients
+  // averaged per shard round differently, dropout masks differ), so it enters the key through the
+  // fingerprint, and only when > 1: single-thread keys stay what they were before the param existed.
+  cacheParams: ({ workers: _workers, ...rest }) => rest,
   async fingerprint(params) {
     const backend = resolveBackend(params.backend);
-    return { backend: backend.name, versions: backend.versions };
+    const workers = resolveWorkers(params.workers, backend.name);
+    return { backend: backend.name, versions: backend.versions, ...(workers > 1 ? { workers } : {}) };
   },
   run: async (ctx) => (await import('../lib/model/train-run.js')).runTrain(ctx),
 });

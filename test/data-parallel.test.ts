@@ -1,9 +1,11 @@
 // Data-parallel training across two wasm workers must follow single-thread training: same initial
-// weights, same batches, same optimizer -> the same weights, up to float rounding.
+// weights, same batches, same (Keras-rule) optimizer -> the same weights, up to float rounding.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import * as tf from '@tensorflow/tfjs';
+import { createOptimizer } from '../lib/model/optimizers.js';
+import type { OptimizerSpec } from '../lib/model/optimizer-spec.js';
 import { initBackend } from '../lib/tf/backend.js';
-import { createOptimizer, DataParallelTrainer, splitRows, type OptimizerSpec } from '../lib/tf/data-parallel.js';
+import { DataParallelTrainer, liveWorkerCount, splitRows, toKerasSpec } from '../lib/tf/data-parallel.js';
 import { loadRealCifar } from './helpers/real-cifar.js';
 
 /** No dropout: its random masks would differ between one and two replicas. */
@@ -93,8 +95,9 @@ describe('DataParallelTrainer', () => {
   });
 
   test.each([
-    ['sgd with momentum', { name: 'sgd', learningRate: 0.05, momentum: 0.9 } as OptimizerSpec, 1e-5],
-    ['rmsprop', { name: 'rmsprop', learningRate: 1e-3, rho: 0.9, epsilon: 1e-7 } as OptimizerSpec, 1e-5],
+    ['sgd with momentum', { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: false } as OptimizerSpec, 1e-5],
+    ['rmsprop', { type: 'rmsprop', lr: 1e-3, rho: 0.9, epsilon: 1e-7 } as OptimizerSpec, 1e-5],
+    ['adam', { type: 'adam', lr: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 } as OptimizerSpec, 1e-5],
   ])('two workers follow single-thread training (%s, odd batch sizes)', async (label, spec, tol) => {
     // 40 images in batches of 15: shards of 8 and 7, and a last batch of 10.
     const single = await singleThread(spec, 15);
@@ -120,5 +123,62 @@ describe('DataParallelTrainer', () => {
       model.dispose();
       await trainer.dispose();
     }
+  });
+
+  test('the older {name, learningRate} spec maps onto the Keras-rule spec', () => {
+    expect(toKerasSpec({ name: 'rmsprop', learningRate: 0.01 })).toEqual({ type: 'rmsprop', lr: 0.01, rho: 0.9, epsilon: 1e-7 });
+    expect(toKerasSpec({ name: 'sgd', learningRate: 0.1, momentum: 0.9 })).toEqual({ type: 'sgd', lr: 0.1, momentum: 0.9, nesterov: false });
+    expect(() => toKerasSpec({ name: 'rmsprop', learningRate: 0.01, momentum: 0.5 })).toThrow(/no momentum/);
+  });
+
+  test('optimizer state leaves and enters the workers exactly (a restored trainer continues identically)', async () => {
+    const spec: OptimizerSpec = { type: 'adam', lr: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 };
+    const [b1, b2, b3] = batches(15);
+    const model = smallConvNet();
+    const a = await DataParallelTrainer.create({ model, optimizer: spec });
+    let b: DataParallelTrainer | undefined;
+    try {
+      await a.trainBatch(b1!.x, b1!.y, b1!.rows);
+      await a.trainBatch(b2!.x, b2!.y, b2!.rows);
+      const state = await a.getOptimizerState();
+      // Adam: the iteration count, then m and v for each of the 8 trainable tensors.
+      expect(state.map((s) => s.name)).toEqual(['iter', ...[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `${i}/m`), ...[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `${i}/v`)]);
+      expect(Array.from(state[0]!.values)).toEqual([2]);
+      // A fresh trainer given these weights and this state must take the same third step.
+      await a.copyWeightsTo(model);
+      b = await DataParallelTrainer.create({ model, optimizer: spec });
+      await b.setOptimizerState(state);
+      await a.trainBatch(b3!.x, b3!.y, b3!.rows);
+      await b.trainBatch(b3!.x, b3!.y, b3!.rows);
+      expect(maxDiff(await a.getWeights(), await b.getWeights())).toBe(0);
+      // Without the state (Adam restarting) the step differs: the check above can fail.
+      const c = await DataParallelTrainer.create({ model, optimizer: spec });
+      try {
+        await c.trainBatch(b3!.x, b3!.y, b3!.rows);
+        expect(maxDiff(await a.getWeights(), await c.getWeights())).toBeGreaterThan(1e-4);
+      } finally {
+        await c.dispose();
+      }
+    } finally {
+      model.dispose();
+      await a.dispose();
+      await b?.dispose();
+    }
+  });
+
+  test('aborting its signal terminates the workers mid-step; the step rejects', async () => {
+    const model = smallConvNet();
+    const controller = new AbortController();
+    const before = liveWorkerCount();
+    const trainer = await DataParallelTrainer.create({ model, optimizer: { type: 'sgd', lr: 0.1, momentum: 0, nesterov: false }, signal: controller.signal });
+    model.dispose();
+    expect(liveWorkerCount()).toBe(before + 2);
+    const [b1] = batches(40);
+    const stepping = trainer.trainBatch(b1!.x, b1!.y, b1!.rows); // posted to both workers
+    controller.abort();
+    await expect(stepping).rejects.toThrow(/aborted/);
+    await trainer.dispose(); // resolves once both threads have exited
+    expect(liveWorkerCount()).toBe(before);
+    await expect(trainer.trainBatch(b1!.x, b1!.y, b1!.rows)).rejects.toThrow(/aborted/);
   });
 });

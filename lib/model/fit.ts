@@ -1,16 +1,17 @@
 // The training loop: seeded shuffle per epoch, one pass over the training rows per epoch, Keras
 // verbose=1-like progress (bar with ETA, running loss/acc; val loss/acc at the end of each epoch),
-// per-epoch history, and a checkpoint after every epoch.
-import * as tf from '@tensorflow/tfjs';
+// per-epoch history, and a checkpoint after every epoch. How one step trains (main thread or
+// data-parallel worker threads) is the injected `step` strategy (train-step.ts).
+import type * as tf from '@tensorflow/tfjs';
 import type { Logger, ProgressReporter } from '../../engine/contract.js';
 import { AbortedError } from '../../engine/errors.js';
-import { clearDropoutSeeds, reseedDropout } from './build.js';
+import { clearDropoutSeeds } from './build.js';
 import type { EpochLogs, LoopState } from './checkpoint.js';
 import type { Rows } from './data.js';
-import type { KerasOptimizer } from './optimizers.js';
 import { lossAndAccuracy, predictRows, yieldToEventLoop } from './predict.js';
 import { Rng } from './rng.js';
 import { learningRate, type LrScheduleSpec } from './schedule.js';
+import type { TrainStep } from './train-step.js';
 
 export interface EpochEndEvent {
   /** Stage instance name. */
@@ -34,8 +35,10 @@ export function onEpochEnd(listener: EpochEndListener): () => void {
 
 export interface FitOptions {
   stage: string;
+  /** The main-thread model: validated after each epoch (once `step.sync()` has updated it). */
   model: tf.LayersModel;
-  optimizer: KerasOptimizer;
+  /** Performs one optimizer step (localStep or parallelStep). */
+  step: TrainStep;
   /** Training rows for epoch `epoch` (0-based): e.g. a different augmented copy per epoch. */
   trainRows(epoch: number): Promise<Rows>;
   val?: { rows: Rows; targets: Float32Array };
@@ -64,6 +67,16 @@ function checkAborted(signal: AbortSignal, where: string): void {
   if (signal.aborted) throw new AbortedError(`training interrupted ${where}; a rerun resumes from the last checkpoint`);
 }
 
+/** Awaits `work`; if it fails because the run was aborted (e.g. workers terminated), says so. */
+async function unlessAborted<T>(signal: AbortSignal, where: string, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    checkAborted(signal, where);
+    throw err;
+  }
+}
+
 /** Runs epochs `state.epoch` … `epochs − 1`; returns the final loop state. */
 export async function fit(o: FitOptions): Promise<LoopState> {
   let state = o.state;
@@ -88,25 +101,17 @@ export async function fit(o: FitOptions): Promise<LoopState> {
         const batch = order.subarray(step * o.batchSize, Math.min(n, (step + 1) * o.batchSize));
         const lr = learningRate(o.schedule, o.baseLr, { epoch, step, stepsPerEpoch: steps, epochs: o.epochs });
         if (step === 0) firstLr = lr;
-        o.optimizer.learningRate = lr;
-        reseedDropout(o.model, nextSeed);
-        const { x, y } = rows.batch(batch);
-        let result: number | number[];
-        try {
-          result = await o.model.trainOnBatch(x, y);
-        } finally {
-          tf.dispose([x, y]);
-        }
-        const [loss, acc] = Array.isArray(result) ? result : [result, NaN];
+        const { loss, acc } = await unlessAborted(o.signal, `in epoch ${epoch + 1}`, o.step.run(rows, batch, lr, nextSeed));
         if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at epoch ${epoch + 1}, step ${step + 1}`);
         seen += batch.length;
-        lossSum += loss! * batch.length;
-        accSum += acc! * batch.length;
+        lossSum += loss * batch.length;
+        accSum += acc * batch.length;
         // The reporter shows rate and ETA itself.
         o.progress.tick(batch.length, `loss: ${f4(lossSum / seen)} - acc: ${f4(accSum / seen)}`);
         await yieldToEventLoop();
       }
       const logs: EpochLogs = { epoch: epoch + 1, loss: lossSum / seen, acc: accSum / seen, lr: firstLr, seconds: 0 };
+      await unlessAborted(o.signal, `after epoch ${epoch + 1}`, o.step.sync());
       if (o.val && o.val.rows.count > 0) {
         const probs = await predictRows(o.model, o.val.rows, o.batchSize, { signal: o.signal });
         const { loss, accuracy } = lossAndAccuracy(probs, o.val.targets, o.val.rows.classes);

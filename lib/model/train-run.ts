@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
-import { PipelineError, StageError } from '../../engine/errors.js';
+import { AbortedError, PipelineError, StageError } from '../../engine/errors.js';
 import type { NdArray } from '../npy.js';
 import { initBackend } from '../tf/backend.js';
 import { buildModel, copyWeights, outputUnits } from './build.js';
@@ -14,6 +14,8 @@ import { npyInfo } from './npy-shape.js';
 import { createOptimizer } from './optimizers.js';
 import { Rng, deriveSeed } from './rng.js';
 import { modelSummary, paramCounts } from './summary.js';
+import { localStep, type TrainStep } from './train-step.js';
+import { resolveWorkers } from './workers-param.js';
 import type { TrainParams } from '../../stages/train.js';
 
 /** The training split as the loop consumes it: one Rows per epoch. */
@@ -107,6 +109,14 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
     ctx.log.warn(`planned backend ${String(ctx.fingerprint.backend)} did not load; training on ${backend.name}`);
   }
 
+  const workers = resolveWorkers(p.workers, backend.name);
+  if (workers > 1 && backend.name !== 'wasm') {
+    throw new StageError(`train ${ctx.stage}: workers: ${workers} needs the wasm backend (data-parallel worker threads run wasm), not ${backend.name}`);
+  }
+  // The engine's fingerprint names the workers when > 1 (see stages/train.ts).
+  const planned = ctx.fingerprint.backend === undefined ? undefined : (ctx.fingerprint.workers ?? 1);
+  if (planned !== undefined && planned !== workers) ctx.log.warn(`planned ${String(planned)} worker(s); training with ${workers}`);
+
   const norm = ctx.inputs.oneOfKind('normalize');
   const classes = await norm.readJson<string[]>('classes.json');
   const trainY = await readOneHot(norm, 'train_y.npy');
@@ -129,6 +139,7 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
 
   const model = buildModel(p.model, data.inputShape, p.seed);
   const optimizer = createOptimizer(p.optimizer);
+  let step: TrainStep | undefined;
   try {
     if (outputUnits(model) !== k) {
       throw new StageError(`model: the last layer outputs ${outputUnits(model)} values but the data has ${k} classes`);
@@ -148,19 +159,31 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
     ctx.log.info(`model: ${model.layers.length} layers, ${counts.total.toLocaleString('en-US')} params; training on ${data.describe}`);
     for (const line of modelSummary(model).trimEnd().split('\n')) ctx.log.debug(line);
 
-    // resumeDir is already per cache key; the key also guards against a reused directory.
+    // resumeDir is already per cache key; the key also guards against a reused directory. Like the
+    // cache key, it names the resolved worker count when > 1 (single-thread keys are unchanged).
+    const { workers: _workersParam, ...keyParams } = p;
+    const keyMaterial = { params: keyParams, inputShape: data.inputShape, count: data.count, k, backend: backend.name };
     const key = createHash('sha256')
-      .update(JSON.stringify({ params: p, inputShape: data.inputShape, count: data.count, k, backend: backend.name }))
+      .update(JSON.stringify(workers > 1 ? { ...keyMaterial, workers } : keyMaterial))
       .digest('hex');
     const restored = await restoreCheckpoint(ctx.resumeDir, key, model, optimizer);
     const start: LoopState = restored?.state ?? { epoch: 0, history: [], rng: new Rng(deriveSeed(p.seed, 'train')).state() };
     if (restored) ctx.log.info(`resuming after epoch ${start.epoch}/${p.epochs} from checkpoint ${restored.dir}`);
 
+    // The replicas start from the model and optimizer as they stand now (initial, init_from or checkpoint).
+    if (workers > 1) {
+      const { parallelStep } = await import('./parallel-step.js');
+      step = await parallelStep({ model, optimizer, spec: p.optimizer, workers, signal: ctx.signal });
+      ctx.log.info(`data-parallel training on ${workers} worker threads`);
+    } else {
+      step = localStep(model, optimizer);
+    }
+
     const began = performance.now();
     const final = await fit({
       stage: ctx.stage,
       model,
-      optimizer,
+      step,
       trainRows: (epoch) => data.rowsFor(epoch),
       val,
       epochs: p.epochs,
@@ -168,6 +191,7 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
       baseLr: p.optimizer.lr,
       schedule: p.lr_schedule,
       state: start,
+      // fit has called step.sync(): the model and optimizer hold the trained state.
       checkpoint: async (state) => {
         await saveCheckpoint(ctx.resumeDir, key, model, optimizer, state);
       },
@@ -176,6 +200,7 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
       log: ctx.log,
     });
 
+    await step.dispose();
     await saveModel(model, ctx.out.path('model'));
     await ctx.out.json('history.json', historyJson(final.history));
     await writeFile(ctx.out.path('summary.txt'), modelSummary(model));
@@ -184,6 +209,7 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
     await ctx.out.json('train.json', {
       backend: backend.name,
       requested_backend: p.backend,
+      workers,
       versions: backend.versions,
       params: { total: counts.total, trainable: counts.trainable, non_trainable: counts.nonTrainable },
       train_count: data.count,
@@ -204,8 +230,11 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
     });
   } catch (err) {
     if (err instanceof PipelineError) throw err;
+    // e.g. the signal terminated the data-parallel workers while they were starting
+    if (ctx.signal.aborted) throw new AbortedError(`train ${ctx.stage} interrupted; a rerun resumes from the last checkpoint`);
     throw new StageError(`train ${ctx.stage}: ${(err as Error).message}`, { cause: err });
   } finally {
+    await step?.dispose();
     model.dispose();
     optimizer.dispose();
   }

@@ -1,10 +1,14 @@
 // One replica of DataParallelTrainer (see data-parallel.ts): its own wasm backend, model and
 // optimizer. Per step: gradient of its shard -> its exchange slot -> barrier -> the weighted mean
-// of all slots, summed in the same order by every replica (so all apply bit-identical updates).
+// of all slots, summed in the same order by every replica (so all apply bit-identical updates),
+// applied by lib/model's Keras-rule optimizer.
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
+import { reseedDropout } from '../model/build.js';
+import { createOptimizer, type KerasOptimizer } from '../model/optimizers.js';
+import { deriveSeed } from '../model/rng.js';
 import { initBackend } from './backend.js';
-import { createOptimizer, type InitMessage, type Reply, type Request } from './data-parallel.js';
+import { fromTensorData, toTensorData, type InitMessage, type Reply, type Request } from './data-parallel.js';
 
 if (parentPort === null) throw new Error('data-parallel-worker must run in a worker thread');
 const port = parentPort;
@@ -12,7 +16,7 @@ const port = parentPort;
 interface Replica {
   init: InitMessage;
   model: tf.LayersModel;
-  optimizer: tf.Optimizer;
+  optimizer: KerasOptimizer;
   trainable: tf.Variable[];
   nonTrainable: tf.Variable[];
   /** Float offset of each trainable gradient / non-trainable weight inside a slot. */
@@ -67,6 +71,8 @@ function awaitAll(barrier: Int32Array, workers: number): void {
 }
 
 function step(r: Replica, msg: Extract<Request, { type: 'step' }>): Reply {
+  const prof = process.env.DATA_PARALLEL_PROFILE !== undefined;
+  const t0 = performance.now();
   const { index, workers } = r.init;
   const own = msg.shardRows[index];
   const slot = r.slots[index];
@@ -75,6 +81,15 @@ function step(r: Replica, msg: Extract<Request, { type: 'step' }>): Reply {
   let loss = 0;
   let accuracy = 0;
 
+  if (msg.dropoutSeeds !== undefined) {
+    // Seeds arrive in Dropout-layer order. Shard 0 uses them as a single-thread run would (its
+    // rows are the batch's first rows and seeded masks are drawn in row-major order, so its
+    // masks are the first rows of that run's masks); other shards need masks of their own, from
+    // seeds derived from the step's seed and the shard index.
+    const seeds = msg.dropoutSeeds.map((s) => (index === 0 ? s : deriveSeed(s, `shard:${index}`)));
+    let next = 0;
+    reseedDropout(r.model, () => seeds[next++] ?? 0);
+  }
   if (own > 0) {
     const x = tf.tensor(msg.x, [own, ...inputShape]);
     const y = tf.tensor2d(msg.y, [own, classes]);
@@ -93,7 +108,9 @@ function step(r: Replica, msg: Extract<Request, { type: 'step' }>): Reply {
   }
   r.nonTrainable.forEach((v, i) => slot.set(v.dataSync(), r.offsets[r.trainable.length + i]));
 
+  const t1 = performance.now();
   awaitAll(r.barrier, workers);
+  const t2 = performance.now();
 
   // Weighted mean over slots in slot order: identical arithmetic in every replica.
   const weights = msg.shardRows.map((n) => n / msg.rows);
@@ -103,9 +120,7 @@ function step(r: Replica, msg: Extract<Request, { type: 'step' }>): Reply {
     const k = weights[w];
     for (let j = 0; j < mean.length; j++) mean[j] += k * s[j];
   }
-  if (msg.learningRate !== undefined) {
-    (r.optimizer as unknown as { learningRate: number }).learningRate = msg.learningRate;
-  }
+  if (msg.learningRate !== undefined) r.optimizer.learningRate = msg.learningRate;
   const named: tf.NamedTensorMap = {};
   r.trainable.forEach((v, i) => (named[v.name] = tf.tensor(mean.subarray(r.offsets[i], r.offsets[i] + v.size), v.shape)));
   r.optimizer.applyGradients(named);
@@ -114,6 +129,7 @@ function step(r: Replica, msg: Extract<Request, { type: 'step' }>): Reply {
     const o = r.offsets[r.trainable.length + i];
     v.assign(tf.tensor(mean.subarray(o, o + v.size), v.shape));
   });
+  if (prof) console.error(`worker ${index}: grads ${(t1 - t0).toFixed(0)} ms, barrier ${(t2 - t1).toFixed(0)} ms, apply ${(performance.now() - t2).toFixed(0)} ms`);
   // Nobody may overwrite a slot for the next step before all have read this one: the main
   // thread sends the next step only after every replica has replied, which happens below.
   return { type: 'stepped', loss, accuracy };
@@ -135,6 +151,18 @@ async function handle(msg: Request): Promise<Reply> {
       const tensors = msg.weights.map((w, i) => tf.tensor(w, r.model.weights[i].shape as number[]));
       r.model.setWeights(tensors);
       tf.dispose(tensors);
+      return { type: 'ok' };
+    }
+    case 'getOptimizerState': {
+      const named = await r.optimizer.getWeights();
+      const state = await toTensorData(named);
+      named[0]?.tensor.dispose(); // the iteration count is a fresh scalar; the rest are live slots
+      return { type: 'optimizerState', state };
+    }
+    case 'setOptimizerState': {
+      const named = fromTensorData(msg.state);
+      await r.optimizer.setWeights(named);
+      tf.dispose(named.map((n) => n.tensor)); // the slot variables hold their own references
       return { type: 'ok' };
     }
   }

@@ -1,0 +1,62 @@
+// Data-parallel steps (lib/tf/data-parallel.ts): worker threads with their own wasm instance
+// train replicas of the model; the main-thread model and optimizer are mirrors, refreshed by
+// sync() for validation and checkpoints, and the source of the replicas' starting state
+// (initial / init_from / checkpoint weights and optimizer state).
+import * as tf from '@tensorflow/tfjs';
+import { DataParallelTrainer, fromTensorData, toTensorData } from '../tf/data-parallel.js';
+import { reseedDropout } from './build.js';
+import type { OptimizerSpec } from './optimizer-spec.js';
+import type { KerasOptimizer } from './optimizers.js';
+import type { TrainStep } from './train-step.js';
+
+export interface ParallelStepOptions {
+  model: tf.LayersModel;
+  /** Holds the optimizer state to start from (e.g. restored from a checkpoint); mirrored by sync(). */
+  optimizer: KerasOptimizer;
+  spec: OptimizerSpec;
+  workers: number;
+  /** Aborting terminates the workers at once. */
+  signal: AbortSignal;
+}
+
+export async function parallelStep(o: ParallelStepOptions): Promise<TrainStep> {
+  const trainer = await DataParallelTrainer.create({ model: o.model, optimizer: o.spec, workers: o.workers, signal: o.signal });
+  try {
+    const named = await o.optimizer.getWeights();
+    const state = await toTensorData(named);
+    named[0]?.tensor.dispose(); // the iteration count is a fresh scalar; the rest are live slots
+    await trainer.setOptimizerState(state);
+  } catch (err) {
+    await trainer.dispose();
+    throw err;
+  }
+  return {
+    async run(rows, batch, lr, nextSeed) {
+      // Draw the step's dropout seeds exactly as a single-thread step would (same stream use).
+      const dropoutSeeds: number[] = [];
+      reseedDropout(o.model, () => {
+        const seed = nextSeed();
+        dropoutSeeds.push(seed);
+        return seed;
+      });
+      const { x, y } = rows.batch(batch);
+      let xs: Float32Array;
+      let ys: Float32Array;
+      try {
+        xs = (await x.data()) as Float32Array;
+        ys = (await y.data()) as Float32Array;
+      } finally {
+        tf.dispose([x, y]);
+      }
+      const { loss, accuracy } = await trainer.trainBatch(xs, ys, batch.length, { learningRate: lr, dropoutSeeds });
+      return { loss, acc: accuracy };
+    },
+    async sync() {
+      await trainer.copyWeightsTo(o.model);
+      const named = fromTensorData(await trainer.getOptimizerState());
+      await o.optimizer.setWeights(named);
+      tf.dispose(named.map((n) => n.tensor));
+    },
+    dispose: () => trainer.dispose(),
+  };
+}
