@@ -79,6 +79,8 @@ function env(root = work): FingerprintEnv & { digested: string[] } {
 /** Downloads into workDir until at least `bytes` are on disk, then aborts (a killed run); returns the partial size. */
 async function interruptedDownload(url: string, workDir: string, bytes: number): Promise<number> {
   const controller = new AbortController();
+  // The server stops sending after `bytes`, so the download cannot finish before the abort lands.
+  void server.stallNextAfter(bytes);
   const attempt = download({
     url,
     workDir,
