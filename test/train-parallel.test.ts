@@ -1,14 +1,14 @@
 // The train kind with data-parallel workers (workers: 2, wasm) on toy 8×8 images: it follows a
 // single-thread run without dropout, is deterministic, resumes exactly after an interruption,
 // aborts promptly without leaking threads, and works with init_from and augmented copies.
-import { describe, expect, test, beforeAll, afterAll } from '@jest/globals';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { describe, expect, test, beforeAll } from '@jest/globals';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { runStage, type FakeUpstream } from './helpers/stage-context.js';
-import { toyImages, writeAugmentOutputs, writeNormalizeOutputs, subset, type ImageSet } from './helpers/fake-normalize.js';
+import { TINY_MODEL, useToyTraining } from './helpers/toy-training.js';
+import { writeAugmentOutputs } from './helpers/fake-normalize.js';
 import { trainStage, TrainParams } from '../stages/train.js';
 import { onEpochEnd } from '../lib/model/fit.js';
 import { resolveWorkers } from '../lib/model/workers-param.js';
@@ -16,13 +16,7 @@ import { liveWorkerCount } from '../lib/tf/data-parallel.js';
 import { AbortedError, StageError } from '../engine/errors.js';
 import type { ProgressReporter } from '../engine/contract.js';
 
-const TINY = [
-  { type: 'conv2d', filters: 4, kernel_size: 3, padding: 'same', activation: 'relu' },
-  { type: 'maxPooling2d', pool_size: 2 },
-  { type: 'dropout', rate: 0.25 },
-  { type: 'flatten' },
-  { type: 'dense', units: 3, activation: 'softmax' },
-];
+const TINY = TINY_MODEL;
 const NO_DROPOUT = TINY.filter((l) => l.type !== 'dropout');
 const BASE = { backend: 'wasm', workers: 2, model: TINY, batch_size: 32, epochs: 3, seed: 7 };
 
@@ -42,28 +36,8 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-let work: string;
-let normalize: FakeUpstream;
-let trainRows: ImageSet;
-const cleanup: string[] = [];
-
-async function train(params: Record<string, unknown>, inputs: Record<string, FakeUpstream> = {}, options = {}) {
-  const run = await runStage(trainStage, { ...BASE, ...params }, { normalize, ...inputs }, options);
-  cleanup.push(run.outDir, run.resumeDir);
-  return run;
-}
-
-beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'train-parallel-test-'));
-  const all = toyImages(300, 3, 8, 3, 1);
-  const split = await writeNormalizeOutputs(join(work, 'normalize'), all, toyImages(90, 3, 8, 3, 2), ['a', 'b', 'c']);
-  trainRows = subset(all, split.train);
-  normalize = { kind: 'normalize', dir: join(work, 'normalize') };
-});
-
-afterAll(async () => {
-  for (const dir of [work, ...cleanup]) await rm(dir, { recursive: true, force: true });
-});
+const toy = useToyTraining('train-parallel-test-', BASE);
+const train = toy.train;
 
 describe('workers param', () => {
   test('auto = 2 on wasm with at least 2 cores, else 1; explicit counts are kept', () => {
@@ -136,7 +110,7 @@ describe('train with 2 workers (wasm, toy data)', () => {
 
   test('an interrupted run resumes from its checkpoint (weights and optimizer state) and ends byte-identical', async () => {
     const resumeDir = await mkdtemp(join(tmpdir(), 'train-parallel-resume-'));
-    cleanup.push(resumeDir);
+    toy.removeLater(resumeDir);
     const controller = new AbortController();
     const epochs: number[] = [];
     const off = onEpochEnd((e) => {
@@ -159,7 +133,7 @@ describe('train with 2 workers (wasm, toy data)', () => {
 
   test('a 1-worker checkpoint is not resumed by a 2-worker run (the worker count is in the key)', async () => {
     const resumeDir = await mkdtemp(join(tmpdir(), 'train-parallel-key-'));
-    cleanup.push(resumeDir);
+    toy.removeLater(resumeDir);
     await train({ workers: 1, epochs: 1 }, {}, { resumeDir });
     const two = await train({ epochs: 1 }, {}, { resumeDir });
     expect(await readJson(join(two.outDir, 'train.json'))).toMatchObject({ resumed_after_epoch: null });
@@ -167,7 +141,7 @@ describe('train with 2 workers (wasm, toy data)', () => {
 
   test('abort mid-epoch: AbortedError at once, workers terminated, no checkpoint', async () => {
     const resumeDir = await mkdtemp(join(tmpdir(), 'train-parallel-abort-'));
-    cleanup.push(resumeDir);
+    toy.removeLater(resumeDir);
     const controller = new AbortController();
     let ticks = 0;
     const progress: ProgressReporter = {
@@ -201,8 +175,8 @@ describe('train with 2 workers (wasm, toy data)', () => {
 
   test('init_from and augmented copies work with workers', async () => {
     // Copies identical to the training images train exactly like train_x itself.
-    const aug = join(work, 'augment-same');
-    await writeAugmentOutputs(aug, [trainRows, trainRows, trainRows]);
+    const aug = join(toy.work, 'augment-same');
+    await writeAugmentOutputs(aug, [toy.trainRows, toy.trainRows, toy.trainRows]);
     const viaCopies = await train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: aug } });
     expect((await weightsOf(viaCopies)).equals(await weightsOf(first))).toBe(true);
     // Continuing from 3 trained epochs: the first epoch is already better than a fresh first epoch.

@@ -1,13 +1,14 @@
 // The train kind over plain directories: small cpu runs on toy 8×8 images (outputs, determinism,
 // interrupt + resume, init_from, augmented copies, validation of params), then the real test:
 // 2 epochs of the notebook's network on 2,000 real CIFAR-10 images on wasm.
-import { describe, expect, test, beforeAll, afterAll } from '@jest/globals';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { describe, expect, test, beforeAll } from '@jest/globals';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { runStage, type FakeUpstream } from './helpers/stage-context.js';
-import { toyImages, writeAugmentOutputs, writeNormalizeOutputs, subset, type ImageSet } from './helpers/fake-normalize.js';
+import { TINY_MODEL, useToyTraining } from './helpers/toy-training.js';
+import { writeAugmentOutputs, writeNormalizeOutputs, subset, type ImageSet } from './helpers/fake-normalize.js';
 import { loadRealCifar } from './helpers/real-cifar.js';
 import { trainStage, TrainParams } from '../stages/train.js';
 import { evaluateStage } from '../stages/evaluate.js';
@@ -19,13 +20,7 @@ import { readNpy } from '../lib/npy.js';
 import { initBackend } from '../lib/tf/backend.js';
 import { AbortedError } from '../engine/errors.js';
 
-const TINY = [
-  { type: 'conv2d', filters: 4, kernel_size: 3, padding: 'same', activation: 'relu' },
-  { type: 'maxPooling2d', pool_size: 2 },
-  { type: 'dropout', rate: 0.25 },
-  { type: 'flatten' },
-  { type: 'dense', units: 3, activation: 'softmax' },
-];
+const TINY = TINY_MODEL;
 const BASE = { backend: 'cpu', model: TINY, batch_size: 32, epochs: 3, seed: 7 };
 
 interface History {
@@ -40,28 +35,8 @@ interface History {
 
 const readJson = async <T>(path: string): Promise<T> => JSON.parse(await readFile(path, 'utf8')) as T;
 
-let work: string;
-let normalize: FakeUpstream;
-let trainRows: ImageSet;
-const cleanup: string[] = [];
-
-async function train(params: Record<string, unknown>, inputs: Record<string, FakeUpstream> = {}, options = {}) {
-  const run = await runStage(trainStage, { ...BASE, ...params }, { normalize, ...inputs }, options);
-  cleanup.push(run.outDir, run.resumeDir);
-  return run;
-}
-
-beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'train-test-'));
-  const all = toyImages(300, 3, 8, 3, 1);
-  const split = await writeNormalizeOutputs(join(work, 'normalize'), all, toyImages(90, 3, 8, 3, 2), ['a', 'b', 'c']);
-  trainRows = subset(all, split.train);
-  normalize = { kind: 'normalize', dir: join(work, 'normalize') };
-});
-
-afterAll(async () => {
-  for (const dir of [work, ...cleanup]) await rm(dir, { recursive: true, force: true });
-});
+const toy = useToyTraining('train-test-', BASE);
+const train = toy.train;
 
 describe('train params', () => {
   test('defaults are the notebook recipe', () => {
@@ -125,7 +100,7 @@ describe('train on cpu (toy data)', () => {
   test('the saved model reloads and predicts exactly what training measured', async () => {
     await initBackend('cpu');
     const model = await loadModel(join(first.outDir, 'model'));
-    const dir = normalize.dir;
+    const dir = toy.normalize.dir;
     const vy = await readNpy(join(dir, 'val_y.npy'));
     const probs = await predictRows(model, floatRows(await readNpy(join(dir, 'val_x.npy')), vy, 'val'), 16);
     model.dispose();
@@ -148,7 +123,7 @@ describe('train on cpu (toy data)', () => {
 
   test('an interrupted run resumes from its last checkpoint and ends with the same weights', async () => {
     const resumeDir = await mkdtemp(join(tmpdir(), 'train-resume-'));
-    cleanup.push(resumeDir);
+    toy.removeLater(resumeDir);
     const controller = new AbortController();
     const epochs: number[] = [];
     const off = onEpochEnd((e) => {
@@ -187,23 +162,23 @@ describe('train on cpu (toy data)', () => {
 
   test('augmented: one copy per epoch, labels from train_y, pixels through normalization.json', async () => {
     // Copies identical to the training images must train exactly like train_x itself...
-    const aug = join(work, 'augment-same');
-    await writeAugmentOutputs(aug, [trainRows, trainRows, trainRows]);
+    const aug = join(toy.work, 'augment-same');
+    await writeAugmentOutputs(aug, [toy.trainRows, toy.trainRows, toy.trainRows]);
     const viaCopies = await train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: aug } });
     const weights = (run: { outDir: string }) => readFile(join(run.outDir, 'model', 'weights.bin'));
     expect((await weights(viaCopies)).equals(await weights(first))).toBe(true);
     // ...and a different copy in epoch 2 must change the result (so copies really are used per epoch).
-    const flipped: ImageSet = { ...trainRows, pixels: trainRows.pixels.map((v) => 255 - v) };
-    const aug2 = join(work, 'augment-flipped');
-    await writeAugmentOutputs(aug2, [trainRows, flipped, trainRows]);
+    const flipped: ImageSet = { ...toy.trainRows, pixels: toy.trainRows.pixels.map((v) => 255 - v) };
+    const aug2 = join(toy.work, 'augment-flipped');
+    await writeAugmentOutputs(aug2, [toy.trainRows, flipped, toy.trainRows]);
     const mixed = await train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: aug2 } });
     const h1 = await readJson<History>(join(first.outDir, 'history.json'));
     const h2 = await readJson<History>(join(mixed.outDir, 'history.json'));
     expect(h2.loss[0]).toBe(h1.loss[0]);
     expect(h2.loss[1]).not.toBe(h1.loss[1]);
     // Row counts must match normalize's train_y.
-    const aug3 = join(work, 'augment-short');
-    await writeAugmentOutputs(aug3, [subset(trainRows, [0, 1, 2])]);
+    const aug3 = join(toy.work, 'augment-short');
+    await writeAugmentOutputs(aug3, [subset(toy.trainRows, [0, 1, 2])]);
     await expect(train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: aug3 } })).rejects.toThrow(/3 images but normalize\/train_y.npy has 240/);
   });
 
@@ -239,7 +214,7 @@ describe('train the notebook network on real CIFAR-10 (wasm)', () => {
       return;
     }
     const dir = join(await mkdtemp(join(tmpdir(), 'train-cifar-')), 'normalize');
-    cleanup.push(dir);
+    toy.removeLater(dir);
     // 250 train + 50 test images per class: 2,000 train / 500 val / 500 test.
     const real = await loadRealCifar(250, 50);
     if (!real.real) console.warn('real CIFAR-10 archive not found: the real-data test runs on generated images');
@@ -251,7 +226,7 @@ describe('train the notebook network on real CIFAR-10 (wasm)', () => {
     if (!canTrain) return;
     // Interrupt when epoch 1 is checkpointed, rerun with the same resume dir: it trains epoch 2 only.
     const resumeDir = await mkdtemp(join(tmpdir(), 'train-cifar-resume-'));
-    cleanup.push(resumeDir);
+    toy.removeLater(resumeDir);
     const controller = new AbortController();
     const seen: EpochEndEvent[] = [];
     const off = onEpochEnd((e) => {
@@ -261,7 +236,7 @@ describe('train the notebook network on real CIFAR-10 (wasm)', () => {
     try {
       await expect(runStage(trainStage, params, { normalize: data }, { resumeDir, signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
       const run = await runStage(trainStage, params, { normalize: data }, { resumeDir });
-      cleanup.push(run.outDir);
+      toy.removeLater(run.outDir);
       expect(seen.map((e) => e.logs.epoch)).toEqual([1, 2]);
       const info = await readJson<{ resumed_after_epoch: number; backend: string }>(join(run.outDir, 'train.json'));
       expect(info).toMatchObject({ resumed_after_epoch: 1, backend: 'wasm' });
@@ -277,7 +252,7 @@ describe('train the notebook network on real CIFAR-10 (wasm)', () => {
       expect(history.val_acc[1]!).toBeGreaterThan(0.18); // chance 0.1; σ of chance on 500 images ≈ 0.013
 
       const evaluated = await runStage(evaluateStage, { backend: 'wasm' }, { train: { kind: 'train', dir: run.outDir }, normalize: data });
-      cleanup.push(evaluated.outDir, evaluated.resumeDir);
+      toy.removeLater(evaluated.outDir, evaluated.resumeDir);
       const metrics = await readJson<{ test_accuracy: number; test_loss: number }>(join(evaluated.outDir, 'metrics.json'));
       console.log(`real CIFAR test: loss ${metrics.test_loss}, accuracy ${metrics.test_accuracy}`);
       expect(metrics.test_accuracy).toBeGreaterThan(0.18);

@@ -1,0 +1,57 @@
+// Shared fixture of the train-stage tests: toy 8×8 three-class images written as a normalize
+// stage's outputs in a temp dir, and a `train(params)` that runs the train kind over them.
+import { afterAll, beforeAll } from '@jest/globals';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { trainStage } from '../../stages/train.js';
+import { runStage, type FakeRun, type FakeUpstream } from './stage-context.js';
+import { subset, toyImages, writeNormalizeOutputs, type ImageSet } from './fake-normalize.js';
+
+/** A conv net small enough to train in milliseconds on 8×8 inputs. */
+export const TINY_MODEL = [
+  { type: 'conv2d', filters: 4, kernel_size: 3, padding: 'same', activation: 'relu' },
+  { type: 'maxPooling2d', pool_size: 2 },
+  { type: 'dropout', rate: 0.25 },
+  { type: 'flatten' },
+  { type: 'dense', units: 3, activation: 'softmax' },
+];
+
+export interface ToyTraining {
+  /** Temp dir of the fixture (tests may add upstream dirs under it). */
+  work: string;
+  normalize: FakeUpstream;
+  /** The training rows of the split, in normalize's order. */
+  trainRows: ImageSet;
+  /** Removes these paths in afterAll. */
+  removeLater(...paths: string[]): void;
+  /** Runs the train kind with `base` params overridden by `params`. */
+  train(params: Record<string, unknown>, inputs?: Record<string, FakeUpstream>, options?: Parameters<typeof runStage>[3]): Promise<FakeRun>;
+}
+
+/** Registers beforeAll/afterAll hooks; the returned object's fields are set once beforeAll ran. */
+export function useToyTraining(prefix: string, base: Record<string, unknown>): ToyTraining {
+  const cleanup: string[] = [];
+  const toy: ToyTraining = {
+    work: '',
+    normalize: { kind: 'normalize', dir: '' },
+    trainRows: undefined as unknown as ImageSet,
+    removeLater: (...paths) => void cleanup.push(...paths),
+    async train(params, inputs = {}, options = {}) {
+      const run = await runStage(trainStage, { ...base, ...params }, { normalize: toy.normalize, ...inputs }, options);
+      cleanup.push(run.outDir, run.resumeDir);
+      return run;
+    },
+  };
+  beforeAll(async () => {
+    toy.work = await mkdtemp(join(tmpdir(), prefix));
+    const all = toyImages(300, 3, 8, 3, 1);
+    const split = await writeNormalizeOutputs(join(toy.work, 'normalize'), all, toyImages(90, 3, 8, 3, 2), ['a', 'b', 'c']);
+    toy.trainRows = subset(all, split.train);
+    toy.normalize = { kind: 'normalize', dir: join(toy.work, 'normalize') };
+  });
+  afterAll(async () => {
+    for (const dir of [toy.work, ...cleanup]) await rm(dir, { recursive: true, force: true });
+  });
+  return toy;
+}
