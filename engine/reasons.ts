@@ -62,6 +62,10 @@ export function describeReasons(reasons: readonly Reason[]): string {
 }
 
 function changeText(c: ValueChange): string {
+  // Long strings (e.g. decoder versions) would truncate to the same prefix: show where they differ.
+  if (typeof c.old === 'string' && typeof c.new === 'string' && Math.max(c.old.length, c.new.length) > 58) {
+    return `${c.path} ${cmdChange(c.old, c.new)}`;
+  }
   return `${c.path} ${show(c.old)} → ${show(c.new)}`;
 }
 

@@ -109,6 +109,14 @@ describe('plan', () => {
     expect(describeReason(final.plan.reasons[0]!)).toBe('params changed: lr 0.01 → 0.1');
   });
 
+  test('a long changed string is shown where it differs, not as two identical truncations', () => {
+    const old = 'libjpeg-turbo wasm (@cornerstonejs/codec-libjpeg-turbo-8bit 1.2.8, libjpeg-turbo 3.0.1)';
+    const cur = old.replace('3.0.1', '3.0.2');
+    expect(describeReason({ type: 'runtime', changes: [{ path: 'jpeg', old, new: cur }] })).toBe(
+      'runtime changed: jpeg `…g-turbo 3.0.1)` → `…g-turbo 3.0.2)`',
+    );
+  });
+
   test('nested params changes are reported by path', () => {
     const w = baseline();
     w.stages.set('learn', kindFacts({ keyParams: { lr: 0.01, epochs: 2, optimizer: { name: 'adam' } } }));
