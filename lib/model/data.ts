@@ -55,19 +55,24 @@ export function floatRows(x: NdArray, y: NdArray, what: string): Rows {
   if (x.dtype !== 'float32') throw new Error(`${what}: expected float32 inputs, got ${x.dtype}`);
   checkRows(x, y, what);
   const xs = x.data as Float32Array;
-  const ys = y.data as Float32Array;
   const sampleShape = x.shape.slice(1);
   const size = sampleShape.reduce((a, b) => a * b, 1);
-  const k = y.shape[1]!;
   const inputs = (rows: ArrayLike<number>) => {
     // A fresh array per batch: some backends keep a reference to the array a tensor was made from.
     const out = new Float32Array(rows.length * size);
     for (let i = 0; i < rows.length; i++) out.set(xs.subarray(rows[i]! * size, rows[i]! * size + size), i * size);
     return tf.tensor(out, [rows.length, ...sampleShape]);
   };
+  return rowsOf(x, y, inputs);
+}
+
+/** The Rows around an `inputs` builder: targets are gathered from one-hot `y` the same way for any input dtype. */
+function rowsOf(x: NdArray, y: NdArray, inputs: (rows: ArrayLike<number>) => tf.Tensor): Rows {
+  const ys = y.data as Float32Array;
+  const k = y.shape[1]!;
   return {
     count: x.shape[0]!,
-    sampleShape,
+    sampleShape: x.shape.slice(1),
     classes: k,
     inputs,
     batch: (rows) => ({ x: inputs(rows), y: tf.tensor2d(gatherTargets(ys, k, rows), [rows.length, k]) }),
@@ -79,12 +84,10 @@ export function uint8Rows(x: NdArray, y: NdArray, table: Float32Array, what: str
   if (x.dtype !== 'uint8') throw new Error(`${what}: expected uint8 images, got ${x.dtype}`);
   checkRows(x, y, what);
   const xs = x.data as Uint8Array;
-  const ys = y.data as Float32Array;
   const sampleShape = x.shape.slice(1);
   const size = sampleShape.reduce((a, b) => a * b, 1);
   const channels = sampleShape[sampleShape.length - 1]!;
   if (table.length !== channels * 256) throw new Error(`${what}: normalization has ${table.length / 256} channels, images have ${channels}`);
-  const k = y.shape[1]!;
   const inputs = (rows: ArrayLike<number>) => {
     const out = new Float32Array(rows.length * size);
     for (let i = 0; i < rows.length; i++) {
@@ -94,13 +97,7 @@ export function uint8Rows(x: NdArray, y: NdArray, table: Float32Array, what: str
     }
     return tf.tensor(out, [rows.length, ...sampleShape]);
   };
-  return {
-    count: x.shape[0]!,
-    sampleShape,
-    classes: k,
-    inputs,
-    batch: (rows) => ({ x: inputs(rows), y: tf.tensor2d(gatherTargets(ys, k, rows), [rows.length, k]) }),
-  };
+  return rowsOf(x, y, inputs);
 }
 
 /** 0..n-1 in blocks of `size` (prediction batches, in order). */
