@@ -68,18 +68,27 @@ function expectClose(label: string, o: Outcome, relTol = 2e-6): void {
   maxDiffs[kernel] = Math.max(maxDiffs[kernel] ?? 0, o.maxDiff);
 }
 
-/** Conv geometries: [x shape NHWC, filter [KH,KW,Ci,Co], strides, pad]. Ci*KH*KW <= 64 takes the patch route. */
+/**
+ * Conv geometries: [x shape NHWC, filter [KH,KW,Ci,Co], strides, pad]. The filter gradient takes
+ * the SIMD route when Ci % 4 == 0 and Co % 8 == 0, else the patch route when Ci*KH*KW <= 64,
+ * else the conv route.
+ */
 const convCases: Array<[number[], number[], number | [number, number], 'same' | 'valid']> = [];
 for (const pad of ['same', 'valid'] as const) {
   for (const stride of [1, 2]) {
     convCases.push([[2, 9, 9, 3], [3, 3, 3, 4], stride, pad]); // patch route, odd size
     convCases.push([[2, 8, 8, 8], [3, 3, 8, 5], stride, pad]); // conv route, even size
     convCases.push([[3, 7, 10, 16], [3, 3, 16, 6], stride, pad]); // conv route, not square
+    convCases.push([[2, 8, 9, 8], [3, 3, 8, 16], stride, pad]); // SIMD route, not square
+    convCases.push([[3, 7, 7, 12], [3, 3, 12, 8], stride, pad]); // SIMD route, odd size
   }
 }
 convCases.push([[2, 9, 8, 4], [2, 3, 4, 3], [1, 2], 'same']); // uneven filter and strides
 convCases.push([[2, 11, 11, 12], [5, 5, 12, 4], 2, 'same']); // big window, conv route
 convCases.push([[2, 6, 6, 20], [1, 1, 20, 7], 2, 'valid']); // 1x1 strided, conv route
+convCases.push([[2, 9, 8, 4], [2, 3, 4, 8], [1, 2], 'same']); // SIMD route, uneven filter and strides
+convCases.push([[2, 11, 11, 12], [5, 5, 12, 8], 2, 'same']); // SIMD route, big window
+convCases.push([[2, 6, 6, 20], [1, 1, 20, 16], 2, 'valid']); // SIMD route, 1x1 strided
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -92,6 +101,15 @@ afterAll(() => {
 describe('wasm training kernels match the cpu backend', () => {
   test('the kernels are registered on wasm', () => {
     for (const k of wasmTrainingKernels) expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
+  });
+
+  test.each(convCases)('Conv2D x=%j filter=%j strides=%j pad=%s', async (xShape, wShape, strides, pad) => {
+    const o = await compare(
+      'Conv2D',
+      { x: f32(xShape, 11), filter: f32(wShape, 12) },
+      { strides, pad, dataFormat: 'NHWC', dilations: 1, dimRoundingMode: 'floor' } as unknown as tf.NamedAttrMap,
+    );
+    expectClose('Conv2D', o);
   });
 
   test.each(convCases)('Conv2DBackpropFilter x=%j filter=%j strides=%j pad=%s', async (xShape, wShape, strides, pad) => {
@@ -120,6 +138,10 @@ describe('wasm training kernels match the cpu backend', () => {
     const attrs = { strides: 1, pad: 1, dataFormat: 'NHWC', filterShape: [3, 3, 8, 4], inputShape: [2, 7, 7, 8] };
     expectClose('Conv2DBackpropFilter', await compare('Conv2DBackpropFilter', { x: f32([2, 7, 7, 8], 5), dy: f32([2, 7, 7, 4], 6) }, attrs));
     expectClose('Conv2DBackpropInput', await compare('Conv2DBackpropInput', { dy: f32([2, 7, 7, 4], 6), filter: f32([3, 3, 8, 4], 7) }, attrs));
+    const wide = { ...attrs, pad: 2, dilations: 1, filterShape: [3, 3, 8, 16], inputShape: [2, 7, 7, 8] };
+    expectClose('Conv2D', await compare('Conv2D', { x: f32([2, 7, 7, 8], 13), filter: f32([3, 3, 8, 16], 14) }, wide));
+    expectClose('Conv2DBackpropFilter', await compare('Conv2DBackpropFilter', { x: f32([2, 7, 7, 8], 5), dy: f32([2, 9, 9, 16], 6) }, wide));
+    expectClose('Conv2DBackpropInput', await compare('Conv2DBackpropInput', { dy: f32([2, 9, 9, 16], 6), filter: f32([3, 3, 8, 16], 7) }, wide));
   });
 
   const matMulCases: Array<[number[], number[], boolean, boolean]> = [
@@ -143,7 +165,10 @@ describe('wasm training kernels match the cpu backend', () => {
     [[2, 9, 9, 3], 2, 2, 'valid'], // odd: last row/col unused
     [[2, 9, 9, 5], 2, 2, 'same'],
     [[2, 9, 9, 3], 3, 2, 'same'], // overlapping windows
-    [[2, 7, 9, 4], [2, 3], [1, 2], 'valid'],
+    [[2, 7, 9, 4], [2, 3], [1, 2], 'valid'], // C % 4 == 0 from here on: the SIMD kernel
+    [[2, 9, 9, 8], 2, 2, 'valid'],
+    [[2, 9, 9, 8], 3, 2, 'same'], // overlapping windows
+    [[3, 6, 7, 12], 3, 1, 'same'],
   ];
   test.each(poolCases)('MaxPoolGrad x=%j filter=%j strides=%j pad=%s (with ties)', async (xShape, filterSize, strides, pad) => {
     await tf.setBackend('cpu');
@@ -158,7 +183,20 @@ describe('wasm training kernels match the cpu backend', () => {
     expectClose('MaxPoolGrad', o, 1e-7);
   });
 
+  test('MaxPoolGrad: a window of -Infinity sends nothing (both kernels)', async () => {
+    for (const c of [3, 4]) {
+      const xs = Float32Array.from({ length: 2 * 4 * 4 * c }, (_, i) => (i % 5 === 0 ? 1 : -Infinity));
+      const x: Spec = { shape: [2, 4, 4, c], values: xs, dtype: 'float32' };
+      await tf.setBackend('cpu');
+      const y = tf.maxPool(tf.tensor4d(xs, [2, 4, 4, c]), 2, 2, 'valid');
+      const out: Spec = { shape: y.shape, values: y.dataSync() as Float32Array, dtype: 'float32' };
+      const o = await compare('MaxPoolGrad', { dy: f32(y.shape, 13), input: x, output: out }, { filterSize: 2, strides: 2, pad: 'valid' } as unknown as tf.NamedAttrMap);
+      expectClose('MaxPoolGrad', o, 1e-7);
+    }
+  });
+
   const sumCases: Array<[number[], number[], boolean]> = [
+    [[64, 9, 9, 12], [0, 1, 2], false], // conv bias gradient, C % 4 == 0
     [[4, 5, 6, 7], [0, 1, 2], false], // bias gradient: leading axes
     [[4, 5, 6, 7], [0, 1, 2], true],
     [[6, 7], [0], false],
@@ -167,6 +205,18 @@ describe('wasm training kernels match the cpu backend', () => {
   ];
   test.each(sumCases)('Sum x=%j axis=%j keepDims=%s', async (shape, axis, keepDims) => {
     expectClose('Sum', await compare('Sum', { x: f32(shape, 12) }, { axis, keepDims }));
+  });
+
+  test('Identity shares its input buffer and outlives the input', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+    const before = tf.backend().numDataIds();
+    const y = tf.engine().runKernel('Identity', { x }, {}) as tf.Tensor;
+    expect(tf.backend().numDataIds()).toBe(before); // no new buffer
+    x.dispose();
+    expect(Array.from(await y.data())).toEqual([1, 2, 3, 4]);
+    y.dispose();
+    expect(tf.backend().numDataIds()).toBe(before - 1);
   });
 
   test('Sum of int32 goes to the stock kernel and stays exact', async () => {

@@ -1,7 +1,9 @@
-// Conv2DBackpropFilter for wasm (stock wasm has none), computed by XNNPACK in one of two ways.
+// Conv2DBackpropFilter for wasm (stock wasm has none), in one of three ways.
 //
 // dW[kh,kw,ci,co] = sum_{b,i,j} x[b, i*s+kh-pt, j*s+kw-pl, ci] * dy[b,i,j,co]
-// - is a stride-1 convolution with dilation s of x' = x^T [Ci,H,W,B] (batch and channels
+// - when Ci % 4 == 0 and Co % 8 == 0 (every layer but the first, usually): our own SIMD kernel
+//   (wasm/kernels.ts), which reads x and dy in place, with no transposes and no packing;
+// - else it is a stride-1 convolution with dilation s of x' = x^T [Ci,H,W,B] (batch and channels
 //   swapped) by the "filter" dy' = [OH,OW,B,Co], whose output [Ci,KH,KW,Co] is dW up to a
 //   transpose. Conv2D re-lays-out and packs its filter on every call (the cache is keyed by
 //   tensor id), which costs about as much as a small layer's whole gradient, so:
@@ -9,6 +11,7 @@
 //   matrix P^T [KH*KW*Ci, B*OH*OW] gathered straight onto the heap (27 rows: cheap).
 import * as tf from '@tensorflow/tfjs';
 import { asHeapBackend } from './heap.js';
+import { conv2dFilterGrad as simdFilterGrad, filterGradFits, geometryOf } from './simd-module.js';
 import { cropForPads, inScope, type WasmScope } from './wasm-scope.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -35,6 +38,17 @@ function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: {}
   const bottom = filterHeight - 1 + (outHeight - 1) * strideHeight - (inHeight - 1) - top;
   const right = filterWidth - 1 + (outWidth - 1) * strideWidth - (inWidth - 1) - left;
 
+  if (filterGradFits(info)) {
+    const heap = asHeapBackend(args.backend);
+    const dw = heap.makeOutput(attrs.filterShape, 'float32');
+    simdFilterGrad(
+      heap.typedArrayFromHeap(x) as Float32Array,
+      heap.typedArrayFromHeap(dy) as Float32Array,
+      geometryOf(info),
+      heap.typedArrayFromHeap(dw) as Float32Array,
+    );
+    return dw;
+  }
   if (filterHeight * filterWidth * info.inChannels <= PATCH_ROWS_LIMIT) {
     return inScope(args.backend as tf.KernelBackend, (s) => viaPatchMatMul(s, x, dy, info));
   }

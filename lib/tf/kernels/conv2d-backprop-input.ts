@@ -1,9 +1,12 @@
-// Conv2DBackpropInput for wasm: the stock kernel is a scalar loop; this is one XNNPACK convolution.
+// Conv2DBackpropInput for wasm: the stock kernel is a scalar loop; this is one convolution, ours
+// (wasm/kernels.ts) at stride 1 when Ci % 8 == 0, else XNNPACK's.
 //
 // dx[h] = sum_kh dy_up[h + pt - kh] * W[kh] (dy_up: dy with s-1 zeros after each row/col when the
 // stride s > 1) is a stride-1 convolution of dy_up with the filter flipped in space and with its
 // in/out channels swapped, padded by KH-1-pt on top.
 import * as tf from '@tensorflow/tfjs';
+import { asHeapBackend } from './heap.js';
+import { conv2d as simdConv2d, convFits } from './simd-module.js';
 import { cropForPads, inScope, type WasmScope } from './wasm-scope.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -40,12 +43,51 @@ function conv2dBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: {};
   const bottom = inHeight - upHeight - top + filterHeight - 1;
   const right = inWidth - upWidth - left + filterWidth - 1;
 
+  if (strideHeight === 1 && strideWidth === 1 && convFits({ outChannels: info.inChannels })) {
+    return viaDirectConv(asHeapBackend(args.backend), dy, filter, info);
+  }
   return inScope(args.backend as tf.KernelBackend, (s) => {
     const flipped = s.transpose(s.reverse(filter, [0, 1]), [0, 1, 3, 2]);
     const cropped = cropForPads(s, upsampleWithZeros(s, dy, strideHeight, strideWidth), [top, bottom, left, right]);
     const dx = s.conv2d(cropped.x, flipped, cropped.pads, [1, 1]);
     return dx;
   });
+}
+
+/** Stride 1: dx = dy convolved with W flipped in space, channels swapped, padded by K-1-p. */
+function viaDirectConv(heap: ReturnType<typeof asHeapBackend>, dy: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co } = info;
+  const dx = heap.makeOutput(info.inShape, 'float32');
+  const w = heap.typedArrayFromHeap(filter) as Float32Array;
+  const flipped = new Float32Array(w.length); // [KH,KW,Co,Ci]
+  for (let h = 0; h < kh; h++) {
+    for (let v = 0; v < kw; v++) {
+      const src = ((kh - 1 - h) * kw + (kw - 1 - v)) * ci * co;
+      const dst = (h * kw + v) * co * ci;
+      for (let c = 0; c < ci; c++) for (let o = 0; o < co; o++) flipped[dst + o * ci + c] = w[src + c * co + o];
+    }
+  }
+  simdConv2d(
+    heap.typedArrayFromHeap(dy) as Float32Array,
+    flipped,
+    {
+      batch: info.batchSize,
+      inH: info.outHeight,
+      inW: info.outWidth,
+      inChannels: co,
+      outH: info.inHeight,
+      outW: info.inWidth,
+      outChannels: ci,
+      filterH: kh,
+      filterW: kw,
+      strideH: 1,
+      strideW: 1,
+      padTop: kh - 1 - info.padInfo.top,
+      padLeft: kw - 1 - info.padInfo.left,
+    },
+    heap.typedArrayFromHeap(dx) as Float32Array,
+  );
+  return dx;
 }
 
 export const conv2dBackpropInputConfig: tf.KernelConfig = {

@@ -1,7 +1,9 @@
-// MaxPoolGrad for wasm, straight off the heap: each pooling window sends its dy to the first
-// maximum in row-major window order (the cpu backend's tie rule), one pass over x and dy.
+// MaxPoolGrad for wasm: each pooling window sends its dy to the first maximum in row-major
+// window order (the cpu backend's tie rule). Our SIMD kernel when C % 4 == 0, else a JS loop
+// straight off the heap; one pass over x and dy either way.
 import * as tf from '@tensorflow/tfjs';
 import { asHeapBackend } from './heap.js';
+import { maxPoolGrad as simdMaxPoolGrad, maxPoolGradFits } from './simd-module.js';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -26,6 +28,14 @@ function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?:
   const x = heap.typedArrayFromHeap(input) as Float32Array;
   const g = heap.typedArrayFromHeap(dy) as Float32Array;
   const dx = heap.typedArrayFromHeap(out) as Float32Array;
+  if (maxPoolGradFits(c)) {
+    const geometry = {
+      batch: batchSize, inH: inHeight, inW: inWidth, inChannels: c, outH: outHeight, outW: outWidth, outChannels: c,
+      filterH: fh, filterW: fw, strideH: strideHeight, strideW: strideWidth, padTop: top, padLeft: left,
+    };
+    simdMaxPoolGrad(x, g, geometry, dx);
+    return out;
+  }
   dx.fill(0);
   const best = new Float32Array(c);
   const where = new Int32Array(c);

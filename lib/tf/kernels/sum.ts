@@ -1,8 +1,10 @@
 // Sum for wasm. Bias gradients sum a [B,H,W,C] tensor over its leading axes; the stock kernel
 // first transposes the whole tensor (untiled) to put them innermost. Summing rows straight off
-// the heap is one streaming pass. Every other reduction goes to the stock kernel.
+// the heap (our SIMD kernel, double-precision accumulators) is one streaming pass. Every other
+// reduction goes to the stock kernel.
 import * as tf from '@tensorflow/tfjs';
 import { asHeapBackend } from './heap.js';
+import { sumRows } from './simd-module.js';
 import { stockKernel } from './wasm-scope.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -26,12 +28,7 @@ function sum(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.Name
   const outShape = keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
   const heap = asHeapBackend(args.backend);
   const out = heap.makeOutput(outShape, 'float32');
-  const xs = heap.typedArrayFromHeap(x);
-  const acc = new Float64Array(cols); // like the cpu backend, accumulate in double precision
-  for (let r = 0, base = 0; r < rows; r++, base += cols) {
-    for (let c = 0; c < cols; c++) acc[c] += xs[base + c];
-  }
-  heap.typedArrayFromHeap(out).set(acc);
+  sumRows(heap.typedArrayFromHeap(x) as Float32Array, rows, cols, heap.typedArrayFromHeap(out) as Float32Array);
   return out;
 }
 

@@ -1,0 +1,142 @@
+// Our own wasm SIMD kernels (wasm/kernels.ts, compiled by `npm run build`), one instance per
+// thread. The module has its own memory: operands are copied in, which costs ~1 ms per 16 MB
+// against the hundreds of ms the kernels save.
+import { readFileSync } from 'node:fs';
+import type * as tf from '@tensorflow/tfjs';
+
+/** wasm/kernels.ts's exports; every argument is an i32 (pointers are byte offsets). */
+interface KernelExports {
+  memory: WebAssembly.Memory;
+  conv2d(...args: number[]): void;
+  conv2dFilterGrad(...args: number[]): void;
+  maxPoolGrad(...args: number[]): void;
+  sumRows(...args: number[]): void;
+}
+
+type KernelName = Exclude<keyof KernelExports, 'memory'>;
+
+const MODULE_URL = new URL('../../../wasm/kernels.wasm', import.meta.url);
+const PAGE = 65536;
+
+let instance: KernelExports | undefined;
+
+function kernels(): KernelExports {
+  if (instance === undefined) {
+    const module = new WebAssembly.Module(readFileSync(MODULE_URL));
+    instance = new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
+  }
+  return instance;
+}
+
+/** Grows the module's memory to at least `bytes` (offset 0 up; the module keeps no data of its own). */
+function reserve(k: KernelExports, bytes: number): void {
+  const have = k.memory.buffer.byteLength;
+  if (bytes > have) k.memory.grow(Math.ceil((bytes - have) / PAGE));
+}
+
+const align = (n: number): number => (n + 15) & ~15;
+
+/** A convolution's shapes, NHWC: x [batch,inH,inW,inChannels] -> y [batch,outH,outW,outChannels]. */
+export interface ConvGeometry {
+  batch: number;
+  inH: number;
+  inW: number;
+  inChannels: number;
+  outH: number;
+  outW: number;
+  outChannels: number;
+  filterH: number;
+  filterW: number;
+  strideH: number;
+  strideW: number;
+  padTop: number;
+  padLeft: number;
+}
+
+/** The geometry of a tfjs Conv2DInfo (NHWC). */
+export function geometryOf(info: tf.backend_util.Conv2DInfo): ConvGeometry {
+  return {
+    batch: info.batchSize,
+    inH: info.inHeight,
+    inW: info.inWidth,
+    inChannels: info.inChannels,
+    outH: info.outHeight,
+    outW: info.outWidth,
+    outChannels: info.outChannels,
+    filterH: info.filterHeight,
+    filterW: info.filterWidth,
+    strideH: info.strideHeight,
+    strideW: info.strideWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  };
+}
+
+/** Whether conv2dFilterGrad handles this layer (its register block is 4 x 8 channels). */
+export function filterGradFits(g: Pick<ConvGeometry, 'inChannels' | 'outChannels'>): boolean {
+  return g.inChannels % 4 === 0 && g.outChannels % 8 === 0;
+}
+
+/** Whether conv2d handles this layer (its register block is 8 output channels wide). */
+export function convFits(g: Pick<ConvGeometry, 'outChannels'>): boolean {
+  return g.outChannels % 8 === 0;
+}
+
+/**
+ * Copies `inputs` into the module after one another, zeroes `scratch` bytes and then the output
+ * behind them, runs `kernel` with their offsets followed by `args`, and copies the output into `out`.
+ */
+function run(kernel: KernelName, inputs: Float32Array[], out: Float32Array, args: number[], scratch = 0): void {
+  const k = kernels();
+  const offsets: number[] = [];
+  let end = 0;
+  for (const a of inputs) {
+    offsets.push(end);
+    end = align(end + a.byteLength);
+  }
+  const scratchAt = end;
+  const outAt = align(scratchAt + scratch);
+  reserve(k, outAt + out.byteLength);
+  const heap = new Float32Array(k.memory.buffer);
+  inputs.forEach((a, i) => heap.set(a, offsets[i] / 4));
+  heap.fill(0, scratchAt / 4, outAt / 4 + out.length);
+  const pointers = scratch > 0 ? [...offsets, outAt, scratchAt] : [...offsets, outAt];
+  k[kernel](...pointers, ...args);
+  out.set(heap.subarray(outAt / 4, outAt / 4 + out.length));
+}
+
+function convArgs(g: ConvGeometry): number[] {
+  return [
+    g.batch, g.inH, g.inW, g.inChannels,
+    g.outH, g.outW, g.outChannels,
+    g.filterH, g.filterW, g.strideH, g.strideW, g.padTop, g.padLeft,
+  ];
+}
+
+/** dw [KH,KW,Ci,Co] = the filter gradient of x [B,H,W,Ci] and dy [B,OH,OW,Co] (NHWC, dense). */
+export function conv2dFilterGrad(x: Float32Array, dy: Float32Array, g: ConvGeometry, dw: Float32Array): void {
+  run('conv2dFilterGrad', [x, dy], dw, convArgs(g));
+}
+
+/** y [B,OH,OW,Co] = x [B,H,W,Ci] convolved with w [KH,KW,Ci,Co] (dilation 1, zero padding). */
+export function conv2d(x: Float32Array, w: Float32Array, g: ConvGeometry, y: Float32Array): void {
+  run('conv2d', [x, w], y, convArgs(g));
+}
+
+/** Whether maxPoolGrad handles this layer (4 channels at a time). */
+export function maxPoolGradFits(channels: number): boolean {
+  return channels % 4 === 0;
+}
+
+/** dx [B,H,W,C]: each window's dy goes to the first maximum of x in row-major window order. */
+export function maxPoolGrad(x: Float32Array, dy: Float32Array, g: ConvGeometry, dx: Float32Array): void {
+  run('maxPoolGrad', [x, dy], dx, [
+    g.batch, g.inH, g.inW, g.inChannels,
+    g.outH, g.outW, g.filterH, g.filterW, g.strideH, g.strideW, g.padTop, g.padLeft,
+  ]);
+}
+
+/** out[c] = sum over r of x[r, c] (x is [rows, cols]), accumulated in double precision. */
+export function sumRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void {
+  run('sumRows', [x], out, [rows, cols], cols * 8);
+}
