@@ -114,6 +114,30 @@ describe('DataParallelTrainer', () => {
     initial.dispose();
   });
 
+  test('predict: the replicas give the probabilities the trained model gives, rows in order', async () => {
+    const model = smallConvNet();
+    const trainer = await DataParallelTrainer.create({ model, optimizer: { type: 'sgd', lr: 0.05, momentum: 0, nesterov: false }, workers: 2 });
+    try {
+      for (const b of batches(15)) await trainer.trainBatch(b.x, b.y, b.rows);
+      const rows = 23; // shards of 12 and 11, predicted in batches of 5
+      const probs = await trainer.predict(x.slice(0, rows * 3072), rows, 5);
+      await trainer.copyWeightsTo(model);
+      const expected = tf.tidy(() => (model.predict(tf.tensor4d(x.subarray(0, rows * 3072), [rows, 32, 32, 3])) as tf.Tensor).dataSync());
+      expect(probs).toHaveLength(rows * 10);
+      let diff = 0;
+      probs.forEach((p, i) => (diff = Math.max(diff, Math.abs(p - expected[i]))));
+      expect(diff).toBeLessThan(1e-6);
+      // Trained weights, not the initial ones: an untrained replica predicts differently.
+      const initial = smallConvNet();
+      const untrained = tf.tidy(() => (initial.predict(tf.tensor4d(x.subarray(0, rows * 3072), [rows, 32, 32, 3])) as tf.Tensor).dataSync());
+      expect(Math.max(...probs.map((p, i) => Math.abs(p - untrained[i])))).toBeGreaterThan(1e-3);
+      initial.dispose();
+    } finally {
+      model.dispose();
+      await trainer.dispose();
+    }
+  });
+
   test('rejects a batch whose arrays do not match its row count', async () => {
     const model = smallConvNet();
     const trainer = await DataParallelTrainer.create({ model, optimizer: { name: 'sgd', learningRate: 0.1 } });

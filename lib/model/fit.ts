@@ -113,7 +113,12 @@ export async function fit(o: FitOptions): Promise<LoopState> {
       const logs: EpochLogs = { epoch: epoch + 1, loss: lossSum / seen, acc: accSum / seen, lr: firstLr, seconds: 0 };
       await unlessAborted(o.signal, `after epoch ${epoch + 1}`, o.step.sync());
       if (o.val && o.val.rows.count > 0) {
-        const probs = await predictRows(o.model, o.val.rows, o.batchSize, { signal: o.signal });
+        const { rows } = o.val;
+        const probs = await unlessAborted(
+          o.signal,
+          `validating epoch ${epoch + 1}`,
+          o.step.predict?.(rows, o.batchSize, o.signal) ?? predictRows(o.model, rows, o.batchSize, { signal: o.signal }),
+        );
         const { loss, accuracy } = lossAndAccuracy(probs, o.val.targets, o.val.rows.classes);
         logs.val_loss = loss;
         logs.val_acc = accuracy;

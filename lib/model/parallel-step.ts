@@ -4,7 +4,9 @@
 // (initial / init_from / checkpoint weights and optimizer state).
 import * as tf from '@tensorflow/tfjs';
 import { DataParallelTrainer, fromTensorData, toTensorData } from '../tf/data-parallel.js';
+import { AbortedError } from '../../engine/errors.js';
 import { reseedDropout } from './build.js';
+import { sequentialBatches } from './data.js';
 import type { OptimizerSpec } from './optimizer-spec.js';
 import type { KerasOptimizer } from './optimizers.js';
 import type { TrainStep } from './train-step.js';
@@ -51,6 +53,28 @@ export async function parallelStep(o: ParallelStepOptions): Promise<TrainStep> {
       const { loss, accuracy } = await trainer.trainBatch(xs, ys, batch.length, { learningRate: lr, dropoutSeeds });
       return { loss, acc: accuracy };
     },
+    async predict(rows, batchSize, signal) {
+      // Chunks of a few batches per worker; the next chunk's inputs are gathered while the
+      // workers predict the current one.
+      const gather = async (chunk: Int32Array): Promise<Float32Array> => {
+        const x = rows.inputs(chunk);
+        try {
+          return (await x.data()) as Float32Array;
+        } finally {
+          x.dispose();
+        }
+      };
+      const probs = new Float32Array(rows.count * rows.classes);
+      const chunks = [...sequentialBatches(rows.count, batchSize * o.workers * 4)];
+      let next = chunks.length > 0 ? gather(chunks[0]) : undefined;
+      for (let i = 0; i < chunks.length; i++) {
+        if (signal.aborted) throw new AbortedError('prediction interrupted');
+        const predicted = trainer.predict(await next!, chunks[i].length, batchSize);
+        next = i + 1 < chunks.length ? gather(chunks[i + 1]) : undefined;
+        probs.set(await predicted, chunks[i][0] * rows.classes);
+      }
+      return probs;
+    },
     async sync() {
       await trainer.copyWeightsTo(o.model);
       const named = fromTensorData(await trainer.getOptimizerState());
@@ -60,3 +84,4 @@ export async function parallelStep(o: ParallelStepOptions): Promise<TrainStep> {
     dispose: () => trainer.dispose(),
   };
 }
+

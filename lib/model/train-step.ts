@@ -17,6 +17,12 @@ export interface TrainStep {
    * seeded stream: a step draws one seed per Dropout layer from it, every step, whatever the strategy.
    */
   run(rows: Rows, batch: Int32Array, lr: number, nextSeed: () => number): Promise<StepResult>;
+  /**
+   * Class probabilities [N·K] of every row with the trained weights, where the strategy can do
+   * it faster than the main-thread model (e.g. on its worker threads); absent: the loop predicts
+   * with the main-thread model after sync().
+   */
+  predict?(rows: Rows, batchSize: number, signal: AbortSignal): Promise<Float32Array>;
   /** Makes the main-thread model and optimizer hold the trained state (before validation and checkpoints). */
   sync(): Promise<void>;
   /** Releases threads or other resources (idempotent). */

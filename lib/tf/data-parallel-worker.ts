@@ -8,6 +8,7 @@ import { reseedDropout } from '../model/build.js';
 import { createOptimizer, type KerasOptimizer } from '../model/optimizers.js';
 import { deriveSeed } from '../model/rng.js';
 import { initBackend } from './backend.js';
+import { asHeapBackend } from './kernels/heap.js';
 import { fromTensorData, toTensorData, type InitMessage, type Reply, type Request } from './data-parallel.js';
 
 if (parentPort === null) throw new Error('data-parallel-worker must run in a worker thread');
@@ -23,6 +24,8 @@ interface Replica {
   offsets: number[];
   slotFloats: number;
   slots: Float32Array[];
+  /** The averaged slot, reused every step (a fresh 4·slotFloats bytes per step fed the GC). */
+  mean: Float32Array;
   barrier: Int32Array;
 }
 
@@ -54,8 +57,14 @@ async function setUp(init: InitMessage): Promise<Replica> {
     offsets,
     slotFloats,
     slots,
+    mean: new Float32Array(slotFloats),
     barrier: new Int32Array(init.barrier),
   };
+}
+
+/** A float32 tensor's values in place on the wasm heap (dataSync would copy them first). */
+function heapView(t: tf.Tensor): Float32Array {
+  return asHeapBackend(tf.backend()).typedArrayFromHeap(t) as Float32Array;
 }
 
 /** Blocks until every replica has arrived (generation barrier on [arrived, generation]). */
@@ -101,12 +110,12 @@ function step(r: Replica, msg: Extract<Request, { type: 'step' }>): Reply {
     }, r.trainable);
     loss = value.dataSync()[0];
     accuracy = acc === undefined ? 0 : acc.dataSync()[0];
-    r.trainable.forEach((v, i) => slot.set(grads[v.name].dataSync(), r.offsets[i]));
+    r.trainable.forEach((v, i) => slot.set(heapView(grads[v.name]), r.offsets[i]));
     tf.dispose([x, y, value, acc, ...Object.values(grads)]);
   } else {
     slot.fill(0, 0, r.offsets[r.trainable.length] ?? r.slotFloats);
   }
-  r.nonTrainable.forEach((v, i) => slot.set(v.dataSync(), r.offsets[r.trainable.length + i]));
+  r.nonTrainable.forEach((v, i) => slot.set(heapView(v), r.offsets[r.trainable.length + i]));
 
   const t1 = performance.now();
   awaitAll(r.barrier, workers);
@@ -114,7 +123,7 @@ function step(r: Replica, msg: Extract<Request, { type: 'step' }>): Reply {
 
   // Weighted mean over slots in slot order: identical arithmetic in every replica.
   const weights = msg.shardRows.map((n) => n / msg.rows);
-  const mean = new Float32Array(r.slotFloats);
+  const mean = r.mean.fill(0);
   for (let w = 0; w < workers; w++) {
     const s = r.slots[w];
     const k = weights[w];
@@ -135,6 +144,24 @@ function step(r: Replica, msg: Extract<Request, { type: 'step' }>): Reply {
   return { type: 'stepped', loss, accuracy };
 }
 
+/** Inference-mode probabilities for the shard, `batchSize` rows at a time. */
+function predict(r: Replica, msg: Extract<Request, { type: 'predict' }>): Float32Array {
+  const inputShape = r.model.inputs[0].shape.slice(1) as number[];
+  const xRow = tf.util.sizeFromShape(inputShape);
+  const classes = r.model.outputs[0].shape[r.model.outputs[0].shape.length - 1] as number;
+  const probs = new Float32Array(msg.rows * classes);
+  for (let start = 0; start < msg.rows; start += msg.batchSize) {
+    const n = Math.min(msg.batchSize, msg.rows - start);
+    const out = tf.tidy(() => {
+      const x = tf.tensor(msg.x.subarray(start * xRow, (start + n) * xRow), [n, ...inputShape]);
+      return r.model.predict(x, { batchSize: n }) as tf.Tensor;
+    });
+    probs.set(out.dataSync() as Float32Array, start * classes);
+    out.dispose();
+  }
+  return probs;
+}
+
 async function handle(msg: Request): Promise<Reply> {
   if (msg.type === 'init') {
     replica = await setUp(msg);
@@ -145,6 +172,8 @@ async function handle(msg: Request): Promise<Reply> {
   switch (msg.type) {
     case 'step':
       return step(r, msg);
+    case 'predict':
+      return { type: 'predicted', probs: predict(r, msg) };
     case 'getWeights':
       return { type: 'weights', weights: r.model.getWeights().map((w) => w.dataSync() as Float32Array) };
     case 'setWeights': {

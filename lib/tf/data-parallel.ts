@@ -87,6 +87,7 @@ export interface InitMessage {
 export type Request =
   | InitMessage
   | { type: 'step'; x: Float32Array; y: Float32Array; rows: number; shardRows: number[]; learningRate?: number; dropoutSeeds?: number[] }
+  | { type: 'predict'; x: Float32Array; rows: number; batchSize: number }
   | { type: 'getWeights' }
   | { type: 'setWeights'; weights: Float32Array[] }
   | { type: 'getOptimizerState' }
@@ -95,6 +96,7 @@ export type Request =
 export type Reply =
   | { type: 'ready'; exchangeFloats: number }
   | { type: 'stepped'; loss: number; accuracy: number }
+  | { type: 'predicted'; probs: Float32Array }
   | { type: 'weights'; weights: Float32Array[] }
   | { type: 'optimizerState'; state: TensorData[] }
   | { type: 'ok' }
@@ -244,6 +246,33 @@ export class DataParallelTrainer {
       accuracy += (r.accuracy * shardRows[i]) / rows;
     });
     return { loss, accuracy };
+  }
+
+  /**
+   * Class probabilities [rows, classes] for `rows` inputs x [rows, ...inputShape] (inference mode:
+   * no dropout), the rows split across the replicas, each predicting `batchSize` rows at a time.
+   */
+  async predict(x: Float32Array, rows: number, batchSize: number): Promise<Float32Array> {
+    const xRow = tf.util.sizeFromShape(this.inputShape);
+    if (x.length !== rows * xRow) throw new Error(`data-parallel: ${rows} rows need ${rows * xRow} input floats, got ${x.length}`);
+    const shardRows = splitRows(rows, this.links.length);
+    let start = 0;
+    const replies = await Promise.all(
+      this.links.map((link, i) => {
+        const end = start + shardRows[i];
+        const xs = x.slice(start * xRow, end * xRow);
+        start = end;
+        return link.request({ type: 'predict', x: xs, rows: shardRows[i], batchSize }, [xs.buffer]);
+      }),
+    );
+    const probs = new Float32Array(rows * this.classes);
+    let at = 0;
+    for (const r of replies) {
+      if (r.type !== 'predicted') throw new Error(`data-parallel: unexpected reply ${r.type}`);
+      probs.set(r.probs, at);
+      at += r.probs.length;
+    }
+    return probs;
   }
 
   /** Current weights, in `model.getWeights()` order (all replicas hold the same). */
