@@ -226,18 +226,12 @@ export class DataParallelTrainer {
     if (x.length !== rows * xRow || y.length !== rows * this.classes) {
       throw new Error(`data-parallel: batch of ${rows} rows needs x of ${rows * xRow} and y of ${rows * this.classes} floats`);
     }
-    const shardRows = splitRows(rows, this.links.length);
-    let start = 0;
-    const replies = await Promise.all(
-      this.links.map((link, i) => {
-        const end = start + shardRows[i];
-        const xs = x.slice(start * xRow, end * xRow);
-        const ys = y.slice(start * this.classes, end * this.classes);
-        start = end;
-        const { learningRate, dropoutSeeds } = options;
-        return link.request({ type: 'step', x: xs, y: ys, rows, shardRows, learningRate, dropoutSeeds }, [xs.buffer, ys.buffer]);
-      }),
-    );
+    const { learningRate, dropoutSeeds } = options;
+    const { shardRows, replies } = await this.scatter(rows, (start, end, shardRows) => {
+      const xs = x.slice(start * xRow, end * xRow);
+      const ys = y.slice(start * this.classes, end * this.classes);
+      return [{ type: 'step', x: xs, y: ys, rows, shardRows, learningRate, dropoutSeeds }, [xs.buffer, ys.buffer]];
+    });
     let loss = 0;
     let accuracy = 0;
     replies.forEach((r, i) => {
@@ -255,16 +249,10 @@ export class DataParallelTrainer {
   async predict(x: Float32Array, rows: number, batchSize: number): Promise<Float32Array> {
     const xRow = tf.util.sizeFromShape(this.inputShape);
     if (x.length !== rows * xRow) throw new Error(`data-parallel: ${rows} rows need ${rows * xRow} input floats, got ${x.length}`);
-    const shardRows = splitRows(rows, this.links.length);
-    let start = 0;
-    const replies = await Promise.all(
-      this.links.map((link, i) => {
-        const end = start + shardRows[i];
-        const xs = x.slice(start * xRow, end * xRow);
-        start = end;
-        return link.request({ type: 'predict', x: xs, rows: shardRows[i], batchSize }, [xs.buffer]);
-      }),
-    );
+    const { replies } = await this.scatter(rows, (start, end) => {
+      const xs = x.slice(start * xRow, end * xRow);
+      return [{ type: 'predict', x: xs, rows: end - start, batchSize }, [xs.buffer]];
+    });
     const probs = new Float32Array(rows * this.classes);
     let at = 0;
     for (const r of replies) {
@@ -273,6 +261,24 @@ export class DataParallelTrainer {
       at += r.probs.length;
     }
     return probs;
+  }
+
+  /** Splits `rows` rows across the workers and sends each the request for its shard [start, end). */
+  private async scatter(
+    rows: number,
+    request: (start: number, end: number, shardRows: number[]) => [Request, ArrayBuffer[]],
+  ): Promise<{ shardRows: number[]; replies: Reply[] }> {
+    const shardRows = splitRows(rows, this.links.length);
+    let start = 0;
+    const replies = await Promise.all(
+      this.links.map((link, i) => {
+        const end = start + shardRows[i];
+        const [message, transfer] = request(start, end, shardRows);
+        start = end;
+        return link.request(message, transfer);
+      }),
+    );
+    return { shardRows, replies };
   }
 
   /** Current weights, in `model.getWeights()` order (all replicas hold the same). */

@@ -1,0 +1,160 @@
+// Our WebAssembly SIMD kernels (wasm/kernels.ts) against plain double-precision loops, on random
+// geometries: every stride, padding, window and edge case their interior/edge splits must get right.
+import { describe, expect, test } from '@jest/globals';
+import { Rng } from '../lib/model/rng.js';
+import {
+  conv2d,
+  conv2dFilterGrad,
+  convFits,
+  filterGradFits,
+  maxPoolGrad,
+  maxPoolGradFits,
+  sumRows,
+  type ConvGeometry,
+} from '../lib/tf/kernels/simd-module.js';
+
+const rng = new Rng(20261126);
+
+function randomArray(n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+}
+
+/** A random geometry; `multiple` constrains [inChannels, outChannels]. */
+function randomGeometry(multiple: [number, number]): ConvGeometry {
+  const filterH = 1 + rng.int(5);
+  const filterW = 1 + rng.int(5);
+  const strideH = 1 + rng.int(3);
+  const strideW = 1 + rng.int(3);
+  const inH = filterH + rng.int(9);
+  const inW = filterW + rng.int(9);
+  const padTop = rng.int(filterH);
+  const padLeft = rng.int(filterW);
+  const padBottom = rng.int(filterH);
+  const padRight = rng.int(filterW);
+  return {
+    batch: 1 + rng.int(3),
+    inH,
+    inW,
+    inChannels: multiple[0] * (1 + rng.int(3)),
+    outH: Math.floor((inH + padTop + padBottom - filterH) / strideH) + 1,
+    outW: Math.floor((inW + padLeft + padRight - filterW) / strideW) + 1,
+    outChannels: multiple[1] * (1 + rng.int(3)),
+    filterH,
+    filterW,
+    strideH,
+    strideW,
+    padTop,
+    padLeft,
+  };
+}
+
+/** Calls f(b, i, j, kh, kw, ih, iw) for every output pixel and tap whose input pixel exists. */
+function forTaps(g: ConvGeometry, f: (b: number, i: number, j: number, kh: number, kw: number, ih: number, iw: number) => void): void {
+  for (let b = 0; b < g.batch; b++)
+    for (let i = 0; i < g.outH; i++)
+      for (let j = 0; j < g.outW; j++)
+        for (let kh = 0; kh < g.filterH; kh++)
+          for (let kw = 0; kw < g.filterW; kw++) {
+            const ih = i * g.strideH + kh - g.padTop;
+            const iw = j * g.strideW + kw - g.padLeft;
+            if (ih >= 0 && ih < g.inH && iw >= 0 && iw < g.inW) f(b, i, j, kh, kw, ih, iw);
+          }
+}
+
+function expectClose(got: Float32Array, want: Float64Array): void {
+  expect(got).toHaveLength(want.length);
+  let scale = 1;
+  for (const v of want) scale = Math.max(scale, Math.abs(v));
+  let diff = 0;
+  for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(got[i] - want[i]));
+  expect(diff).toBeLessThan(2e-5 * scale);
+}
+
+const CASES = 40;
+
+describe('wasm SIMD kernels on random geometries', () => {
+  test('conv2d = the direct sum over taps and channels', () => {
+    for (let n = 0; n < CASES; n++) {
+      const g = randomGeometry([1, 8]);
+      const { inH, inW, inChannels: ci, outH, outW, outChannels: co, filterW: fw } = g;
+      const x = randomArray(g.batch * inH * inW * ci);
+      const w = randomArray(g.filterH * fw * ci * co);
+      const want = new Float64Array(g.batch * outH * outW * co);
+      forTaps(g, (b, i, j, kh, kw, ih, iw) => {
+        for (let c = 0; c < ci; c++)
+          for (let o = 0; o < co; o++) want[((b * outH + i) * outW + j) * co + o] += x[((b * inH + ih) * inW + iw) * ci + c] * w[((kh * fw + kw) * ci + c) * co + o];
+      });
+      const got = new Float32Array(want.length);
+      conv2d(x, w, g, got);
+      expectClose(got, want);
+    }
+  });
+
+  test('conv2dFilterGrad = the sum over pixels of input times output gradient', () => {
+    for (let n = 0; n < CASES; n++) {
+      const g = randomGeometry([4, 8]);
+      const { inH, inW, inChannels: ci, outH, outW, outChannels: co, filterW: fw } = g;
+      const x = randomArray(g.batch * inH * inW * ci);
+      const dy = randomArray(g.batch * outH * outW * co);
+      const want = new Float64Array(g.filterH * fw * ci * co);
+      forTaps(g, (b, i, j, kh, kw, ih, iw) => {
+        for (let c = 0; c < ci; c++)
+          for (let o = 0; o < co; o++) want[((kh * fw + kw) * ci + c) * co + o] += x[((b * inH + ih) * inW + iw) * ci + c] * dy[((b * outH + i) * outW + j) * co + o];
+      });
+      const got = new Float32Array(want.length);
+      conv2dFilterGrad(x, dy, g, got);
+      expectClose(got, want);
+    }
+  });
+
+  test('maxPoolGrad sends each window gradient to its first maximum (ties on a coarse grid)', () => {
+    for (let n = 0; n < CASES; n++) {
+      const g = randomGeometry([4, 1]);
+      const c = g.inChannels;
+      const { inH, inW, outH, outW } = g;
+      // Values on a grid of 5 so windows often tie.
+      const x = Float32Array.from({ length: g.batch * inH * inW * c }, () => rng.int(5));
+      const dy = randomArray(g.batch * outH * outW * c);
+      const want = new Float64Array(x.length);
+      for (let b = 0; b < g.batch; b++)
+        for (let i = 0; i < outH; i++)
+          for (let j = 0; j < outW; j++)
+            for (let ch = 0; ch < c; ch++) {
+              let best = -Infinity;
+              let at = -1;
+              for (let kh = 0; kh < g.filterH; kh++)
+                for (let kw = 0; kw < g.filterW; kw++) {
+                  const ih = i * g.strideH + kh - g.padTop;
+                  const iw = j * g.strideW + kw - g.padLeft;
+                  if (ih < 0 || ih >= inH || iw < 0 || iw >= inW) continue;
+                  const p = ((b * inH + ih) * inW + iw) * c + ch;
+                  if (x[p] > best) [best, at] = [x[p], p];
+                }
+              if (at >= 0) want[at] += dy[((b * outH + i) * outW + j) * c + ch];
+            }
+      const got = new Float32Array(want.length);
+      maxPoolGrad(x, dy, { ...g, outChannels: c }, got);
+      expectClose(got, want);
+    }
+  });
+
+  test('sumRows sums columns in double precision, any column count', () => {
+    for (const [rows, cols] of [[1, 1], [7, 3], [300, 32], [1000, 10], [64, 517]]) {
+      const x = randomArray(rows * cols);
+      const want = new Float64Array(cols);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) want[c] += x[r * cols + c];
+      const got = new Float32Array(cols);
+      sumRows(x, rows, cols, got);
+      expect(Array.from(got)).toEqual(Array.from(Float32Array.from(want)));
+    }
+  });
+
+  test('the fit predicates match the register blocks', () => {
+    expect(convFits({ outChannels: 16 })).toBe(true);
+    expect(convFits({ outChannels: 12 })).toBe(false);
+    expect(filterGradFits({ inChannels: 4, outChannels: 8 })).toBe(true);
+    expect(filterGradFits({ inChannels: 3, outChannels: 32 })).toBe(false);
+    expect(maxPoolGradFits(8)).toBe(true);
+    expect(maxPoolGradFits(6)).toBe(false);
+  });
+});
