@@ -1,22 +1,15 @@
-// The notebook CNN as the benchmark's workload (the train stage builds its own from pipeline.yaml).
-import * as tf from '@tensorflow/tfjs';
+// The notebook CNN as the benchmark's workload: the train stage's default model (NOTEBOOK_MODEL,
+// built by the same code), compiled as the train stage compiles it (Keras-rule RMSprop).
+import type * as tf from '@tensorflow/tfjs';
+import { buildModel } from '../lib/model/build.js';
+import { createOptimizer } from '../lib/model/optimizers.js';
+import { ModelSpec } from '../lib/model/spec.js';
 
 export function buildSeedModel(): tf.LayersModel {
-  const m = tf.sequential();
-  m.add(tf.layers.conv2d({ inputShape: [32, 32, 3], filters: 32, kernelSize: 3, padding: 'same', activation: 'relu' }));
-  m.add(tf.layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu' }));
-  m.add(tf.layers.maxPooling2d({ poolSize: 2 }));
-  m.add(tf.layers.dropout({ rate: 0.25 }));
-  m.add(tf.layers.conv2d({ filters: 64, kernelSize: 3, padding: 'same', activation: 'relu' }));
-  m.add(tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }));
-  m.add(tf.layers.maxPooling2d({ poolSize: 2 }));
-  m.add(tf.layers.dropout({ rate: 0.25 }));
-  m.add(tf.layers.flatten());
-  m.add(tf.layers.dense({ units: 512, activation: 'relu' }));
-  m.add(tf.layers.dropout({ rate: 0.5 }));
-  m.add(tf.layers.dense({ units: 10, activation: 'softmax' }));
-  m.compile({ optimizer: tf.train.rmsprop(1e-3, 0.9, 0, 1e-7), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-  return m;
+  const model = buildModel(ModelSpec.parse(undefined), [32, 32, 3], 42);
+  const optimizer = createOptimizer({ type: 'rmsprop', lr: 1e-3, rho: 0.9, epsilon: 1e-7 });
+  model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  return model;
 }
 
 /** Deterministic random images in [0,1) and one-hot labels. */

@@ -112,6 +112,18 @@ describe('wasm training kernels match the cpu backend', () => {
     expectClose('Conv2D', o);
   });
 
+  test.each(convCases)('FusedConv2D (bias, linear and relu) x=%j filter=%j strides=%j pad=%s', async (xShape, wShape, strides, pad) => {
+    const co = wShape[3];
+    for (const activation of ['linear', 'relu']) {
+      const o = await compare(
+        'FusedConv2D',
+        { x: f32(xShape, 15), filter: f32(wShape, 16), bias: f32([co], 17) },
+        { strides, pad, dataFormat: 'NHWC', dilations: 1, dimRoundingMode: 'floor', activation } as unknown as tf.NamedAttrMap,
+      );
+      expectClose('FusedConv2D', o);
+    }
+  });
+
   test.each(convCases)('Conv2DBackpropFilter x=%j filter=%j strides=%j pad=%s', async (xShape, wShape, strides, pad) => {
     await tf.setBackend('cpu');
     const dyShape = tf.conv2d(tf.zeros<tf.Rank>(xShape) as tf.Tensor4D, tf.zeros<tf.Rank>(wShape) as tf.Tensor4D, strides, pad).shape;
@@ -132,6 +144,14 @@ describe('wasm training kernels match the cpu backend', () => {
       { strides, pad, dataFormat: 'NHWC', dimRoundingMode: 'floor', inputShape: xShape } as unknown as tf.NamedAttrMap,
     );
     expectClose('Conv2DBackpropInput', o);
+  });
+
+  test('FusedConv2D: no bias with relu; elu goes to the stock kernel', async () => {
+    const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', dilations: 1, dimRoundingMode: 'floor' };
+    const x = f32([2, 6, 5, 4], 18);
+    const filter = f32([3, 3, 4, 8], 19);
+    expectClose('FusedConv2D', await compare('FusedConv2D', { x, filter }, { ...attrs, activation: 'relu' }));
+    expectClose('FusedConv2D', await compare('FusedConv2D', { x, filter, bias: f32([8], 20) }, { ...attrs, activation: 'elu' }));
   });
 
   test('explicit (numeric) padding', async () => {

@@ -88,15 +88,16 @@ export function conv2dFilterGrad(
 }
 
 /**
- * Direct 2-D convolution, NHWC, dilation 1, zeros outside the input:
- *   y[b,i,j,o] = sum_{kh,kw,c} x[b, i*sh+kh-pt, j*sw+kw-pl, c] * w[kh,kw,c,o]
+ * Direct 2-D convolution, NHWC, dilation 1, zeros outside the input, optionally with a bias
+ * (hasBias) and ReLU (relu) fused in:
+ *   y[b,i,j,o] = act(bias[o] + sum_{kh,kw,c} x[b, i*sh+kh-pt, j*sw+kw-pl, c] * w[kh,kw,c,o])
  * Register block: 4 output pixels of a row x 8 output channels (8 f32x4 accumulators) over all
  * taps and input channels; pixels whose windows cross the left/right edge go one at a time.
  * Needs co % 8 == 0. (XNNPACK, as tfjs calls it, rebuilds its operator - packed weights and an
  * indirection buffer of 9 pointers per output pixel - whenever the filter changes: every step.)
  */
 export function conv2d(
-  x: usize, w: usize, y: usize,
+  x: usize, w: usize, bias: usize, y: usize, hasBias: i32, relu: i32,
   batch: i32, inH: i32, inW: i32, ci: i32,
   outH: i32, outW: i32, co: i32,
   kH: i32, kW: i32, sh: i32, sw: i32, pt: i32, pl: i32,
@@ -120,11 +121,13 @@ export function conv2d(
       while (kh1 > kh0 && i * sh + kh1 - 1 - pt >= inH) kh1--;
       for (let o = 0; o < co; o += 8) {
         const wCol = w + (<usize>o << 2);
+        const b0 = hasBias ? v128.load(bias + (<usize>o << 2)) : f32x4.splat(0);
+        const b1 = hasBias ? v128.load(bias + (<usize>o << 2), 16) : f32x4.splat(0);
         let j = 0;
         while (j < outW) {
           if (j >= jIn0 && j + 4 <= jIn1) {
-            let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
-            let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+            let a00 = b0, a01 = b1, a10 = b0, a11 = b1;
+            let a20 = b0, a21 = b1, a30 = b0, a31 = b1;
             for (let kh = kh0; kh < kh1; kh++) {
               const xTapRow = xImage + <usize>((i * sh + kh - pt) * inW + j * sw - pl) * xPixel;
               for (let kw = 0; kw < kW; kw++) {
@@ -150,6 +153,17 @@ export function conv2d(
                 }
               }
             }
+            if (relu) {
+              const z = f32x4.splat(0);
+              a00 = f32x4.max(a00, z);
+              a01 = f32x4.max(a01, z);
+              a10 = f32x4.max(a10, z);
+              a11 = f32x4.max(a11, z);
+              a20 = f32x4.max(a20, z);
+              a21 = f32x4.max(a21, z);
+              a30 = f32x4.max(a30, z);
+              a31 = f32x4.max(a31, z);
+            }
             const d = yRow + <usize>j * yPixel + (<usize>o << 2);
             v128.store(d, a00);
             v128.store(d, a01, 16);
@@ -162,7 +176,7 @@ export function conv2d(
             j += 4;
           } else {
             // One pixel, checking every tap's column.
-            let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+            let a0 = b0, a1 = b1;
             for (let kh = kh0; kh < kh1; kh++) {
               const xr = xImage + <usize>((i * sh + kh - pt) * inW) * xPixel;
               for (let kw = 0; kw < kW; kw++) {
@@ -178,6 +192,10 @@ export function conv2d(
                   wp += yPixel;
                 }
               }
+            }
+            if (relu) {
+              a0 = f32x4.max(a0, f32x4.splat(0));
+              a1 = f32x4.max(a1, f32x4.splat(0));
             }
             const d = yRow + <usize>j * yPixel + (<usize>o << 2);
             v128.store(d, a0);

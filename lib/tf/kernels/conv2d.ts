@@ -1,22 +1,21 @@
-// Conv2D for wasm: our direct SIMD convolution (wasm/kernels.ts) where it applies, else stock
-// (XNNPACK). In training the filter changes every step, and tfjs caches XNNPACK operators by
-// filter, so the stock kernel rebuilds its operator - packed weights and an indirection buffer
-// - on every call; the direct kernel needs neither.
+// Conv2D and FusedConv2D (conv + bias + activation: what tfjs-layers runs for a conv layer whose
+// activation is linear, as in the notebook's model) for wasm: our direct SIMD convolution
+// (wasm/kernels.ts) where it applies, else stock (XNNPACK). In training the filter changes every
+// step, and tfjs caches XNNPACK operators by filter, so the stock kernels rebuild their operator -
+// packed weights and an indirection buffer - on every call; the direct kernel needs neither.
 import * as tf from '@tensorflow/tfjs';
 import { asHeapBackend } from './heap.js';
 import { conv2d as simdConv2d, convFits, geometryOf } from './simd-module.js';
 import { stockKernel } from './wasm-scope.js';
 
 type TensorInfo = tf.TensorInfo;
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap };
 
-function conv2d(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap }): TensorInfo {
-  const x = args.inputs.x as TensorInfo;
-  const filter = args.inputs.filter as TensorInfo;
-  const { strides, pad, dataFormat, dilations, dimRoundingMode } = args.attrs as unknown as tf.Conv2DAttrs;
+/** The geometry when our kernel covers the convolution (NHWC, float32, no dilation), else undefined. */
+function directGeometry(x: TensorInfo, filter: TensorInfo, attrs: tf.Conv2DAttrs): tf.backend_util.Conv2DInfo | undefined {
+  const { strides, pad, dataFormat, dilations, dimRoundingMode } = attrs;
   const dilated = dilations !== undefined && dilations !== 1 && !(Array.isArray(dilations) && dilations.every((d) => d === 1));
-  if (dataFormat === 'NCHW' || dilated || x.dtype !== 'float32' || filter.dtype !== 'float32') {
-    return stockKernel(tf.Conv2D).kernelFunc(args) as TensorInfo;
-  }
+  if (dataFormat === 'NCHW' || dilated || x.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
     filter.shape as [number, number, number, number],
@@ -27,20 +26,51 @@ function conv2d(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.N
     false,
     'channelsLast',
   );
-  if (!convFits(info)) return stockKernel(tf.Conv2D).kernelFunc(args) as TensorInfo;
+  return convFits(info) ? info : undefined;
+}
+
+function run(args: KernelArgs, info: tf.backend_util.Conv2DInfo, fused: { bias?: TensorInfo; relu: boolean }): TensorInfo {
   const heap = asHeapBackend(args.backend);
   const y = heap.makeOutput(info.outShape, 'float32');
   simdConv2d(
-    heap.typedArrayFromHeap(x) as Float32Array,
-    heap.typedArrayFromHeap(filter) as Float32Array,
+    heap.typedArrayFromHeap(args.inputs.x as TensorInfo) as Float32Array,
+    heap.typedArrayFromHeap(args.inputs.filter as TensorInfo) as Float32Array,
     geometryOf(info),
     heap.typedArrayFromHeap(y) as Float32Array,
+    { bias: fused.bias && (heap.typedArrayFromHeap(fused.bias) as Float32Array), relu: fused.relu },
   );
   return y;
+}
+
+function conv2d(args: KernelArgs): TensorInfo {
+  const info = directGeometry(args.inputs.x as TensorInfo, args.inputs.filter as TensorInfo, args.attrs as unknown as tf.Conv2DAttrs);
+  if (info === undefined) return stockKernel(tf.Conv2D).kernelFunc(args) as TensorInfo;
+  return run(args, info, { relu: false });
+}
+
+function fusedConv2d(args: KernelArgs): TensorInfo {
+  const attrs = args.attrs as unknown as tf.FusedConv2DAttrs;
+  const bias = args.inputs.bias as TensorInfo | undefined;
+  const info = directGeometry(args.inputs.x as TensorInfo, args.inputs.filter as TensorInfo, attrs);
+  const activation = attrs.activation ?? 'linear';
+  // A per-channel bias (or none) and linear or ReLU output; prelu, leaky ReLU, broadcast biases: stock.
+  const covered =
+    info !== undefined &&
+    (activation === 'linear' || activation === 'relu') &&
+    args.inputs.preluActivationWeights == null &&
+    (bias == null || (bias.dtype === 'float32' && tf.util.sizeFromShape(bias.shape) === info.outChannels && bias.shape.length <= 1));
+  if (!covered) return stockKernel(tf.FusedConv2D).kernelFunc(args) as TensorInfo;
+  return run(args, info, { bias: bias ?? undefined, relu: activation === 'relu' });
 }
 
 export const conv2dConfig: tf.KernelConfig = {
   kernelName: tf.Conv2D,
   backendName: 'wasm',
   kernelFunc: conv2d,
+};
+
+export const fusedConv2dConfig: tf.KernelConfig = {
+  kernelName: tf.FusedConv2D,
+  backendName: 'wasm',
+  kernelFunc: fusedConv2d,
 };

@@ -1,7 +1,7 @@
 // Installs our training kernels into the wasm backend's kernel registry.
 import * as tf from '@tensorflow/tfjs';
 import { batchMatMulConfig } from './batch-matmul.js';
-import { conv2dConfig } from './conv2d.js';
+import { conv2dConfig, fusedConv2dConfig } from './conv2d.js';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
 import { identityConfig } from './identity.js';
@@ -15,6 +15,7 @@ export { WASM_TRAINING_KERNELS_VERSION } from './version.js';
 /** Kernels we add or replace on wasm. */
 export const wasmTrainingKernels: readonly tf.KernelConfig[] = [
   conv2dConfig,
+  fusedConv2dConfig,
   conv2dBackpropFilterConfig,
   conv2dBackpropInputConfig,
   batchMatMulConfig,
@@ -25,7 +26,7 @@ export const wasmTrainingKernels: readonly tf.KernelConfig[] = [
 ];
 
 /** Stock kernels our kernels call; captured before anything is replaced. */
-const usedStockKernels = ['Conv2D', 'Identity', 'BatchMatMul', 'Transpose', 'Sum', 'Reshape', 'Slice', 'PadV2', 'Reverse', 'Concat'];
+const usedStockKernels = ['Conv2D', 'FusedConv2D', 'Identity', 'BatchMatMul', 'Transpose', 'Sum', 'Reshape', 'Slice', 'PadV2', 'Reverse', 'Concat'];
 
 const installed = new Set<string>();
 

@@ -118,9 +118,16 @@ export function conv2dFilterGrad(x: Float32Array, dy: Float32Array, g: ConvGeome
   run('conv2dFilterGrad', [x, dy], dw, convArgs(g));
 }
 
-/** y [B,OH,OW,Co] = x [B,H,W,Ci] convolved with w [KH,KW,Ci,Co] (dilation 1, zero padding). */
-export function conv2d(x: Float32Array, w: Float32Array, g: ConvGeometry, y: Float32Array): void {
-  run('conv2d', [x, w], y, convArgs(g));
+const NO_BIAS = new Float32Array(0);
+
+/**
+ * y [B,OH,OW,Co] = x [B,H,W,Ci] convolved with w [KH,KW,Ci,Co] (dilation 1, zero padding), plus
+ * `bias` [Co] when given, then ReLU when `relu`.
+ */
+export function conv2d(x: Float32Array, w: Float32Array, g: ConvGeometry, y: Float32Array, fused: { bias?: Float32Array; relu?: boolean } = {}): void {
+  const bias = fused.bias ?? NO_BIAS;
+  if (fused.bias !== undefined && bias.length !== g.outChannels) throw new Error(`conv2d: bias of ${bias.length} for ${g.outChannels} channels`);
+  run('conv2d', [x, w, bias], y, [fused.bias ? 1 : 0, fused.relu ? 1 : 0, ...convArgs(g)]);
 }
 
 /** Whether maxPoolGrad handles this layer (4 channels at a time). */
