@@ -70,7 +70,7 @@ function expectClose(label: string, o: Outcome, relTol = 2e-6): void {
 
 /**
  * Conv geometries: [x shape NHWC, filter [KH,KW,Ci,Co], strides, pad]. The filter gradient takes
- * the SIMD route when Ci % 4 == 0 and Co % 8 == 0, else the patch route when Ci*KH*KW <= 64,
+ * the SIMD route when Co % 8 == 0 (4-channel blocks plus a channel tail), else the patch route when Ci*KH*KW <= 64,
  * else the conv route.
  */
 const convCases: Array<[number[], number[], number | [number, number], 'same' | 'valid']> = [];
@@ -81,6 +81,8 @@ for (const pad of ['same', 'valid'] as const) {
     convCases.push([[3, 7, 10, 16], [3, 3, 16, 6], stride, pad]); // conv route, not square
     convCases.push([[2, 8, 9, 8], [3, 3, 8, 16], stride, pad]); // SIMD route, not square
     convCases.push([[3, 7, 7, 12], [3, 3, 12, 8], stride, pad]); // SIMD route, odd size
+    convCases.push([[2, 9, 9, 3], [3, 3, 3, 16], stride, pad]); // SIMD route, RGB input (channel tail only)
+    convCases.push([[2, 6, 7, 6], [3, 3, 6, 8], stride, pad]); // SIMD route, one block and a tail
   }
 }
 convCases.push([[2, 9, 8, 4], [2, 3, 4, 3], [1, 2], 'same']); // uneven filter and strides

@@ -8,8 +8,8 @@
  *   dw[kh,kw,ci,co] += sum_{b,i,j} x[b, i*sh+kh-pt, j*sw+kw-pl, ci] * dy[b,i,j,co]
  * Windows hanging over the padding contribute zero, so out-of-range pixels are skipped.
  * Register block: 4 input channels x 8 output channels (8 f32x4 accumulators), streamed over
- * the pixels of one output row at a time, whose x and dy rows sit in L1. Needs ci % 4 == 0 and
- * co % 8 == 0.
+ * the pixels of one output row at a time, whose x and dy rows sit in L1; input channels past
+ * the last multiple of 4 go one at a time. Needs co % 8 == 0.
  */
 export function conv2dFilterGrad(
   x: usize, dy: usize, dw: usize,
@@ -38,7 +38,8 @@ export function conv2dFilterGrad(
           const xStart = xRow + <usize>(j0 * sw + kw - pl) * xPixel;
           const dyStart = dyRow + <usize>j0 * dyPixel;
           const dwTap = dw + <usize>((kh * kW + kw) * ci) * dyPixel;
-          for (let c = 0; c < ci; c += 4) {
+          const ci4 = ci & ~3;
+          for (let c = 0; c < ci4; c += 4) {
             const dwRows = dwTap + <usize>c * dyPixel;
             const xc = xStart + (<usize>c << 2);
             for (let o = 0; o < co; o += 8) {
@@ -79,6 +80,27 @@ export function conv2dFilterGrad(
               v128.store(d + 2 * dyPixel, a21, 16);
               v128.store(d + 3 * dyPixel, a30);
               v128.store(d + 3 * dyPixel, a31, 16);
+            }
+          }
+          // Leftover input channels (e.g. an RGB input layer), one at a time.
+          for (let c = ci4; c < ci; c++) {
+            const dwRow = dwTap + <usize>c * dyPixel;
+            const xc = xStart + (<usize>c << 2);
+            for (let o = 0; o < co; o += 8) {
+              const d = dwRow + (<usize>o << 2);
+              let a0 = v128.load(d);
+              let a1 = v128.load(d, 16);
+              let xp = xc;
+              let gp = dyStart + (<usize>o << 2);
+              for (let k = 0; k < n; k++) {
+                const v = v128.load32_splat(xp);
+                a0 = f32x4.add(a0, f32x4.mul(v, v128.load(gp)));
+                a1 = f32x4.add(a1, f32x4.mul(v, v128.load(gp, 16)));
+                xp += xStep;
+                gp += dyPixel;
+              }
+              v128.store(d, a0);
+              v128.store(d, a1, 16);
             }
           }
         }

@@ -1,8 +1,8 @@
 // Conv2DBackpropFilter for wasm (stock wasm has none), in one of three ways.
 //
 // dW[kh,kw,ci,co] = sum_{b,i,j} x[b, i*s+kh-pt, j*s+kw-pl, ci] * dy[b,i,j,co]
-// - when Ci % 4 == 0 and Co % 8 == 0 (every layer but the first, usually): our own SIMD kernel
-//   (wasm/kernels.ts), which reads x and dy in place, with no transposes and no packing;
+// - when Co % 8 == 0 (usually every layer): our own SIMD kernel (wasm/kernels.ts), which reads x
+//   and dy in place, with no transposes and no packing;
 // - else it is a stride-1 convolution with dilation s of x' = x^T [Ci,H,W,B] (batch and channels
 //   swapped) by the "filter" dy' = [OH,OW,B,Co], whose output [Ci,KH,KW,Co] is dW up to a
 //   transpose. Conv2D re-lays-out and packs its filter on every call (the cache is keyed by

@@ -72,9 +72,9 @@ export function geometryOf(info: tf.backend_util.Conv2DInfo): ConvGeometry {
   };
 }
 
-/** Whether conv2dFilterGrad handles this layer (its register block is 4 x 8 channels). */
-export function filterGradFits(g: Pick<ConvGeometry, 'inChannels' | 'outChannels'>): boolean {
-  return g.inChannels % 4 === 0 && g.outChannels % 8 === 0;
+/** Whether conv2dFilterGrad handles this layer (its register block is 8 output channels wide). */
+export function filterGradFits(g: Pick<ConvGeometry, 'outChannels'>): boolean {
+  return g.outChannels % 8 === 0;
 }
 
 /** Whether conv2d handles this layer (its register block is 8 output channels wide). */
