@@ -7,6 +7,8 @@ import {
   conv2dFilterGrad,
   convFits,
   filterGradFits,
+  matmul,
+  matmulFits,
   maxPoolGrad,
   maxPoolGradFits,
   sumRows,
@@ -139,6 +141,28 @@ describe('wasm SIMD kernels on random geometries', () => {
     }
   });
 
+  test('matmul = the row-by-column sums, with bias and ReLU, K in several chunks, any row count', () => {
+    for (let t = 0; t < CASES; t++) {
+      const m = 1 + rng.int(11);
+      const k = 1 + rng.int(t % 4 === 0 ? 700 : 40); // K > 256 spans chunks
+      const n = 8 * (1 + rng.int(4));
+      const a = randomArray(m * k);
+      const b = randomArray(k * n);
+      const bias = t % 2 === 0 ? randomArray(n) : undefined;
+      const relu = t % 3 === 0;
+      const want = new Float64Array(m * n);
+      for (let r = 0; r < m; r++)
+        for (let j = 0; j < n; j++) {
+          let acc = bias ? bias[j]! : 0;
+          for (let q = 0; q < k; q++) acc += a[r * k + q]! * b[q * n + j]!;
+          want[r * n + j] = relu ? Math.max(0, acc) : acc;
+        }
+      const got = new Float32Array(m * n);
+      matmul(a, b, m, k, n, got, { bias, relu });
+      expectClose(got, want);
+    }
+  });
+
   test('sumRows sums columns in double precision, any column count', () => {
     for (const [rows, cols] of [[1, 1], [7, 3], [300, 32], [1000, 10], [64, 517]]) {
       const x = randomArray(rows * cols);
@@ -155,6 +179,9 @@ describe('wasm SIMD kernels on random geometries', () => {
     expect(convFits({ outChannels: 12 })).toBe(false);
     expect(filterGradFits({ outChannels: 8 })).toBe(true);
     expect(filterGradFits({ outChannels: 12 })).toBe(false);
+    expect(matmulFits(10, 512)).toBe(true);
+    expect(matmulFits(10, 10)).toBe(false);
+    expect(matmulFits(0, 8)).toBe(false);
     expect(maxPoolGradFits(8)).toBe(true);
     expect(maxPoolGradFits(6)).toBe(false);
   });

@@ -182,6 +182,22 @@ describe('wasm training kernels match the cpu backend', () => {
     expectClose('BatchMatMul', o);
   });
 
+  // tfjs-core hands _FusedMatMul rank-3 operands (the stock kernel reads them as such).
+  const fusedMatMulCases: Array<[number[], number[], boolean, boolean, string, boolean]> = [
+    [[1, 5, 300], [1, 300, 16], false, false, 'linear', true], // dense layer: our kernel
+    [[1, 9, 40], [1, 40, 24], false, false, 'relu', true],
+    [[1, 6, 20], [1, 20, 8], false, false, 'linear', false], // no bias
+    [[1, 6, 20], [1, 20, 10], false, false, 'linear', true], // N % 8 != 0: stock
+    [[1, 6, 20], [1, 20, 16], false, false, 'elu', true], // other activation: stock
+  ];
+  test.each(fusedMatMulCases)('_FusedMatMul a=%j b=%j transposeA=%s transposeB=%s %s bias=%s', async (aShape, bShape, transposeA, transposeB, activation, withBias) => {
+    const n = transposeB ? bShape[bShape.length - 2] : bShape[bShape.length - 1];
+    const inputs: Record<string, Spec> = { a: f32(aShape, 22), b: f32(bShape, 23) };
+    if (withBias) inputs.bias = f32([n], 24);
+    const o = await compare('_FusedMatMul', inputs, { transposeA, transposeB, activation } as unknown as tf.NamedAttrMap);
+    expectClose('_FusedMatMul', o);
+  });
+
   const poolCases: Array<[number[], number | [number, number], number | [number, number], 'same' | 'valid']> = [
     [[2, 8, 8, 3], 2, 2, 'valid'],
     [[2, 9, 9, 3], 2, 2, 'valid'], // odd: last row/col unused

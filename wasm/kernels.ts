@@ -303,3 +303,110 @@ export function sumRows(x: usize, out: usize, acc: usize, rows: i32, cols: i32):
   }
   for (let col = 0; col < cols; col++) store<f32>(out + (<usize>col << 2), <f32>load<f64>(acc + (<usize>col << 3)));
 }
+
+/** K is processed in chunks of this many: a chunk of b (KC x N floats) stays in L2. */
+const KC = 256;
+
+/**
+ * c [M,N] = act(bias + a [M,K] . b [K,N]), all row-major, bias [N] if hasBias, ReLU if relu.
+ * Register block: 4 rows x 8 columns (8 f32x4 accumulators, kept in c between K chunks); rows
+ * past the last multiple of 4 go one at a time. Needs n % 8 == 0. (XNNPACK, as tfjs calls it,
+ * repacks b on every call: in training b is a weight that changes every step.)
+ */
+export function matmul(a: usize, b: usize, bias: usize, c: usize, hasBias: i32, relu: i32, m: i32, k: i32, n: i32): void {
+  const rowA = <usize>k << 2;
+  const rowB = <usize>n << 2;
+  const m4 = m & ~3;
+  for (let k0 = 0; k0 < k; k0 += KC) {
+    const kc = k - k0 < KC ? k - k0 : KC;
+    const first = k0 == 0;
+    const last = k0 + kc >= k;
+    for (let r = 0; r < m; r += 4) {
+      const rows = r < m4 ? 4 : 1;
+      if (rows == 1) {
+        // Tail rows, one at a time.
+        for (let q = r; q < m; q++) matmulRow(a, b, bias, c, hasBias, relu, q, k0, kc, first, last, rowA, rowB, n);
+        break;
+      }
+      for (let j = 0; j < n; j += 8) {
+        const cp = c + <usize>r * rowB + (<usize>j << 2);
+        let a00: v128, a01: v128, a10: v128, a11: v128, a20: v128, a21: v128, a30: v128, a31: v128;
+        if (first) {
+          const b0 = hasBias ? v128.load(bias + (<usize>j << 2)) : f32x4.splat(0);
+          const b1 = hasBias ? v128.load(bias + (<usize>j << 2), 16) : f32x4.splat(0);
+          a00 = b0; a01 = b1; a10 = b0; a11 = b1; a20 = b0; a21 = b1; a30 = b0; a31 = b1;
+        } else {
+          a00 = v128.load(cp); a01 = v128.load(cp, 16);
+          a10 = v128.load(cp + rowB); a11 = v128.load(cp + rowB, 16);
+          a20 = v128.load(cp + 2 * rowB); a21 = v128.load(cp + 2 * rowB, 16);
+          a30 = v128.load(cp + 3 * rowB); a31 = v128.load(cp + 3 * rowB, 16);
+        }
+        let p0 = a + <usize>r * rowA + (<usize>k0 << 2);
+        let p1 = p0 + rowA;
+        let p2 = p1 + rowA;
+        let p3 = p2 + rowA;
+        let bp = b + <usize>k0 * rowB + (<usize>j << 2);
+        for (let q = 0; q < kc; q++) {
+          const g0 = v128.load(bp);
+          const g1 = v128.load(bp, 16);
+          const v0 = v128.load32_splat(p0);
+          const v1 = v128.load32_splat(p1);
+          const v2 = v128.load32_splat(p2);
+          const v3 = v128.load32_splat(p3);
+          a00 = f32x4.add(a00, f32x4.mul(v0, g0));
+          a01 = f32x4.add(a01, f32x4.mul(v0, g1));
+          a10 = f32x4.add(a10, f32x4.mul(v1, g0));
+          a11 = f32x4.add(a11, f32x4.mul(v1, g1));
+          a20 = f32x4.add(a20, f32x4.mul(v2, g0));
+          a21 = f32x4.add(a21, f32x4.mul(v2, g1));
+          a30 = f32x4.add(a30, f32x4.mul(v3, g0));
+          a31 = f32x4.add(a31, f32x4.mul(v3, g1));
+          p0 += 4; p1 += 4; p2 += 4; p3 += 4;
+          bp += rowB;
+        }
+        if (last && relu) {
+          const z = f32x4.splat(0);
+          a00 = f32x4.max(a00, z); a01 = f32x4.max(a01, z); a10 = f32x4.max(a10, z); a11 = f32x4.max(a11, z);
+          a20 = f32x4.max(a20, z); a21 = f32x4.max(a21, z); a30 = f32x4.max(a30, z); a31 = f32x4.max(a31, z);
+        }
+        v128.store(cp, a00); v128.store(cp, a01, 16);
+        v128.store(cp + rowB, a10); v128.store(cp + rowB, a11, 16);
+        v128.store(cp + 2 * rowB, a20); v128.store(cp + 2 * rowB, a21, 16);
+        v128.store(cp + 3 * rowB, a30); v128.store(cp + 3 * rowB, a31, 16);
+      }
+    }
+  }
+}
+
+/** One row of matmul for one K chunk. */
+function matmulRow(
+  a: usize, b: usize, bias: usize, c: usize, hasBias: i32, relu: i32,
+  row: i32, k0: i32, kc: i32, first: bool, last: bool, rowA: usize, rowB: usize, n: i32,
+): void {
+  for (let j = 0; j < n; j += 8) {
+    const cp = c + <usize>row * rowB + (<usize>j << 2);
+    let a0: v128, a1: v128;
+    if (first) {
+      a0 = hasBias ? v128.load(bias + (<usize>j << 2)) : f32x4.splat(0);
+      a1 = hasBias ? v128.load(bias + (<usize>j << 2), 16) : f32x4.splat(0);
+    } else {
+      a0 = v128.load(cp);
+      a1 = v128.load(cp, 16);
+    }
+    let p = a + <usize>row * rowA + (<usize>k0 << 2);
+    let bp = b + <usize>k0 * rowB + (<usize>j << 2);
+    for (let q = 0; q < kc; q++) {
+      const v = v128.load32_splat(p);
+      a0 = f32x4.add(a0, f32x4.mul(v, v128.load(bp)));
+      a1 = f32x4.add(a1, f32x4.mul(v, v128.load(bp, 16)));
+      p += 4;
+      bp += rowB;
+    }
+    if (last && relu) {
+      a0 = f32x4.max(a0, f32x4.splat(0));
+      a1 = f32x4.max(a1, f32x4.splat(0));
+    }
+    v128.store(cp, a0);
+    v128.store(cp, a1, 16);
+  }
+}

@@ -4,6 +4,7 @@ import { batchMatMulConfig } from './batch-matmul.js';
 import { conv2dConfig, fusedConv2dConfig } from './conv2d.js';
 import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
+import { fusedMatMulConfig } from './fused-matmul.js';
 import { identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { sumConfig } from './sum.js';
@@ -19,6 +20,7 @@ export const wasmTrainingKernels: readonly tf.KernelConfig[] = [
   conv2dBackpropFilterConfig,
   conv2dBackpropInputConfig,
   batchMatMulConfig,
+  fusedMatMulConfig,
   maxPoolGradConfig,
   identityConfig,
   sumConfig,
@@ -26,7 +28,7 @@ export const wasmTrainingKernels: readonly tf.KernelConfig[] = [
 ];
 
 /** Stock kernels our kernels call; captured before anything is replaced. */
-const usedStockKernels = ['Conv2D', 'FusedConv2D', 'Identity', 'BatchMatMul', 'Transpose', 'Sum', 'Reshape', 'Slice', 'PadV2', 'Reverse', 'Concat'];
+const usedStockKernels = ['Conv2D', 'FusedConv2D', '_FusedMatMul', 'Identity', 'BatchMatMul', 'Transpose', 'Sum', 'Reshape', 'Slice', 'PadV2', 'Reverse', 'Concat'];
 
 const installed = new Set<string>();
 

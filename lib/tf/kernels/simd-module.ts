@@ -9,6 +9,7 @@ interface KernelExports {
   memory: WebAssembly.Memory;
   conv2d(...args: number[]): void;
   conv2dFilterGrad(...args: number[]): void;
+  matmul(...args: number[]): void;
   maxPoolGrad(...args: number[]): void;
   sumRows(...args: number[]): void;
 }
@@ -146,4 +147,19 @@ export function maxPoolGrad(x: Float32Array, dy: Float32Array, g: ConvGeometry, 
 /** out[c] = sum over r of x[r, c] (x is [rows, cols]), accumulated in double precision. */
 export function sumRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void {
   run('sumRows', [x], out, [rows, cols], cols * 8);
+}
+
+/** Whether matmul handles an [M,K] x [K,N] product (its register block is 8 columns wide). */
+export function matmulFits(k: number, n: number): boolean {
+  return k > 0 && n % 8 === 0;
+}
+
+/** c [M,N] = a [M,K] . b [K,N] (row-major), plus `bias` [N] when given, then ReLU when `relu`. */
+export function matmul(
+  a: Float32Array, b: Float32Array, m: number, k: number, n: number, c: Float32Array,
+  fused: { bias?: Float32Array; relu?: boolean } = {},
+): void {
+  const bias = fused.bias ?? NO_BIAS;
+  if (fused.bias !== undefined && bias.length !== n) throw new Error(`matmul: bias of ${bias.length} for ${n} columns`);
+  run('matmul', [a, b, bias], c, [fused.bias ? 1 : 0, fused.relu ? 1 : 0, m, k, n]);
 }

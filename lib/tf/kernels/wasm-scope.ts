@@ -1,6 +1,8 @@
 // Composes wasm kernels out of the wasm backend's own (stock) kernels, called at backend level:
 // no engine bookkeeping, no tensors, just TensorInfos whose heap memory we free ourselves.
 import * as tf from '@tensorflow/tfjs';
+import { asHeapBackend } from './heap.js';
+import { matmul as simdMatmul, matmulFits } from './simd-module.js';
 import { transposeOnHeap } from './transpose.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -93,9 +95,17 @@ export class WasmScope {
     );
   }
 
-  /** Untransposed [1,M,K] x [1,K,N] matmul: the stock kernel's XNNPACK path. */
+  /** Untransposed [1,M,K] x [1,K,N] matmul: our SIMD kernel when N % 8 == 0, else XNNPACK's. */
   matMul(a: TensorInfo, b: TensorInfo): TensorInfo {
-    return this.run('BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
+    const [, m, k] = a.shape;
+    const n = b.shape[2];
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || !matmulFits(k, n)) {
+      return this.run('BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
+    }
+    const heap = asHeapBackend(this.backend);
+    const c = this.track(heap.makeOutput([1, m, n], 'float32'));
+    simdMatmul(heap.typedArrayFromHeap(a) as Float32Array, heap.typedArrayFromHeap(b) as Float32Array, m, k, n, heap.typedArrayFromHeap(c) as Float32Array);
+    return c;
   }
 
   /** Frees every intermediate except `keep`; returns `keep`. */
