@@ -128,6 +128,10 @@ export function conv2d(
   const yPixel = <usize>co << 2;
   const wTap = <usize>ci * yPixel; // bytes per filter tap [ci, co]
   const xStep = xPixel * <usize>sw; // next output pixel's input pixel
+  // At stride 1 a window row's taps are adjacent pixels, so its (kw, c) pairs are one run of
+  // kW*ci floats in x and of kW*ci filter rows in w: one long loop instead of kW short ones.
+  const taps = sw == 1 ? 1 : kW;
+  const span = sw == 1 ? kW * ci : ci;
   // Output columns whose whole window lies inside the input row.
   let jIn0 = 0;
   while (jIn0 < outW && jIn0 * sw - pl < 0) jIn0++;
@@ -152,10 +156,10 @@ export function conv2d(
             let a20 = b0, a21 = b1, a30 = b0, a31 = b1;
             for (let kh = kh0; kh < kh1; kh++) {
               const xTapRow = xImage + <usize>((i * sh + kh - pt) * inW + j * sw - pl) * xPixel;
-              for (let kw = 0; kw < kW; kw++) {
+              for (let kw = 0; kw < taps; kw++) {
                 let xp = xTapRow + <usize>kw * xPixel;
                 let wp = wCol + <usize>(kh * kW + kw) * wTap;
-                for (let c = 0; c < ci; c++) {
+                for (let c = 0; c < span; c++) {
                   const g0 = v128.load(wp);
                   const g1 = v128.load(wp, 16);
                   const v0 = v128.load32_splat(xp);
