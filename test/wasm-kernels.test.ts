@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/tf/backend.js';
+import { registeredHeaps } from '../lib/tf/kernels/simd-module.js';
 import { wasmTrainingKernels } from '../lib/tf/kernels/register.js';
 import { loadRealCifar } from './helpers/real-cifar.js';
 
@@ -103,6 +104,14 @@ afterAll(() => {
 describe('wasm training kernels match the cpu backend', () => {
   test('the kernels are registered on wasm', () => {
     for (const k of wasmTrainingKernels) expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
+  });
+
+  test('our SIMD module runs in place on the wasm heap (no operand copies)', async () => {
+    await tf.setBackend('wasm');
+    const y = tf.conv2d(tf.ones([1, 4, 4, 2]) as tf.Tensor4D, tf.ones([3, 3, 2, 8]) as tf.Tensor4D, 1, 'same');
+    expect((await y.data())[(1 * 4 + 1) * 8]).toBe(18); // pixel (1,1): 9 taps x 2 channels
+    y.dispose();
+    expect(registeredHeaps()).toBeGreaterThanOrEqual(1);
   });
 
   test.each(convCases)('Conv2D x=%j filter=%j strides=%j pad=%s', async (xShape, wShape, strides, pad) => {

@@ -58,8 +58,10 @@ function conv2dBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: {};
 function viaDirectConv(heap: ReturnType<typeof asHeapBackend>, dy: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
   const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co } = info;
   const dx = heap.makeOutput(info.inShape, 'float32');
+  // On the heap too, so the kernel runs in place (a temporary, freed below).
+  const flippedInfo = heap.makeOutput([kh, kw, co, ci], 'float32');
   const w = heap.typedArrayFromHeap(filter) as Float32Array;
-  const flipped = new Float32Array(w.length); // [KH,KW,Co,Ci]
+  const flipped = heap.typedArrayFromHeap(flippedInfo) as Float32Array; // [KH,KW,Co,Ci]
   for (let h = 0; h < kh; h++) {
     for (let v = 0; v < kw; v++) {
       const src = ((kh - 1 - h) * kw + (kw - 1 - v)) * ci * co;
@@ -87,6 +89,7 @@ function viaDirectConv(heap: ReturnType<typeof asHeapBackend>, dy: TensorInfo, f
     },
     heap.typedArrayFromHeap(dx) as Float32Array,
   );
+  heap.disposeData(flippedInfo.dataId);
   return dx;
 }
 

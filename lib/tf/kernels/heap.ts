@@ -1,6 +1,7 @@
 // Direct access to the wasm backend's heap, for memory-bound kernels where a tight JS loop
 // beats the stock C++ (which e.g. transposes with an untiled strided loop).
 import * as tf from '@tensorflow/tfjs';
+import { registerHeap } from './simd-module.js';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -10,6 +11,8 @@ export interface WasmHeapBackend extends tf.KernelBackend {
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
   /** A view of a tensor's bytes on the heap, typed by its dtype. */
   typedArrayFromHeap(t: TensorInfo): tf.TypedArray;
+  /** Frees a tensor's heap memory. */
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
 }
 
 export function asHeapBackend(backend: {}): WasmHeapBackend {
@@ -17,7 +20,22 @@ export function asHeapBackend(backend: {}): WasmHeapBackend {
   if (typeof b.makeOutput !== 'function' || typeof b.typedArrayFromHeap !== 'function') {
     throw new Error('expected the tfjs wasm backend');
   }
+  if (!seen.has(b)) {
+    seen.add(b);
+    const memory = heapMemory(b);
+    if (memory !== undefined) registerHeap(memory);
+  }
   return b as WasmHeapBackend;
+}
+
+const seen = new WeakSet<object>();
+
+/** The WebAssembly.Memory behind the backend's heap (where its Emscripten module exposes it). */
+function heapMemory(backend: object): WebAssembly.Memory | undefined {
+  const module = (backend as { wasm?: { asm?: { memory?: unknown }; wasmMemory?: unknown; HEAPU8?: Uint8Array } }).wasm;
+  const memory = module?.asm?.memory ?? module?.wasmMemory;
+  // Only if it really is the heap the backend's typed arrays view.
+  return memory instanceof WebAssembly.Memory && memory.buffer === module?.HEAPU8?.buffer ? memory : undefined;
 }
 
 export function stridesOf(shape: readonly number[]): number[] {
