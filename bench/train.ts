@@ -9,13 +9,15 @@
 // Conv2DBackpropFilter (the "before"); cpu = the pure-JS backend (its filter gradient takes
 // ~50 s for 16 images here, so it runs 1 batch of --cpu-batch-size). Figures from one run on a
 // shared machine: compare ratios; "img/cpu-s" (images per second of process CPU time) is the
-// steadier figure when other jobs compete for the cores.
+// steadier figure when other jobs compete for the cores. A speed probe before and after (one
+// thread of our SIMD convolution) shows how fast the machine itself was during the run.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/tf/backend.js';
 import { DataParallelTrainer } from '../lib/tf/data-parallel.js';
 import { registerWasmTrainingKernels } from '../lib/tf/kernels/register.js';
+import { conv2d } from '../lib/tf/kernels/simd-module.js';
 import { KernelTimer, type KernelTime } from './kernel-timer.js';
 import { buildSeedModel, randomBatch } from './seed-model.js';
 
@@ -136,8 +138,28 @@ async function child(config: Config): Promise<void> {
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 }
 
+/**
+ * GFLOP/s of our SIMD convolution on a fixed shape, one thread: this machine's speed right now.
+ * Shared VMs drift (we saw 21-35 GFLOP/s within an hour), so figures from different runs compare
+ * only together with their probes.
+ */
+function speedProbe(): number {
+  const [b, h, c] = [64, 16, 64];
+  const g = { batch: b, inH: h, inW: h, inChannels: c, outH: h, outW: h, outChannels: c, filterH: 3, filterW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1 };
+  const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const [x, w, y] = [fill(b * h * h * c), fill(9 * c * c), new Float32Array(b * h * h * c)];
+  conv2d(x, w, g, y); // warm-up
+  const reps = 10;
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) conv2d(x, w, g, y);
+  const seconds = (performance.now() - t0) / 1000;
+  return (reps * 2 * b * h * h * 9 * c * c) / seconds / 1e9;
+}
+
 function main(): void {
   const configs = arg('configs', 'wasm,wasm-parallel,wasm-stock,cpu').split(',') as Config[];
+  const probeBefore = speedProbe();
+  console.log(`machine speed probe: ${probeBefore.toFixed(1)} GFLOP/s (our SIMD conv, one thread)`);
   const script = fileURLToPath(import.meta.url);
   const passThrough = ['batches', 'batch-size', 'slow-batches', 'cpu-batch-size'].flatMap((n) => (process.argv.includes(`--${n}`) ? [`--${n}`, arg(n, '')] : []));
   const results: Result[] = [];
@@ -166,6 +188,7 @@ function main(): void {
     for (const r of results) console.log(`  ${r.config.padEnd(14)} ${(r.imgPerSec / base.imgPerSec).toPrecision(3)}x  ${(r.imgPerCpuSec / base.imgPerCpuSec).toPrecision(3)}x`);
   }
   for (const r of results) printBreakdown(r);
+  console.log(`\nmachine speed probe: ${probeBefore.toFixed(1)} GFLOP/s before, ${speedProbe().toFixed(1)} GFLOP/s after`);
 }
 
 const childIndex = process.argv.indexOf('--child');
