@@ -6,7 +6,6 @@ import {
   conv2d,
   conv2dFilterGrad,
   convFits,
-  filterGradFits,
   matmul,
   matmulFits,
   maxPoolGrad,
@@ -177,8 +176,6 @@ describe('wasm SIMD kernels on random geometries', () => {
   test('the fit predicates match the register blocks', () => {
     expect(convFits({ outChannels: 16 })).toBe(true);
     expect(convFits({ outChannels: 12 })).toBe(false);
-    expect(filterGradFits({ outChannels: 8 })).toBe(true);
-    expect(filterGradFits({ outChannels: 12 })).toBe(false);
     expect(matmulFits(10, 512)).toBe(true);
     expect(matmulFits(10, 10)).toBe(false);
     expect(matmulFits(0, 8)).toBe(false);

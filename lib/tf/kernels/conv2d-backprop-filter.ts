@@ -11,7 +11,7 @@
 //   matrix P^T [KH*KW*Ci, B*OH*OW] gathered straight onto the heap (27 rows: cheap).
 import * as tf from '@tensorflow/tfjs';
 import { asHeapBackend } from './heap.js';
-import { conv2dFilterGrad as simdFilterGrad, filterGradFits, geometryOf } from './simd-module.js';
+import { conv2dFilterGrad as simdFilterGrad, convFits, geometryOf } from './simd-module.js';
 import { cropForPads, inScope, type WasmScope } from './wasm-scope.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -38,7 +38,7 @@ function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: {}
   const bottom = filterHeight - 1 + (outHeight - 1) * strideHeight - (inHeight - 1) - top;
   const right = filterWidth - 1 + (outWidth - 1) * strideWidth - (inWidth - 1) - left;
 
-  if (filterGradFits(info)) {
+  if (convFits(info)) {
     const heap = asHeapBackend(args.backend);
     const dw = heap.makeOutput(attrs.filterShape, 'float32');
     simdFilterGrad(

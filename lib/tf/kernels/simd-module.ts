@@ -105,12 +105,7 @@ export function geometryOf(info: tf.backend_util.Conv2DInfo): ConvGeometry {
   };
 }
 
-/** Whether conv2dFilterGrad handles this layer (its register block is 8 output channels wide). */
-export function filterGradFits(g: Pick<ConvGeometry, 'outChannels'>): boolean {
-  return g.outChannels % 8 === 0;
-}
-
-/** Whether conv2d handles this layer (its register block is 8 output channels wide). */
+/** Whether conv2d and conv2dFilterGrad handle this layer (their register blocks are 8 output channels wide). */
 export function convFits(g: Pick<ConvGeometry, 'outChannels'>): boolean {
   return g.outChannels % 8 === 0;
 }
