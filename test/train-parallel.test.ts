@@ -7,10 +7,9 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { TINY_MODEL, useToyTraining } from './helpers/toy-training.js';
+import { TINY_MODEL, useToyTraining, interruptAfterFirstEpoch } from './helpers/toy-training.js';
 import { writeAugmentOutputs } from './helpers/fake-normalize.js';
 import { trainStage, TrainParams } from '../stages/train.js';
-import { onEpochEnd } from '../lib/model/fit.js';
 import { resolveWorkers } from '../lib/model/workers-param.js';
 import { liveWorkerCount } from '../lib/tf/data-parallel.js';
 import { AbortedError, StageError } from '../engine/errors.js';
@@ -109,16 +108,9 @@ describe('train with 2 workers (wasm, toy data)', () => {
   });
 
   test('an interrupted run resumes from its checkpoint (weights and optimizer state) and ends byte-identical', async () => {
-    const resumeDir = await mkdtemp(join(tmpdir(), 'train-parallel-resume-'));
-    toy.removeLater(resumeDir);
-    const controller = new AbortController();
-    const epochs: number[] = [];
-    const off = onEpochEnd((e) => {
-      epochs.push(e.logs.epoch);
-      if (e.logs.epoch === 1) controller.abort();
-    });
+    const { resumeDir, signal, epochs, off } = await interruptAfterFirstEpoch(toy, 'train-parallel-resume-');
     try {
-      await expect(train({}, {}, { resumeDir, signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
+      await expect(train({}, {}, { resumeDir, signal })).rejects.toBeInstanceOf(AbortedError);
       expect(liveWorkerCount()).toBe(0);
       const resumed = await train({}, {}, { resumeDir });
       expect(epochs).toEqual([1, 2, 3]);

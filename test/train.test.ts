@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { runStage, type FakeUpstream } from './helpers/stage-context.js';
-import { TINY_MODEL, useToyTraining } from './helpers/toy-training.js';
+import { TINY_MODEL, useToyTraining, interruptAfterFirstEpoch } from './helpers/toy-training.js';
 import { writeAugmentOutputs, writeNormalizeOutputs, subset, type ImageSet } from './helpers/fake-normalize.js';
 import { loadRealCifar } from './helpers/real-cifar.js';
 import { trainStage, TrainParams } from '../stages/train.js';
@@ -122,16 +122,9 @@ describe('train on cpu (toy data)', () => {
   });
 
   test('an interrupted run resumes from its last checkpoint and ends with the same weights', async () => {
-    const resumeDir = await mkdtemp(join(tmpdir(), 'train-resume-'));
-    toy.removeLater(resumeDir);
-    const controller = new AbortController();
-    const epochs: number[] = [];
-    const off = onEpochEnd((e) => {
-      epochs.push(e.logs.epoch);
-      if (e.logs.epoch === 1) controller.abort();
-    });
+    const { resumeDir, signal, epochs, off } = await interruptAfterFirstEpoch(toy, 'train-resume-');
     try {
-      await expect(train({}, {}, { resumeDir, signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
+      await expect(train({}, {}, { resumeDir, signal })).rejects.toBeInstanceOf(AbortedError);
       expect(epochs).toEqual([1]);
       const resumed = await train({}, {}, { resumeDir });
       expect(epochs).toEqual([1, 2, 3]); // epoch 1 was not trained again

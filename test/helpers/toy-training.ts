@@ -4,6 +4,7 @@ import { afterAll, beforeAll } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { onEpochEnd } from '../../lib/model/fit.js';
 import { trainStage } from '../../stages/train.js';
 import { runStage, type FakeRun, type FakeUpstream } from './stage-context.js';
 import { subset, toyImages, writeNormalizeOutputs, type ImageSet } from './fake-normalize.js';
@@ -54,4 +55,21 @@ export function useToyTraining(prefix: string, base: Record<string, unknown>): T
     for (const dir of [toy.work, ...cleanup]) await rm(dir, { recursive: true, force: true });
   });
   return toy;
+}
+
+/**
+ * An interruption after epoch 1: a fresh resume dir (removed after the suite), a signal that
+ * aborts once epoch 1 is checkpointed, and the epochs every training loop reports meanwhile.
+ * Call `off()` when done.
+ */
+export async function interruptAfterFirstEpoch(toy: ToyTraining, prefix: string): Promise<{ resumeDir: string; signal: AbortSignal; epochs: number[]; off: () => void }> {
+  const resumeDir = await mkdtemp(join(tmpdir(), prefix));
+  toy.removeLater(resumeDir);
+  const controller = new AbortController();
+  const epochs: number[] = [];
+  const off = onEpochEnd((e) => {
+    epochs.push(e.logs.epoch);
+    if (e.logs.epoch === 1) controller.abort();
+  });
+  return { resumeDir, signal: controller.signal, epochs, off: () => void off() };
 }
