@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/tf/backend.js';
 import { DataParallelTrainer } from '../lib/tf/data-parallel.js';
 import { registerWasmTrainingKernels } from '../lib/tf/kernels/register.js';
-import { conv2d } from '../lib/tf/kernels/simd-module.js';
+import { conv2dDirect } from '../lib/tf/kernels/simd-module.js';
 import { KernelTimer, type KernelTime } from './kernel-timer.js';
 import { buildSeedModel, randomBatch } from './seed-model.js';
 
@@ -148,10 +148,10 @@ function speedProbe(): number {
   const g = { batch: b, inH: h, inW: h, inChannels: c, outH: h, outW: h, outChannels: c, filterH: 3, filterW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1 };
   const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
   const [x, w, y] = [fill(b * h * h * c), fill(9 * c * c), new Float32Array(b * h * h * c)];
-  conv2d(x, w, g, y); // warm-up
+  conv2dDirect(x, w, g, y); // warm-up
   const reps = 10;
   const t0 = performance.now();
-  for (let i = 0; i < reps; i++) conv2d(x, w, g, y);
+  for (let i = 0; i < reps; i++) conv2dDirect(x, w, g, y);
   const seconds = (performance.now() - t0) / 1000;
   return (reps * 2 * b * h * h * 9 * c * c) / seconds / 1e9;
 }
@@ -159,7 +159,7 @@ function speedProbe(): number {
 function main(): void {
   const configs = arg('configs', 'wasm,wasm-parallel,wasm-stock,cpu').split(',') as Config[];
   const probeBefore = speedProbe();
-  console.log(`machine speed probe: ${probeBefore.toFixed(1)} GFLOP/s (our SIMD conv, one thread)`);
+  console.log(`machine speed probe: ${probeBefore.toFixed(1)} GFLOP/s (our direct SIMD conv, one thread)`);
   const script = fileURLToPath(import.meta.url);
   const passThrough = ['batches', 'batch-size', 'slow-batches', 'cpu-batch-size'].flatMap((n) => (process.argv.includes(`--${n}`) ? [`--${n}`, arg(n, '')] : []));
   const results: Result[] = [];

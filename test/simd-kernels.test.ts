@@ -1,16 +1,20 @@
 // Our WebAssembly SIMD kernels (wasm/kernels.ts) against plain double-precision loops, on random
-// geometries: every stride, padding, window and edge case their interior/edge splits must get right.
+// geometries: every stride, padding, window and edge case their interior/edge splits must get right,
+// and the Winograd routes of 3x3 stride-1 layers (partial tiles, every padding, several tile chunks).
 import { describe, expect, test } from '@jest/globals';
 import { Rng } from '../lib/model/rng.js';
 import {
   conv2d,
+  conv2dDirect,
   conv2dFilterGrad,
+  conv2dFilterGradDirect,
   convFits,
   matmul,
   matmulFits,
   maxPoolGrad,
   maxPoolGradFits,
   sumRows,
+  winogradFits,
   type ConvGeometry,
 } from '../lib/tf/kernels/simd-module.js';
 
@@ -71,23 +75,65 @@ function expectClose(got: Float32Array, want: Float64Array): void {
   expect(diff).toBeLessThan(2e-5 * scale);
 }
 
+/** y = bias + x convolved with w, then ReLU if asked, in double precision. */
+function convReference(g: ConvGeometry, x: Float32Array, w: Float32Array, fused: { bias?: Float32Array; relu?: boolean } = {}): Float64Array {
+  const { inH, inW, inChannels: ci, outH, outW, outChannels: co, filterW: fw } = g;
+  const want = new Float64Array(g.batch * outH * outW * co);
+  if (fused.bias) for (let p = 0; p < want.length; p++) want[p] = fused.bias[p % co]!;
+  forTaps(g, (b, i, j, kh, kw, ih, iw) => {
+    for (let c = 0; c < ci; c++)
+      for (let o = 0; o < co; o++) want[((b * outH + i) * outW + j) * co + o] += x[((b * inH + ih) * inW + iw) * ci + c] * w[((kh * fw + kw) * ci + c) * co + o];
+  });
+  if (fused.relu) for (let p = 0; p < want.length; p++) want[p] = Math.max(0, want[p]!);
+  return want;
+}
+
+/** dw = sum over pixels of input times output gradient, in double precision. */
+function filterGradReference(g: ConvGeometry, x: Float32Array, dy: Float32Array): Float64Array {
+  const { inH, inW, inChannels: ci, outH, outW, outChannels: co, filterW: fw } = g;
+  const want = new Float64Array(g.filterH * fw * ci * co);
+  forTaps(g, (b, i, j, kh, kw, ih, iw) => {
+    for (let c = 0; c < ci; c++)
+      for (let o = 0; o < co; o++) want[((kh * fw + kw) * ci + c) * co + o] += x[((b * inH + ih) * inW + iw) * ci + c] * dy[((b * outH + i) * outW + j) * co + o];
+  });
+  return want;
+}
+
+/** A random 3x3 stride-1 geometry that takes the Winograd route; `big` spans several tile chunks. */
+function randomWinogradGeometry(big: boolean): ConvGeometry {
+  const pad = rng.int(3); // 0..2: valid, same, and the "full" padding of an input gradient
+  const padEnd = rng.int(3);
+  const inH = big ? 14 + rng.int(3) : 1 + rng.int(9);
+  const inW = big ? 14 + rng.int(3) : 1 + rng.int(9);
+  const g: ConvGeometry = {
+    batch: big ? 2 : 1 + rng.int(3),
+    inH,
+    inW,
+    inChannels: big ? 32 * (1 + rng.int(2)) : 4 * (1 + rng.int(3)),
+    outH: inH + pad + padEnd - 2,
+    outW: inW + pad + padEnd - 2,
+    outChannels: big ? 64 : 8 * (1 + rng.int(3)),
+    filterH: 3,
+    filterW: 3,
+    strideH: 1,
+    strideW: 1,
+    padTop: pad,
+    padLeft: pad,
+  };
+  return g.outH > 0 && g.outW > 0 ? g : randomWinogradGeometry(big);
+}
+
 const CASES = 40;
 
 describe('wasm SIMD kernels on random geometries', () => {
   test('conv2d = the direct sum over taps and channels', () => {
     for (let n = 0; n < CASES; n++) {
       const g = randomGeometry([1, 8]);
-      const { inH, inW, inChannels: ci, outH, outW, outChannels: co, filterW: fw } = g;
-      const x = randomArray(g.batch * inH * inW * ci);
-      const w = randomArray(g.filterH * fw * ci * co);
-      const want = new Float64Array(g.batch * outH * outW * co);
-      forTaps(g, (b, i, j, kh, kw, ih, iw) => {
-        for (let c = 0; c < ci; c++)
-          for (let o = 0; o < co; o++) want[((b * outH + i) * outW + j) * co + o] += x[((b * inH + ih) * inW + iw) * ci + c] * w[((kh * fw + kw) * ci + c) * co + o];
-      });
-      const got = new Float32Array(want.length);
+      const x = randomArray(g.batch * g.inH * g.inW * g.inChannels);
+      const w = randomArray(g.filterH * g.filterW * g.inChannels * g.outChannels);
+      const got = new Float32Array(g.batch * g.outH * g.outW * g.outChannels);
       conv2d(x, w, g, got);
-      expectClose(got, want);
+      expectClose(got, convReference(g, x, w));
     }
   });
 
@@ -95,17 +141,42 @@ describe('wasm SIMD kernels on random geometries', () => {
     for (let n = 0; n < CASES; n++) {
       // Any input channel count: multiples of 4 take the 4-channel block, the rest the tail.
       const g = randomGeometry([1 + rng.int(6), 8]);
-      const { inH, inW, inChannels: ci, outH, outW, outChannels: co, filterW: fw } = g;
-      const x = randomArray(g.batch * inH * inW * ci);
-      const dy = randomArray(g.batch * outH * outW * co);
-      const want = new Float64Array(g.filterH * fw * ci * co);
-      forTaps(g, (b, i, j, kh, kw, ih, iw) => {
-        for (let c = 0; c < ci; c++)
-          for (let o = 0; o < co; o++) want[((kh * fw + kw) * ci + c) * co + o] += x[((b * inH + ih) * inW + iw) * ci + c] * dy[((b * outH + i) * outW + j) * co + o];
-      });
-      const got = new Float32Array(want.length);
+      const x = randomArray(g.batch * g.inH * g.inW * g.inChannels);
+      const dy = randomArray(g.batch * g.outH * g.outW * g.outChannels);
+      const got = new Float32Array(g.filterH * g.filterW * g.inChannels * g.outChannels);
       conv2dFilterGrad(x, dy, g, got);
+      expectClose(got, filterGradReference(g, x, dy));
+    }
+  });
+
+  test('Winograd conv2d (3x3, stride 1) = the direct sum, with bias and ReLU, odd sizes, every padding', () => {
+    for (let n = 0; n < CASES; n++) {
+      const g = randomWinogradGeometry(n % 10 === 0);
+      expect(winogradFits(g)).toBe(true);
+      const x = randomArray(g.batch * g.inH * g.inW * g.inChannels);
+      const w = randomArray(9 * g.inChannels * g.outChannels);
+      const fused = { bias: n % 2 === 0 ? randomArray(g.outChannels) : undefined, relu: n % 3 === 0 };
+      const got = new Float32Array(g.batch * g.outH * g.outW * g.outChannels);
+      conv2d(x, w, g, got, fused);
+      expectClose(got, convReference(g, x, w, fused));
+      const direct = new Float32Array(got.length);
+      conv2dDirect(x, w, g, direct, fused);
+      expectClose(direct, convReference(g, x, w, fused));
+    }
+  });
+
+  test('Winograd conv2dFilterGrad (3x3, stride 1) = the sum over pixels, odd sizes, every padding', () => {
+    for (let n = 0; n < CASES; n++) {
+      const g = randomWinogradGeometry(n % 10 === 0);
+      const x = randomArray(g.batch * g.inH * g.inW * g.inChannels);
+      const dy = randomArray(g.batch * g.outH * g.outW * g.outChannels);
+      const got = new Float32Array(9 * g.inChannels * g.outChannels);
+      conv2dFilterGrad(x, dy, g, got);
+      const want = filterGradReference(g, x, dy);
       expectClose(got, want);
+      const direct = new Float32Array(got.length);
+      conv2dFilterGradDirect(x, dy, g, direct);
+      expectClose(direct, want);
     }
   });
 
@@ -181,5 +252,10 @@ describe('wasm SIMD kernels on random geometries', () => {
     expect(matmulFits(0, 8)).toBe(false);
     expect(maxPoolGradFits(8)).toBe(true);
     expect(maxPoolGradFits(6)).toBe(false);
+    const layer: ConvGeometry = { batch: 1, inH: 8, inW: 8, inChannels: 32, outH: 8, outW: 8, outChannels: 32, filterH: 3, filterW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1 };
+    expect(winogradFits(layer)).toBe(true);
+    expect(winogradFits({ ...layer, inChannels: 3 })).toBe(false); // an RGB input layer goes direct
+    expect(winogradFits({ ...layer, strideH: 2 })).toBe(false);
+    expect(winogradFits({ ...layer, filterW: 5 })).toBe(false);
   });
 });

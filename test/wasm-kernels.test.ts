@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/tf/backend.js';
-import { registeredHeaps } from '../lib/tf/kernels/simd-module.js';
+import { copiedRunCount, registeredHeaps } from '../lib/tf/kernels/simd-module.js';
 import { wasmTrainingKernels } from '../lib/tf/kernels/register.js';
 import { loadRealCifar } from './helpers/real-cifar.js';
 
@@ -112,6 +112,14 @@ describe('wasm training kernels match the cpu backend', () => {
     expect((await y.data())[(1 * 4 + 1) * 8]).toBe(18); // pixel (1,1): 9 taps x 2 channels
     y.dispose();
     expect(registeredHeaps()).toBeGreaterThanOrEqual(1);
+    // A 3x3 stride-1 layer (Winograd, with scratch on the heap) forward and backward: no copies.
+    const before = copiedRunCount();
+    const x = tf.randomNormal([2, 6, 6, 8]) as tf.Tensor4D;
+    const w = tf.randomNormal([3, 3, 8, 16]) as tf.Tensor4D;
+    const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').square().sum())([x, w]);
+    await Promise.all([dx.data(), dw.data()]);
+    expect(copiedRunCount()).toBe(before);
+    tf.dispose([x, w, dx, dw]);
   });
 
   test.each(convCases)('Conv2D x=%j filter=%j strides=%j pad=%s', async (xShape, wShape, strides, pad) => {

@@ -414,3 +414,329 @@ function matmulRow(
     v128.store(cp, a1, 16);
   }
 }
+
+// ---- Winograd F(2x2, 3x3): 3x3 stride-1 convolutions with 16 multiplies per 2x2 outputs, not 36 ----
+//
+// Per 2x2 output tile, with d the 4x4 input patch and g a 3x3 filter:
+//   y = A^T [ (G g G^T) (.) (B^T d B) ] A
+// The elementwise product, summed over input channels, is 16 independent matrix products
+// (one per position of the 4x4 transform): [tiles, ci] . [ci, co], run by `matmul` above.
+// Transforms are SIMD over 4 channels. Coefficients are 0, +-1 and +-1/2: exact in float32.
+
+/** u [16, ci, co] = G g G^T for each (ci, co) of w [3, 3, ci, co]. Needs co % 4 == 0. */
+function winogradFilter(w: usize, u: usize, ci: i32, co: i32): void {
+  const tap = <usize>(ci * co) << 2; // bytes between filter taps, and between u positions
+  const half = f32x4.splat(0.5);
+  for (let c = 0; c < ci; c++) {
+    for (let o = 0; o < co; o += 4) {
+      const at = <usize>(c * co + o) << 2;
+      const g = w + at;
+      const g00 = v128.load(g), g01 = v128.load(g + tap), g02 = v128.load(g + 2 * tap);
+      const g10 = v128.load(g + 3 * tap), g11 = v128.load(g + 4 * tap), g12 = v128.load(g + 5 * tap);
+      const g20 = v128.load(g + 6 * tap), g21 = v128.load(g + 7 * tap), g22 = v128.load(g + 8 * tap);
+      // G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2.
+      const s0 = f32x4.add(g00, g20), s1 = f32x4.add(g01, g21), s2 = f32x4.add(g02, g22);
+      const t10 = f32x4.mul(f32x4.add(s0, g10), half), t11 = f32x4.mul(f32x4.add(s1, g11), half), t12 = f32x4.mul(f32x4.add(s2, g12), half);
+      const t20 = f32x4.mul(f32x4.sub(s0, g10), half), t21 = f32x4.mul(f32x4.sub(s1, g11), half), t22 = f32x4.mul(f32x4.sub(s2, g12), half);
+      const d = u + at;
+      winogradFilterRow(d, tap, g00, g01, g02, half);
+      winogradFilterRow(d + 4 * tap, tap, t10, t11, t12, half);
+      winogradFilterRow(d + 8 * tap, tap, t20, t21, t22, half);
+      winogradFilterRow(d + 12 * tap, tap, g20, g21, g22, half);
+    }
+  }
+}
+
+/** One row of (G g) times G^T: r0, (r0+r1+r2)/2, (r0-r1+r2)/2, r2. */
+@inline function winogradFilterRow(d: usize, tap: usize, r0: v128, r1: v128, r2: v128, half: v128): void {
+  const s = f32x4.add(r0, r2);
+  v128.store(d, r0);
+  v128.store(d + tap, f32x4.mul(f32x4.add(s, r1), half));
+  v128.store(d + 2 * tap, f32x4.mul(f32x4.sub(s, r1), half));
+  v128.store(d + 3 * tap, r2);
+}
+
+/** x at (row, col) of an image, 4 channels, or zeros outside it. */
+@inline function patchAt(image: usize, row: i32, col: i32, inH: i32, inW: i32, xPixel: usize): v128 {
+  return row >= 0 && row < inH && col >= 0 && col < inW ? v128.load(image + <usize>(row * inW + col) * xPixel) : f32x4.splat(0);
+}
+
+/** One row of B^T d (given its 4 columns) times B, stored at 4 consecutive positions `pos` apart. */
+@inline function winogradInputRow(v: usize, pos: usize, t0: v128, t1: v128, t2: v128, t3: v128): void {
+  v128.store(v, f32x4.sub(t0, t2));
+  v128.store(v + pos, f32x4.add(t1, t2));
+  v128.store(v + 2 * pos, f32x4.sub(t2, t1));
+  v128.store(v + 3 * pos, f32x4.sub(t1, t3));
+}
+
+/**
+ * B^T d B for one tile and 4 channels: d is the 4x4 patch of `image` whose top-left input pixel
+ * is (r0, c0), zeros outside. Stored at v + p * pos for the 16 positions p.
+ */
+function winogradInputTile(image: usize, v: usize, pos: usize, r0: i32, c0: i32, inH: i32, inW: i32, xPixel: usize): void {
+  // Columns of B^T d, one input column s at a time: d0 - d2, d1 + d2, d2 - d1, d1 - d3.
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0; // row 0 of B^T d, columns 0..3
+  let b0 = a0, b1 = a0, b2 = a0, b3 = a0; // row 1
+  let e0 = a0, e1 = a0, e2 = a0, e3 = a0; // row 2
+  let f0 = a0, f1 = a0, f2 = a0, f3 = a0; // row 3
+  for (let s = 0; s < 4; s++) {
+    const col = c0 + s;
+    const d0 = patchAt(image, r0, col, inH, inW, xPixel);
+    const d1 = patchAt(image, r0 + 1, col, inH, inW, xPixel);
+    const d2 = patchAt(image, r0 + 2, col, inH, inW, xPixel);
+    const d3 = patchAt(image, r0 + 3, col, inH, inW, xPixel);
+    const q0 = f32x4.sub(d0, d2), q1 = f32x4.add(d1, d2), q2 = f32x4.sub(d2, d1), q3 = f32x4.sub(d1, d3);
+    if (s == 0) { a0 = q0; b0 = q1; e0 = q2; f0 = q3; }
+    else if (s == 1) { a1 = q0; b1 = q1; e1 = q2; f1 = q3; }
+    else if (s == 2) { a2 = q0; b2 = q1; e2 = q2; f2 = q3; }
+    else { a3 = q0; b3 = q1; e3 = q2; f3 = q3; }
+  }
+  winogradInputRow(v, pos, a0, a1, a2, a3);
+  winogradInputRow(v + 4 * pos, pos, b0, b1, b2, b3);
+  winogradInputRow(v + 8 * pos, pos, e0, e1, e2, e3);
+  winogradInputRow(v + 12 * pos, pos, f0, f1, f2, f3);
+}
+
+/**
+ * 3x3 stride-1 convolution, NHWC, zeros outside the input, optional bias and ReLU, as `conv2d`
+ * computes it, by Winograd F(2x2, 3x3). Tiles are processed `chunk` at a time through scratch:
+ * u [16, ci, co] (the transformed filter), then v [16, chunk, ci] and m [16, chunk, co], which
+ * stay in L2. Needs ci % 4 == 0 and co % 8 == 0.
+ */
+export function winogradConv3x3(
+  x: usize, w: usize, bias: usize, y: usize, scratch: usize, hasBias: i32, relu: i32,
+  batch: i32, inH: i32, inW: i32, ci: i32, outH: i32, outW: i32, co: i32, pt: i32, pl: i32, chunk: i32,
+): void {
+  const u = scratch;
+  const v = u + (<usize>(16 * ci * co) << 2);
+  const m = v + (<usize>(16 * chunk * ci) << 2);
+  winogradFilter(w, u, ci, co);
+  const xPixel = <usize>ci << 2;
+  const yPixel = <usize>co << 2;
+  const tilesW = (outW + 1) >> 1;
+  const perImage = ((outH + 1) >> 1) * tilesW;
+  const total = batch * perImage;
+  const zero = f32x4.splat(0);
+  for (let t0 = 0; t0 < total; t0 += chunk) {
+    const n = total - t0 < chunk ? total - t0 : chunk;
+    const vPos = <usize>(n * ci) << 2; // bytes between positions in v
+    const mPos = <usize>(n * co) << 2;
+    for (let t = 0; t < n; t++) {
+      const tile = t0 + t;
+      const b = tile / perImage;
+      const k = tile - b * perImage;
+      const th = k / tilesW;
+      const image = x + <usize>(b * inH * inW) * xPixel;
+      for (let c = 0; c < ci; c += 4) {
+        winogradInputTile(image + (<usize>c << 2), v + (<usize>(t * ci + c) << 2), vPos, 2 * th - pt, 2 * (k - th * tilesW) - pl, inH, inW, xPixel);
+      }
+    }
+    for (let p = 0; p < 16; p++) {
+      matmul(v + <usize>p * vPos, u + (<usize>(p * ci * co) << 2), 0, m + <usize>p * mPos, 0, 0, n, ci, co);
+    }
+    for (let t = 0; t < n; t++) {
+      const tile = t0 + t;
+      const b = tile / perImage;
+      const k = tile - b * perImage;
+      const th = k / tilesW;
+      const i0 = 2 * th;
+      const j0 = 2 * (k - th * tilesW);
+      const down = i0 + 1 < outH;
+      const right = j0 + 1 < outW;
+      const yp = y + <usize>((b * outH + i0) * outW + j0) * yPixel;
+      for (let o = 0; o < co; o += 4) {
+        const mp = m + (<usize>(t * co + o) << 2);
+        // A^T M: rows m0 + m1 + m2 and m1 - m2 - m3, for each of the 4 columns.
+        const c0 = winogradOutputCol(mp, mPos, 0);
+        const c1 = winogradOutputCol(mp, mPos, 1);
+        const c2 = winogradOutputCol(mp, mPos, 2);
+        const c3 = winogradOutputCol(mp, mPos, 3);
+        const h0 = winogradOutputCol(mp, mPos, 4);
+        const h1 = winogradOutputCol(mp, mPos, 5);
+        const h2 = winogradOutputCol(mp, mPos, 6);
+        const h3 = winogradOutputCol(mp, mPos, 7);
+        const bo = hasBias ? v128.load(bias + (<usize>o << 2)) : zero;
+        let y00 = f32x4.add(f32x4.add(f32x4.add(c0, c1), c2), bo);
+        let y01 = f32x4.add(f32x4.sub(f32x4.sub(c1, c2), c3), bo);
+        let y10 = f32x4.add(f32x4.add(f32x4.add(h0, h1), h2), bo);
+        let y11 = f32x4.add(f32x4.sub(f32x4.sub(h1, h2), h3), bo);
+        if (relu) {
+          y00 = f32x4.max(y00, zero); y01 = f32x4.max(y01, zero);
+          y10 = f32x4.max(y10, zero); y11 = f32x4.max(y11, zero);
+        }
+        const d = yp + (<usize>o << 2);
+        v128.store(d, y00);
+        if (right) v128.store(d + yPixel, y01);
+        if (down) {
+          const d1 = d + <usize>outW * yPixel;
+          v128.store(d1, y10);
+          if (right) v128.store(d1 + yPixel, y11);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Column `which` & 3 of A^T M for one tile and 4 channels: row 0 (m0 + m1 + m2) when which < 4,
+ * else row 1 (m1 - m2 - m3), where mr is M's row r at that column.
+ */
+@inline function winogradOutputCol(mp: usize, mPos: usize, which: i32): v128 {
+  const col = <usize>(which & 3);
+  const m0 = v128.load(mp + col * mPos);
+  const m1 = v128.load(mp + (4 + col) * mPos);
+  const m2 = v128.load(mp + (8 + col) * mPos);
+  const m3 = v128.load(mp + (12 + col) * mPos);
+  return which < 4 ? f32x4.add(f32x4.add(m0, m1), m2) : f32x4.sub(f32x4.sub(m1, m2), m3);
+}
+
+/**
+ * c [M,N] += a[K,M]^T . b [K,N], all row-major: a sum of K outer products, streamed over K with
+ * a register block of 4 rows x 8 columns. Needs m % 4 == 0 and n % 8 == 0.
+ */
+function matmulTransposedA(a: usize, b: usize, c: usize, k: i32, m: i32, n: i32): void {
+  const rowA = <usize>m << 2;
+  const rowB = <usize>n << 2;
+  for (let r = 0; r < m; r += 4) {
+    for (let j = 0; j < n; j += 8) {
+      const d = c + <usize>r * rowB + (<usize>j << 2);
+      let a00 = v128.load(d), a01 = v128.load(d, 16);
+      let a10 = v128.load(d + rowB), a11 = v128.load(d + rowB, 16);
+      let a20 = v128.load(d + 2 * rowB), a21 = v128.load(d + 2 * rowB, 16);
+      let a30 = v128.load(d + 3 * rowB), a31 = v128.load(d + 3 * rowB, 16);
+      let ap = a + (<usize>r << 2);
+      let bp = b + (<usize>j << 2);
+      for (let q = 0; q < k; q++) {
+        const g0 = v128.load(bp);
+        const g1 = v128.load(bp, 16);
+        const v0 = v128.load32_splat(ap);
+        const v1 = v128.load32_splat(ap, 4);
+        const v2 = v128.load32_splat(ap, 8);
+        const v3 = v128.load32_splat(ap, 12);
+        a00 = f32x4.add(a00, f32x4.mul(v0, g0));
+        a01 = f32x4.add(a01, f32x4.mul(v0, g1));
+        a10 = f32x4.add(a10, f32x4.mul(v1, g0));
+        a11 = f32x4.add(a11, f32x4.mul(v1, g1));
+        a20 = f32x4.add(a20, f32x4.mul(v2, g0));
+        a21 = f32x4.add(a21, f32x4.mul(v2, g1));
+        a30 = f32x4.add(a30, f32x4.mul(v3, g0));
+        a31 = f32x4.add(a31, f32x4.mul(v3, g1));
+        ap += rowA;
+        bp += rowB;
+      }
+      v128.store(d, a00); v128.store(d, a01, 16);
+      v128.store(d + rowB, a10); v128.store(d + rowB, a11, 16);
+      v128.store(d + 2 * rowB, a20); v128.store(d + 2 * rowB, a21, 16);
+      v128.store(d + 3 * rowB, a30); v128.store(d + 3 * rowB, a31, 16);
+    }
+  }
+}
+
+/** dy at (row, col), 4 channels, or zeros past the last row/column of a partial tile. */
+@inline function gradAt(p: usize, ok: bool): v128 {
+  return ok ? v128.load(p) : f32x4.splat(0);
+}
+
+/** One row (a, b) of G' dy times G'^T: a, (a+b)/2, (a-b)/2, b, at 4 consecutive positions. */
+@inline function winogradGradRow(e: usize, pos: usize, a: v128, b: v128, half: v128): void {
+  v128.store(e, a);
+  v128.store(e + pos, f32x4.mul(f32x4.add(a, b), half));
+  v128.store(e + 2 * pos, f32x4.mul(f32x4.sub(a, b), half));
+  v128.store(e + 3 * pos, b);
+}
+
+/** m [4x4 positions] row r of A'^T (s . M) for one (ci, 4 co): rows m0+m1+m2, m1-m2, m1+m2+m3 (signed). */
+@inline function filterGradCol(mp: usize, pos: usize, col: usize, which: i32): v128 {
+  const m0 = v128.load(mp + col * pos);
+  const m1 = v128.load(mp + (4 + col) * pos);
+  const m2 = v128.load(mp + (8 + col) * pos);
+  // Position row 3 carries the sign flip (see winogradFilterGrad3x3).
+  const m3 = v128.load(mp + (12 + col) * pos);
+  const r = which == 0 ? f32x4.add(f32x4.add(m0, m1), m2) : which == 1 ? f32x4.sub(m1, m2) : f32x4.sub(f32x4.add(m1, m2), m3);
+  return col == 3 ? f32x4.neg(r) : r;
+}
+
+/**
+ * Filter gradient of a 3x3 stride-1 convolution, NHWC, by Winograd F(3x3, 2x2):
+ *   dw[kh,kw,ci,co] = sum_{b,i,j} x[b, i+kh-pt, j+kw-pl, ci] * dy[b,i,j,co]
+ * Per 2x2 tile of dy and its 4x4 input patch d, the 3x3 contribution is A'^T [(G' dy G'^T) (.)
+ * (B'^T d B')] A'; summed over tiles that is 16 products [ci, tiles] . [tiles, co] accumulated in
+ * scratch m [16, ci, co] (zeroed by the caller), then one output transform. B'^T equals the
+ * forward B^T with its last row negated, so the input tiles come from winogradInputTile and the
+ * sign of row/column 3 is restored in the output transform. Scratch: m, then v [16, chunk, ci]
+ * and e [16, chunk, co]. Writes dw. Needs ci % 4 == 0 and co % 8 == 0.
+ */
+export function winogradFilterGrad3x3(
+  x: usize, dy: usize, dw: usize, scratch: usize,
+  batch: i32, inH: i32, inW: i32, ci: i32, outH: i32, outW: i32, co: i32, pt: i32, pl: i32, chunk: i32,
+): void {
+  const m = scratch;
+  const v = m + (<usize>(16 * ci * co) << 2);
+  const e = v + (<usize>(16 * chunk * ci) << 2);
+  const xPixel = <usize>ci << 2;
+  const dyPixel = <usize>co << 2;
+  const tilesW = (outW + 1) >> 1;
+  const perImage = ((outH + 1) >> 1) * tilesW;
+  const total = batch * perImage;
+  const half = f32x4.splat(0.5);
+  for (let t0 = 0; t0 < total; t0 += chunk) {
+    const n = total - t0 < chunk ? total - t0 : chunk;
+    const vPos = <usize>(n * ci) << 2;
+    const ePos = <usize>(n * co) << 2;
+    for (let t = 0; t < n; t++) {
+      const tile = t0 + t;
+      const b = tile / perImage;
+      const k = tile - b * perImage;
+      const th = k / tilesW;
+      const i0 = 2 * th;
+      const j0 = 2 * (k - th * tilesW);
+      const image = x + <usize>(b * inH * inW) * xPixel;
+      for (let c = 0; c < ci; c += 4) {
+        winogradInputTile(image + (<usize>c << 2), v + (<usize>(t * ci + c) << 2), vPos, i0 - pt, j0 - pl, inH, inW, xPixel);
+      }
+      const down = i0 + 1 < outH;
+      const right = j0 + 1 < outW;
+      const g = dy + <usize>((b * outH + i0) * outW + j0) * dyPixel;
+      const below = <usize>outW * dyPixel;
+      for (let o = 0; o < co; o += 4) {
+        const p = g + (<usize>o << 2);
+        const d00 = v128.load(p);
+        const d01 = gradAt(p + dyPixel, right);
+        const d10 = gradAt(p + below, down);
+        const d11 = gradAt(p + below + dyPixel, down && right);
+        // G' dy: rows dy0, (dy0+dy1)/2, (dy0-dy1)/2, dy1; then each row times G'^T.
+        const ep = e + (<usize>(t * co + o) << 2);
+        winogradGradRow(ep, ePos, d00, d01, half);
+        winogradGradRow(ep + 4 * ePos, ePos, f32x4.mul(f32x4.add(d00, d10), half), f32x4.mul(f32x4.add(d01, d11), half), half);
+        winogradGradRow(ep + 8 * ePos, ePos, f32x4.mul(f32x4.sub(d00, d10), half), f32x4.mul(f32x4.sub(d01, d11), half), half);
+        winogradGradRow(ep + 12 * ePos, ePos, d10, d11, half);
+      }
+    }
+    for (let p = 0; p < 16; p++) {
+      matmulTransposedA(v + <usize>p * vPos, e + <usize>p * ePos, m + (<usize>(p * ci * co) << 2), n, ci, co);
+    }
+  }
+  // dw = A'^T (s . M) A', s = -1 on position row 3 and column 3 (the B' vs B sign).
+  const pos = <usize>(ci * co) << 2;
+  for (let c = 0; c < ci; c++) {
+    for (let o = 0; o < co; o += 4) {
+      const at = <usize>(c * co + o) << 2;
+      const mp = m + at;
+      const d = dw + at;
+      // Rows of A'^T (s.M) per column, with the row-3 sign folded in (m3 enters negated).
+      const r00 = filterGradCol(mp, pos, 0, 0), r01 = filterGradCol(mp, pos, 1, 0), r02 = filterGradCol(mp, pos, 2, 0), r03 = filterGradCol(mp, pos, 3, 0);
+      const r10 = filterGradCol(mp, pos, 0, 1), r11 = filterGradCol(mp, pos, 1, 1), r12 = filterGradCol(mp, pos, 2, 1), r13 = filterGradCol(mp, pos, 3, 1);
+      const r20 = filterGradCol(mp, pos, 0, 2), r21 = filterGradCol(mp, pos, 1, 2), r22 = filterGradCol(mp, pos, 2, 2), r23 = filterGradCol(mp, pos, 3, 2);
+      // ... times A': columns c0+c1+c2, c1-c2, c1+c2+c3 for each row; taps are pos bytes apart.
+      v128.store(d, f32x4.add(f32x4.add(r00, r01), r02));
+      v128.store(d + pos, f32x4.sub(r01, r02));
+      v128.store(d + 2 * pos, f32x4.add(f32x4.add(r01, r02), r03));
+      v128.store(d + 3 * pos, f32x4.add(f32x4.add(r10, r11), r12));
+      v128.store(d + 4 * pos, f32x4.sub(r11, r12));
+      v128.store(d + 5 * pos, f32x4.add(f32x4.add(r11, r12), r13));
+      v128.store(d + 6 * pos, f32x4.add(f32x4.add(r20, r21), r22));
+      v128.store(d + 7 * pos, f32x4.sub(r21, r22));
+      v128.store(d + 8 * pos, f32x4.add(f32x4.add(r21, r22), r23));
+    }
+  }
+}

@@ -24,8 +24,6 @@ interface Replica {
   offsets: number[];
   slotFloats: number;
   slots: Float32Array[];
-  /** The averaged slot, reused every step (a fresh 4·slotFloats bytes per step fed the GC). */
-  mean: Float32Array;
   barrier: Int32Array;
 }
 
@@ -57,7 +55,6 @@ async function setUp(init: InitMessage): Promise<Replica> {
     offsets,
     slotFloats,
     slots,
-    mean: new Float32Array(slotFloats),
     barrier: new Int32Array(init.barrier),
   };
 }
@@ -65,6 +62,16 @@ async function setUp(init: InitMessage): Promise<Replica> {
 /** A float32 tensor's values in place on the wasm heap (dataSync would copy them first). */
 function heapView(t: tf.Tensor): Float32Array {
   return asHeapBackend(tf.backend()).typedArrayFromHeap(t) as Float32Array;
+}
+
+/** sum_w weights[w] * slot_w[offset, offset + size) as a tensor of `shape` (the caller disposes it). */
+function slotMean(r: Replica, weights: number[], offset: number, shape: number[]): tf.Tensor {
+  const size = tf.util.sizeFromShape(shape);
+  return tf.tidy(() =>
+    r.slots
+      .map((slot, w) => tf.mul(tf.tensor(slot.subarray(offset, offset + size), shape), weights[w]))
+      .reduce((sum, term) => tf.add(sum, term)),
+  );
 }
 
 /** Blocks until every replica has arrived (generation barrier on [arrived, generation]). */
@@ -121,22 +128,18 @@ function step(r: Replica, msg: Extract<Request, { type: 'step' }>): Reply {
   awaitAll(r.barrier, workers);
   const t2 = performance.now();
 
-  // Weighted mean over slots in slot order: identical arithmetic in every replica.
+  // Weighted mean over slots in slot order, as tensor ops on the heap: identical arithmetic in
+  // every replica. (A JS loop over the shared slots took 10-40 ms a step; this takes a few.)
   const weights = msg.shardRows.map((n) => n / msg.rows);
-  const mean = r.mean.fill(0);
-  for (let w = 0; w < workers; w++) {
-    const s = r.slots[w];
-    const k = weights[w];
-    for (let j = 0; j < mean.length; j++) mean[j] += k * s[j];
-  }
   if (msg.learningRate !== undefined) r.optimizer.learningRate = msg.learningRate;
   const named: tf.NamedTensorMap = {};
-  r.trainable.forEach((v, i) => (named[v.name] = tf.tensor(mean.subarray(r.offsets[i], r.offsets[i] + v.size), v.shape)));
+  r.trainable.forEach((v, i) => (named[v.name] = slotMean(r, weights, r.offsets[i], v.shape)));
   r.optimizer.applyGradients(named);
   tf.dispose(Object.values(named));
   r.nonTrainable.forEach((v, i) => {
-    const o = r.offsets[r.trainable.length + i];
-    v.assign(tf.tensor(mean.subarray(o, o + v.size), v.shape));
+    const mean = slotMean(r, weights, r.offsets[r.trainable.length + i], v.shape);
+    v.assign(mean);
+    mean.dispose();
   });
   if (prof) console.error(`worker ${index}: grads ${(t1 - t0).toFixed(0)} ms, barrier ${(t2 - t1).toFixed(0)} ms, apply ${(performance.now() - t2).toFixed(0)} ms`);
   // Nobody may overwrite a slot for the next step before all have read this one: the main

@@ -1,8 +1,8 @@
 // Conv2DBackpropFilter for wasm (stock wasm has none), in one of three ways.
 //
 // dW[kh,kw,ci,co] = sum_{b,i,j} x[b, i*s+kh-pt, j*s+kw-pl, ci] * dy[b,i,j,co]
-// - when Co % 8 == 0 (usually every layer): our own SIMD kernel (wasm/kernels.ts), which reads x
-//   and dy in place, with no transposes and no packing;
+// - when Co % 8 == 0 (usually every layer): our own SIMD kernels (wasm/kernels.ts), Winograd for
+//   3x3 stride-1 layers, which read x and dy in place, with no transposes and no packing;
 // - else it is a stride-1 convolution with dilation s of x' = x^T [Ci,H,W,B] (batch and channels
 //   swapped) by the "filter" dy' = [OH,OW,B,Co], whose output [Ci,KH,KW,Co] is dW up to a
 //   transpose. Conv2D re-lays-out and packs its filter on every call (the cache is keyed by
@@ -10,8 +10,8 @@
 // - when KH*KW*Ci is small (the first layer: 27), it is one matmul P^T . dy with the patch
 //   matrix P^T [KH*KW*Ci, B*OH*OW] gathered straight onto the heap (27 rows: cheap).
 import * as tf from '@tensorflow/tfjs';
-import { asHeapBackend } from './heap.js';
-import { conv2dFilterGrad as simdFilterGrad, convFits, geometryOf } from './simd-module.js';
+import { asHeapBackend, withScratch } from './heap.js';
+import { conv2dFilterGrad as simdFilterGrad, convFits, filterGradScratchFloats, geometryOf } from './simd-module.js';
 import { cropForPads, inScope, type WasmScope } from './wasm-scope.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -40,13 +40,17 @@ function conv2dBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: {}
 
   if (convFits(info)) {
     const heap = asHeapBackend(args.backend);
+    const g = geometryOf(info);
     const dw = heap.makeOutput(attrs.filterShape, 'float32');
+    const scratch = withScratch(heap, filterGradScratchFloats(g)); // before any view: may grow the heap
     simdFilterGrad(
       heap.typedArrayFromHeap(x) as Float32Array,
       heap.typedArrayFromHeap(dy) as Float32Array,
-      geometryOf(info),
+      g,
       heap.typedArrayFromHeap(dw) as Float32Array,
+      scratch.view(),
     );
+    scratch.free();
     return dw;
   }
   if (filterHeight * filterWidth * info.inChannels <= PATCH_ROWS_LIMIT) {

@@ -5,8 +5,8 @@
 // stride s > 1) is a stride-1 convolution of dy_up with the filter flipped in space and with its
 // in/out channels swapped, padded by KH-1-pt on top.
 import * as tf from '@tensorflow/tfjs';
-import { asHeapBackend } from './heap.js';
-import { conv2d as simdConv2d, convFits } from './simd-module.js';
+import { asHeapBackend, withScratch } from './heap.js';
+import { conv2d as simdConv2d, conv2dScratchFloats, convFits, type ConvGeometry } from './simd-module.js';
 import { cropForPads, inScope, type WasmScope } from './wasm-scope.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -57,11 +57,27 @@ function conv2dBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: {};
 /** Stride 1: dx = dy convolved with W flipped in space, channels swapped, padded by K-1-p. */
 function viaDirectConv(heap: ReturnType<typeof asHeapBackend>, dy: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
   const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co } = info;
+  const g: ConvGeometry = {
+    batch: info.batchSize,
+    inH: info.outHeight,
+    inW: info.outWidth,
+    inChannels: co,
+    outH: info.inHeight,
+    outW: info.inWidth,
+    outChannels: ci,
+    filterH: kh,
+    filterW: kw,
+    strideH: 1,
+    strideW: 1,
+    padTop: kh - 1 - info.padInfo.top,
+    padLeft: kw - 1 - info.padInfo.left,
+  };
+  // Everything on the heap, so the kernel runs in place; views only after the last allocation.
   const dx = heap.makeOutput(info.inShape, 'float32');
-  // On the heap too, so the kernel runs in place (a temporary, freed below).
-  const flippedInfo = heap.makeOutput([kh, kw, co, ci], 'float32');
+  const flippedScratch = withScratch(heap, kh * kw * co * ci);
+  const convScratch = withScratch(heap, conv2dScratchFloats(g));
   const w = heap.typedArrayFromHeap(filter) as Float32Array;
-  const flipped = heap.typedArrayFromHeap(flippedInfo) as Float32Array; // [KH,KW,Co,Ci]
+  const flipped = flippedScratch.view() as Float32Array; // [KH,KW,Co,Ci]
   for (let h = 0; h < kh; h++) {
     for (let v = 0; v < kw; v++) {
       const src = ((kh - 1 - h) * kw + (kw - 1 - v)) * ci * co;
@@ -69,27 +85,9 @@ function viaDirectConv(heap: ReturnType<typeof asHeapBackend>, dy: TensorInfo, f
       for (let c = 0; c < ci; c++) for (let o = 0; o < co; o++) flipped[dst + o * ci + c] = w[src + c * co + o];
     }
   }
-  simdConv2d(
-    heap.typedArrayFromHeap(dy) as Float32Array,
-    flipped,
-    {
-      batch: info.batchSize,
-      inH: info.outHeight,
-      inW: info.outWidth,
-      inChannels: co,
-      outH: info.inHeight,
-      outW: info.inWidth,
-      outChannels: ci,
-      filterH: kh,
-      filterW: kw,
-      strideH: 1,
-      strideW: 1,
-      padTop: kh - 1 - info.padInfo.top,
-      padLeft: kw - 1 - info.padInfo.left,
-    },
-    heap.typedArrayFromHeap(dx) as Float32Array,
-  );
-  heap.disposeData(flippedInfo.dataId);
+  simdConv2d(heap.typedArrayFromHeap(dy) as Float32Array, flipped, g, heap.typedArrayFromHeap(dx) as Float32Array, {}, convScratch.view());
+  flippedScratch.free();
+  convScratch.free();
   return dx;
 }
 

@@ -4,8 +4,8 @@
 // step, and tfjs caches XNNPACK operators by filter, so the stock kernels rebuild their operator -
 // packed weights and an indirection buffer - on every call; the direct kernel needs neither.
 import * as tf from '@tensorflow/tfjs';
-import { asHeapBackend } from './heap.js';
-import { conv2d as simdConv2d, convFits, geometryOf } from './simd-module.js';
+import { asHeapBackend, withScratch } from './heap.js';
+import { conv2d as simdConv2d, conv2dScratchFloats, convFits, geometryOf } from './simd-module.js';
 import { stockKernel } from './wasm-scope.js';
 
 type TensorInfo = tf.TensorInfo;
@@ -31,14 +31,19 @@ function directGeometry(x: TensorInfo, filter: TensorInfo, attrs: tf.Conv2DAttrs
 
 function run(args: KernelArgs, info: tf.backend_util.Conv2DInfo, fused: { bias?: TensorInfo; relu: boolean }): TensorInfo {
   const heap = asHeapBackend(args.backend);
+  const g = geometryOf(info);
   const y = heap.makeOutput(info.outShape, 'float32');
+  // Allocated before any view is taken: allocating may grow (and so detach) the heap.
+  const scratch = withScratch(heap, conv2dScratchFloats(g));
   simdConv2d(
     heap.typedArrayFromHeap(args.inputs.x as TensorInfo) as Float32Array,
     heap.typedArrayFromHeap(args.inputs.filter as TensorInfo) as Float32Array,
-    geometryOf(info),
+    g,
     heap.typedArrayFromHeap(y) as Float32Array,
     { bias: fused.bias && (heap.typedArrayFromHeap(fused.bias) as Float32Array), relu: fused.relu },
+    scratch.view(),
   );
+  scratch.free();
   return y;
 }
 

@@ -160,3 +160,20 @@ class Odometer {
     }
   }
 }
+
+/** Temporary float32 memory on the heap, for kernels that need scratch; free it after the call. */
+export interface HeapScratch {
+  /** A view of the scratch (take it after every other allocation: growing the heap detaches views). */
+  view(): Float32Array | undefined;
+  free(): void;
+}
+
+/** `floats` of scratch on the heap (none when 0). */
+export function withScratch(heap: WasmHeapBackend, floats: number): HeapScratch {
+  if (floats === 0) return { view: () => undefined, free: () => undefined };
+  const info = heap.makeOutput([floats], 'float32');
+  return {
+    view: () => heap.typedArrayFromHeap(info) as Float32Array,
+    free: () => void heap.disposeData(info.dataId),
+  };
+}

@@ -13,6 +13,8 @@ interface KernelExports {
   matmul(...args: number[]): void;
   maxPoolGrad(...args: number[]): void;
   sumRows(...args: number[]): void;
+  winogradConv3x3(...args: number[]): void;
+  winogradFilterGrad3x3(...args: number[]): void;
 }
 
 type KernelName = keyof KernelExports;
@@ -47,6 +49,13 @@ export function registerHeap(memory: WebAssembly.Memory): boolean {
   } catch {
     return false;
   }
+}
+
+let copiedRuns = 0;
+
+/** Kernel calls so far that took the copying path (tests check the heap path stays in place). */
+export function copiedRunCount(): number {
+  return copiedRuns;
 }
 
 /** How many heaps the kernels run on in place (tests check the tfjs wasm heap is one). */
@@ -110,19 +119,32 @@ export function convFits(g: Pick<ConvGeometry, 'outChannels'>): boolean {
   return g.outChannels % 8 === 0;
 }
 
+/** How a kernel uses its output and scratch memory. */
+interface RunOptions {
+  /** The kernel adds into its output, which must start at zero. */
+  accumulates: boolean;
+  /** Zeroed scratch bytes the kernel needs (its pointer follows the output's). */
+  scratchBytes?: number;
+  /** Caller-provided scratch on the same heap (at least scratchBytes), so the kernel can run in place. */
+  scratch?: Float32Array;
+}
+
 /**
- * Runs `kernel` with pointers to `inputs`, then the output (and `scratch` zeroed bytes, if any),
- * followed by `args`. `accumulates`: the kernel adds into its output, which must start at zero.
- * In place when everything lies on a registered heap and no scratch is needed; else copied.
+ * Runs `kernel` with pointers to `inputs`, then the output (and scratch, if any), followed by
+ * `args`. In place when everything, scratch included, lies on one registered heap; else copied
+ * into the module's own memory and back.
  */
-function run(kernel: KernelName, inputs: Float32Array[], out: Float32Array, args: number[], o: { accumulates: boolean; scratch?: number }): void {
-  const scratch = o.scratch ?? 0;
-  const heap = scratch === 0 ? heapOf([...inputs, out]) : undefined;
+function run(kernel: KernelName, inputs: Float32Array[], out: Float32Array, args: number[], o: RunOptions): void {
+  const scratchBytes = o.scratchBytes ?? 0;
+  const scratch = scratchBytes > 0 && o.scratch !== undefined && o.scratch.byteLength >= scratchBytes ? [o.scratch] : [];
+  const heap = scratchBytes === 0 || scratch.length > 0 ? heapOf([...inputs, out, ...scratch]) : undefined;
   if (heap !== undefined) {
     if (o.accumulates) out.fill(0);
-    heap.exports[kernel](...inputs.map((a) => a.byteOffset), out.byteOffset, ...args);
+    scratch[0]?.fill(0, 0, scratchBytes / 4);
+    heap.exports[kernel](...inputs.map((a) => a.byteOffset), out.byteOffset, ...scratch.map((a) => a.byteOffset), ...args);
     return;
   }
+  copiedRuns++;
   own ??= instantiate(new WebAssembly.Memory({ initial: 0 }));
   const offsets: number[] = [];
   let end = 0;
@@ -131,12 +153,12 @@ function run(kernel: KernelName, inputs: Float32Array[], out: Float32Array, args
     end = align(end + a.byteLength);
   }
   const scratchAt = end;
-  const outAt = align(scratchAt + scratch);
+  const outAt = align(scratchAt + scratchBytes);
   reserve(own, outAt + out.byteLength);
   const mem = new Float32Array(own.memory.buffer);
   inputs.forEach((a, i) => mem.set(a, offsets[i] / 4));
   mem.fill(0, scratchAt / 4, outAt / 4 + out.length);
-  const pointers = scratch > 0 ? [...offsets, outAt, scratchAt] : [...offsets, outAt];
+  const pointers = scratchBytes > 0 ? [...offsets, outAt, scratchAt] : [...offsets, outAt];
   own.exports[kernel](...pointers, ...args);
   out.set(mem.subarray(outAt / 4, outAt / 4 + out.length));
 }
@@ -149,20 +171,73 @@ function convArgs(g: ConvGeometry): number[] {
   ];
 }
 
-/** dw [KH,KW,Ci,Co] = the filter gradient of x [B,H,W,Ci] and dy [B,OH,OW,Co] (NHWC, dense). */
-export function conv2dFilterGrad(x: Float32Array, dy: Float32Array, g: ConvGeometry, dw: Float32Array): void {
+/** Scratch floats conv2dFilterGrad needs for this geometry (0 on the direct route). */
+export function filterGradScratchFloats(g: ConvGeometry): number {
+  return conv2dScratchFloats(g);
+}
+
+/**
+ * dw [KH,KW,Ci,Co] = the filter gradient of x [B,H,W,Ci] and dy [B,OH,OW,Co] (NHWC, dense).
+ * `scratch` (filterGradScratchFloats(g) floats on the same heap) lets Winograd run in place.
+ */
+export function conv2dFilterGrad(x: Float32Array, dy: Float32Array, g: ConvGeometry, dw: Float32Array, scratch?: Float32Array): void {
+  if (winogradFits(g)) {
+    const args = [g.batch, g.inH, g.inW, g.inChannels, g.outH, g.outW, g.outChannels, g.padTop, g.padLeft, winogradChunk(g)];
+    run('winogradFilterGrad3x3', [x, dy], dw, args, { accumulates: false, scratchBytes: filterGradScratchFloats(g) * 4, scratch });
+    return;
+  }
+  conv2dFilterGradDirect(x, dy, g, dw);
+}
+
+/** conv2dFilterGrad always by the direct kernel, never Winograd (tests compare the routes). */
+export function conv2dFilterGradDirect(x: Float32Array, dy: Float32Array, g: ConvGeometry, dw: Float32Array): void {
   run('conv2dFilterGrad', [x, dy], dw, convArgs(g), { accumulates: true });
 }
 
 const NO_BIAS = new Float32Array(0);
 
 /**
- * y [B,OH,OW,Co] = x [B,H,W,Ci] convolved with w [KH,KW,Ci,Co] (dilation 1, zero padding), plus
- * `bias` [Co] when given, then ReLU when `relu`.
+ * Whether conv2d takes the Winograd F(2x2, 3x3) route: 3x3 filters at stride 1, input channels in
+ * blocks of 4 (an RGB input layer goes direct). 16 multiplies per 2x2 outputs instead of 36.
  */
-export function conv2d(x: Float32Array, w: Float32Array, g: ConvGeometry, y: Float32Array, fused: { bias?: Float32Array; relu?: boolean } = {}): void {
+export function winogradFits(g: ConvGeometry): boolean {
+  return g.filterH === 3 && g.filterW === 3 && g.strideH === 1 && g.strideW === 1 && g.inChannels % 4 === 0 && g.outChannels % 8 === 0;
+}
+
+/** Tiles per Winograd pass: its transformed inputs and products (16 x tiles x (ci + co) floats) stay in L2. */
+function winogradChunk(g: ConvGeometry): number {
+  return Math.max(16, Math.floor(8192 / (g.inChannels + g.outChannels)) & ~3);
+}
+
+/** Scratch floats conv2d needs for this geometry (0 on the direct route); pass them to run in place. */
+export function conv2dScratchFloats(g: ConvGeometry): number {
+  if (!winogradFits(g)) return 0;
+  return 16 * (g.inChannels * g.outChannels + winogradChunk(g) * (g.inChannels + g.outChannels));
+}
+
+/**
+ * y [B,OH,OW,Co] = x [B,H,W,Ci] convolved with w [KH,KW,Ci,Co] (dilation 1, zero padding), plus
+ * `bias` [Co] when given, then ReLU when `relu`. `scratch` (conv2dScratchFloats(g) floats on the
+ * same heap) lets the Winograd route run in place.
+ */
+export function conv2d(
+  x: Float32Array, w: Float32Array, g: ConvGeometry, y: Float32Array,
+  fused: { bias?: Float32Array; relu?: boolean } = {}, scratch?: Float32Array,
+): void {
   const bias = fused.bias ?? NO_BIAS;
   if (fused.bias !== undefined && bias.length !== g.outChannels) throw new Error(`conv2d: bias of ${bias.length} for ${g.outChannels} channels`);
+  const flags = [fused.bias ? 1 : 0, fused.relu ? 1 : 0];
+  if (winogradFits(g)) {
+    const args = [...flags, g.batch, g.inH, g.inW, g.inChannels, g.outH, g.outW, g.outChannels, g.padTop, g.padLeft, winogradChunk(g)];
+    run('winogradConv3x3', [x, w, bias], y, args, { accumulates: false, scratchBytes: conv2dScratchFloats(g) * 4, scratch });
+    return;
+  }
+  conv2dDirect(x, w, g, y, fused);
+}
+
+/** conv2d always by direct convolution, never Winograd (the speed probe and tests compare the routes). */
+export function conv2dDirect(x: Float32Array, w: Float32Array, g: ConvGeometry, y: Float32Array, fused: { bias?: Float32Array; relu?: boolean } = {}): void {
+  const bias = fused.bias ?? NO_BIAS;
   run('conv2d', [x, w, bias], y, [fused.bias ? 1 : 0, fused.relu ? 1 : 0, ...convArgs(g)], { accumulates: false });
 }
 
@@ -181,7 +256,7 @@ export function maxPoolGrad(x: Float32Array, dy: Float32Array, g: ConvGeometry, 
 
 /** out[c] = sum over r of x[r, c] (x is [rows, cols]), accumulated in double precision. */
 export function sumRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void {
-  run('sumRows', [x], out, [rows, cols], { accumulates: true, scratch: cols * 8 });
+  run('sumRows', [x], out, [rows, cols], { accumulates: true, scratchBytes: cols * 8 });
 }
 
 /** Whether matmul handles an [M,K] x [K,N] product (its register block is 8 columns wide). */
