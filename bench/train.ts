@@ -15,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/tf/backend.js';
+import { skipInputGradient } from '../lib/model/input-gradient.js';
 import { DataParallelTrainer } from '../lib/tf/data-parallel.js';
 import { registerWasmTrainingKernels } from '../lib/tf/kernels/register.js';
 import { conv2dDirect } from '../lib/tf/kernels/simd-module.js';
@@ -59,6 +60,7 @@ async function setUp(config: Config): Promise<boolean | undefined> {
 async function runSingle(config: Config, batches: number, batchSize: number): Promise<Result> {
   const simd = await setUp(config);
   const model = buildSeedModel();
+  if (config !== 'wasm-stock') skipInputGradient(model); // as the train stage's steps do
   const data = randomBatch(batchSize, 1);
   const x = tf.tensor4d(data.x, [batchSize, 32, 32, 3]);
   const y = tf.tensor2d(data.y, [batchSize, 10]);

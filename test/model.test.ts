@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, reseedDropout } from '../lib/model/build.js';
+import { skipInputGradient } from '../lib/model/input-gradient.js';
 import { fileSystemHandler, saveModel } from '../lib/model/io.js';
 import { createOptimizer } from '../lib/model/optimizers.js';
 import { OptimizerSpec } from '../lib/model/optimizer-spec.js';
@@ -336,5 +337,62 @@ describe('pixels and randomness', () => {
     expect(Array.from(p.subarray(0, 10))).not.toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(deriveSeed(1, 'a')).not.toBe(deriveSeed(1, 'b'));
     expect(deriveSeed(1, 'a')).toBe(deriveSeed(1, 'a'));
+  });
+});
+
+describe('skipInputGradient', () => {
+  /** Two 3x3 conv layers, then dense: random weights and non-zero biases, so the bias order shows. */
+  function smallConvNet(): tf.LayersModel {
+    const spec = ModelSpec.parse([
+      { type: 'conv2d', filters: 8, kernel_size: [3, 3], padding: 'same' },
+      { type: 'activation', activation: 'relu' },
+      { type: 'conv2d', filters: 8, kernel_size: [3, 3] },
+      { type: 'flatten' },
+      { type: 'dense', units: 10 },
+      { type: 'activation', activation: 'softmax' },
+    ]);
+    const model = buildModel(spec, [8, 8, 3], 3);
+    const rng = new Rng(5);
+    model.setWeights(model.getWeights().map((w) => tf.tensor(Float32Array.from({ length: w.size }, () => (rng.next() - 0.5) * 0.2), w.shape)));
+    return model;
+  }
+
+  /** Every trainable weight's gradient, and the kernels (one entry per call) computing them. */
+  async function profiledGrads(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor): Promise<{ grads: Float32Array[]; kernels: string[] }> {
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    let grads: Float32Array[] = [];
+    const info = await tf.profile(() => {
+      const g = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor) as tf.Scalar, vars);
+      grads = vars.map((v) => (g.grads[v.name]!.dataSync() as Float32Array).slice());
+      tf.dispose([g.value, ...Object.values(g.grads)]);
+    });
+    return { grads, kernels: info.kernels.map((k) => k.name) };
+  }
+
+  test('the first conv layer no longer computes its input gradient; weight gradients are unchanged', async () => {
+    const x = tf.randomNormal([4, 8, 8, 3], 0, 1, 'float32', 7);
+    const y = tf.oneHot(tf.tensor1d([0, 3, 5, 9], 'int32'), 10);
+    const plain = smallConvNet();
+    const patched = smallConvNet();
+    skipInputGradient(patched);
+    const a = await profiledGrads(plain, x, y);
+    const b = await profiledGrads(patched, x, y);
+    expect(a.kernels.filter((k) => k === 'Conv2DBackpropInput')).toHaveLength(2); // one per conv layer
+    expect(b.kernels.filter((k) => k === 'Conv2DBackpropInput')).toHaveLength(1);
+    expect(b.grads).toHaveLength(a.grads.length);
+    a.grads.forEach((g, i) => {
+      let diff = 0;
+      let scale = 0;
+      g.forEach((v, j) => {
+        diff = Math.max(diff, Math.abs(v - b.grads[i]![j]!));
+        scale = Math.max(scale, Math.abs(v));
+      });
+      expect(diff).toBeLessThanOrEqual(1e-5 * Math.max(scale, 1));
+    });
+    // Predictions agree too, and the serialised model does not change.
+    const pa = (plain.predict(x) as tf.Tensor).dataSync();
+    const pb = (patched.predict(x) as tf.Tensor).dataSync();
+    pa.forEach((v, j) => expect(Math.abs(v - pb[j]!)).toBeLessThan(1e-6));
+    expect(JSON.stringify(patched.toJSON(null, false))).toEqual(JSON.stringify(plain.toJSON(null, false)));
   });
 });

@@ -456,12 +456,7 @@ function winogradFilter(w: usize, u: usize, ci: i32, co: i32): void {
   v128.store(d + 3 * tap, r2);
 }
 
-/** x at (row, col) of an image, 4 channels, or zeros outside it. */
-@inline function patchAt(image: usize, row: i32, col: i32, inH: i32, inW: i32, xPixel: usize): v128 {
-  return row >= 0 && row < inH && col >= 0 && col < inW ? v128.load(image + <usize>(row * inW + col) * xPixel) : f32x4.splat(0);
-}
-
-/** One row of B^T d (given its 4 columns) times B, stored at 4 consecutive positions `pos` apart. */
+/** One row of B^T d (its 4 columns) times B, stored at 4 consecutive positions `pos` apart. */
 @inline function winogradInputRow(v: usize, pos: usize, t0: v128, t1: v128, t2: v128, t3: v128): void {
   v128.store(v, f32x4.sub(t0, t2));
   v128.store(v + pos, f32x4.add(t1, t2));
@@ -470,38 +465,62 @@ function winogradFilter(w: usize, u: usize, ci: i32, co: i32): void {
 }
 
 /**
- * B^T d B for one tile and 4 channels: d is the 4x4 patch of `image` whose top-left input pixel
- * is (r0, c0), zeros outside. Stored at v + p * pos for the 16 positions p.
+ * B^T d B for one tile and 4 channels, d being the 4x4 patch at `d` (rows `row` bytes apart,
+ * pixels `px` apart); stored at v + p * pos for the 16 positions p. B^T's rows combine two
+ * patch rows each (d0-d2, d1+d2, d2-d1, d1-d3), so rows 1 and 2 stay loaded and rows 0 and 3
+ * are loaded when needed: 12 live vectors, no spills.
  */
-function winogradInputTile(image: usize, v: usize, pos: usize, r0: i32, c0: i32, inH: i32, inW: i32, xPixel: usize): void {
-  // Columns of B^T d, one input column s at a time: d0 - d2, d1 + d2, d2 - d1, d1 - d3.
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0; // row 0 of B^T d, columns 0..3
-  let b0 = a0, b1 = a0, b2 = a0, b3 = a0; // row 1
-  let e0 = a0, e1 = a0, e2 = a0, e3 = a0; // row 2
-  let f0 = a0, f1 = a0, f2 = a0, f3 = a0; // row 3
-  for (let s = 0; s < 4; s++) {
-    const col = c0 + s;
-    const d0 = patchAt(image, r0, col, inH, inW, xPixel);
-    const d1 = patchAt(image, r0 + 1, col, inH, inW, xPixel);
-    const d2 = patchAt(image, r0 + 2, col, inH, inW, xPixel);
-    const d3 = patchAt(image, r0 + 3, col, inH, inW, xPixel);
-    const q0 = f32x4.sub(d0, d2), q1 = f32x4.add(d1, d2), q2 = f32x4.sub(d2, d1), q3 = f32x4.sub(d1, d3);
-    if (s == 0) { a0 = q0; b0 = q1; e0 = q2; f0 = q3; }
-    else if (s == 1) { a1 = q0; b1 = q1; e1 = q2; f1 = q3; }
-    else if (s == 2) { a2 = q0; b2 = q1; e2 = q2; f2 = q3; }
-    else { a3 = q0; b3 = q1; e3 = q2; f3 = q3; }
+@inline function winogradInputTile(d: usize, row: usize, px: usize, v: usize, pos: usize): void {
+  const r1 = d + row;
+  const r2 = d + 2 * row;
+  const d10 = v128.load(r1), d11 = v128.load(r1 + px), d12 = v128.load(r1 + 2 * px), d13 = v128.load(r1 + 3 * px);
+  const d20 = v128.load(r2), d21 = v128.load(r2 + px), d22 = v128.load(r2 + 2 * px), d23 = v128.load(r2 + 3 * px);
+  winogradInputRow(v + 4 * pos, pos, f32x4.add(d10, d20), f32x4.add(d11, d21), f32x4.add(d12, d22), f32x4.add(d13, d23));
+  winogradInputRow(v + 8 * pos, pos, f32x4.sub(d20, d10), f32x4.sub(d21, d11), f32x4.sub(d22, d12), f32x4.sub(d23, d13));
+  const r3 = d + 3 * row;
+  winogradInputRow(
+    v + 12 * pos, pos,
+    f32x4.sub(d10, v128.load(r3)), f32x4.sub(d11, v128.load(r3 + px)), f32x4.sub(d12, v128.load(r3 + 2 * px)), f32x4.sub(d13, v128.load(r3 + 3 * px)),
+  );
+  winogradInputRow(
+    v, pos,
+    f32x4.sub(v128.load(d), d20), f32x4.sub(v128.load(d + px), d21), f32x4.sub(v128.load(d + 2 * px), d22), f32x4.sub(v128.load(d + 3 * px), d23),
+  );
+}
+
+/**
+ * Transforms the tile whose 4x4 input patch starts at (r0, c0) of `image`, all channels, into
+ * v (channel c of position p at v + p * pos + 4c). A patch that crosses the image's edge is first
+ * gathered, zero-padded, into `patch` (16 pixels), so the transform itself never checks bounds.
+ */
+function winogradInputTiles(image: usize, patch: usize, v: usize, pos: usize, r0: i32, c0: i32, inH: i32, inW: i32, ci: i32): void {
+  const xPixel = <usize>ci << 2;
+  let d = image + <usize>(r0 * inW + c0) * xPixel;
+  let row = <usize>inW * xPixel;
+  if (r0 < 0 || c0 < 0 || r0 + 4 > inH || c0 + 4 > inW) {
+    for (let r = 0; r < 4; r++) {
+      for (let s = 0; s < 4; s++) {
+        const to = patch + <usize>(r * 4 + s) * xPixel;
+        const ih = r0 + r;
+        const iw = c0 + s;
+        if (ih >= 0 && ih < inH && iw >= 0 && iw < inW) memory.copy(to, image + <usize>(ih * inW + iw) * xPixel, xPixel);
+        else memory.fill(to, 0, xPixel);
+      }
+    }
+    d = patch;
+    row = 4 * xPixel;
   }
-  winogradInputRow(v, pos, a0, a1, a2, a3);
-  winogradInputRow(v + 4 * pos, pos, b0, b1, b2, b3);
-  winogradInputRow(v + 8 * pos, pos, e0, e1, e2, e3);
-  winogradInputRow(v + 12 * pos, pos, f0, f1, f2, f3);
+  for (let c = 0; c < ci; c += 4) {
+    const at = <usize>c << 2;
+    winogradInputTile(d + at, row, xPixel, v + at, pos);
+  }
 }
 
 /**
  * 3x3 stride-1 convolution, NHWC, zeros outside the input, optional bias and ReLU, as `conv2d`
  * computes it, by Winograd F(2x2, 3x3). Tiles are processed `chunk` at a time through scratch:
  * u [16, ci, co] (the transformed filter), then v [16, chunk, ci] and m [16, chunk, co], which
- * stay in L2. Needs ci % 4 == 0 and co % 8 == 0.
+ * stay in L2, then a 16-pixel patch for tiles at the image's edge. Needs ci % 4 == 0 and co % 8 == 0.
  */
 export function winogradConv3x3(
   x: usize, w: usize, bias: usize, y: usize, scratch: usize, hasBias: i32, relu: i32,
@@ -510,6 +529,7 @@ export function winogradConv3x3(
   const u = scratch;
   const v = u + (<usize>(16 * ci * co) << 2);
   const m = v + (<usize>(16 * chunk * ci) << 2);
+  const patch = m + (<usize>(16 * chunk * co) << 2);
   winogradFilter(w, u, ci, co);
   const xPixel = <usize>ci << 2;
   const yPixel = <usize>co << 2;
@@ -527,9 +547,7 @@ export function winogradConv3x3(
       const k = tile - b * perImage;
       const th = k / tilesW;
       const image = x + <usize>(b * inH * inW) * xPixel;
-      for (let c = 0; c < ci; c += 4) {
-        winogradInputTile(image + (<usize>c << 2), v + (<usize>(t * ci + c) << 2), vPos, 2 * th - pt, 2 * (k - th * tilesW) - pl, inH, inW, xPixel);
-      }
+      winogradInputTiles(image, patch, v + (<usize>(t * ci) << 2), vPos, 2 * th - pt, 2 * (k - th * tilesW) - pl, inH, inW, ci);
     }
     for (let p = 0; p < 16; p++) {
       matmul(v + <usize>p * vPos, u + (<usize>(p * ci * co) << 2), 0, m + <usize>p * mPos, 0, 0, n, ci, co);
@@ -662,9 +680,9 @@ function matmulTransposedA(a: usize, b: usize, c: usize, k: i32, m: i32, n: i32)
  * Per 2x2 tile of dy and its 4x4 input patch d, the 3x3 contribution is A'^T [(G' dy G'^T) (.)
  * (B'^T d B')] A'; summed over tiles that is 16 products [ci, tiles] . [tiles, co] accumulated in
  * scratch m [16, ci, co] (zeroed by the caller), then one output transform. B'^T equals the
- * forward B^T with its last row negated, so the input tiles come from winogradInputTile and the
- * sign of row/column 3 is restored in the output transform. Scratch: m, then v [16, chunk, ci]
- * and e [16, chunk, co]. Writes dw. Needs ci % 4 == 0 and co % 8 == 0.
+ * forward B^T with its last row negated, so the input tiles come from winogradInputTiles and the
+ * sign of row/column 3 is restored in the output transform. Scratch: m, then v [16, chunk, ci],
+ * e [16, chunk, co] and a 16-pixel patch. Writes dw. Needs ci % 4 == 0 and co % 8 == 0.
  */
 export function winogradFilterGrad3x3(
   x: usize, dy: usize, dw: usize, scratch: usize,
@@ -673,6 +691,7 @@ export function winogradFilterGrad3x3(
   const m = scratch;
   const v = m + (<usize>(16 * ci * co) << 2);
   const e = v + (<usize>(16 * chunk * ci) << 2);
+  const patch = e + (<usize>(16 * chunk * co) << 2);
   const xPixel = <usize>ci << 2;
   const dyPixel = <usize>co << 2;
   const tilesW = (outW + 1) >> 1;
@@ -691,9 +710,7 @@ export function winogradFilterGrad3x3(
       const i0 = 2 * th;
       const j0 = 2 * (k - th * tilesW);
       const image = x + <usize>(b * inH * inW) * xPixel;
-      for (let c = 0; c < ci; c += 4) {
-        winogradInputTile(image + (<usize>c << 2), v + (<usize>(t * ci + c) << 2), vPos, i0 - pt, j0 - pl, inH, inW, xPixel);
-      }
+      winogradInputTiles(image, patch, v + (<usize>(t * ci) << 2), vPos, i0 - pt, j0 - pl, inH, inW, ci);
       const down = i0 + 1 < outH;
       const right = j0 + 1 < outW;
       const g = dy + <usize>((b * outH + i0) * outW + j0) * dyPixel;

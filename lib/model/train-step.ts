@@ -3,6 +3,7 @@
 // batching, the learning-rate schedule, the RNG and checkpoints; a step strategy only trains.
 import * as tf from '@tensorflow/tfjs';
 import { reseedDropout } from './build.js';
+import { skipInputGradient } from './input-gradient.js';
 import type { Rows } from './data.js';
 import type { KerasOptimizer } from './optimizers.js';
 
@@ -31,6 +32,7 @@ export interface TrainStep {
 
 /** Single-thread steps: the model trains in place with its compiled optimizer. */
 export function localStep(model: tf.LayersModel, optimizer: KerasOptimizer): TrainStep {
+  skipInputGradient(model);
   return {
     async run(rows, batch, lr, nextSeed) {
       optimizer.learningRate = lr;

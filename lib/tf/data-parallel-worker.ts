@@ -5,6 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { reseedDropout } from '../model/build.js';
+import { skipInputGradient } from '../model/input-gradient.js';
 import { createOptimizer, type KerasOptimizer } from '../model/optimizers.js';
 import { deriveSeed } from '../model/rng.js';
 import { initBackend } from './backend.js';
@@ -37,6 +38,7 @@ async function setUp(init: InitMessage): Promise<Replica> {
   await initBackend('wasm');
   const model = await tf.models.modelFromJSON({ modelTopology: JSON.parse(init.topology) as tf.io.ModelJSON['modelTopology'] });
   model.setWeights(init.weights.map((w, i) => tf.tensor(w, model.weights[i].shape as number[])));
+  skipInputGradient(model);
   const trainable = model.trainableWeights.map(variableOf);
   const nonTrainable = model.nonTrainableWeights.map(variableOf);
   const offsets: number[] = [];

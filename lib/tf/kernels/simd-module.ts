@@ -212,7 +212,8 @@ function winogradChunk(g: ConvGeometry): number {
 /** Scratch floats conv2d needs for this geometry (0 on the direct route); pass them to run in place. */
 export function conv2dScratchFloats(g: ConvGeometry): number {
   if (!winogradFits(g)) return 0;
-  return 16 * (g.inChannels * g.outChannels + winogradChunk(g) * (g.inChannels + g.outChannels));
+  // Transformed filter (or filter gradient), transformed tiles and products, an edge patch.
+  return 16 * (g.inChannels * g.outChannels + winogradChunk(g) * (g.inChannels + g.outChannels) + g.inChannels);
 }
 
 /**
