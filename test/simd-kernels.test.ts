@@ -13,6 +13,7 @@ import {
   matmulFits,
   maxPoolGrad,
   maxPoolGradFits,
+  rmspropStep,
   sumRows,
   winogradFits,
   type ConvGeometry,
@@ -241,6 +242,24 @@ describe('wasm SIMD kernels on random geometries', () => {
       const got = new Float32Array(cols);
       sumRows(x, rows, cols, got);
       expect(Array.from(got)).toEqual(Array.from(Float32Array.from(want)));
+    }
+  });
+
+  test('rmspropStep (two outputs, copied in and out) = Keras RMSprop rounded to float32 at every operation', () => {
+    const f = Math.fround;
+    for (const n of [1, 4, 7, 1030]) {
+      const acc = randomArray(n).map(Math.abs);
+      const w = randomArray(n);
+      const g = randomArray(n);
+      const [lr, rho, epsilon] = [0.01, 0.9, 1e-7];
+      const accOut = new Float32Array(n);
+      const wOut = new Float32Array(n);
+      rmspropStep(acc, w, g, accOut, wOut, { lr, rho, epsilon });
+      for (let i = 0; i < n; i++) {
+        const a = f(f(acc[i]! * f(rho)) + f(f(g[i]! * g[i]!) * f(1 - rho)));
+        expect(accOut[i]).toBe(a);
+        expect(wOut[i]).toBe(f(w[i]! - f(f(g[i]! * f(lr)) / f(f(Math.sqrt(a)) + f(epsilon)))));
+      }
     }
   });
 

@@ -2,6 +2,7 @@
 // strides and paddings, plus a whole conv model's gradients on real CIFAR images.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import * as tf from '@tensorflow/tfjs';
+import { createOptimizer } from '../lib/model/optimizers.js';
 import { initBackend } from '../lib/tf/backend.js';
 import { copiedRunCount, registeredHeaps } from '../lib/tf/kernels/simd-module.js';
 import { wasmTrainingKernels } from '../lib/tf/kernels/register.js';
@@ -286,6 +287,28 @@ describe('wasm training kernels match the cpu backend', () => {
     [[2, 1, 3, 1, 5], [4, 2, 0, 3, 1]], // size-1 axes
     [[3, 4, 5, 6, 7], [4, 0, 3, 1, 2]],
   ];
+  test('Keras RMSprop runs as one kernel on wasm, bit-identical to the tensor ops on cpu', async () => {
+    // 4099 floats: the SIMD loop and its scalar tail; several steps so the accumulator matters.
+    const run = async (backend: string): Promise<{ value: Float32Array; acc: Float32Array; kernels: string[] }> => {
+      await tf.setBackend(backend);
+      const v = tf.variable(tf.tensor(values([4099], 31)));
+      const opt = createOptimizer({ type: 'rmsprop', lr: 0.003, rho: 0.9, epsilon: 1e-7 });
+      const grads = [32, 33, 34].map((seed) => tf.tensor(values([4099], seed)));
+      const profile = await tf.profile(() => grads.forEach((g) => opt.applyGradients({ [v.name]: g })));
+      const [, acc] = await opt.getWeights();
+      const out = { value: (await v.data()) as Float32Array, acc: (await acc!.tensor.data()) as Float32Array, kernels: profile.kernels.map((k) => k.name) };
+      tf.dispose([v, ...grads]);
+      opt.dispose();
+      return out;
+    };
+    const cpu = await run('cpu');
+    const wasm = await run('wasm');
+    expect(wasm.kernels.filter((k) => k === 'KerasRMSprop')).toHaveLength(3);
+    expect(cpu.kernels).not.toContain('KerasRMSprop');
+    expect(Array.from(wasm.value)).toEqual(Array.from(cpu.value));
+    expect(Array.from(wasm.acc)).toEqual(Array.from(cpu.acc));
+  });
+
   test.each(transposeCases)('Transpose x=%j perm=%j', async (shape, perm) => {
     expect((await compare('Transpose', { x: f32(shape, 13) }, { perm })).maxDiff).toBe(0);
     const ints: Spec = { shape, values: Int32Array.from(values(shape, 14), (v) => Math.round(v * 1000)), dtype: 'int32' };

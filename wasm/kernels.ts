@@ -757,3 +757,30 @@ export function winogradFilterGrad3x3(
     }
   }
 }
+
+/**
+ * One Keras RMSprop step over n floats, in float32 and in Keras' order of operations (so the
+ * result is bit-identical to the same formula as separate tensor ops):
+ *   accOut = acc * rho + (g * g) * (1 - rho)
+ *   wOut   = w - (g * lr) / (sqrt(accOut) + eps)
+ * One pass instead of eight.
+ */
+export function rmsprop(acc: usize, w: usize, g: usize, accOut: usize, wOut: usize, n: i32, lr: f32, rho: f32, oneMinusRho: f32, eps: f32): void {
+  const vLr = f32x4.splat(lr), vRho = f32x4.splat(rho), vKeep = f32x4.splat(oneMinusRho), vEps = f32x4.splat(eps);
+  const n4 = n & ~3;
+  let i = 0;
+  for (; i < n4; i += 4) {
+    const at = <usize>i << 2;
+    const gi = v128.load(g + at);
+    const a = f32x4.add(f32x4.mul(v128.load(acc + at), vRho), f32x4.mul(f32x4.mul(gi, gi), vKeep));
+    v128.store(accOut + at, a);
+    v128.store(wOut + at, f32x4.sub(v128.load(w + at), f32x4.div(f32x4.mul(gi, vLr), f32x4.add(f32x4.sqrt(a), vEps))));
+  }
+  for (; i < n; i++) {
+    const at = <usize>i << 2;
+    const gi = load<f32>(g + at);
+    const a = load<f32>(acc + at) * rho + gi * gi * oneMinusRho;
+    store<f32>(accOut + at, a);
+    store<f32>(wOut + at, load<f32>(w + at) - (gi * lr) / (sqrt<f32>(a) + eps));
+  }
+}

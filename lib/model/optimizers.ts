@@ -9,11 +9,17 @@
 // State is kept per trainable variable in the order `minimize` passes them, so a checkpoint can
 // save it positionally and restore it into a freshly built model whose variable names differ.
 import * as tf from '@tensorflow/tfjs';
+import { KERAS_RMSPROP } from '../tf/kernels/keras-rmsprop-name.js';
 import type { OptimizerSpec } from './optimizer-spec.js';
 
 /** tfjs-core's NamedTensor (not re-exported by the @tensorflow/tfjs union package). */
 type NamedTensor = { name: string; tensor: tf.Tensor };
 
+
+/** Whether the backend has the one-kernel RMSprop update (our wasm kernels register it). */
+function fusedRmsprop(value: tf.Tensor, g: tf.Tensor): boolean {
+  return value.dtype === 'float32' && g.dtype === 'float32' && tf.getKernel(KERAS_RMSPROP, tf.getBackend()) !== undefined;
+}
 
 /** Names of the per-variable slots each optimizer keeps (Keras' names). */
 const SLOTS: Record<OptimizerSpec['type'], string[]> = { rmsprop: ['rms'], adam: ['m', 'v'], sgd: ['momentum'] };
@@ -54,6 +60,13 @@ export class KerasOptimizer extends tf.Optimizer {
         switch (spec.type) {
           case 'rmsprop': {
             const a = this.slot(0, i, value);
+            if (fusedRmsprop(value, g)) {
+              // The same formula as one kernel (lib/tf/kernels/keras-rmsprop.ts), bit-identical.
+              const [newA, newValue] = tf.engine().runKernel(KERAS_RMSPROP, { acc: a, value, g }, { lr, rho: spec.rho, epsilon: spec.epsilon }) as tf.Tensor[];
+              a.assign(newA!);
+              value.assign(newValue!);
+              break;
+            }
             const newA = tf.add(tf.mul(a, spec.rho), tf.mul(tf.square(g), 1 - spec.rho));
             a.assign(newA);
             value.assign(tf.sub(value, tf.div(tf.mul(g, lr), tf.add(tf.sqrt(newA), spec.epsilon))));

@@ -6,6 +6,7 @@ import { conv2dBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfig } from './conv2d-backprop-input.js';
 import { fusedMatMulConfig } from './fused-matmul.js';
 import { identityConfig } from './identity.js';
+import { kerasRmspropConfig } from './keras-rmsprop.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { sumConfig } from './sum.js';
 import { transposeConfig } from './transpose.js';
@@ -23,6 +24,7 @@ export const wasmTrainingKernels: readonly tf.KernelConfig[] = [
   fusedMatMulConfig,
   maxPoolGradConfig,
   identityConfig,
+  kerasRmspropConfig,
   sumConfig,
   transposeConfig,
 ];

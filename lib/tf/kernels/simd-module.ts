@@ -15,6 +15,7 @@ interface KernelExports {
   sumRows(...args: number[]): void;
   winogradConv3x3(...args: number[]): void;
   winogradFilterGrad3x3(...args: number[]): void;
+  rmsprop(...args: number[]): void;
 }
 
 type KernelName = keyof KernelExports;
@@ -130,22 +131,24 @@ interface RunOptions {
 }
 
 /**
- * Runs `kernel` with pointers to `inputs`, then the output (and scratch, if any), followed by
+ * Runs `kernel` with pointers to `inputs`, then the output(s) (and scratch, if any), followed by
  * `args`. In place when everything, scratch included, lies on one registered heap; else copied
  * into the module's own memory and back.
  */
-function run(kernel: KernelName, inputs: Float32Array[], out: Float32Array, args: number[], o: RunOptions): void {
+function run(kernel: KernelName, inputs: Float32Array[], output: Float32Array | Float32Array[], args: number[], o: RunOptions): void {
+  const outs = Array.isArray(output) ? output : [output];
   const scratchBytes = o.scratchBytes ?? 0;
   const scratch = scratchBytes > 0 && o.scratch !== undefined && o.scratch.byteLength >= scratchBytes ? [o.scratch] : [];
-  const heap = scratchBytes === 0 || scratch.length > 0 ? heapOf([...inputs, out, ...scratch]) : undefined;
+  const heap = scratchBytes === 0 || scratch.length > 0 ? heapOf([...inputs, ...outs, ...scratch]) : undefined;
   if (heap !== undefined) {
-    if (o.accumulates) out.fill(0);
+    if (o.accumulates) for (const out of outs) out.fill(0);
     scratch[0]?.fill(0, 0, scratchBytes / 4);
-    heap.exports[kernel](...inputs.map((a) => a.byteOffset), out.byteOffset, ...scratch.map((a) => a.byteOffset), ...args);
+    heap.exports[kernel](...inputs.map((a) => a.byteOffset), ...outs.map((a) => a.byteOffset), ...scratch.map((a) => a.byteOffset), ...args);
     return;
   }
   copiedRuns++;
   own ??= instantiate(new WebAssembly.Memory({ initial: 0 }));
+  // Layout: inputs, scratch, outputs (zeroed from scratch on).
   const offsets: number[] = [];
   let end = 0;
   for (const a of inputs) {
@@ -153,14 +156,19 @@ function run(kernel: KernelName, inputs: Float32Array[], out: Float32Array, args
     end = align(end + a.byteLength);
   }
   const scratchAt = end;
-  const outAt = align(scratchAt + scratchBytes);
-  reserve(own, outAt + out.byteLength);
+  end = align(scratchAt + scratchBytes);
+  const outAt: number[] = [];
+  for (const out of outs) {
+    outAt.push(end);
+    end = align(end + out.byteLength);
+  }
+  reserve(own, end);
   const mem = new Float32Array(own.memory.buffer);
   inputs.forEach((a, i) => mem.set(a, offsets[i] / 4));
-  mem.fill(0, scratchAt / 4, outAt / 4 + out.length);
-  const pointers = scratchBytes > 0 ? [...offsets, outAt, scratchAt] : [...offsets, outAt];
+  mem.fill(0, scratchAt / 4, end / 4);
+  const pointers = scratchBytes > 0 ? [...offsets, ...outAt, scratchAt] : [...offsets, ...outAt];
   own.exports[kernel](...pointers, ...args);
-  out.set(mem.subarray(outAt / 4, outAt / 4 + out.length));
+  outs.forEach((out, i) => out.set(mem.subarray(outAt[i] / 4, outAt[i] / 4 + out.length)));
 }
 
 function convArgs(g: ConvGeometry): number[] {
@@ -273,4 +281,22 @@ export function matmul(
   const bias = fused.bias ?? NO_BIAS;
   if (fused.bias !== undefined && bias.length !== n) throw new Error(`matmul: bias of ${bias.length} for ${n} columns`);
   run('matmul', [a, b, bias], c, [fused.bias ? 1 : 0, fused.relu ? 1 : 0, m, k, n], { accumulates: false });
+}
+
+/** Keras RMSprop hyper-parameters for one step. */
+export interface RmspropStep {
+  lr: number;
+  rho: number;
+  epsilon: number;
+}
+
+/**
+ * One Keras RMSprop step in float32, in Keras' order of operations (bit-identical to the same
+ * formula as tensor ops): accOut = acc·ρ + g²·(1−ρ); wOut = w − g·lr / (√accOut + ε).
+ */
+export function rmspropStep(acc: Float32Array, w: Float32Array, g: Float32Array, accOut: Float32Array, wOut: Float32Array, h: RmspropStep): void {
+  const n = g.length;
+  if (acc.length !== n || w.length !== n || accOut.length !== n || wOut.length !== n) throw new Error('rmsprop: operands differ in size');
+  // 1 - rho in double, then rounded, as tfjs rounds the scalar operand of tf.mul(x, 1 - rho).
+  run('rmsprop', [acc, w, g], [accOut, wOut], [n, h.lr, h.rho, 1 - h.rho, h.epsilon], { accumulates: false });
 }
