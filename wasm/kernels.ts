@@ -7,9 +7,9 @@
  * Conv2D filter gradient, NHWC, accumulated into dw (the caller zeroes it):
  *   dw[kh,kw,ci,co] += sum_{b,i,j} x[b, i*sh+kh-pt, j*sw+kw-pl, ci] * dy[b,i,j,co]
  * Windows hanging over the padding contribute zero, so out-of-range pixels are skipped.
- * Register block: 4 input channels x 8 output channels (8 f32x4 accumulators), streamed over
- * the pixels of one output row at a time, whose x and dy rows sit in L1; input channels past
- * the last multiple of 4 go one at a time. Needs co % 8 == 0.
+ * Per output row and tap, the pixels' outer products x^T dy (matmulTransposedA: 4 input x 8
+ * output channels in registers), whose x and dy rows sit in L1; input channels past the last
+ * multiple of 4 go one at a time. Needs co % 8 == 0.
  */
 export function conv2dFilterGrad(
   x: usize, dy: usize, dw: usize,
@@ -39,49 +39,7 @@ export function conv2dFilterGrad(
           const dyStart = dyRow + <usize>j0 * dyPixel;
           const dwTap = dw + <usize>((kh * kW + kw) * ci) * dyPixel;
           const ci4 = ci & ~3;
-          for (let c = 0; c < ci4; c += 4) {
-            const dwRows = dwTap + <usize>c * dyPixel;
-            const xc = xStart + (<usize>c << 2);
-            for (let o = 0; o < co; o += 8) {
-              const d = dwRows + (<usize>o << 2);
-              let a00 = v128.load(d);
-              let a01 = v128.load(d, 16);
-              let a10 = v128.load(d + dyPixel);
-              let a11 = v128.load(d + dyPixel, 16);
-              let a20 = v128.load(d + 2 * dyPixel);
-              let a21 = v128.load(d + 2 * dyPixel, 16);
-              let a30 = v128.load(d + 3 * dyPixel);
-              let a31 = v128.load(d + 3 * dyPixel, 16);
-              let xp = xc;
-              let gp = dyStart + (<usize>o << 2);
-              for (let k = 0; k < n; k++) {
-                const g0 = v128.load(gp);
-                const g1 = v128.load(gp, 16);
-                const v0 = v128.load32_splat(xp);
-                const v1 = v128.load32_splat(xp, 4);
-                const v2 = v128.load32_splat(xp, 8);
-                const v3 = v128.load32_splat(xp, 12);
-                a00 = f32x4.add(a00, f32x4.mul(v0, g0));
-                a01 = f32x4.add(a01, f32x4.mul(v0, g1));
-                a10 = f32x4.add(a10, f32x4.mul(v1, g0));
-                a11 = f32x4.add(a11, f32x4.mul(v1, g1));
-                a20 = f32x4.add(a20, f32x4.mul(v2, g0));
-                a21 = f32x4.add(a21, f32x4.mul(v2, g1));
-                a30 = f32x4.add(a30, f32x4.mul(v3, g0));
-                a31 = f32x4.add(a31, f32x4.mul(v3, g1));
-                xp += xStep;
-                gp += dyPixel;
-              }
-              v128.store(d, a00);
-              v128.store(d, a01, 16);
-              v128.store(d + dyPixel, a10);
-              v128.store(d + dyPixel, a11, 16);
-              v128.store(d + 2 * dyPixel, a20);
-              v128.store(d + 2 * dyPixel, a21, 16);
-              v128.store(d + 3 * dyPixel, a30);
-              v128.store(d + 3 * dyPixel, a31, 16);
-            }
-          }
+          matmulTransposedA(xStart, xStep, dyStart, dwTap, n, ci4, co);
           // Leftover input channels (e.g. an RGB input layer), one at a time.
           for (let c = ci4; c < ci; c++) {
             const dwRow = dwTap + <usize>c * dyPixel;
@@ -517,6 +475,38 @@ function winogradInputTiles(image: usize, patch: usize, v: usize, pos: usize, r0
 }
 
 /**
+ * Input transforms of tiles t0 .. t0 + n - 1 (2x2 output tiles numbered image by image, row by
+ * row, tilesW per row) into v [16, n, ci]: the first step of both Winograd kernels.
+ */
+function winogradInputChunk(
+  x: usize, patch: usize, v: usize, t0: i32, n: i32, perImage: i32, tilesW: i32, inH: i32, inW: i32, ci: i32, pt: i32, pl: i32,
+): void {
+  const vPos = <usize>(n * ci) << 2;
+  for (let t = 0; t < n; t++) {
+    const tile = t0 + t;
+    const b = tile / perImage;
+    const k = tile - b * perImage;
+    const th = k / tilesW;
+    const image = x + <usize>(b * inH * inW) * (<usize>ci << 2);
+    winogradInputTiles(image, patch, v + (<usize>(t * ci) << 2), vPos, 2 * th - pt, 2 * (k - th * tilesW) - pl, inH, inW, ci);
+  }
+}
+
+/**
+ * Where output tile `tile` starts: its top-left output pixel (flat index over batch, rows and
+ * columns) times 4, plus 2 if the tile has a second row and 1 if it has a second column (the
+ * last row/column of an odd-sized output has only one).
+ */
+@inline function tileOutput(tile: i32, perImage: i32, tilesW: i32, outH: i32, outW: i32): i32 {
+  const b = tile / perImage;
+  const k = tile - b * perImage;
+  const th = k / tilesW;
+  const i0 = 2 * th;
+  const j0 = 2 * (k - th * tilesW);
+  return (((b * outH + i0) * outW + j0) << 2) | (i0 + 1 < outH ? 2 : 0) | (j0 + 1 < outW ? 1 : 0);
+}
+
+/**
  * 3x3 stride-1 convolution, NHWC, zeros outside the input, optional bias and ReLU, as `conv2d`
  * computes it, by Winograd F(2x2, 3x3). Tiles are processed `chunk` at a time through scratch:
  * u [16, ci, co] (the transformed filter), then v [16, chunk, ci] and m [16, chunk, co], which
@@ -531,7 +521,6 @@ export function winogradConv3x3(
   const m = v + (<usize>(16 * chunk * ci) << 2);
   const patch = m + (<usize>(16 * chunk * co) << 2);
   winogradFilter(w, u, ci, co);
-  const xPixel = <usize>ci << 2;
   const yPixel = <usize>co << 2;
   const tilesW = (outW + 1) >> 1;
   const perImage = ((outH + 1) >> 1) * tilesW;
@@ -541,27 +530,15 @@ export function winogradConv3x3(
     const n = total - t0 < chunk ? total - t0 : chunk;
     const vPos = <usize>(n * ci) << 2; // bytes between positions in v
     const mPos = <usize>(n * co) << 2;
-    for (let t = 0; t < n; t++) {
-      const tile = t0 + t;
-      const b = tile / perImage;
-      const k = tile - b * perImage;
-      const th = k / tilesW;
-      const image = x + <usize>(b * inH * inW) * xPixel;
-      winogradInputTiles(image, patch, v + (<usize>(t * ci) << 2), vPos, 2 * th - pt, 2 * (k - th * tilesW) - pl, inH, inW, ci);
-    }
+    winogradInputChunk(x, patch, v, t0, n, perImage, tilesW, inH, inW, ci, pt, pl);
     for (let p = 0; p < 16; p++) {
       matmul(v + <usize>p * vPos, u + (<usize>(p * ci * co) << 2), 0, m + <usize>p * mPos, 0, 0, n, ci, co);
     }
     for (let t = 0; t < n; t++) {
-      const tile = t0 + t;
-      const b = tile / perImage;
-      const k = tile - b * perImage;
-      const th = k / tilesW;
-      const i0 = 2 * th;
-      const j0 = 2 * (k - th * tilesW);
-      const down = i0 + 1 < outH;
-      const right = j0 + 1 < outW;
-      const yp = y + <usize>((b * outH + i0) * outW + j0) * yPixel;
+      const at = tileOutput(t0 + t, perImage, tilesW, outH, outW);
+      const down = (at & 2) != 0;
+      const right = (at & 1) != 0;
+      const yp = y + <usize>(at >> 2) * yPixel;
       for (let o = 0; o < co; o += 4) {
         const mp = m + (<usize>(t * co + o) << 2);
         // A^T M: rows m0 + m1 + m2 and m1 - m2 - m3, for each of the 4 columns.
@@ -609,11 +586,11 @@ export function winogradConv3x3(
 }
 
 /**
- * c [M,N] += a[K,M]^T . b [K,N], all row-major: a sum of K outer products, streamed over K with
- * a register block of 4 rows x 8 columns. Needs m % 4 == 0 and n % 8 == 0.
+ * c [M,N] += a[K,M]^T . b [K,N], row-major, a's rows `rowA` bytes apart (conv2dFilterGrad walks
+ * pixels of x with it): a sum of K outer products, streamed over K with a register block of
+ * 4 rows x 8 columns. Needs m % 4 == 0 and n % 8 == 0.
  */
-function matmulTransposedA(a: usize, b: usize, c: usize, k: i32, m: i32, n: i32): void {
-  const rowA = <usize>m << 2;
+function matmulTransposedA(a: usize, rowA: usize, b: usize, c: usize, k: i32, m: i32, n: i32): void {
   const rowB = <usize>n << 2;
   for (let r = 0; r < m; r += 4) {
     for (let j = 0; j < n; j += 8) {
@@ -702,18 +679,12 @@ export function winogradFilterGrad3x3(
     const n = total - t0 < chunk ? total - t0 : chunk;
     const vPos = <usize>(n * ci) << 2;
     const ePos = <usize>(n * co) << 2;
+    winogradInputChunk(x, patch, v, t0, n, perImage, tilesW, inH, inW, ci, pt, pl);
     for (let t = 0; t < n; t++) {
-      const tile = t0 + t;
-      const b = tile / perImage;
-      const k = tile - b * perImage;
-      const th = k / tilesW;
-      const i0 = 2 * th;
-      const j0 = 2 * (k - th * tilesW);
-      const image = x + <usize>(b * inH * inW) * xPixel;
-      winogradInputTiles(image, patch, v + (<usize>(t * ci) << 2), vPos, i0 - pt, j0 - pl, inH, inW, ci);
-      const down = i0 + 1 < outH;
-      const right = j0 + 1 < outW;
-      const g = dy + <usize>((b * outH + i0) * outW + j0) * dyPixel;
+      const at = tileOutput(t0 + t, perImage, tilesW, outH, outW);
+      const down = (at & 2) != 0;
+      const right = (at & 1) != 0;
+      const g = dy + <usize>(at >> 2) * dyPixel;
       const below = <usize>outW * dyPixel;
       for (let o = 0; o < co; o += 4) {
         const p = g + (<usize>o << 2);
@@ -730,7 +701,7 @@ export function winogradFilterGrad3x3(
       }
     }
     for (let p = 0; p < 16; p++) {
-      matmulTransposedA(v + <usize>p * vPos, e + <usize>p * ePos, m + (<usize>(p * ci * co) << 2), n, ci, co);
+      matmulTransposedA(v + <usize>p * vPos, xPixel, e + <usize>p * ePos, m + (<usize>(p * ci * co) << 2), n, ci, co);
     }
   }
   // dw = A'^T (s . M) A', s = -1 on position row 3 and column 3 (the B' vs B sign).
