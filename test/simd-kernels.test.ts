@@ -100,6 +100,15 @@ function filterGradReference(g: ConvGeometry, x: Float32Array, dy: Float32Array)
   return want;
 }
 
+/** Random operands of a convolution: input x, filter w, output gradient dy. */
+function randomOperands(g: ConvGeometry): { x: Float32Array; w: Float32Array; dy: Float32Array } {
+  return {
+    x: randomArray(g.batch * g.inH * g.inW * g.inChannels),
+    w: randomArray(g.filterH * g.filterW * g.inChannels * g.outChannels),
+    dy: randomArray(g.batch * g.outH * g.outW * g.outChannels),
+  };
+}
+
 /** A random 3x3 stride-1 geometry that takes the Winograd route; `big` spans several tile chunks. */
 function randomWinogradGeometry(big: boolean): ConvGeometry {
   const pad = rng.int(3); // 0..2: valid, same, and the "full" padding of an input gradient
@@ -130,9 +139,8 @@ describe('wasm SIMD kernels on random geometries', () => {
   test('conv2d = the direct sum over taps and channels', () => {
     for (let n = 0; n < CASES; n++) {
       const g = randomGeometry([1, 8]);
-      const x = randomArray(g.batch * g.inH * g.inW * g.inChannels);
-      const w = randomArray(g.filterH * g.filterW * g.inChannels * g.outChannels);
-      const got = new Float32Array(g.batch * g.outH * g.outW * g.outChannels);
+      const { x, w, dy } = randomOperands(g);
+      const got = new Float32Array(dy.length);
       conv2d(x, w, g, got);
       expectClose(got, convReference(g, x, w));
     }
@@ -142,9 +150,8 @@ describe('wasm SIMD kernels on random geometries', () => {
     for (let n = 0; n < CASES; n++) {
       // Any input channel count: multiples of 4 take the 4-channel block, the rest the tail.
       const g = randomGeometry([1 + rng.int(6), 8]);
-      const x = randomArray(g.batch * g.inH * g.inW * g.inChannels);
-      const dy = randomArray(g.batch * g.outH * g.outW * g.outChannels);
-      const got = new Float32Array(g.filterH * g.filterW * g.inChannels * g.outChannels);
+      const { x, w, dy } = randomOperands(g);
+      const got = new Float32Array(w.length);
       conv2dFilterGrad(x, dy, g, got);
       expectClose(got, filterGradReference(g, x, dy));
     }
@@ -154,10 +161,9 @@ describe('wasm SIMD kernels on random geometries', () => {
     for (let n = 0; n < CASES; n++) {
       const g = randomWinogradGeometry(n % 10 === 0);
       expect(winogradFits(g)).toBe(true);
-      const x = randomArray(g.batch * g.inH * g.inW * g.inChannels);
-      const w = randomArray(9 * g.inChannels * g.outChannels);
+      const { x, w, dy } = randomOperands(g);
       const fused = { bias: n % 2 === 0 ? randomArray(g.outChannels) : undefined, relu: n % 3 === 0 };
-      const got = new Float32Array(g.batch * g.outH * g.outW * g.outChannels);
+      const got = new Float32Array(dy.length);
       conv2d(x, w, g, got, fused);
       expectClose(got, convReference(g, x, w, fused));
       const direct = new Float32Array(got.length);
@@ -169,9 +175,8 @@ describe('wasm SIMD kernels on random geometries', () => {
   test('Winograd conv2dFilterGrad (3x3, stride 1) = the sum over pixels, odd sizes, every padding', () => {
     for (let n = 0; n < CASES; n++) {
       const g = randomWinogradGeometry(n % 10 === 0);
-      const x = randomArray(g.batch * g.inH * g.inW * g.inChannels);
-      const dy = randomArray(g.batch * g.outH * g.outW * g.outChannels);
-      const got = new Float32Array(9 * g.inChannels * g.outChannels);
+      const { x, w, dy } = randomOperands(g);
+      const got = new Float32Array(w.length);
       conv2dFilterGrad(x, dy, g, got);
       const want = filterGradReference(g, x, dy);
       expectClose(got, want);
