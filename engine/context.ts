@@ -7,6 +7,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Piscina } from 'piscina';
 import type {
   InputArtifacts,
+  RunHistory,
   Logger,
   OutputWriter,
   ProgressReporter,
@@ -17,6 +18,7 @@ import type {
 } from './contract.js';
 import { StageError } from './errors.js';
 import type { Manifest } from './manifest.js';
+import { provenanceOf } from './run-history.js';
 import { createNpyWriter, readNpy, writeNpy, type DType } from '../lib/npy.js';
 
 export interface Upstream {
@@ -49,6 +51,7 @@ export function upstreamArtifacts(u: Upstream): UpstreamArtifacts {
     stage: u.stage,
     kind: u.manifest.kind,
     params: u.manifest.params,
+    provenance: provenanceOf(u.manifest),
     list: () => [...entries],
     has,
     path,
@@ -67,6 +70,7 @@ export function upstreamArtifacts(u: Upstream): UpstreamArtifacts {
       if (side in u.manifest.files) array.meta = JSON.parse(await readFile(join(u.view, side), 'utf8')) as Record<string, unknown>;
       return array;
     },
+    digest: (name) => u.manifest.files[name]?.digest,
   };
 }
 
@@ -162,6 +166,7 @@ export interface ContextParts {
   signal: AbortSignal;
   workers: WorkerPools;
   fingerprint: Record<string, unknown>;
+  runs: RunHistory;
 }
 
 export function stageContext(parts: ContextParts): StageContext<unknown> {
@@ -177,5 +182,6 @@ export function stageContext(parts: ContextParts): StageContext<unknown> {
     signal: parts.signal,
     workers: parts.workers,
     fingerprint: Object.freeze({ ...parts.fingerprint }),
+    runs: parts.runs,
   };
 }

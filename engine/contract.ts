@@ -52,6 +52,22 @@ export function defineStage<S extends z.ZodType>(kind: StageKind<S>): StageKind<
   return kind;
 }
 
+/** Where a committed result came from: enough to trace a figure back to its exact inputs. */
+export interface Provenance {
+  /** Cache key of the result. */
+  key: string;
+  /** Digest of its output listing (what downstream keys are built from). */
+  outputsDigest: string;
+  /** Kind implementation version (kind stages). */
+  version?: number;
+  /** Runtime facts in its key (backend, package versions...). */
+  fingerprint?: Readonly<Record<string, unknown>>;
+  /** When it was computed, how long that took, and by which run. */
+  createdAt: string;
+  durationMs: number;
+  runId: string;
+}
+
 /** Read-only view of one upstream stage's committed outputs. */
 export interface UpstreamArtifacts {
   /** Instance name, e.g. `train_aug`. */
@@ -60,6 +76,7 @@ export interface UpstreamArtifacts {
   kind: string;
   /** Params the upstream stage ran with (resolved). */
   params: Readonly<Record<string, unknown>>;
+  provenance: Provenance;
   /** Top-level output entries (names as declared, e.g. `train_images.npy`, `model`). */
   list(): string[];
   has(name: string): boolean;
@@ -68,6 +85,8 @@ export interface UpstreamArtifacts {
   readJson<T = unknown>(name: string): Promise<T>;
   /** Reads `<name>` (a `.npy` file) fully into memory, with its JSON sidecar if present. */
   readTensor(name: string): Promise<NdArray>;
+  /** sha256 of an output file (a path inside the output tree), or undefined for directories / absent files. */
+  digest(name: string): string | undefined;
 }
 
 export interface InputArtifacts {
@@ -126,6 +145,59 @@ export interface WorkerPools {
   get(filename: string, options?: { threads?: number }): Piscina;
 }
 
+export type RunStageOutcome = 'cached' | 'ran' | 'failed' | 'skipped' | 'aborted';
+
+/** One stage's line in a run record. */
+export interface RunStageSummary {
+  stage: string;
+  outcome: RunStageOutcome;
+  key?: string;
+  durationMs: number;
+}
+
+/** One `pipeline run`, as its record tells it. */
+export interface RunSummary {
+  id: string;
+  command: readonly string[];
+  startedAt: string;
+  finishedAt?: string;
+  durationMs?: number;
+  /** `running` for the current run, or a record left by a run that was killed. */
+  outcome: 'running' | 'ok' | 'failed' | 'interrupted';
+  stages: readonly RunStageSummary[];
+}
+
+/** A committed result looked up by key (e.g. an earlier run's metrics); read-only. */
+export interface StoredStageResult {
+  stage: string;
+  kind: string;
+  params: Readonly<Record<string, unknown>>;
+  provenance: Provenance;
+  has(name: string): boolean;
+  readJson<T = unknown>(name: string): Promise<T>;
+}
+
+/**
+ * The run history, for stages that describe runs (report). It is read, not hashed: it is not part
+ * of the cache key, so a stage using it must say which runs it covers.
+ */
+export interface RunHistory {
+  /** This run: its id, start, command, and the stages finished so far (a stage's needs are finished before it starts). */
+  current(): RunSummary;
+  /** Earlier runs of this pipeline's store, oldest first (the current run excluded). */
+  earlier(): Promise<RunSummary[]>;
+  /** The committed result of a key, or undefined if it is gone (gc) or unreadable. */
+  result(key: string): Promise<StoredStageResult | undefined>;
+  /** Why result `newKey` differs from `oldKey`, one entry per reason (empty if either is gone). */
+  changes(oldKey: string, newKey: string): Promise<KeyChange[]>;
+}
+
+/** One reason two results of a stage differ; `text` reads like `status` (`params changed: lr 0.001 → 0.0003`). */
+export interface KeyChange {
+  what: 'code' | 'params' | 'inputs' | 'runtime';
+  text: string;
+}
+
 export interface StageContext<P> {
   /** Instance name from pipeline.yaml. */
   stage: string;
@@ -146,4 +218,5 @@ export interface StageContext<P> {
   workers: WorkerPools;
   /** Cache-key facts from `fingerprint()` (e.g. the resolved tfjs backend). */
   fingerprint: Readonly<Record<string, unknown>>;
+  runs: RunHistory;
 }

@@ -18,6 +18,8 @@ import { describeReasons } from './reasons.js';
 import type { StageOutcomeKind } from './runs.js';
 import type { StagePlan } from './plan.js';
 import type { KeyMaterial } from './cache-key.js';
+import type { RunStageSummary } from './contract.js';
+import { runHistory } from './run-history.js';
 
 export interface StageReport {
   stage: string;
@@ -48,6 +50,8 @@ export interface ExecuteOptions {
   /** External stop (Ctrl-C, lost lock). */
   signal: AbortSignal;
   runId: string;
+  /** When the run started and its command line (what stages see of the current run). */
+  run?: { startedAt: string; command: readonly string[] };
   /** The store's refs; updated (and written) as stages finish. */
   refs: Map<string, Ref>;
   ui: StageUi;
@@ -68,6 +72,12 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
   let pools: Promise<SharedPools> | undefined;
   const getPools = () => (pools ??= SharedPools.create());
   const stageEnv: FactsEnv = { ...env, signal: run.signal };
+  const finished: RunStageSummary[] = [];
+  const history = runHistory(
+    store,
+    { id: opts.runId, startedAt: opts.run?.startedAt ?? new Date().toISOString(), command: opts.run?.command ?? [] },
+    () => finished,
+  );
 
   const finishRef = async (stage: string, m: Manifest) => {
     await store.ensureView(m);
@@ -100,6 +110,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
         signal: run.signal,
         workers: await getPools(),
         fingerprint: material.fingerprint ?? {},
+        runs: history,
       });
       await kind.run(ctx);
       const entries = (await readdir(outDir)).sort();
@@ -192,6 +203,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
         const report = bad
           ? { stage: name, outcome: 'skipped' as const, durationMs: 0, reason: `upstream ${bad.stage} ${bad.outcome}` }
           : await limit(() => processStage(name, ups));
+        finished.push({ stage: report.stage, outcome: report.outcome, key: report.key, durationMs: report.durationMs });
         opts.onStageDone?.(report);
         return report;
       })(),

@@ -119,3 +119,32 @@ export async function createNpyWriter(path: string, dtype: DType, shape: readonl
     },
   };
 }
+
+/**
+ * Reads selected rows (indices along the first axis) of a .npy file without loading the rest:
+ * e.g. a handful of test images out of 10,000. Returns one array per index, in the given order.
+ */
+export async function readNpyRows(path: string, rows: readonly number[]): Promise<{ dtype: DType; shape: number[]; rows: NdArray[] }> {
+  const handle = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(65536);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    const { dtype, shape, offset } = parseNpyHeader(head.subarray(0, bytesRead), path);
+    const count = shape[0] ?? 0;
+    const rowShape = shape.slice(1);
+    const rowElements = elementCount(rowShape);
+    const rowBytes = rowElements * BYTES[dtype];
+    const out: NdArray[] = [];
+    for (const r of rows) {
+      if (!Number.isInteger(r) || r < 0 || r >= count) throw new Error(`${path}: row ${r} out of range (${count} rows)`);
+      const data = allocate(dtype, rowElements);
+      const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      const { bytesRead: got } = await handle.read(view, 0, rowBytes, offset + r * rowBytes);
+      if (got !== rowBytes) throw new Error(`${path}: truncated data at row ${r}`);
+      out.push({ dtype, shape: rowShape, data });
+    }
+    return { dtype, shape, rows: out };
+  } finally {
+    await handle.close();
+  }
+}

@@ -6,6 +6,7 @@ import { augmentKind } from './augment.js';
 import { trainStage } from './train.js';
 import { evaluateStage } from './evaluate.js';
 import { fetchStage } from './fetch.js';
+import { reportStage } from './report.js';
 
 export const builtinKinds: ReadonlyMap<string, StageKind> = new Map<string, StageKind>(
   ([
@@ -15,5 +16,6 @@ export const builtinKinds: ReadonlyMap<string, StageKind> = new Map<string, Stag
     trainStage,
     evaluateStage,
     fetchStage,
+    reportStage,
   ] as StageKind[]).map((k) => [k.name, k]),
 );

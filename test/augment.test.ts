@@ -17,7 +17,7 @@ import { warpImage } from '../lib/augment/warp.js';
 import { readNpy, writeNpy } from '../lib/npy.js';
 import { augmentKind, augmentParams, copyName, type AugmentParams } from '../stages/augment.js';
 import { cifarSource, extractSubset } from './helpers/dataset.js';
-import { dirWriter, fakeInputs, quietLogger, runStage, testPools } from './helpers/stage-context.js';
+import { dirWriter, fakeInputs, fakeRunHistory, quietLogger, runStage, testPools } from './helpers/stage-context.js';
 import { referenceTransform } from './augment-reference.js';
 
 const H = 32;
@@ -121,6 +121,7 @@ async function runOwnContext(
     signal: hooks.signal ?? new AbortController().signal,
     workers: pools,
     fingerprint: {},
+    runs: fakeRunHistory(),
   };
   try {
     return await augmentKind.run(ctx).then(

@@ -146,6 +146,7 @@ async function runForReal(
       keepGoing: options.keepGoing ?? false,
       signal: stop.signal,
       runId: record.id,
+      run: { startedAt: record.startedAt, command: record.command },
       refs,
       ui: { logger: (s) => stageLogger(s, globals.verbose), progress: (s) => stageProgress(s) },
       onStageDone: (r) => printReport(r, width, globals.verbose),
@@ -172,6 +173,8 @@ async function runForReal(
       .map((k) => `${counts[k]} ${k}`)
       .join(', ');
     out(`${summary || 'nothing to do'} in ${formatDuration(Date.now() - started)}`);
+    const { runResultLines } = await import('../run-results.js');
+    for (const line of await runResultLines(session.pipeline, store, reports)) out(line);
 
     if (lock.lost.aborted) throw lock.lost.reason;
     if (signalled) throw new errors.AbortedError('interrupted: running stages were stopped; nothing partial was committed');

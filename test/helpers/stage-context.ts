@@ -8,6 +8,7 @@ import { Piscina } from 'piscina';
 import type {
   InputArtifacts,
   Logger,
+  RunHistory,
   OutputWriter,
   ProgressReporter,
   StageContext,
@@ -22,6 +23,18 @@ export interface FakeUpstream {
   /** Directory holding that stage's outputs. */
   dir: string;
   params?: Record<string, unknown>;
+  provenance?: UpstreamArtifacts['provenance'];
+}
+
+/** A run history with no earlier runs (or the given ones), for stages that read it. */
+export function fakeRunHistory(parts: Partial<RunHistory> = {}): RunHistory {
+  return {
+    current: () => ({ id: 'test-run', command: ['run'], startedAt: '2026-01-01T00:00:00.000Z', outcome: 'running', stages: [] }),
+    earlier: async () => [],
+    result: async () => undefined,
+    changes: async () => [],
+    ...parts,
+  };
 }
 
 function sidecarOf(name: string): string {
@@ -33,6 +46,7 @@ function upstream(stage: string, u: FakeUpstream): UpstreamArtifacts {
     stage,
     kind: u.kind,
     params: u.params ?? {},
+    provenance: u.provenance ?? { key: `key-of-${stage}`, outputsDigest: `digest-of-${stage}`, createdAt: '2026-01-01T00:00:00.000Z', durationMs: 0, runId: 'test-run' },
     list: () => [],
     has: (name) => existsSync(join(u.dir, name)),
     path: (name) => join(u.dir, name),
@@ -43,6 +57,7 @@ function upstream(stage: string, u: FakeUpstream): UpstreamArtifacts {
       if (existsSync(side)) array.meta = JSON.parse(await readFile(side, 'utf8')) as Record<string, unknown>;
       return array;
     },
+    digest: (name) => (existsSync(join(u.dir, name)) ? `sha256-of-${stage}/${name}` : undefined),
   };
 }
 
@@ -130,6 +145,7 @@ export async function runStage<P>(
     fingerprint?: Record<string, unknown>;
     log?: Logger;
     progress?: ProgressReporter;
+    runs?: RunHistory;
   } = {},
 ): Promise<FakeRun> {
   const outDir = await mkdtemp(join(tmpdir(), `stage-${kind.name}-`));
@@ -147,6 +163,7 @@ export async function runStage<P>(
     signal: options.signal ?? new AbortController().signal,
     workers: pools,
     fingerprint: options.fingerprint ?? {},
+    runs: options.runs ?? fakeRunHistory(),
   };
   try {
     await kind.run(ctx as StageContext<unknown>);

@@ -1,0 +1,197 @@
+// Vega-Lite specs of the report's charts: plain data in, plain JSON out, so they can be read and
+// tested apart from rendering (svg.ts). Every mark carries a `description` (its aria-label in the
+// SVG), which says what the mark shows in words.
+import type { ClassDelta, CurvePoint, HistoryRow, Phase } from './model.js';
+
+export type VegaLiteSpec = Record<string, unknown>;
+
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
+const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+
+const config = {
+  font: FONT,
+  view: { stroke: null },
+  axis: { labelFontSize: 11, titleFontSize: 12, grid: true, gridColor: '#eceff3' },
+  legend: { labelFontSize: 11, titleFontSize: 11 },
+};
+
+/** Loss or accuracy per epoch, training and validation, every train stage on one epoch axis. */
+export function learningCurveSpec(points: readonly CurvePoint[], phases: readonly Phase[], metric: CurvePoint['metric']): VegaLiteSpec {
+  const values = points
+    .filter((p) => p.metric === metric)
+    .map((p) => ({
+      ...p,
+      series: p.split,
+      label: `${p.stage} epoch ${p.stage_epoch} (overall ${p.epoch}): ${p.split} ${metric} ${p.value.toFixed(4)}`,
+    }));
+  // A boundary where a stage continues another one (init_from): phase 2 starts here.
+  const boundaries = phases.filter((p) => p.first > 1).map((p) => ({ epoch: p.first - 0.5, text: `${p.stage} →` }));
+  const layers: VegaLiteSpec[] = [
+    {
+      mark: { type: 'line', point: { size: 28 }, strokeWidth: 2 },
+      encoding: {
+        x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
+        y: {
+          field: 'value',
+          type: 'quantitative',
+          title: metric,
+          scale: metric === 'accuracy' ? { domain: [0, 1] } : { zero: false },
+        },
+        color: {
+          field: 'series',
+          type: 'nominal',
+          title: null,
+          scale: { domain: ['training', 'validation'], range: ['#4269d0', '#ef8a33'] },
+        },
+        detail: { field: 'stage' },
+        tooltip: [
+          { field: 'stage' },
+          { field: 'stage_epoch', title: 'stage epoch' },
+          { field: 'value', format: '.4f' },
+        ],
+        description: { field: 'label' },
+      },
+    },
+  ];
+  if (boundaries.length) {
+    layers.push(
+      {
+        data: { values: boundaries },
+        mark: { type: 'rule', strokeDash: [4, 4], color: '#888' },
+        encoding: { x: { field: 'epoch', type: 'quantitative' }, description: { field: 'text' } },
+      },
+      {
+        data: { values: boundaries },
+        mark: { type: 'text', align: 'left', dx: 4, dy: -4, baseline: 'top', color: '#555', fontSize: 11 },
+        encoding: { x: { field: 'epoch', type: 'quantitative' }, y: { value: 0 }, text: { field: 'text' } },
+      },
+    );
+  }
+  return {
+    $schema: SCHEMA,
+    width: 360,
+    height: 220,
+    title: { text: metric === 'loss' ? 'Loss per epoch' : 'Accuracy per epoch', anchor: 'start', fontSize: 13 },
+    data: { values },
+    layer: layers,
+    config,
+  };
+}
+
+/** The confusion matrix as a heatmap: true class down, predicted across, counts in the cells. */
+export function confusionSpec(matrix: readonly (readonly number[])[], classes: readonly string[]): VegaLiteSpec {
+  const values: { true: string; predicted: string; count: number; share: number; label: string }[] = [];
+  matrix.forEach((row, t) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    row.forEach((count, p) => {
+      const trueClass = classes[t] ?? String(t);
+      const predicted = classes[p] ?? String(p);
+      values.push({
+        true: trueClass,
+        predicted,
+        count,
+        share: total ? count / total : 0,
+        label: `true ${trueClass}, predicted ${predicted}: ${count}`,
+      });
+    });
+  });
+  const order = classes.map(String);
+  const cell = Math.max(22, Math.min(40, Math.floor(440 / Math.max(1, order.length))));
+  return {
+    $schema: SCHEMA,
+    width: cell * order.length,
+    height: cell * order.length,
+    data: { values },
+    encoding: {
+      // No grid: on a band scale its lines would run through the middle of the cells and their counts.
+      x: { field: 'predicted', type: 'ordinal', sort: order, title: 'predicted class', axis: { labelAngle: -40, orient: 'top', grid: false } },
+      y: { field: 'true', type: 'ordinal', sort: order, title: 'true class', axis: { grid: false } },
+    },
+    layer: [
+      {
+        mark: { type: 'rect', stroke: '#fff', strokeWidth: 1 },
+        encoding: {
+          // Shade by share of the true class, so rows of unequal size read alike.
+          color: { field: 'share', type: 'quantitative', title: 'share of row', scale: { scheme: 'blues', domain: [0, 1] }, legend: { format: '.0%' } },
+          tooltip: [{ field: 'true' }, { field: 'predicted' }, { field: 'count' }, { field: 'share', format: '.1%' }],
+          description: { field: 'label' },
+        },
+      },
+      {
+        mark: { type: 'text', fontSize: cell < 30 ? 9 : 11 },
+        encoding: {
+          text: { field: 'count', type: 'quantitative' },
+          color: { condition: { test: 'datum.share > 0.5', value: '#fff' }, value: '#1f2d3d' },
+        },
+      },
+    ],
+    config,
+  };
+}
+
+/** Per-class change of a metric between two evaluations: losses in red, gains in green. */
+export function deltaSpec(deltas: readonly ClassDelta[], metric: 'f1' | 'recall' | 'precision', before: string, after: string): VegaLiteSpec {
+  const values = deltas.map((d) => ({
+    class: d.class,
+    delta: d.delta[metric],
+    sign: d.delta[metric] < 0 ? 'worse' : 'better',
+    label: `${d.class}: ${metric} ${d.before[metric].toFixed(3)} → ${d.after[metric].toFixed(3)} (${signed(d.delta[metric])})`,
+  }));
+  return {
+    $schema: SCHEMA,
+    width: 420,
+    height: Math.max(120, 22 * values.length),
+    title: { text: `Change in ${metric === 'f1' ? 'F1' : metric} per class, ${before} → ${after}`, anchor: 'start', fontSize: 13 },
+    data: { values },
+    layer: [
+      {
+        mark: { type: 'bar', cornerRadius: 2 },
+        encoding: {
+          y: { field: 'class', type: 'nominal', sort: values.map((v) => v.class), title: null },
+          x: { field: 'delta', type: 'quantitative', title: `Δ ${metric}`, axis: { format: '+.2f' } },
+          color: { field: 'sign', type: 'nominal', scale: { domain: ['worse', 'better'], range: ['#d6404e', '#3a9a5b'] }, legend: null },
+          tooltip: [{ field: 'class' }, { field: 'delta', format: '+.3f' }],
+          description: { field: 'label' },
+        },
+      },
+      { mark: { type: 'rule', color: '#333' }, encoding: { x: { datum: 0 } } },
+    ],
+    config,
+  };
+}
+
+/** Test accuracy of every evaluate stage across runs (the History section). */
+export function historySpec(rows: readonly HistoryRow[]): VegaLiteSpec {
+  const values = rows.flatMap((r, i) =>
+    Object.entries(r.metrics)
+      .filter(([, m]) => m?.accuracy !== undefined)
+      .map(([stage, m]) => ({
+        run: i + 1,
+        run_id: r.run_id,
+        stage,
+        accuracy: m!.accuracy!,
+        label: `run ${r.run_id}${r.current ? ' (this run)' : ''}: ${stage} accuracy ${m!.accuracy!.toFixed(4)}`,
+      })),
+  );
+  return {
+    $schema: SCHEMA,
+    width: 420,
+    height: 180,
+    title: { text: 'Test accuracy by run', anchor: 'start', fontSize: 13 },
+    data: { values },
+    mark: { type: 'line', point: { size: 40 } },
+    encoding: {
+      x: { field: 'run', type: 'ordinal', title: 'run (oldest → this one)', axis: { labelAngle: 0 } },
+      y: { field: 'accuracy', type: 'quantitative', scale: { zero: false }, title: 'test accuracy' },
+      color: { field: 'stage', type: 'nominal', title: 'evaluate stage' },
+      tooltip: [{ field: 'run_id' }, { field: 'stage' }, { field: 'accuracy', format: '.4f' }],
+      description: { field: 'label' },
+    },
+    config,
+  };
+}
+
+export function signed(x: number, digits = 3): string {
+  const s = x.toFixed(digits);
+  return x > 0 || (x === 0 && !s.startsWith('-')) ? `+${s}` : s;
+}

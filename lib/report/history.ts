@@ -1,0 +1,100 @@
+// The report's History section: the evaluate metrics of earlier runs of this store (from the run
+// records, read not hashed) and what changed between consecutive ones.
+import type { KeyChange, RunHistory, RunSummary } from '../../engine/contract.js';
+import type { History, HistoryRow } from './model.js';
+import type { MetricsRecord } from './records.js';
+
+type Metrics = HistoryRow['metrics'][string];
+
+const COMMITTED = new Set(['ran', 'cached']);
+
+/** Stage → key of the results a run ran or found cached. */
+function keysOf(run: RunSummary): Map<string, string> {
+  return new Map(run.stages.filter((s) => s.key && COMMITTED.has(s.outcome)).map((s) => [s.stage, s.key!]));
+}
+
+/**
+ * History rows, oldest first, ending with the current run: the last `limit` earlier runs that
+ * have a result for at least one of `evaluateStages`.
+ */
+export async function collectHistory(
+  runs: RunHistory,
+  evaluateStages: readonly string[],
+  current: { run: RunSummary; metrics: Record<string, { key: string; accuracy: number; loss: number }> },
+  limit: number,
+): Promise<History> {
+  const earlier = await runs.earlier();
+  const relevant = earlier.filter((r) => evaluateStages.some((s) => keysOf(r).has(s)));
+  const shown = limit > 0 ? relevant.slice(-limit) : [];
+  const metricCache = new Map<string, Promise<Metrics>>();
+  const metricsOf = (key: string): Promise<Metrics> => {
+    let m = metricCache.get(key);
+    if (!m) {
+      m = (async () => {
+        const result = await runs.result(key);
+        if (!result?.has('metrics.json')) return undefined;
+        try {
+          const r = await result.readJson<MetricsRecord>('metrics.json');
+          return { key, accuracy: r.test_accuracy, loss: r.test_loss };
+        } catch {
+          return undefined;
+        }
+      })();
+      metricCache.set(key, m);
+    }
+    return m;
+  };
+
+  const rows: HistoryRow[] = [];
+  let previous: Map<string, string> | undefined;
+  const all = [...shown.map((run) => ({ run, current: false })), { run: current.run, current: true }];
+  for (const { run, current: isCurrent } of all) {
+    const keys = keysOf(run);
+    const metrics: HistoryRow['metrics'] = {};
+    for (const stage of evaluateStages) {
+      const key = keys.get(stage);
+      if (!key) continue;
+      metrics[stage] = isCurrent && current.metrics[stage] ? current.metrics[stage] : await metricsOf(key);
+    }
+    rows.push({
+      run_id: run.id,
+      started_at: run.startedAt,
+      outcome: isCurrent ? 'this run' : run.outcome,
+      current: isCurrent,
+      metrics,
+      changes: previous ? await describeChanges(runs, previous, keys) : [],
+    });
+    previous = keys;
+  }
+  return {
+    covers: rows.map((r) => r.run_id),
+    omitted: earlier.length - shown.length,
+    rows,
+  };
+}
+
+/**
+ * What changed between two runs, per stage. A stage whose only change is its inputs is listed by
+ * name only when some other stage's own change (params, code, runtime) explains it: a new dataset
+ * at fetch then reads as one line plus "downstream: decode, normalize, …", not ten input lines.
+ */
+export async function describeChanges(runs: RunHistory, before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>): Promise<string[]> {
+  const own: string[] = [];
+  const inputsOnly: { stage: string; changes: KeyChange[] }[] = [];
+  for (const [stage, key] of after) {
+    const old = before.get(stage);
+    if (old === undefined) {
+      own.push(`${stage}: new in this run`);
+      continue;
+    }
+    if (old === key) continue;
+    const changes = await runs.changes(old, key);
+    const direct = changes.filter((c) => c.what !== 'inputs');
+    if (direct.length) own.push(...direct.map((c) => `${stage}: ${c.text}`));
+    else if (changes.length) inputsOnly.push({ stage, changes });
+    else own.push(`${stage}: result ${old.slice(0, 8)} → ${key.slice(0, 8)} (earlier result no longer in the store)`);
+  }
+  if (own.length === 0) return inputsOnly.flatMap((s) => s.changes.map((c) => `${s.stage}: ${c.text}`));
+  if (inputsOnly.length) own.push(`downstream (inputs changed): ${inputsOnly.map((s) => s.stage).join(', ')}`);
+  return own;
+}

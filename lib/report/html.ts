@@ -1,0 +1,306 @@
+// The report as one self-contained HTML page: inline CSS, charts as inline SVG, images as PNG data
+// URIs, no script and no network. Opens from the store with a double click.
+import { signed } from './charts.js';
+import type { Comparison, Evaluation, ReportData, Source, StageRow } from './model.js';
+
+/** Rendered charts and images, keyed as run.ts produces them. */
+export interface RenderedAssets {
+  /** `curves-loss`, `curves-accuracy`, `confusion-<stage>`, `delta-<before>-<after>`, `history` → SVG text. */
+  svg: Record<string, string>;
+  /** Augment stage → contact sheet data URI. */
+  contactSheets: Record<string, string>;
+  /** Augment stage → [file name, data URI] of each preview image. */
+  previews: Record<string, [string, string][]>;
+}
+
+export function esc(text: unknown): string {
+  return String(text ?? '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+const f4 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(4));
+const f3 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(3));
+const short = (key: string | undefined) => (key ? key.slice(0, 12) : '—');
+
+export function duration(ms: number | undefined): string {
+  if (ms === undefined) return '—';
+  const s = Math.round(ms / 1000);
+  if (ms < 1000) return `${ms} ms`;
+  if (s < 60) return `${(ms / 1000).toFixed(1)} s`;
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+function provenance(sources: readonly Source[]): string {
+  if (!sources.length) return '';
+  const parts = sources.map(
+    (s) => `<span class="src" data-stage="${esc(s.stage)}">${esc(s.stage)} · key <code>${esc(short(s.key))}</code> · ${esc(s.file)}${s.digest ? ` <code>sha256:${esc(s.digest.slice(0, 12))}</code>` : ''}</span>`,
+  );
+  return `<figcaption class="prov">from ${parts.join('; ')}</figcaption>`;
+}
+
+function figure(id: string, svg: string | undefined, sources: readonly Source[], attrs = ''): string {
+  if (!svg) return '';
+  return `<figure class="chart" data-chart="${esc(id)}"${attrs}>${svg}${provenance(sources)}</figure>`;
+}
+
+function table(head: string[], rows: string[][], cls = ''): string {
+  return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
+}
+
+function deltaCell(x: number, digits = 3, higherIsBetter = true): string {
+  const cls = Math.abs(x) < 0.5 * 10 ** -digits ? 'same' : x > 0 === higherIsBetter ? 'up' : 'down';
+  return `<span class="delta ${cls}">${signed(x, digits)}</span>`;
+}
+
+function headline(d: ReportData): string {
+  const cards = d.evaluations.map((e) => {
+    const cmp = d.comparisons.find((c) => c.after === e.stage);
+    return `<div class="card" data-evaluate="${esc(e.stage)}"><div class="label">${esc(e.stage)} <span class="muted">(${esc(e.model_stage)})</span></div><div class="big">${(100 * e.accuracy).toFixed(2)}%</div><div class="muted">test accuracy · loss ${f4(e.loss)}${cmp ? ` · ${deltaCell(cmp.accuracy.delta * 100, 2)} pts vs ${esc(cmp.before)}` : ''}</div></div>`;
+  });
+  return cards.length ? `<div class="cards">${cards.join('')}</div>` : '<p class="muted">No evaluate stage among the inputs: no test metrics.</p>';
+}
+
+function runSection(d: ReportData): string {
+  const rows = d.stages.map((s: StageRow) => [
+    `<b>${esc(s.stage)}</b>`,
+    esc(s.kind),
+    `<span class="outcome ${esc(s.outcome)}">${esc(s.outcome)}</span>`,
+    duration(s.run_ms),
+    duration(s.compute_ms),
+    `<code>${esc(short(s.key))}</code>`,
+  ]);
+  const backends = d.run.backends.map(
+    (b) =>
+      `<li><b>${esc(b.stage)}</b>: ${esc(b.backend ?? '?')}${b.workers ? `, ${b.workers} worker${b.workers > 1 ? 's' : ''}` : ''}${b.versions ? ` — ${Object.entries(b.versions).map(([k, v]) => `<code>${esc(k)}@${esc(v)}</code>`).join(', ')}` : ''}</li>`,
+  );
+  return `<section id="run"><h2>Run summary</h2>
+<p>Run <code>${esc(d.run.id)}</code>, started ${esc(d.run.started_at)}: <code>pipeline ${esc(d.run.command.join(' '))}</code>. Wall time up to this report: <b>${duration(d.run.wall_ms)}</b>.</p>
+${table(['stage', 'kind', 'this run', 'time this run', 'time to compute', 'key'], rows, 'stages')}
+${backends.length ? `<p>Training runtime:</p><ul>${backends.join('')}</ul>` : ''}
+</section>`;
+}
+
+function dataSection(d: ReportData): string {
+  const { fetch, decode, normalization, classes } = d.data;
+  const parts: string[] = [];
+  if (fetch) {
+    const digest = fetch.sha256 ? `sha256 <code>${esc(fetch.sha256)}</code>` : fetch.md5 ? `md5 <code>${esc(fetch.md5)}</code>` : fetch.digest ? `digest <code>${esc(fetch.digest)}</code>` : 'no checksum';
+    parts.push(
+      `<p>Source <code>${esc(fetch.source ?? '?')}</code> (${esc(fetch.type ?? '?')}${fetch.bytes !== undefined ? `, ${fetch.bytes.toLocaleString('en-US')} bytes` : ''}${fetch.archive ? `, ${esc(fetch.archive)} archive of ${fetch.files ?? '?'} files` : ''}), ${digest}.</p>${provenance([fetch.source_ref])}`,
+    );
+  }
+  if (decode?.counts) {
+    const splits = Object.keys(decode.counts);
+    const rows = classes.map((c) => [esc(c), ...splits.map((s) => String(decode.counts![s]!.per_class[c] ?? 0))]);
+    rows.push(['<b>total</b>', ...splits.map((s) => `<b>${decode.counts![s]!.total}</b>`)]);
+    const skipped = decode.skipped_corrupt ?? 0;
+    parts.push(`<p>Decoded as ${esc(decode.format ?? '?')}, images ${esc((decode.shape ?? []).join('×'))}. ${skipped ? `<b>${skipped} corrupt file${skipped > 1 ? 's' : ''} skipped</b>${decode.skipped_files?.length ? `: ${decode.skipped_files.map((f) => `<code>${esc(f.file)}</code> (${esc(f.reason)})`).join(', ')}` : ''}.` : 'No file was skipped as corrupt.'}${decode.ignored_files ? ` ${decode.ignored_files} non-image files ignored.` : ''}</p>
+${table(['class', ...splits.map(esc)], rows, 'counts')}${provenance([decode.source_ref])}`);
+  }
+  if (normalization) {
+    const split = normalization.split;
+    parts.push(
+      `<p>Normalization <b>${esc(normalization.method ?? '?')}</b>: <code>${esc(normalization.formula ?? '')}</code>${normalization.mean ? ` with mean [${normalization.mean.map((m) => m.toFixed(4)).join(', ')}], std [${(normalization.std ?? []).map((m) => m.toFixed(4)).join(', ')}]` : ''}. ${split ? `Validation split ${split.validation_split} (${split.stratified ? 'stratified, ' : ''}seed ${split.seed}): ${split.train} training, ${split.validation} validation, ${split.test} test images.` : ''}</p>${provenance([normalization.source_ref])}`,
+    );
+  }
+  return `<section id="data"><h2>Data</h2>${parts.join('\n') || '<p class="muted">No data stage among the inputs.</p>'}</section>`;
+}
+
+function modelSection(d: ReportData): string {
+  if (!d.models.length) return '';
+  const blocks = d.models.map(
+    (m) => `<details${m === d.models[0] ? ' open' : ''}><summary>${esc(m.stage)}${m.params_total !== undefined ? ` — ${m.params_total.toLocaleString('en-US')} parameters` : ''}</summary><pre class="summary">${esc(m.summary)}</pre>${provenance([m.source_ref])}</details>`,
+  );
+  return `<section id="model"><h2>Model</h2>${blocks.join('')}</section>`;
+}
+
+function curvesSection(d: ReportData, a: RenderedAssets): string {
+  if (!d.curves.points.length) return '';
+  const phases = d.curves.phases
+    .map((p) => `<li><b>${esc(p.stage)}</b>: epochs ${p.first}–${p.last}${p.parent ? `, continuing from ${esc(p.parent)}` : ''}</li>`)
+    .join('');
+  const epochs = [...new Set(d.curves.points.map((p) => `${p.stage}\u0000${p.epoch}`))].map((k) => k.split('\u0000') as [string, string]);
+  const value = (stage: string, epoch: number, metric: string, split: string) =>
+    d.curves.points.find((p) => p.stage === stage && p.epoch === epoch && p.metric === metric && p.split === split)?.value;
+  const rows = epochs.map(([stage, e]) => {
+    const n = Number(e);
+    return [esc(stage), String(n), f4(value(stage, n, 'loss', 'training')), f4(value(stage, n, 'accuracy', 'training')), f4(value(stage, n, 'loss', 'validation')), f4(value(stage, n, 'accuracy', 'validation'))];
+  });
+  return `<section id="curves"><h2>Learning curves</h2><ul class="phases">${phases}</ul>
+<div class="row">${figure('curves-loss', a.svg['curves-loss'], d.curves.sources)}${figure('curves-accuracy', a.svg['curves-accuracy'], d.curves.sources)}</div>
+<details><summary>Per-epoch values</summary>${table(['stage', 'epoch', 'loss', 'accuracy', 'val_loss', 'val_accuracy'], rows, 'num')}</details></section>`;
+}
+
+function evaluationSection(e: Evaluation, a: RenderedAssets): string {
+  const rows = e.per_class.map((c) => [esc(c.class), f3(c.precision), f3(c.recall), f3(c.f1), String(c.support)]);
+  if (e.macro_avg) rows.push(['<b>macro avg</b>', f3(e.macro_avg.precision), f3(e.macro_avg.recall), f3(e.macro_avg.f1), String(e.count)]);
+  const k = e.confusion_matrix.length;
+  const mistakes = e.mistakes
+    .map(
+      (m) =>
+        `<figure class="mistake" data-index="${m.index}">${m.image ? `<img src="${m.image}" alt="test image ${m.index}: a ${esc(m.true_class)} predicted as ${esc(m.predicted_class)}" width="96" height="96">` : '<div class="noimg">no image</div>'}<figcaption><b>${esc(m.predicted_class)}</b> ${(100 * m.confidence).toFixed(1)}%<br><span class="muted">true: ${esc(m.true_class)} (${(100 * m.true_probability).toFixed(1)}%)</span><br><span class="muted">#${m.index}</span></figcaption></figure>`,
+    )
+    .join('');
+  return `<section class="evaluation" id="eval-${esc(e.stage)}" data-stage="${esc(e.stage)}"><h2>Test results: ${esc(e.stage)}</h2>
+<p>Model <b>${esc(e.model_stage)}</b> on ${e.count.toLocaleString('en-US')} test images: <b>Test accuracy ${f4(e.accuracy)}</b>, Test score (loss) ${f4(e.loss)}.</p>
+<div class="row"><div>${table(['class', 'precision', 'recall', 'F1', 'support'], rows, 'num per-class')}${provenance([e.source_ref])}</div>
+${figure(`confusion-${e.stage}`, a.svg[`confusion-${e.stage}`], [e.source_ref], ` data-k="${k}" data-counts="${esc(JSON.stringify(e.confusion_matrix))}"`)}</div>
+${e.mistakes.length ? `<h3>Most confident mistakes</h3><div class="mistakes">${mistakes}</div>` : ''}
+</section>`;
+}
+
+function comparisonSection(c: Comparison, a: RenderedAssets, evaluations: readonly Evaluation[]): string {
+  const sources = evaluations.filter((e) => e.stage === c.before || e.stage === c.after).map((e) => e.source_ref);
+  const rows = c.classes.map((x) => [
+    esc(x.class),
+    f3(x.before.precision),
+    f3(x.after.precision),
+    deltaCell(x.delta.precision),
+    f3(x.before.recall),
+    f3(x.after.recall),
+    deltaCell(x.delta.recall),
+    f3(x.before.f1),
+    f3(x.after.f1),
+    deltaCell(x.delta.f1),
+  ]);
+  const hurt = c.hurt.length
+    ? `<p class="callout down"><b>${c.hurt.length} of ${c.classes.length} classes got worse</b> (F1): ${c.hurt.map(esc).join(', ')}.</p>`
+    : `<p class="callout up">No class got worse (F1).</p>`;
+  return `<section class="comparison" id="compare-${esc(c.before)}-${esc(c.after)}"><h2>${esc(c.before)} → ${esc(c.after)}</h2>
+<p>Test accuracy ${f4(c.accuracy.before)} → ${f4(c.accuracy.after)} (${deltaCell(c.accuracy.delta, 4)}), loss ${f4(c.loss.before)} → ${f4(c.loss.after)} (${deltaCell(c.loss.delta, 4, false)}).</p>
+${hurt}
+<div class="row">${figure(`delta-${c.before}-${c.after}`, a.svg[`delta-${c.before}-${c.after}`], sources)}
+${table(['class', 'P before', 'P after', 'Δ', 'R before', 'R after', 'Δ', 'F1 before', 'F1 after', 'Δ'], rows, 'num compare')}</div></section>`;
+}
+
+function augmentSection(d: ReportData, a: RenderedAssets): string {
+  if (!d.augmentations.length) return '';
+  const blocks = d.augmentations.map((g) => {
+    const sheet = a.contactSheets[g.stage];
+    const previews = (a.previews[g.stage] ?? [])
+      .map(([name, uri]) => `<img class="preview" src="${uri}" alt="${esc(name)}" title="${esc(name)}" width="64" height="64">`)
+      .join('');
+    const params = g.params
+      ? Object.entries(g.params)
+          .map(([k, v]) => `<code>${esc(k)}=${esc(JSON.stringify(v))}</code>`)
+          .join(' ')
+      : '';
+    return `<h3>${esc(g.stage)}</h3><p>${g.copies} augmented cop${g.copies === 1 ? 'y' : 'ies'} of ${g.rows ?? '?'} training images. ${params}</p>
+${sheet ? `<figure class="sheet"><img src="${sheet}" alt="contact sheet of ${esc(g.stage)}: each row an original and its augmented variants">${provenance(g.contact_sheet ? [g.contact_sheet] : [])}</figure>` : ''}
+${previews ? `<details><summary>Preview images (${a.previews[g.stage]!.length})</summary><div class="previews">${previews}</div>${provenance(g.previews.slice(0, 1))}</details>` : ''}`;
+  });
+  return `<section id="augment"><h2>Augmentation</h2>${blocks.join('')}</section>`;
+}
+
+function historySection(d: ReportData, a: RenderedAssets): string {
+  const h = d.history;
+  const stages = [...new Set(h.rows.flatMap((r) => Object.keys(r.metrics)))];
+  const rows = [...h.rows].reverse().map((r) => [
+    `<code>${esc(r.run_id)}</code>${r.current ? ' <b>(this run)</b>' : ''}`,
+    esc(r.started_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')),
+    esc(r.outcome),
+    ...stages.map((s) => {
+      const m = r.metrics[s];
+      return m ? (m.accuracy !== undefined ? f4(m.accuracy) : `<span class="muted">gone (gc)</span>`) : '—';
+    }),
+    r.changes.length ? `<ul class="changes">${r.changes.map((c) => `<li>${esc(c)}</li>`).join('')}</ul>` : r === h.rows[0] ? '<span class="muted">(first shown)</span>' : '<span class="muted">no change</span>',
+  ]);
+  const covers = `Covers ${h.rows.length} run${h.rows.length === 1 ? '' : 's'} (${h.covers.length ? `<code>${esc(h.covers[0])}</code> … <code>${esc(h.covers[h.covers.length - 1])}</code>` : 'none'})${h.omitted ? `; ${h.omitted} earlier run${h.omitted === 1 ? '' : 's'} of this store not shown (no evaluate result, or beyond the <code>history</code> limit)` : ''}. Read from the run records when this report was made; not part of its cache key.`;
+  return `<section id="history"><h2>History</h2><p>${covers}</p>
+${h.rows.length > 1 ? figure('history', a.svg['history'], []) : ''}
+${table(['run', 'started', 'outcome', ...stages.map((s) => `${esc(s)} accuracy`), 'changed since the row below'], rows, 'history')}</section>`;
+}
+
+function modelCardSection(d: ReportData): string {
+  const c = d.model_card;
+  const li = (xs: string[]) => `<ul>${xs.map((x) => `<li>${esc(x)}</li>`).join('')}</ul>`;
+  return `<section id="model-card"><h2>Model card</h2>
+<dl><dt>Model</dt><dd>${esc(c.name)}</dd><dt>Architecture</dt><dd>${esc(c.architecture)}${c.params_total !== undefined ? `, ${c.params_total.toLocaleString('en-US')} parameters` : ''}</dd>
+<dt>Data</dt><dd>${esc(c.data)}</dd><dt>Metrics</dt><dd>${c.metrics.map((m) => `${esc(m.stage)}: accuracy ${f4(m.accuracy)}, loss ${f4(m.loss)}`).join('; ') || '—'}</dd></dl>
+<h3>Intended use</h3>${li(c.intended_use)}<h3>Limitations</h3>${li(c.limitations)}<h3>Privacy and ethics</h3>${li(c.ethics)}</section>`;
+}
+
+function provenanceSection(d: ReportData): string {
+  const rows = d.stages.map((s) => [
+    `<b>${esc(s.stage)}</b>`,
+    esc(s.kind) + (s.version !== undefined ? ` v${s.version}` : ''),
+    `<code>${esc(s.key ?? '—')}</code>`,
+    `<code>${esc(s.outputs_digest ?? '—')}</code>`,
+    esc(s.created_at ?? '—'),
+    `<code>${esc(s.run_id ?? '—')}</code>`,
+    s.params && Object.keys(s.params).length ? `<details><summary>params</summary><pre>${esc(JSON.stringify(s.params, null, 2))}</pre></details>` : '—',
+  ]);
+  return `<section id="provenance"><h2>Provenance</h2><p>Every figure above names the stage, key and file digest it was drawn from. Each input of this report:</p>
+${table(['stage', 'kind', 'key', 'outputs digest', 'computed at', 'by run', 'params'], rows, 'prov-table')}</section>`;
+}
+
+const CSS = `
+:root{--fg:#1f2d3d;--muted:#6b7785;--line:#e3e7ec;--bg:#fff;--soft:#f6f8fa;--up:#2f8a4f;--down:#c8323f}
+*{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
+main{max-width:1120px;margin:0 auto;padding:24px 28px 64px}h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:36px 0 10px;padding-top:8px;border-top:1px solid var(--line)}h3{font-size:15px;margin:18px 0 8px}
+nav{position:sticky;top:0;background:#fffffff0;border-bottom:1px solid var(--line);padding:8px 28px;font-size:13px;z-index:1}nav a{margin-right:14px;color:var(--fg);text-decoration:none}nav a:hover{text-decoration:underline}
+.muted{color:var(--muted)}code{font:12.5px ui-monospace,SFMono-Regular,Menlo,monospace;background:var(--soft);padding:1px 4px;border-radius:3px;word-break:break-all}
+.cards{display:flex;flex-wrap:wrap;gap:14px;margin:18px 0}.card{border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:220px}.card .big{font-size:30px;font-weight:650}.card .label{font-weight:600}
+table{border-collapse:collapse;margin:8px 0;font-size:13.5px}th,td{padding:4px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}th{background:var(--soft);font-weight:600}
+table.num td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}
+.row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.row>figure.chart{flex:0 1 520px}.row>figure.chart[data-chart^="confusion"]{flex:0 0 auto}figure{margin:8px 0}figure.chart svg{max-width:100%;height:auto}
+.prov{font-size:11.5px;color:var(--muted);margin-top:4px}.prov code{font-size:11px}
+.delta.up{color:var(--up);font-weight:600}.delta.down{color:var(--down);font-weight:600}.delta.same{color:var(--muted)}
+.callout{padding:8px 12px;border-radius:6px}.callout.down{background:#fdecee;border-left:4px solid var(--down)}.callout.up{background:#eaf6ee;border-left:4px solid var(--up)}
+.outcome.ran{color:var(--up);font-weight:600}.outcome.failed{color:var(--down);font-weight:600}
+.mistakes{display:grid;grid-template-columns:repeat(auto-fill,minmax(112px,1fr));gap:10px}.mistake{margin:0;text-align:center;font-size:12px}.mistake img,.preview,.sheet img{image-rendering:pixelated}.mistake img{border:1px solid var(--line);border-radius:4px}
+.previews{display:flex;flex-wrap:wrap;gap:4px}.sheet img{max-width:100%}
+pre.summary{font-size:12px;background:var(--soft);padding:10px;overflow:auto}ul.changes{margin:0;padding-left:16px;font-size:12.5px}
+dl{display:grid;grid-template-columns:140px 1fr;gap:4px 12px}dt{font-weight:600}dd{margin:0}
+details summary{cursor:pointer;color:var(--fg)}
+@media print{nav{display:none}details{display:block}}
+`;
+
+export function renderHtml(d: ReportData, a: RenderedAssets): string {
+  const sections = [
+    headline(d),
+    runSection(d),
+    dataSection(d),
+    modelSection(d),
+    curvesSection(d, a),
+    ...d.comparisons.map((c) => comparisonSection(c, a, d.evaluations)),
+    ...d.evaluations.map((e) => evaluationSection(e, a)),
+    augmentSection(d, a),
+    historySection(d, a),
+    modelCardSection(d),
+    provenanceSection(d),
+  ];
+  const nav = [
+    ['run', 'Run'],
+    ['data', 'Data'],
+    ['model', 'Model'],
+    ['curves', 'Curves'],
+    ...d.comparisons.map((c) => [`compare-${c.before}-${c.after}`, `${c.before} → ${c.after}`]),
+    ...d.evaluations.map((e) => [`eval-${e.stage}`, e.stage]),
+    ['augment', 'Augmentation'],
+    ['history', 'History'],
+    ['model-card', 'Model card'],
+    ['provenance', 'Provenance'],
+  ]
+    .filter(([id]) => sections.some((s) => s.includes(`id="${esc(id)}"`)))
+    .map(([id, label]) => `<a href="#${esc(id)}">${esc(label)}</a>`)
+    .join('');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<title>${esc(d.title)}</title><style>${CSS}</style></head>
+<body><nav>${nav}</nav><main>
+<h1>${esc(d.title)}</h1>
+<p class="muted">Generated ${esc(d.generated_at)} by run <code>${esc(d.run.id)}</code> · report format ${d.format} · the same facts as text in <code>report.md</code>, as data in <code>report.json</code></p>
+${sections.join('\n')}
+</main></body></html>
+`;
+}

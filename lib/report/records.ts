@@ -1,0 +1,111 @@
+// The JSON records upstream stages write, as the report reads them. Every field is optional: a
+// report over an older or foreign result shows what is there instead of failing.
+
+export interface FetchRecord {
+  source?: string;
+  type?: string;
+  name?: string;
+  bytes?: number;
+  md5?: string | null;
+  sha256?: string | null;
+  digest?: string | null;
+  archive?: string | null;
+  files?: number;
+}
+
+export interface SplitCounts {
+  total: number;
+  per_class: Record<string, number>;
+}
+
+export interface DecodeRecord {
+  format?: string;
+  shape?: number[];
+  classes?: string[];
+  counts?: Record<string, SplitCounts>;
+  skipped_corrupt?: number;
+  skipped_files?: { file: string; reason: string }[];
+  ignored_files?: number;
+}
+
+export interface NormalizationRecord {
+  method?: string;
+  scale?: number;
+  mean?: number[];
+  std?: number[];
+  formula?: string;
+  statistics_from?: string;
+  split?: {
+    validation_split?: number;
+    seed?: number;
+    stratified?: boolean;
+    train?: number;
+    validation?: number;
+    test?: number;
+  };
+}
+
+/** history.json: one column per metric, one entry per epoch (null where not measured). */
+export interface HistoryRecord {
+  epoch: number[];
+  loss: (number | null)[];
+  acc: (number | null)[];
+  val_loss?: (number | null)[];
+  val_acc?: (number | null)[];
+  lr?: (number | null)[];
+  seconds?: (number | null)[];
+}
+
+export interface TrainRecord {
+  backend?: string;
+  workers?: number;
+  versions?: Record<string, string>;
+  params?: { total: number; trainable: number; non_trainable: number };
+  train_count?: number;
+  val_count?: number;
+  epochs?: number;
+  batch_size?: number;
+  trained_on?: string;
+  init_from?: string | null;
+  mean_epoch_seconds?: number;
+  images_per_second?: number;
+}
+
+export interface ClassMetricsRecord {
+  class: string;
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+export interface MistakeRecord {
+  index: number;
+  true: number;
+  true_class: string;
+  predicted: number;
+  predicted_class: string;
+  confidence: number;
+  true_probability: number;
+}
+
+export interface MetricsRecord {
+  model_stage: string;
+  backend?: string;
+  count: number;
+  test_loss: number;
+  test_accuracy: number;
+  classes: string[];
+  per_class: ClassMetricsRecord[];
+  macro_avg?: { precision: number; recall: number; f1: number };
+  confusion_matrix: number[][];
+  most_confident_mistakes: MistakeRecord[];
+}
+
+export interface AugmentRecord {
+  rows?: number;
+  copies?: string[];
+  seed?: number;
+  params?: Record<string, unknown>;
+  preview?: { images?: number; variants?: number; files?: string[] };
+}

@@ -1,0 +1,27 @@
+// `report`: one self-contained HTML page of the run (plus report.md and report.json) from the
+// outputs of the stages it needs: run summary, data, model, learning curves joined across
+// init_from, test results with confusion matrix and confident mistakes, phase-to-phase deltas,
+// augmentation previews, history of earlier runs, model card and provenance.
+// The work lives in lib/report/run.ts, loaded on demand (it pulls in Vega).
+import { z } from 'zod';
+import { defineStage } from '../engine/contract.js';
+
+export const ReportParams = z.strictObject({
+  title: z.string().min(1).default('Training report').describe('heading of the report'),
+  mistakes: z.int().min(0).default(16).describe('most confident mistakes shown per evaluate stage (with their test images)'),
+  history: z.int().min(0).default(10).describe('earlier runs shown in the History section (read from the run records, not hashed)'),
+});
+export type ReportParams = z.output<typeof ReportParams>;
+
+export const reportStage = defineStage({
+  name: 'report',
+  version: 1,
+  description: 'A self-contained HTML report (and Markdown, JSON) of the stages it needs: curves, metrics, confusion matrices, mistakes, history',
+  params: ReportParams,
+  outputs: [
+    { name: 'index.html', type: 'file', description: 'the report: one HTML file, charts and images inlined, opens offline' },
+    { name: 'report.md', type: 'file', description: 'the same facts as Markdown' },
+    { name: 'report.json', type: 'json', description: 'the assembled report data' },
+  ],
+  run: async (ctx) => (await import('../lib/report/run.js')).runReport(ctx),
+});
