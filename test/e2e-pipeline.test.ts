@@ -7,12 +7,14 @@ import { appendFile, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tar from 'tar';
+import type { ReportData } from '../lib/report/model.js';
+import { browserAvailable, expectReadableReport, inspectReport } from './helpers/browser.js';
 import { runCli } from './helpers/cli.js';
 import { cifarSource, extractSubset } from './helpers/dataset.js';
 import { TestFileServer } from './helpers/http-server.js';
 
 const REPO_PIPELINE = resolve(new URL('../../pipeline.yaml', import.meta.url).pathname);
-const STAGES = ['fetch', 'decode', 'normalize', 'train', 'evaluate', 'augment', 'train_aug', 'evaluate_aug'];
+const STAGES = ['fetch', 'decode', 'normalize', 'train', 'evaluate', 'augment', 'train_aug', 'evaluate_aug', 'report'];
 
 let dir: string;
 let server: TestFileServer;
@@ -70,9 +72,53 @@ describe('the default pipeline', () => {
     expect(trainAug.init_from).toBe('train');
     expect(trainAug.backend).toBe('wasm');
 
+    // The run ends with the headline metrics and where the report is.
+    const metricsOf = async (stage: string) =>
+      JSON.parse(await readFile(join(dir, 'artifacts', 'stages', stage, 'metrics.json'), 'utf8')) as { test_accuracy: number; test_loss: number };
+    const phase1 = await metricsOf('evaluate');
+    const phase2 = await metricsOf('evaluate_aug');
+    expect(first.stdout).toContain(`evaluate      Test accuracy ${phase1.test_accuracy.toFixed(4)}  Test score ${phase1.test_loss.toFixed(4)}  (train)`);
+    expect(first.stdout).toContain(`evaluate_aug  Test accuracy ${phase2.test_accuracy.toFixed(4)}  Test score ${phase2.test_loss.toFixed(4)}  (train_aug)`);
+    expect(first.stdout).toMatch(/^report: artifacts\/stages\/report\/index\.html$/m);
+    const reportDir = join(dir, 'artifacts', 'stages', 'report');
+    const report = JSON.parse(await readFile(join(reportDir, 'report.json'), 'utf8')) as ReportData;
+    // Phase 2 continues phase 1's epoch axis; the two phases are compared class by class.
+    expect(report.curves.phases.map((p) => [p.stage, p.first, p.last])).toEqual([
+      ['train', 1, 1],
+      ['train_aug', 2, 2],
+    ]);
+    expect(report.comparisons.map((c) => [c.before, c.after])).toEqual([['evaluate', 'evaluate_aug']]);
+    expect(report.comparisons[0]!.classes).toHaveLength(10);
+    expect(report.evaluations.map((e) => e.accuracy)).toEqual([phase1.test_accuracy, phase2.test_accuracy]);
+    expect(report.data.decode?.counts?.train?.total).toBe(400);
+    expect(report.stages.filter((s) => s.stage !== 'report').map((s) => s.outcome)).toEqual(Array(8).fill('ran'));
+    expect(report.history.covers).toHaveLength(1);
+    const md = await readFile(join(reportDir, 'report.md'), 'utf8');
+    expect(md).toContain(`Test accuracy **${phase2.test_accuracy.toFixed(4)}**`);
+    if (browserAvailable('e2e-pipeline report')) {
+      const facts = await inspectReport(join(reportDir, 'index.html'), 'report-e2e-default-pipeline.png');
+      expectReadableReport(facts, report.data.classes);
+      expect(facts.confusion).toHaveLength(2);
+      expect(facts.confusion[0]!.expected.flat().reduce((a, b) => a + b, 0)).toBe(100);
+    }
+
     const second = await runCli(['run', '--backend', 'wasm', ...sets], { cwd: dir });
     expect(second.code).toBe(0);
     for (const stage of STAGES) expect(second.stdout).toMatch(new RegExp(`^cached\\s+${stage}\\s`, 'm'));
+    expect(second.stdout).toMatch(/^report: artifacts\/stages\/report\/index\.html$/m);
+
+    // A changed evaluate param: evaluate and the report rerun; the history shows both runs and why.
+    const third = await runCli(['run', '--backend', 'wasm', ...sets, '--set', 'evaluate.top_mistakes=5'], { cwd: dir });
+    expect(third.code).toBe(0);
+    expect(third.stdout).toMatch(/^ran\s+evaluate\s/m);
+    expect(third.stdout).toMatch(/^ran\s+report\s/m);
+    const again = JSON.parse(await readFile(join(reportDir, 'report.json'), 'utf8')) as ReportData;
+    // The second run found everything cached: folded into the first row, not a row of its own.
+    expect(again.history.rows).toHaveLength(2);
+    expect(again.history.covers).toHaveLength(3);
+    expect(again.history.rows[0]!.repeated).toHaveLength(1);
+    expect(again.history.rows[1]!.changes).toEqual(['evaluate: params changed: top_mistakes 20 → 5']);
+    expect(again.history.rows.map((r) => r.metrics.evaluate?.accuracy)).toEqual([phase1.test_accuracy, phase1.test_accuracy]);
 
     const dry = await runCli(['run', '--dry-run', '--backend', 'wasm', ...sets, '--set', 'augment.seed=7'], { cwd: dir });
     expect(dry.code).toBe(0);

@@ -139,7 +139,7 @@ const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 /** A model card in the spirit of Mitchell et al. (2019): what it is, what it is for, where it fails. */
 export function modelCard(input: ModelCardInput): ModelCard {
   const final = input.evaluations[input.evaluations.length - 1];
-  const shape = input.input_shape?.length ? input.input_shape.join('×') : 'unknown';
+  const shape = input.input_shape?.length ? `${input.input_shape.join('×')} images` : 'images of the training data\'s size';
   const trainTotal = input.decode?.counts?.train?.total;
   const testTotal = input.decode?.counts?.test?.total;
   const k = input.classes.length;
@@ -153,7 +153,7 @@ export function modelCard(input: ModelCardInput): ModelCard {
     .join('; ');
 
   const limitations = [
-    `Inputs are ${shape} images; anything else is resized to that, losing detail. It has seen only these ${k || 'few'} classes and assigns every input to one of them, with no "none of these" answer.`,
+    `Inputs are ${shape}; anything else is resized to that, losing detail. It has seen only these ${k || 'few'} classes and assigns every input to one of them, with no "none of these" answer.`,
   ];
   if (final) {
     const weak = weakestClasses(final.per_class);

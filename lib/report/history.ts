@@ -50,6 +50,11 @@ export async function collectHistory(
   const all = [...shown.map((run) => ({ run, current: false })), { run: current.run, current: true }];
   for (const { run, current: isCurrent } of all) {
     const keys = keysOf(run);
+    // A scheduled run that found everything cached repeats the row before it: fold it in.
+    if (!isCurrent && previous && sameKeys(previous, keys)) {
+      rows[rows.length - 1]!.repeated.push(run.id);
+      continue;
+    }
     const metrics: HistoryRow['metrics'] = {};
     for (const stage of evaluateStages) {
       const key = keys.get(stage);
@@ -63,14 +68,21 @@ export async function collectHistory(
       current: isCurrent,
       metrics,
       changes: previous ? await describeChanges(runs, previous, keys) : [],
+      repeated: [],
     });
     previous = keys;
   }
   return {
-    covers: rows.map((r) => r.run_id),
+    covers: rows.flatMap((r) => [r.run_id, ...r.repeated]),
     omitted: earlier.length - shown.length,
     rows,
   };
+}
+
+function sameKeys(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [stage, key] of a) if (b.get(stage) !== key) return false;
+  return true;
 }
 
 /**
@@ -80,11 +92,12 @@ export async function collectHistory(
  */
 export async function describeChanges(runs: RunHistory, before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>): Promise<string[]> {
   const own: string[] = [];
+  const notes: string[] = [];
   const inputsOnly: { stage: string; changes: KeyChange[] }[] = [];
   for (const [stage, key] of after) {
     const old = before.get(stage);
     if (old === undefined) {
-      own.push(`${stage}: new in this run`);
+      notes.push(`${stage}: new in this run`);
       continue;
     }
     if (old === key) continue;
@@ -92,9 +105,10 @@ export async function describeChanges(runs: RunHistory, before: ReadonlyMap<stri
     const direct = changes.filter((c) => c.what !== 'inputs');
     if (direct.length) own.push(...direct.map((c) => `${stage}: ${c.text}`));
     else if (changes.length) inputsOnly.push({ stage, changes });
-    else own.push(`${stage}: result ${old.slice(0, 8)} → ${key.slice(0, 8)} (earlier result no longer in the store)`);
+    else notes.push(`${stage}: result ${old.slice(0, 8)} → ${key.slice(0, 8)} (earlier result no longer in the store)`);
   }
-  if (own.length === 0) return inputsOnly.flatMap((s) => s.changes.map((c) => `${s.stage}: ${c.text}`));
+  // Without a stage's own change to explain them, input changes are the news (e.g. a dep file edited).
+  if (own.length === 0) return [...inputsOnly.flatMap((s) => s.changes.map((c) => `${s.stage}: ${c.text}`)), ...notes];
   if (inputsOnly.length) own.push(`downstream (inputs changed): ${inputsOnly.map((s) => s.stage).join(', ')}`);
-  return own;
+  return [...own, ...notes];
 }

@@ -204,7 +204,7 @@ function historySection(d: ReportData, a: RenderedAssets): string {
   const h = d.history;
   const stages = [...new Set(h.rows.flatMap((r) => Object.keys(r.metrics)))];
   const rows = [...h.rows].reverse().map((r) => [
-    `<code>${esc(r.run_id)}</code>${r.current ? ' <b>(this run)</b>' : ''}`,
+    `<code>${esc(r.run_id)}</code>${r.current ? ' <b>(this run)</b>' : ''}${r.repeated.length ? `<br><span class="muted">and ${r.repeated.length} later run${r.repeated.length > 1 ? 's' : ''} with the same results</span>` : ''}`,
     esc(r.started_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')),
     esc(r.outcome),
     ...stages.map((s) => {
@@ -213,7 +213,7 @@ function historySection(d: ReportData, a: RenderedAssets): string {
     }),
     r.changes.length ? `<ul class="changes">${r.changes.map((c) => `<li>${esc(c)}</li>`).join('')}</ul>` : r === h.rows[0] ? '<span class="muted">(first shown)</span>' : '<span class="muted">no change</span>',
   ]);
-  const covers = `Covers ${h.rows.length} run${h.rows.length === 1 ? '' : 's'} (${h.covers.length ? `<code>${esc(h.covers[0])}</code> … <code>${esc(h.covers[h.covers.length - 1])}</code>` : 'none'})${h.omitted ? `; ${h.omitted} earlier run${h.omitted === 1 ? '' : 's'} of this store not shown (no evaluate result, or beyond the <code>history</code> limit)` : ''}. Read from the run records when this report was made; not part of its cache key.`;
+  const covers = `Covers ${h.covers.length} run${h.covers.length === 1 ? '' : 's'} (${h.covers.length ? `<code>${esc(h.covers[0])}</code> … <code>${esc(h.covers[h.covers.length - 1])}</code>` : 'none'})${h.omitted ? `; ${h.omitted} earlier run${h.omitted === 1 ? '' : 's'} of this store not shown (no evaluate result, or beyond the <code>history</code> limit)` : ''}. Read from the run records when this report was made; not part of its cache key.`;
   return `<section id="history"><h2>History</h2><p>${covers}</p>
 ${h.rows.length > 1 ? figure('history', a.svg['history'], []) : ''}
 ${table(['run', 'started', 'outcome', ...stages.map((s) => `${esc(s)} accuracy`), 'changed since the row below'], rows, 'history')}</section>`;

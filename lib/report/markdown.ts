@@ -88,12 +88,12 @@ export function renderMarkdown(d: ReportData): string {
   }
 
   const h = d.history;
-  out.push('## History', '', `Covers ${h.rows.length} run(s)${h.omitted ? `; ${h.omitted} earlier run(s) not shown` : ''}. Read from the run records, not part of the cache key.`, '');
+  out.push('## History', '', `Covers ${h.covers.length} run(s)${h.omitted ? `; ${h.omitted} earlier run(s) not shown` : ''}. Read from the run records, not part of the cache key.`, '');
   const stages = [...new Set(h.rows.flatMap((r) => Object.keys(r.metrics)))];
   out.push(
     ...table(
       ['run', 'outcome', ...stages.map((s) => `${s} accuracy`), 'changed since the previous run shown'],
-      [...h.rows].reverse().map((r) => [r.run_id + (r.current ? ' (this run)' : ''), r.outcome, ...stages.map((s) => (r.metrics[s] ? (r.metrics[s]!.accuracy !== undefined ? f4(r.metrics[s]!.accuracy) : 'gone') : '—')), r.changes.join('; ') || '—']),
+      [...h.rows].reverse().map((r) => [r.run_id + (r.current ? ' (this run)' : '') + (r.repeated.length ? ` (+${r.repeated.length} identical)` : ''), r.outcome, ...stages.map((s) => (r.metrics[s] ? (r.metrics[s]!.accuracy !== undefined ? f4(r.metrics[s]!.accuracy) : 'gone') : '—')), r.changes.join('; ') || '—']),
     ),
     '',
   );

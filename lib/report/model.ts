@@ -136,10 +136,12 @@ export interface HistoryRow {
   metrics: Record<string, { key: string; accuracy?: number; loss?: number } | undefined>;
   /** What changed since the previous row, one line per stage and reason. */
   changes: string[];
+  /** Later runs with exactly the same results (e.g. nightly runs that found nothing new), folded into this row. */
+  repeated: string[];
 }
 
 export interface History {
-  /** Run ids covered, oldest first (the history is read from run records, not hashed). */
+  /** Run ids covered, oldest first, folded ones included (the history is read from run records, not hashed). */
   covers: string[];
   /** Runs looked at but left out (no evaluate result, or beyond `history`). */
   omitted: number;

@@ -2,7 +2,10 @@
 import type { VegaLiteSpec } from './charts.js';
 
 export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
-  const [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
+  // One after the other: both import vega's internals, and a concurrent first load of a shared
+  // module graph trips jest's ESM loader.
+  const vega = await import('vega');
+  const vl = await import('vega-lite');
   const compiled = vl.compile(spec as unknown as Parameters<typeof vl.compile>[0]).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {
