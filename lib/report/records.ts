@@ -1,5 +1,6 @@
 // The JSON records upstream stages write, as the report reads them. Every field is optional: a
 // report over an older or foreign result shows what is there instead of failing.
+import type { ClassMetrics, Mistake } from '../model/metrics.js';
 
 export interface FetchRecord {
   source?: string;
@@ -71,24 +72,8 @@ export interface TrainRecord {
   images_per_second?: number;
 }
 
-export interface ClassMetricsRecord {
-  class: string;
-  precision: number;
-  recall: number;
-  f1: number;
-  support: number;
-}
-
-export interface MistakeRecord {
-  index: number;
-  true: number;
-  true_class: string;
-  predicted: number;
-  predicted_class: string;
-  confidence: number;
-  true_probability: number;
-}
-
+/** metrics.json's per-class rows and mistakes are written by lib/model/metrics.ts: the same types. */
+export type { ClassMetrics as ClassMetricsRecord, Mistake as MistakeRecord } from '../model/metrics.js';
 export interface MetricsRecord {
   model_stage: string;
   backend?: string;
@@ -96,10 +81,10 @@ export interface MetricsRecord {
   test_loss: number;
   test_accuracy: number;
   classes: string[];
-  per_class: ClassMetricsRecord[];
+  per_class: ClassMetrics[];
   macro_avg?: { precision: number; recall: number; f1: number };
   confusion_matrix: number[][];
-  most_confident_mistakes: MistakeRecord[];
+  most_confident_mistakes: Mistake[];
 }
 
 export interface AugmentRecord {
