@@ -1,5 +1,5 @@
-// The JSON records upstream stages write, as the report reads them. Every field is optional: a
-// report over an older or foreign result shows what is there instead of failing.
+// The JSON records upstream stages write, as the report reads them. What a report can do without is
+// optional, so a report over an older or foreign result shows what is there instead of failing.
 import type { ClassMetrics, Mistake } from '../model/metrics.js';
 
 export interface FetchRecord {
