@@ -167,6 +167,26 @@ describe('notifications', () => {
     ]);
   });
 
+  test('a tick that cannot start (pipeline.yaml broke after the scheduler started) is recorded and reported', async () => {
+    received.length = 0;
+    const good = `stages:\n  ok:\n    cmd: echo ok > ok.txt\n    outs: [ok.txt]\nschedule:\n  often:\n    cron: "* * * * * *"\n    on_failure: {webhook: ${url}/broken}\n`;
+    const cwd = await ws(good);
+    let broke = false;
+    const result = await schedule(cwd, async (o) => {
+      if (!broke && /^tick often: ran /m.test(o)) {
+        broke = true;
+        await writeFile(join(cwd, 'pipeline.yaml'), good.replace('cmd: echo ok > ok.txt', 'cmd: echo ok > ok.txt\n    cmdd: typo'));
+      }
+      return /^tick often: failed /m.test(o);
+    });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/^tick often: failed \(run \S+\): pipeline\.yaml:4:5: stage 'ok': unknown key 'cmdd'/m);
+    expect(received[0]).toMatchObject({ path: '/broken', body: { event: 'failure', result: 'failed', stages: [], error: expect.stringMatching(/unknown key 'cmdd'/) } });
+    await writeFile(join(cwd, 'pipeline.yaml'), good); // `pipeline runs` reads pipeline.yaml too
+    const failed = (await records(cwd)).find((r) => r.trigger?.result === 'failed')!;
+    expect(failed).toMatchObject({ outcome: 'failed', stages: [], error: expect.stringMatching(/^pipeline\.yaml:4:5: /) });
+  });
+
   test('a successful run calls on_success; an unreachable webhook is recorded, not fatal', async () => {
     received.length = 0;
     const cwd = await ws(

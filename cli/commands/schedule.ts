@@ -54,8 +54,10 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     const entry = options.entry !== undefined ? entries[0]! : nextDue(entries)!.entry;
     out(`schedule: running '${entry.name}' now (--once)`);
     let stopping = false;
-    const onSignal = () => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) return;
       stopping = true;
+      ticks.stopRequested = runHasNotSeen(sig);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
@@ -88,6 +90,7 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     const onSignal = (sig: NodeJS.Signals) => {
       if (stopping) return; // a second signal is `pipeline run`'s to handle (it exits at once)
       stopping = true;
+      ticks.stopRequested = runHasNotSeen(sig);
       const running = scheduler.current;
       err(`received ${sig}: taking no more ticks${running ? `; stopping the running '${running.entry.name}' run` : ''}`);
       void scheduler.stop().then(() => {
@@ -103,11 +106,18 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
   });
 }
 
+/** The signal, if no `pipeline run` was listening for it (ours is then the only listener). */
+function runHasNotSeen(sig: NodeJS.Signals): NodeJS.Signals | undefined {
+  return process.listenerCount(sig) > 1 ? undefined : sig;
+}
+
 type TickResult = NonNullable<RunTrigger['result']>;
 
 /** Runs one tick as `pipeline run`, then records its result and sends its notifications. */
 class TickRunner {
   onStart?: (tick: Tick, runId: string) => void;
+  /** Set on SIGTERM / SIGINT: a run that was starting when it came is stopped as soon as it can be. */
+  stopRequested: NodeJS.Signals | undefined;
 
   constructor(
     private readonly session: Awaited<ReturnType<typeof import('../../engine/session.js').openSession>>,
@@ -130,7 +140,11 @@ class TickRunner {
       await runCommand(
         entry.stages,
         { set: entry.sets, jobs: this.options.jobs, lockTimeout: 0, trigger, onRecord: (r) => {
-          if (!record) this.onStart?.(tick, r.id);
+          if (!record) {
+            this.onStart?.(tick, r.id);
+            // The signal came before the run listened for it: hand it over now.
+            if (this.stopRequested) process.emit(this.stopRequested, this.stopRequested);
+          }
           record = r;
         } },
         this.globals,

@@ -52,7 +52,7 @@ export class Scheduler {
 
   start(): void {
     for (const entry of this.entries) {
-      const job = new Cron(entry.cron, { name: undefined, catch: true, ...(entry.timezone ? { timezone: entry.timezone } : {}) }, () => {
+      const job = new Cron(entry.cron, { catch: true, ...(entry.timezone ? { timezone: entry.timezone } : {}) }, () => {
         this.fire(entry);
       });
       this.jobs.push(job);
