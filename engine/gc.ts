@@ -44,7 +44,7 @@ export async function collectGarbage(store: Store, statCache: StatCache, options
   const keep = new Set<string>(options.keepKeys ?? []);
   for (const [stage, ref] of refs) if (current.has(stage)) keep.add(ref.key);
   // Scheduled ticks that never started hold no results: they do not count among the last N runs.
-  const runs = (await store.runs.list()).filter((r) => r.outcome !== 'skipped');
+  const runs = (await store.runs.list()).filter((r) => r.stages.length > 0);
   for (const r of options.keepRuns > 0 ? runs.slice(-options.keepRuns) : []) for (const s of r.stages) if (s.key) keep.add(s.key);
 
   const report: GcReport = {

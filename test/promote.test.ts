@@ -126,7 +126,10 @@ describe('promotion after a run', () => {
     expect((await run('verify')).code).toBe(0);
   });
 
-  test('metrics shows the latest run, and --diff two runs side by side', async () => {
+  test('metrics shows the latest run with metrics, and --diff two runs side by side', async () => {
+    // A run without the evaluate stage judges nothing and has no metrics to show.
+    const partial = await run('run', 'train', '--set', 'params.acc=0.705');
+    expect(partial.stdout).toMatch(/^promote: nothing to judge: evaluate was not part of this run$/m);
     const latest = await run('metrics');
     expect(latest.code).toBe(0);
     expect(latest.stdout).toMatch(/^evaluate\s+test_accuracy\s+0\.705$/m);

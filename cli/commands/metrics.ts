@@ -46,8 +46,10 @@ export function register(program: Command): void {
         return;
       }
 
-      const record = findRun(records, run, hasMetrics);
-      const metrics = await metricsOf(store, record);
+      // `latest`: the newest run that has metrics (a `pipeline run fetch` has none to show).
+      const found = run === 'latest' ? await newestWithMetrics(store, records) : undefined;
+      const record = found?.record ?? findRun(records, run, hasMetrics);
+      const metrics = found?.metrics ?? (await metricsOf(store, record));
       if (options.json) {
         const obj = Object.fromEntries([...metrics].map(([stage, m]) => [stage, Object.fromEntries(m)]));
         process.stdout.write(JSON.stringify({ run: record.id, metrics: obj }, null, 2) + '\n');
@@ -72,6 +74,14 @@ async function metricsOf(store: Store, record: RunRecord): Promise<StageMetrics>
     out.set(s.stage, values);
   }
   return out;
+}
+
+async function newestWithMetrics(store: Store, records: readonly RunRecord[]): Promise<{ record: RunRecord; metrics: StageMetrics } | undefined> {
+  for (const record of [...records].reverse()) {
+    const metrics = await metricsOf(store, record);
+    if (metrics.size > 0) return { record, metrics };
+  }
+  return undefined;
 }
 
 /** Numeric leaves by dotted path; lists (confusion matrix, mistakes) are not metrics. */

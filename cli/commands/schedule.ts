@@ -137,18 +137,16 @@ class TickRunner {
     let record: RunRecord | undefined;
     let failure: unknown;
     try {
-      await runCommand(
-        entry.stages,
-        { set: entry.sets, jobs: this.options.jobs, lockTimeout: 0, trigger, onRecord: (r) => {
-          if (!record) {
-            this.onStart?.(tick, r.id);
-            // The signal came before the run listened for it: hand it over now.
-            if (this.stopRequested) process.emit(this.stopRequested, this.stopRequested);
-          }
-          record = r;
-        } },
-        this.globals,
-      );
+      const onRecord = (r: RunRecord) => {
+        if (!record) {
+          this.onStart?.(tick, r.id);
+          // The signal came before the run listened for it: hand it over now.
+          if (this.stopRequested) process.emit(this.stopRequested, this.stopRequested);
+        }
+        record = r;
+      };
+      // lockTimeout 0: a run going in another process means this tick is skipped, not queued.
+      await runCommand(entry.stages, { set: entry.sets, jobs: this.options.jobs, lockTimeout: 0, trigger, onRecord }, this.globals);
     } catch (e) {
       failure = e;
     }
