@@ -171,7 +171,9 @@ async function runForReal(
       error: r.error === undefined ? undefined : errorText(r.error),
       restored: r.restored,
     }));
-    if (record.outcome === 'ok' && session.pipeline.promote) record.promotion = await (await import('../promotion.js')).promoteAndReport(session, record);
+    if (record.outcome === 'ok' && session.pipeline.promote) {
+      record.promotion = await (await import('../promotion.js')).promoteAndReport(session, record);
+    }
     await store.runs.write(record);
     options.onRecord?.(record);
 
