@@ -5,8 +5,11 @@ import { Command, CommanderError, Option } from 'commander';
 import { formatError } from './format-error.js';
 import * as dag from './commands/dag.js';
 import * as gc from './commands/gc.js';
+import * as metrics from './commands/metrics.js';
+import * as promote from './commands/promote.js';
 import * as run from './commands/run.js';
 import * as runs from './commands/runs.js';
+import * as schedule from './commands/schedule.js';
 import * as schema from './commands/schema.js';
 import * as show from './commands/show.js';
 import * as status from './commands/status.js';
@@ -35,7 +38,7 @@ function buildProgram(): Command {
     )
     .showHelpAfterError('(pipeline --help for usage)')
     .exitOverride();
-  for (const command of [run, status, dag, show, runs, gc, verify, schema]) command.register(program);
+  for (const command of [run, status, dag, show, runs, metrics, schedule, promote, gc, verify, schema]) command.register(program);
   return program;
 }
 

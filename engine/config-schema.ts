@@ -54,14 +54,60 @@ export const paramsSchema = z
   .record(z.string(), z.unknown())
   .describe('Shared values; stages reference them as ${params.name} (or ${params.a.b} for nested values)');
 
+/** A notification after a scheduled run: a shell command, or a webhook URL receiving JSON. */
+export const hookSchema = z
+  .union([
+    z.strictObject({
+      command: z.string().min(1).describe('Shell command, run in the directory of pipeline.yaml; PIPELINE_RUN_ID, PIPELINE_OUTCOME, PIPELINE_SUMMARY... in its environment'),
+    }),
+    z.strictObject({
+      webhook: z.string().regex(/^https?:\/\//i, 'expected an http:// or https:// URL').describe('URL that receives the run summary as a JSON POST'),
+    }),
+  ])
+  .meta({ id: 'hook', title: 'Notification' });
+const hooksSchema = z.union([hookSchema, z.array(hookSchema)]);
+
+/** One `schedule:` entry: when to run what (engine/automation-config.ts checks it further). */
+export const scheduleEntrySchema = z
+  .strictObject({
+    cron: z.string().min(1).describe('Cron expression: 5 fields (minute hour day month weekday) or 6 with seconds first; also @daily, @hourly...'),
+    timezone: z.string().min(1).optional().describe('IANA time zone of the expression, e.g. Europe/Paris (default: the machine\'s)'),
+    stages: z.array(stageNameSchema).optional().describe('Stages to run, with what they need (default: all)'),
+    set: z.array(z.string()).optional().describe('Overrides as with --set: stage.param=value or params.name=value'),
+    on_success: hooksSchema.optional().describe('Notified after a run that succeeded (also when nothing changed)'),
+    on_failure: hooksSchema.optional().describe('Notified after a run that failed or could not start'),
+    desc: descSchema.optional(),
+  })
+  .meta({ id: 'scheduleEntry', title: 'Schedule entry' });
+
+/** `promote:` — champion/challenger: which model becomes models/current/ after a run. */
+export const promoteSchema = z
+  .strictObject({
+    evaluate: stageNameSchema.describe('The stage whose metrics.json judges the model (an evaluate stage)'),
+    train: stageNameSchema
+      .optional()
+      .describe('The stage whose model/ is promoted (default: the model the evaluate stage evaluates)'),
+    metric: z.string().min(1).default('test_accuracy').describe('Metric in metrics.json (dotted path for nested values, e.g. macro_avg.f1)'),
+    mode: z.enum(['max', 'min']).optional().describe('max: higher is better; min: lower is better (default: min for names containing "loss", else max)'),
+    min_delta: z.number().min(0).default(0).describe('How much the new model must beat the current one by to be promoted'),
+  })
+  .meta({ id: 'promote', title: 'Promotion' });
+
 /** The whole file. `stages` is a map, so declaration order is kept (it breaks ties in run order). */
 export const pipelineFileSchema = z.strictObject({
   params: paramsSchema.optional(),
   stages: z
     .record(stageNameSchema, z.union([kindStageSchema, cmdStageSchema]))
     .describe('The stages, by name: each either `uses:` a kind or runs a `cmd:`'),
+  schedule: z
+    .record(stageNameSchema, scheduleEntrySchema)
+    .optional()
+    .describe('Scheduled runs for `pipeline schedule`, by name'),
+  promote: promoteSchema.optional(),
 });
 
+export type ScheduleEntryInput = z.output<typeof scheduleEntrySchema>;
+export type Hook = z.output<typeof hookSchema>;
 export type KindStageInput = z.input<typeof kindStageSchema>;
 export type CmdStage = z.output<typeof cmdStageSchema>;
 

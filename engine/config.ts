@@ -15,6 +15,7 @@ import {
   cmdStageSchema,
   kindStageSchema,
 } from './config-schema.js';
+import { checkAutomation } from './automation-config.js';
 import type { StageKind } from './contract.js';
 import { ConfigError, ConfigErrors, type SourceLocation } from './errors.js';
 import { findCycles, topologicalOrder } from './graph.js';
@@ -236,6 +237,16 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
   const drafts = new Map<string, Draft>();
   for (const [name, value] of Object.entries(rawStages)) drafts.set(name, checkStage(v, name, value, params, options.kinds));
   const needsOf = checkGraph(v, drafts);
+  const automation = checkAutomation(
+    {
+      value: (path, message) => v.value(path, message),
+      key: (path, message) => v.key(path, message),
+      issues: (issues, data, base, label) => reportIssues(v, issues, data, base, '', label, 'key'),
+      location: (path) => v.at.key(path),
+    },
+    root,
+    new Map([...drafts.values()].map((d) => [d.name, { kind: d.kind, params: d.params, needs: needsOf.get(d.name) ?? [], hasParams: d.kind !== undefined && d.kind !== 'cmd' }])),
+  );
   v.throwIfAny();
 
   const names = [...drafts.keys()];
@@ -259,6 +270,8 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
     params,
     stages,
     order: topologicalOrder(names, (n) => stages.get(n)!.needs),
+    ...(automation.schedule.length ? { schedule: automation.schedule } : {}),
+    ...(automation.promote ? { promote: automation.promote } : {}),
   };
 }
 

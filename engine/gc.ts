@@ -12,6 +12,8 @@ export interface GcOptions {
   /** Also keep what the last N runs used or produced. */
   keepRuns: number;
   dryRun: boolean;
+  /** Results kept whatever else refers to them (the promoted models' train and evaluate results). */
+  keepKeys?: Iterable<string>;
 }
 
 export interface GcReport {
@@ -39,9 +41,10 @@ async function names(dir: string): Promise<string[]> {
 export async function collectGarbage(store: Store, statCache: StatCache, options: GcOptions): Promise<GcReport> {
   const current = new Set(options.stages);
   const refs = await store.readRefs();
-  const keep = new Set<string>();
+  const keep = new Set<string>(options.keepKeys ?? []);
   for (const [stage, ref] of refs) if (current.has(stage)) keep.add(ref.key);
-  const runs = await store.runs.list();
+  // Scheduled ticks that never started hold no results: they do not count among the last N runs.
+  const runs = (await store.runs.list()).filter((r) => r.stages.length > 0);
   for (const r of options.keepRuns > 0 ? runs.slice(-options.keepRuns) : []) for (const s of r.stages) if (s.key) keep.add(s.key);
 
   const report: GcReport = {

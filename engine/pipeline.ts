@@ -1,5 +1,6 @@
 // The validated, resolved pipeline: what config loading (engine/config.ts) produces and what
 // planning (engine/plan.ts) and execution (engine/execute.ts) consume.
+import type { PromoteSpec, ScheduleEntry } from './automation-config.js';
 import type { SourceLocation } from './errors.js';
 
 export interface StageSpec {
@@ -32,4 +33,8 @@ export interface Pipeline {
   stages: Map<string, StageSpec>;
   /** A topological order (dependencies first, ties broken by declaration order). */
   order: string[];
+  /** `schedule:` entries, in file order (absent: none). */
+  schedule?: ScheduleEntry[];
+  /** `promote:` (absent: no promotion after runs). */
+  promote?: PromoteSpec;
 }

@@ -17,6 +17,42 @@ export interface StageRunRecord {
   restored?: string[];
 }
 
+/** What started a run, when it was not a person typing `pipeline run`. */
+export interface RunTrigger {
+  type: 'schedule';
+  /** The `schedule:` entry. */
+  entry: string;
+  /** When the tick fired (ISO time). */
+  firedAt: string;
+  /** How the tick ended: stages ran, all were cached, a stage failed, it was stopped, or it did not start. */
+  result?: 'ran' | 'nothing-changed' | 'failed' | 'interrupted' | 'skipped';
+  /** Why a tick was skipped or failed before running. */
+  note?: string;
+}
+
+/** The champion/challenger decision after a run (engine/promote.ts). */
+export interface PromotionRecord {
+  decision: 'promoted' | 'kept' | 'skipped' | 'error';
+  reason: string;
+  metric: string;
+  /** Cache key of the train result that was judged. */
+  candidateKey?: string;
+  /** The new model's metric (the challenger). */
+  candidate?: number | null;
+  /** The current model's metric before the decision (the champion). */
+  champion?: number | null;
+  /** models/history/ entry of the model that is current after the decision. */
+  current?: string;
+}
+
+/** A notification sent after a scheduled run. */
+export interface NotificationRecord {
+  event: 'success' | 'failure';
+  target: string;
+  ok: boolean;
+  error?: string;
+}
+
 export interface RunRecord {
   id: string;
   command: string[];
@@ -25,8 +61,16 @@ export interface RunRecord {
   finishedAt?: string;
   durationMs?: number;
   /** `running` while in progress: a record left `running` belongs to a run that was killed. */
-  outcome: 'running' | 'ok' | 'failed' | 'interrupted';
+  /** `skipped`: a scheduled tick that did not start (another run held the store). */
+  outcome: 'running' | 'ok' | 'failed' | 'interrupted' | 'skipped';
   stages: StageRunRecord[];
+  /** Set for runs started by `pipeline schedule`. */
+  trigger?: RunTrigger;
+  /** Set when pipeline.yaml has `promote:` and the run succeeded. */
+  promotion?: PromotionRecord;
+  notifications?: NotificationRecord[];
+  /** A failure that is not a stage's (e.g. pipeline.yaml became invalid before a scheduled run). */
+  error?: string;
 }
 
 export function newRunId(now = new Date()): string {

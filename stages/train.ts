@@ -10,6 +10,10 @@ import { DEFAULT_OPTIMIZER, OptimizerSpec } from '../lib/model/optimizer-spec.js
 import { LrScheduleSpec } from '../lib/model/schedule.js';
 import { ModelSpec } from '../lib/model/spec.js';
 import { WorkersParam, resolveWorkers } from '../lib/model/workers-param.js';
+import { championFingerprint } from '../lib/champion.js';
+
+/** `init_from: current` starts from the promoted model (models/current/) instead of a stage's. */
+export const INIT_FROM_CURRENT = 'current';
 
 export const BackendParam = z
   .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
@@ -25,7 +29,11 @@ export const TrainParams = z.strictObject({
   batch_size: z.int().positive().default(128),
   epochs: z.int().positive().default(20),
   seed: z.int().min(0).default(42).describe('seeds weight init, dropout masks and the per-epoch shuffle'),
-  init_from: z.string().min(1).optional().describe('a train stage whose final weights this one starts from'),
+  init_from: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('a train stage whose final weights this one starts from, or `current`: the promoted model in models/current/ (from scratch while there is none)'),
   augmented: z
     .string()
     .min(1)
@@ -45,15 +53,17 @@ export const trainStage = defineStage({
     { name: 'summary.txt', type: 'file', description: "Keras-style model.summary() text" },
     { name: 'train.json', type: 'json', description: 'backend, versions, time per epoch, final metrics' },
   ],
-  stageRefs: (params) => [params.init_from, params.augmented].filter((s): s is string => !!s),
+  stageRefs: (params) => [params.init_from === INIT_FROM_CURRENT ? undefined : params.init_from, params.augmented].filter((s): s is string => !!s),
   // The raw `workers` param ('auto') is not what changes results; the resolved count is (gradients
   // averaged per shard round differently, dropout masks differ), so it enters the key through the
   // fingerprint, and only when > 1: single-thread keys stay what they were before the param existed.
   cacheParams: ({ workers: _workers, ...rest }) => rest,
-  async fingerprint(params) {
+  // A warm start from the promoted model keys on that model's file digests, like any input.
+  async fingerprint(params, env) {
     const backend = resolveBackend(params.backend);
     const workers = resolveWorkers(params.workers, backend.name);
-    return { backend: backend.name, versions: backend.versions, ...(workers > 1 ? { workers } : {}) };
+    const champion = params.init_from === INIT_FROM_CURRENT ? { champion: (await championFingerprint(env.root))?.files ?? null } : {};
+    return { backend: backend.name, versions: backend.versions, ...(workers > 1 ? { workers } : {}), ...champion };
   },
   run: async (ctx) => (await import('../lib/model/train-run.js')).runTrain(ctx),
 });

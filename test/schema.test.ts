@@ -112,6 +112,13 @@ stages:
     ['with: on a cmd stage', false, 'stages:\n  a: {cmd: a, with: {x: 1}}\n'],
     ['deps not a list', false, 'stages:\n  a: {cmd: a, deps: x}\n'],
     ['bad stage name', false, 'stages:\n  a b: {cmd: a}\n'],
+    ['a schedule and promotion', true, 'stages:\n  m: {cmd: a, outs: [model]}\n  e: {cmd: b, deps: [model], outs: [metrics.json]}\nschedule:\n  nightly: {cron: "0 3 * * *", timezone: UTC, stages: [e], set: [params.x=1], on_failure: {webhook: "http://h/x"}, on_success: [{command: "echo ok"}]}\npromote: {evaluate: e, train: m, metric: test_loss, mode: min, min_delta: 0.1}\n'],
+    ['schedule entry without cron', false, 'stages:\n  a: {cmd: a}\nschedule:\n  nightly: {stages: [a]}\n'],
+    ['unknown schedule key', false, 'stages:\n  a: {cmd: a}\nschedule:\n  nightly: {cron: "@daily", when: x}\n'],
+    ['hook that is neither command nor webhook', false, 'stages:\n  a: {cmd: a}\nschedule:\n  nightly: {cron: "@daily", on_failure: {email: x}}\n'],
+    ['webhook that is not http', false, 'stages:\n  a: {cmd: a}\nschedule:\n  nightly: {cron: "@daily", on_failure: {webhook: "ftp://x"}}\n'],
+    ['promote without evaluate', false, 'stages:\n  a: {cmd: a}\npromote: {train: a}\n'],
+    ['negative min_delta', false, 'stages:\n  m: {cmd: a, outs: [model]}\n  e: {cmd: b, deps: [model]}\npromote: {evaluate: e, train: m, min_delta: -1}\n'],
   ];
 
   test.each(cases)('%s: schema and validator agree (valid: %s)', (_, valid, text) => {

@@ -19,22 +19,25 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (options: GcCliOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { collectGarbage }, { withStoreLock }, { formatBytes }] = await Promise.all([
+      const [{ openSession }, { collectGarbage }, { withStoreLock }, { formatBytes }, { promotedKeys }] = await Promise.all([
         import('../../engine/session.js'),
         import('../../engine/gc.js'),
         import('../store-lock.js'),
         import('../output.js'),
+        import('../../engine/promote.js'),
       ]);
       const session = await openSession(globals.config);
       if (!(await session.store.exists())) {
         process.stdout.write('nothing to collect: no store yet\n');
         return;
       }
-      const report = await withStoreLock(session.store.dir, options.lockTimeout, () =>
+      const report = await withStoreLock(session.store.dir, options.lockTimeout, async () =>
         collectGarbage(session.store, session.statCache, {
           stages: session.pipeline.stages.keys(),
           keepRuns: options.keepRuns,
           dryRun: options.dryRun ?? false,
+          // Promoted models (models/history/) stay reproducible and promotable: keep their results.
+          keepKeys: await promotedKeys(session.pipeline.root),
         }),
       );
       const verb = options.dryRun ? 'would remove' : 'removed';

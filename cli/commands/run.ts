@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { GlobalOptions } from '../main.js';
 import { collect, errorText, nameWidth, nonNegativeNumber, positiveInt, stageLine } from '../stage-lines.js';
 import type { StageReport } from '../../engine/execute.js';
-import type { RunRecord } from '../../engine/runs.js';
+import type { RunRecord, RunTrigger } from '../../engine/runs.js';
 
 export interface RunOptions {
   force?: boolean;
@@ -16,6 +16,10 @@ export interface RunOptions {
   jobs: number;
   keepGoing?: boolean;
   lockTimeout: number;
+  /** Set by `pipeline schedule`: recorded in the run record. */
+  trigger?: RunTrigger;
+  /** Called with the run record each time it is written. */
+  onRecord?(record: RunRecord): void;
 }
 
 export function register(program: Command): void {
@@ -130,8 +134,10 @@ async function runForReal(
       startedAt: new Date(started).toISOString(),
       outcome: 'running',
       stages: [],
+      ...(options.trigger ? { trigger: options.trigger } : {}),
     };
     await store.runs.write(record);
+    options.onRecord?.(record);
 
     const refs = await store.readRefs();
     const env = session.env(stop.signal);
@@ -166,7 +172,11 @@ async function runForReal(
       error: r.error === undefined ? undefined : errorText(r.error),
       restored: r.restored,
     }));
+    if (record.outcome === 'ok' && session.pipeline.promote) {
+      record.promotion = await (await import('../promotion.js')).promoteAndReport(session, record);
+    }
     await store.runs.write(record);
+    options.onRecord?.(record);
 
     const summary = (['ran', 'cached', 'failed', 'aborted', 'skipped'] as const)
       .filter((k) => counts[k] > 0)
@@ -182,6 +192,7 @@ async function runForReal(
       const failed = reports.filter((r) => r.outcome === 'failed').map((r) => r.stage);
       throw new errors.StageError(`${failed.length} stage${failed.length > 1 ? 's' : ''} failed: ${failed.join(', ')}`);
     }
+    if (record.promotion?.decision === 'error') throw new errors.StageError(`promotion failed: ${record.promotion.reason}`);
   } catch (e) {
     // Ctrl-C while hashing or waiting surfaces as some abort error: report it as the interrupt it is.
     if (signalled && !(e instanceof errors.PipelineError)) throw new errors.AbortedError();

@@ -16,7 +16,8 @@ import { Rng, deriveSeed } from './rng.js';
 import { modelSummary, paramCounts } from './summary.js';
 import { localStep, type TrainStep } from './train-step.js';
 import { resolveWorkers } from './workers-param.js';
-import type { TrainParams } from '../../stages/train.js';
+import { INIT_FROM_CURRENT, type TrainParams } from '../../stages/train.js';
+import { championFingerprint, readCurrentModel } from '../champion.js';
 
 /** The training split as the loop consumes it: one Rows per epoch. */
 interface TrainingData {
@@ -101,6 +102,23 @@ function historyJson(history: LoopState['history']) {
   };
 }
 
+/**
+ * The promoted model's directory for `init_from: current`: the one the cache key was computed
+ * from (planning recorded its digest), or undefined to train from scratch when none was promoted.
+ */
+async function championDir(ctx: StageContext<TrainParams>): Promise<string | undefined> {
+  const planned = ctx.fingerprint.champion;
+  if (planned === null || planned === undefined) {
+    ctx.log.info('init_from: current, but no model has been promoted yet: training from scratch');
+    return undefined;
+  }
+  const [now, current] = await Promise.all([championFingerprint(ctx.root), readCurrentModel(ctx.root)]);
+  if (!current || now?.files !== planned) {
+    throw new StageError(`train ${ctx.stage}: models/current changed since the run was planned; run again`);
+  }
+  return current.dir;
+}
+
 export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
   const p = ctx.params;
   const backend = await initBackend(p.backend);
@@ -145,14 +163,16 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
       throw new StageError(`model: the last layer outputs ${outputUnits(model)} values but the data has ${k} classes`);
     }
     if (p.init_from) {
-      const source = ctx.inputs.stage(p.init_from);
-      const from = await loadModel(source.path('model'));
-      try {
-        copyWeights(from, model, `init_from ${p.init_from}`);
-      } finally {
-        from.dispose();
+      const dir = p.init_from === INIT_FROM_CURRENT ? await championDir(ctx) : ctx.inputs.stage(p.init_from).path('model');
+      if (dir) {
+        const from = await loadModel(dir);
+        try {
+          copyWeights(from, model, `init_from ${p.init_from}`);
+        } finally {
+          from.dispose();
+        }
+        ctx.log.info(`initial weights from ${p.init_from === INIT_FROM_CURRENT ? `the current model (${dir})` : p.init_from}`);
       }
-      ctx.log.info(`initial weights from ${p.init_from}`);
     }
     model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
     const counts = paramCounts(model);

@@ -1,0 +1,225 @@
+// `pipeline schedule [--once] [--entry NAME]`: runs the `schedule:` entries of pipeline.yaml. Each
+// tick is a normal `pipeline run` (same lock, same run records, promotion); a tick that fires while
+// a run is going (here or in another process) is skipped and recorded, never overlapped. SIGTERM /
+// SIGINT: no more ticks, the running one stops as Ctrl-C stops `pipeline run` (train keeps its
+// checkpoints), the lock is released, exit 0.
+import type { Command } from 'commander';
+import { availableParallelism } from 'node:os';
+import type { GlobalOptions } from '../main.js';
+import { errorText, positiveInt } from '../stage-lines.js';
+import type { ScheduleEntry } from '../../engine/automation-config.js';
+import type { RunRecord, RunTrigger } from '../../engine/runs.js';
+import type { Tick, RunningTick } from '../../engine/schedule/scheduler.js';
+
+interface ScheduleOptions {
+  once?: boolean;
+  entry?: string;
+  jobs: number;
+}
+
+export function register(program: Command): void {
+  program
+    .command('schedule')
+    .description('run the schedule: entries of pipeline.yaml (long-running; --once runs the next due entry now and exits)')
+    .option('--once', 'run the next due entry (or --entry) now, then exit; for system cron, systemd timers and tests')
+    .option('--entry <name>', 'only this schedule entry')
+    .option('-j, --jobs <n>', 'how many stages may run at once in each run', positiveInt, availableParallelism())
+    .action(async (options: ScheduleOptions, command: Command) => {
+      await scheduleCommand(options, command.optsWithGlobals<GlobalOptions>());
+    });
+}
+
+const out = (line: string) => process.stdout.write(line + '\n');
+const err = (line: string) => process.stderr.write(line + '\n');
+
+async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions): Promise<void> {
+  const [{ openSession }, { loadPipeline }, { Scheduler, nextDue, nextFireTimes }, errors] = await Promise.all([
+    import('../../engine/session.js'),
+    import('../../engine/config.js'),
+    import('../../engine/schedule/scheduler.js'),
+    import('../../engine/errors.js'),
+  ]);
+  const session = await openSession(globals.config, { backend: globals.backend });
+  const all = session.pipeline.schedule ?? [];
+  if (all.length === 0) throw new errors.UsageError(`${globals.config} has no schedule: entries (see README, "Scheduled retraining")`);
+  const entries = options.entry === undefined ? all : all.filter((e) => e.name === options.entry);
+  if (entries.length === 0) throw new errors.UsageError(`no schedule entry '${options.entry}' (entries: ${all.map((e) => e.name).join(', ')})`);
+  // Each entry's overrides must make a valid pipeline now, not at 3 a.m.
+  for (const entry of entries) {
+    if (entry.sets.length) await loadPipeline(globals.config, { sets: entry.sets, kinds: session.kinds });
+  }
+
+  const ticks = new TickRunner(session, options, globals);
+  if (options.once) {
+    const entry = options.entry !== undefined ? entries[0]! : nextDue(entries)!.entry;
+    out(`schedule: running '${entry.name}' now (--once)`);
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      ticks.stopRequested = runHasNotSeen(sig);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const result = await ticks.run({ entry, firedAt: new Date() });
+      if (result === 'failed' && !stopping) throw new errors.StageError(`scheduled run '${entry.name}' failed (recorded in pipeline runs)`);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    return;
+  }
+
+  const scheduler = new Scheduler(entries, {
+    run: async (tick) => void (await ticks.run(tick)),
+    skipped: (tick, running) => ticks.skip(tick, running),
+  });
+  ticks.onStart = (tick, runId) => {
+    if (scheduler.current?.entry === tick.entry && scheduler.current.firedAt === tick.firedAt) scheduler.current.runId = runId;
+  };
+  for (const entry of entries) {
+    const tz = entry.timezone ? ` ${entry.timezone}` : '';
+    const next = nextFireTimes(entry, 3).map((d) => d.toISOString());
+    out(`schedule ${entry.name}: '${entry.cron}'${tz}; next ${next.join(', ') || 'never'}`);
+  }
+  out(`scheduler started (pid ${process.pid}); SIGTERM or Ctrl-C stops it`);
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) return; // a second signal is `pipeline run`'s to handle (it exits at once)
+      stopping = true;
+      ticks.stopRequested = runHasNotSeen(sig);
+      const running = scheduler.current;
+      err(`received ${sig}: taking no more ticks${running ? `; stopping the running '${running.entry.name}' run` : ''}`);
+      void scheduler.stop().then(() => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        out('scheduler stopped');
+        resolve();
+      });
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    scheduler.start();
+  });
+}
+
+/** The signal, if no `pipeline run` was listening for it (ours is then the only listener). */
+function runHasNotSeen(sig: NodeJS.Signals): NodeJS.Signals | undefined {
+  return process.listenerCount(sig) > 1 ? undefined : sig;
+}
+
+type TickResult = NonNullable<RunTrigger['result']>;
+
+/** Runs one tick as `pipeline run`, then records its result and sends its notifications. */
+class TickRunner {
+  onStart?: (tick: Tick, runId: string) => void;
+  /** Set on SIGTERM / SIGINT: a run that was starting when it came is stopped as soon as it can be. */
+  stopRequested: NodeJS.Signals | undefined;
+
+  constructor(
+    private readonly session: Awaited<ReturnType<typeof import('../../engine/session.js').openSession>>,
+    private readonly options: ScheduleOptions,
+    private readonly globals: GlobalOptions,
+  ) {}
+
+  async run(tick: RunningTick): Promise<TickResult> {
+    const [{ runCommand }, { LockError }, { newRunId }] = await Promise.all([
+      import('./run.js'),
+      import('../../engine/errors.js'),
+      import('../../engine/runs.js'),
+    ]);
+    const { entry } = tick;
+    const trigger: RunTrigger = { type: 'schedule', entry: entry.name, firedAt: tick.firedAt.toISOString() };
+    out(`tick ${entry.name} at ${trigger.firedAt}: pipeline run${entry.stages.length ? ' ' + entry.stages.join(' ') : ''}${entry.sets.map((s) => ` --set ${s}`).join('')}`);
+    let record: RunRecord | undefined;
+    let failure: unknown;
+    try {
+      const onRecord = (r: RunRecord) => {
+        if (!record) {
+          this.onStart?.(tick, r.id);
+          // The signal came before the run listened for it: hand it over now.
+          if (this.stopRequested) process.emit(this.stopRequested, this.stopRequested);
+        }
+        record = r;
+      };
+      // lockTimeout 0: a run going in another process means this tick is skipped, not queued.
+      await runCommand(entry.stages, { set: entry.sets, jobs: this.options.jobs, lockTimeout: 0, trigger, onRecord }, this.globals);
+    } catch (e) {
+      failure = e;
+    }
+
+    let result: TickResult;
+    if (!record && failure instanceof LockError) {
+      // Another process holds the store: this tick does not run (and is not a failure).
+      await this.skip(tick, undefined, errorText(failure));
+      return 'skipped';
+    }
+    if (!record) {
+      // It failed before a run record existed (e.g. pipeline.yaml became invalid): record that too.
+      const now = new Date();
+      record = { id: newRunId(now), command: process.argv.slice(2), pid: process.pid, startedAt: now.toISOString(), finishedAt: now.toISOString(), durationMs: 0, outcome: 'failed', stages: [], trigger, error: errorText(failure) };
+      result = 'failed';
+    } else if (record.outcome === 'interrupted') result = 'interrupted';
+    else if (record.outcome !== 'ok' || failure) result = 'failed';
+    else result = record.stages.some((s) => s.outcome === 'ran') ? 'ran' : 'nothing-changed';
+    record.trigger = { ...trigger, result };
+    if (failure && !record.error && record.stages.every((s) => s.outcome !== 'failed')) record.error = errorText(failure);
+
+    const hooks = result === 'failed' ? entry.onFailure : result === 'interrupted' ? [] : entry.onSuccess;
+    if (hooks.length) {
+      const { notify } = await import('../../engine/schedule/notify.js');
+      const notifications = await notify(hooks, payloadOf(this.session.pipeline.file, entry, record, result, failure), this.session.pipeline.root);
+      for (const n of notifications) if (!n.ok) err(`tick ${entry.name}: notification ${n.target} failed: ${n.error}`);
+      record.notifications = notifications;
+    }
+    await this.session.store.runs.write(record);
+    const line = `tick ${entry.name}: ${result} (run ${record.id})`;
+    if (result === 'failed') err(`${line}: ${record.error ?? errorText(failure)}`);
+    else out(line);
+    return result;
+  }
+
+  /** Records a tick that did not start because a run was going. */
+  async skip(tick: Tick, running: RunningTick | undefined, why?: string): Promise<void> {
+    const { newRunId } = await import('../../engine/runs.js');
+    const note = why ?? `run ${running?.runId ?? '(starting)'} of '${running?.entry.name}' (fired ${running?.firedAt.toISOString()}) is still going`;
+    const now = new Date();
+    const record: RunRecord = {
+      id: newRunId(now),
+      command: process.argv.slice(2),
+      pid: process.pid,
+      startedAt: now.toISOString(),
+      finishedAt: now.toISOString(),
+      durationMs: 0,
+      outcome: 'skipped',
+      stages: [],
+      trigger: { type: 'schedule', entry: tick.entry.name, firedAt: tick.firedAt.toISOString(), result: 'skipped', note },
+    };
+    await this.session.store.runs.write(record);
+    err(`tick ${tick.entry.name} at ${tick.firedAt.toISOString()}: skipped: ${note}`);
+  }
+}
+
+function payloadOf(pipelineFile: string, entry: ScheduleEntry, record: RunRecord, result: TickResult, failure: unknown) {
+  const counts = new Map<string, number>();
+  for (const s of record.stages) counts.set(s.outcome, (counts.get(s.outcome) ?? 0) + 1);
+  const parts = [...counts].map(([k, n]) => `${n} ${k}`);
+  if (record.promotion) parts.push(`promotion: ${record.promotion.decision} (${record.promotion.reason})`);
+  const error = record.error ?? record.stages.find((s) => s.error)?.error ?? (failure ? errorText(failure) : undefined);
+  return {
+    event: result === 'failed' ? ('failure' as const) : ('success' as const),
+    pipeline: pipelineFile,
+    schedule: entry.name,
+    runId: record.id,
+    result,
+    summary: `${entry.name}: ${result}${parts.length ? `; ${parts.join(', ')}` : ''}${result === 'failed' && error ? `; ${error}` : ''}`,
+    startedAt: record.startedAt,
+    finishedAt: record.finishedAt ?? new Date().toISOString(),
+    stages: record.stages.map((s) => ({ stage: s.stage, outcome: s.outcome, ...(s.error ? { error: s.error } : {}) })),
+    ...(record.promotion ? { promotion: record.promotion } : {}),
+    ...(error ? { error } : {}),
+  };
+}
