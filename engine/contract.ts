@@ -162,8 +162,8 @@ export interface RunSummary {
   startedAt: string;
   finishedAt?: string;
   durationMs?: number;
-  /** `running` for the current run, or a record left by a run that was killed. */
-  outcome: 'running' | 'ok' | 'failed' | 'interrupted';
+  /** `running` for the current run, or a record left by a run that was killed; `skipped`: a scheduled tick that did not run. */
+  outcome: 'running' | 'ok' | 'failed' | 'interrupted' | 'skipped';
   stages: readonly RunStageSummary[];
 }
 
