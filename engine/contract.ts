@@ -165,6 +165,10 @@ export interface RunSummary {
   /** `running` for the current run, or a record left by a run that was killed; `skipped`: a scheduled tick that did not run. */
   outcome: 'running' | 'ok' | 'failed' | 'interrupted' | 'skipped';
   stages: readonly RunStageSummary[];
+  /** The `schedule:` entry that started it, for scheduled runs. */
+  scheduled?: string;
+  /** The champion/challenger decision after it (`promote:`), e.g. `promoted: 0.7712 beats 0.7617`. */
+  promotion?: { decision: string; reason: string };
 }
 
 /** A committed result looked up by key (e.g. an earlier run's metrics); read-only. */

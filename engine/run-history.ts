@@ -67,6 +67,8 @@ export function runHistory(store: Store, current: CurrentRun, finished: () => re
           durationMs: r.durationMs,
           outcome: r.outcome,
           stages: r.stages.map((s) => ({ stage: s.stage, outcome: s.outcome, key: s.key, durationMs: s.durationMs })),
+          ...(r.trigger ? { scheduled: r.trigger.entry } : {}),
+          ...(r.promotion ? { promotion: { decision: r.promotion.decision, reason: r.promotion.reason } } : {}),
         }));
     },
     async result(key) {

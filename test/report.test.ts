@@ -164,7 +164,7 @@ describe('history across runs', () => {
 
   test('metrics of earlier runs by key, what changed between them, the current run last', async () => {
     const earlier = [
-      run('r1', [['fetch', 'f1'], ['decode', 'd1'], ['evaluate', 'e1']]),
+      { ...run('r1', [['fetch', 'f1'], ['decode', 'd1'], ['evaluate', 'e1']]), scheduled: 'nightly', promotion: { decision: 'promoted', reason: 'no current model' } },
       run('r2', [['fetch', 'f1']]), // ran no evaluate stage: not a history row
       run('r3', [['fetch', 'f2'], ['decode', 'd2'], ['evaluate', 'e2']]),
     ];
@@ -174,6 +174,7 @@ describe('history across runs', () => {
     expect(h.omitted).toBe(1);
     expect(h.rows.map((r) => r.metrics.evaluate?.accuracy)).toEqual([0.5, 0.6, 0.7]);
     expect(h.rows[0]!.changes).toEqual([]);
+    expect(h.rows[0]).toMatchObject({ scheduled: 'nightly', promotion: { decision: 'promoted', reason: 'no current model' } });
     // New data at fetch explains decode and evaluate: one line plus the downstream stages.
     expect(h.rows[1]!.changes).toEqual(['fetch: runtime changed: validators.etag "a" → "b"', 'downstream (inputs changed): decode, evaluate']);
     expect(h.rows[2]!.changes).toEqual(['evaluate: params changed: top_mistakes 20 → 5']);

@@ -40,7 +40,7 @@ const witness = defineStage({
       digest: up.digest('n.json'),
       missingDigest: up.digest('nope.json') ?? null,
       current: ctx.runs.current(),
-      earlier: earlier.map((r) => ({ id: r.id, stages: r.stages.map((s) => [s.stage, s.outcome]) })),
+      earlier: earlier.map((r) => ({ id: r.id, stages: r.stages.map((s) => [s.stage, s.outcome]), scheduled: r.scheduled ?? null, promotion: r.promotion ?? null })),
       oldValue: old ? await old.readJson('n.json') : null,
       oldProvenance: old?.provenance ?? null,
       changes: firstKey ? await ctx.runs.changes(firstKey, up.provenance.key) : [],
@@ -110,12 +110,19 @@ describe('provenance and run history seen by a stage', () => {
 
   test('earlier runs come from the records (not the current one); their results read by key; changes explained', async () => {
     await runOnce(1, 'run-1');
-    await runOnce(1, 'run-2'); // all cached: look does not rerun
+    const second = await runOnce(1, 'run-2'); // all cached: look does not rerun
+    // As `pipeline schedule` records it: the entry that fired, and the promotion decision after.
+    const record = (await second.store.runs.list()).find((r) => r.id === 'run-2')!;
+    await second.store.runs.write({
+      ...record,
+      trigger: { type: 'schedule', entry: 'nightly', firedAt: record.startedAt, result: 'nothing-changed' },
+      promotion: { decision: 'kept', reason: 'not better', metric: 'test_accuracy' },
+    });
     const { store } = await runOnce(2, 'run-3');
     const seen = JSON.parse(await readFile(join(store.stageLinkPath('look'), 'seen.json'), 'utf8'));
     expect(seen.earlier).toEqual([
-      { id: 'run-1', stages: [['source', 'ran'], ['look', 'ran']] },
-      { id: 'run-2', stages: [['source', 'cached'], ['look', 'cached']] },
+      { id: 'run-1', stages: [['source', 'ran'], ['look', 'ran']], scheduled: null, promotion: null },
+      { id: 'run-2', stages: [['source', 'cached'], ['look', 'cached']], scheduled: 'nightly', promotion: { decision: 'kept', reason: 'not better' } },
     ]);
     expect(seen.oldValue).toEqual({ n: 1 });
     expect(seen.oldProvenance.runId).toBe('run-1');

@@ -69,6 +69,8 @@ export async function collectHistory(
       metrics,
       changes: previous ? await describeChanges(runs, previous, keys) : [],
       repeated: [],
+      ...(run.scheduled ? { scheduled: run.scheduled } : {}),
+      ...(run.promotion ? { promotion: run.promotion } : {}),
     });
     previous = keys;
   }

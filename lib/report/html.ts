@@ -206,7 +206,9 @@ function historySection(d: ReportData, a: RenderedAssets): string {
   const rows = [...h.rows].reverse().map((r) => [
     `<code>${esc(r.run_id)}</code>${r.current ? ' <b>(this run)</b>' : ''}${r.repeated.length ? `<br><span class="muted">and ${r.repeated.length} later run${r.repeated.length > 1 ? 's' : ''} with the same results</span>` : ''}`,
     esc(r.started_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')),
-    esc(r.outcome),
+    esc(r.outcome) +
+      (r.scheduled ? `<br><span class="muted">scheduled: ${esc(r.scheduled)}</span>` : '') +
+      (r.promotion ? `<br><span class="${r.promotion.decision === 'promoted' ? 'delta up' : 'muted'}" title="${esc(r.promotion.reason)}">${esc(r.promotion.decision)}</span>` : ''),
     ...stages.map((s) => {
       const m = r.metrics[s];
       return m ? (m.accuracy !== undefined ? f4(m.accuracy) : `<span class="muted">gone (gc)</span>`) : '—';

@@ -136,6 +136,10 @@ export interface HistoryRow {
   metrics: Record<string, { key: string; accuracy?: number; loss?: number } | undefined>;
   /** What changed since the previous row, one line per stage and reason. */
   changes: string[];
+  /** The schedule entry that started the run, if scheduled. */
+  scheduled?: string;
+  /** The promotion decision recorded after the run (`promote:`). */
+  promotion?: { decision: string; reason: string };
   /** Later runs with exactly the same results (e.g. nightly runs that found nothing new), folded into this row. */
   repeated: string[];
 }
