@@ -9,6 +9,8 @@ import { AbortedError, StageError } from './errors.js';
 export interface CmdOptions {
   stage: string;
   cmd: string;
+  /** Extra environment (params referenced by the command, see engine/interpolate.ts). */
+  env?: Record<string, string>;
   root: string;
   outs: readonly string[];
   signal: AbortSignal;
@@ -81,7 +83,7 @@ export async function runCmd(opts: CmdOptions): Promise<void> {
     stdio: ['ignore', 'pipe', 'pipe'],
     prefix: SHELL_PREFIX,
     postfix: '',
-    env: { ...process.env, PIPELINE_STAGE: opts.stage, PIPELINE_ROOT: opts.root },
+    env: { ...process.env, ...opts.env, PIPELINE_STAGE: opts.stage, PIPELINE_ROOT: opts.root },
     log: (entry) => {
       if (entry.kind === 'stdout') out.push(entry.data);
       else if (entry.kind === 'stderr') err.push(entry.data);

@@ -18,7 +18,7 @@ import {
 import type { StageKind } from './contract.js';
 import { ConfigError, ConfigErrors, type SourceLocation } from './errors.js';
 import { findCycles, topologicalOrder } from './graph.js';
-import { findReferences, interpolate, type InterpolationError } from './interpolate.js';
+import { commandWithParamEnv, findReferences, interpolate, type InterpolationError } from './interpolate.js';
 import { applySets, originOf, parseSet, pathKey, type SetOverride } from './overrides.js';
 import type { Pipeline, StageSpec } from './pipeline.js';
 import { didYouMean } from './suggest.js';
@@ -115,6 +115,8 @@ interface Draft {
   /** The stage's `with:` after substitution (to locate params that name stages). */
   withValue?: Record<string, unknown>;
   cmd?: string;
+  /** The command as run, with params passed as environment variables (see commandWithParamEnv). */
+  cmdExec?: { exec: string; env: Record<string, string> };
   deps: { path: string; at: DocPath }[];
   outs: { path: string; at: DocPath }[];
   needs: { name: string; at: DocPath }[];
@@ -247,6 +249,7 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
       kind: d.kind!,
       params: d.params ?? {},
       ...(d.cmd !== undefined ? { cmd: d.cmd } : {}),
+      ...(d.cmdExec !== undefined ? { cmdExec: d.cmdExec.exec, cmdEnv: d.cmdExec.env } : {}),
       deps: d.deps.map((x) => x.path),
       outs: d.outs.map((x) => x.path),
       needs: names.filter((n) => needs.has(n)),
@@ -297,6 +300,7 @@ function checkStage(v: Validation, name: string, value: unknown, params: Record<
   // Substitute ${params.x} in the fields that take it, keeping paths for error locations.
   // Unknown keys are reported above; the rest of the stage is still checked.
   const stage = Object.fromEntries(Object.entries(value).filter(([key]) => allowed.includes(key)));
+  if (hasCmd && typeof stage.cmd === 'string') draft.cmdExec = commandWithParamEnv(stage.cmd, params);
   const substitutionErrors: InterpolationError[] = [];
   for (const field of ['with', 'cmd', 'deps', 'outs']) {
     if (field in stage) stage[field] = interpolate(stage[field], params, substitutionErrors, [...base, field]);

@@ -120,7 +120,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     const spec = pipeline.stages.get(name)!;
     const started = Date.now();
     const outs = outsOf(spec);
-    await runCmd({ stage: name, cmd: spec.cmd ?? '', root: pipeline.root, outs, signal: run.signal, log: opts.ui.logger(name) });
+    await runCmd({ stage: name, cmd: spec.cmdExec ?? spec.cmd ?? '', env: spec.cmdEnv, root: pipeline.root, outs, signal: run.signal, log: opts.ui.logger(name) });
     const tree = await ingestWorkspaceOuts(store.objects, env.statCache, pipeline.root, outs, run.signal);
     if (tree.missing.length) throw new StageError(`stage ${name}: command succeeded but did not create ${tree.missing.join(', ')}`);
     const m = manifestOf(name, 'cmd', key, material, spec.params, outs, tree, started, opts.runId);
