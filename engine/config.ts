@@ -413,13 +413,40 @@ function findString(value: unknown, ref: string, path: DocPath = []): DocPath | 
 }
 
 /** Stages whose outs a cmd stage's deps read (a dep equal to, under, or containing another stage's out). */
-function impliedNeeds(draft: Draft, drafts: ReadonlyMap<string, Draft>): string[] {
-  const found: string[] = [];
-  for (const other of drafts.values()) {
-    if (other === draft) continue;
-    if (draft.deps.some((dep) => other.outs.some((out) => overlaps(dep.path, out.path)))) found.push(other.name);
+function impliedNeeds(draft: Draft, outIndex: OutIndex): string[] {
+  const found = new Set<string>();
+  for (const dep of draft.deps) {
+    for (const s of outIndex.atOrUnder.get(dep.path) ?? []) found.add(s);
+    for (let i = dep.path.lastIndexOf('/'); i > 0; i = dep.path.lastIndexOf('/', i - 1)) for (const s of outIndex.exact.get(dep.path.slice(0, i)) ?? []) found.add(s);
   }
-  return found;
+  found.delete(draft.name);
+  return [...found].sort((a, b) => outIndex.rank.get(a)! - outIndex.rank.get(b)!);
+}
+
+/** Outs by path, and by every directory they lie in, so implied needs take one lookup per dep path level. */
+interface OutIndex {
+  exact: Map<string, Set<string>>;
+  atOrUnder: Map<string, Set<string>>;
+  /** Declaration order, so implied needs are listed as before. */
+  rank: Map<string, number>;
+}
+
+function indexOuts(drafts: ReadonlyMap<string, Draft>): OutIndex {
+  const exact = new Map<string, Set<string>>();
+  const atOrUnder = new Map<string, Set<string>>();
+  const add = (m: Map<string, Set<string>>, k: string, stage: string) => {
+    let set = m.get(k);
+    if (!set) m.set(k, (set = new Set()));
+    set.add(stage);
+  };
+  for (const d of drafts.values()) {
+    for (const out of d.outs) {
+      add(exact, out.path, d.name);
+      add(atOrUnder, out.path, d.name);
+      for (let i = out.path.lastIndexOf('/'); i > 0; i = out.path.lastIndexOf('/', i - 1)) add(atOrUnder, out.path.slice(0, i), d.name);
+    }
+  }
+  return { exact, atOrUnder, rank: new Map([...drafts.keys()].map((n, i) => [n, i])) };
 }
 
 /** Checks needs and params naming unknown stages, outputs claimed twice, and cycles; returns each stage's needs. */
@@ -439,20 +466,27 @@ function checkGraph(v: Validation, drafts: ReadonlyMap<string, Draft>): Map<stri
 
   // Two stages writing the same workspace path (or one inside the other) would overwrite each other.
   const outs = [...drafts.values()].flatMap((d) => d.outs.map((out) => ({ stage: d.name, ...out })));
+  // The first earlier out at the same path, at a directory above it, or below it (indexes by path: linear, not pairwise).
+  const firstAt = new Map<string, number>();
+  const firstAtOrUnder = new Map<string, number>();
   for (let j = 0; j < outs.length; j++) {
-    for (let i = 0; i < j; i++) {
-      const a = outs[i];
-      const b = outs[j];
-      if (!overlaps(a.path, b.path)) continue;
+    const b = outs[j];
+    const ancestors: string[] = [];
+    for (let k = b.path.lastIndexOf('/'); k > 0; k = b.path.lastIndexOf('/', k - 1)) ancestors.push(b.path.slice(0, k));
+    const candidates = [firstAtOrUnder.get(b.path), ...ancestors.map((p) => firstAt.get(p))].filter((i): i is number => i !== undefined);
+    if (!firstAt.has(b.path)) firstAt.set(b.path, j);
+    for (const p of [b.path, ...ancestors]) if (!firstAtOrUnder.has(p)) firstAtOrUnder.set(p, j);
+    if (candidates.length > 0) {
+      const a = outs[Math.min(...candidates)];
       const owner = a.stage === b.stage ? '' : ` of stage '${a.stage}'`;
       const relation = a.path === b.path ? (a.stage === b.stage ? 'is listed twice' : `is also an output${owner}`) : b.path.startsWith(a.path + '/') ? `is inside output '${a.path}'${owner}` : `contains output '${a.path}'${owner}`;
       const loc = v.at.value(a.at);
       v.value(b.at, `stage '${b.stage}': output '${b.path}' ${relation} (${loc.file}:${loc.line}:${loc.col})`);
-      break;
     }
   }
 
-  const needs = new Map([...drafts.values()].map((d) => [d.name, [...d.needs.map((n) => n.name), ...d.refs, ...impliedNeeds(d, drafts)]]));
+  const outIndex = indexOuts(drafts);
+  const needs = new Map([...drafts.values()].map((d) => [d.name, [...d.needs.map((n) => n.name), ...d.refs, ...impliedNeeds(d, outIndex)]]));
   for (const cycle of findCycles(names, (n) => needs.get(n)!)) v.key(['stages', cycle[0]], `cycle: ${cycle.join(' -> ')}`);
   return needs;
 }

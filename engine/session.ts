@@ -1,5 +1,6 @@
 // What every store command starts from: the validated pipeline, its store, the stat cache and the
 // stage kinds. Opening a session writes nothing (validation comes before any write).
+import { setMaxListeners } from 'node:events';
 import type { StageKind } from './contract.js';
 import type { FactsEnv } from './facts.js';
 import type { Pipeline } from './pipeline.js';
@@ -40,7 +41,11 @@ export async function openSession(configFile: string, options: SessionOptions = 
     store,
     statCache,
     kinds,
-    env: (signal) => ({ pipeline, store, statCache, kinds, signal }),
+    env: (signal) => {
+      // Every file being hashed listens to the run's signal: thousands at once in a large pipeline.
+      setMaxListeners(0, signal);
+      return { pipeline, store, statCache, kinds, signal };
+    },
   };
 }
 
