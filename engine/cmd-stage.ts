@@ -2,9 +2,10 @@
 // forwarded to the logger. The command runs in its own process group so that aborting the stage
 // (Ctrl-C, another stage failing) stops everything it started, not just the shell.
 import { mkdir, rm } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import type { Logger } from './contract.js';
 import { AbortedError, StageError } from './errors.js';
+import { ownedOutPath } from './owned-paths.js';
 
 export interface CmdOptions {
   stage: string;
@@ -36,17 +37,10 @@ export function signalRunningCommands(signal: NodeJS.Signals): void {
 /** Shell options like CI runners use: stop at the first failing command, including inside pipes. */
 const SHELL_PREFIX = 'set -eo pipefail;';
 
-function workspacePath(root: string, path: string, stage: string): string {
-  const abs = resolve(root, path);
-  const rel = relative(root, abs);
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) throw new StageError(`stage ${stage}: out ${path} is outside the pipeline directory`);
-  return abs;
-}
-
 /** Deletes the outs (a command must not see or append to stale outputs) and creates their parent dirs. */
 export async function prepareOuts(root: string, outs: readonly string[], stage: string): Promise<void> {
   for (const out of outs) {
-    const abs = workspacePath(root, out, stage);
+    const abs = await ownedOutPath(root, out, stage);
     await rm(abs, { recursive: true, force: true });
     await mkdir(dirname(abs), { recursive: true });
   }

@@ -3,7 +3,7 @@
 // (needs, implied needs, outputs, cycles). Every problem found is reported at once, each with its
 // file:line:col; nothing is written.
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import {
@@ -237,6 +237,7 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
 
   const drafts = new Map<string, Draft>();
   for (const [name, value] of Object.entries(rawStages)) drafts.set(name, checkStage(v, name, value, params, options.kinds));
+  checkOwnership(v, drafts, basename(options.file));
   const needsOf = checkGraph(v, drafts);
   v.throwIfAny();
 
@@ -447,6 +448,26 @@ function indexOuts(drafts: ReadonlyMap<string, Draft>): OutIndex {
     }
   }
   return { exact, atOrUnder, rank: new Map([...drafts.keys()].map((n, i) => [n, i])) };
+}
+
+/**
+ * Outs a run would delete before the command starts: never the stage's own deps, the pipeline
+ * file or .git (the store is refused with the path itself).
+ */
+function checkOwnership(v: Validation, drafts: ReadonlyMap<string, Draft>, pipelineFile: string): void {
+  for (const d of drafts.values()) {
+    for (const out of d.outs) {
+      const label = `stage '${d.name}': output '${out.path}'`;
+      if (overlaps(out.path, pipelineFile)) v.value(out.at, `${label} is the pipeline file; run deletes outs before the command runs`);
+      else if (overlaps(out.path, '.git')) v.value(out.at, `${label} is inside .git; outs are deleted before the command runs`);
+      const dep = d.deps.find((x) => overlaps(x.path, out.path));
+      if (dep) {
+        const loc = v.at.value(dep.at);
+        const relation = dep.path === out.path ? 'is also its dep' : dep.path.startsWith(out.path + '/') ? `contains its dep '${dep.path}'` : `is inside its dep '${dep.path}'`;
+        v.value(out.at, `${label} ${relation} (${loc.file}:${loc.line}:${loc.col}); outs are deleted before the command runs, so it would delete its own input (write to a new file)`);
+      }
+    }
+  }
 }
 
 /** Checks needs and params naming unknown stages, outputs claimed twice, and cycles; returns each stage's needs. */

@@ -3,12 +3,13 @@
 // outputs leaves it cached, as in DVC), then restores, runs and commits. Without keepGoing the
 // first failure aborts the running stages and nothing else starts.
 import { mkdir, readdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import pLimit from 'p-limit';
 import type { Logger, ProgressReporter } from './contract.js';
 import { AbortedError, StageError } from './errors.js';
 import { adoptTree, ingestWorkspaceOuts } from './commit.js';
 import { runCmd } from './cmd-stage.js';
+import { ownedOutPath } from './owned-paths.js';
 import { SharedPools, stageContext, type Upstream } from './context.js';
 import { kindOf, outsOf, resolveStage, type FactsEnv, type MutablePlanFacts } from './facts.js';
 import { forceRemove, type Ref } from './store.js';
@@ -132,11 +133,13 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
   /** Puts a cmd stage's committed outs back into the workspace (copies, writable). */
   const restore = async (m: Manifest, outs: string[]) => {
     for (const out of outs) {
-      const abs = join(pipeline.root, out);
+      const abs = await ownedOutPath(pipeline.root, out, m.stage);
       await rm(abs, { recursive: true, force: true });
-      for (const d of m.dirs) if (d === out || d.startsWith(out + '/')) await mkdir(join(pipeline.root, d), { recursive: true });
+      // Paths below the out are inside what we just made, so no link can redirect them.
+      const under = (p: string) => join(abs, relative(out, p));
+      for (const d of m.dirs) if (d === out || d.startsWith(out + '/')) await mkdir(under(d), { recursive: true });
       for (const [rel, f] of filesUnder(m, out)) {
-        const dest = join(pipeline.root, rel);
+        const dest = under(rel);
         await mkdir(dirname(dest), { recursive: true });
         await store.objects.copyOut(f.digest, dest);
         await env.statCache.remember(dest, f.digest);

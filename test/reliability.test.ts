@@ -3,7 +3,8 @@
 // pipeline files, and params that try to become shell code.
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, workspace, type CliResult } from './helpers/cli.js';
 
@@ -63,5 +64,62 @@ stages:
     const changed = await ok(['run', '--set', 'params.x=other'], dir);
     expect(changed.stdout).toMatch(/ran\s+plain/);
     expect(await read(dir, 'plain.txt')).toBe('other\n');
+  });
+});
+
+describe('run never deletes or writes files it does not own', () => {
+  test('an out under a symlinked parent directory that leaves the pipeline directory is refused', async () => {
+    const elsewhere = await mkdtemp(join(tmpdir(), 'reliability-elsewhere-'));
+    dirs.push(elsewhere);
+    await writeFile(join(elsewhere, 'victim.txt'), 'precious\n');
+    await mkdir(join(elsewhere, 'victims'));
+    await writeFile(join(elsewhere, 'victims', 'a.txt'), 'precious too\n');
+    const dir = await ws(`
+stages:
+  file:
+    cmd: echo overwritten > sub/victim.txt
+    outs: [sub/victim.txt]
+  tree:
+    cmd: mkdir -p sub/victims && echo overwritten > sub/victims/a.txt
+    outs: [sub/victims]
+`);
+    await symlink(elsewhere, join(dir, 'sub'));
+    const r = await runCli(['run', '--keep-going'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/stage file: out sub\/victim\.txt resolves to .*outside the pipeline directory/);
+    expect(r.stderr).toMatch(/stage tree: out sub\/victims resolves to .*outside the pipeline directory/);
+    expect(await readFile(join(elsewhere, 'victim.txt'), 'utf8')).toBe('precious\n');
+    expect(await readFile(join(elsewhere, 'victims', 'a.txt'), 'utf8')).toBe('precious too\n');
+  });
+
+  const invalid: [string, string, RegExp][] = [
+    [
+      'its own dep',
+      'stages:\n  sort:\n    cmd: sort -n data.txt -o data.txt\n    deps: [data.txt]\n    outs: [data.txt]\n',
+      /^error: pipeline\.yaml:5:12: stage 'sort': output 'data\.txt' is also its dep \(pipeline\.yaml:4:12\)/m,
+    ],
+    [
+      'a directory holding its dep',
+      'stages:\n  a:\n    cmd: ls data > data/list.txt\n    deps: [data/in.txt]\n    outs: [data]\n',
+      /^error: pipeline\.yaml:5:12: stage 'a': output 'data' contains its dep 'data\/in\.txt' \(pipeline\.yaml:4:12\)/m,
+    ],
+    ['the pipeline file', 'stages:\n  a:\n    cmd: echo hi > pipeline.yaml\n    outs: [pipeline.yaml]\n', /^error: pipeline\.yaml:4:12: stage 'a': output 'pipeline\.yaml' is the pipeline file/m],
+    ['.git', 'stages:\n  a:\n    cmd: echo hi > .git/x\n    outs: [.git/x]\n', /^error: pipeline\.yaml:4:12: stage 'a': output '\.git\/x' is inside \.git/m],
+  ];
+  test.each(invalid)('an out naming %s is a config error (exit 2) and nothing is deleted', async (_what, yaml, message) => {
+    const dir = await ws(yaml);
+    await writeFile(join(dir, 'data.txt'), '3\n1\n2\n');
+    await mkdir(join(dir, 'data'));
+    await writeFile(join(dir, 'data', 'in.txt'), 'in\n');
+    await mkdir(join(dir, '.git'));
+    await writeFile(join(dir, '.git', 'x'), 'git\n');
+    const r = await runCli(['run'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(await read(dir, 'data.txt')).toBe('3\n1\n2\n');
+    expect(await read(dir, 'data/in.txt')).toBe('in\n');
+    expect(await read(dir, '.git/x')).toBe('git\n');
+    expect(await read(dir, 'pipeline.yaml')).toBe(yaml);
+    expect(existsSync(join(dir, 'artifacts'))).toBe(false);
   });
 });
