@@ -7,6 +7,7 @@ export async function withStoreLock<T>(storeDir: string, timeoutSeconds: number,
   const onSignal = () => stop.abort(new AbortedError());
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   try {
     const lock = await acquireStoreLock(storeDir, {
       timeoutMs: timeoutSeconds * 1000,
@@ -23,5 +24,6 @@ export async function withStoreLock<T>(storeDir: string, timeoutSeconds: number,
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
   }
 }

@@ -9,6 +9,7 @@ import type { Logger, ProgressReporter } from './contract.js';
 import { AbortedError, StageError } from './errors.js';
 import { adoptTree, ingestWorkspaceOuts } from './commit.js';
 import { runCmd } from './cmd-stage.js';
+import { commandGroups } from './command-groups.js';
 import { ownedOutPath } from './owned-paths.js';
 import { SharedPools, stageContext, type Upstream } from './context.js';
 import { kindOf, outsOf, resolveStage, type FactsEnv, type MutablePlanFacts } from './facts.js';
@@ -121,7 +122,16 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     const spec = pipeline.stages.get(name)!;
     const started = Date.now();
     const outs = outsOf(spec);
-    await runCmd({ stage: name, cmd: spec.cmdExec ?? spec.cmd ?? '', env: spec.cmdEnv, root: pipeline.root, outs, signal: run.signal, log: opts.ui.logger(name) });
+    await runCmd({
+      stage: name,
+      cmd: spec.cmdExec ?? spec.cmd ?? '',
+      env: spec.cmdEnv,
+      root: pipeline.root,
+      outs,
+      signal: run.signal,
+      log: opts.ui.logger(name),
+      groups: commandGroups(store.commandsDir),
+    });
     const tree = await ingestWorkspaceOuts(store.objects, env.statCache, pipeline.root, outs, run.signal);
     if (tree.missing.length) throw new StageError(`stage ${name}: command succeeded but did not create ${tree.missing.join(', ')}`);
     const m = manifestOf(name, 'cmd', key, material, spec.params, outs, tree, started, opts.runId);

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { AbortedError, LockError } from './errors.js';
 import { isErrno, isSyntaxError, writeFileAtomic } from './fs-tree.js';
+import { processAlive, processStartTime } from './processes.js';
 
 export interface LockHolder {
   pid: number;
@@ -14,6 +15,8 @@ export interface LockHolder {
   hostname: string;
   /** Inode of the lock directory this holder created: a holder file describes only that directory. */
   lockIno: number;
+  /** Start time of the holder process (engine/processes.ts): a pid reused by another process is not the holder. */
+  pidStart?: string;
 }
 
 export interface StoreLock {
@@ -57,13 +60,9 @@ export function describeHolder(h: LockHolder | undefined): string {
   return `pid ${h.pid}${host} (${h.command}) since ${h.startedAt}`;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return isErrno(err, 'EPERM');
-  }
+/** Whether the holder process is still running (not merely some process with its pid). */
+function holderAlive(h: LockHolder): boolean {
+  return processAlive(h.pid, h.pidStart);
 }
 
 async function lockDirIno(dir: string): Promise<number | undefined> {
@@ -106,14 +105,14 @@ export async function acquireStoreLock(storeDir: string, options: AcquireOptions
     const sameHost = holder?.hostname === hostname();
 
     // A holder on this host whose pid is gone: break its lock now instead of waiting for staleness.
-    if (holderOwnsDir && sameHost && holder.pid !== process.pid && !pidAlive(holder.pid)) {
+    if (holderOwnsDir && sameHost && holder.pid !== process.pid && !holderAlive(holder)) {
       await rm(paths.dir, { recursive: true, force: true });
       await rm(paths.holder, { force: true });
       options.onBreak?.(holder);
       continue;
     }
     // A live holder on this host is never treated as stale, even if its event loop was busy for long.
-    const liveHere = holderOwnsDir && sameHost && pidAlive(holder.pid);
+    const liveHere = holderOwnsDir && sameHost && holderAlive(holder);
     if (!liveHere) {
       try {
         const releaseDir = await lock(storeDir, {
@@ -129,6 +128,7 @@ export async function acquireStoreLock(storeDir: string, options: AcquireOptions
           startedAt: new Date().toISOString(),
           hostname: hostname(),
           lockIno: (await stat(paths.dir)).ino,
+          pidStart: processStartTime(process.pid),
         };
         await writeFileAtomic(paths.holder, JSON.stringify(me, null, 2) + '\n');
         return {

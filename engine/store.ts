@@ -19,6 +19,7 @@ artifacts/
   runs/<id>.json       one record per \`pipeline run\`
   resume/<stage>-<key> checkpoints of an unfinished stage (deleted after its commit)
   state/stat-cache.json (inode, size, mtime) → digest, so unchanged files are not rehashed
+  state/commands/<pgid>.json process groups of running commands (stopped by the next run if left over)
   tmp/                 outputs being written; cleaned at the start of each run (under the lock)
   lock, lock.json      the store lock and who holds it
 `;
@@ -58,6 +59,10 @@ export class Store {
   }
   get statCacheFile(): string {
     return join(this.dir, 'state', 'stat-cache.json');
+  }
+  /** Process groups of running commands (engine/command-groups.ts). */
+  get commandsDir(): string {
+    return join(this.dir, 'state', 'commands');
   }
   get refsFile(): string {
     return join(this.dir, 'refs.json');

@@ -2,11 +2,12 @@
 // commands, bit flips in the store, outs that would delete files the tool does not own, odd
 // pipeline files, and params that try to become shell code.
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { existsSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, workspace, type CliResult } from './helpers/cli.js';
+import { CLI, runCli, workspace, type CliResult } from './helpers/cli.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -121,5 +122,153 @@ stages:
     expect(await read(dir, '.git/x')).toBe('git\n');
     expect(await read(dir, 'pipeline.yaml')).toBe(yaml);
     expect(existsSync(join(dir, 'artifacts'))).toBe(false);
+  });
+});
+
+/** Whether a process exists and is not a zombie (an orphan's zombie may linger if nothing reaps it). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Polls (bounded) until `check` holds; returns whether it did. Coordination on files and processes, not on time. */
+async function eventually(check: () => boolean | Promise<boolean>, tries = 400): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return false;
+}
+
+/** Starts `pipeline ARGS` in its own process group (so a test can kill the CLI with its group). */
+function startCli(args: string[], cwd: string): { child: ChildProcess; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, NO_COLOR: '1', CI: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { child, done };
+}
+
+const pidsIn = async (dir: string, file: string) =>
+  (await readFile(join(dir, file), 'utf8').catch(() => ''))
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number);
+
+describe('commands never outlive the run that owns them', () => {
+  const stragglers: number[] = [];
+  afterEach(() => {
+    for (const pid of stragglers.splice(0)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+
+  test('SIGKILL of the CLI: the next run does not run alongside the orphan, and commits a clean result', async () => {
+    const dir = await ws(`
+stages:
+  log:
+    cmd: echo $$ >> pids.txt; for i in $(seq 1 10); do echo line$i >> log.txt; sleep 0.4; done
+    outs: [log.txt]
+`);
+    const first = startCli(['run'], dir);
+    expect(await eventually(() => existsSync(join(dir, 'log.txt')))).toBe(true);
+    first.child.kill('SIGKILL');
+    await first.done;
+    const [orphan] = await pidsIn(dir, 'pids.txt');
+    stragglers.push(orphan!);
+    await ok(['run'], dir);
+    expect(await read(dir, 'log.txt')).toBe(Array.from({ length: 10 }, (_, i) => `line${i + 1}\n`).join(''));
+    expect(running(orphan!)).toBe(false);
+    expect((await ok(['status'], dir)).stdout).toMatch(/up to date/);
+    await ok(['verify'], dir);
+  });
+
+  test('SIGKILL of the CLI alone: its command is stopped without another run', async () => {
+    const dir = await ws(`
+stages:
+  forever:
+    cmd: echo $$ >> pids.txt; while true; do sleep 0.1; done
+    outs: [never.txt]
+`);
+    const first = startCli(['run'], dir);
+    expect(await eventually(async () => (await pidsIn(dir, 'pids.txt')).length > 0)).toBe(true);
+    const [pid] = await pidsIn(dir, 'pids.txt');
+    stragglers.push(pid!);
+    first.child.kill('SIGKILL');
+    await first.done;
+    expect(await eventually(() => !running(pid!))).toBe(true);
+  });
+
+  test('SIGHUP (terminal closed) stops the run like SIGTERM: exit 130, commands stopped, nothing committed', async () => {
+    const dir = await ws(`
+stages:
+  forever:
+    cmd: echo $$ >> pids.txt; while true; do sleep 0.1; done
+    outs: [never.txt]
+`);
+    const first = startCli(['run'], dir);
+    expect(await eventually(async () => (await pidsIn(dir, 'pids.txt')).length > 0)).toBe(true);
+    const [pid] = await pidsIn(dir, 'pids.txt');
+    stragglers.push(pid!);
+    first.child.kill('SIGHUP');
+    const r = await first.done;
+    expect(r).toMatchObject({ code: 130 });
+    expect(r.stderr).toMatch(/received SIGHUP/);
+    expect(await eventually(() => !running(pid!))).toBe(true);
+    const runs = await ok(['runs', '--json'], dir);
+    expect((JSON.parse(runs.stdout) as { outcome: string }[])[0]!.outcome).toBe('interrupted');
+  });
+
+  test('SIGKILL of the CLI, alone or with its process group, at random moments: reruns are byte-identical, verify is clean, no orphans', async () => {
+    const yaml = `
+stages:
+  gen:
+    cmd: echo $$ >> pids.txt; for i in $(seq 1 8); do echo gen$i >> gen.txt; sleep 0.1; done
+    outs: [gen.txt]
+  upper:
+    cmd: echo $$ >> pids.txt; tr a-z A-Z < gen.txt > upper.txt; sleep 0.2; echo done >> upper.txt
+    deps: [gen.txt]
+    outs: [upper.txt]
+  parts:
+    cmd: echo $$ >> pids.txt; mkdir -p parts; for i in 1 2 3; do sed -n "\${i}p" upper.txt > parts/p$i.txt; sleep 0.05; done
+    deps: [upper.txt]
+    outs: [parts]
+`;
+    const reference = await ws(yaml);
+    await ok(['run'], reference);
+    const dir = await ws(yaml);
+    for (let round = 0; round < 8; round++) {
+      const r = startCli(['run', ...(round % 3 === 0 ? ['--force'] : [])], dir);
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 900)));
+      if (round % 2 === 0) r.child.kill('SIGKILL');
+      else if (r.child.pid !== undefined) {
+        try {
+          process.kill(-r.child.pid, 'SIGKILL');
+        } catch {
+          // already finished
+        }
+      }
+      await r.done;
+    }
+    await ok(['run'], dir);
+    for (const f of ['gen.txt', 'upper.txt', 'parts/p1.txt', 'parts/p2.txt', 'parts/p3.txt']) expect(await read(dir, f)).toBe(await read(reference, f));
+    await ok(['verify'], dir);
+    expect((await ok(['status'], dir)).stdout).not.toMatch(/stale/);
+    const pids = await pidsIn(dir, 'pids.txt');
+    stragglers.push(...pids);
+    expect(pids.filter(running)).toEqual([]);
   });
 });
