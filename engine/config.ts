@@ -179,6 +179,9 @@ function yamlMessage(error: YAMLError): string {
   return `YAML: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`;
 }
 
+/** Alias expansions allowed when reading a file (the yaml library's guard against alias bombs). */
+const MAX_ALIAS_COUNT = 10_000;
+
 /** Validates pipeline text (the synchronous core of loadPipeline). */
 export function parsePipeline(text: string, options: ParseOptions): Pipeline {
   const lines = new LineCounter();
@@ -202,7 +205,20 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
   // Structure cannot be judged reliably past a syntax error.
   v.throwIfAny();
 
-  const raw: unknown = doc.toJS({ maxAliasCount: 10_000 });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    // An alias bomb (aliases of aliases expanding exponentially): point at its first alias.
+    if (!(err instanceof ReferenceError)) throw err;
+    let first: number | undefined;
+    visit(doc, {
+      Alias(_, node) {
+        first ??= node.range?.[0];
+      },
+    });
+    throw new ConfigErrors([new ConfigError(`YAML: aliases expand too much (more than ${MAX_ALIAS_COUNT} nodes through aliases): ${err.message}`, at.at(first ?? 0))]);
+  }
   if (raw === null || raw === undefined) {
     v.errors.push(new ConfigError('the file is empty (expected a stages: map)', at.at(0)));
     v.throwIfAny();

@@ -34,11 +34,16 @@ export interface AcquireOptions {
   signal?: AbortSignal;
   /** Called once when we start waiting, with whoever holds the lock. */
   onWait?(holder: LockHolder | undefined): void;
-  /** Called when a lock left by a dead process is broken. */
-  onBreak?(holder: LockHolder): void;
+  /** Called when a lock left by a dead process is broken (undefined: it had no holder record). */
+  onBreak?(holder: LockHolder | undefined): void;
   pollMs?: number;
   /** A lock directory not refreshed for this long is stale (proper-lockfile). */
   staleMs?: number;
+  /**
+   * A lock directory without a holder record this old was left by a process that died while taking
+   * the lock (a live one writes the record right after creating the directory).
+   */
+  unrecordedMs?: number;
 }
 
 export function lockPaths(storeDir: string): { dir: string; holder: string } {
@@ -54,6 +59,12 @@ export async function readLockHolder(storeDir: string): Promise<LockHolder | und
   }
 }
 
+/** The line printed when a dead process's lock is broken. */
+export function describeBreak(h: LockHolder | undefined): string {
+  if (!h) return 'broke a store lock without a holder record (its process died while taking it)';
+  return `broke the store lock left by pid ${h.pid} (${h.command}), which is no longer running`;
+}
+
 export function describeHolder(h: LockHolder | undefined): string {
   if (!h) return 'another process (no holder record yet)';
   const host = h.hostname === hostname() ? '' : ` on ${h.hostname}`;
@@ -63,6 +74,16 @@ export function describeHolder(h: LockHolder | undefined): string {
 /** Whether the holder process is still running (not merely some process with its pid). */
 function holderAlive(h: LockHolder): boolean {
   return processAlive(h.pid, h.pidStart);
+}
+
+/** How long ago the lock directory was created or last refreshed (0 if it is gone). */
+async function lockDirAgeMs(dir: string): Promise<number> {
+  try {
+    return Date.now() - (await stat(dir)).mtimeMs;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return 0;
+    throw err;
+  }
 }
 
 async function lockDirIno(dir: string): Promise<number | undefined> {
@@ -109,6 +130,11 @@ export async function acquireStoreLock(storeDir: string, options: AcquireOptions
       await rm(paths.dir, { recursive: true, force: true });
       await rm(paths.holder, { force: true });
       options.onBreak?.(holder);
+      continue;
+    }
+    if (!holderOwnsDir && ino !== undefined && (await lockDirAgeMs(paths.dir)) > (options.unrecordedMs ?? 2000)) {
+      await rm(paths.dir, { recursive: true, force: true });
+      options.onBreak?.(undefined);
       continue;
     }
     // A live holder on this host is never treated as stale, even if its event loop was busy for long.

@@ -2,10 +2,10 @@
 // commands, bit flips in the store, outs that would delete files the tool does not own, odd
 // pipeline files, and params that try to become shell code.
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, runCli, workspace, type CliResult } from './helpers/cli.js';
 
@@ -270,5 +270,92 @@ stages:
     const pids = await pidsIn(dir, 'pids.txt');
     stragglers.push(...pids);
     expect(pids.filter(running)).toEqual([]);
+  });
+});
+
+/** Whether this process may mount a small tmpfs (root on Linux): the full-disk case needs one. */
+function canMountTmpfs(): boolean {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return false;
+  const probe = mkdtempSync(join(tmpdir(), 'reliability-mount-'));
+  try {
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe]).status !== 0) return false;
+    spawnSync('umount', [probe]);
+    return true;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+}
+
+describe('smaller failure cases', () => {
+  test('a YAML alias bomb is a config error with its location (exit 2)', async () => {
+    const levels = ['  a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) levels.push(`  a${i}: &a${i} [${Array.from({ length: 10 }, () => `*a${i - 1}`).join(', ')}]`);
+    const dir = await ws(['params:', ...levels, 'stages:', '  s:', '    cmd: echo hi > s.txt', '    outs: [s.txt]', ''].join('\n'));
+    const r = await runCli(['run'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error: pipeline\.yaml:\d+:\d+: YAML: .*alias/m);
+    expect(r.stderr).not.toMatch(/--verbose/);
+    expect(existsSync(join(dir, 'artifacts'))).toBe(false);
+  });
+
+  test('a lock directory without a holder record is broken, not waited on', async () => {
+    const dir = await ws('stages:\n  s:\n    cmd: echo hi > s.txt\n    outs: [s.txt]\n');
+    await mkdir(join(dir, 'artifacts', 'lock'), { recursive: true });
+    // Its holder died between creating it and writing lock.json, a few seconds ago.
+    const past = new Date(Date.now() - 5000);
+    await utimes(join(dir, 'artifacts', 'lock'), past, past);
+    const r = await runCli(['run', '--lock-timeout', '10'], { cwd: dir });
+    expect(r).toMatchObject({ code: 0 });
+    expect(r.stderr).toMatch(/broke a store lock without a holder record/);
+  });
+
+  test('a dead holder whose pid now belongs to another process does not hold the lock', async () => {
+    const dir = await ws('stages:\n  s:\n    cmd: echo hi > s.txt\n    outs: [s.txt]\n');
+    const lockDir = join(dir, 'artifacts', 'lock');
+    await mkdir(lockDir, { recursive: true });
+    // The pid is alive (this test process), but it started later than the holder did.
+    const holder = { pid: process.pid, command: 'pipeline run', startedAt: new Date().toISOString(), hostname: hostname(), lockIno: (await stat(lockDir)).ino, pidStart: '1' };
+    await writeFile(join(dir, 'artifacts', 'lock.json'), JSON.stringify(holder));
+    const r = await runCli(['run', '--lock-timeout', '10'], { cwd: dir });
+    expect(r).toMatchObject({ code: 0 });
+    expect(r.stderr).toMatch(new RegExp(`broke the store lock left by pid ${process.pid}`));
+  });
+
+  test('a second Ctrl-C exits at once and records the run as interrupted', async () => {
+    const dir = await ws(`
+stages:
+  stubborn:
+    cmd: trap '' TERM INT; echo $$ >> pids.txt; while true; do sleep 0.1; done
+    outs: [never.txt]
+`);
+    const r = startCli(['run'], dir);
+    expect(await eventually(async () => (await pidsIn(dir, 'pids.txt')).length > 0)).toBe(true);
+    let stderr = '';
+    const stopping = new Promise<void>((resolve) => r.child.stderr!.on('data', (d: Buffer) => ((stderr += d.toString()), stderr.includes('stopping') && resolve())));
+    r.child.kill('SIGINT');
+    await stopping;
+    r.child.kill('SIGINT');
+    expect(await r.done).toMatchObject({ code: 130 });
+    const [pid] = await pidsIn(dir, 'pids.txt');
+    expect(await eventually(() => !running(pid!))).toBe(true);
+    const runs = JSON.parse((await ok(['runs', '--json'], dir)).stdout) as { outcome: string }[];
+    expect(runs[0]!.outcome).toBe('interrupted');
+  });
+
+  (canMountTmpfs() ? test : test.skip)('a full disk while storing outs fails the stage with a clear message; the run is recorded as failed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'reliability-full-'));
+    dirs.push(dir);
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir]).status).toBe(0);
+    try {
+      await writeFile(join(dir, 'pipeline.yaml'), 'stages:\n  fill:\n    cmd: head -c 3000000 /dev/zero > big.bin\n    outs: [big.bin]\n');
+      const r = await runCli(['run'], { cwd: dir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/error: stage fill: no space left on device while storing big\.bin/);
+      expect(r.stderr).not.toMatch(/ENOSPC: no space left on device, write/);
+      const runs = JSON.parse((await ok(['runs', '--json'], dir)).stdout) as { outcome: string }[];
+      expect(runs[0]!.outcome).toBe('failed');
+    } finally {
+      spawnSync('umount', [dir]);
+    }
   });
 });

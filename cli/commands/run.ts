@@ -90,7 +90,7 @@ async function runForReal(
   options: RunOptions,
   globals: GlobalOptions,
 ): Promise<void> {
-  const [{ acquireStoreLock, describeHolder }, { gatherFacts }, { execute }, { newRunId }, { stageLogger, stageProgress, formatDuration }, errors, { signalRunningCommands }, , { stopLeftoverGroups }] =
+  const [{ acquireStoreLock, describeBreak, describeHolder }, { gatherFacts }, { execute }, { newRunId }, { stageLogger, stageProgress, formatDuration }, errors, { signalRunningCommands }, , { stopLeftoverGroups }] =
     modules;
   const { store, statCache } = session;
   const started = Date.now();
@@ -122,7 +122,7 @@ async function runForReal(
       command: ['pipeline', ...process.argv.slice(2)].join(' '),
       signal: stop.signal,
       onWait: (h) => err(`waiting for the store lock, held by ${describeHolder(h)} (up to ${options.lockTimeout}s, --lock-timeout)`),
-      onBreak: (h) => err(`broke the store lock left by pid ${h.pid} (${h.command}), which is no longer running`),
+      onBreak: (h) => err(describeBreak(h)),
     });
     lock.lost.addEventListener('abort', () => stop.abort(lock!.lost.reason), { once: true });
     // A dead run's commands may still be writing its outs: stop them before running anything.
@@ -173,7 +173,7 @@ async function runForReal(
       error: r.error === undefined ? undefined : errorText(r.error),
       restored: r.restored,
     }));
-    await store.runs.write(record);
+    await writeFinalRecord(store, record);
 
     const summary = (['ran', 'cached', 'failed', 'aborted', 'skipped'] as const)
       .filter((k) => counts[k] > 0)
@@ -194,11 +194,28 @@ async function runForReal(
   } finally {
     try {
       if (lock) await statCache.save(); // only the lock holder writes the store
+    } catch (e) {
+      // Only a cache (files are rehashed next time): a full disk must not hide the run's outcome.
+      err(`warning: could not save the stat cache: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
       await lock?.release();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('SIGHUP', onSignal);
+    }
+  }
+}
+
+/** The run's final record; on a full disk, once more after emptying tmp/, then a warning (the stage errors still follow). */
+async function writeFinalRecord(store: Session['store'], record: RunRecord): Promise<void> {
+  try {
+    await store.runs.write(record);
+  } catch (first) {
+    try {
+      await store.cleanTmp();
+      await store.runs.write(record);
+    } catch {
+      err(`warning: could not write the run record ${join(store.runs.dir, `${record.id}.json`)}: ${first instanceof Error ? first.message : String(first)}`);
     }
   }
 }
