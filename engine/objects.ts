@@ -5,6 +5,16 @@ import { join } from 'node:path';
 import { copyAndHash, hashFile } from './hash.js';
 import { isErrno, randomSuffix } from './fs-tree.js';
 
+/** An object whose content no longer hashes to its name (a flipped bit, a stray write). */
+export class CorruptObjectError extends Error {
+  constructor(
+    readonly digest: string,
+    readonly actual: string,
+  ) {
+    super(`stored object ${digest.slice(0, 16)}… is corrupt (its content hashes to ${actual.slice(0, 16)}…)`);
+  }
+}
+
 export interface StoredObject {
   digest: string;
   size: number;
@@ -19,6 +29,9 @@ export class ObjectStore {
     /** Same file system as `dir`, for objects being written. */
     private readonly tmpDir: string,
   ) {}
+
+  /** Called with each object this process places in the store (to vouch for it in the stat cache). */
+  onPlaced?: (path: string, digest: string) => Promise<void>;
 
   path(digest: string): string {
     return join(this.dir, digest.slice(0, 2), digest.slice(2));
@@ -66,11 +79,20 @@ export class ObjectStore {
     await chmod(file, 0o444);
     await mkdir(join(this.dir, digest.slice(0, 2)), { recursive: true });
     await rename(file, dest);
+    await this.onPlaced?.(dest, digest);
   }
 
-  /** A writable copy of an object at `dest` (reflink where the file system supports it). */
-  async copyOut(digest: string, dest: string): Promise<void> {
+  /**
+   * A writable copy of an object at `dest` (reflink where the file system supports it), checked
+   * against its digest: a corrupt object is never copied out (CorruptObjectError, nothing left at `dest`).
+   */
+  async copyOut(digest: string, dest: string, signal?: AbortSignal): Promise<void> {
     await copyFile(this.path(digest), dest, constants.COPYFILE_FICLONE);
+    const { digest: actual } = await hashFile(dest, signal);
+    if (actual !== digest) {
+      await rm(dest, { force: true });
+      throw new CorruptObjectError(digest, actual);
+    }
     await chmod(dest, 0o644);
   }
 

@@ -36,6 +36,8 @@ export async function openSession(configFile: string, options: SessionOptions = 
   }
   const store = new Store(pipeline.root);
   const statCache = await StatCache.load(store.statCacheFile, pipeline.root);
+  // Objects we write are vouched for by their stat, so checking them later costs a stat, not a hash.
+  store.objects.onPlaced = (path, digest) => statCache.remember(path, digest);
   return {
     pipeline,
     store,

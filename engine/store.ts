@@ -1,5 +1,6 @@
 // The artifact store under <pipeline root>/artifacts/ — see STORE_LAYOUT for what lives where.
-import { mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { hashFile } from './hash.js';
 import { dirname, join } from 'node:path';
 import { isErrno, isSyntaxError, randomSuffix, writeFileAtomic } from './fs-tree.js';
 import { isManifest, type Manifest } from './manifest.js';
@@ -206,6 +207,42 @@ export class Store {
       if (!isErrno(err, 'ENOTEMPTY', 'EEXIST')) throw err;
     }
     return view;
+  }
+
+  /**
+   * Files of `m`'s view that are not its objects: a hard link to another inode, a missing file, or (for
+   * a copy, when links were impossible) other content (`rehashCopies`; else only its size is checked).
+   * No view at all is fine: it is built when needed.
+   */
+  async viewMismatches(m: Manifest, rehashCopies = true): Promise<string[]> {
+    const view = this.viewPath(m.key);
+    try {
+      await stat(view);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return [];
+      throw err;
+    }
+    const bad: string[] = [];
+    for (const [rel, f] of Object.entries(m.files)) {
+      let shown;
+      try {
+        shown = await lstat(join(view, rel));
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT', 'ENOTDIR')) throw err;
+        bad.push(rel);
+        continue;
+      }
+      let object;
+      try {
+        object = await stat(this.objects.path(f.digest));
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) throw err;
+        continue; // reported as a missing object
+      }
+      if (shown.ino === object.ino && shown.dev === object.dev) continue;
+      if (!shown.isFile() || shown.size !== f.size || (rehashCopies && (await hashFile(join(view, rel))).digest !== f.digest)) bad.push(rel);
+    }
+    return bad;
   }
 
   /** Points artifacts/stages/<stage> at views/<key> (atomically replacing the previous link). */

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, runCli, workspace, type CliResult } from './helpers/cli.js';
@@ -357,5 +357,114 @@ stages:
     } finally {
       spawnSync('umount', [dir]);
     }
+  });
+});
+
+interface ShownOutput {
+  path: string;
+  digest: string;
+}
+
+/** The object file of `stage`'s output `path` (from `show --json`). */
+async function objectOf(dir: string, stage: string, path: string): Promise<string> {
+  const shown = JSON.parse((await ok(['show', stage, '--json'], dir)).stdout) as { outputs: ShownOutput[] };
+  const out = shown.outputs.find((o) => o.path === path)!;
+  return join(dir, 'artifacts', 'objects', out.digest.slice(0, 2), out.digest.slice(2));
+}
+
+/** Flips one byte of a file in place (as a bad disk or a stray write would; the inode stays). */
+async function flipByte(file: string, at = 3, keepMtime = false): Promise<void> {
+  const before = await stat(file);
+  await chmod(file, 0o644);
+  const fh = await open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at);
+    b[0] = b[0]! ^ 0x20;
+    await fh.write(b, 0, 1, at);
+  } finally {
+    await fh.close();
+  }
+  await chmod(file, 0o444);
+  if (keepMtime) await utimes(file, before.atime, before.mtime);
+}
+
+describe('a corrupt object never spreads', () => {
+  const yaml = `
+stages:
+  b:
+    cmd: printf 'payload-abcdefghij' > b.bin
+    outs: [b.bin]
+  d:
+    cmd: tr a-z A-Z < b.bin > d.txt
+    deps: [b.bin]
+    outs: [d.txt]
+`;
+
+  test('restore checks what it copies out: a flipped byte is not restored, and downstream stages compute on good bytes', async () => {
+    const dir = await ws(yaml);
+    await ok(['run', 'b'], dir);
+    await flipByte(await objectOf(dir, 'b', 'b.bin'));
+    await rm(join(dir, 'b.bin'));
+    const r = await ok(['run'], dir);
+    expect(r.stdout).toMatch(/ran\s+d/);
+    expect(await read(dir, 'b.bin')).toBe('payload-abcdefghij');
+    expect(await read(dir, 'd.txt')).toBe('PAYLOAD-ABCDEFGHIJ');
+    await ok(['verify'], dir);
+  });
+
+  test('a flip that keeps size, inode and mtime (so the stat cache vouches for it) is still caught when copied out', async () => {
+    const dir = await ws(yaml);
+    await ok(['run', 'b'], dir);
+    await flipByte(await objectOf(dir, 'b', 'b.bin'), 3, true);
+    await rm(join(dir, 'b.bin'));
+    const r = await ok(['run'], dir);
+    expect(r.stdout).toMatch(/ran\s+b/);
+    expect(await read(dir, 'b.bin')).toBe('payload-abcdefghij');
+    expect(await read(dir, 'd.txt')).toBe('PAYLOAD-ABCDEFGHIJ');
+    await ok(['verify'], dir);
+  });
+
+  test('a cached stage whose object was changed on disk is recomputed, not used (the stat cache cannot vouch for it)', async () => {
+    const dir = await ws(yaml);
+    await ok(['run'], dir);
+    await flipByte(await objectOf(dir, 'b', 'b.bin'));
+    const r = await ok(['run'], dir);
+    expect(r.stdout).toMatch(/ran\s+b/);
+    expect(await read(dir, 'artifacts/stages/b/b.bin')).toBe('payload-abcdefghij');
+    await ok(['verify'], dir);
+  });
+
+  test('verify --fix invalidates everything computed from a corrupt object', async () => {
+    const dir = await ws(yaml);
+    await ok(['run'], dir);
+    await flipByte(await objectOf(dir, 'b', 'b.bin'));
+    const fix = await runCli(['verify', '--fix'], { cwd: dir });
+    expect(fix.code).toBe(1);
+    expect(fix.stdout).toMatch(/corrupt .*used by b:b\.bin/);
+    expect(fix.stdout).toMatch(/invalidated d /);
+    const status = JSON.parse((await ok(['status', '--json'], dir)).stdout) as { stages: { stage: string; state: string }[] };
+    expect(status.stages.map((s) => [s.stage, s.state])).toEqual([
+      ['b', 'stale'],
+      ['d', 'stale'],
+    ]);
+    const r = await ok(['run'], dir);
+    expect(r.stdout).toMatch(/ran\s+b/);
+    expect(r.stdout).toMatch(/ran\s+d/);
+    await ok(['verify'], dir);
+  });
+
+  test('verify checks the readable views too, and --fix rebuilds them', async () => {
+    const dir = await ws(yaml);
+    await ok(['run'], dir);
+    const view = join(dir, 'artifacts', 'stages', 'b', 'b.bin');
+    await rm(view, { force: true });
+    await writeFile(view, 'something else');
+    const bad = await runCli(['verify'], { cwd: dir });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/view .*b\.bin.*does not match/);
+    expect((await runCli(['verify', '--fix'], { cwd: dir })).code).toBe(1);
+    await ok(['verify'], dir);
+    expect(await read(dir, 'artifacts/stages/b/b.bin')).toBe('payload-abcdefghij');
   });
 });
