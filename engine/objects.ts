@@ -32,6 +32,8 @@ export class ObjectStore {
 
   /** Called with each object this process places in the store (to vouch for it in the stat cache). */
   onPlaced?: (path: string, digest: string) => Promise<void>;
+  /** Whether an existing object still holds its bytes (stat cache, else a hash), before a new output is deduplicated into it. */
+  isSound?: (path: string, digest: string) => Promise<boolean>;
 
   path(digest: string): string {
     return join(this.dir, digest.slice(0, 2), digest.slice(2));
@@ -73,8 +75,11 @@ export class ObjectStore {
   private async place(file: string, digest: string): Promise<void> {
     const dest = this.path(digest);
     if (await this.has(digest)) {
-      await unlink(file);
-      return;
+      if (!this.isSound || (await this.isSound(dest, digest))) {
+        await unlink(file);
+        return;
+      }
+      // The stored copy is corrupt: the good bytes we hold replace it (rename is atomic).
     }
     await chmod(file, 0o444);
     await mkdir(join(this.dir, digest.slice(0, 2)), { recursive: true });

@@ -4,6 +4,7 @@ import { setMaxListeners } from 'node:events';
 import type { StageKind } from './contract.js';
 import type { FactsEnv } from './facts.js';
 import type { Pipeline } from './pipeline.js';
+import { isErrno } from './fs-tree.js';
 import { StatCache } from './stat-cache.js';
 import { Store } from './store.js';
 
@@ -38,6 +39,14 @@ export async function openSession(configFile: string, options: SessionOptions = 
   const statCache = await StatCache.load(store.statCacheFile, pipeline.root);
   // Objects we write are vouched for by their stat, so checking them later costs a stat, not a hash.
   store.objects.onPlaced = (path, digest) => statCache.remember(path, digest);
+  store.objects.isSound = async (path, digest) => {
+    try {
+      return (await statCache.digestFile(path, { trustRecent: true })).digest === digest;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return false;
+      throw err;
+    }
+  };
   return {
     pipeline,
     store,

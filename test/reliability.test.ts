@@ -435,6 +435,15 @@ stages:
     await ok(['verify'], dir);
   });
 
+  test('a rerun producing the bytes of a corrupt object replaces it instead of deduplicating into it', async () => {
+    const dir = await ws(yaml);
+    await ok(['run'], dir);
+    await flipByte(await objectOf(dir, 'b', 'b.bin'));
+    await ok(['run', '--force', 'b'], dir);
+    expect(await read(dir, 'artifacts/stages/b/b.bin')).toBe('payload-abcdefghij');
+    await ok(['verify'], dir);
+  });
+
   test('verify --fix invalidates everything computed from a corrupt object', async () => {
     const dir = await ws(yaml);
     await ok(['run'], dir);
