@@ -41,7 +41,8 @@ export interface AcquireOptions {
   staleMs?: number;
   /**
    * A lock directory without a holder record this old was left by a process that died while taking
-   * the lock (a live one writes the record right after creating the directory).
+   * the lock (a live one writes the record right after creating the directory; 5 s leaves room
+   * for a busy machine).
    */
   unrecordedMs?: number;
 }
@@ -132,7 +133,7 @@ export async function acquireStoreLock(storeDir: string, options: AcquireOptions
       options.onBreak?.(holder);
       continue;
     }
-    if (!holderOwnsDir && ino !== undefined && (await lockDirAgeMs(paths.dir)) > (options.unrecordedMs ?? 2000)) {
+    if (!holderOwnsDir && ino !== undefined && (await lockDirAgeMs(paths.dir)) > (options.unrecordedMs ?? 5000)) {
       await rm(paths.dir, { recursive: true, force: true });
       options.onBreak?.(undefined);
       continue;

@@ -301,10 +301,10 @@ describe('smaller failure cases', () => {
   test('a lock directory without a holder record is broken, not waited on', async () => {
     const dir = await ws('stages:\n  s:\n    cmd: echo hi > s.txt\n    outs: [s.txt]\n');
     await mkdir(join(dir, 'artifacts', 'lock'), { recursive: true });
-    // Its holder died between creating it and writing lock.json, a few seconds ago.
-    const past = new Date(Date.now() - 5000);
+    // Its holder died between creating it and writing lock.json, 10 s ago (it would go stale by mtime only at 20 s).
+    const past = new Date(Date.now() - 10_000);
     await utimes(join(dir, 'artifacts', 'lock'), past, past);
-    const r = await runCli(['run', '--lock-timeout', '10'], { cwd: dir });
+    const r = await runCli(['run', '--lock-timeout', '5'], { cwd: dir });
     expect(r).toMatchObject({ code: 0 });
     expect(r.stderr).toMatch(/broke a store lock without a holder record/);
   });
