@@ -93,6 +93,20 @@ stages:
     expect(await readFile(join(elsewhere, 'victims', 'a.txt'), 'utf8')).toBe('precious too\n');
   });
 
+  test('restoring a cached out never follows a parent directory that became a link out of the pipeline directory', async () => {
+    const elsewhere = await mkdtemp(join(tmpdir(), 'reliability-elsewhere-'));
+    dirs.push(elsewhere);
+    const dir = await ws('stages:\n  file:\n    cmd: mkdir -p sub && echo committed > sub/victim.txt\n    outs: [sub/victim.txt]\n');
+    await ok(['run'], dir);
+    await rm(join(dir, 'sub'), { recursive: true });
+    await writeFile(join(elsewhere, 'victim.txt'), 'precious\n');
+    await symlink(elsewhere, join(dir, 'sub'));
+    const r = await runCli(['run'], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/out sub\/victim\.txt resolves to .*outside the pipeline directory/);
+    expect(await readFile(join(elsewhere, 'victim.txt'), 'utf8')).toBe('precious\n');
+  });
+
   const invalid: [string, string, RegExp][] = [
     [
       'its own dep',
