@@ -247,26 +247,30 @@ stages:
   });
 
   test('SIGKILL of the CLI, alone or with its process group, at random moments: reruns are byte-identical, verify is clean, no orphans', async () => {
+    // Each command first notes any command of an earlier run still alive (not a zombie): a run must
+    // never run alongside a dead run's leftovers.
+    const check = `for p in $(cat pids.txt 2>/dev/null); do if [ -r /proc/$p/stat ] && ! grep -q ') Z ' /proc/$p/stat; then echo $p >> overlap.txt; fi; done; echo $$ >> pids.txt`;
     const yaml = `
 stages:
   gen:
-    cmd: echo $$ >> pids.txt; for i in $(seq 1 8); do echo gen$i >> gen.txt; sleep 0.1; done
+    cmd: ${check}; for i in $(seq 1 8); do echo gen$i >> gen.txt; sleep 0.1; done
     outs: [gen.txt]
   upper:
-    cmd: echo $$ >> pids.txt; tr a-z A-Z < gen.txt > upper.txt; sleep 0.2; echo done >> upper.txt
+    cmd: ${check}; tr a-z A-Z < gen.txt > upper.txt; sleep 0.2; echo done >> upper.txt
     deps: [gen.txt]
     outs: [upper.txt]
   parts:
-    cmd: echo $$ >> pids.txt; mkdir -p parts; for i in 1 2 3; do sed -n "\${i}p" upper.txt > parts/p$i.txt; sleep 0.05; done
+    cmd: ${check}; mkdir -p parts; for i in 1 2 3; do sed -n "\${i}p" upper.txt > parts/p$i.txt; sleep 0.05; done
     deps: [upper.txt]
     outs: [parts]
 `;
     const reference = await ws(yaml);
     await ok(['run'], reference);
     const dir = await ws(yaml);
-    for (let round = 0; round < 8; round++) {
+    for (let round = 0; round < 10; round++) {
       const r = startCli(['run', ...(round % 3 === 0 ? ['--force'] : [])], dir);
-      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 900)));
+      // A random moment (not coordination): before, during or after any stage, or after the run.
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 2000)));
       if (round % 2 === 0) r.child.kill('SIGKILL');
       else if (r.child.pid !== undefined) {
         try {
@@ -284,6 +288,7 @@ stages:
     const pids = await pidsIn(dir, 'pids.txt');
     stragglers.push(...pids);
     expect(pids.filter(running)).toEqual([]);
+    expect(existsSync(join(dir, 'overlap.txt')) ? await read(dir, 'overlap.txt') : 'no overlap').toBe('no overlap');
   });
 });
 
