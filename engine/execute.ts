@@ -207,7 +207,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
         const missing = Object.entries(m.files)
           .filter(([, f]) => bad.includes(f.digest))
           .map(([p]) => p);
-        opts.facts.stored.set(m.key, { ...decision.stored, missingObjects: missing });
+        opts.facts.stored.set(m.key, { ...decision.stored, missingObjects: missing, corrupt: true });
         decision = await resolveStage(stageEnv, opts.facts, name, upstream, { force: opts.force });
         if (decision.action === 'cached') throw new StageError(`stage ${name}: stored outputs are corrupt and could not be recomputed`);
       }

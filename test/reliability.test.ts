@@ -449,7 +449,7 @@ stages:
     await ok(['run'], dir);
     await flipByte(await objectOf(dir, 'b', 'b.bin'));
     const r = await ok(['run'], dir);
-    expect(r.stdout).toMatch(/ran\s+b/);
+    expect(r.stdout).toMatch(/ran\s+b .*\(output missing: b\.bin corrupt in the store \(removed\)\)/);
     expect(await read(dir, 'artifacts/stages/b/b.bin')).toBe('payload-abcdefghij');
     await ok(['verify'], dir);
   });
