@@ -3,7 +3,7 @@
 import type { StatCache } from './stat-cache.js';
 import type { ObjectStore } from './objects.js';
 import type { OutputFile } from './manifest.js';
-import { listTree } from './fs-tree.js';
+import { isErrno, listTree } from './fs-tree.js';
 
 export interface CommittedTree {
   files: Record<string, OutputFile>;
@@ -19,7 +19,7 @@ export async function adoptTree(objects: ObjectStore, dir: string, signal?: Abor
   const files: Record<string, OutputFile> = {};
   for (const f of tree.files) {
     signal?.throwIfAborted();
-    files[f.rel] = await objects.adopt(f.abs, signal);
+    files[f.rel] = await storing(f.rel, () => objects.adopt(f.abs, signal));
   }
   return { files, dirs: tree.dirs };
 }
@@ -49,11 +49,21 @@ export async function ingestWorkspaceOuts(
     for (const f of tree.files) {
       signal?.throwIfAborted();
       const before = await statCache.statOf(f.abs);
-      const stored = await objects.ingestCopy(f.abs, signal);
+      const stored = await storing(f.rel, () => objects.ingestCopy(f.abs, signal));
       files[f.rel] = stored;
       // The command has exited: nothing else writes these files now, so recent mtimes are not racy.
       await statCache.remember(f.abs, stored.digest, before);
     }
   }
   return { files, dirs, missing };
+}
+
+/** Runs one store write, naming the file when the disk is full (not a bare `ENOSPC ... write`). */
+async function storing<T>(rel: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (isErrno(err, 'ENOSPC', 'EDQUOT')) throw new Error(`no space left on device while storing ${rel} in artifacts/ (free some space and run again)`, { cause: err });
+    throw err;
+  }
 }

@@ -3,7 +3,7 @@
 // (needs, implied needs, outputs, cycles). Every problem found is reported at once, each with its
 // file:line:col; nothing is written.
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import {
@@ -19,7 +19,7 @@ import { checkAutomation } from './automation-config.js';
 import type { StageKind } from './contract.js';
 import { ConfigError, ConfigErrors, type SourceLocation } from './errors.js';
 import { findCycles, topologicalOrder } from './graph.js';
-import { findReferences, interpolate, type InterpolationError } from './interpolate.js';
+import { commandWithParamEnv, findReferences, interpolate, type InterpolationError } from './interpolate.js';
 import { applySets, originOf, parseSet, pathKey, type SetOverride } from './overrides.js';
 import type { Pipeline, StageSpec } from './pipeline.js';
 import { didYouMean } from './suggest.js';
@@ -116,6 +116,8 @@ interface Draft {
   /** The stage's `with:` after substitution (to locate params that name stages). */
   withValue?: Record<string, unknown>;
   cmd?: string;
+  /** The command as run, with params passed as environment variables (see commandWithParamEnv). */
+  cmdExec?: { exec: string; env: Record<string, string> };
   deps: { path: string; at: DocPath }[];
   outs: { path: string; at: DocPath }[];
   needs: { name: string; at: DocPath }[];
@@ -178,6 +180,9 @@ function yamlMessage(error: YAMLError): string {
   return `YAML: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`;
 }
 
+/** Alias expansions allowed when reading a file (the yaml library's guard against alias bombs). */
+const MAX_ALIAS_COUNT = 10_000;
+
 /** Validates pipeline text (the synchronous core of loadPipeline). */
 export function parsePipeline(text: string, options: ParseOptions): Pipeline {
   const lines = new LineCounter();
@@ -201,7 +206,20 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
   // Structure cannot be judged reliably past a syntax error.
   v.throwIfAny();
 
-  const raw: unknown = doc.toJS({ maxAliasCount: 10_000 });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    // An alias bomb (aliases of aliases expanding exponentially): point at its first alias.
+    if (!(err instanceof ReferenceError)) throw err;
+    let first: number | undefined;
+    visit(doc, {
+      Alias(_, node) {
+        first ??= node.range?.[0];
+      },
+    });
+    throw new ConfigErrors([new ConfigError(`YAML: aliases expand too much (more than ${MAX_ALIAS_COUNT} nodes through aliases): ${err.message}`, at.at(first ?? 0))]);
+  }
   if (raw === null || raw === undefined) {
     v.errors.push(new ConfigError('the file is empty (expected a stages: map)', at.at(0)));
     v.throwIfAny();
@@ -236,6 +254,7 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
 
   const drafts = new Map<string, Draft>();
   for (const [name, value] of Object.entries(rawStages)) drafts.set(name, checkStage(v, name, value, params, options.kinds));
+  checkOwnership(v, drafts, basename(options.file));
   const needsOf = checkGraph(v, drafts);
   const automation = checkAutomation(
     {
@@ -258,6 +277,7 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
       kind: d.kind!,
       params: d.params ?? {},
       ...(d.cmd !== undefined ? { cmd: d.cmd } : {}),
+      ...(d.cmdExec !== undefined ? { cmdExec: d.cmdExec.exec, cmdEnv: d.cmdExec.env } : {}),
       deps: d.deps.map((x) => x.path),
       outs: d.outs.map((x) => x.path),
       needs: names.filter((n) => needs.has(n)),
@@ -310,6 +330,7 @@ function checkStage(v: Validation, name: string, value: unknown, params: Record<
   // Substitute ${params.x} in the fields that take it, keeping paths for error locations.
   // Unknown keys are reported above; the rest of the stage is still checked.
   const stage = Object.fromEntries(Object.entries(value).filter(([key]) => allowed.includes(key)));
+  if (hasCmd && typeof stage.cmd === 'string') draft.cmdExec = commandWithParamEnv(stage.cmd, params);
   const substitutionErrors: InterpolationError[] = [];
   for (const field of ['with', 'cmd', 'deps', 'outs']) {
     if (field in stage) stage[field] = interpolate(stage[field], params, substitutionErrors, [...base, field]);
@@ -422,13 +443,60 @@ function findString(value: unknown, ref: string, path: DocPath = []): DocPath | 
 }
 
 /** Stages whose outs a cmd stage's deps read (a dep equal to, under, or containing another stage's out). */
-function impliedNeeds(draft: Draft, drafts: ReadonlyMap<string, Draft>): string[] {
-  const found: string[] = [];
-  for (const other of drafts.values()) {
-    if (other === draft) continue;
-    if (draft.deps.some((dep) => other.outs.some((out) => overlaps(dep.path, out.path)))) found.push(other.name);
+function impliedNeeds(draft: Draft, outIndex: OutIndex): string[] {
+  const found = new Set<string>();
+  for (const dep of draft.deps) {
+    for (const s of outIndex.atOrUnder.get(dep.path) ?? []) found.add(s);
+    for (let i = dep.path.lastIndexOf('/'); i > 0; i = dep.path.lastIndexOf('/', i - 1)) for (const s of outIndex.exact.get(dep.path.slice(0, i)) ?? []) found.add(s);
   }
-  return found;
+  found.delete(draft.name);
+  return [...found].sort((a, b) => outIndex.rank.get(a)! - outIndex.rank.get(b)!);
+}
+
+/** Outs by path, and by every directory they lie in, so implied needs take one lookup per dep path level. */
+interface OutIndex {
+  exact: Map<string, Set<string>>;
+  atOrUnder: Map<string, Set<string>>;
+  /** Declaration order, so implied needs are listed as before. */
+  rank: Map<string, number>;
+}
+
+function indexOuts(drafts: ReadonlyMap<string, Draft>): OutIndex {
+  const exact = new Map<string, Set<string>>();
+  const atOrUnder = new Map<string, Set<string>>();
+  const add = (m: Map<string, Set<string>>, k: string, stage: string) => {
+    let set = m.get(k);
+    if (!set) m.set(k, (set = new Set()));
+    set.add(stage);
+  };
+  for (const d of drafts.values()) {
+    for (const out of d.outs) {
+      add(exact, out.path, d.name);
+      add(atOrUnder, out.path, d.name);
+      for (let i = out.path.lastIndexOf('/'); i > 0; i = out.path.lastIndexOf('/', i - 1)) add(atOrUnder, out.path.slice(0, i), d.name);
+    }
+  }
+  return { exact, atOrUnder, rank: new Map([...drafts.keys()].map((n, i) => [n, i])) };
+}
+
+/**
+ * Outs a run would delete before the command starts: never the stage's own deps, the pipeline
+ * file or .git (the store is refused with the path itself).
+ */
+function checkOwnership(v: Validation, drafts: ReadonlyMap<string, Draft>, pipelineFile: string): void {
+  for (const d of drafts.values()) {
+    for (const out of d.outs) {
+      const label = `stage '${d.name}': output '${out.path}'`;
+      if (overlaps(out.path, pipelineFile)) v.value(out.at, `${label} is the pipeline file; run deletes outs before the command runs`);
+      else if (overlaps(out.path, '.git')) v.value(out.at, `${label} is inside .git; outs are deleted before the command runs`);
+      const dep = d.deps.find((x) => overlaps(x.path, out.path));
+      if (dep) {
+        const loc = v.at.value(dep.at);
+        const relation = dep.path === out.path ? 'is also its dep' : dep.path.startsWith(out.path + '/') ? `contains its dep '${dep.path}'` : `is inside its dep '${dep.path}'`;
+        v.value(out.at, `${label} ${relation} (${loc.file}:${loc.line}:${loc.col}); outs are deleted before the command runs, so it would delete its own input (write to a new file)`);
+      }
+    }
+  }
 }
 
 /** Checks needs and params naming unknown stages, outputs claimed twice, and cycles; returns each stage's needs. */
@@ -448,20 +516,27 @@ function checkGraph(v: Validation, drafts: ReadonlyMap<string, Draft>): Map<stri
 
   // Two stages writing the same workspace path (or one inside the other) would overwrite each other.
   const outs = [...drafts.values()].flatMap((d) => d.outs.map((out) => ({ stage: d.name, ...out })));
+  // The first earlier out at the same path, at a directory above it, or below it (indexes by path: linear, not pairwise).
+  const firstAt = new Map<string, number>();
+  const firstAtOrUnder = new Map<string, number>();
   for (let j = 0; j < outs.length; j++) {
-    for (let i = 0; i < j; i++) {
-      const a = outs[i];
-      const b = outs[j];
-      if (!overlaps(a.path, b.path)) continue;
+    const b = outs[j];
+    const ancestors: string[] = [];
+    for (let k = b.path.lastIndexOf('/'); k > 0; k = b.path.lastIndexOf('/', k - 1)) ancestors.push(b.path.slice(0, k));
+    const candidates = [firstAtOrUnder.get(b.path), ...ancestors.map((p) => firstAt.get(p))].filter((i): i is number => i !== undefined);
+    if (!firstAt.has(b.path)) firstAt.set(b.path, j);
+    for (const p of [b.path, ...ancestors]) if (!firstAtOrUnder.has(p)) firstAtOrUnder.set(p, j);
+    if (candidates.length > 0) {
+      const a = outs[Math.min(...candidates)];
       const owner = a.stage === b.stage ? '' : ` of stage '${a.stage}'`;
       const relation = a.path === b.path ? (a.stage === b.stage ? 'is listed twice' : `is also an output${owner}`) : b.path.startsWith(a.path + '/') ? `is inside output '${a.path}'${owner}` : `contains output '${a.path}'${owner}`;
       const loc = v.at.value(a.at);
       v.value(b.at, `stage '${b.stage}': output '${b.path}' ${relation} (${loc.file}:${loc.line}:${loc.col})`);
-      break;
     }
   }
 
-  const needs = new Map([...drafts.values()].map((d) => [d.name, [...d.needs.map((n) => n.name), ...d.refs, ...impliedNeeds(d, drafts)]]));
+  const outIndex = indexOuts(drafts);
+  const needs = new Map([...drafts.values()].map((d) => [d.name, [...d.needs.map((n) => n.name), ...d.refs, ...impliedNeeds(d, outIndex)]]));
   for (const cycle of findCycles(names, (n) => needs.get(n)!)) v.key(['stages', cycle[0]], `cycle: ${cycle.join(' -> ')}`);
   return needs;
 }

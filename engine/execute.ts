@@ -3,16 +3,19 @@
 // outputs leaves it cached, as in DVC), then restores, runs and commits. Without keepGoing the
 // first failure aborts the running stages and nothing else starts.
 import { mkdir, readdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import pLimit from 'p-limit';
 import type { Logger, ProgressReporter } from './contract.js';
 import { AbortedError, StageError } from './errors.js';
 import { adoptTree, ingestWorkspaceOuts } from './commit.js';
 import { runCmd } from './cmd-stage.js';
+import { commandGroups } from './command-groups.js';
+import { ownedOutPath } from './owned-paths.js';
 import { SharedPools, stageContext, type Upstream } from './context.js';
 import { kindOf, outsOf, resolveStage, type FactsEnv, type MutablePlanFacts } from './facts.js';
 import { forceRemove, type Ref } from './store.js';
-import { errorMessage } from './fs-tree.js';
+import { errorMessage, isErrno } from './fs-tree.js';
+import { CorruptObjectError } from './objects.js';
 import { filesUnder, MANIFEST_FORMAT, outputsDigestOf, type Manifest } from './manifest.js';
 import { describeReasons } from './reasons.js';
 import type { StageOutcomeKind } from './runs.js';
@@ -131,7 +134,16 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     const spec = pipeline.stages.get(name)!;
     const started = Date.now();
     const outs = outsOf(spec);
-    await runCmd({ stage: name, cmd: spec.cmd ?? '', root: pipeline.root, outs, signal: run.signal, log: opts.ui.logger(name) });
+    await runCmd({
+      stage: name,
+      cmd: spec.cmdExec ?? spec.cmd ?? '',
+      env: spec.cmdEnv,
+      root: pipeline.root,
+      outs,
+      signal: run.signal,
+      log: opts.ui.logger(name),
+      groups: commandGroups(store.commandsDir),
+    });
     const tree = await ingestWorkspaceOuts(store.objects, env.statCache, pipeline.root, outs, run.signal);
     if (tree.missing.length) throw new StageError(`stage ${name}: command succeeded but did not create ${tree.missing.join(', ')}`);
     const m = manifestOf(name, 'cmd', key, material, spec.params, outs, tree, started, opts.runId);
@@ -143,16 +155,36 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
   /** Puts a cmd stage's committed outs back into the workspace (copies, writable). */
   const restore = async (m: Manifest, outs: string[]) => {
     for (const out of outs) {
-      const abs = join(pipeline.root, out);
+      const abs = await ownedOutPath(pipeline.root, out, m.stage);
       await rm(abs, { recursive: true, force: true });
-      for (const d of m.dirs) if (d === out || d.startsWith(out + '/')) await mkdir(join(pipeline.root, d), { recursive: true });
+      // Paths below the out are inside what we just made, so no link can redirect them.
+      const under = (p: string) => join(abs, relative(out, p));
+      for (const d of m.dirs) if (d === out || d.startsWith(out + '/')) await mkdir(under(d), { recursive: true });
       for (const [rel, f] of filesUnder(m, out)) {
-        const dest = join(pipeline.root, rel);
+        const dest = under(rel);
         await mkdir(dirname(dest), { recursive: true });
-        await store.objects.copyOut(f.digest, dest);
+        await store.objects.copyOut(f.digest, dest, run.signal);
         await env.statCache.remember(dest, f.digest);
       }
     }
+  };
+
+  /**
+   * Objects of a stored result whose content is not what its manifest says (or that are gone): a
+   * stat when the stat cache vouches for the object, else a hash (recorded, so only once).
+   */
+  const unsoundObjects = async (m: Manifest): Promise<string[]> => {
+    const bad: string[] = [];
+    for (const digest of new Set(Object.values(m.files).map((f) => f.digest))) {
+      try {
+        const actual = await env.statCache.digestFile(store.objects.path(digest), { trustRecent: true, signal: run.signal });
+        if (actual.digest !== digest) bad.push(digest);
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) throw err;
+        bad.push(digest);
+      }
+    }
+    return bad;
   };
 
   const processStage = async (name: string, ups: StageReport[]): Promise<StageReport> => {
@@ -165,10 +197,30 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       decision = await resolveStage(stageEnv, opts.facts, name, upstream, { force: opts.force });
       if (decision.action === 'cached') {
         const m = decision.stored.manifest;
-        if (decision.restore.length) await restore(m, decision.restore);
-        await finishRef(name, m);
-        const restored = decision.restore.length ? decision.restore : undefined;
-        return { stage: name, outcome: 'cached', durationMs: Date.now() - t0, key: m.key, manifest: m, restored };
+        // Downstream stages read these objects (through views or restored copies): never a corrupt one.
+        let bad = await unsoundObjects(m);
+        if (bad.length === 0) {
+          try {
+            if (decision.restore.length) await restore(m, decision.restore);
+            // A commit interrupted between its view and its manifest can leave a view of other bytes.
+            if ((await store.viewMismatches(m, false)).length) await store.rebuildView(m);
+            await finishRef(name, m);
+            const restored = decision.restore.length ? decision.restore : undefined;
+            return { stage: name, outcome: 'cached', durationMs: Date.now() - t0, key: m.key, manifest: m, restored };
+          } catch (err) {
+            if (!(err instanceof CorruptObjectError)) throw err;
+            bad = [err.digest];
+          }
+        }
+        // Drop the bad objects and the view linking them; the stage runs again (output missing).
+        for (const d of bad) await store.objects.remove(d);
+        await store.removeView(m.key);
+        const missing = Object.entries(m.files)
+          .filter(([, f]) => bad.includes(f.digest))
+          .map(([p]) => p);
+        opts.facts.stored.set(m.key, { ...decision.stored, missingObjects: missing, corrupt: true });
+        decision = await resolveStage(stageEnv, opts.facts, name, upstream, { force: opts.force });
+        if (decision.action === 'cached') throw new StageError(`stage ${name}: stored outputs are corrupt and could not be recomputed`);
       }
       const reason = describeReasons(decision.reasons);
       const failed = decision.reasons.find((r) => r.type === 'fingerprint-failed');

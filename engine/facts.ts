@@ -8,7 +8,7 @@ import type { Pipeline, StageSpec } from './pipeline.js';
 import { decideStage, plan, type Plan, type PlanFacts, type PlanOptions, type StageFacts, type StagePlan, type StoredResult, type UpstreamOutputs } from './plan.js';
 import type { StatCache } from './stat-cache.js';
 import type { Ref, Store } from './store.js';
-import { errorMessage, isErrno, isWithin, listFiles, trimSlash, UnsupportedEntryError } from './fs-tree.js';
+import { errorMessage, isErrno, listFiles, trimSlash, UnsupportedEntryError } from './fs-tree.js';
 
 export interface FactsEnv {
   pipeline: Pipeline;
@@ -41,9 +41,28 @@ export function outsOf(spec: StageSpec): string[] {
  * covered by that stage's outputs digest in the key, and may not be in the workspace yet.
  */
 export function ownDeps(pipeline: Pipeline, spec: StageSpec): string[] {
-  const produced: string[] = [];
-  for (const other of pipeline.stages.values()) if (other.name !== spec.name) produced.push(...outsOf(other));
-  return spec.deps.map(trimSlash).filter((d) => !produced.some((o) => isWithin(d, o)));
+  const producers = producersOf(pipeline);
+  return spec.deps.map(trimSlash).filter((d) => !ancestorsOf(d).some((p) => producers.get(p)?.some((s) => s !== spec.name)));
+}
+
+/** Normalized out → stages declaring it, per pipeline (built once: planning stays linear in stages). */
+const producerIndex = new WeakMap<Pipeline, Map<string, string[]>>();
+
+function producersOf(pipeline: Pipeline): Map<string, string[]> {
+  let index = producerIndex.get(pipeline);
+  if (!index) {
+    index = new Map();
+    for (const stage of pipeline.stages.values()) for (const o of outsOf(stage)) index.set(o, [...(index.get(o) ?? []), stage.name]);
+    producerIndex.set(pipeline, index);
+  }
+  return index;
+}
+
+/** `a/b/c` → [`a/b/c`, `a/b`, `a`]: every path a file at `p` lies within. */
+function ancestorsOf(p: string): string[] {
+  const out = [p];
+  for (let i = p.lastIndexOf('/'); i > 0; i = p.lastIndexOf('/', i - 1)) out.push(p.slice(0, i));
+  return out;
 }
 
 export function fingerprintEnv(env: FactsEnv): FingerprintEnv {

@@ -36,11 +36,12 @@ export function hashValue(value: unknown): string {
   return sha256(canonicalJson(value));
 }
 
-/** Streams a file through sha256. */
-export async function hashFile(path: string, signal?: AbortSignal): Promise<{ digest: string; size: number }> {
+/** Streams a file through sha256 (`sizeHint`: its size if known, so small files get small buffers). */
+export async function hashFile(path: string, signal?: AbortSignal, sizeHint?: number): Promise<{ digest: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
-  const stream = createReadStream(path, { highWaterMark: 1 << 20, signal });
+  const highWaterMark = sizeHint === undefined ? 1 << 20 : Math.max(16 << 10, Math.min(1 << 20, sizeHint + 1));
+  const stream = createReadStream(path, { highWaterMark, signal });
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     hash.update(chunk);
     size += chunk.length;

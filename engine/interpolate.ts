@@ -98,3 +98,31 @@ export function findReferences(value: unknown, path: DocPath = []): DocPath[] {
   if (isRecord(value)) return Object.entries(value).flatMap(([k, v]) => findReferences(v, [...path, k]));
   return [];
 }
+
+/**
+ * A `cmd:` as it is run: each `${params.x}` becomes a reference to an environment variable holding
+ * the value, so the shell expands it (word splitting as unquoted text, one word inside double
+ * quotes) but never parses it as code: `--set params.x='$(rm -rf ~)'` stays text. References that
+ * do not resolve are left as they are (the substitution above reports them).
+ */
+export function commandWithParamEnv(text: string, params: Record<string, unknown>): { exec: string; env: Record<string, string> } {
+  const env: Record<string, string> = {};
+  const names = new Map<string, string>();
+  const exec = text.replace(REF, (ref: string, dotted: string) => {
+    const found = lookupParam(params, dotted);
+    if (!found.found) return ref;
+    let name = names.get(dotted);
+    if (name === undefined) {
+      const base = PARAM_ENV_PREFIX + dotted.split('.').map((s) => s.replace(/[^A-Za-z0-9_]/g, '_')).join('__');
+      name = base;
+      for (let n = 2; Object.hasOwn(env, name); n++) name = `${base}_${n}`;
+      names.set(dotted, name);
+      env[name] = stringify(found.value);
+    }
+    return `\${${name}}`;
+  });
+  return { exec, env };
+}
+
+/** Environment variables carrying `${params.x}` values into commands: PIPELINE_PARAM_x, PIPELINE_PARAM_a__b. */
+export const PARAM_ENV_PREFIX = 'PIPELINE_PARAM_';

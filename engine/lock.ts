@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { AbortedError, LockError } from './errors.js';
 import { isErrno, isSyntaxError, writeFileAtomic } from './fs-tree.js';
+import { processAlive, processStartTime } from './processes.js';
 
 export interface LockHolder {
   pid: number;
@@ -14,6 +15,8 @@ export interface LockHolder {
   hostname: string;
   /** Inode of the lock directory this holder created: a holder file describes only that directory. */
   lockIno: number;
+  /** Start time of the holder process (engine/processes.ts): a pid reused by another process is not the holder. */
+  pidStart?: string;
 }
 
 export interface StoreLock {
@@ -31,11 +34,17 @@ export interface AcquireOptions {
   signal?: AbortSignal;
   /** Called once when we start waiting, with whoever holds the lock. */
   onWait?(holder: LockHolder | undefined): void;
-  /** Called when a lock left by a dead process is broken. */
-  onBreak?(holder: LockHolder): void;
+  /** Called when a lock left by a dead process is broken (undefined: it had no holder record). */
+  onBreak?(holder: LockHolder | undefined): void;
   pollMs?: number;
   /** A lock directory not refreshed for this long is stale (proper-lockfile). */
   staleMs?: number;
+  /**
+   * A lock directory without a holder record this old was left by a process that died while taking
+   * the lock (a live one writes the record right after creating the directory; 5 s leaves room
+   * for a busy machine).
+   */
+  unrecordedMs?: number;
 }
 
 export function lockPaths(storeDir: string): { dir: string; holder: string } {
@@ -51,18 +60,30 @@ export async function readLockHolder(storeDir: string): Promise<LockHolder | und
   }
 }
 
+/** The line printed when a dead process's lock is broken. */
+export function describeBreak(h: LockHolder | undefined): string {
+  if (!h) return 'broke a store lock without a holder record (its process died while taking it)';
+  return `broke the store lock left by pid ${h.pid} (${h.command}), which is no longer running`;
+}
+
 export function describeHolder(h: LockHolder | undefined): string {
   if (!h) return 'another process (no holder record yet)';
   const host = h.hostname === hostname() ? '' : ` on ${h.hostname}`;
   return `pid ${h.pid}${host} (${h.command}) since ${h.startedAt}`;
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether the holder process is still running (not merely some process with its pid). */
+function holderAlive(h: LockHolder): boolean {
+  return processAlive(h.pid, h.pidStart);
+}
+
+/** How long ago the lock directory was created or last refreshed (0 if it is gone). */
+async function lockDirAgeMs(dir: string): Promise<number> {
   try {
-    process.kill(pid, 0);
-    return true;
+    return Date.now() - (await stat(dir)).mtimeMs;
   } catch (err) {
-    return isErrno(err, 'EPERM');
+    if (isErrno(err, 'ENOENT')) return 0;
+    throw err;
   }
 }
 
@@ -106,14 +127,19 @@ export async function acquireStoreLock(storeDir: string, options: AcquireOptions
     const sameHost = holder?.hostname === hostname();
 
     // A holder on this host whose pid is gone: break its lock now instead of waiting for staleness.
-    if (holderOwnsDir && sameHost && holder.pid !== process.pid && !pidAlive(holder.pid)) {
+    if (holderOwnsDir && sameHost && holder.pid !== process.pid && !holderAlive(holder)) {
       await rm(paths.dir, { recursive: true, force: true });
       await rm(paths.holder, { force: true });
       options.onBreak?.(holder);
       continue;
     }
+    if (!holderOwnsDir && ino !== undefined && (await lockDirAgeMs(paths.dir)) > (options.unrecordedMs ?? 5000)) {
+      await rm(paths.dir, { recursive: true, force: true });
+      options.onBreak?.(undefined);
+      continue;
+    }
     // A live holder on this host is never treated as stale, even if its event loop was busy for long.
-    const liveHere = holderOwnsDir && sameHost && pidAlive(holder.pid);
+    const liveHere = holderOwnsDir && sameHost && holderAlive(holder);
     if (!liveHere) {
       try {
         const releaseDir = await lock(storeDir, {
@@ -129,6 +155,7 @@ export async function acquireStoreLock(storeDir: string, options: AcquireOptions
           startedAt: new Date().toISOString(),
           hostname: hostname(),
           lockIno: (await stat(paths.dir)).ino,
+          pidStart: processStartTime(process.pid),
         };
         await writeFileAtomic(paths.holder, JSON.stringify(me, null, 2) + '\n');
         return {

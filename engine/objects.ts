@@ -5,6 +5,16 @@ import { join } from 'node:path';
 import { copyAndHash, hashFile } from './hash.js';
 import { isErrno, randomSuffix } from './fs-tree.js';
 
+/** An object whose content no longer hashes to its name (a flipped bit, a stray write). */
+export class CorruptObjectError extends Error {
+  constructor(
+    readonly digest: string,
+    readonly actual: string,
+  ) {
+    super(`stored object ${digest.slice(0, 16)}… is corrupt (its content hashes to ${actual.slice(0, 16)}…)`);
+  }
+}
+
 export interface StoredObject {
   digest: string;
   size: number;
@@ -19,6 +29,11 @@ export class ObjectStore {
     /** Same file system as `dir`, for objects being written. */
     private readonly tmpDir: string,
   ) {}
+
+  /** Called with each object this process places in the store (to vouch for it in the stat cache). */
+  onPlaced?: (path: string, digest: string) => Promise<void>;
+  /** Whether an existing object still holds its bytes (stat cache, else a hash), before a new output is deduplicated into it. */
+  isSound?: (path: string, digest: string) => Promise<boolean>;
 
   path(digest: string): string {
     return join(this.dir, digest.slice(0, 2), digest.slice(2));
@@ -60,17 +75,29 @@ export class ObjectStore {
   private async place(file: string, digest: string): Promise<void> {
     const dest = this.path(digest);
     if (await this.has(digest)) {
-      await unlink(file);
-      return;
+      if (!this.isSound || (await this.isSound(dest, digest))) {
+        await unlink(file);
+        return;
+      }
+      // The stored copy is corrupt: the good bytes we hold replace it (rename is atomic).
     }
     await chmod(file, 0o444);
     await mkdir(join(this.dir, digest.slice(0, 2)), { recursive: true });
     await rename(file, dest);
+    await this.onPlaced?.(dest, digest);
   }
 
-  /** A writable copy of an object at `dest` (reflink where the file system supports it). */
-  async copyOut(digest: string, dest: string): Promise<void> {
+  /**
+   * A writable copy of an object at `dest` (reflink where the file system supports it), checked
+   * against its digest: a corrupt object is never copied out (CorruptObjectError, nothing left at `dest`).
+   */
+  async copyOut(digest: string, dest: string, signal?: AbortSignal): Promise<void> {
     await copyFile(this.path(digest), dest, constants.COPYFILE_FICLONE);
+    const { digest: actual } = await hashFile(dest, signal);
+    if (actual !== digest) {
+      await rm(dest, { force: true });
+      throw new CorruptObjectError(digest, actual);
+    }
     await chmod(dest, 0o644);
   }
 

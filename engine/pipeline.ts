@@ -12,6 +12,12 @@ export interface StageSpec {
   params: Record<string, unknown>;
   /** Shell command (cmd stages only), after `${params.x}` substitution. */
   cmd?: string;
+  /**
+   * The command as it is run (cmd stages): `cmd` with each `${params.x}` replaced by a reference to
+   * an environment variable in `cmdEnv`, so values never become shell code (see README).
+   */
+  cmdExec?: string;
+  cmdEnv?: Record<string, string>;
   /** Workspace paths the command reads (cmd stages), relative to the pipeline root. */
   deps: string[];
   /** Workspace paths the command writes (cmd stages), relative to the pipeline root. */

@@ -27,6 +27,8 @@ export interface StoredResult {
   manifest: Manifest;
   /** Output files whose object is gone from the store. */
   missingObjects: string[];
+  /** The missing objects were removed because their content was corrupt (found while running). */
+  corrupt?: boolean;
   /** cmd stages: outs absent from, or different in, the workspace (restorable from the store). */
   workspaceMissing: string[];
 }
@@ -145,7 +147,7 @@ export function decideStage(
 
   let reasons: Reason[];
   if (stored) {
-    reasons = [{ type: 'output-missing', objects: stored.missingObjects, workspace: [] }];
+    reasons = [{ type: 'output-missing', objects: stored.missingObjects, workspace: [], ...(stored.corrupt ? { corrupt: true } : {}) }];
   } else if (refKey === undefined) {
     reasons = [{ type: 'never-run' }];
   } else if (refKey === key || previous === null) {

@@ -18,7 +18,7 @@ export type Reason =
   | { type: 'input'; changes: InputChange[] }
   | { type: 'runtime'; changes: ValueChange[] }
   /** Committed outputs gone: store objects (the stage reruns) or workspace outs (restored by `run`). */
-  | { type: 'output-missing'; objects: string[]; workspace: string[]; manifest?: boolean }
+  | { type: 'output-missing'; objects: string[]; workspace: string[]; manifest?: boolean; corrupt?: boolean }
   /** An upstream stage runs first; this one is rechecked against its new outputs. */
   | { type: 'upstream'; stages: string[] }
   | { type: 'fingerprint-failed'; message: string };
@@ -46,7 +46,7 @@ export function describeReason(r: Reason): string {
     case 'output-missing': {
       const parts: string[] = [];
       if (r.manifest) parts.push('its store record is gone');
-      if (r.objects.length) parts.push(`${list(r.objects)} gone from the store`);
+      if (r.objects.length) parts.push(r.corrupt ? `${list(r.objects)} corrupt in the store (removed)` : `${list(r.objects)} gone from the store`);
       if (r.workspace.length) parts.push(`workspace ${list(r.workspace)} missing or modified (run restores it)`);
       return `output missing: ${parts.join('; ')}`;
     }

@@ -1,8 +1,10 @@
 // What every store command starts from: the validated pipeline, its store, the stat cache and the
 // stage kinds. Opening a session writes nothing (validation comes before any write).
+import { setMaxListeners } from 'node:events';
 import type { StageKind } from './contract.js';
 import type { FactsEnv } from './facts.js';
 import type { Pipeline } from './pipeline.js';
+import { isErrno } from './fs-tree.js';
 import { StatCache } from './stat-cache.js';
 import { Store } from './store.js';
 
@@ -35,12 +37,26 @@ export async function openSession(configFile: string, options: SessionOptions = 
   }
   const store = new Store(pipeline.root);
   const statCache = await StatCache.load(store.statCacheFile, pipeline.root);
+  // Objects we write are vouched for by their stat, so checking them later costs a stat, not a hash.
+  store.objects.onPlaced = (path, digest) => statCache.remember(path, digest);
+  store.objects.isSound = async (path, digest) => {
+    try {
+      return (await statCache.digestFile(path, { trustRecent: true })).digest === digest;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return false;
+      throw err;
+    }
+  };
   return {
     pipeline,
     store,
     statCache,
     kinds,
-    env: (signal) => ({ pipeline, store, statCache, kinds, signal }),
+    env: (signal) => {
+      // Every file being hashed listens to the run's signal: thousands at once in a large pipeline.
+      setMaxListeners(0, signal);
+      return { pipeline, store, statCache, kinds, signal };
+    },
   };
 }
 

@@ -65,8 +65,21 @@ export class StatCache {
     const key = this.keyOf(abs);
     const hit = this.lookup(key, st);
     if (hit) return { digest: hit, size: Number(st.size) };
+    // Many stages may ask for one shared dep at once: hash it once.
+    const flightKey = `${key}\0${st.ino}\0${st.size}\0${st.mtimeNs}\0${options.trustRecent === true}`;
+    let flight = this.inflight.get(flightKey);
+    if (!flight) {
+      flight = this.hashAndRecord(abs, key, st, options).finally(() => this.inflight.delete(flightKey));
+      this.inflight.set(flightKey, flight);
+    }
+    return flight;
+  }
+
+  private readonly inflight = new Map<string, Promise<FileDigest>>();
+
+  private async hashAndRecord(abs: string, key: string, st: BigIntStats, options: { trustRecent?: boolean; signal?: AbortSignal }): Promise<FileDigest> {
     const started = BigInt(Date.now()) * 1_000_000n;
-    const { digest, size } = await hashFile(abs, options.signal);
+    const { digest, size } = await hashFile(abs, options.signal, Number(st.size));
     this.hashedFiles++;
     const after = await stat(abs, { bigint: true });
     // Record only if the file did not change while we read it, and is not racy (see RACY_WINDOW_NS).

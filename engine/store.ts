@@ -1,5 +1,6 @@
 // The artifact store under <pipeline root>/artifacts/ — see STORE_LAYOUT for what lives where.
-import { mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { hashFile } from './hash.js';
 import { dirname, join } from 'node:path';
 import { isErrno, isSyntaxError, randomSuffix, writeFileAtomic } from './fs-tree.js';
 import { isManifest, type Manifest } from './manifest.js';
@@ -19,6 +20,7 @@ artifacts/
   runs/<id>.json       one record per \`pipeline run\`
   resume/<stage>-<key> checkpoints of an unfinished stage (deleted after its commit)
   state/stat-cache.json (inode, size, mtime) → digest, so unchanged files are not rehashed
+  state/commands/<pgid>.json process groups of running commands (stopped by the next run if left over)
   tmp/                 outputs being written; cleaned at the start of each run (under the lock)
   lock, lock.json      the store lock and who holds it
 `;
@@ -58,6 +60,10 @@ export class Store {
   }
   get statCacheFile(): string {
     return join(this.dir, 'state', 'stat-cache.json');
+  }
+  /** Process groups of running commands (engine/command-groups.ts). */
+  get commandsDir(): string {
+    return join(this.dir, 'state', 'commands');
   }
   get refsFile(): string {
     return join(this.dir, 'refs.json');
@@ -201,6 +207,42 @@ export class Store {
       if (!isErrno(err, 'ENOTEMPTY', 'EEXIST')) throw err;
     }
     return view;
+  }
+
+  /**
+   * Files of `m`'s view that are not its objects: a hard link to another inode, a missing file, or (for
+   * a copy, when links were impossible) other content (`rehashCopies`; else only its size is checked).
+   * No view at all is fine: it is built when needed.
+   */
+  async viewMismatches(m: Manifest, rehashCopies = true): Promise<string[]> {
+    const view = this.viewPath(m.key);
+    try {
+      await stat(view);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return [];
+      throw err;
+    }
+    const bad: string[] = [];
+    for (const [rel, f] of Object.entries(m.files)) {
+      let shown;
+      try {
+        shown = await lstat(join(view, rel));
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT', 'ENOTDIR')) throw err;
+        bad.push(rel);
+        continue;
+      }
+      let object;
+      try {
+        object = await stat(this.objects.path(f.digest));
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) throw err;
+        continue; // reported as a missing object
+      }
+      if (shown.ino === object.ino && shown.dev === object.dev) continue;
+      if (!shown.isFile() || shown.size !== f.size || (rehashCopies && (await hashFile(join(view, rel))).digest !== f.digest)) bad.push(rel);
+    }
+    return bad;
   }
 
   /** Points artifacts/stages/<stage> at views/<key> (atomically replacing the previous link). */

@@ -69,9 +69,9 @@ describe('store lock', () => {
   test('a lock whose holder pid is dead on this host is broken at once', async () => {
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
     await foreignLock({ pid: dead, command: 'pipeline run (killed)', startedAt: new Date().toISOString(), hostname: hostname() });
-    const broken: LockHolder[] = [];
+    const broken: (LockHolder | undefined)[] = [];
     const lock = await acquireStoreLock(dir, { timeoutMs: 0, command: 'next', onBreak: (h) => broken.push(h) });
-    expect(broken.map((h) => h.pid)).toEqual([dead]);
+    expect(broken.map((h) => h?.pid)).toEqual([dead]);
     expect((await readLockHolder(dir))?.pid).toBe(process.pid);
     await lock.release();
   });

@@ -1,7 +1,7 @@
 // `pipeline run [STAGE...]`: run the DAG (or the named stages and what they need), skipping stages
 // whose cache key has a committed result. One line per stage: cached / ran / failed and the time.
 import type { Command } from 'commander';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { GlobalOptions } from '../main.js';
@@ -64,6 +64,7 @@ function loadRunModules() {
     import('../../engine/errors.js'),
     import('../../engine/cmd-stage.js'),
     import('proper-lockfile'),
+    import('../../engine/command-groups.js'),
   ]);
 }
 
@@ -93,19 +94,21 @@ async function runForReal(
   options: RunOptions,
   globals: GlobalOptions,
 ): Promise<void> {
-  const [{ acquireStoreLock, describeHolder }, { gatherFacts }, { execute }, { newRunId }, { stageLogger, stageProgress, formatDuration }, errors, { signalRunningCommands }] =
+  const [{ acquireStoreLock, describeBreak, describeHolder }, { gatherFacts }, { execute }, { newRunId }, { stageLogger, stageProgress, formatDuration }, errors, { signalRunningCommands }, , { stopLeftoverGroups }] =
     modules;
   const { store, statCache } = session;
   const started = Date.now();
   const stop = new AbortController();
 
-  // Ctrl-C / SIGTERM: abort running stages (they are killed, nothing partial is committed), then
-  // release the lock and exit 130. A second signal exits at once.
+  // Ctrl-C / SIGTERM / SIGHUP (a closed terminal or SSH session): abort running stages (they are
+  // killed, nothing partial is committed), then release the lock and exit 130. A second signal
+  // exits at once, recording the run as interrupted.
   let signalled = false;
+  let record: RunRecord | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (signalled) {
       signalRunningCommands('SIGKILL');
-      hardExitRemovingLock(store.dir);
+      hardExitRemovingLock(store.dir, record, started);
     }
     signalled = true;
     err(`${sig === 'SIGINT' ? 'interrupted' : `received ${sig}`}: stopping running stages (again to exit at once)`);
@@ -113,6 +116,7 @@ async function runForReal(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
 
   let lock: Awaited<ReturnType<typeof acquireStoreLock>> | undefined;
   try {
@@ -122,12 +126,16 @@ async function runForReal(
       command: ['pipeline', ...process.argv.slice(2)].join(' '),
       signal: stop.signal,
       onWait: (h) => err(`waiting for the store lock, held by ${describeHolder(h)} (up to ${options.lockTimeout}s, --lock-timeout)`),
-      onBreak: (h) => err(`broke the store lock left by pid ${h.pid} (${h.command}), which is no longer running`),
+      onBreak: (h) => err(describeBreak(h)),
     });
     lock.lost.addEventListener('abort', () => stop.abort(lock!.lost.reason), { once: true });
+    // A dead run's commands may still be writing its outs: stop them before running anything.
+    for (const g of await stopLeftoverGroups(store.commandsDir)) {
+      err(`stopped the command of stage ${g.stage} (process group ${g.pgid}) left running by pid ${g.ownerPid}, which is no longer running`);
+    }
     await store.cleanTmp();
 
-    const record: RunRecord = {
+    record = {
       id: newRunId(new Date(started)),
       command: process.argv.slice(2),
       pid: process.pid,
@@ -175,7 +183,7 @@ async function runForReal(
     if (record.outcome === 'ok' && session.pipeline.promote) {
       record.promotion = await (await import('../promotion.js')).promoteAndReport(session, record);
     }
-    await store.runs.write(record);
+    await writeFinalRecord(store, record);
     options.onRecord?.(record);
 
     const summary = (['ran', 'cached', 'failed', 'aborted', 'skipped'] as const)
@@ -200,10 +208,28 @@ async function runForReal(
   } finally {
     try {
       if (lock) await statCache.save(); // only the lock holder writes the store
+    } catch (e) {
+      // Only a cache (files are rehashed next time): a full disk must not hide the run's outcome.
+      err(`warning: could not save the stat cache: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
       await lock?.release();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onSignal);
+    }
+  }
+}
+
+/** The run's final record; on a full disk, once more after emptying tmp/, then a warning (the stage errors still follow). */
+async function writeFinalRecord(store: Session['store'], record: RunRecord): Promise<void> {
+  try {
+    await store.runs.write(record);
+  } catch (first) {
+    try {
+      await store.cleanTmp();
+      await store.runs.write(record);
+    } catch {
+      err(`warning: could not write the run record ${join(store.runs.dir, `${record.id}.json`)}: ${first instanceof Error ? first.message : String(first)}`);
     }
   }
 }
@@ -235,8 +261,18 @@ function printReport(r: StageReport, width: number, verbose: boolean): void {
   }
 }
 
-/** Second Ctrl-C: leave now, but do not leave our lock behind. */
-function hardExitRemovingLock(storeDir: string): never {
+/** Second Ctrl-C: leave now, but do not leave our lock behind, nor a run record saying `running`. */
+function hardExitRemovingLock(storeDir: string, record: RunRecord | undefined, started: number): never {
+  if (record) {
+    try {
+      const file = join(storeDir, 'runs', `${record.id}.json`);
+      const done: RunRecord = { ...record, outcome: 'interrupted', finishedAt: new Date().toISOString(), durationMs: Date.now() - started };
+      writeFileSync(`${file}.tmp-${process.pid}`, JSON.stringify(done, null, 2) + '\n');
+      renameSync(`${file}.tmp-${process.pid}`, file);
+    } catch {
+      // Best effort: `runs` shows a record whose process is gone as killed.
+    }
+  }
   try {
     const holder = JSON.parse(readFileSync(join(storeDir, 'lock.json'), 'utf8')) as { pid?: number };
     if (holder.pid === process.pid) {

@@ -61,12 +61,14 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onSignal);
     try {
       const result = await ticks.run({ entry, firedAt: new Date() });
       if (result === 'failed' && !stopping) throw new errors.StageError(`scheduled run '${entry.name}' failed (recorded in pipeline runs)`);
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onSignal);
     }
     return;
   }
@@ -96,12 +98,15 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
       void scheduler.stop().then(() => {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        process.off('SIGHUP', onSignal);
         out('scheduler stopped');
         resolve();
       });
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // A closed terminal or SSH session stops the scheduler as SIGTERM does (`pipeline run` does the same).
+    process.on('SIGHUP', onSignal);
     scheduler.start();
   });
 }
