@@ -17,10 +17,10 @@ const PIPELINE = `params:
   acc: 0.5
 stages:
   train:
-    cmd: mkdir -p model && echo '{"format":"layers-model","acc":\${params.acc}}' > model/model.json && head -c 65536 /dev/urandom > model/weights.bin
+    cmd: mkdir -p model && printf '{"format":"layers-model","acc":%s}' "\${params.acc}" > model/model.json && head -c 65536 /dev/urandom > model/weights.bin
     outs: [model]
   evaluate:
-    cmd: echo '{"test_accuracy":\${params.acc},"test_loss":\${params.acc}}' > metrics.json
+    cmd: printf '{"test_accuracy":%s,"test_loss":%s}' "\${params.acc}" "\${params.acc}" > metrics.json
     deps: [model]
     outs: [metrics.json]
 promote:
