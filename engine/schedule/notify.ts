@@ -1,7 +1,6 @@
 // Notifications after a scheduled run (`on_success:` / `on_failure:`): a shell command with the run
 // summary in its environment, or a webhook receiving it as JSON. A notification that fails is
 // recorded and printed, never fatal: the run's own outcome stands.
-import { spawn } from 'node:child_process';
 import type { Hook } from '../config-schema.js';
 import type { NotificationRecord, PromotionRecord, RunTrigger } from '../runs.js';
 
@@ -38,7 +37,7 @@ export async function notify(hooks: readonly Hook[], payload: NotificationPayloa
   return records;
 }
 
-function runHookCommand(command: string, payload: NotificationPayload, cwd: string): Promise<void> {
+async function runHookCommand(command: string, payload: NotificationPayload, cwd: string): Promise<void> {
   const env = {
     ...process.env,
     PIPELINE_EVENT: payload.event,
@@ -50,14 +49,14 @@ function runHookCommand(command: string, payload: NotificationPayload, cwd: stri
     PIPELINE_ERROR: payload.error ?? '',
     PIPELINE_JSON: JSON.stringify(payload),
   };
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', command], { cwd, env, stdio: ['ignore', 'inherit', 'inherit'], timeout: HOOK_TIMEOUT_MS });
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new Error(signal ? `command killed by ${signal}` : `command exited with ${code}`));
-    });
-  });
+  // zx runs the hook (quoted as one `sh -c` argument), with a timeout and the output passed through.
+  const { $, ProcessOutput } = await import('zx/core');
+  try {
+    await $({ cwd, env, timeout: HOOK_TIMEOUT_MS, stdio: ['ignore', 'inherit', 'inherit'], quiet: true, verbose: false })`/bin/sh -c ${command}`;
+  } catch (err) {
+    if (!(err instanceof ProcessOutput)) throw err;
+    throw new Error(err.signal ? `command killed by ${err.signal}` : `command exited with ${err.exitCode}`);
+  }
 }
 
 async function postWebhook(url: string, payload: NotificationPayload): Promise<void> {
