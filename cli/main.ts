@@ -5,6 +5,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { formatError } from './format-error.js';
 import * as dag from './commands/dag.js';
 import * as gc from './commands/gc.js';
+import * as pull from './commands/pull.js';
+import * as push from './commands/push.js';
 import * as run from './commands/run.js';
 import * as runs from './commands/runs.js';
 import * as schema from './commands/schema.js';
@@ -35,7 +37,7 @@ function buildProgram(): Command {
     )
     .showHelpAfterError('(pipeline --help for usage)')
     .exitOverride();
-  for (const command of [run, status, dag, show, runs, gc, verify, schema]) command.register(program);
+  for (const command of [run, status, dag, show, runs, push, pull, gc, verify, schema]) command.register(program);
   return program;
 }
 

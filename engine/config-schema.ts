@@ -2,6 +2,7 @@
 // against these objects, and the JSON Schema (engine/json-schema.ts) is generated from the very
 // same objects plus each kind's params schema, so the two cannot drift.
 import { z } from 'zod';
+import { remoteSchema } from './remote/config.js';
 
 /** Stage names appear in `needs:`, `--set stage.param=...`, graph output and store paths. */
 export const STAGE_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
@@ -60,6 +61,7 @@ export const pipelineFileSchema = z.strictObject({
   stages: z
     .record(stageNameSchema, z.union([kindStageSchema, cmdStageSchema]))
     .describe('The stages, by name: each either `uses:` a kind or runs a `cmd:`'),
+  remote: remoteSchema.optional(),
 });
 
 export type KindStageInput = z.input<typeof kindStageSchema>;

@@ -1,6 +1,7 @@
 // The validated, resolved pipeline: what config loading (engine/config.ts) produces and what
 // planning (engine/plan.ts) and execution (engine/execute.ts) consume.
 import type { SourceLocation } from './errors.js';
+import type { RemoteConfig } from './remote/config.js';
 
 export interface StageSpec {
   /** Instance name (the key under `stages:`). */
@@ -32,4 +33,6 @@ export interface Pipeline {
   stages: Map<string, StageSpec>;
   /** A topological order (dependencies first, ties broken by declaration order). */
   order: string[];
+  /** `remote:` (the shared artifact cache), if configured. */
+  remote?: RemoteConfig;
 }

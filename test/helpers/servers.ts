@@ -1,0 +1,133 @@
+// Real servers for the remote-cache tests, started on free loopback ports with their config and
+// data under a temp dir, and stopped after. Without the server binary a suite is skipped with a
+// message — unless REQUIRE_SERVERS is set (CI sets it), where a missing server must fail.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createConnection, createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+
+export function serverAvailable(suite: string, binary: string, hint: string): boolean {
+  if (existsSync(binary)) return true;
+  if (process.env.REQUIRE_SERVERS) return true; // the suite runs and fails on the missing server
+  console.warn(`${suite}: ${binary} not found (${hint}): tests skipped`);
+  return false;
+}
+
+/** A port that was free a moment ago (the server binding it reports a clash, and we retry). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address() as AddressInfo;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+/** Resolves once something accepts connections on the port; rejects if `exited` settles first. */
+export async function waitForPort(port: number, exited: Promise<unknown>, what: string): Promise<void> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  for (let attempt = 0; ; attempt++) {
+    if (gone) throw new Error(`${what} exited before accepting connections`);
+    const connected = await new Promise<boolean>((resolve) => {
+      const sock = createConnection({ port, host: '127.0.0.1' });
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve(true);
+      });
+      sock.once('error', () => resolve(false));
+    });
+    if (connected) return;
+    if (attempt > 400) throw new Error(`${what} did not accept connections on port ${port}`);
+    // Wait for the process to make progress (its exit, or a short interval) before trying again.
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 25))]);
+  }
+}
+
+export const NGINX = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
+
+export interface Nginx {
+  /** Base URL of the WebDAV share (`/cache/`). */
+  url: string;
+  /** http://127.0.0.1:PORT */
+  origin: string;
+  /** Directory served as /cache/ (what PUT writes). */
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * nginx with WebDAV PUT/DELETE on /cache/, plus /forbidden/ (always 403) and /broken/ (always
+ * 503) to play remotes that refuse or fail.
+ */
+export async function startNginx(): Promise<Nginx> {
+  const dir = await mkdtemp(join(tmpdir(), 'nginx-'));
+  const dataDir = join(dir, 'data', 'cache');
+  await mkdir(dataDir, { recursive: true });
+  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) await mkdir(join(dir, d));
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const conf = `
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    root ${dir}/data;
+    location /cache/ {
+      dav_methods PUT DELETE;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+      client_max_body_size 0;
+    }
+    location /forbidden/ { return 403; }
+    location /broken/ { return 503; }
+  }
+}
+`;
+    await writeFile(join(dir, 'nginx.conf'), conf);
+    const child: ChildProcess = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'logs', 'error.log')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.once('error', () => {});
+    try {
+      await waitForPort(port, exited, 'nginx');
+    } catch (err) {
+      child.kill('SIGKILL');
+      const log = await readFile(join(dir, 'logs', 'error.log'), 'utf8').catch(() => '');
+      if (attempt < 3 && /Address already in use/.test(log + stderr)) continue;
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`nginx did not start: ${(err as Error).message}\n${stderr}\n${log}`);
+    }
+    const origin = `http://127.0.0.1:${port}`;
+    return {
+      url: `${origin}/cache/`,
+      origin,
+      dataDir,
+      async stop() {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM');
+          await exited;
+        }
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+}
