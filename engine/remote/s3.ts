@@ -3,6 +3,7 @@
 // (@aws-sdk/lib-storage). Credentials: the SDK's default chain (AWS_ACCESS_KEY_ID /
 // AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_PROFILE, instance roles) — never the pipeline file.
 import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -31,7 +32,9 @@ export class S3Remote implements RemoteBackend {
     this.url = `s3://${options.bucket}/${this.prefix}`;
     this.client = new S3Client({
       region: options.region,
-      ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
+      // S3-compatible stores (Swift s3api, older MinIO/Ceph) reject the SDK's default aws-chunked
+      // checksum trailers; send checksums only where the operation requires them.
+      ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),
       // One attempt per call here: the caller decides (run falls back to computing locally).
       maxAttempts: 2,
       requestHandler: { requestTimeout: options.timeoutMs, connectionTimeout: options.timeoutMs },
@@ -66,10 +69,8 @@ export class S3Remote implements RemoteBackend {
   async putFile(path: string, file: string, size: number, signal?: AbortSignal): Promise<void> {
     try {
       if (size <= this.options.partSize) {
-        await this.client.send(
-          new PutObjectCommand({ Bucket: this.options.bucket, Key: this.key(path), Body: createReadStream(file), ContentLength: size }),
-          { abortSignal: signal },
-        );
+        // At most one part in memory: a buffer is signed in one piece and can be retried.
+        await this.putBytes(path, await readFile(file, { signal }), signal);
         return;
       }
       const upload = new Upload({

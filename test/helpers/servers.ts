@@ -31,7 +31,9 @@ export async function freePort(): Promise<number> {
 export async function waitForPort(port: number, exited: Promise<unknown>, what: string): Promise<void> {
   let gone = false;
   void exited.then(() => (gone = true));
-  for (let attempt = 0; ; attempt++) {
+  // Generous: Swift's Python servers take many seconds to start on a busy 2-core machine.
+  const giveUp = Date.now() + 180_000;
+  for (;;) {
     if (gone) throw new Error(`${what} exited before accepting connections`);
     const connected = await new Promise<boolean>((resolve) => {
       const sock = createConnection({ port, host: '127.0.0.1' });
@@ -42,7 +44,7 @@ export async function waitForPort(port: number, exited: Promise<unknown>, what: 
       sock.once('error', () => resolve(false));
     });
     if (connected) return;
-    if (attempt > 400) throw new Error(`${what} did not accept connections on port ${port}`);
+    if (Date.now() > giveUp) throw new Error(`${what} did not accept connections on port ${port}`);
     // Wait for the process to make progress (its exit, or a short interval) before trying again.
     await Promise.race([exited, new Promise((r) => setTimeout(r, 25))]);
   }
@@ -130,4 +132,91 @@ http {
       },
     };
   }
+}
+
+export const SWIFT_PROXY = process.env.SWIFT_PROXY_PATH ?? '/usr/bin/swift-proxy-server';
+
+export interface Swift {
+  /** S3 endpoint (the proxy with s3api), http://127.0.0.1:PORT */
+  endpoint: string;
+  /** tempauth user as S3 credentials. */
+  accessKeyId: string;
+  secretAccessKey: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A one-node OpenStack Swift (account, container, object servers and a proxy with s3api and
+ * tempauth), rings and config under a temp dir, one replica, on free loopback ports. tempauth
+ * insists on the memcache middleware being in the pipeline; it works without a memcached behind it
+ * (the proxy then logs that its memcache servers are error-limited).
+ */
+export async function startSwift(): Promise<Swift> {
+  const dir = await mkdtemp(join(tmpdir(), 'swift-'));
+  const children: ChildProcess[] = [];
+  let output = '';
+  const stop = async () => {
+    await Promise.all(
+      children.map(async (c) => {
+        if (c.exitCode !== null || c.signalCode !== null) return;
+        const exited = once(c, 'exit');
+        c.kill('SIGTERM');
+        await exited;
+      }),
+    );
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await mkdir(join(dir, 'srv', 'd1'), { recursive: true });
+    await writeFile(
+      join(dir, 'swift.conf'),
+      '[swift-hash]\nswift_hash_path_suffix = pipeline-test\nswift_hash_path_prefix = pipeline-test\n[storage-policy:0]\nname = Policy-0\ndefault = yes\n',
+    );
+    const user = process.env.USER ?? (process.getuid?.() === 0 ? 'root' : 'nobody');
+    const ports = { account: await freePort(), container: await freePort(), object: await freePort(), proxy: await freePort() };
+    const common = (port: number) =>
+      `[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = ${port}\nworkers = 0\nuser = ${user}\nswift_dir = ${dir}\ndevices = ${dir}/srv\nmount_check = false\nlog_level = WARNING\n`;
+    for (const kind of ['account', 'container', 'object'] as const) {
+      const builder = join(dir, `${kind}.builder`);
+      await execOk('swift-ring-builder', [builder, 'create', '4', '1', '0']);
+      await execOk('swift-ring-builder', [builder, 'add', `r1z1-127.0.0.1:${ports[kind]}/d1`, '1']);
+      await execOk('swift-ring-builder', [builder, 'rebalance']);
+      await writeFile(join(dir, `${kind}-server.conf`), `${common(ports[kind])}[pipeline:main]\npipeline = ${kind}-server\n[app:${kind}-server]\nuse = egg:swift#${kind}\n`);
+    }
+    const filters = ['catch_errors', 'gatekeeper', 'proxy_logging', 'memcache', 'copy', 'slo', 'dlo'];
+    await writeFile(
+      join(dir, 'proxy-server.conf'),
+      common(ports.proxy) +
+        '[pipeline:main]\npipeline = catch_errors gatekeeper proxy_logging memcache s3api tempauth copy slo dlo proxy_logging proxy-server\n' +
+        '[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\nallow_account_management = true\n' +
+        '[filter:tempauth]\nuse = egg:swift#tempauth\nuser_test_tester = testing .admin\n' +
+        '[filter:s3api]\nuse = egg:swift#s3api\nlocation = us-east-1\n' +
+        `[filter:memcache]\nuse = egg:swift#memcache\nmemcache_servers = 127.0.0.1:${await freePort()}\n` +
+        filters.filter((f) => f !== 'memcache').map((f) => `[filter:${f}]\nuse = egg:swift#${f}\n`).join(''),
+    );
+    const servers = ['account', 'container', 'object', 'proxy'] as const;
+    for (const kind of servers) {
+      const child = spawn(`/usr/bin/swift-${kind}-server`, [join(dir, `${kind}-server.conf`)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child.once('error', () => {});
+      for (const s of [child.stdout!, child.stderr!]) s.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-20_000)));
+      children.push(child);
+    }
+    await Promise.all(
+      servers.map((kind, i) => waitForPort(ports[kind], once(children[i]!, 'exit'), `swift-${kind}-server`)),
+    );
+    return { endpoint: `http://127.0.0.1:${ports.proxy}`, accessKeyId: 'test:tester', secretAccessKey: 'testing', stop };
+  } catch (err) {
+    await stop();
+    throw new Error(`Swift did not start: ${(err as Error).message}\n${output}`);
+  }
+}
+
+function execOk(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    for (const s of [child.stdout!, child.stderr!]) s.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${out}`))));
+  });
 }
