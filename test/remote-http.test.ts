@@ -4,6 +4,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { runCli, workspace, type CliResult } from './helpers/cli.js';
 import { freePort, NGINX, serverAvailable, startNginx, type Nginx } from './helpers/servers.js';
@@ -14,8 +16,8 @@ afterEach(async () => {
 });
 
 /** A workspace ("machine") with the test pipeline, its own store, and the same input files. */
-async function machine(remoteUrl: string | undefined): Promise<string> {
-  const remote = remoteUrl === undefined ? '' : `remote:\n  url: ${remoteUrl}\n  timeout: 10\n`;
+async function machine(remoteUrl: string | undefined, timeout = 10): Promise<string> {
+  const remote = remoteUrl === undefined ? '' : `remote:\n  url: ${remoteUrl}\n  timeout: ${timeout}\n`;
   const dir = await workspace(
     `${remote}stages:
   fetch:
@@ -209,13 +211,35 @@ withServer('HTTP remote on nginx', () => {
       expect(lines(r)).toEqual({ fetch: 'ran', gen: 'ran', sum: 'ran' });
       expect(r.stderr).toMatch(expected);
       if (url !== `${nginx.origin}/broken/`) {
-        // Given up after the first failure: one warning for the lookups, one for the push.
-        expect(r.stderr.match(/warning:/g)).toHaveLength(2);
+        // Given up after the first failure: sum (which starts after gen) does not ask, push warns once.
+        // (fetch and gen start together, so both may have asked before the first answer.)
+        expect(r.stderr).not.toContain('[sum] warning');
+        expect(r.stderr.match(/; not pushed/g)).toHaveLength(1);
         expect(r.stdout).toContain('pushed 0 of 3 computed results');
       }
       await cli(['verify'], a);
       const pushed = await cli(['push'], a, 1);
       expect(pushed.stderr).toMatch(/^error: (HEAD|PUT) /m);
+    }
+  });
+
+  test('a remote that accepts connections and never answers times out, and the run computes locally', async () => {
+    // Not nginx: a listener that swallows requests, as a hung server or a black-holing proxy does.
+    const held: Socket[] = [];
+    const silent = createServer((sock) => held.push(sock.on('error', () => {})));
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/cache/`;
+      const a = await machine(url, 0.5);
+      const r = await cli(['run'], a);
+      expect(lines(r)).toEqual({ fetch: 'ran', gen: 'ran', sum: 'ran' });
+      expect(r.stderr).toMatch(/\[fetch\] warning: remote \S+: GET \S+: no answer for 0.5s; computing fetch locally \(remote not used for the rest of this run\)/);
+      expect(r.stderr).not.toContain('[sum] warning');
+      await cli(['verify'], a);
+    } finally {
+      for (const s of held) s.destroy();
+      silent.close();
     }
   });
 });

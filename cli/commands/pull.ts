@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (targets: string[], options: PullOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { selectStages }, { withStoreLock }, { formatBytes, stageProgress }, { chosenRemote }, errors] = await Promise.all([
+      const [{ openSession }, { selectStages }, { withStoreLock }, { formatBytes, stageProgress }, { chosenRemote, interruptSignal }, errors] = await Promise.all([
         import('../../engine/session.js'),
         import('../../engine/config.js'),
         import('../store-lock.js'),
@@ -45,7 +45,8 @@ export function register(program: Command): void {
       const jobs = options.jobs ?? config.jobs;
       const width = nameWidth(selection);
       const line = (word: string, stage: string, note: string) => process.stdout.write(`${word.padEnd(7)}  ${stage.padEnd(width)}  ${note}`.trimEnd() + '\n');
-      const signal = new AbortController().signal;
+      const interrupt = interruptSignal();
+      const { signal } = interrupt;
       const failed: string[] = [];
       try {
         await store.init();
@@ -89,7 +90,7 @@ export function register(program: Command): void {
               bytes += r.movedBytes;
               line('pulled', name, `${r.moved} object${r.moved === 1 ? '' : 's'} (${formatBytes(r.movedBytes)}) downloaded and verified, ${r.present} already here`);
             } catch (err) {
-              if (remoteIsDown(err)) throw err;
+              if (remoteIsDown(err) || signal.aborted) throw err;
               failed.push(name);
               line('failed', name, '');
               process.stderr.write(`error: ${errorText(err)}\n`);
@@ -102,7 +103,11 @@ export function register(program: Command): void {
               '\n',
           );
         });
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        throw err;
       } finally {
+        interrupt.dispose();
         remote.close?.();
       }
       if (failed.length) throw new errors.StageError(`${failed.length} result${failed.length === 1 ? '' : 's'} could not be pulled (nothing of them was committed): ${failed.join(', ')}`);

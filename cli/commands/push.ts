@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (targets: string[], options: PushOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { selectStages }, { withStoreLock }, { formatBytes, stageProgress }, { chosenRemote }, { UsageError }] = await Promise.all([
+      const [{ openSession }, { selectStages }, { withStoreLock }, { formatBytes, stageProgress }, { chosenRemote, interruptSignal }, { UsageError }] = await Promise.all([
         import('../../engine/session.js'),
         import('../../engine/config.js'),
         import('../store-lock.js'),
@@ -46,7 +46,8 @@ export function register(program: Command): void {
       const jobs = options.jobs ?? config.jobs;
       const width = nameWidth(selection);
       const line = (word: string, stage: string, note: string) => process.stdout.write(`${word.padEnd(7)}  ${stage.padEnd(width)}  ${note}\n`);
-      const signal = new AbortController().signal;
+      const interrupt = interruptSignal();
+      const { signal } = interrupt;
       try {
         // Under the lock: a concurrent gc must not remove objects while they are read.
         await withStoreLock(session.store.dir, options.lockTimeout, async () => {
@@ -76,7 +77,11 @@ export function register(program: Command): void {
               '\n',
           );
         });
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        throw err;
       } finally {
+        interrupt.dispose();
         remote.close?.();
       }
     });

@@ -44,7 +44,10 @@ export class RemoteCache {
   async push(results: readonly { stage: string; manifest: Manifest }[], signal: AbortSignal): Promise<number> {
     let pushed = 0;
     for (const { stage, manifest } of results) {
-      if (this.down !== undefined) break;
+      if (this.down !== undefined) {
+        this.ui.logger(stage).warn(`remote ${this.backend.url} is not usable in this run (${this.down}); not pushed`);
+        break;
+      }
       try {
         await pushResult(this.store, this.backend, manifest, { jobs: this.jobs, signal, progress: this.ui.progress(stage), progressLabel: 'push to remote', reupload: this.damaged });
         pushed++;
