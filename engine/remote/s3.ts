@@ -35,7 +35,7 @@ export class S3Remote implements RemoteBackend {
       // S3-compatible stores (Swift s3api, older MinIO/Ceph) reject the SDK's default aws-chunked
       // checksum trailers; send checksums only where the operation requires them.
       ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),
-      // One attempt per call here: the caller decides (run falls back to computing locally).
+      // At most one retry: the caller decides what a failure means (run computes locally).
       maxAttempts: 2,
       requestHandler: { requestTimeout: options.timeoutMs, connectionTimeout: options.timeoutMs },
     });
