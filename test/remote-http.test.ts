@@ -223,6 +223,34 @@ withServer('HTTP remote on nginx', () => {
     }
   });
 
+  test('Ctrl-C during a pull stops it with nothing partial committed; the next pull completes', async () => {
+    const url = fresh();
+    const a = await machine(url);
+    await cli(['run', '--push'], a);
+    const b = await machine(url);
+    const slow = nginx.slowUrl + url.slice(nginx.url.length);
+    // gen's 109 KB object takes about two seconds at 50 KB/s: interrupt once its progress shows.
+    let interrupted = false;
+    const r = await runCli(['pull', 'gen', '--remote', slow], {
+      cwd: b,
+      onOutput: (chunk, child) => {
+        if (!interrupted && /\[gen\] pull /.test(chunk)) {
+          interrupted = true;
+          child.kill('SIGINT');
+        }
+      },
+    });
+    expect(interrupted).toBe(true);
+    expect(r).toMatchObject({ code: 130 });
+    expect(r.stderr).toMatch(/interrupted: transfers were stopped; nothing partial was committed/);
+    expect(await localManifests(b)).toEqual([]);
+    expect(await readdir(join(b, 'artifacts', 'tmp'))).toEqual([]);
+    expect(existsSync(join(b, 'artifacts', 'lock'))).toBe(false);
+    await cli(['verify'], b);
+    expect(lines(await cli(['pull', 'gen'], b))).toEqual({ gen: 'pulled' });
+    await cli(['verify'], b);
+  });
+
   test('a remote that accepts connections and never answers times out, and the run computes locally', async () => {
     // Not nginx: a listener that swallows requests, as a hung server or a black-holing proxy does.
     const held: Socket[] = [];

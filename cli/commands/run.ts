@@ -122,6 +122,7 @@ async function runForReal(
   process.on('SIGTERM', onSignal);
 
   let lock: Awaited<ReturnType<typeof acquireStoreLock>> | undefined;
+  let remote: Awaited<ReturnType<typeof openRemoteCache>> | undefined;
   try {
     await store.init();
     lock = await acquireStoreLock(store.dir, {
@@ -149,7 +150,7 @@ async function runForReal(
     const facts = await gatherFacts(env, selection, refs);
     const width = nameWidth(selection);
     const ui = { logger: (s: string) => stageLogger(s, globals.verbose), progress: (s: string) => stageProgress(s) };
-    const remote = remoteConfig ? await openRemoteCache(session, remoteConfig, ui) : undefined;
+    remote = remoteConfig ? await openRemoteCache(session, remoteConfig, ui) : undefined;
     const reports = await execute({
       env,
       facts,
@@ -172,7 +173,6 @@ async function runForReal(
       const pushed = await remote.push(computed, stop.signal);
       out(`pushed ${pushed} of ${computed.length} computed result${computed.length === 1 ? '' : 's'} to ${remote.backend.url}`);
     }
-    remote?.backend.close?.();
     const counts = countOutcomes(reports);
     record.finishedAt = new Date().toISOString();
     record.durationMs = Date.now() - started;
@@ -207,6 +207,7 @@ async function runForReal(
     if (signalled && !(e instanceof errors.PipelineError)) throw new errors.AbortedError();
     throw e;
   } finally {
+    remote?.backend.close?.();
     try {
       if (lock) await statCache.save(); // only the lock holder writes the store
     } finally {

@@ -55,6 +55,8 @@ export const NGINX = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
 export interface Nginx {
   /** Base URL of the WebDAV share (`/cache/`). */
   url: string;
+  /** The same share, read-only and served at 50 KB/s. */
+  slowUrl: string;
   /** http://127.0.0.1:PORT */
   origin: string;
   /** Directory served as /cache/ (what PUT writes). */
@@ -63,8 +65,8 @@ export interface Nginx {
 }
 
 /**
- * nginx with WebDAV PUT/DELETE on /cache/, plus /forbidden/ (always 403) and /broken/ (always
- * 503) to play remotes that refuse or fail.
+ * nginx with WebDAV PUT/DELETE on /cache/, plus /slow/ (the same files, read at 50 KB/s),
+ * /forbidden/ (always 403) and /broken/ (always 503) to play remotes that are slow, refuse or fail.
  */
 export async function startNginx(): Promise<Nginx> {
   const dir = await mkdtemp(join(tmpdir(), 'nginx-'));
@@ -96,6 +98,7 @@ http {
       dav_access user:rw group:r all:r;
       client_max_body_size 0;
     }
+    location /slow/ { alias ${dir}/data/cache/; limit_rate 50k; }
     location /forbidden/ { return 403; }
     location /broken/ { return 503; }
   }
@@ -121,6 +124,7 @@ http {
     const origin = `http://127.0.0.1:${port}`;
     return {
       url: `${origin}/cache/`,
+      slowUrl: `${origin}/slow/`,
       origin,
       dataDir,
       async stop() {
