@@ -3,7 +3,8 @@
 // corrupt and partial remote objects, and remotes that are down, refuse access or fail.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import { formatBytes as formatBytesLikeCli } from '../cli/output.js';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -247,8 +248,17 @@ withServer('HTTP remote on nginx', () => {
     expect(await readdir(join(b, 'artifacts', 'tmp'))).toEqual([]);
     expect(existsSync(join(b, 'artifacts', 'lock'))).toBe(false);
     await cli(['verify'], b);
-    expect(lines(await cli(['pull', 'gen'], b))).toEqual({ gen: 'pulled' });
+    // What arrived is kept aside (not in the store) and the next pull asks only for the rest.
+    const partial = join(b, 'artifacts', 'resume', 'remote-objects', `${(await manifestOf(a, 'gen')).files['out/nums.txt']!.digest}.part`);
+    const kept = (await stat(partial)).size;
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThan(108894);
+    const resumed = await cli(['pull', 'gen'], b);
+    expect(lines(resumed)).toEqual({ gen: 'pulled' });
+    expect(resumed.stdout).toContain(`(${formatBytesLikeCli(kept)} resumed from an interrupted pull)`);
+    expect(existsSync(partial)).toBe(false);
     await cli(['verify'], b);
+    expect(await readFile(join(b, 'artifacts', 'stages', 'gen', 'out', 'nums.txt'), 'utf8')).toBe(await readFile(join(a, 'out', 'nums.txt'), 'utf8'));
   });
 
   test('a remote that accepts connections and never answers times out, and the run computes locally', async () => {

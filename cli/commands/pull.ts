@@ -88,7 +88,7 @@ export function register(program: Command): void {
               pulled++;
               objects += r.moved;
               bytes += r.movedBytes;
-              line('pulled', name, `${r.moved} object${r.moved === 1 ? '' : 's'} (${formatBytes(r.movedBytes)}) downloaded and verified, ${r.present} already here`);
+              line('pulled', name, `${r.moved} object${r.moved === 1 ? '' : 's'} (${formatBytes(r.movedBytes)}) downloaded and verified, ${r.present} already here${r.resumedBytes ? ` (${formatBytes(r.resumedBytes)} resumed from an interrupted pull)` : ''}`);
             } catch (err) {
               if (remoteIsDown(err) || signal.aborted) throw err;
               failed.push(name);

@@ -11,6 +11,11 @@ export interface RemoteBackend {
   stat(path: string, signal?: AbortSignal): Promise<{ size: number } | null>;
   /** The object's bytes as a stream, or null when there is none. */
   get(path: string, signal?: AbortSignal): Promise<Readable | null>;
+  /**
+   * The object's bytes from offset `from` on (to resume a download), or null when there is none.
+   * `from` in the answer is where the body really starts: 0 when the server ignored the range.
+   */
+  getFrom?(path: string, from: number, signal?: AbortSignal): Promise<{ body: Readable; from: number } | null>;
   /** Uploads a local file of `size` bytes to `path` (replacing what is there). */
   putFile(path: string, file: string, size: number, signal?: AbortSignal): Promise<void>;
   /** Uploads a small value (manifests). */

@@ -60,6 +60,23 @@ export class HttpRemote implements RemoteBackend {
     return res;
   }
 
+  async getFrom(path: string, from: number, signal?: AbortSignal): Promise<{ body: Readable; from: number } | null> {
+    const res = await this.send('GET', path, undefined, signal, { range: `bytes=${from}-` });
+    if (res.statusCode === 404) {
+      res.resume();
+      return null;
+    }
+    if (res.statusCode === 416) {
+      // The range starts past the end: what we hold is not a prefix of this object. Start over.
+      res.resume();
+      const body = await this.get(path, signal);
+      return body && { body, from: 0 };
+    }
+    if (!ok(res.statusCode)) res.resume();
+    this.expectOk(res, 'GET', path);
+    return { body: res, from: res.statusCode === 206 ? from : 0 };
+  }
+
   async putFile(path: string, file: string, size: number, signal?: AbortSignal): Promise<void> {
     const res = await this.send('PUT', path, { body: () => createReadStream(file), size }, signal);
     res.resume();
@@ -83,10 +100,11 @@ export class HttpRemote implements RemoteBackend {
     path: string,
     upload: { body: Buffer | (() => Readable); size: number } | undefined,
     signal?: AbortSignal,
+    extraHeaders: Record<string, string> = {},
   ): Promise<IncomingMessage> {
     const target = new URL(path, this.base);
     const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
-    const headers: Record<string, string | number> = {};
+    const headers: Record<string, string | number> = { ...extraHeaders };
     if (this.options.authorization) headers.authorization = this.options.authorization;
     if (upload) headers['content-length'] = upload.size;
     return new Promise((resolve, reject) => {

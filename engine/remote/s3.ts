@@ -66,6 +66,23 @@ export class S3Remote implements RemoteBackend {
     }
   }
 
+  async getFrom(path: string, from: number, signal?: AbortSignal): Promise<{ body: Readable; from: number } | null> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: this.key(path), Range: `bytes=${from}-` }), {
+        abortSignal: signal,
+      });
+      if (!(res.Body instanceof Readable)) throw new RemoteError('protocol', `GET ${this.url}${path}: no body stream`);
+      return { body: res.Body, from: res.ContentRange ? from : 0 };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 416) {
+        const body = await this.get(path, signal);
+        return body && { body, from: 0 };
+      }
+      throw this.asRemoteError(err, 'GET', path, signal);
+    }
+  }
+
   async putFile(path: string, file: string, size: number, signal?: AbortSignal): Promise<void> {
     try {
       if (size <= this.options.partSize) {

@@ -4,17 +4,18 @@
 // so a manifest on the remote always has its objects. Pulled objects are hashed while they
 // download and committed only when the digest matches; a pulled manifest is committed last.
 // Transfers skip what the other side already has, so an interrupted push or pull resumes where it
-// stopped (object by object) and repeating one is a no-op.
+// stopped (object by object; a pulled object also from its last byte, where the remote serves
+// ranges) and repeating one is a no-op.
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import { cacheKey } from '../cache-key.js';
 import type { ProgressReporter } from '../contract.js';
-import { randomSuffix } from '../fs-tree.js';
+import { isErrno } from '../fs-tree.js';
 import { isManifest, outputsDigestOf, type Manifest } from '../manifest.js';
 import type { Store } from '../store.js';
 import { RemoteError, type RemoteBackend } from './backend.js';
@@ -46,6 +47,8 @@ export interface TransferResult {
   present: number;
   /** Whether the manifest itself was already there. */
   manifestPresent: boolean;
+  /** Pull: bytes of partial downloads that were resumed rather than fetched again. */
+  resumedBytes?: number;
 }
 
 /** Objects of a manifest, once each (several paths may share an object). */
@@ -105,10 +108,11 @@ export async function pullResult(store: Store, remote: RemoteBackend, key: strin
   const settled = await Promise.allSettled(pulls);
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
+  const resumedBytes = settled.reduce((n, s) => n + (s.status === 'fulfilled' ? s.value : 0), 0);
   await store.rebuildView(m);
   await store.writeManifest(m);
   progress?.done();
-  return { manifest: m, moved: todo.length, movedBytes: total, present: objects.length - todo.length, manifestPresent: false };
+  return { manifest: m, moved: todo.length, movedBytes: total, present: objects.length - todo.length, manifestPresent: false, resumedBytes };
 }
 
 /** The remote manifest for `key`, or null. One that is not a well-formed manifest of that key is 'corrupt'. */
@@ -158,16 +162,55 @@ async function readAll(stream: Readable, max: number, what: string): Promise<Buf
   return Buffer.concat(chunks);
 }
 
-/** Downloads one object into tmp/, hashing as it arrives; placed in objects/ only if the digest matches. */
-async function downloadObject(store: Store, remote: RemoteBackend, digest: string, size: number, options: TransferOptions): Promise<void> {
+/** Partial downloads, kept across interrupted pulls (under resume/, which gc may clear). */
+export const PARTIAL_DIR = 'remote-objects';
+
+/** Downloads in flight, by partial file: two stages sharing an object download it once. */
+const inFlight = new Map<string, Promise<number>>();
+
+/**
+ * Downloads one object, hashing as it arrives, into resume/remote-objects/<digest>.part; placed in
+ * objects/ only if size and digest match. A transfer cut short (network, Ctrl-C) leaves the part
+ * file, and the next pull asks only for the rest (HTTP Range) where the server supports it; a
+ * corrupt one is deleted. Returns the bytes that were already there (resumed).
+ */
+function downloadObject(store: Store, remote: RemoteBackend, digest: string, size: number, options: TransferOptions): Promise<number> {
+  const part = join(store.resumeRoot, PARTIAL_DIR, `${digest}.part`);
+  let running = inFlight.get(part);
+  if (!running) {
+    running = downloadInto(part, store, remote, digest, size, options).finally(() => inFlight.delete(part));
+    inFlight.set(part, running);
+  }
+  return running;
+}
+
+async function downloadInto(part: string, store: Store, remote: RemoteBackend, digest: string, size: number, options: TransferOptions): Promise<number> {
   const { signal } = options;
   signal?.throwIfAborted();
   const path = remoteObjectPath(digest);
-  const stream = await remote.get(path, signal);
-  if (!stream) throw new RemoteError('corrupt', `remote object ${remote.url}${path} is missing (its manifest lists it); not used`, { digest });
-  const tmp = join(store.tmpDir, `pull-${digest.slice(0, 16)}-${randomSuffix()}`);
-  const hash = createHash('sha256');
-  let got = 0;
+  await mkdir(dirname(part), { recursive: true });
+  let have = await fileSize(part);
+  if (have >= size) {
+    await rm(part, { force: true });
+    have = 0;
+  }
+  let hash = createHash('sha256');
+  let body: Readable | null;
+  if (have > 0 && remote.getFrom) {
+    const res = await remote.getFrom(path, have, signal);
+    body = res?.body ?? null;
+    if (res && res.from === have) {
+      // Hash the prefix we hold, then continue with what the server sends after it.
+      for await (const chunk of createReadStream(part, { highWaterMark: 1 << 20, signal }) as AsyncIterable<Buffer>) hash.update(chunk);
+      options.progress?.tick(have);
+    } else have = 0;
+  } else {
+    have = 0;
+    body = await remote.get(path, signal);
+  }
+  if (!body) throw new RemoteError('corrupt', `remote object ${remote.url}${path} is missing (its manifest lists it); not used`, { digest });
+  if (have === 0) hash = createHash('sha256');
+  let got = have;
   const tap = new Transform({
     transform(chunk: Buffer, _enc, done) {
       hash.update(chunk);
@@ -177,23 +220,32 @@ async function downloadObject(store: Store, remote: RemoteBackend, digest: strin
     },
   });
   try {
-    await pipeline(stream, tap, createWriteStream(tmp, { flags: 'wx' }), { signal });
-    const actual = hash.digest('hex');
-    if (got !== size || actual !== digest) {
-      throw new RemoteError(
-        'corrupt',
-        `remote object ${remote.url}${path} is corrupt: ${got !== size ? `${got} bytes instead of ${size}` : `its content hashes to ${actual.slice(0, 16)}…`}; not stored`,
-        { digest },
-      );
-    }
-    const placed = await store.objects.adopt(tmp, signal);
-    // adopt() hashes again: the bytes on disk are the bytes placed, whatever happened in between.
-    if (placed.digest !== digest) throw new RemoteError('corrupt', `object ${digest.slice(0, 16)}… changed on local disk while being stored`);
+    await pipeline(body, tap, createWriteStream(part, { flags: have > 0 ? 'a' : 'w' }), { signal });
   } catch (err) {
-    if (err instanceof RemoteError || signal?.aborted) throw err;
-    // A body cut short by the server or the network: a partial object, never committed.
-    throw new RemoteError('unreachable', `downloading ${remote.url}${path}: ${(err as Error).message}; not stored`, { cause: err, digest });
-  } finally {
-    await rm(tmp, { force: true });
+    if (signal?.aborted) throw err;
+    // A body cut short by the server or the network: kept to resume, never committed.
+    throw new RemoteError('unreachable', `downloading ${remote.url}${path}: ${(err as Error).message}; not stored (the next pull resumes it)`, { cause: err, digest });
+  }
+  const actual = hash.digest('hex');
+  if (got !== size || actual !== digest) {
+    await rm(part, { force: true });
+    throw new RemoteError(
+      'corrupt',
+      `remote object ${remote.url}${path} is corrupt: ${got !== size ? `${got} bytes instead of ${size}` : `its content hashes to ${actual.slice(0, 16)}…`}; not stored`,
+      { digest },
+    );
+  }
+  // adopt() hashes again: the bytes on disk are the bytes placed, whatever happened in between.
+  const placed = await store.objects.adopt(part, signal);
+  if (placed.digest !== digest) throw new RemoteError('corrupt', `object ${digest.slice(0, 16)}… changed on local disk while being stored`);
+  return have;
+}
+
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return 0;
+    throw err;
   }
 }
