@@ -7,6 +7,8 @@ import * as dag from './commands/dag.js';
 import * as gc from './commands/gc.js';
 import * as metrics from './commands/metrics.js';
 import * as promote from './commands/promote.js';
+import * as pull from './commands/pull.js';
+import * as push from './commands/push.js';
 import * as run from './commands/run.js';
 import * as runs from './commands/runs.js';
 import * as schedule from './commands/schedule.js';
@@ -38,7 +40,7 @@ function buildProgram(): Command {
     )
     .showHelpAfterError('(pipeline --help for usage)')
     .exitOverride();
-  for (const command of [run, status, dag, show, runs, metrics, schedule, promote, gc, verify, schema]) command.register(program);
+  for (const command of [run, status, dag, show, runs, metrics, schedule, promote, push, pull, gc, verify, schema]) command.register(program);
   return program;
 }
 

@@ -17,6 +17,7 @@ import {
 } from './config-schema.js';
 import { checkAutomation } from './automation-config.js';
 import type { StageKind } from './contract.js';
+import { remoteSchema, remoteUrlProblem, type RemoteConfig } from './remote/config.js';
 import { ConfigError, ConfigErrors, type SourceLocation } from './errors.js';
 import { findCycles, topologicalOrder } from './graph.js';
 import { commandWithParamEnv, findReferences, interpolate, type InterpolationError } from './interpolate.js';
@@ -252,6 +253,8 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
   } else if (Object.keys(root.stages).length === 0) v.key(['stages'], 'stages: is empty (define at least one stage)');
   const rawStages = isRecord(root.stages) ? root.stages : {};
 
+  const remote = root.remote === undefined ? undefined : checkRemote(v, root.remote);
+
   const drafts = new Map<string, Draft>();
   for (const [name, value] of Object.entries(rawStages)) drafts.set(name, checkStage(v, name, value, params, options.kinds));
   checkOwnership(v, drafts, basename(options.file));
@@ -292,7 +295,38 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
     order: topologicalOrder(names, (n) => stages.get(n)!.needs),
     ...(automation.schedule.length ? { schedule: automation.schedule } : {}),
     ...(automation.promote ? { promote: automation.promote } : {}),
+    ...(remote ? { remote } : {}),
   };
+}
+
+/** The `remote:` section (engine/remote/config.ts): its schema, and a URL without credentials. */
+function checkRemote(v: Validation, value: unknown): RemoteConfig | undefined {
+  if (!isRecord(value)) {
+    v.value(['remote'], `remote: must be a map with url: (and endpoint:, region:...), found ${describeValue(value)}`);
+    return undefined;
+  }
+  const allowed = Object.keys(remoteSchema.shape);
+  let ok = true;
+  for (const key of Object.keys(value)) {
+    if (allowed.includes(key)) continue;
+    const secret = /key|secret|token|password|credential/i.test(key) ? ' (credentials never go in pipeline.yaml: see the README, "Remote cache")' : '';
+    v.key(['remote', key], `remote: unknown key '${key}'${didYouMean(key, allowed)}${secret || ` (allowed: ${allowed.join(', ')})`}`);
+    ok = false;
+  }
+  const result = z.safeParse(remoteSchema, value);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      if (issue.code === 'unrecognized_keys') continue;
+      v.value(['remote', ...(issue.path as (string | number)[])], `remote.${formatPath(issue.path)}: ${issue.message}`);
+    }
+    return undefined;
+  }
+  const problem = remoteUrlProblem(result.data.url);
+  if (problem) {
+    v.value(['remote', 'url'], `remote.url: ${problem}`);
+    return undefined;
+  }
+  return ok ? result.data : undefined;
 }
 
 /** Checks one stage entry and turns what is valid of it into a draft. */

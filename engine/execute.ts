@@ -35,6 +35,14 @@ export interface StageReport {
   /** Workspace outs restored from the store. */
   restored?: string[];
   manifest?: Manifest;
+  /** The result was downloaded from the remote cache instead of computed. */
+  pulled?: boolean;
+}
+
+/** The remote artifact cache as execution sees it (engine/remote/cache.ts). */
+export interface RemoteLookup {
+  /** Downloads and commits the result for `key` if the remote has it; null on a miss or a remote failure. */
+  fetch(stage: string, key: string, signal: AbortSignal): Promise<Manifest | null>;
 }
 
 export interface StageUi {
@@ -58,6 +66,8 @@ export interface ExecuteOptions {
   /** The store's refs; updated (and written) as stages finish. */
   refs: Map<string, Ref>;
   ui: StageUi;
+  /** Asked on a local miss before a stage is computed (not for --force). */
+  remote?: RemoteLookup;
   onStageStart?(stage: string): void;
   onStageDone?(report: StageReport): void;
 }
@@ -187,6 +197,18 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     return bad;
   };
 
+  /** Remote cache hook: a result another machine computed, committed like a local one. */
+  const fromRemote = async (name: string, key: string, t0: number): Promise<StageReport | undefined> => {
+    const m = await opts.remote?.fetch(name, key, run.signal);
+    if (!m) return undefined;
+    opts.facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });
+    const spec = pipeline.stages.get(name)!;
+    const outs = spec.kind === 'cmd' ? outsOf(spec) : [];
+    if (outs.length) await restore(m, outs);
+    await finishRef(name, m);
+    return { stage: name, outcome: 'cached', durationMs: Date.now() - t0, key: m.key, manifest: m, reason: 'pulled from the remote', restored: outs.length ? outs : undefined, pulled: true };
+  };
+
   const processStage = async (name: string, ups: StageReport[]): Promise<StageReport> => {
     if (run.signal.aborted) return { stage: name, outcome: 'skipped', durationMs: 0, reason: 'not started: run stopped' };
     const t0 = Date.now();
@@ -225,6 +247,8 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       const reason = describeReasons(decision.reasons);
       const failed = decision.reasons.find((r) => r.type === 'fingerprint-failed');
       if (failed || !decision.key || !decision.material) throw new StageError(`stage ${name}: ${reason || 'cannot compute its cache key'}`);
+      const pulled = opts.force.has(name) ? undefined : await fromRemote(name, decision.key, t0);
+      if (pulled) return pulled;
       const spec = pipeline.stages.get(name)!;
       const m = spec.kind === 'cmd' ? await runShell(name, decision.key, decision.material) : await runKind(name, decision.key, decision.material, ups);
       opts.facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });

@@ -2,6 +2,7 @@
 // planning (engine/plan.ts) and execution (engine/execute.ts) consume.
 import type { PromoteSpec, ScheduleEntry } from './automation-config.js';
 import type { SourceLocation } from './errors.js';
+import type { RemoteConfig } from './remote/config.js';
 
 export interface StageSpec {
   /** Instance name (the key under `stages:`). */
@@ -43,4 +44,6 @@ export interface Pipeline {
   schedule?: ScheduleEntry[];
   /** `promote:` (absent: no promotion after runs). */
   promote?: PromoteSpec;
+  /** `remote:` (the shared artifact cache), if configured. */
+  remote?: RemoteConfig;
 }

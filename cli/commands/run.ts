@@ -8,6 +8,7 @@ import type { GlobalOptions } from '../main.js';
 import { collect, errorText, nameWidth, nonNegativeNumber, positiveInt, stageLine } from '../stage-lines.js';
 import type { StageReport } from '../../engine/execute.js';
 import type { RunRecord, RunTrigger } from '../../engine/runs.js';
+import type { RemoteConfig } from '../../engine/remote/config.js';
 
 export interface RunOptions {
   force?: boolean;
@@ -20,6 +21,9 @@ export interface RunOptions {
   trigger?: RunTrigger;
   /** Called with the run record each time it is written. */
   onRecord?(record: RunRecord): void;
+  /** `--remote URL`, or false for `--no-remote`. */
+  remote?: string | boolean;
+  push?: boolean;
 }
 
 export function register(program: Command): void {
@@ -33,6 +37,9 @@ export function register(program: Command): void {
     .option('-j, --jobs <n>', 'how many stages may run at once', positiveInt, availableParallelism())
     .option('-k, --keep-going', 'after a failure, keep running stages that do not depend on it')
     .option('--lock-timeout <seconds>', 'how long to wait for another run to release the store', nonNegativeNumber, 600)
+    .option('--remote <url>', 'remote cache to use (s3://bucket/prefix or http(s)://...; default: remote: in pipeline.yaml)')
+    .option('--no-remote', 'do not look up results on the remote cache')
+    .option('--push', 'upload the results this run computed to the remote cache')
     .action(async (targets: string[], options: RunOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       await runCommand(targets, options, globals);
@@ -49,9 +56,12 @@ export async function runCommand(targets: string[], options: RunOptions, globals
   const [{ openSession }, { selectStages }] = await Promise.all([import('../../engine/session.js'), import('../../engine/config.js')]);
   const session = await openSession(globals.config, { sets: options.set, backend: globals.backend });
   const selection = selectStages(session.pipeline, targets);
+  const { chosenRemote } = await import('../remote.js');
+  const remote = chosenRemote(session.pipeline, options.remote);
+  if (options.push && !remote) throw new (await import('../../engine/errors.js')).UsageError('--push needs a remote (remote: in pipeline.yaml, or --remote URL)');
   const force = new Set(options.force ? (targets.length ? targets : selection) : []);
   if (!runModules) return dryRun(session, selection, force);
-  return runForReal(await runModules, session, selection, force, options, globals);
+  return runForReal(await runModules, session, selection, force, options, globals, remote);
 }
 
 function loadRunModules() {
@@ -93,6 +103,7 @@ async function runForReal(
   force: ReadonlySet<string>,
   options: RunOptions,
   globals: GlobalOptions,
+  remoteConfig?: RemoteConfig,
 ): Promise<void> {
   const [{ acquireStoreLock, describeBreak, describeHolder }, { gatherFacts }, { execute }, { newRunId }, { stageLogger, stageProgress, formatDuration }, errors, { signalRunningCommands }, , { stopLeftoverGroups }] =
     modules;
@@ -119,6 +130,7 @@ async function runForReal(
   process.on('SIGHUP', onSignal);
 
   let lock: Awaited<ReturnType<typeof acquireStoreLock>> | undefined;
+  let remote: Awaited<ReturnType<typeof openRemoteCache>> | undefined;
   try {
     await store.init();
     lock = await acquireStoreLock(store.dir, {
@@ -151,6 +163,8 @@ async function runForReal(
     const env = session.env(stop.signal);
     const facts = await gatherFacts(env, selection, refs);
     const width = nameWidth(selection);
+    const ui = { logger: (s: string) => stageLogger(s, globals.verbose), progress: (s: string) => stageProgress(s) };
+    remote = remoteConfig ? await openRemoteCache(session, remoteConfig, ui) : undefined;
     const reports = await execute({
       env,
       facts,
@@ -162,11 +176,17 @@ async function runForReal(
       runId: record.id,
       run: { startedAt: record.startedAt, command: record.command },
       refs,
-      ui: { logger: (s) => stageLogger(s, globals.verbose), progress: (s) => stageProgress(s) },
+      ui,
+      remote,
       onStageDone: (r) => printReport(r, width, globals.verbose),
     });
 
     if (globals.verbose) err(`stat cache: ${statCache.hashedFiles} file${statCache.hashedFiles === 1 ? '' : 's'} hashed in this run (unchanged files are not rehashed)`);
+    if (remote && options.push) {
+      const computed = reports.filter((r) => r.outcome === 'ran' && r.manifest).map((r) => ({ stage: r.stage, manifest: r.manifest! }));
+      const pushed = await remote.push(computed, stop.signal);
+      out(`pushed ${pushed} of ${computed.length} computed result${computed.length === 1 ? '' : 's'} to ${remote.backend.url}`);
+    }
     const counts = countOutcomes(reports);
     record.finishedAt = new Date().toISOString();
     record.durationMs = Date.now() - started;
@@ -206,6 +226,7 @@ async function runForReal(
     if (signalled && !(e instanceof errors.PipelineError)) throw new errors.AbortedError();
     throw e;
   } finally {
+    remote?.backend.close?.();
     try {
       if (lock) await statCache.save(); // only the lock holder writes the store
     } catch (e) {
@@ -243,7 +264,8 @@ function countOutcomes(reports: StageReport[]): Record<StageReport['outcome'], n
 function printReport(r: StageReport, width: number, verbose: boolean): void {
   switch (r.outcome) {
     case 'cached':
-      out(stageLine('cached', r.stage, width, r.durationMs, r.restored ? `(restored ${r.restored.join(', ')} from the store)` : undefined));
+      if (r.pulled) out(stageLine('cached', r.stage, width, r.durationMs, `(pulled from the remote${r.restored ? `, restored ${r.restored.join(', ')}` : ''})`));
+      else out(stageLine('cached', r.stage, width, r.durationMs, r.restored ? `(restored ${r.restored.join(', ')} from the store)` : undefined));
       break;
     case 'ran':
       out(stageLine('ran', r.stage, width, r.durationMs, r.reason ? `(${r.reason})` : undefined));
@@ -259,6 +281,11 @@ function printReport(r: StageReport, width: number, verbose: boolean): void {
       out(stageLine('skipped', r.stage, width, undefined, r.reason ? `(${r.reason})` : undefined));
       break;
   }
+}
+
+async function openRemoteCache(session: Session, config: RemoteConfig, ui: import('../../engine/remote/cache.js').RemoteCacheUi) {
+  const [{ openRemote }, { RemoteCache }] = await Promise.all([import('../../engine/remote/config.js'), import('../../engine/remote/cache.js')]);
+  return new RemoteCache(session.store, await openRemote(config), config.jobs, ui);
 }
 
 /** Second Ctrl-C: leave now, but do not leave our lock behind, nor a run record saying `running`. */

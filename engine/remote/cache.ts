@@ -1,0 +1,69 @@
+// The remote as `pipeline run` uses it: on a local miss, download a matching result instead of
+// computing it; after the run (`--push`), upload what was computed. Any remote failure is a
+// warning and the stage is computed locally; once the remote is unreachable, refuses access or
+// times out, it is not asked again in this run (every stage would wait for the same timeout).
+import type { Logger, ProgressReporter } from '../contract.js';
+import { errorMessage } from '../fs-tree.js';
+import type { Manifest } from '../manifest.js';
+import type { Store } from '../store.js';
+import { RemoteError, remoteIsDown, type RemoteBackend } from './backend.js';
+import { pullResult, pushResult } from './transfer.js';
+
+export interface RemoteCacheUi {
+  logger(stage: string): Logger;
+  progress(stage: string): ProgressReporter;
+}
+
+export class RemoteCache {
+  /** Set once the remote is unusable for the rest of this run. */
+  private down: string | undefined;
+  /** Objects found corrupt or partial on the remote: `--push` uploads them again. */
+  private readonly damaged = new Set<string>();
+
+  constructor(
+    private readonly store: Store,
+    readonly backend: RemoteBackend,
+    private readonly jobs: number,
+    private readonly ui: RemoteCacheUi,
+  ) {}
+
+  /** The result for `key` from the remote, committed to the local store; null on a miss or a failure (warned). */
+  async fetch(stage: string, key: string, signal: AbortSignal): Promise<Manifest | null> {
+    if (this.down !== undefined) return null;
+    try {
+      const pulled = await pullResult(this.store, this.backend, key, { jobs: this.jobs, signal, progress: this.ui.progress(stage), progressLabel: 'pull from remote' });
+      return pulled?.manifest ?? null;
+    } catch (err) {
+      if (signal.aborted) throw err;
+      this.warn(stage, err);
+      return null;
+    }
+  }
+
+  /** Uploads committed results; returns how many made it. Failures are warnings. */
+  async push(results: readonly { stage: string; manifest: Manifest }[], signal: AbortSignal): Promise<number> {
+    let pushed = 0;
+    for (const { stage, manifest } of results) {
+      if (this.down !== undefined) {
+        this.ui.logger(stage).warn(`remote ${this.backend.url} is not usable in this run (${this.down}); not pushed`);
+        break;
+      }
+      try {
+        await pushResult(this.store, this.backend, manifest, { jobs: this.jobs, signal, progress: this.ui.progress(stage), progressLabel: 'push to remote', reupload: this.damaged });
+        pushed++;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        this.ui.logger(stage).warn(`remote ${this.backend.url}: ${errorMessage(err)}; not pushed`);
+        if (remoteIsDown(err)) this.down = errorMessage(err);
+      }
+    }
+    return pushed;
+  }
+
+  private warn(stage: string, err: unknown): void {
+    if (err instanceof RemoteError && err.digest) this.damaged.add(err.digest);
+    const down = remoteIsDown(err);
+    this.ui.logger(stage).warn(`remote ${this.backend.url}: ${errorMessage(err)}; computing ${stage} locally${down ? ' (remote not used for the rest of this run)' : ''}`);
+    if (down) this.down = errorMessage(err);
+  }
+}
