@@ -13,13 +13,21 @@ export interface CommittedTree {
 /**
  * Adopts a kind stage's temporary output directory: every file (nested directories included) is
  * hashed and renamed into objects/ (same file system, no copy). Paths are relative to `dir`.
+ * `onFile(done, total)` follows the work: a fetched image folder is tens of thousands of files.
  */
-export async function adoptTree(objects: ObjectStore, dir: string, signal?: AbortSignal): Promise<CommittedTree> {
+export async function adoptTree(
+  objects: ObjectStore,
+  dir: string,
+  signal?: AbortSignal,
+  onFile?: (done: number, total: number) => void,
+): Promise<CommittedTree> {
   const tree = (await listTree(dir, '')) ?? { files: [], dirs: [] };
   const files: Record<string, OutputFile> = {};
+  let done = 0;
   for (const f of tree.files) {
     signal?.throwIfAborted();
     files[f.rel] = await storing(f.rel, () => objects.adopt(f.abs, signal));
+    onFile?.(++done, tree.files.length);
   }
   return { files, dirs: tree.dirs };
 }

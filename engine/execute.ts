@@ -129,7 +129,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       const entries = (await readdir(outDir)).sort();
       const absent = kind.outputs.filter((o) => !o.optional && !entries.includes(o.name.replace(/\/$/, '')));
       if (absent.length) throw new StageError(`stage ${name}: declared output${absent.length > 1 ? 's' : ''} not written: ${absent.map((o) => o.name).join(', ')}`);
-      const tree = await adoptTree(store.objects, outDir, run.signal);
+      const tree = await adoptTree(store.objects, outDir, run.signal, storingProgress(ctx.progress));
       const m = manifestOf(name, spec.kind, key, material, spec.params, entries, tree, started, opts.runId);
       await store.rebuildView(m);
       await store.writeManifest(m);
@@ -292,6 +292,18 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     if (pools) await (await pools).destroy();
   }
 }
+
+/** Progress of committing many output files (a fetched image folder); a handful go by silently. */
+function storingProgress(progress: ProgressReporter): (done: number, total: number) => void {
+  return (done, total) => {
+    if (total < STORING_PROGRESS_MIN_FILES) return;
+    if (done === 1) progress.start('store outputs', total, 'file');
+    progress.update(done);
+    if (done === total) progress.done();
+  };
+}
+
+const STORING_PROGRESS_MIN_FILES = 500;
 
 function asStageError(stage: string, err: unknown): unknown {
   if (err instanceof StageError || err instanceof AbortedError) return err;

@@ -6,7 +6,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { defineStage, type StageKind } from '../engine/contract.js';
+import { defineStage, type ProgressReporter, type StageKind } from '../engine/contract.js';
 import { parsePipeline } from '../engine/config.js';
 import { execute, type StageReport } from '../engine/execute.js';
 import { gatherFacts, resolvePlan, type FactsEnv } from '../engine/facts.js';
@@ -93,7 +93,19 @@ const waiter = defineStage({
     }),
 });
 
-const kinds = new Map<string, StageKind>([produce, sum, forgetful, flaky, waiter].map((k) => [k.name, k as unknown as StageKind]));
+/** Writes `n` small files: committing them is long work that must show progress. */
+const many = defineStage({
+  name: 'many',
+  version: 1,
+  description: 'many files',
+  params: z.object({ n: z.int().positive() }),
+  outputs: [{ name: 'files', type: 'dir', description: 'n files' }],
+  async run(ctx) {
+    for (let i = 0; i < ctx.params.n; i++) await writeFile(ctx.out.path(`files/${i}.txt`), String(i));
+  },
+});
+
+const kinds = new Map<string, StageKind>([produce, sum, forgetful, flaky, waiter, many].map((k) => [k.name, k as unknown as StageKind]));
 
 let root: string;
 beforeEach(async () => {
@@ -105,7 +117,7 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-async function run(yaml: string, options: { sets?: string[]; keepGoing?: boolean; jobs?: number } = {}) {
+async function run(yaml: string, options: { sets?: string[]; keepGoing?: boolean; jobs?: number; progress?: ProgressReporter } = {}) {
   const pipeline = parsePipeline(yaml, { file: join(root, 'pipeline.yaml'), shownAs: 'pipeline.yaml', kinds, sets: options.sets ?? [] });
   const store = new Store(root);
   await store.init();
@@ -123,7 +135,7 @@ async function run(yaml: string, options: { sets?: string[]; keepGoing?: boolean
     signal: env.signal,
     runId: 'test',
     refs: await store.readRefs(),
-    ui: { logger: () => ({ info() {}, warn() {}, debug() {} }), progress: () => ({ start() {}, tick() {}, update() {}, done() {} }) },
+    ui: { logger: () => ({ info() {}, warn() {}, debug() {} }), progress: () => options.progress ?? { start() {}, tick() {}, update() {}, done() {} } },
   });
   await statCache.save();
   const by = Object.fromEntries(reports.map((r) => [r.stage, r])) as Record<string, StageReport>;
@@ -204,5 +216,27 @@ describe('kind stages through the engine', () => {
     const independent = 'stages:\n  f:\n    uses: forgetful\n  numbers:\n    uses: produce\n    with: { n: 2 }\n  total:\n    uses: sum\n    needs: [numbers]\n';
     const going = await run(independent, { jobs: 1, keepGoing: true });
     expect([going.by.f!.outcome, going.by.numbers!.outcome, going.by.total!.outcome]).toEqual(['failed', 'ran', 'ran']);
+  });
+});
+
+describe('committing many files', () => {
+  test('shows progress when a stage stores hundreds of files, and stays quiet for a few', async () => {
+    const events: string[] = [];
+    const progress: ProgressReporter = {
+      start: (label, total, unit) => events.push(`start ${label} ${total} ${unit}`),
+      tick: () => events.push('tick'),
+      update: (v) => events.push(`update ${v}`),
+      done: () => events.push('done'),
+    };
+    const { by } = await run('stages:\n  lots:\n    uses: many\n    with: { n: 600 }\n', { progress });
+    expect(by.lots!.outcome).toBe('ran');
+    expect(Object.keys(by.lots!.manifest!.files)).toHaveLength(600);
+    expect(events[0]).toBe('start store outputs 600 file');
+    expect(events.filter((e) => e.startsWith('update'))).toHaveLength(600);
+    expect(events.at(-1)).toBe('done');
+
+    events.length = 0;
+    await run('stages:\n  few:\n    uses: many\n    with: { n: 3 }\n', { progress });
+    expect(events).toEqual([]);
   });
 });
