@@ -299,7 +299,9 @@ async function run(ctx: StageContext<DecodeParams>): Promise<void> {
 
 export const decodeStage = defineStage({
   name: 'decode',
-  version: 1,
+  // 2: JPEGs that wasm libjpeg-turbo refused for unread padding now decode (a cached run with
+  // skip_corrupt may have skipped them).
+  version: 2,
   description: 'Decode a fetched CIFAR-10 binary release or JPEG/PNG image folders into uint8 image tensors and labels',
   params: DecodeParams,
   outputs: [
