@@ -21,6 +21,7 @@ import { deflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { createImageDecoder, ImageDecodeError } from '../lib/images/decode-image.js';
+import { withoutTrailingPadding } from '../lib/images/jpeg-padding.js';
 import { encodeJpeg } from './helpers/jpeg-encode.js';
 
 /** jpeg-js vs libjpeg-turbo on 4:4:4 files (jpeg-js writes no other): IDCT rounding only. */
@@ -362,5 +363,34 @@ describe('corrupt files are still refused', () => {
     ['not an image', () => Buffer.from('hello, not a picture')],
   ])('%s', async (_label, make) => {
     await expect(decodeRgb(make(), 32, 32)).rejects.toThrow(ImageDecodeError);
+  });
+});
+
+describe('padding candidates (jpeg-padding.ts)', () => {
+  const SOI = [0xff, 0xd8];
+  const EOI = [0xff, 0xd9];
+  const segment = (marker: number, body: number[]) => [0xff, marker, (body.length + 2) >> 8, (body.length + 2) & 0xff, ...body];
+  const jpegOf = (...parts: number[][]) => Uint8Array.from(parts.flat());
+  const list = (bytes: Uint8Array) => [...withoutTrailingPadding(bytes)].map((c) => Array.from(c));
+
+  test('all-ones bytes before every scan-ending marker first, then the last scan shortened byte by byte', () => {
+    const sos = segment(0xda, [1, 1, 0, 0, 63, 0]);
+    const file = jpegOf(SOI, sos, [0x12, 0xff, 0x00], segment(0xc4, [0]), sos, [0x34, 0x56, 0xff, 0x00], EOI);
+    const head = [...SOI, ...sos, 0x12];
+    const middle = [...segment(0xc4, [0]), ...sos];
+    expect(list(file)).toEqual([
+      [...head, ...middle, 0x34, 0x56, ...EOI], // both scans without their FF 00
+      [...head, 0xff, 0x00, ...middle, 0x34, 0x56, ...EOI], // the last scan without 1 byte
+      [...head, 0xff, 0x00, ...middle, 0x34, ...EOI], // ... 2 bytes
+      [...head, 0xff, 0x00, ...middle, ...EOI], // ... 3 bytes
+    ]);
+  });
+
+  test('a restart marker starts a new tail; nothing is offered for a file without an end', () => {
+    const sos = segment(0xda, [1, 1, 0, 0, 63, 0]);
+    const withRestart = jpegOf(SOI, sos, [0x11, 0x22, 0xff, 0xd0, 0x33], EOI);
+    expect(list(withRestart)).toEqual([[...SOI, ...sos, 0x11, 0x22, 0xff, 0xd0, ...EOI]]);
+    expect(list(jpegOf(SOI, sos, [0x11, 0x22, 0x33]))).toEqual([]);
+    expect(list(jpegOf(SOI, segment(0xdb, [0]), EOI))).toEqual([]);
   });
 });
