@@ -55,6 +55,22 @@ export function nonNegativeInt(value: string): number {
 
 export const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
+/** `--unset STAGE.PARAM` (repeatable): a param name, no value. */
+export function collectUnset(value: string, previous: string[]): string[] {
+  if (value.includes('=')) throw new InvalidArgumentError('expected STAGE.PARAM or params.NAME, without a value');
+  return [...previous, value];
+}
+
+/**
+ * The overrides for the config loader: `--unset a.b` is `--set a.b=` (removes the param). Unsets
+ * go first, so a `--set` of the same param wins.
+ */
+export function overrideArgs(options: { set: string[]; unset: string[] }): string[] {
+  return [...options.unset.map((path) => `${path}=`), ...options.set];
+}
+
+export const UNSET_HELP = 'remove a param, e.g. fetch.md5 (repeatable; same as --set fetch.md5=)';
+
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

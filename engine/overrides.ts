@@ -1,9 +1,13 @@
 // `--set stage.param=value` and `--set params.x=value`: command-line overrides applied to the parsed
-// file before `${params.x}` substitution and validation.
+// file before `${params.x}` substitution and validation. An empty value (`--set fetch.md5=`, or
+// `--unset fetch.md5`) removes the param; `--set x=''` sets an empty string.
 import { isCollection, isScalar, parseDocument } from 'yaml';
 import { UsageError } from './errors.js';
 import { didYouMean } from './suggest.js';
 import type { DocPath } from './yaml-locations.js';
+
+/** The value of an override that removes the param. */
+export const UNSET: unique symbol = Symbol('unset');
 
 export interface SetOverride {
   /** The argument as given, for messages. */
@@ -12,6 +16,7 @@ export interface SetOverride {
   target: string;
   /** Dotted path below the target (inside `params:` or the stage's `with:`). */
   path: string[];
+  /** The new value, or UNSET to remove the param. */
   value: unknown;
 }
 
@@ -30,7 +35,7 @@ export function parseSet(text: string): SetOverride {
 }
 
 function parseSetValue(raw: string): unknown {
-  if (raw.trim() === '') return '';
+  if (raw.trim() === '') return UNSET;
   const doc = parseDocument(raw);
   if (doc.errors.length > 0) return raw;
   const contents = doc.contents;
@@ -49,11 +54,16 @@ export interface AppliedSets {
 
 export const pathKey = (path: DocPath): string => JSON.stringify(path.map(String));
 
-/** Writes `value` at `path` under `root`, creating maps on the way. Returns an error message or undefined. */
+/**
+ * Writes `value` at `path` under `root`, creating maps on the way, or removes what is there (UNSET).
+ * Returns an error message or undefined.
+ */
 function setIn(root: Record<string, unknown>, path: string[], value: unknown, describe: string): string | undefined {
   let current = root;
+  const last = path[path.length - 1];
   for (let i = 0; i < path.length - 1; i++) {
     const next = current[path[i]];
+    if (value === UNSET && (next === undefined || next === null)) return nothingToRemove(current, path.slice(0, i + 1), describe);
     if (next === undefined || next === null) {
       const created: Record<string, unknown> = {};
       current[path[i]] = created;
@@ -64,8 +74,17 @@ function setIn(root: Record<string, unknown>, path: string[], value: unknown, de
       return `${describe}.${path.slice(0, i + 1).join('.')} is ${JSON.stringify(next)}, not a map`;
     }
   }
-  current[path[path.length - 1]] = value;
+  if (value !== UNSET) current[last] = value;
+  else if (Object.hasOwn(current, last)) delete current[last];
+  else return nothingToRemove(current, path, describe);
   return undefined;
+}
+
+/** Removing what is not written is most likely a typo: say so rather than do nothing. */
+function nothingToRemove(parent: Record<string, unknown>, path: string[], describe: string): string {
+  const names = Object.keys(parent);
+  const name = path[path.length - 1]!;
+  return `nothing to remove: ${describe}.${path.join('.')} is not set${didYouMean(name, names)}`;
 }
 
 /**

@@ -60,16 +60,54 @@ interface Decoded {
   ignoredFiles: string[];
 }
 
-/** The fetched directory: the `data/` output of the single upstream stage that has one. */
-function sourceDirectory(ctx: StageContext<DecodeParams>): string {
+/** The fetched directory, and how the user knows it: the fetch stage's url. */
+interface DataSource {
+  /** The upstream `data/` output (a path inside the store). */
+  dir: string;
+  /** e.g. `file:///data/pets`, or `the data/ output of stage 'prep'`. */
+  label: string;
+}
+
+/** The `data/` output of the single upstream stage that has one. */
+function dataSource(ctx: StageContext<DecodeParams>): DataSource {
   const withData = ctx.inputs.all.filter((u) => u.has('data'));
-  if (withData.length === 1) return withData[0]!.path('data');
+  if (withData.length === 1) {
+    const u = withData[0]!;
+    const url = u.kind === 'fetch' ? u.params.url : undefined;
+    return { dir: u.path('data'), label: typeof url === 'string' ? url : `the data/ output of stage '${u.stage}'` };
+  }
   const names = ctx.inputs.all.map((u) => u.stage).join(', ') || 'none';
   throw new StageError(
     withData.length === 0
       ? `decode needs an upstream stage with a data/ output (e.g. fetch); inputs: ${names}`
       : `decode takes one data/ input, but ${withData.map((u) => u.stage).join(', ')} all have one: keep one in needs`,
   );
+}
+
+/** A file's path inside the source (`train/cat/0003.jpg`), not inside the store. */
+function inSource(source: DataSource, file: string): string {
+  return file.startsWith(source.dir + '/') ? file.slice(source.dir.length + 1) : file;
+}
+
+/**
+ * A dataset error's message as the user can act on it: store paths become paths inside the
+ * source, and the source is named (`empty class folder train/cat (in file:///data/pets)`).
+ */
+function forUser(source: DataSource, message: string): string {
+  const parts = message.split(source.dir);
+  let out = parts[0]!;
+  let relative = false;
+  for (const part of parts.slice(1)) {
+    if (part.startsWith('/')) {
+      out += part.slice(1);
+      relative = true;
+    } else if (part === '' || /^[\s:;,.)]/.test(part)) {
+      out += source.label + part;
+    } else {
+      out += source.dir + part; // a longer name that merely starts the same
+    }
+  }
+  return relative && !out.includes(source.label) ? `${out} (in ${source.label})` : out;
 }
 
 function shapeOf(params: DecodeParams): TargetShape {
@@ -106,7 +144,7 @@ async function writeImages(
  * Decodes every file of both splits on the worker pool, each split into its own shared buffer
  * (one task queue for both, so the workers never wait for a write), then streams the buffers out.
  */
-async function decodeImageFolders(ctx: StageContext<DecodeParams>, dir: string): Promise<Decoded> {
+async function decodeImageFolders(ctx: StageContext<DecodeParams>, dir: string, source: DataSource): Promise<Decoded> {
   // Getting the pool first lets its threads start (and compile the decoder) while we scan.
   const pool = ctx.workers.get(WORKER);
   const dataset = scanImageFolders(dir);
@@ -149,12 +187,14 @@ async function decodeImageFolders(ctx: StageContext<DecodeParams>, dir: string):
   const all = SPLITS.flatMap((s) => failures[s].sort((a, b) => a.row - b.row));
   if (all.length > 0 && !ctx.params.skip_corrupt) {
     const first = all[0]!;
-    throw new StageError(`corrupt or unreadable image ${first.file}: ${first.reason} (set skip_corrupt: true to skip such files)`);
+    throw new StageError(
+      `corrupt or unreadable image ${inSource(source, first.file)} in ${source.label}: ${forUser(source, first.reason)} (set skip_corrupt: true to skip such files)`,
+    );
   }
   const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (rejected) throw rejected.reason;
   ctx.progress.done(all.length > 0 ? `${all.length} skipped` : undefined);
-  for (const f of all) ctx.log.warn(`skipped corrupt image ${f.file}: ${f.reason}`);
+  for (const f of all) ctx.log.warn(`skipped corrupt image ${inSource(source, f.file)}: ${forUser(source, f.reason)}`);
 
   const splits = {} as Record<Split, SplitResult>;
   for (const split of SPLITS) {
@@ -220,16 +260,17 @@ function countsPerClass(labels: Int32Array, classes: string[]): Record<string, n
 }
 
 async function run(ctx: StageContext<DecodeParams>): Promise<void> {
-  const root = sourceDirectory(ctx);
+  const source = dataSource(ctx);
+  const root = source.dir;
   let decoded: Decoded;
   let dir: string;
   try {
     const found = locateDataset(root, ctx.params.format === 'auto' ? 'auto' : ctx.params.format);
     dir = found.dir;
-    ctx.log.info(`decoding ${found.format} dataset in ${dir}`);
-    decoded = found.format === 'cifar-binary' ? await decodeCifarBinary(ctx, dir) : await decodeImageFolders(ctx, dir);
+    ctx.log.info(`decoding ${found.format} dataset in ${dir === root ? source.label : `${inSource(source, dir)} in ${source.label}`}`);
+    decoded = found.format === 'cifar-binary' ? await decodeCifarBinary(ctx, dir) : await decodeImageFolders(ctx, dir, source);
   } catch (err) {
-    if (err instanceof DatasetError) throw new StageError(err.message, { cause: err });
+    if (err instanceof DatasetError) throw new StageError(forUser(source, err.message), { cause: err });
     throw err;
   }
   for (const split of SPLITS) {
@@ -238,7 +279,7 @@ async function run(ctx: StageContext<DecodeParams>): Promise<void> {
   }
   await ctx.out.json('classes.json', decoded.classes);
   const skipped = SPLITS.flatMap((s) => decoded.splits[s].skipped);
-  const relative = (file: string) => (file.startsWith(root + '/') ? file.slice(root.length + 1) : file);
+  const relative = (file: string) => inSource(source, file);
   await ctx.out.json('decode.json', {
     format: decoded.format,
     source: dir === root ? '.' : relative(dir),
@@ -250,7 +291,7 @@ async function run(ctx: StageContext<DecodeParams>): Promise<void> {
       SPLITS.map((s) => [s, { total: decoded.splits[s].labels.length, per_class: countsPerClass(decoded.splits[s].labels, decoded.classes) }]),
     ),
     skipped_corrupt: skipped.length,
-    skipped_files: skipped.slice(0, LISTED_SKIPPED).map((f) => ({ file: relative(f.file), reason: f.reason })),
+    skipped_files: skipped.slice(0, LISTED_SKIPPED).map((f) => ({ file: relative(f.file), reason: forUser(source, f.reason) })),
     ignored_files: decoded.ignoredFiles.length,
     decoders: decoderVersions(),
   });
@@ -258,7 +299,9 @@ async function run(ctx: StageContext<DecodeParams>): Promise<void> {
 
 export const decodeStage = defineStage({
   name: 'decode',
-  version: 1,
+  // 2: JPEGs that wasm libjpeg-turbo refused for unread padding now decode (a cached run with
+  // skip_corrupt may have skipped them).
+  version: 2,
   description: 'Decode a fetched CIFAR-10 binary release or JPEG/PNG image folders into uint8 image tensors and labels',
   params: DecodeParams,
   outputs: [

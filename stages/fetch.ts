@@ -115,6 +115,10 @@ export const fetchStage = defineStage({
           onProgress: (done) => ctx.progress.update(done),
         });
         ctx.progress.done(`${stats.files} files`);
+        if (stats.files === 0) {
+          const only = stats.dirs + stats.symlinks > 0 ? ' (only directories or symlinks)' : '';
+          throw new StageError(`${name} contains no files${only}: a valid ${format} archive, but nothing to fetch`);
+        }
         files = stats.files;
       } else if (local) {
         await copyFile(local, join(dataDir, name));

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, workspace, type CliResult } from './helpers/cli.js';
 
@@ -407,5 +407,31 @@ stages:
     expect((await first).code).toBe(0);
     expect(r2.code).toBe(1);
     expect(r2.stderr).toMatch(/error: the store .*artifacts is locked by pid \d+ \(pipeline run\) since .*; gave up after 0s \(--lock-timeout\)/);
+  });
+});
+
+describe('offline image folders without editing pipeline.yaml', () => {
+  test('--set fetch.url=DIR --unset fetch.md5 copies a local folder; with the md5 left in it is a clear error', async () => {
+    const dir = await ws(
+      [
+        'stages:',
+        '  fetch:',
+        '    uses: fetch',
+        '    with:',
+        '      url: https://example.invalid/cifar-10-binary.tar.gz',
+        '      md5: c32a1d4ab5d03f1284b67883e8d87530',
+      ].join('\n') + '\n',
+    );
+    const images = join(dir, 'pets');
+    await mkdir(join(images, 'train', 'cat'), { recursive: true });
+    await writeFile(join(images, 'train', 'cat', '0.jpg'), 'stand-in bytes');
+    const kept = await runCli(['run', '--set', `fetch.url=${images}`], { cwd: dir });
+    expect(kept).toMatchObject({ code: 1, stderr: expect.stringContaining(`md5/sha256 apply to a file, but ${images} is a directory`) });
+    for (const drop of [['--unset', 'fetch.md5'], ['--set', 'fetch.md5=']]) {
+      await rm(join(dir, 'artifacts'), { recursive: true, force: true });
+      const r = await ok(['run', '--set', `fetch.url=${images}`, ...drop], dir);
+      expect(outcomes(r)).toEqual({ fetch: 'ran' });
+      expect(await read(dir, 'artifacts/stages/fetch/data/train/cat/0.jpg')).toBe('stand-in bytes');
+    }
   });
 });

@@ -290,5 +290,11 @@ describe('pipeline dag', () => {
     );
     expect((await runCli(['dag', 'c'], { cwd: dir })).stdout).toBe('a  (train)\nc  (evaluate)  <- a\n');
     expect((await runCli(['dag', 'c', '--set', 'c.model=b'], { cwd: dir })).stdout).toBe('b  (train)\nc  (evaluate)  <- b\n');
+    // --unset removes a param (as --set c.model= does); a --set of the same param wins over it.
+    expect((await runCli(['dag', 'c', '--unset', 'c.model'], { cwd: dir })).stdout).toBe('c  (evaluate)\n');
+    expect((await runCli(['dag', 'c', '--set', 'c.model=b', '--unset', 'c.model'], { cwd: dir })).stdout).toBe('b  (train)\nc  (evaluate)  <- b\n');
+    expect(await configErrors(dir, ['dag', '--unset', 'c.modle'])).toEqual(["--set c.modle=: nothing to remove: c.with.modle is not set (did you mean 'model'?)"]);
+    const bad = await runCli(['dag', '--unset', 'c.model=b'], { cwd: dir });
+    expect(bad).toMatchObject({ code: 2, stderr: expect.stringContaining('expected STAGE.PARAM or params.NAME, without a value') });
   });
 });

@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPipeline, parsePipeline, parseSet } from '../engine/config.js';
+import { UNSET } from '../engine/overrides.js';
 import { ConfigErrors, UsageError } from '../engine/errors.js';
 import { interpolate, interpolateString, lookupParam, type InterpolationError } from '../engine/interpolate.js';
 import type { Pipeline } from '../engine/pipeline.js';
@@ -176,7 +177,8 @@ describe('--set', () => {
     expect(parseSet('train.url=http://x/y?a=b').value).toBe('http://x/y?a=b');
     expect(parseSet('train.sizes=[32, 64]').value).toEqual([32, 64]);
     expect(parseSet('train.text=a: b').value).toBe('a: b');
-    expect(parseSet('train.empty=').value).toBe('');
+    expect(parseSet('train.empty=').value).toBe(UNSET); // removes the param
+    expect(parseSet("train.empty=''").value).toBe('');
     expect(parseSet('train.opt.name=adam')).toMatchObject({ target: 'train', path: ['opt', 'name'], value: 'adam' });
   });
 
@@ -209,6 +211,23 @@ describe('--set', () => {
       "--set bse.lr=1: unknown stage 'bse' (did you mean 'base'?) (stages: prep, gen, base, tuned, report; params.NAME sets a top-level param)",
       "--set prep.x=1: stage 'prep' is a cmd: stage; only uses: stages have params to set",
       '--set base.lr.x=1: base.with.lr is "${params.lr}", not a map',
+    ]);
+  });
+
+  test('an empty value (--set x= or --unset x) removes a param; a later --set of it wins', () => {
+    const p = parse(WORKFLOW, ['tuned.init_from=', 'base.lr=']);
+    expect(p.stages.get('tuned')!.params.init_from).toBeUndefined();
+    expect(p.stages.get('tuned')!.needs).toEqual([]);
+    expect(p.stages.get('base')!.params.lr).toBe(0.01); // the kind's default
+    expect(parse(WORKFLOW, ['tuned.init_from=', 'tuned.init_from=gen']).stages.get('tuned')!.needs).toEqual(['gen']);
+  });
+
+  test('removing what is not written is an error, with a hint', () => {
+    expect(errorsOf(WORKFLOW, ['tuned.init_frm=', 'params.sed=', 'base.optimizer.name=', 'params.data.dir.x='])).toEqual([
+      "--set tuned.init_frm=: nothing to remove: tuned.with.init_frm is not set (did you mean 'init_from'?)",
+      "--set params.sed=: nothing to remove: params.sed is not set (did you mean 'seed'?)",
+      '--set base.optimizer.name=: nothing to remove: base.with.optimizer is not set',
+      '--set params.data.dir.x=: params.data.dir is "data/raw", not a map',
     ]);
   });
 

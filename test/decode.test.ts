@@ -46,8 +46,13 @@ async function tempDir(prefix: string): Promise<string> {
 }
 
 /** Runs decode expecting it to fail (runStage removes the outputs of a failed stage). */
-async function decodeFailure(fetchDir: string | null, params: Record<string, unknown> = {}, signal?: AbortSignal): Promise<void> {
-  const inputs: Record<string, FakeUpstream> = fetchDir === null ? {} : { fetch: { kind: 'fetch', dir: fetchDir } };
+async function decodeFailure(
+  fetchDir: string | null,
+  params: Record<string, unknown> = {},
+  signal?: AbortSignal,
+  fetchParams?: Record<string, unknown>,
+): Promise<void> {
+  const inputs: Record<string, FakeUpstream> = fetchDir === null ? {} : { fetch: { kind: 'fetch', dir: fetchDir, params: fetchParams } };
   await runStage(decodeStage, params, inputs, { resumeDir: await tempDir('decode-resume-'), signal });
   throw new Error('decode succeeded but was expected to fail');
 }
@@ -235,7 +240,13 @@ describe('decode: image folders (CIFAR-10 JPEGs)', () => {
     await writeFile(bad, original.subarray(0, 200)); // truncated mid-scan
 
     await expect(decodeFailure(fetchDir)).rejects.toThrow(StageError);
-    await expect(decodeFailure(fetchDir)).rejects.toThrow(`corrupt or unreadable image ${bad}`);
+    // Named as the user knows it: inside the source, not by its path in the store.
+    const named = `corrupt or unreadable image train/cat/${catFiles[3]} in the data/ output of stage 'fetch': `;
+    await expect(decodeFailure(fetchDir)).rejects.toThrow(named);
+    expect(((await decodeFailure(fetchDir).catch((e: unknown) => e)) as Error).message).not.toContain(fetchDir);
+    await expect(decodeFailure(fetchDir, {}, undefined, { url: 'file:///data/pets' })).rejects.toThrow(
+      `corrupt or unreadable image train/cat/${catFiles[3]} in file:///data/pets: `,
+    );
 
     const run = await decode(fetchDir, { skip_corrupt: true });
     const out = await outputs(run);
@@ -403,11 +414,13 @@ describe('decode: shapes, channels and bad layouts', () => {
     await mkdir(join(data, 'train', 'cat'));
     await mkdir(join(data, 'test', 'cat'));
     await expect(decodeFailure(fetchDir)).rejects.toThrow(StageError);
-    await expect(decodeFailure(fetchDir)).rejects.toThrow(`empty class folder ${join(data, 'train', 'cat')}`);
+    await expect(decodeFailure(fetchDir, {}, undefined, { url: '/data/pets.tar.gz' })).rejects.toThrow(
+      'image folders: empty class folder train/cat (no .jpg, .jpeg or .png files) (in /data/pets.tar.gz)',
+    );
 
     await rm(join(data, 'test'), { recursive: true });
     await rm(join(data, 'train', 'cat'), { recursive: true });
-    await expect(decodeFailure(fetchDir)).rejects.toThrow(/missing test\/ folder/);
+    await expect(decodeFailure(fetchDir, {}, undefined, { url: '/data/pets' })).rejects.toThrow('image folders: missing test/ folder in /data/pets');
 
     const unknown = await tempDir('decode-unknown-');
     await mkdir(join(unknown, 'data', 'stuff'), { recursive: true });

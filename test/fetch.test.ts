@@ -431,6 +431,26 @@ describe('bad archives', () => {
     await expect(run({ url: join(dir, 'cut.zip') })).rejects.toThrow(/^cut\.zip is corrupt or truncated: End of central directory/);
   });
 
+  test('a valid archive with no files says so, not "corrupt"', async () => {
+    const dir = await fresh('empty');
+    // What `tar -cf x.tar -T /dev/null` writes: end-of-archive blocks only (tar calls it unrecognized).
+    await writeFile(join(dir, 'empty.tar'), Buffer.alloc(10240));
+    await writeFile(join(dir, 'empty.tar.gz'), gzipSync(Buffer.alloc(10240)));
+    await writeFile(join(dir, 'nothing.tar.gz'), gzipSync(Buffer.alloc(0)));
+    await writeFile(join(dir, 'dirs.tar'), tarBytes([{ path: 'train/', type: 'dir' }]));
+    await writeZip(join(dir, 'empty.zip'), []);
+    await expect(run({ url: join(dir, 'empty.tar') })).rejects.toThrow(/^empty\.tar contains no files: a valid tar archive, but nothing to fetch$/);
+    await expect(run({ url: join(dir, 'empty.tar.gz') })).rejects.toThrow(/^empty\.tar\.gz contains no files: a valid tar\.gz archive/);
+    await expect(run({ url: join(dir, 'nothing.tar.gz') })).rejects.toThrow(/^nothing\.tar\.gz contains no files/);
+    await expect(run({ url: join(dir, 'dirs.tar') })).rejects.toThrow(/^dirs\.tar contains no files \(only directories or symlinks\): a valid tar archive/);
+    await expect(run({ url: join(dir, 'empty.zip') })).rejects.toThrow(/^empty\.zip contains no files: a valid zip archive/);
+    // Garbage is still corrupt, even when short.
+    await writeFile(join(dir, 'junk.tar'), 'not a tar at all');
+    await writeFile(join(dir, 'junk.tar.gz'), gzipSync(Buffer.concat([Buffer.alloc(1024), Buffer.from('x')])));
+    await expect(run({ url: join(dir, 'junk.tar') })).rejects.toThrow(/^junk\.tar is corrupt or truncated/);
+    await expect(run({ url: join(dir, 'junk.tar.gz') })).rejects.toThrow(/^junk\.tar\.gz is corrupt or truncated/);
+  });
+
   const tag = `evil-${process.pid}`;
   const cases: Array<[string, (path: string) => Promise<string>, string]> = [
     ['tar with ../ path', (p) => writeTar(`${p}.tar.gz`, [{ path: 'ok.txt', body: 'ok' }, { path: `../../${tag}`, body: 'x' }], { gzip: true }), `unsafe entry "../../${tag}" in ARCHIVE: path contains '..'`],

@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { Pipeline } from '../../engine/pipeline.js';
 import type { GlobalOptions } from '../main.js';
+import { collect, collectUnset, overrideArgs, UNSET_HELP } from '../stage-lines.js';
 
 export const DAG_FORMATS = ['text', 'mermaid', 'dot'] as const;
 export type DagFormat = (typeof DAG_FORMATS)[number];
@@ -9,9 +10,9 @@ export type DagFormat = (typeof DAG_FORMATS)[number];
 interface DagOptions {
   format: DagFormat;
   set: string[];
+  unset: string[];
 }
 
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function register(program: Command): void {
   program
@@ -20,10 +21,11 @@ export function register(program: Command): void {
     .argument('[stages...]', 'only these stages and what they need')
     .addOption(new Option('-f, --format <format>', 'output format').choices(DAG_FORMATS).default('text'))
     .option('--set <stage.param=value>', 'override a param (repeatable)', collect, [])
+    .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .action(async (targets: string[], options: DagOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const { loadPipeline, selectStages } = await import('../../engine/config.js');
-      const pipeline = await loadPipeline(globals.config, { sets: options.set });
+      const pipeline = await loadPipeline(globals.config, { sets: overrideArgs(options) });
       const selected = selectStages(pipeline, targets);
       process.stdout.write(renderDag(pipeline, selected, options.format));
     });

@@ -5,7 +5,7 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { GlobalOptions } from '../main.js';
-import { collect, errorText, nameWidth, nonNegativeNumber, positiveInt, stageLine } from '../stage-lines.js';
+import { collect, collectUnset, errorText, nameWidth, nonNegativeNumber, overrideArgs, positiveInt, stageLine, UNSET_HELP } from '../stage-lines.js';
 import type { StageReport } from '../../engine/execute.js';
 import type { RunRecord, RunTrigger } from '../../engine/runs.js';
 import type { RemoteConfig } from '../../engine/remote/config.js';
@@ -14,6 +14,7 @@ export interface RunOptions {
   force?: boolean;
   dryRun?: boolean;
   set: string[];
+  unset: string[];
   jobs: number;
   keepGoing?: boolean;
   lockTimeout: number;
@@ -34,6 +35,7 @@ export function register(program: Command): void {
     .option('--force', 'rerun the named stages (all if none named) even if cached')
     .option('-n, --dry-run', 'print what would run and why; run and write nothing')
     .option('--set <stage.param=value>', 'override a param (repeatable)', collect, [])
+    .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .option('-j, --jobs <n>', 'how many stages may run at once', positiveInt, availableParallelism())
     .option('-k, --keep-going', 'after a failure, keep running stages that do not depend on it')
     .option('--lock-timeout <seconds>', 'how long to wait for another run to release the store', nonNegativeNumber, 600)
@@ -54,7 +56,7 @@ export async function runCommand(targets: string[], options: RunOptions, globals
   const runModules = options.dryRun ? undefined : loadRunModules();
   runModules?.catch(() => {});
   const [{ openSession }, { selectStages }] = await Promise.all([import('../../engine/session.js'), import('../../engine/config.js')]);
-  const session = await openSession(globals.config, { sets: options.set, backend: globals.backend });
+  const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
   const selection = selectStages(session.pipeline, targets);
   const { chosenRemote } = await import('../remote.js');
   const remote = chosenRemote(session.pipeline, options.remote);

@@ -3,11 +3,12 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import type { GlobalOptions } from '../main.js';
-import { collect, shown } from '../stage-lines.js';
+import { collect, collectUnset, overrideArgs, shown, UNSET_HELP } from '../stage-lines.js';
 
 interface ShowOptions {
   json?: boolean;
   set: string[];
+  unset: string[];
 }
 
 export function register(program: Command): void {
@@ -17,6 +18,7 @@ export function register(program: Command): void {
     .argument('<stage>', 'stage name')
     .option('--json', 'machine-readable output')
     .option('--set <stage.param=value>', 'override a param (repeatable)', collect, [])
+    .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .action(async (stage: string, options: ShowOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const [{ openSession }, { selectStages }, { formatBytes, formatDuration }, { totalSize }] = await Promise.all([
@@ -25,7 +27,7 @@ export function register(program: Command): void {
         import('../output.js'),
         import('../../engine/manifest.js'),
       ]);
-      const session = await openSession(globals.config, { sets: options.set, backend: globals.backend });
+      const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
       selectStages(session.pipeline, [stage]); // rejects unknown stage names
       const { store } = session;
       const spec = session.pipeline.stages.get(stage)!;

@@ -1,12 +1,13 @@
 // `pipeline status [--json]`: for each stage, up to date or stale and why. Reads only; no lock.
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../main.js';
-import { collect, nameWidth } from '../stage-lines.js';
+import { collect, collectUnset, nameWidth, overrideArgs, UNSET_HELP } from '../stage-lines.js';
 import type { Reason } from '../../engine/reasons.js';
 
 interface StatusOptions {
   json?: boolean;
   set: string[];
+  unset: string[];
 }
 
 export interface StageStatus {
@@ -26,6 +27,7 @@ export function register(program: Command): void {
     .argument('[stages...]', 'only these stages and what they need')
     .option('--json', 'machine-readable output')
     .option('--set <stage.param=value>', 'override a param (repeatable)', collect, [])
+    .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .action(async (targets: string[], options: StatusOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const [{ openSession }, { selectStages }, { gatherFacts, resolvePlan }, { describeReason }, { paint }] = await Promise.all([
@@ -35,7 +37,7 @@ export function register(program: Command): void {
         import('../../engine/reasons.js'),
         import('../output.js'),
       ]);
-      const session = await openSession(globals.config, { sets: options.set, backend: globals.backend });
+      const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
       const selection = selectStages(session.pipeline, targets);
       const env = session.env(new AbortController().signal);
       const facts = await gatherFacts(env, selection);

@@ -2,11 +2,12 @@
 // checked before anything is written: `..` segments, absolute paths, paths through a symlink the
 // archive created, and links whose target would leave the output directory are each rejected
 // with a StageError naming the entry (the whole extraction stops; the stage commits nothing).
-import { createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
 import { mkdir, open, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 // tar and yauzl load on first use: this module is reachable from every command's kind registry.
 import type * as Tar from 'tar';
 import type { Entry as ZipEntry, ZipFile } from 'yauzl';
@@ -161,6 +162,7 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
+    let checkingEmpty = false;
     let total = 0;
     let done = 0;
     stat(file).then((s) => (total = s.size), () => {});
@@ -169,9 +171,24 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
       options.onProgress?.(done, total);
     });
     input.on('error', (err) => fail(new StageError(`reading ${label}: ${err.message}`, { cause: err })));
-    unpack.on('error', (err: Error & { entry?: { path?: string } }) => fail(tarError(err, label)));
+    unpack.on('error', (err: Error & { entry?: { path?: string }; tarCode?: string }) => {
+      // tar refuses an archive of nothing but end-of-archive blocks (what `tar -cf x.tar -T
+      // /dev/null` writes) as "unrecognized": that is a valid, empty archive, not a corrupt one.
+      if (settled || err.tarCode !== 'TAR_BAD_ARCHIVE' || stats.files + stats.dirs + stats.symlinks > 0) return fail(tarError(err, label));
+      input.destroy();
+      checkingEmpty = true;
+      isAllZeros(file, isGzip(file)).then(
+        (empty) => {
+          if (settled) return;
+          if (!empty) return fail(tarError(err, label));
+          finish();
+          resolve(stats);
+        },
+        () => fail(tarError(err, label)),
+      );
+    });
     unpack.on('close', () => {
-      if (settled) return;
+      if (settled || checkingEmpty) return;
       finish();
       resolve(stats);
     });
@@ -215,6 +232,31 @@ function tarError(err: Error & { entry?: { path?: string }; tarCode?: string }, 
     return new StageError(`${label} is corrupt or truncated${entry ? ` (at "${entry}")` : ''}: ${message}`, { cause: err });
   }
   return new StageError(`cannot extract "${entry}" from ${label}: ${message}`, { cause: err });
+}
+
+function isGzip(file: string): boolean {
+  const head = Buffer.alloc(2);
+  const fd = openSync(file, 'r');
+  try {
+    return readSync(fd, head, 0, 2, 0) === 2 && head[0] === 0x1f && head[1] === 0x8b;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Whether the (gunzipped) tar stream holds only zero bytes, i.e. end-of-archive blocks or nothing. */
+async function isAllZeros(file: string, gzip: boolean): Promise<boolean> {
+  const input = createReadStream(file);
+  const stream: Readable = gzip ? input.pipe(createGunzip()) : input;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (chunk.some((b) => b !== 0)) return false;
+    }
+    return true;
+  } finally {
+    input.destroy();
+    stream.destroy();
+  }
 }
 
 // ---- zip -------------------------------------------------------------------------------------

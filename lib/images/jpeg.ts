@@ -4,6 +4,7 @@
 // bit-identical to libjpeg-turbo's djpeg/PIL defaults (accurate integer IDCT, "fancy" chroma
 // upsampling). One decoder instance is reused for every image: no per-call allocation.
 import { createRequire } from 'node:module';
+import { withoutTrailingPadding } from './jpeg-padding.js';
 import type { RawImage } from './raw-image.js';
 
 interface FrameInfo {
@@ -67,19 +68,30 @@ export function isJpeg(bytes: Uint8Array): boolean {
 export async function createJpegDecoder(): Promise<JpegDecoder> {
   const wasm = await loadModule();
   let decoder = new wasm.JPEGDecoder();
+  /** Decodes or throws; after a failure the decoder is replaced, so no half-finished state leaks. */
+  const decodeOnce = (bytes: Uint8Array): FrameInfo => {
+    try {
+      decoder.getEncodedBuffer(bytes.length).set(bytes);
+      decoder.decode();
+      return decoder.getFrameInfo();
+    } catch (err) {
+      // libjpeg errors and warnings (truncated data, bad markers...) surface as bare C++ exception
+      // pointers: the TurboJPEG API fails on a warning too.
+      decoder.delete();
+      decoder = new wasm.JPEGDecoder();
+      throw new JpegDecodeError(err instanceof Error ? err.message : 'corrupt or unsupported JPEG data');
+    }
+  };
   return {
     decode(bytes) {
       let info: FrameInfo;
       try {
-        decoder.getEncodedBuffer(bytes.length).set(bytes);
-        decoder.decode();
-        info = decoder.getFrameInfo();
-      } catch (err) {
-        // libjpeg errors (truncated data, bad markers...) surface as bare C++ exception pointers;
-        // start from a fresh decoder so no half-finished state leaks into the next image.
-        decoder.delete();
-        decoder = new wasm.JPEGDecoder();
-        throw new JpegDecodeError(err instanceof Error ? err.message : 'corrupt or unsupported JPEG data');
+        info = decodeOnce(bytes);
+      } catch (refused) {
+        // Rare (about 3 in 1,000 jpeg-js files): padding that wasm32 libjpeg-turbo warns about
+        // but native builds read silently. Only a candidate that decodes cleanly is taken, and
+        // such a candidate has the original's pixels (see jpeg-padding.ts).
+        info = decodeWithoutPadding(bytes, decodeOnce, refused);
       }
       const channels = info.componentCount;
       if (channels !== 1 && channels !== 3) {
@@ -93,4 +105,15 @@ export async function createJpegDecoder(): Promise<JpegDecoder> {
       decoder.delete();
     },
   };
+}
+
+function decodeWithoutPadding(bytes: Uint8Array, decodeOnce: (b: Uint8Array) => FrameInfo, refused: unknown): FrameInfo {
+  for (const candidate of withoutTrailingPadding(bytes)) {
+    try {
+      return decodeOnce(candidate);
+    } catch {
+      // Next candidate; the original refusal is what the caller hears if none decodes.
+    }
+  }
+  throw refused;
 }

@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tar from 'tar';
-import jpeg from 'jpeg-js';
+import { encodeJpeg } from './jpeg-encode.js';
 
 export const CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
@@ -74,8 +74,8 @@ export async function writeSyntheticJpegTree(root: string, perClassTrain: number
       const dir = join(root, split, CLASSES[c]!);
       await mkdir(dir, { recursive: true });
       for (let i = 0; i < count; i++) {
-        const encoded = jpeg.encode({ data: syntheticImage(c, i + (split === 'test' ? 100000 : 0)), width: 32, height: 32 }, 95);
-        await writeFile(join(dir, `${String(i).padStart(4, '0')}.jpg`), encoded.data);
+        const encoded = encodeJpeg(syntheticImage(c, i + (split === 'test' ? 100000 : 0)), 32, 32, 95);
+        await writeFile(join(dir, `${String(i).padStart(4, '0')}.jpg`), encoded);
       }
     }
   }

@@ -25,7 +25,8 @@ export async function loadRealCifar(
   perClassTrain: number,
   perClassTest: number,
 ): Promise<{ train: ImageSet; test: ImageSet; classes: string[]; real: boolean }> {
-  const source = await cifarSource();
+  // Generated stand-in data (no real archive) of the same size, so the tests see as many images.
+  const source = await cifarSource({ perClassTrain, perClassTest });
   const dir = await mkdtemp(join(tmpdir(), 'cifar-subset-'));
   try {
     await extractSubset(source.archive, dir, perClassTrain, perClassTest);
