@@ -151,7 +151,7 @@ class TickRunner {
         record = r;
       };
       // lockTimeout 0: a run going in another process means this tick is skipped, not queued.
-      await runCommand(entry.stages, { set: entry.sets, jobs: this.options.jobs, lockTimeout: 0, trigger, onRecord }, this.globals);
+      await runCommand(entry.stages, { set: entry.sets, unset: [], jobs: this.options.jobs, lockTimeout: 0, trigger, onRecord }, this.globals);
     } catch (e) {
       failure = e;
     }
