@@ -12,6 +12,8 @@ export interface CurrentRun {
   id: string;
   startedAt: string;
   command: readonly string[];
+  /** The schedule entry that started it, if any. */
+  scheduled?: string;
 }
 
 export function provenanceOf(m: Manifest): Provenance {

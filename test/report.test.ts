@@ -207,6 +207,16 @@ describe('history across runs', () => {
     expect(h.rows[1]!.changes).toEqual([]);
   });
 
+  test("the report's own stage makes no row and no change line", async () => {
+    const earlier = [run('r1', [['evaluate', 'e1'], ['report', 'p1']]), run('r2', [['evaluate', 'e1'], ['report', 'p2']])];
+    const current = run('r3', [['evaluate', 'e1']], 'running');
+    const h = await collectHistory(runs(earlier), ['evaluate'], { run: current, metrics: { evaluate: { key: 'e1', accuracy: 0.5, loss: 0.5 } } }, 10, new Set(['report']));
+    expect(h.rows.map((r) => [r.run_id, r.repeated, r.changes])).toEqual([
+      ['r1', ['r2'], []],
+      ['r3', [], []],
+    ]);
+  });
+
   test('only input changes (a dep file changed): those lines are kept', async () => {
     const lines = await describeChanges(runs([]), new Map([['decode', 'd1']]), new Map([['decode', 'd2'], ['new_stage', 'x']]));
     expect(lines).toEqual(['decode: input changed: stage fetch (f1 → f2)', 'new_stage: new in this run']);

@@ -61,7 +61,7 @@ afterEach(async () => {
 });
 
 /** One `pipeline run`, with its run record written before and after as the CLI does. */
-async function runOnce(n: number, id: string) {
+async function runOnce(n: number, id: string, scheduled?: string) {
   const pipeline = parsePipeline(yaml(n), { file: join(root, 'pipeline.yaml'), shownAs: 'pipeline.yaml', kinds, sets: [] });
   const store = new Store(root);
   await store.init();
@@ -78,7 +78,7 @@ async function runOnce(n: number, id: string) {
     keepGoing: false,
     signal: env.signal,
     runId: id,
-    run: { startedAt: record.startedAt, command: record.command },
+    run: { startedAt: record.startedAt, command: record.command, ...(scheduled ? { scheduled } : {}) },
     refs: await store.readRefs(),
     ui: { logger: () => ({ info() {}, warn() {}, debug() {} }), progress: () => ({ start() {}, tick() {}, update() {}, done() {} }) },
   });
@@ -118,12 +118,13 @@ describe('provenance and run history seen by a stage', () => {
       trigger: { type: 'schedule', entry: 'nightly', firedAt: record.startedAt, result: 'nothing-changed' },
       promotion: { decision: 'kept', reason: 'not better', metric: 'test_accuracy' },
     });
-    const { store } = await runOnce(2, 'run-3');
+    const { store } = await runOnce(2, 'run-3', 'hourly');
     const seen = JSON.parse(await readFile(join(store.stageLinkPath('look'), 'seen.json'), 'utf8'));
     expect(seen.earlier).toEqual([
       { id: 'run-1', stages: [['source', 'ran'], ['look', 'ran']], scheduled: null, promotion: null },
       { id: 'run-2', stages: [['source', 'cached'], ['look', 'cached']], scheduled: 'nightly', promotion: { decision: 'kept', reason: 'not better' } },
     ]);
+    expect(seen.current).toMatchObject({ id: 'run-3', scheduled: 'hourly' });
     expect(seen.oldValue).toEqual({ n: 1 });
     expect(seen.oldProvenance.runId).toBe('run-1');
     expect(seen.changes).toEqual([{ what: 'params', text: 'params changed: n 1 → 2' }]);

@@ -176,7 +176,7 @@ async function runForReal(
       keepGoing: options.keepGoing ?? false,
       signal: stop.signal,
       runId: record.id,
-      run: { startedAt: record.startedAt, command: record.command },
+      run: { startedAt: record.startedAt, command: record.command, ...(options.trigger ? { scheduled: options.trigger.entry } : {}) },
       refs,
       ui,
       remote,

@@ -8,23 +8,25 @@ type Metrics = HistoryRow['metrics'][string];
 
 const COMMITTED = new Set(['ran', 'cached']);
 
-/** Stage → key of the results a run ran or found cached. */
-function keysOf(run: RunSummary): Map<string, string> {
-  return new Map(run.stages.filter((s) => s.key && COMMITTED.has(s.outcome)).map((s) => [s.stage, s.key!]));
+/** Stage → key of the results a run ran or found cached, but for `ignore` (the report itself). */
+function keysOf(run: RunSummary, ignore: ReadonlySet<string>): Map<string, string> {
+  return new Map(run.stages.filter((s) => s.key && COMMITTED.has(s.outcome) && !ignore.has(s.stage)).map((s) => [s.stage, s.key!]));
 }
 
 /**
  * History rows, oldest first, ending with the current run: the last `limit` earlier runs that
- * have a result for at least one of `evaluateStages`.
+ * have a result for at least one of `evaluateStages`. Stages in `ignore` (the report stage itself:
+ * a new title is not news about the model) neither make rows differ nor appear in the changes.
  */
 export async function collectHistory(
   runs: RunHistory,
   evaluateStages: readonly string[],
   current: { run: RunSummary; metrics: Record<string, { key: string; accuracy: number; loss: number }> },
   limit: number,
+  ignore: ReadonlySet<string> = new Set(),
 ): Promise<History> {
   const earlier = await runs.earlier();
-  const relevant = earlier.filter((r) => evaluateStages.some((s) => keysOf(r).has(s)));
+  const relevant = earlier.filter((r) => evaluateStages.some((s) => keysOf(r, ignore).has(s)));
   const shown = limit > 0 ? relevant.slice(-limit) : [];
   const metricCache = new Map<string, Promise<Metrics>>();
   const metricsOf = (key: string): Promise<Metrics> => {
@@ -49,7 +51,7 @@ export async function collectHistory(
   let previous: Map<string, string> | undefined;
   const all = [...shown.map((run) => ({ run, current: false })), { run: current.run, current: true }];
   for (const { run, current: isCurrent } of all) {
-    const keys = keysOf(run);
+    const keys = keysOf(run, ignore);
     // A scheduled run that found everything cached repeats the row before it: fold it in.
     if (!isCurrent && previous && sameKeys(previous, keys)) {
       rows[rows.length - 1]!.repeated.push(run.id);

@@ -175,6 +175,7 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
       metrics: Object.fromEntries(evaluations.map((e) => [e.stage, { key: e.source_ref.key, accuracy: e.accuracy, loss: e.loss }])),
     },
     p.history,
+    new Set([ctx.stage]),
   );
 
   const firstModel = models[0];
