@@ -1,5 +1,6 @@
 // Terminal output: colour only on a TTY without NO_COLOR; progress as a bar on a TTY, plain lines otherwise.
 import type { Logger, ProgressReporter } from '../engine/contract.js';
+import { formatBytes, formatDuration } from '../lib/format.js';
 
 const useColor = (): boolean =>
   process.env.NO_COLOR === undefined && process.env.FORCE_COLOR !== '0' && Boolean(process.stderr.isTTY);
@@ -14,27 +15,8 @@ export const paint = {
   bold: wrap(1, 22),
 };
 
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  const s = ms / 1000;
-  if (s < 59.95) return `${s.toFixed(1)}s`;
-  // Round once, then split, so 299.6 s reads 5m00s and not 4m60s.
-  const whole = Math.round(s);
-  const m = Math.floor(whole / 60);
-  if (m < 60) return `${m}m${String(whole % 60).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
-}
+// Shared with the report (lib/), which shows the same durations and sizes.
+export { formatBytes, formatDuration };
 
 /** Logger that prefixes lines with the stage name; debug lines only with --verbose. */
 export function stageLogger(stage: string, verbose: boolean, write: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger {

@@ -2,6 +2,7 @@
 // tested apart from rendering (svg.ts). Every mark carries a `description` (its aria-label in the
 // SVG), which says what the mark shows in words.
 import type { ClassDelta, CurvePoint, HistoryRow, Phase } from './model.js';
+import { signed } from './numbers.js';
 
 export type VegaLiteSpec = Record<string, unknown>;
 
@@ -189,9 +190,4 @@ export function historySpec(rows: readonly HistoryRow[]): VegaLiteSpec {
     },
     config,
   };
-}
-
-export function signed(x: number, digits = 3): string {
-  const s = x.toFixed(digits);
-  return x > 0 || (x === 0 && !s.startsWith('-')) ? `+${s}` : s;
 }

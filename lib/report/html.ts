@@ -1,6 +1,7 @@
 // The report as one self-contained HTML page: inline CSS, charts as inline SVG, images as PNG data
 // URIs, no script and no network. Opens from the store with a double click.
-import { signed } from './charts.js';
+import { formatDuration } from '../format.js';
+import { fixed, signed } from './numbers.js';
 import type { Comparison, Evaluation, ReportData, Source, StageRow } from './model.js';
 
 /** Rendered charts and images, keyed as run.ts produces them. */
@@ -22,18 +23,12 @@ export function esc(text: unknown): string {
     .replace(/'/g, '&#39;');
 }
 
-const f4 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(4));
-const f3 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(3));
+const f4 = (x: number | undefined) => fixed(x, 4);
+const f3 = (x: number | undefined) => fixed(x, 3);
 const short = (key: string | undefined) => (key ? key.slice(0, 12) : '—');
 
 export function duration(ms: number | undefined): string {
-  if (ms === undefined) return '—';
-  const s = Math.round(ms / 1000);
-  if (ms < 1000) return `${ms} ms`;
-  if (s < 60) return `${(ms / 1000).toFixed(1)} s`;
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+  return ms === undefined ? '—' : formatDuration(ms);
 }
 
 function provenance(sources: readonly Source[]): string {

@@ -1,10 +1,10 @@
 // The report as Markdown: the same facts as the HTML page, for terminals, CI logs and diffs.
-import { signed } from './charts.js';
+import { fixed, signed } from './numbers.js';
 import { duration } from './html.js';
 import type { ReportData } from './model.js';
 
-const f4 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(4));
-const f3 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(3));
+const f4 = (x: number | undefined) => fixed(x, 4);
+const f3 = (x: number | undefined) => fixed(x, 3);
 const cell = (s: unknown) => String(s ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 function table(head: string[], rows: unknown[][]): string[] {
