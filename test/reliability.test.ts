@@ -210,7 +210,8 @@ stages:
     await ok(['verify'], dir);
   });
 
-  test('SIGKILL of the CLI alone: its command is stopped without another run', async () => {
+  /** A run whose one command never ends, started and seen running: the CLI and the command's pid. */
+  async function runForever(): Promise<{ dir: string; first: ReturnType<typeof startCli>; pid: number }> {
     const dir = await ws(`
 stages:
   forever:
@@ -221,27 +222,23 @@ stages:
     expect(await eventually(async () => (await pidsIn(dir, 'pids.txt')).length > 0)).toBe(true);
     const [pid] = await pidsIn(dir, 'pids.txt');
     stragglers.push(pid!);
+    return { dir, first, pid: pid! };
+  }
+
+  test('SIGKILL of the CLI alone: its command is stopped without another run', async () => {
+    const { first, pid } = await runForever();
     first.child.kill('SIGKILL');
     await first.done;
-    expect(await eventually(() => !running(pid!))).toBe(true);
+    expect(await eventually(() => !running(pid))).toBe(true);
   });
 
   test('SIGHUP (terminal closed) stops the run like SIGTERM: exit 130, commands stopped, nothing committed', async () => {
-    const dir = await ws(`
-stages:
-  forever:
-    cmd: echo $$ >> pids.txt; while true; do sleep 0.1; done
-    outs: [never.txt]
-`);
-    const first = startCli(['run'], dir);
-    expect(await eventually(async () => (await pidsIn(dir, 'pids.txt')).length > 0)).toBe(true);
-    const [pid] = await pidsIn(dir, 'pids.txt');
-    stragglers.push(pid!);
+    const { dir, first, pid } = await runForever();
     first.child.kill('SIGHUP');
     const r = await first.done;
     expect(r).toMatchObject({ code: 130 });
     expect(r.stderr).toMatch(/received SIGHUP/);
-    expect(await eventually(() => !running(pid!))).toBe(true);
+    expect(await eventually(() => !running(pid))).toBe(true);
     const runs = await ok(['runs', '--json'], dir);
     expect((JSON.parse(runs.stdout) as { outcome: string }[])[0]!.outcome).toBe('interrupted');
   });
