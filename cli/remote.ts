@@ -1,7 +1,9 @@
 // Which remote a command uses: `--remote URL` over pipeline.yaml's `remote:`; `--no-remote` none.
 import { AbortedError, UsageError } from '../engine/errors.js';
 import type { Pipeline } from '../engine/pipeline.js';
+import type { RemoteBackend } from '../engine/remote/backend.js';
 import { effectiveRemote, remoteUrlProblem, type RemoteConfig } from '../engine/remote/config.js';
+import { withStoreLock } from './store-lock.js';
 
 /** `remote` is commander's value for `--remote URL` / `--no-remote`: a URL, false, or undefined. */
 export function chosenRemote(pipeline: Pipeline, remote: string | boolean | undefined): RemoteConfig | undefined {
@@ -30,4 +32,30 @@ export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
       process.off('SIGTERM', onSignal);
     },
   };
+}
+
+/**
+ * A transfer command's body (push, pull) with the remote open, under the store lock (a concurrent
+ * gc must not remove objects while they move), stoppable by Ctrl-C: an interrupt surfaces as the
+ * AbortedError it is, and the handlers and the remote are released whatever happens.
+ */
+export async function withRemoteTransfer<T>(
+  config: RemoteConfig,
+  storeDir: string,
+  lockTimeoutSeconds: number,
+  body: (remote: RemoteBackend, signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const { openRemote } = await import('../engine/remote/config.js');
+  const remote = await openRemote(config);
+  const interrupt = interruptSignal();
+  const { signal } = interrupt;
+  try {
+    return await withStoreLock(storeDir, lockTimeoutSeconds, () => body(remote, signal));
+  } catch (err) {
+    if (signal.aborted) throw signal.reason;
+    throw err;
+  } finally {
+    interrupt.dispose();
+    remote.close?.();
+  }
 }

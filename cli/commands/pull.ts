@@ -22,10 +22,9 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (targets: string[], options: PullOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { selectStages }, { withStoreLock }, { formatBytes, stageProgress }, { chosenRemote, interruptSignal }, errors] = await Promise.all([
+      const [{ openSession }, { selectStages }, { formatBytes, stageProgress }, { chosenRemote, withRemoteTransfer }, errors] = await Promise.all([
         import('../../engine/session.js'),
         import('../../engine/config.js'),
-        import('../store-lock.js'),
         import('../output.js'),
         import('../remote.js'),
         import('../../engine/errors.js'),
@@ -34,82 +33,70 @@ export function register(program: Command): void {
       const selection = selectStages(session.pipeline, targets);
       const config = chosenRemote(session.pipeline, options.remote);
       if (!config) throw new errors.UsageError('no remote: add a remote: section to pipeline.yaml or pass --remote URL');
-      const [{ gatherFacts, loadStored, resolveStage }, { openRemote }, { pullResult }, { remoteIsDown }] = await Promise.all([
+      const [{ gatherFacts, loadStored, resolveStage }, { pullResult }, { remoteIsDown }] = await Promise.all([
         import('../../engine/facts.js'),
-        import('../../engine/remote/config.js'),
         import('../../engine/remote/transfer.js'),
         import('../../engine/remote/backend.js'),
       ]);
       const { store } = session;
-      const remote = await openRemote(config);
       const jobs = options.jobs ?? config.jobs;
       const width = nameWidth(selection);
       const line = (word: string, stage: string, note: string) => process.stdout.write(`${word.padEnd(7)}  ${stage.padEnd(width)}  ${note}`.trimEnd() + '\n');
-      const interrupt = interruptSignal();
-      const { signal } = interrupt;
       const failed: string[] = [];
-      try {
-        await store.init();
-        await withStoreLock(store.dir, options.lockTimeout, async () => {
-          await store.cleanTmp();
-          const env = session.env(signal);
-          const refs = await store.readRefs();
-          const facts = await gatherFacts(env, selection, refs);
-          const outputs = new Map<string, string | undefined>();
-          let pulled = 0;
-          let objects = 0;
-          let bytes = 0;
-          const absent: string[] = [];
-          for (const name of selection) {
-            const d = await resolveStage(env, facts, name, outputs);
-            if (d.action === 'cached') {
-              outputs.set(name, d.stored.manifest.outputsDigest);
-              line('present', name, '');
-              continue;
-            }
-            const missingUp = session.pipeline.stages.get(name)!.needs.filter((n) => outputs.get(n) === undefined);
-            if (!d.key || missingUp.length) {
-              absent.push(name);
-              line('missing', name, `(needs ${missingUp.join(', ') || 'a computable key'}, not available)`);
-              continue;
-            }
-            try {
-              const r = await pullResult(store, remote, d.key, { jobs, signal, progress: stageProgress(name), progressLabel: 'pull' });
-              if (!r) {
-                absent.push(name);
-                line('missing', name, '(not on the remote)');
-                continue;
-              }
-              facts.stored.set(d.key, await loadStored(env, d.key));
-              outputs.set(name, r.manifest.outputsDigest);
-              await store.linkStage(name, d.key);
-              refs.set(name, { key: d.key, at: new Date().toISOString() });
-              await store.writeRefs(refs);
-              pulled++;
-              objects += r.moved;
-              bytes += r.movedBytes;
-              line('pulled', name, `${r.moved} object${r.moved === 1 ? '' : 's'} (${formatBytes(r.movedBytes)}) downloaded and verified, ${r.present} already here${r.resumedBytes ? ` (${formatBytes(r.resumedBytes)} resumed from an interrupted pull)` : ''}`);
-            } catch (err) {
-              if (remoteIsDown(err) || signal.aborted) throw err;
-              failed.push(name);
-              line('failed', name, '');
-              process.stderr.write(`error: ${errorText(err)}\n`);
-            }
+      await store.init();
+      await withRemoteTransfer(config, store.dir, options.lockTimeout, async (remote, signal) => {
+        await store.cleanTmp();
+        const env = session.env(signal);
+        const refs = await store.readRefs();
+        const facts = await gatherFacts(env, selection, refs);
+        const outputs = new Map<string, string | undefined>();
+        let pulled = 0;
+        let objects = 0;
+        let bytes = 0;
+        const absent: string[] = [];
+        for (const name of selection) {
+          const d = await resolveStage(env, facts, name, outputs);
+          if (d.action === 'cached') {
+            outputs.set(name, d.stored.manifest.outputsDigest);
+            line('present', name, '');
+            continue;
           }
-          process.stdout.write(
-            `pulled ${pulled} result${pulled === 1 ? '' : 's'} from ${remote.url}: ${objects} object${objects === 1 ? '' : 's'} (${formatBytes(bytes)})` +
-              (absent.length ? `; not on the remote: ${absent.join(', ')}` : '') +
-              (failed.length ? `; failed: ${failed.join(', ')}` : '') +
-              '\n',
-          );
-        });
-      } catch (err) {
-        if (signal.aborted) throw signal.reason;
-        throw err;
-      } finally {
-        interrupt.dispose();
-        remote.close?.();
-      }
+          const missingUp = session.pipeline.stages.get(name)!.needs.filter((n) => outputs.get(n) === undefined);
+          if (!d.key || missingUp.length) {
+            absent.push(name);
+            line('missing', name, `(needs ${missingUp.join(', ') || 'a computable key'}, not available)`);
+            continue;
+          }
+          try {
+            const r = await pullResult(store, remote, d.key, { jobs, signal, progress: stageProgress(name), progressLabel: 'pull' });
+            if (!r) {
+              absent.push(name);
+              line('missing', name, '(not on the remote)');
+              continue;
+            }
+            facts.stored.set(d.key, await loadStored(env, d.key));
+            outputs.set(name, r.manifest.outputsDigest);
+            await store.linkStage(name, d.key);
+            refs.set(name, { key: d.key, at: new Date().toISOString() });
+            await store.writeRefs(refs);
+            pulled++;
+            objects += r.moved;
+            bytes += r.movedBytes;
+            line('pulled', name, `${r.moved} object${r.moved === 1 ? '' : 's'} (${formatBytes(r.movedBytes)}) downloaded and verified, ${r.present} already here${r.resumedBytes ? ` (${formatBytes(r.resumedBytes)} resumed from an interrupted pull)` : ''}`);
+          } catch (err) {
+            if (remoteIsDown(err) || signal.aborted) throw err;
+            failed.push(name);
+            line('failed', name, '');
+            process.stderr.write(`error: ${errorText(err)}\n`);
+          }
+        }
+        process.stdout.write(
+          `pulled ${pulled} result${pulled === 1 ? '' : 's'} from ${remote.url}: ${objects} object${objects === 1 ? '' : 's'} (${formatBytes(bytes)})` +
+            (absent.length ? `; not on the remote: ${absent.join(', ')}` : '') +
+            (failed.length ? `; failed: ${failed.join(', ')}` : '') +
+            '\n',
+        );
+      });
       if (failed.length) throw new errors.StageError(`${failed.length} result${failed.length === 1 ? '' : 's'} could not be pulled (nothing of them was committed): ${failed.join(', ')}`);
     });
 }

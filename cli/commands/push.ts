@@ -20,10 +20,9 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (targets: string[], options: PushOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { selectStages }, { withStoreLock }, { formatBytes, stageProgress }, { chosenRemote, interruptSignal }, { UsageError }] = await Promise.all([
+      const [{ openSession }, { selectStages }, { formatBytes, stageProgress }, { chosenRemote, withRemoteTransfer }, { UsageError }] = await Promise.all([
         import('../../engine/session.js'),
         import('../../engine/config.js'),
-        import('../store-lock.js'),
         import('../output.js'),
         import('../remote.js'),
         import('../../engine/errors.js'),
@@ -36,53 +35,40 @@ export function register(program: Command): void {
         process.stdout.write('nothing to push: no store yet\n');
         return;
       }
-      const [{ gatherFacts, resolvePlan }, { openRemote }, { pushResult }, { describeReasons }] = await Promise.all([
+      const [{ gatherFacts, resolvePlan }, { pushResult }, { describeReasons }] = await Promise.all([
         import('../../engine/facts.js'),
-        import('../../engine/remote/config.js'),
         import('../../engine/remote/transfer.js'),
         import('../../engine/reasons.js'),
       ]);
-      const remote = await openRemote(config);
       const jobs = options.jobs ?? config.jobs;
       const width = nameWidth(selection);
       const line = (word: string, stage: string, note: string) => process.stdout.write(`${word.padEnd(7)}  ${stage.padEnd(width)}  ${note}\n`);
-      const interrupt = interruptSignal();
-      const { signal } = interrupt;
-      try {
-        // Under the lock: a concurrent gc must not remove objects while they are read.
-        await withStoreLock(session.store.dir, options.lockTimeout, async () => {
-          const env = session.env(signal);
-          const facts = await gatherFacts(env, selection);
-          const plan = await resolvePlan(env, facts, selection);
-          let pushed = 0;
-          let objects = 0;
-          let bytes = 0;
-          const notComputed: string[] = [];
-          for (const p of plan.stages) {
-            if (p.action !== 'cached') {
-              notComputed.push(p.stage);
-              line('skipped', p.stage, `(no current result here: ${describeReasons(p.reasons) || 'not run'})`);
-              continue;
-            }
-            const r = await pushResult(session.store, remote, p.stored.manifest, { jobs, signal, progress: stageProgress(p.stage), progressLabel: 'push' });
-            pushed++;
-            objects += r.moved;
-            bytes += r.movedBytes;
-            const note = r.moved === 0 && r.manifestPresent ? 'already on the remote' : `${r.moved} object${r.moved === 1 ? '' : 's'} (${formatBytes(r.movedBytes)}) uploaded, ${r.present} already there`;
-            line('pushed', p.stage, note);
+      await withRemoteTransfer(config, session.store.dir, options.lockTimeout, async (remote, signal) => {
+        const env = session.env(signal);
+        const facts = await gatherFacts(env, selection);
+        const plan = await resolvePlan(env, facts, selection);
+        let pushed = 0;
+        let objects = 0;
+        let bytes = 0;
+        const notComputed: string[] = [];
+        for (const p of plan.stages) {
+          if (p.action !== 'cached') {
+            notComputed.push(p.stage);
+            line('skipped', p.stage, `(no current result here: ${describeReasons(p.reasons) || 'not run'})`);
+            continue;
           }
-          process.stdout.write(
-            `pushed ${pushed} result${pushed === 1 ? '' : 's'} to ${remote.url}: ${objects} object${objects === 1 ? '' : 's'} (${formatBytes(bytes)}) uploaded` +
-              (notComputed.length ? `; ${notComputed.length} stage${notComputed.length === 1 ? '' : 's'} without a current result (pipeline run first): ${notComputed.join(', ')}` : '') +
-              '\n',
-          );
-        });
-      } catch (err) {
-        if (signal.aborted) throw signal.reason;
-        throw err;
-      } finally {
-        interrupt.dispose();
-        remote.close?.();
-      }
+          const r = await pushResult(session.store, remote, p.stored.manifest, { jobs, signal, progress: stageProgress(p.stage), progressLabel: 'push' });
+          pushed++;
+          objects += r.moved;
+          bytes += r.movedBytes;
+          const note = r.moved === 0 && r.manifestPresent ? 'already on the remote' : `${r.moved} object${r.moved === 1 ? '' : 's'} (${formatBytes(r.movedBytes)}) uploaded, ${r.present} already there`;
+          line('pushed', p.stage, note);
+        }
+        process.stdout.write(
+          `pushed ${pushed} result${pushed === 1 ? '' : 's'} to ${remote.url}: ${objects} object${objects === 1 ? '' : 's'} (${formatBytes(bytes)}) uploaded` +
+            (notComputed.length ? `; ${notComputed.length} stage${notComputed.length === 1 ? '' : 's'} without a current result (pipeline run first): ${notComputed.join(', ')}` : '') +
+            '\n',
+        );
+      });
     });
 }
