@@ -17,7 +17,7 @@ export function chosenRemote(pipeline: Pipeline, remote: string | boolean | unde
 }
 
 /**
- * An abort signal for a transfer command's Ctrl-C / SIGTERM: transfers stop, temporary files are
+ * An abort signal for a transfer command's Ctrl-C / SIGTERM / SIGHUP: transfers stop, temporary files are
  * removed, and nothing partial is committed. `dispose` removes the handlers.
  */
 export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
@@ -25,11 +25,13 @@ export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
   const onSignal = () => stop.abort(new AbortedError('interrupted: transfers were stopped; nothing partial was committed'));
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal); // a closed terminal stops a transfer as a `run` is stopped
   return {
     signal: stop.signal,
     dispose() {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onSignal);
     },
   };
 }
