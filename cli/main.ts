@@ -16,6 +16,7 @@ import * as schema from './commands/schema.js';
 import * as show from './commands/show.js';
 import * as status from './commands/status.js';
 import * as verify from './commands/verify.js';
+import * as worker from './commands/worker.js';
 
 export interface GlobalOptions {
   /** Path of pipeline.yaml. */
@@ -40,7 +41,7 @@ function buildProgram(): Command {
     )
     .showHelpAfterError('(pipeline --help for usage)')
     .exitOverride();
-  for (const command of [run, status, dag, show, runs, metrics, schedule, promote, push, pull, gc, verify, schema]) command.register(program);
+  for (const command of [run, status, dag, show, runs, metrics, schedule, promote, push, pull, worker, gc, verify, schema]) command.register(program);
   return program;
 }
 

@@ -4,7 +4,7 @@
 // first failure aborts the running stages and nothing else starts.
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger, ProgressReporter } from './contract.js';
 import { AbortedError, StageError } from './errors.js';
 import { adoptTree, ingestWorkspaceOuts } from './commit.js';
@@ -37,7 +37,12 @@ export interface StageReport {
   manifest?: Manifest;
   /** The result was downloaded from the remote cache instead of computed. */
   pulled?: boolean;
+  /** The queue worker that computed it (`run --executor queue`). */
+  worker?: string;
 }
+
+/** Computes a stage somewhere else (a queue worker), which pushes the result to the remote. */
+export type StageDispatch = (stage: string, key: string, upstreams: readonly Manifest[], signal: AbortSignal) => Promise<{ worker: string }>;
 
 /** The remote artifact cache as execution sees it (engine/remote/cache.ts). */
 export interface RemoteLookup {
@@ -70,6 +75,20 @@ export interface ExecuteOptions {
   remote?: RemoteLookup;
   onStageStart?(stage: string): void;
   onStageDone?(report: StageReport): void;
+  /** `run --executor queue`: stages are computed by workers, then pulled from the remote (which must be set). */
+  dispatch?: StageDispatch;
+  /** A worker's run: only these stages may be computed; the others must come from the store or the remote. */
+  computeOnly?: ReadonlySet<string>;
+  /** A worker's run: the key the coordinator computed; arriving at another one here is an error. */
+  expectKeys?: ReadonlyMap<string, string>;
+  /** A sweep: results being produced by the other experiments, by key (each is produced once). */
+  inflight?: Map<string, Promise<StageReport>>;
+  /** A sweep: one limit on running stages shared by all experiments (else `jobs`). */
+  limit?: LimitFunction;
+  /** A sweep: cmd stages of one name run one at a time (they write the same workspace outs). */
+  exclusive?: (stage: string) => LimitFunction;
+  /** A sweep's experiment: leave stage links, refs and workspace outs alone (results stay in the store). */
+  experiment?: boolean;
 }
 
 const OK: ReadonlySet<StageOutcomeKind> = new Set(['cached', 'ran']);
@@ -81,7 +100,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
   const stopRun = () => run.abort(opts.signal.reason);
   if (opts.signal.aborted) stopRun();
   else opts.signal.addEventListener('abort', stopRun, { once: true });
-  const limit = pLimit(Math.max(1, opts.jobs));
+  const limit = opts.limit ?? pLimit(Math.max(1, opts.jobs));
   let pools: Promise<SharedPools> | undefined;
   const getPools = () => (pools ??= SharedPools.create());
   const stageEnv: FactsEnv = { ...env, signal: run.signal };
@@ -94,6 +113,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
 
   const finishRef = async (stage: string, m: Manifest) => {
     await store.ensureView(m);
+    if (opts.experiment) return;
     await store.linkStage(stage, m.key);
     if (opts.refs.get(stage)?.key !== m.key) {
       opts.refs.set(stage, { key: m.key, at: new Date().toISOString() });
@@ -203,10 +223,45 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     if (!m) return undefined;
     opts.facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });
     const spec = pipeline.stages.get(name)!;
-    const outs = spec.kind === 'cmd' ? outsOf(spec) : [];
+    const outs = spec.kind === 'cmd' && !opts.experiment ? outsOf(spec) : [];
     if (outs.length) await restore(m, outs);
     await finishRef(name, m);
     return { stage: name, outcome: 'cached', durationMs: Date.now() - t0, key: m.key, manifest: m, reason: 'pulled from the remote', restored: outs.length ? outs : undefined, pulled: true };
+  };
+
+  /** A result another experiment of the sweep produced (or is producing) for the same key. */
+  const fromSibling = async (name: string, other: StageReport, t0: number): Promise<StageReport> => {
+    if (!other.manifest || !OK.has(other.outcome)) throw new StageError(`stage ${name}: ${other.outcome} in another experiment of this sweep`);
+    const m = other.manifest;
+    opts.facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });
+    await finishRef(name, m);
+    return { stage: name, outcome: 'cached', durationMs: Date.now() - t0, key: m.key, manifest: m, reason: 'produced once for the whole sweep', worker: other.worker };
+  };
+
+  /** A local miss: the remote's copy, else computed here or by a queue worker. */
+  const produce = async (name: string, key: string, material: KeyMaterial, ups: StageReport[], t0: number, reason: string): Promise<StageReport> => {
+    const pulled = opts.force.has(name) ? undefined : await fromRemote(name, key, t0);
+    if (pulled) return pulled;
+    if (opts.computeOnly && !opts.computeOnly.has(name)) {
+      throw new StageError(`stage ${name}: its result ${key.slice(0, 12)} is neither in this store nor on the remote (a coordinator pushes a stage's inputs before queueing it)`);
+    }
+    if (opts.dispatch) {
+      const { worker } = await opts.dispatch(name, key, ups.map((u) => u.manifest!), run.signal);
+      const m = await opts.remote?.fetch(name, key, run.signal);
+      if (!m) throw new StageError(`stage ${name}: worker ${worker} finished it, but its result could not be pulled from the remote`);
+      const spec = pipeline.stages.get(name)!;
+      const outs = spec.kind === 'cmd' && !opts.experiment ? outsOf(spec) : [];
+      if (outs.length) await restore(m, outs);
+      opts.facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });
+      await finishRef(name, m);
+      return { stage: name, outcome: 'ran', durationMs: Date.now() - t0, key: m.key, manifest: m, reason, worker, restored: outs.length ? outs : undefined };
+    }
+    const spec = pipeline.stages.get(name)!;
+    const compute = () => (spec.kind === 'cmd' ? runShell(name, key, material) : runKind(name, key, material, ups));
+    const m = spec.kind === 'cmd' && opts.exclusive ? await opts.exclusive(name)(compute) : await compute();
+    opts.facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });
+    await finishRef(name, m);
+    return { stage: name, outcome: 'ran', durationMs: Date.now() - t0, key: m.key, manifest: m, reason };
   };
 
   const processStage = async (name: string, ups: StageReport[]): Promise<StageReport> => {
@@ -223,11 +278,12 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
         let bad = await unsoundObjects(m);
         if (bad.length === 0) {
           try {
-            if (decision.restore.length) await restore(m, decision.restore);
+            const toRestore = opts.experiment ? [] : decision.restore;
+            if (toRestore.length) await restore(m, toRestore);
             // A commit interrupted between its view and its manifest can leave a view of other bytes.
             if ((await store.viewMismatches(m, false)).length) await store.rebuildView(m);
             await finishRef(name, m);
-            const restored = decision.restore.length ? decision.restore : undefined;
+            const restored = toRestore.length ? toRestore : undefined;
             return { stage: name, outcome: 'cached', durationMs: Date.now() - t0, key: m.key, manifest: m, restored };
           } catch (err) {
             if (!(err instanceof CorruptObjectError)) throw err;
@@ -247,13 +303,16 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       const reason = describeReasons(decision.reasons);
       const failed = decision.reasons.find((r) => r.type === 'fingerprint-failed');
       if (failed || !decision.key || !decision.material) throw new StageError(`stage ${name}: ${reason || 'cannot compute its cache key'}`);
-      const pulled = opts.force.has(name) ? undefined : await fromRemote(name, decision.key, t0);
-      if (pulled) return pulled;
-      const spec = pipeline.stages.get(name)!;
-      const m = spec.kind === 'cmd' ? await runShell(name, decision.key, decision.material) : await runKind(name, decision.key, decision.material, ups);
-      opts.facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });
-      await finishRef(name, m);
-      return { stage: name, outcome: 'ran', durationMs: Date.now() - t0, key: m.key, manifest: m, reason };
+      const { key, material } = decision;
+      const expected = opts.expectKeys?.get(name);
+      if (expected !== undefined && expected !== key) {
+        throw new StageError(`stage ${name}: this checkout computes cache key ${key.slice(0, 12)} where the coordinator has ${expected.slice(0, 12)}: its code, pipeline file or params differ`);
+      }
+      const sibling = opts.inflight?.get(key);
+      if (sibling) return await fromSibling(name, await sibling, t0);
+      const produced = produce(name, key, material, ups, t0, reason);
+      opts.inflight?.set(key, produced);
+      return await produced;
     } catch (error) {
       const durationMs = Date.now() - t0;
       const reason = decision ? describeReasons(decision.reasons) : undefined;

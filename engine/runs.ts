@@ -15,6 +15,17 @@ export interface StageRunRecord {
   error?: string;
   /** Workspace outs restored from the store (cmd stages on a cache hit). */
   restored?: string[];
+  /** The queue worker that computed it (`run --executor queue`). */
+  worker?: string;
+}
+
+/** One experiment of a sweep (`run --matrix`): its assignments, e.g. {"train.batch_size": "64"}. */
+export interface ExperimentRecord {
+  sweep: string;
+  /** 1-based position in the sweep, and how many experiments it has. */
+  index: number;
+  of: number;
+  assignments: Record<string, string>;
 }
 
 /** What started a run, when it was not a person typing `pipeline run`. */
@@ -71,6 +82,10 @@ export interface RunRecord {
   notifications?: NotificationRecord[];
   /** A failure that is not a stage's (e.g. pipeline.yaml became invalid before a scheduled run). */
   error?: string;
+  /** Set for each experiment of a sweep (`run --matrix`). */
+  experiment?: ExperimentRecord;
+  /** `run --executor queue`: the queue its stages were computed through. */
+  queue?: string;
 }
 
 export function newRunId(now = new Date()): string {

@@ -21,6 +21,8 @@ export interface SessionOptions {
   kinds?: ReadonlyMap<string, StageKind>;
   /** `--backend`: sets the `backend` param of every stage whose kind has one (train, evaluate). */
   backend?: string;
+  /** Another session of the same workspace whose store and stat cache this one shares (a sweep's experiments). */
+  reuse?: Session;
 }
 
 export async function openSession(configFile: string, options: SessionOptions = {}): Promise<Session> {
@@ -34,6 +36,10 @@ export async function openSession(configFile: string, options: SessionOptions = 
       .map((stage) => `${stage.name}.backend=${backend}`);
     // Explicit --set wins over --backend, so it goes last.
     if (extra.length > 0) pipeline = await loadPipeline(configFile, { sets: [...extra, ...(options.sets ?? [])], kinds });
+  }
+  if (options.reuse) {
+    const { store, statCache } = options.reuse;
+    return { pipeline, store, statCache, kinds, env: (signal) => (setMaxListeners(0, signal), { pipeline, store, statCache, kinds, signal }) };
   }
   const store = new Store(pipeline.root);
   const statCache = await StatCache.load(store.statCacheFile, pipeline.root);

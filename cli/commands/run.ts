@@ -1,14 +1,17 @@
 // `pipeline run [STAGE...]`: run the DAG (or the named stages and what they need), skipping stages
 // whose cache key has a committed result. One line per stage: cached / ran / failed and the time.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import type { GlobalOptions } from '../main.js';
 import { collect, collectUnset, errorText, nameWidth, nonNegativeNumber, overrideArgs, positiveInt, stageLine, UNSET_HELP } from '../stage-lines.js';
 import type { StageReport } from '../../engine/execute.js';
 import type { RunRecord, RunTrigger } from '../../engine/runs.js';
 import type { RemoteConfig } from '../../engine/remote/config.js';
+import type { QueueTarget } from '../../engine/queue/target.js';
+import { collectAxis, describeAssignments, experimentsOf, type Experiment, type MatrixAxis } from '../sweep.js';
 
 export interface RunOptions {
   force?: boolean;
@@ -25,6 +28,13 @@ export interface RunOptions {
   /** `--remote URL`, or false for `--no-remote`. */
   remote?: string | boolean;
   push?: boolean;
+  /** `--executor queue`: stages are computed by `pipeline worker`s through the `--queue` Redis. */
+  executor?: 'local' | 'queue';
+  queue?: string;
+  /** `--matrix`: a sweep over the cross product of these axes. */
+  matrix?: MatrixAxis[];
+  /** Set by `pipeline worker` for the child it runs a job in: the key the coordinator computed. */
+  workerJob?: string;
 }
 
 export function register(program: Command): void {
@@ -42,6 +52,10 @@ export function register(program: Command): void {
     .option('--remote <url>', 'remote cache to use (s3://bucket/prefix or http(s)://...; default: remote: in pipeline.yaml)')
     .option('--no-remote', 'do not look up results on the remote cache')
     .option('--push', 'upload the results this run computed to the remote cache')
+    .addOption(new Option('--executor <where>', 'where stages are computed: local, or queue (by `pipeline worker`s; needs --queue and a remote)').choices(['local', 'queue']).default('local'))
+    .option('--queue <url>', 'Redis of the stage queue for --executor queue: redis://host:port[/db][?name=queue] (default: PIPELINE_QUEUE)')
+    .option('--matrix <stage.param=v1,v2>', 'a sweep: run every combination of the values as its own experiment, sharing the stages they have in common (repeatable)', collectAxis, [])
+    .addOption(new Option('--worker-job <key>', 'run by `pipeline worker`: compute only the named stage, whose key must be <key>').hideHelp())
     .action(async (targets: string[], options: RunOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       await runCommand(targets, options, globals);
@@ -55,15 +69,44 @@ export async function runCommand(targets: string[], options: RunOptions, globals
   // Start loading what a real run needs while the pipeline is read and validated.
   const runModules = options.dryRun ? undefined : loadRunModules();
   runModules?.catch(() => {});
-  const [{ openSession }, { selectStages }] = await Promise.all([import('../../engine/session.js'), import('../../engine/config.js')]);
-  const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
+  const [{ openSession }, { selectStages }, { UsageError }] = await Promise.all([import('../../engine/session.js'), import('../../engine/config.js'), import('../../engine/errors.js')]);
+  // One session per experiment of a sweep (each validated before anything is written), sharing a store.
+  const experiments: (Experiment | undefined)[] = options.matrix?.length ? experimentsOf(options.matrix) : [undefined];
+  const sessions: Session[] = [];
+  for (const experiment of experiments) {
+    const sets = [...overrideArgs(options), ...(experiment?.sets ?? [])];
+    sessions.push(await openSession(globals.config, { sets, backend: globals.backend, reuse: sessions[0] }));
+  }
+  const session = sessions[0]!;
   const selection = selectStages(session.pipeline, targets);
   const { chosenRemote } = await import('../remote.js');
   const remote = chosenRemote(session.pipeline, options.remote);
-  if (options.push && !remote) throw new (await import('../../engine/errors.js')).UsageError('--push needs a remote (remote: in pipeline.yaml, or --remote URL)');
+  if (options.push && !remote) throw new UsageError('--push needs a remote (remote: in pipeline.yaml, or --remote URL)');
+  const queue = await queueTargetOf(options, remote !== undefined);
+  if (options.workerJob !== undefined && (targets.length !== 1 || !remote || experiments.length > 1)) throw new UsageError('--worker-job runs one named stage with a remote');
   const force = new Set(options.force ? (targets.length ? targets : selection) : []);
-  if (!runModules) return dryRun(session, selection, force);
-  return runForReal(await runModules, session, selection, force, options, globals, remote);
+  const runs = sessions.map((s, i) => ({ session: s, experiment: experiments[i] }));
+  if (!runModules) {
+    for (const { session: s, experiment } of runs) {
+      if (experiment) out(`${experiment.label}: ${describeAssignments(experiment.assignments)}`);
+      await dryRun(s, selection, force);
+    }
+    return;
+  }
+  return runForReal(await runModules, runs, selection, force, options, globals, remote, queue);
+}
+
+/** `--executor queue` needs a queue and a remote: workers pull a stage's inputs from it and push its result there. */
+async function queueTargetOf(options: RunOptions, hasRemote: boolean): Promise<QueueTarget | undefined> {
+  const { UsageError } = await import('../../engine/errors.js');
+  const url = options.queue ?? process.env.PIPELINE_QUEUE;
+  if (options.executor !== 'queue') {
+    if (options.queue !== undefined) throw new UsageError('--queue is for --executor queue');
+    return undefined;
+  }
+  if (!url) throw new UsageError('--executor queue needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
+  if (!hasRemote) throw new UsageError('--executor queue needs a remote cache (remote: in pipeline.yaml, or --remote URL): workers pull inputs from it and push results to it');
+  return (await import('../../engine/queue/target.js')).parseQueueUrl(url);
 }
 
 function loadRunModules() {
@@ -98,18 +141,26 @@ async function dryRun(session: Session, selection: string[], force: ReadonlySet<
   out(`dry run: ${toRun} to run, ${plan.stages.length - toRun} cached (nothing was run or written)`);
 }
 
+interface ExperimentRun {
+  session: Session;
+  experiment?: Experiment;
+}
+
 async function runForReal(
   modules: Awaited<ReturnType<typeof loadRunModules>>,
-  session: Session,
+  runs: ExperimentRun[],
   selection: string[],
   force: ReadonlySet<string>,
   options: RunOptions,
   globals: GlobalOptions,
   remoteConfig?: RemoteConfig,
+  queueTarget?: QueueTarget,
 ): Promise<void> {
   const [{ acquireStoreLock, describeBreak, describeHolder }, { gatherFacts }, { execute }, { newRunId }, { stageLogger, stageProgress, formatDuration }, errors, { signalRunningCommands }, , { stopLeftoverGroups }] =
     modules;
+  const session = runs[0]!.session;
   const { store, statCache } = session;
+  const sweep = runs.length > 1;
   const started = Date.now();
   const stop = new AbortController();
 
@@ -117,11 +168,11 @@ async function runForReal(
   // killed, nothing partial is committed), then release the lock and exit 130. A second signal
   // exits at once, recording the run as interrupted.
   let signalled = false;
-  let record: RunRecord | undefined;
+  const records: RunRecord[] = [];
   const onSignal = (sig: NodeJS.Signals) => {
     if (signalled) {
       signalRunningCommands('SIGKILL');
-      hardExitRemovingLock(store.dir, record, started);
+      hardExitRemovingLock(store.dir, records, started);
     }
     signalled = true;
     err(`${sig === 'SIGINT' ? 'interrupted' : `received ${sig}`}: stopping running stages (again to exit at once)`);
@@ -130,9 +181,17 @@ async function runForReal(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
+  // A worker's child stops when its worker dies (the IPC channel closes), as if interrupted.
+  const onOrphaned = () => onSignal('SIGTERM');
+  if (options.workerJob !== undefined) {
+    process.once('disconnect', onOrphaned);
+    // Its output went to the dead worker: writes fail (EPIPE) and must not crash the clean stop.
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+  }
 
   let lock: Awaited<ReturnType<typeof acquireStoreLock>> | undefined;
   let remote: Awaited<ReturnType<typeof openRemoteCache>> | undefined;
+  let queue: import('../../engine/queue/dispatch.js').QueueDispatcher | undefined;
   try {
     await store.init();
     lock = await acquireStoreLock(store.dir, {
@@ -149,85 +208,143 @@ async function runForReal(
     }
     await store.cleanTmp();
 
-    record = {
-      id: newRunId(new Date(started)),
-      command: process.argv.slice(2),
-      pid: process.pid,
-      startedAt: new Date(started).toISOString(),
-      outcome: 'running',
-      stages: [],
-      ...(options.trigger ? { trigger: options.trigger } : {}),
-    };
-    await store.runs.write(record);
-    options.onRecord?.(record);
-
-    const refs = await store.readRefs();
-    const env = session.env(stop.signal);
-    const facts = await gatherFacts(env, selection, refs);
-    const width = nameWidth(selection);
     const ui = { logger: (s: string) => stageLogger(s, globals.verbose), progress: (s: string) => stageProgress(s) };
     remote = remoteConfig ? await openRemoteCache(session, remoteConfig, ui) : undefined;
-    const reports = await execute({
-      env,
-      facts,
-      stages: selection,
-      force,
-      jobs: options.jobs,
-      keepGoing: options.keepGoing ?? false,
-      signal: stop.signal,
-      runId: record.id,
-      run: { startedAt: record.startedAt, command: record.command, ...(options.trigger ? { scheduled: options.trigger.entry } : {}) },
-      refs,
-      ui,
-      remote,
-      onStageDone: (r) => printReport(r, width, globals.verbose),
-    });
+    if (queueTarget) queue = await (await import('../../engine/queue/dispatch.js')).QueueDispatcher.open(queueTarget);
+
+    const sweepId = newRunId(new Date(started));
+    for (const [i, { experiment }] of runs.entries()) {
+      const record: RunRecord = {
+        id: sweep ? `${sweepId}-${i + 1}` : sweepId,
+        command: process.argv.slice(2),
+        pid: process.pid,
+        startedAt: new Date(started).toISOString(),
+        outcome: 'running',
+        stages: [],
+        ...(options.trigger ? { trigger: options.trigger } : {}),
+        ...(experiment ? { experiment: { sweep: sweepId, index: i + 1, of: runs.length, assignments: experiment.assignments } } : {}),
+        ...(queueTarget ? { queue: queueTarget.display } : {}),
+      };
+      records.push(record);
+      await store.runs.write(record);
+      options.onRecord?.(record);
+    }
+    if (sweep) for (const { experiment } of runs) out(`${experiment!.label}: ${describeAssignments(experiment!.assignments)}`);
+
+    const refs = await store.readRefs();
+    const labelWidth = sweep ? Math.max(...runs.map((r) => r.experiment!.label.length)) + 1 : 0;
+    const width = nameWidth(selection) + labelWidth;
+    // Shared by a sweep's experiments: one cap on running stages, one producer per key, one
+    // writer of a cmd stage's workspace outs at a time.
+    const pLimit = (await import('p-limit')).default;
+    const limit = pLimit(Math.max(1, options.jobs));
+    const inflight = new Map<string, Promise<StageReport>>();
+    const exclusive = new Map<string, ReturnType<typeof pLimit>>();
+    const coordinator = `${hostname()}:${process.pid}`;
+    const results = await Promise.all(
+      runs.map(async ({ session: s, experiment }, i) => {
+        const env = s.env(stop.signal);
+        const facts = await gatherFacts(env, selection, refs);
+        const dispatch = queue && remote ? queueDispatch(queue, remote, s, experiment, options, globals, records[i]!.id, coordinator) : undefined;
+        const reports = await execute({
+          env,
+          facts,
+          stages: selection,
+          force,
+          jobs: options.jobs,
+          limit,
+          keepGoing: options.keepGoing ?? false,
+          signal: stop.signal,
+          runId: records[i]!.id,
+          run: { startedAt: records[i]!.startedAt, command: records[i]!.command, ...(options.trigger ? { scheduled: options.trigger.entry } : {}) },
+          refs,
+          ui,
+          remote,
+          dispatch,
+          ...(options.workerJob !== undefined ? { computeOnly: new Set(selection.slice(-1)), expectKeys: new Map([[selection.at(-1)!, options.workerJob]]) } : {}),
+          ...(sweep
+            ? {
+                inflight,
+                experiment: true,
+                exclusive: (stage: string) => exclusive.get(stage) ?? exclusive.set(stage, pLimit(1)).get(stage)!,
+              }
+            : {}),
+          onStageDone: (r) => printReport(experiment ? { ...r, stage: `${experiment.label} ${r.stage}` } : r, width, globals.verbose),
+        });
+        return { experiment, session: s, reports, record: records[i]! };
+      }),
+    );
+    const allReports = results.flatMap((r) => r.reports);
 
     if (globals.verbose) err(`stat cache: ${statCache.hashedFiles} file${statCache.hashedFiles === 1 ? '' : 's'} hashed in this run (unchanged files are not rehashed)`);
-    if (remote && options.push) {
-      const computed = reports.filter((r) => r.outcome === 'ran' && r.manifest).map((r) => ({ stage: r.stage, manifest: r.manifest! }));
+    if (remote && options.workerJob !== undefined) {
+      // A worker's result must be on the remote for the coordinator, also when it was cached here.
+      const target = allReports.find((r) => r.stage === selection.at(-1) && r.manifest && (r.outcome === 'ran' || r.outcome === 'cached'));
+      if (target) await remote.ensure([target.manifest!], stop.signal);
+    } else if (remote && options.push) {
+      const computed = allReports.filter((r) => r.outcome === 'ran' && r.manifest && !r.worker).map((r) => ({ stage: r.stage, manifest: r.manifest! }));
       const pushed = await remote.push(computed, stop.signal);
       out(`pushed ${pushed} of ${computed.length} computed result${computed.length === 1 ? '' : 's'} to ${remote.backend.url}`);
     }
-    const counts = countOutcomes(reports);
-    record.finishedAt = new Date().toISOString();
-    record.durationMs = Date.now() - started;
-    record.outcome = signalled ? 'interrupted' : counts.failed > 0 || counts.aborted > 0 ? 'failed' : 'ok';
-    record.stages = reports.map((r) => ({
-      stage: r.stage,
-      outcome: r.outcome,
-      key: r.key,
-      durationMs: r.durationMs,
-      reason: r.reason,
-      error: r.error === undefined ? undefined : errorText(r.error),
-      restored: r.restored,
-    }));
-    if (record.outcome === 'ok' && session.pipeline.promote) {
-      record.promotion = await (await import('../promotion.js')).promoteAndReport(session, record);
+    for (const { reports, record, session: s } of results) {
+      const counts = countOutcomes(reports);
+      record.finishedAt = new Date().toISOString();
+      record.durationMs = Date.now() - started;
+      record.outcome = signalled ? 'interrupted' : counts.failed > 0 || counts.aborted > 0 ? 'failed' : 'ok';
+      record.stages = reports.map((r) => ({
+        stage: r.stage,
+        outcome: r.outcome,
+        key: r.key,
+        durationMs: r.durationMs,
+        reason: r.reason,
+        error: r.error === undefined ? undefined : errorText(r.error),
+        restored: r.restored,
+        worker: r.worker,
+      }));
+      // A sweep compares experiments; which of them should become the model is the user's call.
+      if (!sweep && record.outcome === 'ok' && s.pipeline.promote) {
+        record.promotion = await (await import('../promotion.js')).promoteAndReport(s, record);
+      }
+      await writeFinalRecord(store, record);
+      options.onRecord?.(record);
     }
-    await writeFinalRecord(store, record);
-    options.onRecord?.(record);
 
+    const counts = countOutcomes(allReports);
     const summary = (['ran', 'cached', 'failed', 'aborted', 'skipped'] as const)
       .filter((k) => counts[k] > 0)
       .map((k) => `${counts[k]} ${k}`)
       .join(', ');
-    out(`${summary || 'nothing to do'} in ${formatDuration(Date.now() - started)}`);
-    const { runResultLines } = await import('../run-results.js');
-    for (const line of await runResultLines(session.pipeline, store, reports)) out(line);
+    out(`${summary || 'nothing to do'} in ${formatDuration(Date.now() - started)}${sweep ? ` (${runs.length} experiments)` : ''}`);
+    if (sweep) {
+      const { sweepTable } = await import('../sweep.js');
+      const rows = await sweepTable(
+        results.map((r) => ({ experiment: r.experiment!, pipeline: r.session.pipeline, reports: r.reports, runId: r.record.id })),
+        store,
+      );
+      for (const line of rows) out(line);
+    } else {
+      const { runResultLines } = await import('../run-results.js');
+      for (const line of await runResultLines(session.pipeline, store, allReports)) out(line);
+    }
 
     if (lock.lost.aborted) throw lock.lost.reason;
-    if (signalled) throw new errors.AbortedError('interrupted: running stages were stopped; nothing partial was committed');
+    if (signalled) {
+      if (queue) err('stages already queued keep running on the workers; run again to pick up their results');
+      throw new errors.AbortedError('interrupted: running stages were stopped; nothing partial was committed');
+    }
     if (counts.failed > 0) {
-      const failed = reports.filter((r) => r.outcome === 'failed').map((r) => r.stage);
+      const failed = [...new Set(allReports.filter((r) => r.outcome === 'failed').map((r) => r.stage))];
       throw new errors.StageError(`${failed.length} stage${failed.length > 1 ? 's' : ''} failed: ${failed.join(', ')}`);
     }
-    if (record.promotion?.decision === 'error') throw new errors.StageError(`promotion failed: ${record.promotion.reason}`);
+    const promotion = records.find((r) => r.promotion?.decision === 'error')?.promotion;
+    if (promotion) throw new errors.StageError(`promotion failed: ${promotion.reason}`);
   } catch (e) {
     // Ctrl-C while hashing or waiting surfaces as some abort error: report it as the interrupt it is.
     if (signalled && !(e instanceof errors.PipelineError)) throw new errors.AbortedError();
     throw e;
   } finally {
+    process.off('disconnect', onOrphaned);
+    await queue?.close();
     remote?.backend.close?.();
     try {
       if (lock) await statCache.save(); // only the lock holder writes the store
@@ -241,6 +358,35 @@ async function runForReal(
       process.off('SIGHUP', onSignal);
     }
   }
+}
+
+/** `--executor queue`: a stage goes to the workers once its inputs are on the remote. */
+function queueDispatch(
+  queue: import('../../engine/queue/dispatch.js').QueueDispatcher,
+  remote: Awaited<ReturnType<typeof openRemoteCache>>,
+  session: Session,
+  experiment: Experiment | undefined,
+  options: RunOptions,
+  globals: GlobalOptions,
+  runId: string,
+  coordinator: string,
+): import('../../engine/execute.js').StageDispatch {
+  const context = {
+    config: relative(session.pipeline.root, resolve(globals.config)),
+    sets: [...options.set, ...(experiment?.sets ?? [])],
+    unset: options.unset,
+    ...(globals.backend ? { backend: globals.backend } : {}),
+    remote: remote.backend.url,
+    runId,
+    coordinator,
+  };
+  return async (stage, key, upstreams, signal) => {
+    await remote.ensure(upstreams, signal);
+    const result = await queue.run(stage, key, context, signal, () => {
+      if (globals.verbose) err(`${stage}: queued on ${queue.url}`);
+    });
+    return { worker: result.worker };
+  };
 }
 
 /** The run's final record; on a full disk, once more after emptying tmp/, then a warning (the stage errors still follow). */
@@ -270,7 +416,7 @@ function printReport(r: StageReport, width: number, verbose: boolean): void {
       else out(stageLine('cached', r.stage, width, r.durationMs, r.restored ? `(restored ${r.restored.join(', ')} from the store)` : undefined));
       break;
     case 'ran':
-      out(stageLine('ran', r.stage, width, r.durationMs, r.reason ? `(${r.reason})` : undefined));
+      out(stageLine('ran', r.stage, width, r.durationMs, r.reason || r.worker ? `(${[r.worker && `on ${r.worker}`, r.reason].filter(Boolean).join(': ')})` : undefined));
       break;
     case 'failed':
       out(stageLine('failed', r.stage, width, r.durationMs));
@@ -290,9 +436,9 @@ async function openRemoteCache(session: Session, config: RemoteConfig, ui: impor
   return new RemoteCache(session.store, await openRemote(config), config.jobs, ui);
 }
 
-/** Second Ctrl-C: leave now, but do not leave our lock behind, nor a run record saying `running`. */
-function hardExitRemovingLock(storeDir: string, record: RunRecord | undefined, started: number): never {
-  if (record) {
+/** Second Ctrl-C: leave now, but do not leave our lock behind, nor run records saying `running`. */
+function hardExitRemovingLock(storeDir: string, records: readonly RunRecord[], started: number): never {
+  for (const record of records) {
     try {
       const file = join(storeDir, 'runs', `${record.id}.json`);
       const done: RunRecord = { ...record, outcome: 'interrupted', finishedAt: new Date().toISOString(), durationMs: Date.now() - started };

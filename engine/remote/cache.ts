@@ -7,7 +7,7 @@ import { errorMessage } from '../fs-tree.js';
 import type { Manifest } from '../manifest.js';
 import type { Store } from '../store.js';
 import { RemoteError, remoteIsDown, type RemoteBackend } from './backend.js';
-import { pullResult, pushResult } from './transfer.js';
+import { pullResult, pushResult, remoteManifestPath } from './transfer.js';
 
 export interface RemoteCacheUi {
   logger(stage: string): Logger;
@@ -19,6 +19,8 @@ export class RemoteCache {
   private down: string | undefined;
   /** Objects found corrupt or partial on the remote: `--push` uploads them again. */
   private readonly damaged = new Set<string>();
+  /** Results known to be complete on the remote (ensure). */
+  private readonly present = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -58,6 +60,21 @@ export class RemoteCache {
       }
     }
     return pushed;
+  }
+
+  /**
+   * Makes sure the remote has these results before a queue worker looks for them (a manifest on
+   * the remote means all its objects are there, so that is all it checks). Unlike `push`, a
+   * failure throws: the worker could not run without them.
+   */
+  async ensure(results: readonly Manifest[], signal: AbortSignal): Promise<void> {
+    for (const m of results) {
+      if (this.present.has(m.key)) continue;
+      if ((await this.backend.stat(remoteManifestPath(m.key), signal)) === null) {
+        await pushResult(this.store, this.backend, m, { jobs: this.jobs, signal, progress: this.ui.progress(m.stage), progressLabel: 'push to remote' });
+      }
+      this.present.add(m.key);
+    }
   }
 
   private warn(stage: string, err: unknown): void {

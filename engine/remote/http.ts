@@ -109,8 +109,9 @@ export class HttpRemote implements RemoteBackend {
     if (upload) headers['content-length'] = upload.size;
     return new Promise((resolve, reject) => {
       const req = request(target, { method, headers, signal, timeout: this.options.timeoutMs }, (res) => {
-        // The same idle timeout guards the response body (a server that stalls mid-object).
-        res.socket.setTimeout(this.options.timeoutMs, () =>
+        // The same idle timeout guards the response body (a server that stalls mid-object). On the
+        // response, not its socket: a kept-alive socket would collect one listener per request.
+        res.setTimeout(this.options.timeoutMs, () =>
           res.destroy(new RemoteError('timeout', `${method} ${target.href}: no data for ${this.options.timeoutMs / 1000}s`)),
         );
         resolve(res);

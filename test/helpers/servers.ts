@@ -224,3 +224,46 @@ function execOk(cmd: string, args: string[]): Promise<void> {
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${out}`))));
   });
 }
+
+export const REDIS_SERVER = process.env.REDIS_SERVER_PATH ?? '/usr/bin/redis-server';
+
+export interface RedisServer {
+  /** redis://127.0.0.1:PORT */
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** A throwaway redis-server on a free loopback port: no persistence, its dir under a temp dir. */
+export async function startRedis(): Promise<RedisServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'redis-'));
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    for (const s of [child.stdout!, child.stderr!]) s.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-10_000)));
+    child.once('error', () => {});
+    const exited = once(child, 'exit');
+    try {
+      await waitForPort(port, exited, 'redis-server');
+    } catch (err) {
+      child.kill('SIGKILL');
+      if (attempt < 3 && /Address already in use/.test(output)) continue;
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`redis-server did not start: ${(err as Error).message}\n${output}`);
+    }
+    return {
+      url: `redis://127.0.0.1:${port}`,
+      port,
+      async stop() {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM');
+          await exited;
+        }
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+}

@@ -1,0 +1,87 @@
+// The coordinator's side of the queue: enqueue a stage whose inputs are ready, wait for a worker to
+// finish it, report the worker's error when it fails. Jobs are deduplicated by (stage, key), so a
+// restarted coordinator, or two experiments of a sweep needing the same stage, wait on one job.
+import { Queue, QueueEvents, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { AbortedError, StageError, UsageError } from '../errors.js';
+import { stageJobId, type StageJob, type StageJobResult } from './jobs.js';
+import type { QueueTarget } from './target.js';
+
+/** What a job needs besides its stage and key (the same for every stage of one run). */
+export type JobContext = Omit<StageJob, 'stage' | 'key'>;
+
+export class QueueDispatcher {
+  private constructor(
+    private readonly target: QueueTarget,
+    private readonly queue: Queue<StageJob, StageJobResult>,
+    private readonly events: QueueEvents,
+  ) {}
+
+  /** Connects (failing fast with a clear error when Redis cannot be reached). */
+  static async open(target: QueueTarget): Promise<QueueDispatcher> {
+    await checkQueueReachable(target);
+    const queue = new Queue<StageJob, StageJobResult>(target.name, { connection: target.connection });
+    const events = new QueueEvents(target.name, { connection: target.connection });
+    await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
+    return new QueueDispatcher(target, queue, events);
+  }
+
+  get url(): string {
+    return this.target.display;
+  }
+
+  /**
+   * Runs `stage` (cache key `key`) on some worker and resolves with who ran it. A job already
+   * queued or running for the same key is joined, not duplicated; a failed or finished one left
+   * from an earlier run is replaced (this run asks again). Stopping (`signal`) stops waiting but
+   * leaves the job to its worker: the result lands on the remote, where the next run finds it.
+   */
+  async run(stage: string, key: string, context: JobContext, signal: AbortSignal, onQueued?: (job: Job<StageJob>) => void): Promise<StageJobResult> {
+    signal.throwIfAborted();
+    const id = stageJobId(stage, key);
+    const earlier = await this.queue.getJob(id);
+    if (earlier) {
+      const state = await earlier.getState();
+      if (state === 'failed' || state === 'completed') await earlier.remove();
+    }
+    const job = await this.queue.add(stage, { ...context, stage, key }, {
+      jobId: id,
+      attempts: 1,
+      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnFail: { age: 24 * 3600, count: 10_000 },
+    });
+    onQueued?.(job);
+    const aborted = new Promise<never>((_, reject) => {
+      const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new AbortedError());
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const result = (await Promise.race([job.waitUntilFinished(this.events), aborted])) as StageJobResult | undefined;
+      if (!result || result.key !== key) throw new StageError(`stage ${stage}: the queue reported a result for another key (${result?.key ?? 'none'})`);
+      return result;
+    } catch (err) {
+      if (signal.aborted || err instanceof AbortedError) throw err;
+      if (err instanceof StageError) throw err;
+      throw new StageError(`stage ${stage} failed ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.events.close(), this.queue.close()]);
+  }
+}
+
+/** A ping with no retries: an unreachable Redis is a usage error now, not a hang. */
+export async function checkQueueReachable(target: QueueTarget): Promise<void> {
+  const probe = new Redis({ ...(target.connection as object), lazyConnect: true, connectTimeout: 5000, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  probe.on('error', () => {}); // reported below
+  try {
+    await probe.connect();
+    await probe.ping();
+  } catch (err) {
+    throw new UsageError(`--queue: cannot reach Redis at ${target.display}: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    probe.disconnect();
+  }
+}

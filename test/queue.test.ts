@@ -1,0 +1,357 @@
+// Distributed execution end to end on the built CLI: a real redis-server and a real nginx (WebDAV)
+// remote started on free loopback ports; a coordinator workspace and two worker workspaces with
+// separate stores (separate "hosts"). Stages coordinate with the test through files: a gated stage
+// writes who runs it to `started` and waits for the test to create `go`.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI, runCli, type CliResult } from './helpers/cli.js';
+import { NGINX, REDIS_SERVER, serverAvailable, startNginx, startRedis, type Nginx, type RedisServer } from './helpers/servers.js';
+
+const available = serverAvailable('queue', REDIS_SERVER, 'apt-get install redis-server') && serverAvailable('queue', NGINX, 'apt-get install nginx');
+const withServers = available ? describe : describe.skip;
+
+/** Lines a file has so far ([] while it does not exist). */
+async function linesOf(file: string): Promise<string[]> {
+  if (!existsSync(file)) return [];
+  return (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+}
+
+/** Waits until `check` holds, re-checking as files change (polling them: no fixed sleep decides anything). */
+async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface Worker {
+  name: string;
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<unknown>;
+}
+
+withServers('stage execution on a Redis queue', () => {
+  let redis: RedisServer;
+  let nginx: Nginx;
+  let base: string;
+  const workers: Worker[] = [];
+  let n = 0;
+
+  beforeAll(async () => {
+    [redis, nginx] = await Promise.all([startRedis(), startNginx()]);
+    base = await mkdtemp(join(tmpdir(), 'queue-'));
+  }, 120_000);
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map(stopWorker));
+  });
+  afterAll(async () => {
+    await Promise.all([redis?.stop(), nginx?.stop()]);
+    if (base) await rm(base, { recursive: true, force: true });
+  });
+
+  /** A fresh test area: a queue name and remote prefix of its own, a signals dir, and workspaces. */
+  async function area(pipeline: (signals: string) => string) {
+    n++;
+    const dir = join(base, `t${n}`);
+    const signals = join(dir, 'signals');
+    await mkdir(signals, { recursive: true });
+    const remote = `${nginx.url}t${n}/`;
+    const yaml = `remote:\n  url: ${remote}\n${pipeline(signals)}`;
+    const make = async (name: string, text = yaml) => {
+      const ws = join(dir, name);
+      await mkdir(ws, { recursive: true });
+      await writeFile(join(ws, 'pipeline.yaml'), text);
+      return ws;
+    };
+    const queue = `${redis.url}?name=t${n}`;
+    return { dir, signals, remote, queue, make, coordinator: await make('coordinator') };
+  }
+
+  async function startWorker(ws: string, name: string, queue: string): Promise<Worker> {
+    const child = spawn(process.execPath, [CLI, 'worker', '--queue', queue, '--name', name, '--lock-seconds', '1'], {
+      cwd: ws,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    for (const s of [child.stdout!, child.stderr!]) s.setEncoding('utf8').on('data', (d: string) => (output += d));
+    const worker: Worker = { name, child, output: () => output, exited: once(child, 'exit') };
+    workers.push(worker);
+    await until(`worker ${name} to start`, async () => output.includes('waiting for stages') || (child.exitCode !== null && Promise.reject(new Error(`worker ${name} exited: ${output}`))));
+    return worker;
+  }
+
+  async function stopWorker(w: Worker): Promise<void> {
+    if (w.child.exitCode === null && w.child.signalCode === null) {
+      w.child.kill('SIGKILL');
+      await w.exited;
+    }
+  }
+
+  const coordinate = (ws: string, queue: string, extra: string[] = []) => runCli(['run', '--executor', 'queue', '--queue', queue, ...extra], { cwd: ws });
+
+  /** stage → `ran`/`cached`/... and the worker named on its line. */
+  function outcomes(r: CliResult): Record<string, string> {
+    const found: Record<string, string> = {};
+    for (const line of r.stdout.split('\n')) {
+      const m = /^(cached|ran|failed|skipped|aborted)\s+(\S+(?: \S+)?)\s+\S+\s*(?:\(on (\w+))?/.exec(line);
+      if (m && !/^\d/.test(m[2]!)) found[m[2]!.replace(/\s+\d.*$/, '')] = m[3] ? `${m[1]} on ${m[3]}` : m[1]!;
+    }
+    return found;
+  }
+
+  const GATED = (signals: string) => `
+stages:
+  prep:
+    cmd: mkdir -p out && seq 1 1000 > out/nums.txt && echo prep >> ${signals}/ran
+    outs: [out]
+  slow:
+    cmd: echo "$PIPELINE_WORKER_CHILD" >> ${signals}/started && while [ ! -e ${signals}/go ]; do sleep 0.05; done && awk '{s+=$1} END {print s}' out/nums.txt > slow.txt
+    deps: [out]
+    outs: [slow.txt]
+`;
+
+  test('two workers compute the pipeline; the coordinator ends with the results and records who ran what', async () => {
+    const a = await area(GATED);
+    await writeFile(join(a.signals, 'go'), '');
+    await Promise.all([startWorker(await a.make('hostA'), 'wA', a.queue), startWorker(await a.make('hostB'), 'wB', a.queue)]);
+    const r = await coordinate(a.coordinator, a.queue);
+    expect(r).toMatchObject({ code: 0 });
+    expect(Object.keys(outcomes(r)).sort()).toEqual(['prep', 'slow']);
+    expect(outcomes(r).slow).toMatch(/^ran on w[AB]$/);
+    expect(await readFile(join(a.coordinator, 'slow.txt'), 'utf8')).toBe('500500\n');
+    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '1'], { cwd: a.coordinator })).stdout) as { queue: string; stages: { stage: string; worker?: string }[] }[];
+    expect(runs[0]!.queue).toContain('redis://127.0.0.1');
+    expect(runs[0]!.stages.map((s) => s.worker)).toEqual([expect.stringMatching(/^w[AB]$/), expect.stringMatching(/^w[AB]$/)]);
+    expect((await runCli(['runs', '--limit', '1'], { cwd: a.coordinator })).stdout).toMatch(/ran\s+slow\s+\S+\s+on w[AB]/);
+    // The coordinator's store is a store like any other: verify trusts it, and a local rerun computes nothing.
+    expect(await runCli(['verify'], { cwd: a.coordinator })).toMatchObject({ code: 0 });
+    const again = await runCli(['run'], { cwd: a.coordinator });
+    expect(outcomes(again)).toEqual({ prep: 'cached', slow: 'cached' });
+  }, 120_000);
+
+  test('a worker killed mid-stage: the stage is retried on the other worker and the run completes', async () => {
+    const a = await area(GATED);
+    const wA = await startWorker(await a.make('hostA'), 'wA', a.queue);
+    const run = coordinate(a.coordinator, a.queue);
+    const first = await until('the slow stage to start', async () => (await linesOf(join(a.signals, 'started')))[0]);
+    // The other worker joins only now, so the first attempt is surely wA's.
+    expect(first).toBe('wA');
+    wA.child.kill('SIGKILL');
+    await wA.exited;
+    // Its orphaned stage process notices and stops itself (recording the run as interrupted).
+    const hostA = join(a.dir, 'hostA');
+    await until('the killed worker\'s stage to stop', async () => {
+      const runs = await runCli(['runs', '--json', '--limit', '1'], { cwd: hostA });
+      return (JSON.parse(runs.stdout || '[]') as { outcome: string }[])[0]?.outcome === 'interrupted';
+    });
+    await startWorker(await a.make('hostB'), 'wB', a.queue);
+    await until('the stage to be retried on wB', async () => (await linesOf(join(a.signals, 'started'))).includes('wB'));
+    await writeFile(join(a.signals, 'go'), '');
+    const r = await run;
+    expect(r).toMatchObject({ code: 0 });
+    expect(outcomes(r).slow).toBe('ran on wB');
+    expect(await readFile(join(a.coordinator, 'slow.txt'), 'utf8')).toBe('500500\n');
+    expect(await linesOf(join(a.signals, 'started'))).toEqual(['wA', 'wB']);
+  }, 120_000);
+
+  test('a stage that fails on a worker fails the run once, with the worker\'s error, and is not retried', async () => {
+    const a = await area(
+      (signals) => `
+stages:
+  bad:
+    cmd: echo "$PIPELINE_WORKER_CHILD" >> ${signals}/tries && echo "no such dataset" >&2 && exit 3
+    outs: [never.txt]
+`,
+    );
+    await Promise.all([startWorker(await a.make('hostA'), 'wA', a.queue), startWorker(await a.make('hostB'), 'wB', a.queue)]);
+    const r = await coordinate(a.coordinator, a.queue);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/error: stage bad failed on worker w[AB]: .*(exit|code) 3\n  last output on w[AB]:\n    no such dataset\n/);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(await linesOf(join(a.signals, 'tries'))).toHaveLength(1);
+    // Asking again (say, after fixing the data) runs it again rather than repeating the old failure.
+    const again = await coordinate(a.coordinator, a.queue);
+    expect(again.code).toBe(1);
+    expect(await linesOf(join(a.signals, 'tries'))).toHaveLength(2);
+  }, 120_000);
+
+  test('a coordinator killed and restarted resumes: finished stages are not redone, the running one is joined', async () => {
+    const a = await area(GATED);
+    await startWorker(await a.make('hostA'), 'wA', a.queue);
+    const first = spawn(process.execPath, [CLI, 'run', '--executor', 'queue', '--queue', a.queue], { cwd: a.coordinator, stdio: 'ignore' });
+    const firstExited = once(first, 'exit');
+    await until('the slow stage to start', async () => (await linesOf(join(a.signals, 'started'))).length === 1);
+    first.kill('SIGKILL');
+    await firstExited;
+    let stderr = '';
+    const second = runCli(['--verbose', 'run', '--executor', 'queue', '--queue', a.queue], {
+      cwd: a.coordinator,
+      onOutput: (chunk) => (stderr += chunk),
+    });
+    await until('the restarted coordinator to wait on the slow stage', async () => stderr.includes('slow: queued on'));
+    await writeFile(join(a.signals, 'go'), '');
+    const r = await second;
+    expect(r).toMatchObject({ code: 0 });
+    expect(outcomes(r)).toEqual({ prep: 'cached', slow: 'ran on wA' });
+    expect(await linesOf(join(a.signals, 'started'))).toEqual(['wA']);
+    expect(await linesOf(join(a.signals, 'ran'))).toEqual(['prep']);
+    expect(await readFile(join(a.coordinator, 'slow.txt'), 'utf8')).toBe('500500\n');
+  }, 120_000);
+
+  test('a sweep of 4 experiments spreads over both workers; the shared stage is computed once', async () => {
+    const a = await area(
+      (signals) => `
+params:
+  scale: 1
+  offset: 0
+stages:
+  prep:
+    cmd: mkdir -p out && seq 1 100 > out/nums.txt && echo prep >> ${signals}/ran
+    outs: [out]
+  fit:
+    cmd: echo "$PIPELINE_WORKER_CHILD" >> ${signals}/started && while [ $(sort -u ${signals}/started | wc -l) -lt 2 ]; do sleep 0.05; done && awk -v k="\${params.scale}" -v b="\${params.offset}" '{s+=$1*k+b} END {print s}' out/nums.txt > fit.txt
+    deps: [out]
+    outs: [fit.txt]
+`,
+    );
+    await Promise.all([startWorker(await a.make('hostA'), 'wA', a.queue), startWorker(await a.make('hostB'), 'wB', a.queue)]);
+    const r = await coordinate(a.coordinator, a.queue, ['--matrix', 'params.scale=1,2', '--matrix', 'params.offset=0,1']);
+    expect(r).toMatchObject({ code: 0 });
+    expect(r.stdout).toContain('exp4: params.scale=2 params.offset=1');
+    expect(r.stdout).toMatch(/params\.scale\s+params\.offset\s+outcome\s+run/);
+    expect(await linesOf(join(a.signals, 'ran'))).toEqual(['prep']);
+    const started = await linesOf(join(a.signals, 'started'));
+    expect(started).toHaveLength(4);
+    expect(new Set(started)).toEqual(new Set(['wA', 'wB']));
+    // Each experiment has its own run record with its assignments and its own fit result.
+    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '4'], { cwd: a.coordinator })).stdout) as {
+      experiment: { assignments: Record<string, string> };
+      stages: { stage: string; key: string }[];
+    }[];
+    expect(runs.map((x) => `${x.experiment.assignments['params.scale']},${x.experiment.assignments['params.offset']}`).sort()).toEqual(['1,0', '1,1', '2,0', '2,1']);
+    const fitKeys = runs.map((x) => x.stages.find((s) => s.stage === 'fit')!.key);
+    expect(new Set(fitKeys).size).toBe(4);
+    const sums: string[] = [];
+    for (const key of fitKeys) {
+      const m = JSON.parse(await readFile(join(a.coordinator, 'artifacts', 'manifests', `${key}.json`), 'utf8')) as { files: Record<string, { digest: string }> };
+      const d = m.files['fit.txt']!.digest;
+      sums.push((await readFile(join(a.coordinator, 'artifacts', 'objects', d.slice(0, 2), d.slice(2)), 'utf8')).trim());
+    }
+    expect(sums.sort()).toEqual(['10100', '5050', '5150', '10200'].sort());
+  }, 120_000);
+
+  test("a worker whose checkout differs refuses the job with both keys instead of computing something else", async () => {
+    const a = await area(GATED);
+    await writeFile(join(a.signals, 'go'), '');
+    const other = (await readFile(join(a.coordinator, 'pipeline.yaml'), 'utf8')).replace('seq 1 1000', 'seq 1 999');
+    await startWorker(await a.make('hostA', other), 'wA', a.queue);
+    const r = await coordinate(a.coordinator, a.queue);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/stage prep failed on worker wA: stage prep: this checkout computes cache key [0-9a-f]{12} where the coordinator has [0-9a-f]{12}/);
+  }, 120_000);
+
+  test('bad queue settings: one clear error, exit 2, nothing written', async () => {
+    const a = await area(GATED);
+    const noRemote = join(a.dir, 'noremote');
+    await mkdir(noRemote);
+    await writeFile(join(noRemote, 'pipeline.yaml'), GATED(a.signals));
+    const cases: [string, string[], RegExp][] = [
+      [noRemote, ['run', '--executor', 'queue', '--queue', a.queue], /needs a remote cache/],
+      [a.coordinator, ['run', '--executor', 'queue'], /needs --queue redis:\/\/HOST:PORT/],
+      [a.coordinator, ['run', '--executor', 'queue', '--queue', 'http://x'], /unsupported http:\/\//],
+      [a.coordinator, ['run', '--queue', a.queue], /--queue is for --executor queue/],
+      [a.coordinator, ['run', '--matrix', 'params.lr'], /expected STAGE\.PARAM=V1,V2/],
+      [a.coordinator, ['run', '--matrix', 'prep.x=1,2'], /only uses: stages have params/],
+    ];
+    for (const [cwd, args, message] of cases) {
+      const r = await runCli(args, { cwd });
+      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      expect(r.stderr).toMatch(message);
+      expect(existsSync(join(cwd, 'artifacts'))).toBe(false);
+    }
+    // A Redis nobody listens on: the same, without hanging.
+    const down = await runCli(['run', '--executor', 'queue', '--queue', `redis://127.0.0.1:${await (await import('./helpers/servers.js')).freePort()}`], { cwd: a.coordinator });
+    expect(down.code).toBe(2);
+    expect(down.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/);
+  }, 120_000);
+});
+
+describe('run --matrix on this machine', () => {
+  test('the cross product runs as separate experiments; shared stages once; the workspace and links stay', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sweep-'));
+    try {
+      await writeFile(
+        join(dir, 'pipeline.yaml'),
+        `params:
+  scale: 1
+stages:
+  prep:
+    cmd: mkdir -p out && seq 1 100 > out/nums.txt && echo prep >> ran.log
+    outs: [out]
+  fit:
+    cmd: awk -v k="\${params.scale}" '{s+=$1*k} END {print s}' out/nums.txt > fit.txt && echo "fit \${params.scale}" >> ran.log
+    deps: [out]
+    outs: [fit.txt]
+`,
+      );
+      expect(await runCli(['run'], { cwd: dir })).toMatchObject({ code: 0 });
+      const r = await runCli(['run', '--jobs', '2', '--matrix', 'params.scale=1,2,3'], { cwd: dir });
+      expect(r).toMatchObject({ code: 0 });
+      expect(r.stdout).toMatch(/^exp2: params\.scale=2$/m);
+      expect(r.stdout).toMatch(/^cached\s+exp1 fit/m); // the pipeline's own value: already computed
+      expect(r.stdout).toMatch(/^ran\s+exp3 fit/m);
+      expect(r.stdout).toContain('(3 experiments)');
+      const log = (await readFile(join(dir, 'ran.log'), 'utf8')).split('\n').filter(Boolean);
+      expect(log.filter((l) => l === 'prep')).toHaveLength(1);
+      expect(log.filter((l) => l.startsWith('fit')).sort()).toEqual(['fit 1', 'fit 2', 'fit 3']);
+      // The pipeline's own result is still what its links and a plain run show.
+      const plain = await runCli(['run'], { cwd: dir });
+      expect(plain.stdout).toMatch(/^cached\s+fit/m);
+      expect(await readFile(join(dir, 'fit.txt'), 'utf8')).toBe('5050\n');
+      // Each experiment's result is cached: the same sweep again computes nothing.
+      const again = await runCli(['run', '--matrix', 'params.scale=1,2,3'], { cwd: dir });
+      expect(again.stdout).not.toMatch(/^ran/m);
+      expect(await runCli(['verify'], { cwd: dir })).toMatchObject({ code: 0 });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describe('queue URL and matrix arguments', () => {
+  test('redis URLs: host, port, db, queue name, TLS; the password never shown', async () => {
+    const { parseQueueUrl } = await import('../engine/queue/target.js');
+    const t = parseQueueUrl('rediss://me:s3cret@redis.example:6380/2?name=team-a');
+    expect(t.name).toBe('team-a');
+    expect(t.connection).toMatchObject({ host: 'redis.example', port: 6380, db: 2, username: 'me', password: 's3cret', tls: {} });
+    expect(t.display).not.toContain('s3cret');
+    expect(parseQueueUrl('redis://localhost', { PIPELINE_QUEUE_PASSWORD: 'pw' }).connection).toMatchObject({ port: 6379, password: 'pw' });
+    expect(() => parseQueueUrl('redis://h/abc')).toThrow(/database number/);
+    expect(() => parseQueueUrl('redis://h?name=a:b')).toThrow(/queue name/);
+  });
+
+  test('the matrix is the cross product, the last axis varying fastest', async () => {
+    const { collectAxis, experimentsOf } = await import('../cli/sweep.js');
+    const axes = collectAxis('train.batch_size=64,128', collectAxis('train.optimizer.lr=0.001, 0.0003', []));
+    expect(experimentsOf(axes).map((e) => e.sets)).toEqual([
+      ['train.optimizer.lr=0.001', 'train.batch_size=64'],
+      ['train.optimizer.lr=0.001', 'train.batch_size=128'],
+      ['train.optimizer.lr=0.0003', 'train.batch_size=64'],
+      ['train.optimizer.lr=0.0003', 'train.batch_size=128'],
+    ]);
+    expect(() => collectAxis('train.lr=1,,2', [])).toThrow(/empty value/);
+    expect(() => collectAxis('train.lr=1,1', [])).toThrow(/repeats/);
+    expect(() => collectAxis('train.lr=3', axes.slice(0, 0).concat([{ path: 'train.lr', values: ['1'] }]))).toThrow(/given twice/);
+    expect(() => collectAxis('lr=1,2', [])).toThrow(/not STAGE\.PARAM/);
+  });
+});
