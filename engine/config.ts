@@ -236,7 +236,7 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
   }
 
   const sets = (options.sets ?? []).map((s) => (typeof s === 'string' ? parseSet(s) : s));
-  const applied = applySets(root, sets);
+  const applied = applySets(root, sets, (kind, param) => paramDefault(options.kinds, kind, param));
   for (const message of applied.errors) v.general(message);
   v.setOrigins(applied.origins);
 
@@ -573,4 +573,11 @@ function checkGraph(v: Validation, drafts: ReadonlyMap<string, Draft>): Map<stri
   const needs = new Map([...drafts.values()].map((d) => [d.name, [...d.needs.map((n) => n.name), ...d.refs, ...impliedNeeds(d, outIndex)]]));
   for (const cycle of findCycles(names, (n) => needs.get(n)!)) v.key(['stages', cycle[0]], `cycle: ${cycle.join(' -> ')}`);
   return needs;
+}
+
+/** What a kind's param defaults to (its schema parsing `undefined`), or undefined. */
+function paramDefault(kinds: KindRegistry, kind: string, param: string): unknown {
+  const shape = (kinds.get(kind)?.params as { shape?: Record<string, { safeParse?(v: unknown): { success: boolean; data?: unknown } }> } | undefined)?.shape;
+  const parsed = shape?.[param]?.safeParse?.(undefined);
+  return parsed?.success ? parsed.data : undefined;
 }

@@ -46,6 +46,9 @@ function parseSetValue(raw: string): unknown {
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** The default of a kind's param (a map default seeds a nested --set), or undefined. */
+export type ParamDefaults = (kind: string, param: string) => unknown;
+
 export interface AppliedSets {
   errors: string[];
   /** Document path of each overridden value → the --set argument that set it. */
@@ -91,7 +94,7 @@ function nothingToRemove(parent: Record<string, unknown>, path: string[], descri
  * Applies the overrides to the raw document (as plain JS, mutated in place). A stage override
  * goes into its `with:`; only `uses:` stages have params.
  */
-export function applySets(doc: Record<string, unknown>, sets: readonly SetOverride[]): AppliedSets {
+export function applySets(doc: Record<string, unknown>, sets: readonly SetOverride[], defaults?: ParamDefaults): AppliedSets {
   const errors: string[] = [];
   const origins = new Map<string, string>();
   const stages = isRecord(doc.stages) ? doc.stages : {};
@@ -122,6 +125,12 @@ export function applySets(doc: Record<string, unknown>, sets: readonly SetOverri
     if (!isRecord(stage.with)) {
       fail(`stage '${set.target}': with: is not a map`);
       continue;
+    }
+    // `--set train.optimizer.lr=…` where optimizer is not written: into its default, not an empty map.
+    const param = set.path[0]!;
+    if (set.path.length > 1 && set.value !== UNSET && (stage.with[param] === undefined || stage.with[param] === null) && typeof stage.uses === 'string') {
+      const seed = defaults?.(stage.uses, param);
+      if (isRecord(seed)) stage.with[param] = structuredClone(seed);
     }
     const error = setIn(stage.with, set.path, set.value, `${set.target}.with`);
     if (error) fail(error);

@@ -354,4 +354,14 @@ describe('queue URL and matrix arguments', () => {
     expect(() => collectAxis('train.lr=3', axes.slice(0, 0).concat([{ path: 'train.lr', values: ['1'] }]))).toThrow(/given twice/);
     expect(() => collectAxis('lr=1,2', [])).toThrow(/not STAGE\.PARAM/);
   });
+
+  test('a nested --set (what --matrix passes) goes into the param\'s default when the file does not write it', async () => {
+    const { loadPipeline } = await import('../engine/config.js');
+    const { DEFAULT_OPTIMIZER } = await import('../lib/model/optimizer-spec.js');
+    const file = new URL('../../pipeline.yaml', import.meta.url).pathname;
+    const swept = await loadPipeline(file, { sets: ['train.optimizer.lr=0.0003'] });
+    expect(swept.stages.get('train')!.params.optimizer).toEqual({ ...DEFAULT_OPTIMIZER, lr: 0.0003 });
+    // Only the named stage changes.
+    expect(swept.stages.get('train_aug')!.params.optimizer).toEqual(DEFAULT_OPTIMIZER);
+  });
 });
