@@ -167,6 +167,8 @@ export interface RunSummary {
   stages: readonly RunStageSummary[];
   /** The `schedule:` entry that started it, for scheduled runs. */
   scheduled?: string;
+  /** For an experiment of a sweep (`run --matrix`): its values, e.g. `train.batch_size=128`. */
+  experiment?: string;
   /** The champion/challenger decision after it (`promote:`), e.g. `promoted: 0.7712 beats 0.7617`. */
   promotion?: { decision: string; reason: string };
 }

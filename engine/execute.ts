@@ -67,7 +67,7 @@ export interface ExecuteOptions {
   signal: AbortSignal;
   runId: string;
   /** When the run started and its command line (what stages see of the current run). */
-  run?: { startedAt: string; command: readonly string[]; scheduled?: string };
+  run?: { startedAt: string; command: readonly string[]; scheduled?: string; experiment?: string };
   /** The store's refs; updated (and written) as stages finish. */
   refs: Map<string, Ref>;
   ui: StageUi;
@@ -107,7 +107,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
   const finished: RunStageSummary[] = [];
   const history = runHistory(
     store,
-    { id: opts.runId, startedAt: opts.run?.startedAt ?? new Date().toISOString(), command: opts.run?.command ?? [], ...(opts.run?.scheduled ? { scheduled: opts.run.scheduled } : {}) },
+    { id: opts.runId, startedAt: opts.run?.startedAt ?? new Date().toISOString(), command: opts.run?.command ?? [], ...(opts.run?.scheduled ? { scheduled: opts.run.scheduled } : {}), ...(opts.run?.experiment ? { experiment: opts.run.experiment } : {}) },
     () => finished,
   );
 

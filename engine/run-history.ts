@@ -14,6 +14,8 @@ export interface CurrentRun {
   command: readonly string[];
   /** The schedule entry that started it, if any. */
   scheduled?: string;
+  /** A sweep experiment's values (`train.batch_size=128`). */
+  experiment?: string;
 }
 
 export function provenanceOf(m: Manifest): Provenance {
@@ -70,6 +72,7 @@ export function runHistory(store: Store, current: CurrentRun, finished: () => re
           outcome: r.outcome,
           stages: r.stages.map((s) => ({ stage: s.stage, outcome: s.outcome, key: s.key, durationMs: s.durationMs })),
           ...(r.trigger ? { scheduled: r.trigger.entry } : {}),
+          ...(r.experiment ? { experiment: experimentText(r.experiment.assignments) } : {}),
           ...(r.promotion ? { promotion: { decision: r.promotion.decision, reason: r.promotion.reason } } : {}),
         }));
     },
@@ -86,4 +89,11 @@ export function runHistory(store: Store, current: CurrentRun, finished: () => re
       }));
     },
   };
+}
+
+/** `train.optimizer.lr=0.001 train.batch_size=64`: a sweep experiment's values, as the report shows them. */
+export function experimentText(assignments: Readonly<Record<string, string>>): string {
+  return Object.entries(assignments)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
 }

@@ -166,7 +166,7 @@ describe('history across runs', () => {
     const earlier = [
       { ...run('r1', [['fetch', 'f1'], ['decode', 'd1'], ['evaluate', 'e1']]), scheduled: 'nightly', promotion: { decision: 'promoted', reason: 'no current model' } },
       run('r2', [['fetch', 'f1']]), // ran no evaluate stage: not a history row
-      run('r3', [['fetch', 'f2'], ['decode', 'd2'], ['evaluate', 'e2']]),
+      { ...run('r3', [['fetch', 'f2'], ['decode', 'd2'], ['evaluate', 'e2']]), experiment: 'train.batch_size=64' },
     ];
     const current = run('r4', [['fetch', 'f2'], ['decode', 'd2'], ['evaluate', 'e3']], 'running');
     const h = await collectHistory(runs(earlier), ['evaluate'], { run: current, metrics: { evaluate: { key: 'e3', accuracy: 0.7, loss: 0.3 } } }, 10);
@@ -175,6 +175,7 @@ describe('history across runs', () => {
     expect(h.rows.map((r) => r.metrics.evaluate?.accuracy)).toEqual([0.5, 0.6, 0.7]);
     expect(h.rows[0]!.changes).toEqual([]);
     expect(h.rows[0]).toMatchObject({ scheduled: 'nightly', promotion: { decision: 'promoted', reason: 'no current model' } });
+    expect(h.rows[1]).toMatchObject({ experiment: 'train.batch_size=64' }); // a sweep's experiment says which
     // New data at fetch explains decode and evaluate: one line plus the downstream stages.
     expect(h.rows[1]!.changes).toEqual(['fetch: runtime changed: validators.etag "a" → "b"', 'downstream (inputs changed): decode, evaluate']);
     expect(h.rows[2]!.changes).toEqual(['evaluate: params changed: top_mistakes 20 → 5']);

@@ -256,7 +256,12 @@ async function runForReal(
           keepGoing: options.keepGoing ?? false,
           signal: stop.signal,
           runId: records[i]!.id,
-          run: { startedAt: records[i]!.startedAt, command: records[i]!.command, ...(options.trigger ? { scheduled: options.trigger.entry } : {}) },
+          run: {
+            startedAt: records[i]!.startedAt,
+            command: records[i]!.command,
+            ...(options.trigger ? { scheduled: options.trigger.entry } : {}),
+            ...(experiment ? { experiment: describeAssignments(experiment.assignments) } : {}),
+          },
           refs,
           ui,
           remote,

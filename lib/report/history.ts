@@ -72,6 +72,7 @@ export async function collectHistory(
       changes: previous ? await describeChanges(runs, previous, keys) : [],
       repeated: [],
       ...(run.scheduled ? { scheduled: run.scheduled } : {}),
+      ...(run.experiment ? { experiment: run.experiment } : {}),
       ...(run.promotion ? { promotion: run.promotion } : {}),
     });
     previous = keys;

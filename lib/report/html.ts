@@ -203,6 +203,7 @@ function historySection(d: ReportData, a: RenderedAssets): string {
     esc(r.started_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')),
     esc(r.outcome) +
       (r.scheduled ? `<br><span class="muted">scheduled: ${esc(r.scheduled)}</span>` : '') +
+      (r.experiment ? `<br><span class="muted">experiment: ${esc(r.experiment)}</span>` : '') +
       (r.promotion ? `<br><span class="${r.promotion.decision === 'promoted' ? 'delta up' : 'muted'}" title="${esc(r.promotion.reason)}">${esc(r.promotion.decision)}</span>` : ''),
     ...stages.map((s) => {
       const m = r.metrics[s];

@@ -93,7 +93,7 @@ export function renderMarkdown(d: ReportData): string {
   out.push(
     ...table(
       ['run', 'outcome', ...stages.map((s) => `${s} accuracy`), 'changed since the previous run shown'],
-      [...h.rows].reverse().map((r) => [r.run_id + (r.current ? ' (this run)' : '') + (r.repeated.length ? ` (+${r.repeated.length} identical)` : ''), r.outcome + (r.scheduled ? ` (scheduled: ${r.scheduled})` : '') + (r.promotion ? `; ${r.promotion.decision}: ${r.promotion.reason}` : ''), ...stages.map((s) => (r.metrics[s] ? (r.metrics[s]!.accuracy !== undefined ? f4(r.metrics[s]!.accuracy) : 'gone') : '—')), r.changes.join('; ') || '—']),
+      [...h.rows].reverse().map((r) => [r.run_id + (r.current ? ' (this run)' : '') + (r.repeated.length ? ` (+${r.repeated.length} identical)` : ''), r.outcome + (r.scheduled ? ` (scheduled: ${r.scheduled})` : '') + (r.experiment ? ` (experiment: ${r.experiment})` : '') + (r.promotion ? `; ${r.promotion.decision}: ${r.promotion.reason}` : ''), ...stages.map((s) => (r.metrics[s] ? (r.metrics[s]!.accuracy !== undefined ? f4(r.metrics[s]!.accuracy) : 'gone') : '—')), r.changes.join('; ') || '—']),
     ),
     '',
   );

@@ -138,6 +138,8 @@ export interface HistoryRow {
   changes: string[];
   /** The schedule entry that started the run, if scheduled. */
   scheduled?: string;
+  /** A sweep experiment's values (`run --matrix`), e.g. `train.batch_size=128`. */
+  experiment?: string;
   /** The promotion decision recorded after the run (`promote:`). */
   promotion?: { decision: string; reason: string };
   /** Later runs with exactly the same results (e.g. nightly runs that found nothing new), folded into this row. */
