@@ -91,6 +91,13 @@ withServer('HTTP remote on nginx', () => {
     expect(first.stdout).toContain(`pushed 3 of 3 computed results to ${url}`);
     expect(existsSync(remoteFile(url, 'manifests'))).toBe(true);
 
+    // The dry run counts on the remote as the run will, level by level (sum's key needs gen's outputs).
+    const dry = await cli(['run', '--dry-run'], b);
+    expect(dry.stdout).toMatch(/cached\s+sum\s+would pull from the remote/);
+    expect(dry.stdout).toContain('dry run: 0 to run, 3 cached, 3 of them from the remote');
+    expect(existsSync(join(b, 'artifacts'))).toBe(false);
+    expect(await cli(['run', '--dry-run', '--no-remote'], b)).toMatchObject({ stdout: expect.stringContaining('dry run: 3 to run, 0 cached') });
+
     const second = await cli(['run'], b);
     expect(lines(second)).toEqual({ fetch: 'cached', gen: 'cached', sum: 'cached' });
     expect(second.stdout).toMatch(/cached\s+sum\s+\S+\s+\(pulled from the remote, restored sum.txt\)/);

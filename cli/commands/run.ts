@@ -89,7 +89,7 @@ export async function runCommand(targets: string[], options: RunOptions, globals
   if (!runModules) {
     for (const { session: s, experiment } of runs) {
       if (experiment) out(`${experiment.label}: ${describeAssignments(experiment.assignments)}`);
-      await dryRun(s, selection, force);
+      await dryRun(s, selection, force, remote);
     }
     return;
   }
@@ -125,20 +125,47 @@ function loadRunModules() {
 
 type Session = Awaited<ReturnType<typeof import('../../engine/session.js').openSession>>;
 
-async function dryRun(session: Session, selection: string[], force: ReadonlySet<string>): Promise<void> {
+async function dryRun(session: Session, selection: string[], force: ReadonlySet<string>, remoteConfig?: RemoteConfig): Promise<void> {
   const { gatherFacts, resolvePlan } = await import('../../engine/facts.js');
   const { describeReasons } = await import('../../engine/reasons.js');
   const env = session.env(new AbortController().signal);
   const facts = await gatherFacts(env, selection);
-  const plan = await resolvePlan(env, facts, selection, { force });
+  let plan = await resolvePlan(env, facts, selection, { force });
+  // As a real run would: a stage missing here but on the remote would be pulled, not computed, and
+  // its outputs then key the stages after it (so the remote is asked again, a level further).
+  const pulled = new Set<string>();
+  if (remoteConfig) {
+    const { openRemote } = await import('../../engine/remote/config.js');
+    const { fetchManifest } = await import('../../engine/remote/transfer.js');
+    const remote = await openRemote(remoteConfig);
+    try {
+      for (let found = true; found; ) {
+        found = false;
+        for (const p of plan.stages) {
+          if (p.action !== 'run' || !p.key || force.has(p.stage) || pulled.has(p.stage)) continue;
+          const m = await fetchManifest(remote, p.key);
+          if (!m) continue;
+          facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });
+          pulled.add(p.stage);
+          found = true;
+        }
+        if (found) plan = await resolvePlan(env, facts, selection, { force });
+      }
+    } catch (e) {
+      err(`warning: remote ${remote.url}: ${errorText(e)}; the plan below does not count on it`);
+    } finally {
+      remote.close?.();
+    }
+  }
   const width = nameWidth(selection);
   let toRun = 0;
   for (const p of plan.stages) {
     if (p.action === 'run') toRun++;
-    const note = p.action === 'cached' ? (p.restore.length ? `would restore ${p.restore.join(', ')}` : '') : describeReasons(p.reasons);
+    const note = pulled.has(p.stage) ? 'would pull from the remote' : p.action === 'cached' ? (p.restore.length ? `would restore ${p.restore.join(', ')}` : '') : describeReasons(p.reasons);
     out(stageLine(p.action, p.stage, width, undefined, note));
   }
-  out(`dry run: ${toRun} to run, ${plan.stages.length - toRun} cached (nothing was run or written)`);
+  const fromRemote = pulled.size ? `, ${pulled.size} of them from the remote` : '';
+  out(`dry run: ${toRun} to run, ${plan.stages.length - toRun} cached${fromRemote} (nothing was run or written)`);
 }
 
 interface ExperimentRun {
