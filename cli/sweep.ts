@@ -67,7 +67,8 @@ export async function sweepTable(
   store: Store,
 ): Promise<string[]> {
   const axes = Object.keys(experiments[0]?.experiment.assignments ?? {});
-  const evaluates = [...new Set(experiments.flatMap((e) => [...e.pipeline.stages.values()].filter((s) => s.kind === 'evaluate').map((s) => s.name)))];
+  // The evaluate stages this sweep ran (not every one in the file: `run evaluate` leaves out evaluate_aug).
+  const evaluates = [...new Set(experiments.flatMap((e) => e.reports.filter((r) => e.pipeline.stages.get(r.stage)?.kind === 'evaluate').map((r) => r.stage)))];
   const header = ['', ...axes, ...evaluates.flatMap((s) => [`${s} acc`, `${s} loss`]), 'outcome', 'run'];
   const rows: string[][] = [];
   for (const { experiment, reports, runId } of experiments) {

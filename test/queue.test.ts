@@ -10,8 +10,10 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, runCli, type CliResult } from './helpers/cli.js';
+import { cifarSource, extractSubset } from './helpers/dataset.js';
 import { NGINX, REDIS_SERVER, serverAvailable, startNginx, startRedis, type Nginx, type RedisServer } from './helpers/servers.js';
 
+const REPO_PIPELINE = new URL('../../pipeline.yaml', import.meta.url).pathname;
 const available = serverAvailable('queue', REDIS_SERVER, 'apt-get install redis-server') && serverAvailable('queue', NGINX, 'apt-get install nginx');
 const withServers = available ? describe : describe.skip;
 
@@ -249,6 +251,34 @@ stages:
     }
     expect(sums.sort()).toEqual(['10100', '5050', '5150', '10200'].sort());
   }, 120_000);
+
+  test('the reference pipeline swept over train.batch_size on the workers: real training, one shared fetch/decode/normalize', async () => {
+    const source = await cifarSource({ perClassTrain: 20, perClassTest: 5 });
+    const a = await area(() => '');
+    const reference = (await readFile(REPO_PIPELINE, 'utf8')).replace(/^stages:/m, `remote:\n  url: ${a.remote}\nstages:`);
+    const hosts = [a.coordinator, await a.make('hostA', reference), await a.make('hostB', reference)];
+    await writeFile(join(a.coordinator, 'pipeline.yaml'), reference);
+    // Each checkout has the same local data folder (fetch reads it by path).
+    for (const ws of hosts) await extractSubset(source.archive, join(ws, 'images'), 20, 5);
+    await Promise.all([startWorker(hosts[1]!, 'wA', a.queue), startWorker(hosts[2]!, 'wB', a.queue)]);
+    const r = await runCli(
+      ['--backend', 'wasm', 'run', 'evaluate', '--executor', 'queue', '--queue', a.queue, '--set', 'fetch.url=images', '--unset', 'fetch.md5', '--set', 'train.epochs=1', '--matrix', 'train.batch_size=32,64'],
+      { cwd: a.coordinator },
+    );
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r).toMatchObject({ code: 0 });
+    // fetch, decode and normalize once for both experiments; train and evaluate per experiment, all on the workers.
+    for (const stage of ['fetch', 'decode', 'normalize']) expect(r.stdout.match(new RegExp(`^ran\\s+exp\\d ${stage}\\s.*on w[AB]`, 'gm'))).toHaveLength(1);
+    for (const stage of ['train', 'evaluate']) expect(r.stdout.match(new RegExp(`^ran\\s+exp\\d ${stage}\\s.*on w[AB]`, 'gm'))).toHaveLength(2);
+    const table = r.stdout.split('\n').filter((l) => /^exp[12]\s+(32|64)\s+\d\.\d{4}\s+\d+\.\d{4}\s+ok\s/.test(l));
+    expect(table).toHaveLength(2);
+    // The coordinator holds both experiments' evaluations, as it would after a local run.
+    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '2'], { cwd: a.coordinator })).stdout) as { stages: { stage: string; key: string; worker?: string }[] }[];
+    const evalKeys = runs.map((x) => x.stages.find((st) => st.stage === 'evaluate')!.key);
+    expect(new Set(evalKeys).size).toBe(2);
+    for (const key of evalKeys) expect(existsSync(join(a.coordinator, 'artifacts', 'manifests', `${key}.json`))).toBe(true);
+    expect(await runCli(['verify'], { cwd: a.coordinator })).toMatchObject({ code: 0 });
+  }, 600_000);
 
   test("a worker whose checkout differs refuses the job with both keys instead of computing something else", async () => {
     const a = await area(GATED);
