@@ -79,7 +79,7 @@ withServers('stage execution on a Redis queue', () => {
   }
 
   async function startWorker(ws: string, name: string, queue: string): Promise<Worker> {
-    const child = spawn(process.execPath, [CLI, 'worker', '--queue', queue, '--name', name, '--lock-seconds', '1'], {
+    const child = spawn(process.execPath, [CLI, 'worker', '--queue', queue, '--name', name, '--lock-seconds', '3'], {
       cwd: ws,
       env: { ...process.env, NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -279,6 +279,18 @@ stages:
     for (const key of evalKeys) expect(existsSync(join(a.coordinator, 'artifacts', 'manifests', `${key}.json`))).toBe(true);
     expect(await runCli(['verify'], { cwd: a.coordinator })).toMatchObject({ code: 0 });
   }, 600_000);
+
+  test('a scheduled retrain runs its stages on the cluster', async () => {
+    const a = await area((signals) => `${GATED(signals)}schedule:\n  nightly:\n    cron: "0 3 * * *"\n`);
+    await writeFile(join(a.signals, 'go'), '');
+    await startWorker(await a.make('hostA'), 'wA', a.queue);
+    const r = await runCli(['schedule', '--once', '--executor', 'queue', '--queue', a.queue], { cwd: a.coordinator });
+    expect(r).toMatchObject({ code: 0 });
+    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '1'], { cwd: a.coordinator })).stdout) as { trigger: { entry: string; result: string }; stages: { worker?: string }[] }[];
+    expect(runs[0]!.trigger).toMatchObject({ entry: 'nightly', result: 'ran' });
+    expect(runs[0]!.stages.map((s) => s.worker)).toEqual(['wA', 'wA']);
+    expect(await readFile(join(a.coordinator, 'slow.txt'), 'utf8')).toBe('500500\n');
+  }, 120_000);
 
   test("a worker whose checkout differs refuses the job with both keys instead of computing something else", async () => {
     const a = await area(GATED);

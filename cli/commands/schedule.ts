@@ -3,7 +3,7 @@
 // a run is going (here or in another process) is skipped and recorded, never overlapped. SIGTERM /
 // SIGINT: no more ticks, the running one stops as Ctrl-C stops `pipeline run` (train keeps its
 // checkpoints), the lock is released, exit 0.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import type { GlobalOptions } from '../main.js';
 import { errorText, positiveInt } from '../stage-lines.js';
@@ -15,6 +15,8 @@ interface ScheduleOptions {
   once?: boolean;
   entry?: string;
   jobs: number;
+  executor: 'local' | 'queue';
+  queue?: string;
 }
 
 export function register(program: Command): void {
@@ -24,6 +26,8 @@ export function register(program: Command): void {
     .option('--once', 'run the next due entry (or --entry) now, then exit; for system cron, systemd timers and tests')
     .option('--entry <name>', 'only this schedule entry')
     .option('-j, --jobs <n>', 'how many stages may run at once in each run', positiveInt, availableParallelism())
+    .addOption(new Option('--executor <where>', 'where each run computes its stages: local, or queue (`pipeline worker`s; needs --queue and a remote)').choices(['local', 'queue']).default('local'))
+    .option('--queue <url>', 'Redis of the stage queue for --executor queue (default: PIPELINE_QUEUE)')
     .action(async (options: ScheduleOptions, command: Command) => {
       await scheduleCommand(options, command.optsWithGlobals<GlobalOptions>());
     });
@@ -44,6 +48,13 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
   if (all.length === 0) throw new errors.UsageError(`${globals.config} has no schedule: entries (see README, "Scheduled retraining")`);
   const entries = options.entry === undefined ? all : all.filter((e) => e.name === options.entry);
   if (entries.length === 0) throw new errors.UsageError(`no schedule entry '${options.entry}' (entries: ${all.map((e) => e.name).join(', ')})`);
+  // The cluster, like each entry's overrides, must be usable now, not at 3 a.m.
+  if (options.executor === 'queue') {
+    const url = options.queue ?? process.env.PIPELINE_QUEUE;
+    if (!url) throw new errors.UsageError('--executor queue needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
+    if (!session.pipeline.remote) throw new errors.UsageError('--executor queue needs a remote cache (remote: in pipeline.yaml): workers pull inputs from it and push results to it');
+    (await import('../../engine/queue/target.js')).parseQueueUrl(url);
+  } else if (options.queue !== undefined) throw new errors.UsageError('--queue is for --executor queue');
   // Each entry's overrides must make a valid pipeline now, not at 3 a.m.
   for (const entry of entries) {
     if (entry.sets.length) await loadPipeline(globals.config, { sets: entry.sets, kinds: session.kinds });
@@ -151,7 +162,11 @@ class TickRunner {
         record = r;
       };
       // lockTimeout 0: a run going in another process means this tick is skipped, not queued.
-      await runCommand(entry.stages, { set: entry.sets, unset: [], jobs: this.options.jobs, lockTimeout: 0, trigger, onRecord }, this.globals);
+      await runCommand(
+        entry.stages,
+        { set: entry.sets, unset: [], jobs: this.options.jobs, lockTimeout: 0, trigger, onRecord, executor: this.options.executor, queue: this.options.queue },
+        this.globals,
+      );
     } catch (e) {
       failure = e;
     }
