@@ -139,6 +139,10 @@ stages:
     expect(await runCli(['verify'], { cwd: a.coordinator })).toMatchObject({ code: 0 });
     const again = await runCli(['run'], { cwd: a.coordinator });
     expect(outcomes(again)).toEqual({ prep: 'cached', slow: 'cached' });
+    // --force recomputes on a worker, even one that has the result in its own store.
+    const forced = await coordinate(a.coordinator, a.queue, ['--force', 'slow']);
+    expect(outcomes(forced)).toEqual({ prep: 'cached', slow: expect.stringMatching(/^ran on w[AB]$/) });
+    expect(await linesOf(join(a.signals, 'started'))).toHaveLength(2);
   }, 120_000);
 
   test('a worker killed mid-stage: the stage is retried on the other worker and the run completes', async () => {

@@ -272,7 +272,7 @@ async function runForReal(
       runs.map(async ({ session: s, experiment }, i) => {
         const env = s.env(stop.signal);
         const facts = await gatherFacts(env, selection, refs);
-        const dispatch = queue && remote ? queueDispatch(queue, remote, s, experiment, options, globals, records[i]!.id, coordinator) : undefined;
+        const dispatch = queue && remote ? queueDispatch(queue, remote, s, experiment, options, globals, records[i]!.id, coordinator, force) : undefined;
         const reports = await execute({
           env,
           facts,
@@ -402,6 +402,7 @@ function queueDispatch(
   globals: GlobalOptions,
   runId: string,
   coordinator: string,
+  force: ReadonlySet<string>,
 ): import('../../engine/execute.js').StageDispatch {
   const context = {
     config: relative(session.pipeline.root, resolve(globals.config)),
@@ -414,9 +415,10 @@ function queueDispatch(
   };
   return async (stage, key, upstreams, signal) => {
     await remote.ensure(upstreams, signal);
-    const result = await queue.run(stage, key, context, signal, () => {
+    const onQueued = () => {
       if (globals.verbose) err(`${stage}: queued on ${queue.url}`);
-    });
+    };
+    const result = await queue.run(stage, key, context, signal, onQueued, force.has(stage));
     return { worker: result.worker };
   };
 }

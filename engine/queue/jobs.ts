@@ -13,6 +13,8 @@ export interface StageJob {
   sets: string[];
   unset: string[];
   backend?: string;
+  /** `run --force` named this stage: compute it even where a result exists. */
+  force?: boolean;
   /** The remote cache both sides use (a URL; credentials come from each side's environment). */
   remote: string;
   /** The coordinator's run id and host, for the worker's log. */

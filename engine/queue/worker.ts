@@ -53,6 +53,7 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
       '--push',
       '--worker-job',
       d.key,
+      ...(d.force ? ['--force'] : []),
       ...d.unset.flatMap((u) => ['--unset', u]),
       ...d.sets.flatMap((s) => ['--set', s]),
     ];
