@@ -13,6 +13,8 @@ export interface ComparedEvaluation {
   source: Source;
   /** The run that computed it. */
   run_id: string;
+  /** Whether that run's `data.stage` result is this report's (same test images, in the same order). */
+  sameData: boolean;
 }
 
 export interface ComparedResults {
@@ -31,7 +33,12 @@ function sourceOf(r: StoredStageResult, file: string): Source {
  * Reads the results `keys` names (stage → key, null when the store had none at plan time).
  * Stage names in `taken` (this pipeline's own) are not shown again.
  */
-export async function readCompared(runs: RunHistory, keys: Readonly<Record<string, string | null>>, taken: ReadonlySet<string>): Promise<ComparedResults> {
+export async function readCompared(
+  runs: RunHistory,
+  keys: Readonly<Record<string, string | null>>,
+  taken: ReadonlySet<string>,
+  data?: { stage: string; key: string },
+): Promise<ComparedResults> {
   const out: ComparedResults = { evaluations: [], trains: [], missing: [] };
   let earlier: RunSummary[] | undefined;
   const runById = async (id: string) => (earlier ??= await runs.earlier()).find((r) => r.id === id) ?? (runs.current().id === id ? runs.current() : undefined);
@@ -48,11 +55,12 @@ export async function readCompared(runs: RunHistory, keys: Readonly<Record<strin
       continue;
     }
     const metrics = await result.readJson<MetricsRecord>('metrics.json');
-    out.evaluations.push({ stage, metrics, source: sourceOf(result, 'metrics.json'), run_id: result.provenance.runId });
-
     // The model it evaluated, and the models that one started from, as that run saw them.
     const run = await runById(result.provenance.runId);
     const keyIn = new Map(run?.stages.filter((s) => s.key).map((s) => [s.stage, s.key!]) ?? []);
+    const sameData = data !== undefined && keyIn.get(data.stage) === data.key;
+    out.evaluations.push({ stage, metrics, source: sourceOf(result, 'metrics.json'), run_id: result.provenance.runId, sameData });
+
     let model: string | undefined = metrics.model_stage;
     while (model && !seenTrains.has(model) && !taken.has(model)) {
       const trainKey = keyIn.get(model);

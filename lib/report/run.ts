@@ -99,10 +99,10 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
     : normIn?.has('test_x.npy')
       ? { path: normIn.path('test_x.npy'), normalization }
       : undefined;
-  const evaluationOf = async (stage: string, m: MetricsRecord, ref: Source): Promise<Evaluation> => {
+  const evaluationOf = async (stage: string, m: MetricsRecord, ref: Source, ourTestImages = true): Promise<Evaluation> => {
     const shown = m.most_confident_mistakes.slice(0, p.mistakes);
     let images: string[] = [];
-    if (imageSource && shown.length) {
+    if (imageSource && ourTestImages && shown.length) {
       try {
         images = await rowImages(imageSource.path, shown.map((x) => x.index), imageSource.normalization);
       } catch (err) {
@@ -128,10 +128,12 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
 
   // ---- another pipeline's results in this store (compare_with): the keys the plan named
   const comparedKeys = (ctx.fingerprint.compared ?? {}) as Record<string, string | null>;
-  const compared = await readCompared(ctx.runs, comparedKeys, new Set([...inputs.all.map((u) => u.stage), ctx.stage]));
+  // Their mistakes get test images only when they were computed on this report's normalize result.
+  const ourData = normIn ? { stage: normIn.stage, key: normIn.provenance.key } : undefined;
+  const compared = await readCompared(ctx.runs, comparedKeys, new Set([...inputs.all.map((u) => u.stage), ctx.stage]), ourData);
   for (const why of compared.missing) ctx.log.warn(`compare_with ${why}`);
   const others: Evaluation[] = [];
-  for (const c of compared.evaluations) others.push({ ...(await evaluationOf(c.stage, c.metrics, c.source)), compared: { run_id: c.run_id } });
+  for (const c of compared.evaluations) others.push({ ...(await evaluationOf(c.stage, c.metrics, c.source, c.sameData)), compared: { run_id: c.run_id } });
   const comparedCurves = compared.trains.filter((t) => !trains.some((o) => o.stage === t.stage));
   const curvesAll = comparedCurves.length ? joinCurves([...trains, ...comparedCurves]) : curves;
   const evaluations = [...own, ...others];
