@@ -121,7 +121,7 @@ function modelSection(d: ReportData): string {
 function curvesSection(d: ReportData, a: RenderedAssets): string {
   if (!d.curves.points.length) return '';
   const phases = d.curves.phases
-    .map((p) => `<li><b>${esc(p.stage)}</b>: epochs ${p.first}–${p.last}${p.parent ? `, continuing from ${esc(p.parent)}` : ''}</li>`)
+    .map((p) => `<li><b>${esc(p.stage)}</b>: epochs ${p.first}–${p.last}${p.parent ? `, continuing from ${esc(p.parent)}` : ''}${p.compared ? ' <span class="muted">(compared: another pipeline in this store, dashed)</span>' : ''}</li>`)
     .join('');
   const epochs = [...new Set(d.curves.points.map((p) => `${p.stage}\u0000${p.epoch}`))].map((k) => k.split('\u0000') as [string, string]);
   const value = (stage: string, epoch: number, metric: string, split: string) =>

@@ -48,7 +48,7 @@ export function renderMarkdown(d: ReportData): string {
 
   if (d.curves.phases.length) {
     out.push('## Learning curves', '');
-    for (const p of d.curves.phases) out.push(`- ${p.stage}: epochs ${p.first}–${p.last}${p.parent ? ` (continues ${p.parent})` : ''}`);
+    for (const p of d.curves.phases) out.push(`- ${p.stage}: epochs ${p.first}–${p.last}${p.parent ? ` (continues ${p.parent})` : ''}${p.compared ? ' — compared: another pipeline in this store' : ''}`);
     const keys = [...new Set(d.curves.points.map((p) => `${p.stage}\u0000${p.epoch}`))];
     const v = (stage: string, epoch: number, metric: string, split: string) =>
       d.curves.points.find((p) => p.stage === stage && p.epoch === epoch && p.metric === metric && p.split === split)?.value;
