@@ -106,6 +106,13 @@ export const pipelineFileSchema = z.strictObject({
     .describe('Scheduled runs for `pipeline schedule`, by name'),
   promote: promoteSchema.optional(),
   remote: remoteSchema.optional(),
+  workspace: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'The workspace directory, relative to this file (default: the directory of this file): where artifacts/ and models/ live and what cmd deps/outs and local fetch paths are relative to. Lets pipelines in subdirectories share one store',
+    ),
 });
 
 export type ScheduleEntryInput = z.output<typeof scheduleEntrySchema>;

@@ -3,7 +3,8 @@
 // (needs, implied needs, outputs, cycles). Every problem found is reported at once, each with its
 // file:line:col; nothing is written.
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import {
@@ -254,10 +255,11 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
   const rawStages = isRecord(root.stages) ? root.stages : {};
 
   const remote = root.remote === undefined ? undefined : checkRemote(v, root.remote);
+  const workspace = root.workspace === undefined ? dirname(options.file) : checkWorkspace(v, root.workspace, options.file);
 
   const drafts = new Map<string, Draft>();
   for (const [name, value] of Object.entries(rawStages)) drafts.set(name, checkStage(v, name, value, params, options.kinds));
-  checkOwnership(v, drafts, basename(options.file));
+  checkOwnership(v, drafts, relative(workspace, options.file).split(sep).join('/'));
   const needsOf = checkGraph(v, drafts);
   const automation = checkAutomation(
     {
@@ -289,7 +291,7 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
   }
   return {
     file: options.file,
-    root: dirname(options.file),
+    root: workspace,
     params,
     stages,
     order: topologicalOrder(names, (n) => stages.get(n)!.needs),
@@ -517,6 +519,23 @@ function indexOuts(drafts: ReadonlyMap<string, Draft>): OutIndex {
  * Outs a run would delete before the command starts: never the stage's own deps, the pipeline
  * file or .git (the store is refused with the path itself).
  */
+/** `workspace:` — a directory relative to the pipeline file; returns its absolute path. */
+function checkWorkspace(v: Validation, value: unknown, file: string): string {
+  if (typeof value !== 'string' || value === '') {
+    v.value(['workspace'], `workspace: must be a directory path relative to the pipeline file, found ${describeValue(value)}`);
+    return dirname(file);
+  }
+  const dir = resolve(dirname(file), value);
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    // reported below
+  }
+  if (!isDir) v.value(['workspace'], `workspace: '${value}' is not a directory (${dir})`);
+  return dir;
+}
+
 function checkOwnership(v: Validation, drafts: ReadonlyMap<string, Draft>, pipelineFile: string): void {
   for (const d of drafts.values()) {
     for (const out of d.outs) {

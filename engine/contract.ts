@@ -20,6 +20,11 @@ export interface FingerprintEnv {
   root: string;
   /** Content digest of a local file or directory through the engine's stat cache (no rehash if unchanged). */
   digestPath(path: string): Promise<string>;
+  /**
+   * The key of the latest result of stage `name` in this store (refs.json), whichever pipeline
+   * made it; undefined when there is none. For stages that show other pipelines' results (report).
+   */
+  latestKey?(name: string): Promise<string | undefined>;
   signal: AbortSignal;
 }
 
@@ -42,8 +47,9 @@ export interface StageKind<S extends z.ZodType = z.ZodType> {
   /**
    * Extra cache-key material that is not in params, e.g. a remote's ETag, or the tfjs backend
    * and package versions. Called at plan time (also by `status` and `--dry-run`): keep it cheap.
+   * Undefined: nothing to add (the key has no fingerprint member, as for a kind without one).
    */
-  fingerprint?(params: z.output<S>, env: FingerprintEnv): Promise<Record<string, unknown>>;
+  fingerprint?(params: z.output<S>, env: FingerprintEnv): Promise<Record<string, unknown> | undefined>;
   run(ctx: StageContext<z.output<S>>): Promise<void>;
 }
 

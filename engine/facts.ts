@@ -73,6 +73,7 @@ export function fingerprintEnv(env: FactsEnv): FingerprintEnv {
       if (d === undefined) throw new Error(`${p}: no such file or directory`);
       return d;
     },
+    latestKey: async (name) => (await env.store.readRefs()).get(name)?.key,
     signal: env.signal,
   };
 }
@@ -87,7 +88,8 @@ async function stageFacts(env: FactsEnv, spec: StageSpec): Promise<StageFacts> {
   const facts: StageFacts = { kind: kind.name, version: kind.version, keyParams: kind.cacheParams?.(spec.params) ?? spec.params };
   if (kind.fingerprint) {
     try {
-      facts.fingerprint = await kind.fingerprint(spec.params, fingerprintEnv(env));
+      const fingerprint = await kind.fingerprint(spec.params, fingerprintEnv(env));
+      if (fingerprint !== undefined) facts.fingerprint = fingerprint;
     } catch (err) {
       if (env.signal.aborted) throw err;
       facts.fingerprintError = errorMessage(err);

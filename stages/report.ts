@@ -10,6 +10,13 @@ export const ReportParams = z.strictObject({
   title: z.string().min(1).default('Training report').describe('heading of the report'),
   mistakes: z.int().min(0).default(16).describe('most confident mistakes shown per evaluate stage (with their test images)'),
   history: z.int().min(0).default(10).describe('earlier runs shown in the History section (read from the run records, not hashed)'),
+  compare_with: z
+    .array(z.string().min(1))
+    .min(1)
+    .optional()
+    .describe(
+      "evaluate stages of another pipeline sharing this store (e.g. the default pipeline's evaluate, evaluate_aug): their latest results are shown next to this pipeline's — headline, per-class comparison, learning curves. Their keys are part of this stage's key",
+    ),
 });
 export type ReportParams = z.output<typeof ReportParams>;
 
@@ -23,5 +30,13 @@ export const reportStage = defineStage({
     { name: 'report.md', type: 'file', description: 'the same facts as Markdown' },
     { name: 'report.json', type: 'json', description: 'the assembled report data' },
   ],
+  // The compared results are read from the store, so their keys enter the key: the report reruns
+  // when the other pipeline produced a new result. Absent compare_with, nothing is added.
+  async fingerprint(params, env) {
+    if (!params.compare_with) return undefined;
+    const compared: Record<string, string | null> = {};
+    for (const name of params.compare_with) compared[name] = (await env.latestKey?.(name)) ?? null;
+    return { compared };
+  },
   run: async (ctx) => (await import('../lib/report/run.js')).runReport(ctx),
 });

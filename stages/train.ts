@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import { defineStage } from '../engine/contract.js';
 import { resolveBackend } from '../lib/tf/backend.js';
-import { DEFAULT_OPTIMIZER, OptimizerSpec } from '../lib/model/optimizer-spec.js';
+import { DEFAULT_OPTIMIZER, OptimizerSpec, optimizerKey } from '../lib/model/optimizer-spec.js';
+import { BatchAugmentSpec, LabelSmoothing } from '../lib/model/batch-augment-spec.js';
 import { LrScheduleSpec } from '../lib/model/schedule.js';
 import { ModelSpec } from '../lib/model/spec.js';
 import { WorkersParam, resolveWorkers } from '../lib/model/workers-param.js';
@@ -24,7 +25,7 @@ export const TrainParams = z.strictObject({
   backend: BackendParam,
   workers: WorkersParam,
   model: ModelSpec,
-  optimizer: OptimizerSpec.default(DEFAULT_OPTIMIZER).describe('rmsprop (Keras 2 rule), adam or sgd (momentum, nesterov)'),
+  optimizer: OptimizerSpec.default(DEFAULT_OPTIMIZER).describe('rmsprop (Keras 2 rule), adam or sgd (momentum, nesterov); any with decoupled weight_decay'),
   lr_schedule: LrScheduleSpec.default({ type: 'constant' }).describe('constant, cosine (per step) or step (per epoch)'),
   batch_size: z.int().positive().default(128),
   epochs: z.int().positive().default(20),
@@ -39,8 +40,24 @@ export const TrainParams = z.strictObject({
     .min(1)
     .optional()
     .describe("an augment stage: epoch e trains on its copy e (cycled), one pass over the training set per epoch"),
+  batch_augment: BatchAugmentSpec.optional(),
+  label_smoothing: LabelSmoothing,
 });
 export type TrainParams = z.output<typeof TrainParams>;
+
+/**
+ * The params as they enter the cache key. Options added after the first release are left out
+ * while they are off, so a pipeline that does not use them keeps its keys (and its results).
+ */
+export function trainKeyParams(params: TrainParams): Record<string, unknown> {
+  const { workers: _workers, label_smoothing, batch_augment, optimizer, ...rest } = params;
+  return {
+    ...rest,
+    optimizer: optimizerKey(optimizer),
+    ...(batch_augment !== undefined ? { batch_augment } : {}),
+    ...(label_smoothing !== 0 ? { label_smoothing } : {}),
+  };
+}
 
 export const trainStage = defineStage({
   name: 'train',
@@ -57,7 +74,7 @@ export const trainStage = defineStage({
   // The raw `workers` param ('auto') is not what changes results; the resolved count is (gradients
   // averaged per shard round differently, dropout masks differ), so it enters the key through the
   // fingerprint, and only when > 1: single-thread keys stay what they were before the param existed.
-  cacheParams: ({ workers: _workers, ...rest }) => rest,
+  cacheParams: trainKeyParams,
   // A warm start from the promoted model keys on that model's file digests, like any input.
   async fingerprint(params, env) {
     const backend = resolveBackend(params.backend);

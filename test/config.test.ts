@@ -2,7 +2,7 @@
 // exact location — in process, with small fake kinds (the CLI tests cover the same through `pipeline dag`).
 import { describe, test, expect } from '@jest/globals';
 import { z } from 'zod';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPipeline, parsePipeline, parseSet } from '../engine/config.js';
@@ -277,7 +277,7 @@ describe('validation errors, each at its location, all reported at once (sorted 
       "pipeline.yaml:16:33: stage 'base': with.layers[1].rate: Too big: expected number to be <1",
       "pipeline.yaml:17:18: stage 'base': with.layers[2].type: Invalid discriminator value. Expected 'dense' | 'dropout'",
       "pipeline.yaml:20:5: stage 'third': with: is only for uses: stages",
-      "pipeline.yaml:21:1: unknown top-level key 'stagez' (did you mean 'stages'?) (allowed: params, stages, schedule, promote, remote)",
+      "pipeline.yaml:21:1: unknown top-level key 'stagez' (did you mean 'stages'?) (allowed: params, stages, schedule, promote, remote, workspace)",
     ]);
   });
 
@@ -478,7 +478,7 @@ describe('validation errors, each at its location, all reported at once (sorted 
       '    uses: learn',
       '    with: *common',
     ]);
-    expect(errorsOf(text)).toEqual(["pipeline.yaml:1:1: unknown top-level key 'common' (allowed: params, stages, schedule, promote, remote)"]);
+    expect(errorsOf(text)).toEqual(["pipeline.yaml:1:1: unknown top-level key 'common' (allowed: params, stages, schedule, promote, remote, workspace)"]);
     const merged = parse(
       yaml([
         'params:',
@@ -516,6 +516,31 @@ describe('loadPipeline', () => {
       const missing = loadPipeline('other.yaml', { cwd: dir, kinds: fakeKinds });
       await expect(missing).rejects.toBeInstanceOf(ConfigErrors);
       await expect(missing).rejects.toThrow('cannot read other.yaml: no such file (--config FILE names another)');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('workspace:', () => {
+  test('a pipeline in a subdirectory names the workspace its store and relative paths belong to', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'config-ws-'));
+    try {
+      await mkdir(join(dir, 'pipelines'));
+      const file = join(dir, 'pipelines', 'other.yaml');
+      await writeFile(file, 'workspace: ..\nstages:\n  a:\n    cmd: cat data.txt > out.txt\n    deps: [data.txt]\n    outs: [out.txt]\n');
+      const p = await loadPipeline(file, { cwd: dir, kinds: fakeKinds });
+      expect(p.root).toBe(dir);
+      expect(p.file).toBe(file);
+      // The pipeline file is protected under its path inside the workspace.
+      await writeFile(file, 'workspace: ..\nstages:\n  a:\n    cmd: echo > pipelines/other.yaml\n    outs: [pipelines/other.yaml]\n');
+      await expect(loadPipeline(file, { cwd: dir, kinds: fakeKinds })).rejects.toThrow(
+        "pipelines/other.yaml:5:12: stage 'a': output 'pipelines/other.yaml' is the pipeline file",
+      );
+      await writeFile(file, 'workspace: ../nowhere\nstages:\n  a:\n    cmd: a\n');
+      await expect(loadPipeline(file, { cwd: dir, kinds: fakeKinds })).rejects.toThrow(`pipelines/other.yaml:1:12: workspace: '../nowhere' is not a directory (${join(dir, 'nowhere')})`);
+      await writeFile(file, 'workspace: [a]\nstages:\n  a:\n    cmd: a\n');
+      await expect(loadPipeline(file, { cwd: dir, kinds: fakeKinds })).rejects.toThrow('workspace: must be a directory path relative to the pipeline file');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -122,6 +122,28 @@ describe('evaluate', () => {
     expect(EvaluateParams.parse({})).toEqual({ backend: 'auto', batch_size: 128, top_mistakes: 20 });
   });
 
+  test('tta flip: the mean of the probabilities of each image and its mirror image; the plain figures are kept', async () => {
+    await initBackend('cpu');
+    const plain = await evaluate({}, { train: trained, normalize });
+    const metrics = (await evaluate({ tta: 'flip' }, { train: trained, normalize })) as Metrics & { tta: string; without_tta: { test_loss: number; test_accuracy: number } };
+    const model = await loadModel(join(trained.dir, 'model'));
+    const x = await readNpy(join(normalize.dir, 'test_x.npy'));
+    const y = await readNpy(join(normalize.dir, 'test_y.npy'));
+    const xs = tf.tensor(x.data, x.shape);
+    const ys = tf.tensor(y.data, y.shape);
+    const probs = tf.tidy(() => tf.div(tf.add(model.predict(xs) as tf.Tensor, model.predict(tf.reverse(xs, 2)) as tf.Tensor), 2));
+    const loss = tf.mean(tf.metrics.categoricalCrossentropy(ys, probs)).dataSync()[0]!;
+    const accuracy = tf.mean(tf.metrics.categoricalAccuracy(ys, probs)).dataSync()[0]!;
+    tf.dispose([xs, ys, probs]);
+    model.dispose();
+    expect(metrics.tta).toBe('flip');
+    expect(metrics.test_loss).toBeCloseTo(loss, 5);
+    expect(metrics.test_accuracy).toBeCloseTo(accuracy, 6);
+    expect(metrics.test_loss).not.toBeCloseTo(plain.test_loss, 5);
+    expect(metrics.without_tta).toEqual({ test_loss: plain.test_loss, test_accuracy: plain.test_accuracy });
+    expect(plain).not.toHaveProperty('tta');
+  });
+
   test('a model that does not fit the data is a clear error', async () => {
     await initBackend('cpu');
     const wrong = buildModel(ModelSpec.parse([{ type: 'flatten' }, { type: 'dense', units: 7 }]), [6, 6, 3], 1);

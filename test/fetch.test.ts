@@ -312,7 +312,7 @@ describe('cache key', () => {
     await writeFile(served.path, randomBytes(10_001));
     const changed = await fetchStage.fingerprint!(p, env());
     expect(changed).not.toEqual(first);
-    expect(changed.contentLength).toBe(10_001);
+    expect(changed?.contentLength).toBe(10_001);
     expect(server.requestsFor('GET')).toEqual([]);
   });
 

@@ -37,6 +37,8 @@ export interface Rows {
   batch(rows: ArrayLike<number>): { x: tf.Tensor; y: tf.Tensor };
   /** The input batch alone, for prediction. */
   inputs(rows: ArrayLike<number>): tf.Tensor;
+  /** The input batch [rows, ...sampleShape] and one-hot targets [rows, K] as fresh arrays (to transform before they become tensors). */
+  gather(rows: ArrayLike<number>): { x: Float32Array; y: Float32Array };
 }
 
 function gatherTargets(y: Float32Array, k: number, rows: ArrayLike<number>): Float32Array {
@@ -57,25 +59,28 @@ export function floatRows(x: NdArray, y: NdArray, what: string): Rows {
   const xs = x.data as Float32Array;
   const sampleShape = x.shape.slice(1);
   const size = sampleShape.reduce((a, b) => a * b, 1);
-  const inputs = (rows: ArrayLike<number>) => {
+  const gatherInputs = (rows: ArrayLike<number>) => {
     // A fresh array per batch: some backends keep a reference to the array a tensor was made from.
     const out = new Float32Array(rows.length * size);
     for (let i = 0; i < rows.length; i++) out.set(xs.subarray(rows[i]! * size, rows[i]! * size + size), i * size);
-    return tf.tensor(out, [rows.length, ...sampleShape]);
+    return out;
   };
-  return rowsOf(x, y, inputs);
+  return rowsOf(x, y, gatherInputs);
 }
 
-/** The Rows around an `inputs` builder: targets are gathered from one-hot `y` the same way for any input dtype. */
-function rowsOf(x: NdArray, y: NdArray, inputs: (rows: ArrayLike<number>) => tf.Tensor): Rows {
+/** The Rows around an input gatherer: targets are gathered from one-hot `y` the same way for any input dtype. */
+function rowsOf(x: NdArray, y: NdArray, gatherInputs: (rows: ArrayLike<number>) => Float32Array): Rows {
   const ys = y.data as Float32Array;
   const k = y.shape[1]!;
+  const sampleShape = x.shape.slice(1);
+  const inputs = (rows: ArrayLike<number>) => tf.tensor(gatherInputs(rows), [rows.length, ...sampleShape]);
   return {
     count: x.shape[0]!,
-    sampleShape: x.shape.slice(1),
+    sampleShape,
     classes: k,
     inputs,
     batch: (rows) => ({ x: inputs(rows), y: tf.tensor2d(gatherTargets(ys, k, rows), [rows.length, k]) }),
+    gather: (rows) => ({ x: gatherInputs(rows), y: gatherTargets(ys, k, rows) }),
   };
 }
 
@@ -88,16 +93,16 @@ export function uint8Rows(x: NdArray, y: NdArray, table: Float32Array, what: str
   const size = sampleShape.reduce((a, b) => a * b, 1);
   const channels = sampleShape[sampleShape.length - 1]!;
   if (table.length !== channels * 256) throw new Error(`${what}: normalization has ${table.length / 256} channels, images have ${channels}`);
-  const inputs = (rows: ArrayLike<number>) => {
+  const gatherInputs = (rows: ArrayLike<number>) => {
     const out = new Float32Array(rows.length * size);
     for (let i = 0; i < rows.length; i++) {
       const src = rows[i]! * size;
       const dst = i * size;
       for (let j = 0; j < size; j++) out[dst + j] = table[(j % channels) * 256 + xs[src + j]!]!;
     }
-    return tf.tensor(out, [rows.length, ...sampleShape]);
+    return out;
   };
-  return rowsOf(x, y, inputs);
+  return rowsOf(x, y, gatherInputs);
 }
 
 /** 0..n-1 in blocks of `size` (prediction batches, in order). */

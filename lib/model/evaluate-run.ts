@@ -2,7 +2,8 @@
 import { type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
 import { PipelineError, StageError } from '../../engine/errors.js';
 import { initBackend } from '../tf/backend.js';
-import { floatRows } from './data.js';
+import * as tf from '@tensorflow/tfjs';
+import { floatRows, type Rows } from './data.js';
 import { loadModel } from './io.js';
 import {
   confusionMatrix,
@@ -14,6 +15,11 @@ import {
 } from './metrics.js';
 import { labelsOf, lossAndAccuracy, predictRows } from './predict.js';
 import type { EvaluateParams } from '../../stages/evaluate.js';
+
+/** The same rows with every image mirrored left-right (NHWC: the width axis). */
+function mirroredRows(rows: Rows): Rows {
+  return { ...rows, inputs: (r) => tf.tidy(() => tf.reverse(rows.inputs(r), 2)) };
+}
 
 function trainInput(ctx: StageContext<EvaluateParams>): UpstreamArtifacts {
   if (ctx.params.model) return ctx.inputs.stage(ctx.params.model);
@@ -32,14 +38,23 @@ export async function runEvaluate(ctx: StageContext<EvaluateParams>): Promise<vo
 
   const model = await loadModel(trained.path('model'));
   try {
-    ctx.progress.start(`evaluate ${trained.stage}`, rows.count, 'img');
+    const passes = p.tta === 'flip' ? 2 : 1;
+    ctx.progress.start(`evaluate ${trained.stage}`, rows.count * passes, 'img');
     const probs = await predictRows(model, rows, p.batch_size, {
       signal: ctx.signal,
       onBatch: (done) => ctx.progress.update(done),
     });
-    ctx.progress.done();
     const targets = y.data as Float32Array;
     const k = rows.classes;
+    const plain = p.tta ? lossAndAccuracy(probs, targets, k) : undefined;
+    if (p.tta === 'flip') {
+      const mirrored = await predictRows(model, mirroredRows(rows), p.batch_size, {
+        signal: ctx.signal,
+        onBatch: (done) => ctx.progress.update(rows.count + done),
+      });
+      for (let i = 0; i < probs.length; i++) probs[i] = (probs[i]! + mirrored[i]!) / 2;
+    }
+    ctx.progress.done();
     const { loss, accuracy } = lossAndAccuracy(probs, targets, k);
     const labels = labelsOf(targets, k);
     const predicted = predictedLabels(probs, k);
@@ -59,9 +74,11 @@ export async function runEvaluate(ctx: StageContext<EvaluateParams>): Promise<vo
       macro_avg: macroAverage(perClass),
       confusion_matrix: matrix,
       most_confident_mistakes: mistakes,
+      ...(p.tta && plain ? { tta: p.tta, without_tta: { test_loss: plain.loss, test_accuracy: plain.accuracy } } : {}),
     });
 
-    ctx.log.info(`${trained.stage} on ${rows.count} test images: Test score ${loss.toFixed(4)}, Test accuracy ${accuracy.toFixed(4)}`);
+    const ttaNote = plain ? ` (tta ${p.tta}; without: Test score ${plain.loss.toFixed(4)}, Test accuracy ${plain.accuracy.toFixed(4)})` : '';
+    ctx.log.info(`${trained.stage} on ${rows.count} test images: Test score ${loss.toFixed(4)}, Test accuracy ${accuracy.toFixed(4)}${ttaNote}`);
     for (const line of formatClassTable(perClass)) ctx.log.info(line);
     if (mistakes.length) {
       const top = mistakes.slice(0, 5).map((m) => `#${m.index} ${m.true_class}→${m.predicted_class} (${m.confidence.toFixed(3)})`);

@@ -1,12 +1,22 @@
 // The optimizer params schema (tf-free, so loading pipeline.yaml does not load TensorFlow.js).
 import { z } from 'zod';
 
+// Optional rather than defaulted: a spec without it is the spec as it was before the option
+// existed, so cache keys of pipelines that do not use it stay the same.
+const weightDecay = z
+  .number()
+  .min(0)
+  .lt(1)
+  .optional()
+  .describe('decoupled weight decay (AdamW, Loshchilov & Hutter): every step, kernels shrink by lr·weight_decay before the update; biases and 1-D weights are not decayed. Default 0');
+
 export const OptimizerSpec = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('rmsprop'),
     lr: z.number().positive().default(0.001),
     rho: z.number().gt(0).lt(1).default(0.9),
     epsilon: z.number().positive().default(1e-7),
+    weight_decay: weightDecay,
   }),
   z.strictObject({
     type: z.literal('adam'),
@@ -14,13 +24,22 @@ export const OptimizerSpec = z.discriminatedUnion('type', [
     beta_1: z.number().gt(0).lt(1).default(0.9),
     beta_2: z.number().gt(0).lt(1).default(0.999),
     epsilon: z.number().positive().default(1e-7),
+    weight_decay: weightDecay,
   }),
   z.strictObject({
     type: z.literal('sgd'),
     lr: z.number().positive().default(0.01),
     momentum: z.number().min(0).lt(1).default(0),
     nesterov: z.boolean().default(false),
+    weight_decay: weightDecay,
   }),
 ]);
 export type OptimizerSpec = z.output<typeof OptimizerSpec>;
 export const DEFAULT_OPTIMIZER: OptimizerSpec = { type: 'rmsprop', lr: 0.001, rho: 0.9, epsilon: 1e-7 };
+
+/** The spec as it enters cache keys: `weight_decay: 0` is the same optimizer as no weight_decay. */
+export function optimizerKey(spec: OptimizerSpec): OptimizerSpec {
+  if (spec.weight_decay !== 0) return spec;
+  const { weight_decay: _none, ...rest } = spec;
+  return rest;
+}

@@ -53,10 +53,14 @@ export class KerasOptimizer extends tf.Optimizer {
     const spec = this.spec;
     const lr = this.learningRate;
     const t = this.iterations + 1; // `iterations_` is lazily initialised by the getter
+    const decay = lr * (spec.weight_decay ?? 0);
     named.forEach(({ name, tensor: g }, i) => {
       const value = tf.engine().registeredVariables[name];
       if (!value || g == null) return;
       tf.tidy(() => {
+        // Decoupled weight decay (AdamW / PyTorch's rule): shrink the weights first, outside the
+        // gradient, so the adaptive denominators never see it. Kernels only (rank ≥ 2).
+        if (decay > 0 && value.rank >= 2) value.assign(tf.mul(value, 1 - decay));
         switch (spec.type) {
           case 'rmsprop': {
             const a = this.slot(0, i, value);

@@ -16,7 +16,8 @@ import { Rng, deriveSeed } from './rng.js';
 import { modelSummary, paramCounts } from './summary.js';
 import { localStep, type TrainStep } from './train-step.js';
 import { resolveWorkers } from './workers-param.js';
-import { INIT_FROM_CURRENT, type TrainParams } from '../../stages/train.js';
+import { INIT_FROM_CURRENT, trainKeyParams, type TrainParams } from '../../stages/train.js';
+import { hasBatchTransforms, transformedRows, type BatchTransforms } from './batch-augment.js';
 import { championFingerprint, readCurrentModel } from '../champion.js';
 
 /** The training split as the loop consumes it: one Rows per epoch. */
@@ -181,8 +182,7 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
 
     // resumeDir is already per cache key; the key also guards against a reused directory. Like the
     // cache key, it names the resolved worker count when > 1 (single-thread keys are unchanged).
-    const { workers: _workersParam, ...keyParams } = p;
-    const keyMaterial = { params: keyParams, inputShape: data.inputShape, count: data.count, k, backend: backend.name };
+    const keyMaterial = { params: trainKeyParams(p), inputShape: data.inputShape, count: data.count, k, backend: backend.name };
     const key = createHash('sha256')
       .update(JSON.stringify(workers > 1 ? { ...keyMaterial, workers } : keyMaterial))
       .digest('hex');
@@ -199,12 +199,22 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
       step = localStep(model, optimizer);
     }
 
+    const transforms: BatchTransforms = { augment: p.batch_augment, labelSmoothing: p.label_smoothing, seed: deriveSeed(p.seed, 'batch_augment') };
+    if (p.batch_augment) {
+      const a = p.batch_augment;
+      ctx.log.info(`batch_augment: random crop (padding ${a.crop_padding}, ${a.fill_mode})${a.horizontal_flip ? ' + horizontal flip' : ''} per image and epoch`);
+    }
+    if (p.label_smoothing > 0) ctx.log.info(`label smoothing ${p.label_smoothing}`);
+
     const began = performance.now();
     const final = await fit({
       stage: ctx.stage,
       model,
       step,
-      trainRows: (epoch) => data.rowsFor(epoch),
+      trainRows: async (epoch) => {
+        const rows = await data.rowsFor(epoch);
+        return hasBatchTransforms(transforms) ? transformedRows(rows, transforms, epoch) : rows;
+      },
       val,
       epochs: p.epochs,
       batchSize: p.batch_size,
@@ -239,6 +249,9 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
       batch_size: p.batch_size,
       steps_per_epoch: Math.ceil(data.count / p.batch_size),
       trained_on: data.describe,
+      batch_augment: p.batch_augment ?? null,
+      label_smoothing: p.label_smoothing,
+      weight_decay: p.optimizer.weight_decay ?? 0,
       init_from: p.init_from ?? null,
       resumed_after_epoch: restored ? start.epoch : null,
       epoch_seconds: epochSeconds,

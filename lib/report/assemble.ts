@@ -9,6 +9,8 @@ export interface TrainCurveInput {
   init_from?: string;
   history: HistoryRecord;
   source: Source;
+  /** A train stage of another pipeline in this store (report `compare_with`). */
+  compared?: boolean;
 }
 
 /**
@@ -46,11 +48,11 @@ export function joinCurves(trains: readonly TrainCurveInput[]): Curves {
       for (const [metric, split, values] of series) {
         const value = values?.[i];
         if (typeof value === 'number' && Number.isFinite(value)) {
-          points.push({ stage: t.stage, epoch: offset + stageEpoch, stage_epoch: stageEpoch, metric, split, value });
+          points.push({ stage: t.stage, epoch: offset + stageEpoch, stage_epoch: stageEpoch, metric, split, value, ...(t.compared ? { compared: true } : {}) });
         }
       }
     }
-    if (n > 0) phases.push({ stage: t.stage, ...(t.init_from ? { parent: t.init_from } : {}), first: offset + 1, last: offset + n });
+    if (n > 0) phases.push({ stage: t.stage, ...(t.init_from ? { parent: t.init_from } : {}), first: offset + 1, last: offset + n, ...(t.compared ? { compared: true } : {}) });
   }
   phases.sort((a, b) => a.first - b.first || a.stage.localeCompare(b.stage));
   return { points, phases, sources: trains.map((t) => t.source) };

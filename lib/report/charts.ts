@@ -23,8 +23,10 @@ export function learningCurveSpec(points: readonly CurvePoint[], phases: readonl
     .map((p) => ({
       ...p,
       series: p.split,
-      label: `${p.stage} epoch ${p.stage_epoch} (overall ${p.epoch}): ${p.split} ${metric} ${p.value.toFixed(4)}`,
+      pipeline: p.compared ? 'compared' : 'this pipeline',
+      label: `${p.stage}${p.compared ? ' (compared)' : ''} epoch ${p.stage_epoch} (overall ${p.epoch}): ${p.split} ${metric} ${p.value.toFixed(4)}`,
     }));
+  const anyCompared = values.some((v) => v.compared);
   // A boundary where a stage continues another one (init_from): phase 2 starts here.
   const boundaries = phases.filter((p) => p.first > 1).map((p) => ({ epoch: p.first - 0.5, text: `${p.stage} →` }));
   const layers: VegaLiteSpec[] = [
@@ -45,6 +47,10 @@ export function learningCurveSpec(points: readonly CurvePoint[], phases: readonl
           scale: { domain: ['training', 'validation'], range: ['#4269d0', '#ef8a33'] },
         },
         detail: { field: 'stage' },
+        // Another pipeline's stages (report compare_with) are dashed.
+        ...(anyCompared
+          ? { strokeDash: { field: 'pipeline', type: 'nominal', title: null, scale: { domain: ['this pipeline', 'compared'], range: [[1, 0], [5, 3]] } } }
+          : {}),
         tooltip: [
           { field: 'stage' },
           { field: 'stage_epoch', title: 'stage epoch' },

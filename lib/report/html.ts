@@ -57,8 +57,9 @@ function deltaCell(x: number, digits = 3, higherIsBetter = true): string {
 
 function headline(d: ReportData): string {
   const cards = d.evaluations.map((e) => {
-    const cmp = d.comparisons.find((c) => c.after === e.stage);
-    return `<div class="card" data-evaluate="${esc(e.stage)}"><div class="label">${esc(e.stage)} <span class="muted">(${esc(e.model_stage)})</span></div><div class="big">${(100 * e.accuracy).toFixed(2)}%</div><div class="muted">test accuracy · loss ${f4(e.loss)}${cmp ? ` · ${deltaCell(cmp.accuracy.delta * 100, 2)} pts vs ${esc(cmp.before)}` : ''}</div></div>`;
+    const cmps = d.comparisons.filter((c) => c.after === e.stage);
+    const from = e.compared ? ` <span class="muted">· compared, from run <code>${esc(e.compared.run_id)}</code></span>` : '';
+    return `<div class="card${e.compared ? ' compared' : ''}" data-evaluate="${esc(e.stage)}"><div class="label">${esc(e.stage)} <span class="muted">(${esc(e.model_stage)})</span>${from}</div><div class="big">${(100 * e.accuracy).toFixed(2)}%</div><div class="muted">test accuracy · loss ${f4(e.loss)}${cmps.map((cmp) => ` · ${deltaCell(cmp.accuracy.delta * 100, 2)} pts vs ${esc(cmp.before)}`).join('')}</div></div>`;
   });
   return cards.length ? `<div class="cards">${cards.join('')}</div>` : '<p class="muted">No evaluate stage among the inputs: no test metrics.</p>';
 }
@@ -120,7 +121,7 @@ function modelSection(d: ReportData): string {
 function curvesSection(d: ReportData, a: RenderedAssets): string {
   if (!d.curves.points.length) return '';
   const phases = d.curves.phases
-    .map((p) => `<li><b>${esc(p.stage)}</b>: epochs ${p.first}–${p.last}${p.parent ? `, continuing from ${esc(p.parent)}` : ''}</li>`)
+    .map((p) => `<li><b>${esc(p.stage)}</b>: epochs ${p.first}–${p.last}${p.parent ? `, continuing from ${esc(p.parent)}` : ''}${p.compared ? ' <span class="muted">(compared: another pipeline in this store, dashed)</span>' : ''}</li>`)
     .join('');
   const epochs = [...new Set(d.curves.points.map((p) => `${p.stage}\u0000${p.epoch}`))].map((k) => k.split('\u0000') as [string, string]);
   const value = (stage: string, epoch: number, metric: string, split: string) =>

@@ -15,8 +15,9 @@ export function renderMarkdown(d: ReportData): string {
   const out: string[] = [`# ${d.title}`, '', `Generated ${d.generated_at} by run \`${d.run.id}\`.`, ''];
 
   for (const e of d.evaluations) {
-    const cmp = d.comparisons.find((c) => c.after === e.stage);
-    out.push(`- **${e.stage}** (${e.model_stage}): Test accuracy **${f4(e.accuracy)}**, Test score ${f4(e.loss)}${cmp ? ` (${signed(cmp.accuracy.delta, 4)} vs ${cmp.before})` : ''}`);
+    const from = e.compared ? ` — compared: another pipeline's result in this store (run \`${e.compared.run_id}\`)` : '';
+    const cmps = d.comparisons.filter((c) => c.after === e.stage);
+    out.push(`- **${e.stage}** (${e.model_stage}): Test accuracy **${f4(e.accuracy)}**, Test score ${f4(e.loss)}${cmps.length ? ` (${cmps.map((c) => `${signed(c.accuracy.delta, 4)} vs ${c.before}`).join(', ')})` : ''}${from}`);
   }
   if (d.evaluations.length) out.push('');
 
@@ -47,7 +48,7 @@ export function renderMarkdown(d: ReportData): string {
 
   if (d.curves.phases.length) {
     out.push('## Learning curves', '');
-    for (const p of d.curves.phases) out.push(`- ${p.stage}: epochs ${p.first}–${p.last}${p.parent ? ` (continues ${p.parent})` : ''}`);
+    for (const p of d.curves.phases) out.push(`- ${p.stage}: epochs ${p.first}–${p.last}${p.parent ? ` (continues ${p.parent})` : ''}${p.compared ? ' — compared: another pipeline in this store' : ''}`);
     const keys = [...new Set(d.curves.points.map((p) => `${p.stage}\u0000${p.epoch}`))];
     const v = (stage: string, epoch: number, metric: string, split: string) =>
       d.curves.points.find((p) => p.stage === stage && p.epoch === epoch && p.metric === metric && p.split === split)?.value;

@@ -70,6 +70,8 @@ export interface CurvePoint {
   metric: 'loss' | 'accuracy';
   split: 'training' | 'validation';
   value: number;
+  /** From another pipeline's train stage (report `compare_with`). */
+  compared?: boolean;
 }
 
 export interface Phase {
@@ -78,6 +80,7 @@ export interface Phase {
   /** First and last epoch on the joined axis. */
   first: number;
   last: number;
+  compared?: boolean;
 }
 
 export interface Curves {
@@ -98,6 +101,8 @@ export interface Evaluation {
   confusion_matrix: number[][];
   mistakes: (MistakeRecord & { image?: string })[];
   source_ref: Source;
+  /** Not this pipeline's: the latest result of another pipeline's stage in this store (`compare_with`), computed by run `run_id`. */
+  compared?: { run_id: string };
 }
 
 export interface ClassDelta {

@@ -6,6 +6,7 @@ import { StageError } from '../../engine/errors.js';
 import { comparePairs, compare, joinCurves, modelCard, type TrainCurveInput } from './assemble.js';
 import { confusionSpec, deltaSpec, historySpec, learningCurveSpec, type VegaLiteSpec } from './charts.js';
 import { collectHistory } from './history.js';
+import { readCompared } from './compared.js';
 import { renderHtml, type RenderedAssets } from './html.js';
 import { fileDataUri, rowImages } from './images.js';
 import { renderMarkdown } from './markdown.js';
@@ -17,6 +18,7 @@ export interface ReportParams {
   title: string;
   mistakes: number;
   history: number;
+  compare_with?: string[];
 }
 
 function source(u: UpstreamArtifacts, file: string): Source {
@@ -97,20 +99,18 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
     : normIn?.has('test_x.npy')
       ? { path: normIn.path('test_x.npy'), normalization }
       : undefined;
-  const evaluations: Evaluation[] = [];
-  for (const e of evaluateIns) {
-    const m = metricsOf.get(e.stage)!;
+  const evaluationOf = async (stage: string, m: MetricsRecord, ref: Source, ourTestImages = true): Promise<Evaluation> => {
     const shown = m.most_confident_mistakes.slice(0, p.mistakes);
     let images: string[] = [];
-    if (imageSource && shown.length) {
+    if (imageSource && ourTestImages && shown.length) {
       try {
         images = await rowImages(imageSource.path, shown.map((x) => x.index), imageSource.normalization);
       } catch (err) {
-        ctx.log.warn(`test images for ${e.stage}'s mistakes unavailable: ${(err as Error).message}`);
+        ctx.log.warn(`test images for ${stage}'s mistakes unavailable: ${(err as Error).message}`);
       }
     }
-    evaluations.push({
-      stage: e.stage,
+    return {
+      stage,
       model_stage: m.model_stage,
       count: m.count,
       loss: m.test_loss,
@@ -120,11 +120,28 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
       ...(m.macro_avg ? { macro_avg: m.macro_avg } : {}),
       confusion_matrix: m.confusion_matrix,
       mistakes: shown.map((x, i) => ({ ...x, ...(images[i] ? { image: images[i] } : {}) })),
-      source_ref: source(e, 'metrics.json'),
-    });
-  }
+      source_ref: ref,
+    };
+  };
+  const own: Evaluation[] = [];
+  for (const e of evaluateIns) own.push(await evaluationOf(e.stage, metricsOf.get(e.stage)!, source(e, 'metrics.json')));
+
+  // ---- another pipeline's results in this store (compare_with): the keys the plan named
+  const comparedKeys = (ctx.fingerprint.compared ?? {}) as Record<string, string | null>;
+  // Their mistakes get test images only when they were computed on this report's normalize result.
+  const ourData = normIn ? { stage: normIn.stage, key: normIn.provenance.key } : undefined;
+  const compared = await readCompared(ctx.runs, comparedKeys, new Set([...inputs.all.map((u) => u.stage), ctx.stage]), ourData);
+  for (const why of compared.missing) ctx.log.warn(`compare_with ${why}`);
+  const others: Evaluation[] = [];
+  for (const c of compared.evaluations) others.push({ ...(await evaluationOf(c.stage, c.metrics, c.source, c.sameData)), compared: { run_id: c.run_id } });
+  const comparedCurves = compared.trains.filter((t) => !trains.some((o) => o.stage === t.stage));
+  const curvesAll = comparedCurves.length ? joinCurves([...trains, ...comparedCurves]) : curves;
+  const evaluations = [...own, ...others];
   const parents = new Map(trains.map((t) => [t.stage, t.init_from]));
-  const comparisons = comparePairs(evaluations, parents).map(([a, b]) => compare(a, b));
+  const comparisons = comparePairs(own, parents).map(([a, b]) => compare(a, b));
+  // This pipeline's first-generation evaluations against each compared one.
+  const roots = own.filter((e) => !comparisons.some((c) => c.after === e.stage));
+  for (const other of others) for (const e of roots) comparisons.push(compare(other, e));
 
   // ---- augmentation
   const augmentations: AugmentInfo[] = [];
@@ -172,7 +189,7 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
     evaluations.map((e) => e.stage),
     {
       run: current,
-      metrics: Object.fromEntries(evaluations.map((e) => [e.stage, { key: e.source_ref.key, accuracy: e.accuracy, loss: e.loss }])),
+      metrics: Object.fromEntries(own.map((e) => [e.stage, { key: e.source_ref.key, accuracy: e.accuracy, loss: e.loss }])),
     },
     p.history,
     new Set([ctx.stage]),
@@ -198,7 +215,7 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
     stages,
     data,
     models,
-    curves,
+    curves: curvesAll,
     evaluations,
     comparisons,
     augmentations,
@@ -210,15 +227,15 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
       classes,
       ...(fetch ? { fetch } : {}),
       ...(decode ? { decode } : {}),
-      evaluations,
+      evaluations: own,
     }),
   };
 
   // ---- charts
   const specs: [string, VegaLiteSpec][] = [];
-  if (curves.points.length) {
-    specs.push(['curves-loss', learningCurveSpec(curves.points, curves.phases, 'loss')]);
-    specs.push(['curves-accuracy', learningCurveSpec(curves.points, curves.phases, 'accuracy')]);
+  if (curvesAll.points.length) {
+    specs.push(['curves-loss', learningCurveSpec(curvesAll.points, curvesAll.phases, 'loss')]);
+    specs.push(['curves-accuracy', learningCurveSpec(curvesAll.points, curvesAll.phases, 'accuracy')]);
   }
   for (const e of evaluations) specs.push([`confusion-${e.stage}`, confusionSpec(e.confusion_matrix, e.classes)]);
   for (const c of comparisons) specs.push([`delta-${c.before}-${c.after}`, deltaSpec(c.classes, 'f1', c.before, c.after)]);
@@ -235,6 +252,6 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
   await writeFile(ctx.out.path('report.md'), renderMarkdown(report));
   await writeFile(ctx.out.path('index.html'), renderHtml(report, assets));
   ctx.log.info(
-    `${evaluations.length} evaluation${evaluations.length === 1 ? '' : 's'}, ${curves.phases.length} train stage${curves.phases.length === 1 ? '' : 's'}, history of ${history.rows.length} run${history.rows.length === 1 ? '' : 's'}`,
+    `${own.length} evaluation${own.length === 1 ? '' : 's'}${others.length ? ` (+ ${others.length} compared)` : ''}, ${curves.phases.length} train stage${curves.phases.length === 1 ? '' : 's'}, history of ${history.rows.length} run${history.rows.length === 1 ? '' : 's'}`,
   );
 }
