@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/tf/backend.js';
 import { skipInputGradient } from '../lib/model/input-gradient.js';
-import { DataParallelTrainer } from '../lib/tf/data-parallel.js';
+import { DataParallelTrainer } from '../lib/model/data-parallel.js';
 import { registerWasmTrainingKernels } from '../lib/tf/kernels/register.js';
 import { conv2dDirect } from '../lib/tf/kernels/simd-module.js';
 import { KernelTimer, type KernelTime } from './kernel-timer.js';

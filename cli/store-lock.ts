@@ -1,6 +1,6 @@
 // Running a maintenance command (gc, verify) with the store lock held, waiting like `run` does.
 import { AbortedError } from '../engine/errors.js';
-import { acquireStoreLock, describeBreak, describeHolder } from '../engine/lock.js';
+import { acquireStoreLock, describeBreak, describeHolder } from '../engine/store/lock.js';
 
 export async function withStoreLock<T>(storeDir: string, timeoutSeconds: number, fn: () => Promise<T>): Promise<T> {
   const stop = new AbortController();

@@ -1,6 +1,6 @@
 // The validated, resolved pipeline: what config loading (engine/config.ts) produces and what
 // planning (engine/plan.ts) and execution (engine/execute.ts) consume.
-import type { PromoteSpec, ScheduleEntry } from './automation-config.js';
+import type { PromoteSpec, ScheduleEntry } from './config/automation.js';
 import type { SourceLocation } from './errors.js';
 import type { RemoteConfig } from './remote/config.js';
 

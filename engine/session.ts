@@ -2,11 +2,11 @@
 // stage kinds. Opening a session writes nothing (validation comes before any write).
 import { setMaxListeners } from 'node:events';
 import type { StageKind } from './contract.js';
-import type { FactsEnv } from './facts.js';
+import type { FactsEnv } from './plan/facts.js';
 import type { Pipeline } from './pipeline.js';
-import { isErrno } from './fs-tree.js';
-import { StatCache } from './stat-cache.js';
-import { Store } from './store.js';
+import { isErrno } from './store/fs-tree.js';
+import { StatCache } from './store/stat-cache.js';
+import { Store } from './store/store.js';
 
 export interface Session {
   pipeline: Pipeline;
@@ -24,7 +24,7 @@ export interface SessionOptions {
 }
 
 export async function openSession(configFile: string, options: SessionOptions = {}): Promise<Session> {
-  const { loadPipeline } = await import('./config.js');
+  const { loadPipeline } = await import('./config/parse.js');
   const kinds = options.kinds ?? (await import('../stages/index.js')).builtinKinds;
   let pipeline = await loadPipeline(configFile, { sets: options.sets, kinds });
   if (options.backend !== undefined) {

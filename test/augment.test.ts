@@ -15,7 +15,7 @@ import { randomBits } from '../lib/augment/rng.js';
 import { affineFor, drawTransform, type AugmentConfig, type FillMode, type TransformParams } from '../lib/augment/transform.js';
 import { warpImage } from '../lib/augment/warp.js';
 import { readNpy, writeNpy } from '../lib/npy.js';
-import { augmentKind, augmentParams, copyName, type AugmentParams } from '../stages/augment.js';
+import { augmentKind, augmentParams, copyName, type AugmentParams } from '../stages/augment/augment.js';
 import { cifarSource, extractSubset } from './helpers/dataset.js';
 import { dirWriter, fakeInputs, fakeRunHistory, quietLogger, runStage, testPools } from './helpers/stage-context.js';
 import { referenceTransform } from './augment-reference.js';

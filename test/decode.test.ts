@@ -14,7 +14,7 @@ import * as tar from 'tar';
 import { StageError } from '../engine/errors.js';
 import { resize, convertChannels } from '../lib/images/convert.js';
 import { readNpy, type NdArray } from '../lib/npy.js';
-import { decodeStage } from '../stages/decode.js';
+import { decodeStage } from '../stages/decode/decode.js';
 import { CLASSES, cifarSource, extractSubset, realCifarArchive, syntheticImage } from './helpers/dataset.js';
 import { writeCifarBinaryArchive, writeCifarBinaryTree } from './helpers/cifar-binary.js';
 import { runStage, type FakeRun, type FakeUpstream } from './helpers/stage-context.js';

@@ -13,7 +13,7 @@ import { AbortedError, StageError } from '../engine/errors.js';
 import type { FingerprintEnv } from '../engine/contract.js';
 import { download } from '../lib/fetch/download.js';
 import { extractArchive } from '../lib/fetch/extract.js';
-import { fetchStage, type FetchParams, type FetchRecord } from '../stages/fetch.js';
+import { fetchStage, type FetchParams, type FetchRecord } from '../stages/fetch/fetch.js';
 import { CLASSES, cifarSource, type CifarSource } from './helpers/dataset.js';
 import { TestFileServer } from './helpers/http-server.js';
 import { tarBytes, writeTar, writeZip } from './helpers/archive-builders.js';

@@ -6,8 +6,8 @@ import { RemoteError, remoteIsDown, type RemoteBackend } from '../engine/remote/
 import { effectiveRemote, remoteSchema, remoteUrlProblem } from '../engine/remote/config.js';
 import { authorizationFromEnv } from '../engine/remote/http.js';
 import { fetchManifest, remoteManifestPath, remoteObjectPath } from '../engine/remote/transfer.js';
-import { cacheKey, KEY_FORMAT, type KeyMaterial } from '../engine/cache-key.js';
-import { MANIFEST_FORMAT, outputsDigestOf, type Manifest } from '../engine/manifest.js';
+import { cacheKey, KEY_FORMAT, type KeyMaterial } from '../engine/store/cache-key.js';
+import { MANIFEST_FORMAT, outputsDigestOf, type Manifest } from '../engine/store/manifest.js';
 
 /** A remote holding fixed bytes per path (the bytes a server would answer with). */
 class FixedRemote implements RemoteBackend {

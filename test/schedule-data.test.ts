@@ -11,7 +11,7 @@ import * as tar from 'tar';
 import { runCli } from './helpers/cli.js';
 import { cifarSource, extractSubset } from './helpers/dataset.js';
 import { TestFileServer } from './helpers/http-server.js';
-import type { RunRecord } from '../engine/runs.js';
+import type { RunRecord } from '../engine/store/runs.js';
 
 const MODEL =
   '[{type: conv2d, filters: 8, kernel_size: 3, activation: relu}, {type: maxPooling2d, pool_size: 2}, {type: flatten}, {type: dense, units: 10, activation: softmax}]';

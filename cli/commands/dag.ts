@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .action(async (targets: string[], options: DagOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { loadPipeline, selectStages } = await import('../../engine/config.js');
+      const { loadPipeline, selectStages } = await import('../../engine/config/parse.js');
       const pipeline = await loadPipeline(globals.config, { sets: overrideArgs(options) });
       const selected = selectStages(pipeline, targets);
       process.stdout.write(renderDag(pipeline, selected, options.format));

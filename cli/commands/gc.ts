@@ -21,10 +21,10 @@ export function register(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const [{ openSession }, { collectGarbage }, { withStoreLock }, { formatBytes }, { promotedKeys }] = await Promise.all([
         import('../../engine/session.js'),
-        import('../../engine/gc.js'),
+        import('../../engine/store/gc.js'),
         import('../store-lock.js'),
         import('../output.js'),
-        import('../../engine/promote.js'),
+        import('../../engine/promote/promote.js'),
       ]);
       const session = await openSession(globals.config);
       if (!(await session.store.exists())) {

@@ -2,8 +2,8 @@
 // metrics.json) for the latest run, or for two runs side by side with the change, as `dvc metrics diff`.
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../main.js';
-import type { RunRecord } from '../../engine/runs.js';
-import type { Store } from '../../engine/store.js';
+import type { RunRecord } from '../../engine/store/runs.js';
+import type { Store } from '../../engine/store/store.js';
 
 interface MetricsOptions {
   diff?: string[];
@@ -63,7 +63,7 @@ export function register(program: Command): void {
 
 /** Metrics of every stage result (evaluate, or a cmd stage's metrics.json) the run used or produced. */
 async function metricsOf(store: Store, record: RunRecord): Promise<StageMetrics> {
-  const { readMetrics } = await import('../../engine/promote.js');
+  const { readMetrics } = await import('../../engine/promote/promote.js');
   const out: StageMetrics = new Map();
   for (const s of record.stages) {
     if (!s.key) continue;

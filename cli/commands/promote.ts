@@ -24,7 +24,7 @@ export function register(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const [{ openSession }, { promoteRun }, { withStoreLock }, { findRun }] = await Promise.all([
         import('../../engine/session.js'),
-        import('../../engine/promote.js'),
+        import('../../engine/promote/promote.js'),
         import('../store-lock.js'),
         import('../run-ref.js'),
       ]);
@@ -46,7 +46,7 @@ export function register(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const [{ openSession }, { rollbackChampion }, { withStoreLock }] = await Promise.all([
         import('../../engine/session.js'),
-        import('../../engine/promote.js'),
+        import('../../engine/promote/promote.js'),
         import('../store-lock.js'),
       ]);
       const session = await openSession(globals.config);

@@ -24,7 +24,7 @@ export function register(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const [{ openSession }, { selectStages }, { formatBytes, stageProgress }, { chosenRemote, withRemoteTransfer }, errors] = await Promise.all([
         import('../../engine/session.js'),
-        import('../../engine/config.js'),
+        import('../../engine/config/parse.js'),
         import('../output.js'),
         import('../remote.js'),
         import('../../engine/errors.js'),
@@ -34,7 +34,7 @@ export function register(program: Command): void {
       const config = chosenRemote(session.pipeline, options.remote);
       if (!config) throw new errors.UsageError('no remote: add a remote: section to pipeline.yaml or pass --remote URL');
       const [{ gatherFacts, loadStored, resolveStage }, { pullResult }, { remoteIsDown }] = await Promise.all([
-        import('../../engine/facts.js'),
+        import('../../engine/plan/facts.js'),
         import('../../engine/remote/transfer.js'),
         import('../../engine/remote/backend.js'),
       ]);

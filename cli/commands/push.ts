@@ -22,7 +22,7 @@ export function register(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const [{ openSession }, { selectStages }, { formatBytes, stageProgress }, { chosenRemote, withRemoteTransfer }, { UsageError }] = await Promise.all([
         import('../../engine/session.js'),
-        import('../../engine/config.js'),
+        import('../../engine/config/parse.js'),
         import('../output.js'),
         import('../remote.js'),
         import('../../engine/errors.js'),
@@ -36,9 +36,9 @@ export function register(program: Command): void {
         return;
       }
       const [{ gatherFacts, resolvePlan }, { pushResult }, { describeReasons }] = await Promise.all([
-        import('../../engine/facts.js'),
+        import('../../engine/plan/facts.js'),
         import('../../engine/remote/transfer.js'),
-        import('../../engine/reasons.js'),
+        import('../../engine/plan/reasons.js'),
       ]);
       const jobs = options.jobs ?? config.jobs;
       const width = nameWidth(selection);

@@ -6,8 +6,8 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { GlobalOptions } from '../main.js';
 import { collect, collectUnset, errorText, nameWidth, nonNegativeNumber, overrideArgs, positiveInt, stageLine, UNSET_HELP } from '../stage-lines.js';
-import type { StageReport } from '../../engine/execute.js';
-import type { RunRecord, RunTrigger } from '../../engine/runs.js';
+import type { StageReport } from '../../engine/run/execute.js';
+import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
 import type { RemoteConfig } from '../../engine/remote/config.js';
 
 export interface RunOptions {
@@ -55,7 +55,7 @@ export async function runCommand(targets: string[], options: RunOptions, globals
   // Start loading what a real run needs while the pipeline is read and validated.
   const runModules = options.dryRun ? undefined : loadRunModules();
   runModules?.catch(() => {});
-  const [{ openSession }, { selectStages }] = await Promise.all([import('../../engine/session.js'), import('../../engine/config.js')]);
+  const [{ openSession }, { selectStages }] = await Promise.all([import('../../engine/session.js'), import('../../engine/config/parse.js')]);
   const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
   const selection = selectStages(session.pipeline, targets);
   const { chosenRemote } = await import('../remote.js');
@@ -68,23 +68,23 @@ export async function runCommand(targets: string[], options: RunOptions, globals
 
 function loadRunModules() {
   return Promise.all([
-    import('../../engine/lock.js'),
-    import('../../engine/facts.js'),
-    import('../../engine/execute.js'),
-    import('../../engine/runs.js'),
+    import('../../engine/store/lock.js'),
+    import('../../engine/plan/facts.js'),
+    import('../../engine/run/execute.js'),
+    import('../../engine/store/runs.js'),
     import('../output.js'),
     import('../../engine/errors.js'),
-    import('../../engine/cmd-stage.js'),
+    import('../../engine/run/cmd-stage.js'),
     import('proper-lockfile'),
-    import('../../engine/command-groups.js'),
+    import('../../engine/run/command-groups.js'),
   ]);
 }
 
 type Session = Awaited<ReturnType<typeof import('../../engine/session.js').openSession>>;
 
 async function dryRun(session: Session, selection: string[], force: ReadonlySet<string>): Promise<void> {
-  const { gatherFacts, resolvePlan } = await import('../../engine/facts.js');
-  const { describeReasons } = await import('../../engine/reasons.js');
+  const { gatherFacts, resolvePlan } = await import('../../engine/plan/facts.js');
+  const { describeReasons } = await import('../../engine/plan/reasons.js');
   const env = session.env(new AbortController().signal);
   const facts = await gatherFacts(env, selection);
   const plan = await resolvePlan(env, facts, selection, { force });

@@ -7,8 +7,8 @@ import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import type { GlobalOptions } from '../main.js';
 import { errorText, positiveInt } from '../stage-lines.js';
-import type { ScheduleEntry } from '../../engine/automation-config.js';
-import type { RunRecord, RunTrigger } from '../../engine/runs.js';
+import type { ScheduleEntry } from '../../engine/config/automation.js';
+import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
 import type { Tick, RunningTick } from '../../engine/schedule/scheduler.js';
 
 interface ScheduleOptions {
@@ -35,7 +35,7 @@ const err = (line: string) => process.stderr.write(line + '\n');
 async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions): Promise<void> {
   const [{ openSession }, { loadPipeline }, { Scheduler, nextDue, nextFireTimes }, errors] = await Promise.all([
     import('../../engine/session.js'),
-    import('../../engine/config.js'),
+    import('../../engine/config/parse.js'),
     import('../../engine/schedule/scheduler.js'),
     import('../../engine/errors.js'),
   ]);
@@ -134,7 +134,7 @@ class TickRunner {
     const [{ runCommand }, { LockError }, { newRunId }] = await Promise.all([
       import('./run.js'),
       import('../../engine/errors.js'),
-      import('../../engine/runs.js'),
+      import('../../engine/store/runs.js'),
     ]);
     const { entry } = tick;
     const trigger: RunTrigger = { type: 'schedule', entry: entry.name, firedAt: tick.firedAt.toISOString() };
@@ -189,7 +189,7 @@ class TickRunner {
 
   /** Records a tick that did not start because a run was going. */
   async skip(tick: Tick, running: RunningTick | undefined, why?: string): Promise<void> {
-    const { newRunId } = await import('../../engine/runs.js');
+    const { newRunId } = await import('../../engine/store/runs.js');
     const note = why ?? `run ${running?.runId ?? '(starting)'} of '${running?.entry.name}' (fired ${running?.firedAt.toISOString()}) is still going`;
     const now = new Date();
     const record: RunRecord = {

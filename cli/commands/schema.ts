@@ -9,7 +9,7 @@ export function register(program: Command): void {
     .option('-o, --out <file>', 'write it to FILE instead of stdout')
     .action(async (options: { out?: string }) => {
       const [{ pipelineJsonSchemaText }, { builtinKinds }] = await Promise.all([
-        import('../../engine/json-schema.js'),
+        import('../../engine/config/json-schema.js'),
         import('../../stages/index.js'),
       ]);
       const text = pipelineJsonSchemaText(builtinKinds);

@@ -23,9 +23,9 @@ export function register(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const [{ openSession }, { selectStages }, { formatBytes, formatDuration }, { totalSize }] = await Promise.all([
         import('../../engine/session.js'),
-        import('../../engine/config.js'),
+        import('../../engine/config/parse.js'),
         import('../output.js'),
-        import('../../engine/manifest.js'),
+        import('../../engine/store/manifest.js'),
       ]);
       const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
       selectStages(session.pipeline, [stage]); // rejects unknown stage names

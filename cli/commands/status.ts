@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../main.js';
 import { collect, collectUnset, nameWidth, overrideArgs, UNSET_HELP } from '../stage-lines.js';
-import type { Reason } from '../../engine/reasons.js';
+import type { Reason } from '../../engine/plan/reasons.js';
 
 interface StatusOptions {
   json?: boolean;
@@ -32,9 +32,9 @@ export function register(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const [{ openSession }, { selectStages }, { gatherFacts, resolvePlan }, { describeReason }, { paint }] = await Promise.all([
         import('../../engine/session.js'),
-        import('../../engine/config.js'),
-        import('../../engine/facts.js'),
-        import('../../engine/reasons.js'),
+        import('../../engine/config/parse.js'),
+        import('../../engine/plan/facts.js'),
+        import('../../engine/plan/reasons.js'),
         import('../output.js'),
       ]);
       const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });

@@ -41,7 +41,7 @@ export function register(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const [{ openSession }, { verifyStore }, { withStoreLock }, { formatBytes, stageProgress }, { StageError }] = await Promise.all([
         import('../../engine/session.js'),
-        import('../../engine/verify.js'),
+        import('../../engine/store/verify.js'),
         import('../store-lock.js'),
         import('../output.js'),
         import('../../engine/errors.js'),

@@ -3,8 +3,8 @@
 // turned into the resolved forms the scheduler (engine/schedule/) and promotion (engine/promote.ts) use.
 import { Cron } from 'croner';
 import type { z } from 'zod';
-import { promoteSchema, scheduleEntrySchema, type Hook } from './config-schema.js';
-import type { SourceLocation } from './errors.js';
+import { promoteSchema, scheduleEntrySchema, type Hook } from './schema.js';
+import type { SourceLocation } from '../errors.js';
 import { parseSet } from './overrides.js';
 import { didYouMean } from './suggest.js';
 import type { DocPath } from './yaml-locations.js';

@@ -2,8 +2,8 @@
 // zod objects the validator uses (engine/config-schema.ts and each kind's params schema) so the two
 // cannot drift. A kind stage's `with:` is checked by its kind's schema, selected by `uses:` (if/then).
 import { z } from 'zod';
-import { pipelineFileSchema } from './config-schema.js';
-import type { StageKind } from './contract.js';
+import { pipelineFileSchema } from './schema.js';
+import type { StageKind } from '../contract.js';
 
 export type JsonSchema = Record<string, unknown>;
 

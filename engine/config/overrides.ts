@@ -2,7 +2,7 @@
 // file before `${params.x}` substitution and validation. An empty value (`--set fetch.md5=`, or
 // `--unset fetch.md5`) removes the param; `--set x=''` sets an empty string.
 import { isCollection, isScalar, parseDocument } from 'yaml';
-import { UsageError } from './errors.js';
+import { UsageError } from '../errors.js';
 import { didYouMean } from './suggest.js';
 import type { DocPath } from './yaml-locations.js';
 

@@ -14,18 +14,18 @@ import {
   TOP_LEVEL_KEYS,
   cmdStageSchema,
   kindStageSchema,
-} from './config-schema.js';
-import { checkAutomation } from './automation-config.js';
-import type { StageKind } from './contract.js';
-import { remoteSchema, remoteUrlProblem, type RemoteConfig } from './remote/config.js';
-import { ConfigError, ConfigErrors, type SourceLocation } from './errors.js';
+} from './schema.js';
+import { checkAutomation } from './automation.js';
+import type { StageKind } from '../contract.js';
+import { remoteSchema, remoteUrlProblem, type RemoteConfig } from '../remote/config.js';
+import { ConfigError, ConfigErrors, type SourceLocation } from '../errors.js';
 import { findCycles, topologicalOrder } from './graph.js';
 import { commandWithParamEnv, findReferences, interpolate, type InterpolationError } from './interpolate.js';
 import { applySets, originOf, parseSet, pathKey, type SetOverride } from './overrides.js';
-import type { Pipeline, StageSpec } from './pipeline.js';
+import type { Pipeline, StageSpec } from '../pipeline.js';
 import { didYouMean } from './suggest.js';
 import { findUnknownKeys } from './unknown-keys.js';
-import { STORE_DIR, normalizeWorkspacePath, overlaps } from './workspace-paths.js';
+import { STORE_DIR, normalizeWorkspacePath, overlaps } from '../store/workspace-paths.js';
 import { YamlLocator, type DocPath } from './yaml-locations.js';
 
 export { parseSet, type SetOverride } from './overrides.js';
@@ -66,7 +66,7 @@ export async function loadPipeline(file: string, options: LoadOptions = {}): Pro
     throw new ConfigErrors([new ConfigError(`cannot read ${shownAs}: ${why}`)]);
   }
   // Loaded only when needed, so tests with their own kinds never load the real ones.
-  const kinds = options.kinds ?? (await import('../stages/index.js')).builtinKinds;
+  const kinds = options.kinds ?? (await import('../../stages/index.js')).builtinKinds;
   return parsePipeline(text, { file: path, shownAs, sets, kinds });
 }
 

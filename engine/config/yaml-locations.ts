@@ -1,7 +1,7 @@
 // Maps a path in the parsed YAML document (e.g. ['stages', 'train', 'with', 'epochs']) to the
 // file:line:col where it is written, so every config error can point at its source.
 import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
-import type { SourceLocation } from './errors.js';
+import type { SourceLocation } from '../errors.js';
 
 export type DocPath = readonly (string | number)[];
 

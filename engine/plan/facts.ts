@@ -2,13 +2,13 @@
 // (deps through the stat cache, kind version, cacheParams, fingerprint), the refs, and for the keys
 // the plan asks about, the manifest plus which objects and workspace outs are present.
 import { resolve } from 'node:path';
-import type { FingerprintEnv, StageKind } from './contract.js';
-import type { Manifest } from './manifest.js';
-import type { Pipeline, StageSpec } from './pipeline.js';
+import type { FingerprintEnv, StageKind } from '../contract.js';
+import type { Manifest } from '../store/manifest.js';
+import type { Pipeline, StageSpec } from '../pipeline.js';
 import { decideStage, plan, type Plan, type PlanFacts, type PlanOptions, type StageFacts, type StagePlan, type StoredResult, type UpstreamOutputs } from './plan.js';
-import type { StatCache } from './stat-cache.js';
-import type { Ref, Store } from './store.js';
-import { errorMessage, isErrno, listFiles, trimSlash, UnsupportedEntryError } from './fs-tree.js';
+import type { StatCache } from '../store/stat-cache.js';
+import type { Ref, Store } from '../store/store.js';
+import { errorMessage, isErrno, listFiles, trimSlash, UnsupportedEntryError } from '../store/fs-tree.js';
 
 export interface FactsEnv {
   pipeline: Pipeline;

@@ -1,9 +1,9 @@
 // Planning is pure: plan = f(pipeline, facts). The facts (manifests, dep digests through the stat
 // cache, kinds' fingerprints, which objects and workspace outs are present) are gathered first by
 // engine/facts.ts; here we only decide, per stage, cached or run, and why.
-import { cacheKey, diffValues, KEY_FORMAT, type KeyMaterial } from './cache-key.js';
-import type { Manifest } from './manifest.js';
-import type { Pipeline } from './pipeline.js';
+import { cacheKey, diffValues, KEY_FORMAT, type KeyMaterial } from '../store/cache-key.js';
+import type { Manifest } from '../store/manifest.js';
+import type { Pipeline } from '../pipeline.js';
 import type { InputChange, Reason } from './reasons.js';
 
 /** Facts about one stage that do not depend on upstream results. */

@@ -1,5 +1,5 @@
 // Why a stage must run (or why `status` calls it stale): structured for --json, with one-line text.
-import type { ValueChange } from './cache-key.js';
+import type { ValueChange } from '../store/cache-key.js';
 
 export interface InputChange {
   /** Upstream stage name, or dep path. */

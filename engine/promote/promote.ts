@@ -6,14 +6,14 @@
 import { createHash } from 'node:crypto';
 import { appendFile, chmod, mkdir, open, readdir, readFile, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PromoteSpec } from './automation-config.js';
-import { StageError, UsageError } from './errors.js';
-import { isErrno, randomSuffix } from './fs-tree.js';
-import { filesUnder, type Manifest } from './manifest.js';
-import type { Pipeline } from './pipeline.js';
-import type { PromotionRecord, RunRecord } from './runs.js';
-import type { Store } from './store.js';
-import { hashValue } from './hash.js';
+import type { PromoteSpec } from '../config/automation.js';
+import { StageError, UsageError } from '../errors.js';
+import { isErrno, randomSuffix } from '../store/fs-tree.js';
+import { filesUnder, type Manifest } from '../store/manifest.js';
+import type { Pipeline } from '../pipeline.js';
+import type { PromotionRecord, RunRecord } from '../store/runs.js';
+import type { Store } from '../store/store.js';
+import { hashValue } from '../store/hash.js';
 import {
   CURRENT_LINK,
   HISTORY_DIR,
@@ -25,7 +25,7 @@ import {
   readModelInfo,
   type ModelFile,
   type ModelInfo,
-} from '../lib/champion.js';
+} from '../../lib/champion.js';
 
 const MODEL_ENTRY = 'model';
 const METRICS_FILE = 'metrics.json';

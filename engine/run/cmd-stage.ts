@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
-import type { Logger } from './contract.js';
-import { AbortedError, StageError } from './errors.js';
+import type { Logger } from '../contract.js';
+import { AbortedError, StageError } from '../errors.js';
 import { ownedOutPath } from './owned-paths.js';
 import type { CommandGroups } from './command-groups.js';
 

@@ -5,8 +5,8 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { isErrno, isSyntaxError, writeFileAtomic } from './fs-tree.js';
-import { groupAlive, processStartTime } from './processes.js';
+import { isErrno, isSyntaxError, writeFileAtomic } from '../store/fs-tree.js';
+import { groupAlive, processStartTime } from '../store/processes.js';
 
 interface GroupRecord {
   pgid: number;

@@ -1,9 +1,9 @@
 // Moving finished outputs into the store. Objects first (harmless if we die: unreferenced objects
 // are collected by gc), then the view, then the manifest — the manifest rename is the commit.
-import type { StatCache } from './stat-cache.js';
-import type { ObjectStore } from './objects.js';
-import type { OutputFile } from './manifest.js';
-import { isErrno, listTree } from './fs-tree.js';
+import type { StatCache } from '../store/stat-cache.js';
+import type { ObjectStore } from '../store/objects.js';
+import type { OutputFile } from '../store/manifest.js';
+import { isErrno, listTree } from '../store/fs-tree.js';
 
 export interface CommittedTree {
   files: Record<string, OutputFile>;

@@ -15,11 +15,11 @@ import type {
   TensorStream,
   UpstreamArtifacts,
   WorkerPools,
-} from './contract.js';
-import { StageError } from './errors.js';
-import type { Manifest } from './manifest.js';
+} from '../contract.js';
+import { StageError } from '../errors.js';
+import type { Manifest } from '../store/manifest.js';
 import { provenanceOf } from './run-history.js';
-import { createNpyWriter, readNpy, writeNpy, type DType } from '../lib/npy.js';
+import { createNpyWriter, readNpy, writeNpy, type DType } from '../../lib/npy.js';
 
 export interface Upstream {
   stage: string;

@@ -5,23 +5,23 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import pLimit from 'p-limit';
-import type { Logger, ProgressReporter } from './contract.js';
-import { AbortedError, StageError } from './errors.js';
+import type { Logger, ProgressReporter } from '../contract.js';
+import { AbortedError, StageError } from '../errors.js';
 import { adoptTree, ingestWorkspaceOuts } from './commit.js';
 import { runCmd } from './cmd-stage.js';
 import { commandGroups } from './command-groups.js';
 import { ownedOutPath } from './owned-paths.js';
 import { SharedPools, stageContext, type Upstream } from './context.js';
-import { kindOf, outsOf, resolveStage, type FactsEnv, type MutablePlanFacts } from './facts.js';
-import { forceRemove, type Ref } from './store.js';
-import { errorMessage, isErrno } from './fs-tree.js';
-import { CorruptObjectError } from './objects.js';
-import { filesUnder, MANIFEST_FORMAT, outputsDigestOf, type Manifest } from './manifest.js';
-import { describeReasons } from './reasons.js';
-import type { StageOutcomeKind } from './runs.js';
-import type { StagePlan } from './plan.js';
-import type { KeyMaterial } from './cache-key.js';
-import type { RunStageSummary } from './contract.js';
+import { kindOf, outsOf, resolveStage, type FactsEnv, type MutablePlanFacts } from '../plan/facts.js';
+import { forceRemove, type Ref } from '../store/store.js';
+import { errorMessage, isErrno } from '../store/fs-tree.js';
+import { CorruptObjectError } from '../store/objects.js';
+import { filesUnder, MANIFEST_FORMAT, outputsDigestOf, type Manifest } from '../store/manifest.js';
+import { describeReasons } from '../plan/reasons.js';
+import type { StageOutcomeKind } from '../store/runs.js';
+import type { StagePlan } from '../plan/plan.js';
+import type { KeyMaterial } from '../store/cache-key.js';
+import type { RunStageSummary } from '../contract.js';
 import { runHistory } from './run-history.js';
 
 export interface StageReport {

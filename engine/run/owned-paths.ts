@@ -3,9 +3,9 @@
 // directory (`sub -> /elsewhere`) would make `outs: [sub/x]` delete /elsewhere/x.
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { StageError } from './errors.js';
-import { isErrno } from './fs-tree.js';
-import { overlaps, STORE_DIR } from './workspace-paths.js';
+import { StageError } from '../errors.js';
+import { isErrno } from '../store/fs-tree.js';
+import { overlaps, STORE_DIR } from '../store/workspace-paths.js';
 
 /** Paths no out may reach, even through links: the store and the git directory. */
 const NOT_OWNED = [STORE_DIR, '.git'];

@@ -1,12 +1,12 @@
 // The read-only run history a stage sees as `ctx.runs` (engine/contract.ts): the current run's
 // finished stages, earlier run records, committed results by key and why two keys differ.
 import { readFile } from 'node:fs/promises';
-import type { Provenance, RunHistory, RunStageSummary, RunSummary, StoredStageResult } from './contract.js';
-import { StageError } from './errors.js';
-import type { Manifest } from './manifest.js';
-import { explain } from './plan.js';
-import { describeReason } from './reasons.js';
-import type { Store } from './store.js';
+import type { Provenance, RunHistory, RunStageSummary, RunSummary, StoredStageResult } from '../contract.js';
+import { StageError } from '../errors.js';
+import type { Manifest } from '../store/manifest.js';
+import { explain } from '../plan/plan.js';
+import { describeReason } from '../plan/reasons.js';
+import type { Store } from '../store/store.js';
 
 export interface CurrentRun {
   id: string;

@@ -4,7 +4,7 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { AbortedError, LockError } from './errors.js';
+import { AbortedError, LockError } from '../errors.js';
 import { isErrno, isSyntaxError, writeFileAtomic } from './fs-tree.js';
 import { processAlive, processStartTime } from './processes.js';
 

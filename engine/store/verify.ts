@@ -4,7 +4,7 @@
 // every result computed from them (transitively) is invalidated, so it is recomputed.
 import { join } from 'node:path';
 import { hashFile } from './hash.js';
-import type { ProgressReporter } from './contract.js';
+import type { ProgressReporter } from '../contract.js';
 import type { Manifest } from './manifest.js';
 import type { Store } from './store.js';
 

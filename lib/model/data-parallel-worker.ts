@@ -4,12 +4,12 @@
 // applied by lib/model's Keras-rule optimizer.
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { reseedDropout } from '../model/build.js';
-import { skipInputGradient } from '../model/input-gradient.js';
-import { createOptimizer, type KerasOptimizer } from '../model/optimizers.js';
-import { deriveSeed } from '../model/rng.js';
-import { initBackend } from './backend.js';
-import { asHeapBackend } from './kernels/heap.js';
+import { reseedDropout } from './build.js';
+import { skipInputGradient } from './input-gradient.js';
+import { createOptimizer, type KerasOptimizer } from './optimizers.js';
+import { deriveSeed } from './rng.js';
+import { initBackend } from '../tf/backend.js';
+import { asHeapBackend } from '../tf/kernels/heap.js';
 import { fromTensorData, toTensorData, type InitMessage, type Reply, type Request } from './data-parallel.js';
 
 if (parentPort === null) throw new Error('data-parallel-worker must run in a worker thread');

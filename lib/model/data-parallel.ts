@@ -16,7 +16,7 @@
 // update) to stderr.
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import type { OptimizerSpec } from '../model/optimizer-spec.js';
+import type { OptimizerSpec } from './optimizer-spec.js';
 
 /** The optimizer spec this trainer first took; converted to lib/model's spec (Keras rules). */
 export type LegacyOptimizerSpec =

@@ -3,7 +3,7 @@
 // sync() for validation and checkpoints, and the source of the replicas' starting state
 // (initial / init_from / checkpoint weights and optimizer state).
 import * as tf from '@tensorflow/tfjs';
-import { DataParallelTrainer, fromTensorData, toTensorData } from '../tf/data-parallel.js';
+import { DataParallelTrainer, fromTensorData, toTensorData } from './data-parallel.js';
 import { AbortedError } from '../../engine/errors.js';
 import { reseedDropout } from './build.js';
 import { sequentialBatches } from './data.js';

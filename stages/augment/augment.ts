@@ -3,15 +3,15 @@
 // normalize stage (train_index.npy). Validation and test data are never augmented.
 // The transform and its documented formula live in lib/augment/transform.ts and warp.ts.
 import { z } from 'zod';
-import { defineStage, type StageContext, type TensorStream, type UpstreamArtifacts } from '../engine/contract.js';
-import { AbortedError, StageError } from '../engine/errors.js';
-import { augmentRows } from '../lib/augment/chunk.js';
-import { runAugmentPool, AugmentPoolError, type AugmentSource } from '../lib/augment/pool.js';
-import { contactSheet, defaultLayout, writePng, type Image } from '../lib/augment/preview.js';
-import { readNpyShared } from '../lib/augment/shared-npy.js';
-import { zoomBounds, type AugmentConfig } from '../lib/augment/transform.js';
+import { defineStage, type StageContext, type TensorStream, type UpstreamArtifacts } from '../../engine/contract.js';
+import { AbortedError, StageError } from '../../engine/errors.js';
+import { augmentRows } from '../../lib/augment/chunk.js';
+import { runAugmentPool, AugmentPoolError, type AugmentSource } from '../../lib/augment/pool.js';
+import { contactSheet, defaultLayout, writePng, type Image } from '../../lib/augment/preview.js';
+import { readNpyShared } from '../../lib/augment/shared-npy.js';
+import { zoomBounds, type AugmentConfig } from '../../lib/augment/transform.js';
 
-const WORKER = new URL('../workers/augment.js', import.meta.url).href;
+const WORKER = new URL('../../workers/augment.js', import.meta.url).href;
 
 export const augmentParams = z.strictObject({
   rotation_range: z.number().min(0).max(360).default(40).describe('Degrees: rotation ~ U(-r, r).'),

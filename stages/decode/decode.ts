@@ -7,16 +7,16 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { defineStage, type StageContext } from '../engine/contract.js';
-import { StageError } from '../engine/errors.js';
-import { CIFAR_RECORD_BYTES, CIFAR_SIDE, scanCifarBinary, unpackRecords, type CifarBatch } from '../lib/images/cifar-binary.js';
-import { convertImage, RESIZE_METHODS } from '../lib/images/convert.js';
-import { DatasetError } from '../lib/images/dataset-error.js';
-import { decoderVersions } from '../lib/images/decoder-versions.js';
-import type { DecodeFailure, DecodeTask, DecodeTaskResult } from '../lib/images/decode-task.js';
-import { scanImageFolders, SPLITS, type Split } from '../lib/images/image-folders.js';
-import { DATASET_FORMATS, locateDataset, type DatasetFormat } from '../lib/images/layout.js';
-import { imageBytes, type TargetShape } from '../lib/images/raw-image.js';
+import { defineStage, type StageContext } from '../../engine/contract.js';
+import { StageError } from '../../engine/errors.js';
+import { CIFAR_RECORD_BYTES, CIFAR_SIDE, scanCifarBinary, unpackRecords, type CifarBatch } from '../../lib/images/cifar-binary.js';
+import { convertImage, RESIZE_METHODS } from '../../lib/images/convert.js';
+import { DatasetError } from '../../lib/images/dataset-error.js';
+import { decoderVersions } from '../../lib/images/decoder-versions.js';
+import type { DecodeFailure, DecodeTask, DecodeTaskResult } from '../../lib/images/decode-task.js';
+import { scanImageFolders, SPLITS, type Split } from '../../lib/images/image-folders.js';
+import { DATASET_FORMATS, locateDataset, type DatasetFormat } from '../../lib/images/layout.js';
+import { imageBytes, type TargetShape } from '../../lib/images/raw-image.js';
 
 export const DecodeParams = z.strictObject({
   format: z
@@ -40,7 +40,7 @@ export const DecodeParams = z.strictObject({
 });
 export type DecodeParams = z.output<typeof DecodeParams>;
 
-const WORKER = fileURLToPath(new URL('../workers/decode.js', import.meta.url));
+const WORKER = fileURLToPath(new URL('../../workers/decode.js', import.meta.url));
 /** Files per worker task: large enough to amortise messaging, small enough for smooth progress. */
 const FILES_PER_TASK = 500;
 /** Bytes per write when streaming a tensor out of memory. */

@@ -3,9 +3,9 @@
 // confident mistakes, written to metrics.json and logged as a short table.
 // The work lives in lib/model/evaluate-run.ts, loaded on demand (it pulls in TensorFlow.js).
 import { z } from 'zod';
-import { defineStage } from '../engine/contract.js';
-import { resolveBackend } from '../lib/tf/backend.js';
-import { BackendParam } from './train.js';
+import { defineStage } from '../../engine/contract.js';
+import { resolveBackend } from '../../lib/tf/backend.js';
+import { BackendParam } from '../train/train.js';
 
 export const EvaluateParams = z.strictObject({
   backend: BackendParam,
@@ -26,5 +26,5 @@ export const evaluateStage = defineStage({
     const backend = resolveBackend(params.backend);
     return { backend: backend.name, versions: backend.versions };
   },
-  run: async (ctx) => (await import('../lib/model/evaluate-run.js')).runEvaluate(ctx),
+  run: async (ctx) => (await import('./run.js')).runEvaluate(ctx),
 });

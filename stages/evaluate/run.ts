@@ -1,9 +1,9 @@
 // The evaluate stage's work (loaded only when an evaluate stage runs: it pulls in TensorFlow.js).
 import { type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
 import { PipelineError, StageError } from '../../engine/errors.js';
-import { initBackend } from '../tf/backend.js';
-import { floatRows } from './data.js';
-import { loadModel } from './io.js';
+import { initBackend } from '../../lib/tf/backend.js';
+import { floatRows } from '../../lib/model/data.js';
+import { loadModel } from '../../lib/model/io.js';
 import {
   confusionMatrix,
   formatClassTable,
@@ -11,9 +11,9 @@ import {
   mostConfidentMistakes,
   perClassMetrics,
   predictedLabels,
-} from './metrics.js';
-import { labelsOf, lossAndAccuracy, predictRows } from './predict.js';
-import type { EvaluateParams } from '../../stages/evaluate.js';
+} from '../../lib/model/metrics.js';
+import { labelsOf, lossAndAccuracy, predictRows } from '../../lib/model/predict.js';
+import type { EvaluateParams } from './evaluate.js';
 
 function trainInput(ctx: StageContext<EvaluateParams>): UpstreamArtifacts {
   if (ctx.params.model) return ctx.inputs.stage(ctx.params.model);

@@ -4,13 +4,13 @@ import { copyFile, mkdir, rename, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { defineStage, type StageContext } from '../engine/contract.js';
-import { StageError } from '../engine/errors.js';
-import { digestFile, verifyChecksums, type DeclaredChecksums, type FileDigests } from '../lib/fetch/digest.js';
-import { discardDownload, download, type DownloadResult } from '../lib/fetch/download.js';
-import { archiveFormatFromName, extractArchive, sniffArchiveFormat, type ArchiveFormat } from '../lib/fetch/extract.js';
-import { headValidators, type RemoteValidators } from '../lib/fetch/http.js';
-import { SUPPORTED_SOURCE, copyDirectory, isHttpUrl, localSourcePath, localSourceType } from '../lib/fetch/local.js';
+import { defineStage, type StageContext } from '../../engine/contract.js';
+import { StageError } from '../../engine/errors.js';
+import { digestFile, verifyChecksums, type DeclaredChecksums, type FileDigests } from '../../lib/fetch/digest.js';
+import { discardDownload, download, type DownloadResult } from '../../lib/fetch/download.js';
+import { archiveFormatFromName, extractArchive, sniffArchiveFormat, type ArchiveFormat } from '../../lib/fetch/extract.js';
+import { headValidators, type RemoteValidators } from '../../lib/fetch/http.js';
+import { SUPPORTED_SOURCE, copyDirectory, isHttpUrl, localSourcePath, localSourceType } from '../../lib/fetch/local.js';
 
 export const fetchParams = z.strictObject({
   url: z

@@ -6,10 +6,10 @@
 // class-sorted sources are interleaved). Large tensors are streamed chunk by chunk: peak memory is
 // about decode's uint8 training set plus one chunk.
 import { z } from 'zod';
-import { defineStage, type StageContext, type UpstreamArtifacts } from '../engine/contract.js';
-import { StageError } from '../engine/errors.js';
-import { openNpy, type NpyFile } from '../lib/images/npy-file.js';
-import { stratifiedSplit } from '../lib/images/split.js';
+import { defineStage, type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
+import { StageError } from '../../engine/errors.js';
+import { openNpy, type NpyFile } from '../../lib/images/npy-file.js';
+import { stratifiedSplit } from '../../lib/images/split.js';
 
 export const NormalizeParams = z.strictObject({
   method: z

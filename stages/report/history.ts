@@ -1,8 +1,8 @@
 // The report's History section: the evaluate metrics of earlier runs of this store (from the run
 // records, read not hashed) and what changed between consecutive ones.
 import type { KeyChange, RunHistory, RunSummary } from '../../engine/contract.js';
-import type { History, HistoryRow } from './model.js';
-import type { MetricsRecord } from './records.js';
+import type { History, HistoryRow } from '../../lib/report/model.js';
+import type { MetricsRecord } from '../../lib/report/records.js';
 
 type Metrics = HistoryRow['metrics'][string];
 

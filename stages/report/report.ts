@@ -4,7 +4,7 @@
 // augmentation previews, history of earlier runs, model card and provenance.
 // The work lives in lib/report/run.ts, loaded on demand (it pulls in Vega).
 import { z } from 'zod';
-import { defineStage } from '../engine/contract.js';
+import { defineStage } from '../../engine/contract.js';
 
 export const ReportParams = z.strictObject({
   title: z.string().min(1).default('Training report').describe('heading of the report'),
@@ -23,5 +23,5 @@ export const reportStage = defineStage({
     { name: 'report.md', type: 'file', description: 'the same facts as Markdown' },
     { name: 'report.json', type: 'json', description: 'the assembled report data' },
   ],
-  run: async (ctx) => (await import('../lib/report/run.js')).runReport(ctx),
+  run: async (ctx) => (await import('./run.js')).runReport(ctx),
 });

@@ -3,15 +3,15 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { StageContext, UpstreamArtifacts } from '../../engine/contract.js';
 import { StageError } from '../../engine/errors.js';
-import { comparePairs, compare, joinCurves, modelCard, type TrainCurveInput } from './assemble.js';
-import { confusionSpec, deltaSpec, historySpec, learningCurveSpec, type VegaLiteSpec } from './charts.js';
+import { comparePairs, compare, joinCurves, modelCard, type TrainCurveInput } from '../../lib/report/assemble.js';
+import { confusionSpec, deltaSpec, historySpec, learningCurveSpec, type VegaLiteSpec } from '../../lib/report/charts.js';
 import { collectHistory } from './history.js';
-import { renderHtml, type RenderedAssets } from './html.js';
-import { fileDataUri, rowImages } from './images.js';
-import { renderMarkdown } from './markdown.js';
-import { REPORT_FORMAT, type AugmentInfo, type DataInfo, type Evaluation, type ModelInfo, type ReportData, type Source, type StageRow } from './model.js';
-import type { AugmentRecord, DecodeRecord, FetchRecord, HistoryRecord, MetricsRecord, NormalizationRecord, TrainRecord } from './records.js';
-import { renderSvg } from './svg.js';
+import { renderHtml, type RenderedAssets } from '../../lib/report/html.js';
+import { fileDataUri, rowImages } from '../../lib/report/images.js';
+import { renderMarkdown } from '../../lib/report/markdown.js';
+import { REPORT_FORMAT, type AugmentInfo, type DataInfo, type Evaluation, type ModelInfo, type ReportData, type Source, type StageRow } from '../../lib/report/model.js';
+import type { AugmentRecord, DecodeRecord, FetchRecord, HistoryRecord, MetricsRecord, NormalizationRecord, TrainRecord } from '../../lib/report/records.js';
+import { renderSvg } from '../../lib/report/svg.js';
 
 export interface ReportParams {
   title: string;

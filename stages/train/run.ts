@@ -3,21 +3,21 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
 import { AbortedError, PipelineError, StageError } from '../../engine/errors.js';
-import type { NdArray } from '../npy.js';
-import { initBackend } from '../tf/backend.js';
-import { buildModel, copyWeights, outputUnits } from './build.js';
-import { restoreCheckpoint, saveCheckpoint, type LoopState } from './checkpoint.js';
-import { floatRows, pixelTable, uint8Rows, type Normalization, type Rows } from './data.js';
-import { fit } from './fit.js';
-import { loadModel, saveModel } from './io.js';
-import { npyInfo } from './npy-shape.js';
-import { createOptimizer } from './optimizers.js';
-import { Rng, deriveSeed } from './rng.js';
-import { modelSummary, paramCounts } from './summary.js';
-import { localStep, type TrainStep } from './train-step.js';
-import { resolveWorkers } from './workers-param.js';
-import { INIT_FROM_CURRENT, type TrainParams } from '../../stages/train.js';
-import { championFingerprint, readCurrentModel } from '../champion.js';
+import type { NdArray } from '../../lib/npy.js';
+import { initBackend } from '../../lib/tf/backend.js';
+import { buildModel, copyWeights, outputUnits } from '../../lib/model/build.js';
+import { restoreCheckpoint, saveCheckpoint, type LoopState } from '../../lib/model/checkpoint.js';
+import { floatRows, pixelTable, uint8Rows, type Normalization, type Rows } from '../../lib/model/data.js';
+import { fit } from '../../lib/model/fit.js';
+import { loadModel, saveModel } from '../../lib/model/io.js';
+import { npyInfo } from '../../lib/model/npy-shape.js';
+import { createOptimizer } from '../../lib/model/optimizers.js';
+import { Rng, deriveSeed } from '../../lib/model/rng.js';
+import { modelSummary, paramCounts } from '../../lib/model/summary.js';
+import { localStep, type TrainStep } from '../../lib/model/train-step.js';
+import { resolveWorkers } from '../../lib/model/workers-param.js';
+import { INIT_FROM_CURRENT, type TrainParams } from './train.js';
+import { championFingerprint, readCurrentModel } from '../../lib/champion.js';
 
 /** The training split as the loop consumes it: one Rows per epoch. */
 interface TrainingData {
@@ -192,7 +192,7 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
 
     // The replicas start from the model and optimizer as they stand now (initial, init_from or checkpoint).
     if (workers > 1) {
-      const { parallelStep } = await import('./parallel-step.js');
+      const { parallelStep } = await import('../../lib/model/parallel-step.js');
       step = await parallelStep({ model, optimizer, spec: p.optimizer, workers, signal: ctx.signal });
       ctx.log.info(`data-parallel training on ${workers} worker threads`);
     } else {

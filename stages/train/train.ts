@@ -4,13 +4,13 @@
 // The work lives in lib/model/train-run.ts, loaded on demand: this module stays tf-free so that
 // reading pipeline.yaml (every command) does not pay for loading TensorFlow.js.
 import { z } from 'zod';
-import { defineStage } from '../engine/contract.js';
-import { resolveBackend } from '../lib/tf/backend.js';
-import { DEFAULT_OPTIMIZER, OptimizerSpec } from '../lib/model/optimizer-spec.js';
-import { LrScheduleSpec } from '../lib/model/schedule.js';
-import { ModelSpec } from '../lib/model/spec.js';
-import { WorkersParam, resolveWorkers } from '../lib/model/workers-param.js';
-import { championFingerprint } from '../lib/champion.js';
+import { defineStage } from '../../engine/contract.js';
+import { resolveBackend } from '../../lib/tf/backend.js';
+import { DEFAULT_OPTIMIZER, OptimizerSpec } from '../../lib/model/optimizer-spec.js';
+import { LrScheduleSpec } from '../../lib/model/schedule.js';
+import { ModelSpec } from '../../lib/model/spec.js';
+import { WorkersParam, resolveWorkers } from '../../lib/model/workers-param.js';
+import { championFingerprint } from '../../lib/champion.js';
 
 /** `init_from: current` starts from the promoted model (models/current/) instead of a stage's. */
 export const INIT_FROM_CURRENT = 'current';
@@ -65,5 +65,5 @@ export const trainStage = defineStage({
     const champion = params.init_from === INIT_FROM_CURRENT ? { champion: (await championFingerprint(env.root))?.files ?? null } : {};
     return { backend: backend.name, versions: backend.versions, ...(workers > 1 ? { workers } : {}), ...champion };
   },
-  run: async (ctx) => (await import('../lib/model/train-run.js')).runTrain(ctx),
+  run: async (ctx) => (await import('./run.js')).runTrain(ctx),
 });
