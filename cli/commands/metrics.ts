@@ -1,7 +1,7 @@
 // `pipeline metrics [--diff RUN_A RUN_B] [--json]`: every evaluate stage's metrics (numbers in its
 // metrics.json) for the latest run, or for two runs side by side with the change, as `dvc metrics diff`.
 import type { Command } from 'commander';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import type { RunRecord } from '../../engine/store/runs.js';
 import type { Store } from '../../engine/store/store.js';
 
@@ -22,11 +22,9 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (run: string, options: MetricsOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { findRun }, { UsageError }] = await Promise.all([
-        import('../../engine/session.js'),
-        import('../run-ref.js'),
-        import('../../engine/errors.js'),
-      ]);
+      const { openSession } = await import('../session.js');
+      const { findRun } = await import('../run-ref.js');
+      const { UsageError } = await import('../../engine/errors.js');
       const session = await openSession(globals.config);
       const records = await session.store.runs.list();
       const store = session.store;

@@ -1,12 +1,14 @@
 // `pipeline run [STAGE...]`: run the DAG (or the named stages and what they need), skipping stages
 // whose cache key has a committed result. One line per stage: cached / ran / failed and the time.
 import type { Command } from 'commander';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import { collect, collectUnset, errorText, nameWidth, nonNegativeNumber, overrideArgs, positiveInt, stageLine, UNSET_HELP } from '../stage-lines.js';
 import type { StageReport } from '../../engine/run/execute.js';
+import type { Session } from '../../engine/session.js';
+import type { StoreLock } from '../../engine/store/lock.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
 import type { RemoteConfig } from '../../engine/remote/config.js';
 
@@ -54,33 +56,40 @@ const err = (line: string) => process.stderr.write(line + '\n');
 export async function runCommand(targets: string[], options: RunOptions, globals: GlobalOptions): Promise<void> {
   // Start loading what a real run needs while the pipeline is read and validated.
   const runModules = options.dryRun ? undefined : loadRunModules();
-  runModules?.catch(() => {});
-  const [{ openSession }, { selectStages }] = await Promise.all([import('../../engine/session.js'), import('../../engine/config/parse.js')]);
+  const { openSession } = await import('../session.js');
+  const { selectStages } = await import('../../engine/config/graph.js');
   const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
   const selection = selectStages(session.pipeline, targets);
   const { chosenRemote } = await import('../remote.js');
   const remote = chosenRemote(session.pipeline, options.remote);
-  if (options.push && !remote) throw new (await import('../../engine/errors.js')).UsageError('--push needs a remote (remote: in pipeline.yaml, or --remote URL)');
+  if (options.push && !remote) {
+    const { UsageError } = await import('../../engine/errors.js');
+    throw new UsageError('--push needs a remote (remote: in pipeline.yaml, or --remote URL)');
+  }
   const force = new Set(options.force ? (targets.length ? targets : selection) : []);
   if (!runModules) return dryRun(session, selection, force);
-  return runForReal(await runModules, session, selection, force, options, globals, remote);
+  return runForReal(runModules, session, selection, force, options, globals, remote);
 }
 
+/** What a real run needs beyond reading the pipeline: all start loading at once, each read by name when needed. */
 function loadRunModules() {
-  return Promise.all([
-    import('../../engine/store/lock.js'),
-    import('../../engine/plan/facts.js'),
-    import('../../engine/run/execute.js'),
-    import('../../engine/store/runs.js'),
-    import('../output.js'),
-    import('../../engine/errors.js'),
-    import('../../engine/run/cmd-stage.js'),
-    import('proper-lockfile'),
-    import('../../engine/run/command-groups.js'),
-  ]);
+  const modules = {
+    storeLock: import('../store-lock.js'),
+    lock: import('../../engine/store/lock.js'),
+    facts: import('../../engine/plan/facts.js'),
+    execute: import('../../engine/run/execute.js'),
+    runs: import('../../engine/store/runs.js'),
+    output: import('../output.js'),
+    errors: import('../../engine/errors.js'),
+    cmdStage: import('../../engine/run/cmd-stage.js'),
+    commandGroups: import('../../engine/run/command-groups.js'),
+    // Not used here: the lock module loads it on demand, so it is loaded meanwhile.
+    lockfile: import('proper-lockfile'),
+  };
+  // A module that fails to load fails the run where it is awaited; no unhandled rejection before that.
+  for (const loading of Object.values(modules)) loading.catch(() => {});
+  return modules;
 }
-
-type Session = Awaited<ReturnType<typeof import('../../engine/session.js').openSession>>;
 
 async function dryRun(session: Session, selection: string[], force: ReadonlySet<string>): Promise<void> {
   const { gatherFacts, resolvePlan } = await import('../../engine/plan/facts.js');
@@ -99,7 +108,7 @@ async function dryRun(session: Session, selection: string[], force: ReadonlySet<
 }
 
 async function runForReal(
-  modules: Awaited<ReturnType<typeof loadRunModules>>,
+  modules: ReturnType<typeof loadRunModules>,
   session: Session,
   selection: string[],
   force: ReadonlySet<string>,
@@ -107,8 +116,16 @@ async function runForReal(
   globals: GlobalOptions,
   remoteConfig?: RemoteConfig,
 ): Promise<void> {
-  const [{ acquireStoreLock, describeBreak, describeHolder }, { gatherFacts }, { execute }, { newRunId }, { stageLogger, stageProgress, formatDuration }, errors, { signalRunningCommands }, , { stopLeftoverGroups }] =
-    modules;
+  const { acquireCommandLock } = await modules.storeLock;
+  const { removeOwnLockSync } = await modules.lock;
+  const { gatherFacts } = await modules.facts;
+  const { execute } = await modules.execute;
+  const { newRunId } = await modules.runs;
+  const { stageLogger, stageProgress, formatDuration } = await modules.output;
+  const { AbortedError, PipelineError, StageError } = await modules.errors;
+  const { signalRunningCommands } = await modules.cmdStage;
+  const { stopLeftoverGroups } = await modules.commandGroups;
+  await modules.lockfile;
   const { store, statCache } = session;
   const started = Date.now();
   const stop = new AbortController();
@@ -121,26 +138,24 @@ async function runForReal(
   const onSignal = (sig: NodeJS.Signals) => {
     if (signalled) {
       signalRunningCommands('SIGKILL');
-      hardExitRemovingLock(store.dir, record, started);
+      hardExitRemovingLock(store, record, started, removeOwnLockSync);
     }
     signalled = true;
     err(`${sig === 'SIGINT' ? 'interrupted' : `received ${sig}`}: stopping running stages (again to exit at once)`);
-    stop.abort(new errors.AbortedError());
+    stop.abort(new AbortedError());
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
 
-  let lock: Awaited<ReturnType<typeof acquireStoreLock>> | undefined;
+  let lock: StoreLock | undefined;
   let remote: Awaited<ReturnType<typeof openRemoteCache>> | undefined;
   try {
     await store.init();
-    lock = await acquireStoreLock(store.dir, {
-      timeoutMs: options.lockTimeout * 1000,
-      command: ['pipeline', ...process.argv.slice(2)].join(' '),
+    lock = await acquireCommandLock(store.dir, {
+      timeoutSeconds: options.lockTimeout,
       signal: stop.signal,
-      onWait: (h) => err(`waiting for the store lock, held by ${describeHolder(h)} (up to ${options.lockTimeout}s, --lock-timeout)`),
-      onBreak: (h) => err(describeBreak(h)),
+      waitNote: ` (up to ${options.lockTimeout}s, --lock-timeout)`,
     });
     lock.lost.addEventListener('abort', () => stop.abort(lock!.lost.reason), { once: true });
     // A dead run's commands may still be writing its outs: stop them before running anything.
@@ -217,15 +232,15 @@ async function runForReal(
     for (const line of await runResultLines(session.pipeline, store, reports)) out(line);
 
     if (lock.lost.aborted) throw lock.lost.reason;
-    if (signalled) throw new errors.AbortedError('interrupted: running stages were stopped; nothing partial was committed');
+    if (signalled) throw new AbortedError('interrupted: running stages were stopped; nothing partial was committed');
     if (counts.failed > 0) {
       const failed = reports.filter((r) => r.outcome === 'failed').map((r) => r.stage);
-      throw new errors.StageError(`${failed.length} stage${failed.length > 1 ? 's' : ''} failed: ${failed.join(', ')}`);
+      throw new StageError(`${failed.length} stage${failed.length > 1 ? 's' : ''} failed: ${failed.join(', ')}`);
     }
-    if (record.promotion?.decision === 'error') throw new errors.StageError(`promotion failed: ${record.promotion.reason}`);
+    if (record.promotion?.decision === 'error') throw new StageError(`promotion failed: ${record.promotion.reason}`);
   } catch (e) {
     // Ctrl-C while hashing or waiting surfaces as some abort error: report it as the interrupt it is.
-    if (signalled && !(e instanceof errors.PipelineError)) throw new errors.AbortedError();
+    if (signalled && !(e instanceof PipelineError)) throw new AbortedError();
     throw e;
   } finally {
     remote?.backend.close?.();
@@ -286,15 +301,16 @@ function printReport(r: StageReport, width: number, verbose: boolean): void {
 }
 
 async function openRemoteCache(session: Session, config: RemoteConfig, ui: import('../../engine/remote/cache.js').RemoteCacheUi) {
-  const [{ openRemote }, { RemoteCache }] = await Promise.all([import('../../engine/remote/config.js'), import('../../engine/remote/cache.js')]);
+  const { openRemote } = await import('../../engine/remote/config.js');
+  const { RemoteCache } = await import('../../engine/remote/cache.js');
   return new RemoteCache(session.store, await openRemote(config), config.jobs, ui);
 }
 
 /** Second Ctrl-C: leave now, but do not leave our lock behind, nor a run record saying `running`. */
-function hardExitRemovingLock(storeDir: string, record: RunRecord | undefined, started: number): never {
+function hardExitRemovingLock(store: Session['store'], record: RunRecord | undefined, started: number, removeOwnLockSync: (storeDir: string) => void): never {
   if (record) {
     try {
-      const file = join(storeDir, 'runs', `${record.id}.json`);
+      const file = join(store.runs.dir, `${record.id}.json`);
       const done: RunRecord = { ...record, outcome: 'interrupted', finishedAt: new Date().toISOString(), durationMs: Date.now() - started };
       writeFileSync(`${file}.tmp-${process.pid}`, JSON.stringify(done, null, 2) + '\n');
       renameSync(`${file}.tmp-${process.pid}`, file);
@@ -302,14 +318,6 @@ function hardExitRemovingLock(storeDir: string, record: RunRecord | undefined, s
       // Best effort: `runs` shows a record whose process is gone as killed.
     }
   }
-  try {
-    const holder = JSON.parse(readFileSync(join(storeDir, 'lock.json'), 'utf8')) as { pid?: number };
-    if (holder.pid === process.pid) {
-      rmSync(join(storeDir, 'lock.json'), { force: true });
-      rmSync(join(storeDir, 'lock'), { recursive: true, force: true });
-    }
-  } catch {
-    // Best effort: the next run breaks a lock whose holder pid is gone anyway.
-  }
+  removeOwnLockSync(store.dir);
   process.exit(130);
 }

@@ -5,7 +5,8 @@
 // checkpoints), the lock is released, exit 0.
 import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
+import type { Session } from '../../engine/session.js';
 import { errorText, positiveInt } from '../stage-lines.js';
 import type { ScheduleEntry } from '../../engine/config/automation.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
@@ -33,17 +34,15 @@ const out = (line: string) => process.stdout.write(line + '\n');
 const err = (line: string) => process.stderr.write(line + '\n');
 
 async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions): Promise<void> {
-  const [{ openSession }, { loadPipeline }, { Scheduler, nextDue, nextFireTimes }, errors] = await Promise.all([
-    import('../../engine/session.js'),
-    import('../../engine/config/parse.js'),
-    import('../../engine/schedule/scheduler.js'),
-    import('../../engine/errors.js'),
-  ]);
+  const { openSession } = await import('../session.js');
+  const { loadPipeline } = await import('../../engine/config/load.js');
+  const { Scheduler, nextDue, nextFireTimes } = await import('../../engine/schedule/scheduler.js');
+  const { StageError, UsageError } = await import('../../engine/errors.js');
   const session = await openSession(globals.config, { backend: globals.backend });
   const all = session.pipeline.schedule ?? [];
-  if (all.length === 0) throw new errors.UsageError(`${globals.config} has no schedule: entries (see README, "Scheduled retraining")`);
+  if (all.length === 0) throw new UsageError(`${globals.config} has no schedule: entries (see README, "Scheduled retraining")`);
   const entries = options.entry === undefined ? all : all.filter((e) => e.name === options.entry);
-  if (entries.length === 0) throw new errors.UsageError(`no schedule entry '${options.entry}' (entries: ${all.map((e) => e.name).join(', ')})`);
+  if (entries.length === 0) throw new UsageError(`no schedule entry '${options.entry}' (entries: ${all.map((e) => e.name).join(', ')})`);
   // Each entry's overrides must make a valid pipeline now, not at 3 a.m.
   for (const entry of entries) {
     if (entry.sets.length) await loadPipeline(globals.config, { sets: entry.sets, kinds: session.kinds });
@@ -64,7 +63,7 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     process.on('SIGHUP', onSignal);
     try {
       const result = await ticks.run({ entry, firedAt: new Date() });
-      if (result === 'failed' && !stopping) throw new errors.StageError(`scheduled run '${entry.name}' failed (recorded in pipeline runs)`);
+      if (result === 'failed' && !stopping) throw new StageError(`scheduled run '${entry.name}' failed (recorded in pipeline runs)`);
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -125,17 +124,15 @@ class TickRunner {
   stopRequested: NodeJS.Signals | undefined;
 
   constructor(
-    private readonly session: Awaited<ReturnType<typeof import('../../engine/session.js').openSession>>,
+    private readonly session: Session,
     private readonly options: ScheduleOptions,
     private readonly globals: GlobalOptions,
   ) {}
 
   async run(tick: RunningTick): Promise<TickResult> {
-    const [{ runCommand }, { LockError }, { newRunId }] = await Promise.all([
-      import('./run.js'),
-      import('../../engine/errors.js'),
-      import('../../engine/store/runs.js'),
-    ]);
+    const { runCommand } = await import('./run.js');
+    const { LockError } = await import('../../engine/errors.js');
+    const { newRunId } = await import('../../engine/store/runs.js');
     const { entry } = tick;
     const trigger: RunTrigger = { type: 'schedule', entry: entry.name, firedAt: tick.firedAt.toISOString() };
     out(`tick ${entry.name} at ${trigger.firedAt}: pipeline run${entry.stages.length ? ' ' + entry.stages.join(' ') : ''}${entry.sets.map((s) => ` --set ${s}`).join('')}`);

@@ -1,9 +1,8 @@
-// Loads pipeline.yaml into a validated, resolved Pipeline: YAML syntax → structure and unknown keys
-// → `--set` overrides → `${params.x}` substitution → each kind's params schema → the stage graph
-// (needs, implied needs, outputs, cycles). Every problem found is reported at once, each with its
-// file:line:col; nothing is written.
-import { readFile } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
+// Validates pipeline text into a resolved Pipeline: YAML syntax → structure and unknown keys →
+// `--set` overrides → `${params.x}` substitution → each kind's params schema → the stage graph
+// (config/graph-check.ts). Every problem found is reported at once, each with its file:line:col
+// (config/messages.ts words them); nothing is read or written (config/load.ts reads the file).
+import { basename, dirname } from 'node:path';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import {
@@ -18,29 +17,20 @@ import {
 import { checkAutomation } from './automation.js';
 import type { StageKind } from '../contract.js';
 import { remoteSchema, remoteUrlProblem, type RemoteConfig } from '../remote/config.js';
-import { ConfigError, ConfigErrors, type SourceLocation } from '../errors.js';
-import { findCycles, topologicalOrder } from './graph.js';
+import { ConfigError, ConfigErrors } from '../errors.js';
+import type { Draft } from './draft.js';
+import { checkGraph, checkOwnership } from './graph-check.js';
+import { topologicalOrder } from './graph.js';
 import { commandWithParamEnv, findReferences, interpolate, type InterpolationError } from './interpolate.js';
-import { applySets, originOf, parseSet, pathKey, type SetOverride } from './overrides.js';
+import { describeValue, formatPath, isRecord, reportIssues, Validation } from './messages.js';
+import { applySets, parseSet, type SetOverride } from './overrides.js';
 import type { Pipeline, StageSpec } from '../pipeline.js';
 import { didYouMean } from './suggest.js';
 import { findUnknownKeys } from './unknown-keys.js';
 import { STORE_DIR, normalizeWorkspacePath, overlaps } from '../store/workspace-paths.js';
 import { YamlLocator, type DocPath } from './yaml-locations.js';
 
-export { parseSet, type SetOverride } from './overrides.js';
-export { selectStages, downstreamOf } from './graph.js';
-
 export type KindRegistry = ReadonlyMap<string, StageKind>;
-
-export interface LoadOptions {
-  /** `--set` arguments (`stage.param=value`, `params.name=value`). */
-  sets?: readonly string[];
-  /** Stage kinds (default: the built-in registry in stages/index.ts). */
-  kinds?: KindRegistry;
-  /** Directory that relative paths (and the shown file name) are taken from (default: process.cwd()). */
-  cwd?: string;
-}
 
 export interface ParseOptions {
   /** Absolute path of the pipeline file. */
@@ -49,131 +39,6 @@ export interface ParseOptions {
   shownAs: string;
   sets?: readonly (string | SetOverride)[];
   kinds: KindRegistry;
-}
-
-/** Reads and validates a pipeline file. Throws ConfigErrors (exit 2) listing every problem. */
-export async function loadPipeline(file: string, options: LoadOptions = {}): Promise<Pipeline> {
-  const cwd = options.cwd ?? process.cwd();
-  const path = resolve(cwd, file);
-  const shownAs = shownPath(path, cwd);
-  const sets = (options.sets ?? []).map(parseSet);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file (--config FILE names another)' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
-    throw new ConfigErrors([new ConfigError(`cannot read ${shownAs}: ${why}`)]);
-  }
-  // Loaded only when needed, so tests with their own kinds never load the real ones.
-  const kinds = options.kinds ?? (await import('../../stages/index.js')).builtinKinds;
-  return parsePipeline(text, { file: path, shownAs, sets, kinds });
-}
-
-/** The path relative to `cwd` when that is shorter (as people typed it), else absolute. */
-export function shownPath(path: string, cwd: string = process.cwd()): string {
-  const rel = relative(cwd, path);
-  return rel !== '' && !isAbsolute(rel) && rel.length < path.length ? rel : path;
-}
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** `layers[2].units` for ['layers', 2, 'units']. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') out += `[${segment}]`;
-    else out += out === '' ? String(segment) : `.${String(segment)}`;
-  }
-  return out;
-}
-
-function getIn(value: unknown, path: readonly PropertyKey[]): { found: boolean; value: unknown } {
-  let current = value;
-  for (const segment of path) {
-    if (Array.isArray(current) && typeof segment === 'number' && segment < current.length) current = current[segment];
-    else if (isRecord(current) && typeof segment === 'string' && Object.hasOwn(current, segment)) current = current[segment];
-    else return { found: false, value: undefined };
-  }
-  return { found: true, value: current };
-}
-
-function describeValue(value: unknown): string {
-  if (value === null || value === undefined) return 'nothing';
-  const type = value === null ? 'null' : Array.isArray(value) ? 'list' : typeof value === 'object' ? 'map' : typeof value;
-  if (type === 'list' || type === 'map') return `a ${type}`;
-  const shown = JSON.stringify(value) ?? String(value);
-  return `${type} ${shown.length > 40 ? shown.slice(0, 37) + '...' : shown}`;
-}
-
-const TYPE_NAMES: Record<string, string> = { int: 'integer', record: 'map', object: 'map', array: 'list' };
-
-/** A stage under construction: what validation could establish, even when parts of it are invalid. */
-interface Draft {
-  name: string;
-  loc: SourceLocation;
-  kind?: string;
-  params?: Record<string, unknown>;
-  /** The stage's `with:` after substitution (to locate params that name stages). */
-  withValue?: Record<string, unknown>;
-  cmd?: string;
-  /** The command as run, with params passed as environment variables (see commandWithParamEnv). */
-  cmdExec?: { exec: string; env: Record<string, string> };
-  deps: { path: string; at: DocPath }[];
-  outs: { path: string; at: DocPath }[];
-  needs: { name: string; at: DocPath }[];
-  refs: string[];
-}
-
-class Validation {
-  readonly errors: ConfigError[] = [];
-  private origins: ReadonlyMap<string, string> = new Map();
-  /** Values whose `${params.x}` could not be substituted: a type error there would only repeat it. */
-  private readonly unsubstituted = new Set<string>();
-
-  constructor(readonly at: YamlLocator) {}
-
-  setOrigins(origins: ReadonlyMap<string, string>): void {
-    this.origins = origins;
-  }
-
-  /** An error about the value at `path` (noting the --set that produced it, if one did). */
-  value(path: DocPath, message: string): void {
-    const origin = originOf(this.origins, path);
-    const note = origin && !this.at.has(path) ? ` (from --set ${origin})` : origin ? ` (overridden by --set ${origin})` : '';
-    this.errors.push(new ConfigError(message + note, this.at.value(path)));
-  }
-
-  substitutionFailed(path: DocPath): void {
-    this.unsubstituted.add(pathKey(path));
-  }
-
-  isUnsubstituted(path: DocPath): boolean {
-    for (let n = path.length; n > 0; n--) if (this.unsubstituted.has(pathKey(path.slice(0, n)))) return true;
-    return false;
-  }
-
-  /** An error about the key at `path` (unknown keys, stage declarations). */
-  key(path: DocPath, message: string): void {
-    this.errors.push(new ConfigError(message, this.at.key(path)));
-  }
-
-  /** An error that has no place in the file (e.g. a bad --set). */
-  general(message: string): void {
-    this.errors.push(new ConfigError(message));
-  }
-
-  /** Unlocated errors first, then by line and column; duplicates dropped. */
-  sorted(): ConfigError[] {
-    const seen = new Set<string>();
-    const unique = this.errors.filter((e) => !seen.has(e.message) && seen.add(e.message));
-    const rank = (e: ConfigError) => (e.location ? e.location.line * 1e6 + e.location.col : -1);
-    return unique.map((e, i) => ({ e, i })).sort((a, b) => rank(a.e) - rank(b.e) || a.i - b.i).map(({ e }) => e);
-  }
-
-  throwIfAny(): void {
-    if (this.errors.length > 0) throw new ConfigErrors(this.sorted());
-  }
 }
 
 function yamlMessage(error: YAMLError): string {
@@ -379,29 +244,6 @@ function checkStage(v: Validation, name: string, value: unknown, params: Record<
   return draft;
 }
 
-/** Reports zod issues at the YAML location of the offending value (or of its parent when missing). */
-function reportIssues(v: Validation, issues: readonly z.core.$ZodIssue[], data: unknown, base: DocPath, prefix: string, label: string, what: string): void {
-  for (const issue of issues) {
-    // Unknown keys are reported by findUnknownKeys, with hints; pattern checks on needs by the graph check.
-    if (issue.code === 'unrecognized_keys') continue;
-    if (issue.path[0] === 'needs' && issue.code === 'invalid_format') continue;
-    const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
-    const at = [...base, ...(prefix ? [prefix] : []), ...path];
-    if (v.isUnsubstituted(at)) continue;
-    const shown = formatPath([...(prefix ? [prefix] : []), ...path]);
-    const here = getIn(data, path);
-    let message: string;
-    if (issue.code === 'invalid_type' && !here.found) {
-      message = `${label}: missing ${what} '${formatPath(path)}' (expected ${TYPE_NAMES[issue.expected] ?? issue.expected})`;
-    } else if (issue.code === 'invalid_type') {
-      message = `${label}: ${shown}: expected ${TYPE_NAMES[issue.expected] ?? issue.expected}, got ${describeValue(here.value)}`;
-    } else {
-      message = `${label}: ${shown}: ${issue.message}`;
-    }
-    v.value(at, message);
-  }
-}
-
 function checkCmdStage(v: Validation, draft: Draft, stage: Record<string, unknown>, base: DocPath, label: string): void {
   draft.kind = 'cmd';
   const parsed = cmdStageSchema.safeParse(stage);
@@ -459,118 +301,3 @@ function checkKindStage(v: Validation, draft: Draft, stage: Record<string, unkno
   }
 }
 
-/** Path (inside `with:`) of the first string equal to `ref`, to point at a param naming a stage. */
-function findString(value: unknown, ref: string, path: DocPath = []): DocPath | undefined {
-  if (value === ref) return path;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = findString(value[i], ref, [...path, i]);
-      if (found) return found;
-    }
-  } else if (isRecord(value)) {
-    for (const [k, item] of Object.entries(value)) {
-      const found = findString(item, ref, [...path, k]);
-      if (found) return found;
-    }
-  }
-  return undefined;
-}
-
-/** Stages whose outs a cmd stage's deps read (a dep equal to, under, or containing another stage's out). */
-function impliedNeeds(draft: Draft, outIndex: OutIndex): string[] {
-  const found = new Set<string>();
-  for (const dep of draft.deps) {
-    for (const s of outIndex.atOrUnder.get(dep.path) ?? []) found.add(s);
-    for (let i = dep.path.lastIndexOf('/'); i > 0; i = dep.path.lastIndexOf('/', i - 1)) for (const s of outIndex.exact.get(dep.path.slice(0, i)) ?? []) found.add(s);
-  }
-  found.delete(draft.name);
-  return [...found].sort((a, b) => outIndex.rank.get(a)! - outIndex.rank.get(b)!);
-}
-
-/** Outs by path, and by every directory they lie in, so implied needs take one lookup per dep path level. */
-interface OutIndex {
-  exact: Map<string, Set<string>>;
-  atOrUnder: Map<string, Set<string>>;
-  /** Declaration order, so implied needs are listed as before. */
-  rank: Map<string, number>;
-}
-
-function indexOuts(drafts: ReadonlyMap<string, Draft>): OutIndex {
-  const exact = new Map<string, Set<string>>();
-  const atOrUnder = new Map<string, Set<string>>();
-  const add = (m: Map<string, Set<string>>, k: string, stage: string) => {
-    let set = m.get(k);
-    if (!set) m.set(k, (set = new Set()));
-    set.add(stage);
-  };
-  for (const d of drafts.values()) {
-    for (const out of d.outs) {
-      add(exact, out.path, d.name);
-      add(atOrUnder, out.path, d.name);
-      for (let i = out.path.lastIndexOf('/'); i > 0; i = out.path.lastIndexOf('/', i - 1)) add(atOrUnder, out.path.slice(0, i), d.name);
-    }
-  }
-  return { exact, atOrUnder, rank: new Map([...drafts.keys()].map((n, i) => [n, i])) };
-}
-
-/**
- * Outs a run would delete before the command starts: never the stage's own deps, the pipeline
- * file or .git (the store is refused with the path itself).
- */
-function checkOwnership(v: Validation, drafts: ReadonlyMap<string, Draft>, pipelineFile: string): void {
-  for (const d of drafts.values()) {
-    for (const out of d.outs) {
-      const label = `stage '${d.name}': output '${out.path}'`;
-      if (overlaps(out.path, pipelineFile)) v.value(out.at, `${label} is the pipeline file; run deletes outs before the command runs`);
-      else if (overlaps(out.path, '.git')) v.value(out.at, `${label} is inside .git; outs are deleted before the command runs`);
-      const dep = d.deps.find((x) => overlaps(x.path, out.path));
-      if (dep) {
-        const loc = v.at.value(dep.at);
-        const relation = dep.path === out.path ? 'is also its dep' : dep.path.startsWith(out.path + '/') ? `contains its dep '${dep.path}'` : `is inside its dep '${dep.path}'`;
-        v.value(out.at, `${label} ${relation} (${loc.file}:${loc.line}:${loc.col}); outs are deleted before the command runs, so it would delete its own input (write to a new file)`);
-      }
-    }
-  }
-}
-
-/** Checks needs and params naming unknown stages, outputs claimed twice, and cycles; returns each stage's needs. */
-function checkGraph(v: Validation, drafts: ReadonlyMap<string, Draft>): Map<string, string[]> {
-  const names = [...drafts.keys()];
-  for (const d of drafts.values()) {
-    for (const need of d.needs) {
-      if (!drafts.has(need.name)) v.value(need.at, `stage '${d.name}': needs unknown stage '${need.name}'${didYouMean(need.name, names)}`);
-    }
-    for (const ref of d.refs) {
-      if (drafts.has(ref)) continue;
-      const inWith = findString(d.withValue, ref);
-      const where = inWith ? ` (with: ${formatPath(inWith)})` : '';
-      v.value(['stages', d.name, 'with', ...(inWith ?? [])], `stage '${d.name}': names unknown stage '${ref}'${where}${didYouMean(ref, names)}`);
-    }
-  }
-
-  // Two stages writing the same workspace path (or one inside the other) would overwrite each other.
-  const outs = [...drafts.values()].flatMap((d) => d.outs.map((out) => ({ stage: d.name, ...out })));
-  // The first earlier out at the same path, at a directory above it, or below it (indexes by path: linear, not pairwise).
-  const firstAt = new Map<string, number>();
-  const firstAtOrUnder = new Map<string, number>();
-  for (let j = 0; j < outs.length; j++) {
-    const b = outs[j];
-    const ancestors: string[] = [];
-    for (let k = b.path.lastIndexOf('/'); k > 0; k = b.path.lastIndexOf('/', k - 1)) ancestors.push(b.path.slice(0, k));
-    const candidates = [firstAtOrUnder.get(b.path), ...ancestors.map((p) => firstAt.get(p))].filter((i): i is number => i !== undefined);
-    if (!firstAt.has(b.path)) firstAt.set(b.path, j);
-    for (const p of [b.path, ...ancestors]) if (!firstAtOrUnder.has(p)) firstAtOrUnder.set(p, j);
-    if (candidates.length > 0) {
-      const a = outs[Math.min(...candidates)];
-      const owner = a.stage === b.stage ? '' : ` of stage '${a.stage}'`;
-      const relation = a.path === b.path ? (a.stage === b.stage ? 'is listed twice' : `is also an output${owner}`) : b.path.startsWith(a.path + '/') ? `is inside output '${a.path}'${owner}` : `contains output '${a.path}'${owner}`;
-      const loc = v.at.value(a.at);
-      v.value(b.at, `stage '${b.stage}': output '${b.path}' ${relation} (${loc.file}:${loc.line}:${loc.col})`);
-    }
-  }
-
-  const outIndex = indexOuts(drafts);
-  const needs = new Map([...drafts.values()].map((d) => [d.name, [...d.needs.map((n) => n.name), ...d.refs, ...impliedNeeds(d, outIndex)]]));
-  for (const cycle of findCycles(names, (n) => needs.get(n)!)) v.key(['stages', cycle[0]], `cycle: ${cycle.join(' -> ')}`);
-  return needs;
-}

@@ -1,6 +1,7 @@
 // The store lock: one writer at a time. proper-lockfile's lock directory (kept fresh by mtime
 // updates, so a frozen or vanished holder goes stale) plus a JSON holder file saying who holds it,
 // so a waiter can print it, and can break at once a lock whose holder died on this host.
+import { readFileSync, rmSync } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -49,6 +50,23 @@ export interface AcquireOptions {
 
 export function lockPaths(storeDir: string): { dir: string; holder: string } {
   return { dir: join(storeDir, 'lock'), holder: join(storeDir, 'lock.json') };
+}
+
+/**
+ * Removes this process's lock synchronously, for a process that exits at once (a second Ctrl-C) and
+ * cannot await release(). Best effort: the next taker breaks a lock whose holder is gone anyway.
+ */
+export function removeOwnLockSync(storeDir: string): void {
+  const paths = lockPaths(storeDir);
+  try {
+    const holder = JSON.parse(readFileSync(paths.holder, 'utf8')) as Partial<LockHolder>;
+    if (holder.pid === process.pid) {
+      rmSync(paths.holder, { force: true });
+      rmSync(paths.dir, { recursive: true, force: true });
+    }
+  } catch {
+    // No holder file, or not ours: nothing of ours to remove.
+  }
 }
 
 export async function readLockHolder(storeDir: string): Promise<LockHolder | undefined> {
