@@ -1,19 +1,10 @@
 // `evaluate`: a train stage's model on normalize's test split — the notebook's "Test score" (loss)
 // and "Test accuracy", plus per-class precision/recall/F1, the confusion matrix and the most
 // confident mistakes, written to metrics.json and logged as a short table.
-// The work lives in lib/model/evaluate-run.ts, loaded on demand (it pulls in TensorFlow.js).
-import { z } from 'zod';
+// The work lives in run.ts beside it (params in params.ts), loaded on demand (it pulls in TensorFlow.js).
 import { defineStage } from '../../engine/contract.js';
 import { resolveBackend } from '../../lib/tf/backend.js';
-import { BackendParam } from '../train/train.js';
-
-export const EvaluateParams = z.strictObject({
-  backend: BackendParam,
-  model: z.string().min(1).optional().describe('the train stage to evaluate (default: the single train input)'),
-  batch_size: z.int().positive().default(128),
-  top_mistakes: z.int().min(0).default(20).describe('how many most confident mistakes to list'),
-});
-export type EvaluateParams = z.output<typeof EvaluateParams>;
+import { EvaluateParams } from './params.js';
 
 export const evaluateStage = defineStage({
   name: 'evaluate',

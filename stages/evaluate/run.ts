@@ -13,7 +13,7 @@ import {
   predictedLabels,
 } from '../../lib/model/metrics.js';
 import { labelsOf, lossAndAccuracy, predictRows } from '../../lib/model/predict.js';
-import type { EvaluateParams } from './evaluate.js';
+import type { EvaluateParams } from './params.js';
 
 function trainInput(ctx: StageContext<EvaluateParams>): UpstreamArtifacts {
   if (ctx.params.model) return ctx.inputs.stage(ctx.params.model);

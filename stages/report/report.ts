@@ -2,7 +2,8 @@
 // outputs of the stages it needs: run summary, data, model, learning curves joined across
 // init_from, test results with confusion matrix and confident mistakes, phase-to-phase deltas,
 // augmentation previews, history of earlier runs, model card and provenance.
-// The work lives in lib/report/run.ts, loaded on demand (it pulls in Vega).
+// The work lives in run.ts beside it, loaded on demand (it pulls in Vega); the page itself is
+// assembled and rendered by lib/report/.
 import { z } from 'zod';
 import { defineStage } from '../../engine/contract.js';
 

@@ -16,7 +16,7 @@ import { Rng, deriveSeed } from '../../lib/model/rng.js';
 import { modelSummary, paramCounts } from '../../lib/model/summary.js';
 import { localStep, type TrainStep } from '../../lib/model/train-step.js';
 import { resolveWorkers } from '../../lib/model/workers-param.js';
-import { INIT_FROM_CURRENT, type TrainParams } from './train.js';
+import { INIT_FROM_CURRENT, type TrainParams } from './params.js';
 import { championFingerprint, readCurrentModel } from '../../lib/champion.js';
 
 /** The training split as the loop consumes it: one Rows per epoch. */

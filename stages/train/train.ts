@@ -1,46 +1,13 @@
 // `train`: fits a Keras-like layer stack on normalize's split with TensorFlow.js (any backend),
 // optionally on an augment stage's copies and/or starting from another train stage's weights.
 // Checkpoints after every epoch in ctx.resumeDir; an interrupted run resumes from the last one.
-// The work lives in lib/model/train-run.ts, loaded on demand: this module stays tf-free so that
-// reading pipeline.yaml (every command) does not pay for loading TensorFlow.js.
-import { z } from 'zod';
+// The work lives in run.ts beside it (the params in params.ts), loaded on demand: this module stays
+// tf-free so that reading pipeline.yaml (every command) does not pay for loading TensorFlow.js.
 import { defineStage } from '../../engine/contract.js';
 import { resolveBackend } from '../../lib/tf/backend.js';
-import { DEFAULT_OPTIMIZER, OptimizerSpec } from '../../lib/model/optimizer-spec.js';
-import { LrScheduleSpec } from '../../lib/model/schedule.js';
-import { ModelSpec } from '../../lib/model/spec.js';
-import { WorkersParam, resolveWorkers } from '../../lib/model/workers-param.js';
+import { resolveWorkers } from '../../lib/model/workers-param.js';
 import { championFingerprint } from '../../lib/champion.js';
-
-/** `init_from: current` starts from the promoted model (models/current/) instead of a stage's. */
-export const INIT_FROM_CURRENT = 'current';
-
-export const BackendParam = z
-  .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
-  .default('auto')
-  .describe('tfjs backend: auto = tfjs-node where it loads, else wasm, else cpu');
-
-export const TrainParams = z.strictObject({
-  backend: BackendParam,
-  workers: WorkersParam,
-  model: ModelSpec,
-  optimizer: OptimizerSpec.default(DEFAULT_OPTIMIZER).describe('rmsprop (Keras 2 rule), adam or sgd (momentum, nesterov)'),
-  lr_schedule: LrScheduleSpec.default({ type: 'constant' }).describe('constant, cosine (per step) or step (per epoch)'),
-  batch_size: z.int().positive().default(128),
-  epochs: z.int().positive().default(20),
-  seed: z.int().min(0).default(42).describe('seeds weight init, dropout masks and the per-epoch shuffle'),
-  init_from: z
-    .string()
-    .min(1)
-    .optional()
-    .describe('a train stage whose final weights this one starts from, or `current`: the promoted model in models/current/ (from scratch while there is none)'),
-  augmented: z
-    .string()
-    .min(1)
-    .optional()
-    .describe("an augment stage: epoch e trains on its copy e (cycled), one pass over the training set per epoch"),
-});
-export type TrainParams = z.output<typeof TrainParams>;
+import { INIT_FROM_CURRENT, TrainParams } from './params.js';
 
 export const trainStage = defineStage({
   name: 'train',
