@@ -1,4 +1,6 @@
-// Typed errors with exit codes; the CLI has one top-level catch that formats them (cli/format-error.ts).
+// Every error class of the engine. PipelineError and its subclasses carry an exit code; the CLI has
+// one top-level catch that formats them (cli/format-error.ts). lib/ has its own (lib/errors.ts),
+// which stage kinds translate into these (stages/lib-errors.ts).
 
 export interface SourceLocation {
   file: string;
@@ -65,3 +67,19 @@ export class AbortedError extends PipelineError {
     super(message, 130);
   }
 }
+
+/**
+ * An object whose content no longer hashes to its name (a flipped bit, a stray write). Caught where
+ * a stored result is reused: the stage runs again instead.
+ */
+export class CorruptObjectError extends Error {
+  constructor(
+    readonly digest: string,
+    readonly actual: string,
+  ) {
+    super(`stored object ${digest.slice(0, 16)}… is corrupt (its content hashes to ${actual.slice(0, 16)}…)`);
+  }
+}
+
+/** An output entry that cannot be stored (symlinks, sockets...): the stage fails naming it. */
+export class UnsupportedEntryError extends Error {}

@@ -8,7 +8,8 @@ import type { Pipeline, StageSpec } from '../pipeline.js';
 import { decideStage, plan, type Plan, type PlanFacts, type PlanOptions, type StageFacts, type StagePlan, type StoredResult, type UpstreamOutputs } from './plan.js';
 import type { StatCache } from '../store/stat-cache.js';
 import type { Ref, Store } from '../store/store.js';
-import { errorMessage, isErrno, listFiles, trimSlash, UnsupportedEntryError } from '../store/fs-tree.js';
+import { errorMessage, isErrno, listFiles, trimSlash } from '../store/fs-tree.js';
+import { UnsupportedEntryError } from '../errors.js';
 
 export interface FactsEnv {
   pipeline: Pipeline;

@@ -3,6 +3,7 @@ import { lstat, readdir, rename, rm, writeFile, mkdir } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { UnsupportedEntryError } from '../errors.js';
 
 export interface TreeFile {
   /** Path relative to the walk's base, with `/` separators. */
@@ -10,9 +11,6 @@ export interface TreeFile {
   abs: string;
   stat: Stats;
 }
-
-/** Error for an output entry that cannot be stored (symlinks, sockets...). */
-export class UnsupportedEntryError extends Error {}
 
 export interface Tree {
   /** Sorted by path. */

@@ -4,16 +4,7 @@ import { chmod, copyFile, constants, link, mkdir, readdir, rename, rm, stat, unl
 import { join } from 'node:path';
 import { copyAndHash, hashFile } from './hash.js';
 import { isErrno, randomSuffix } from './fs-tree.js';
-
-/** An object whose content no longer hashes to its name (a flipped bit, a stray write). */
-export class CorruptObjectError extends Error {
-  constructor(
-    readonly digest: string,
-    readonly actual: string,
-  ) {
-    super(`stored object ${digest.slice(0, 16)}… is corrupt (its content hashes to ${actual.slice(0, 16)}…)`);
-  }
-}
+import { CorruptObjectError } from '../errors.js';
 
 export interface StoredObject {
   digest: string;

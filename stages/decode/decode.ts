@@ -11,7 +11,7 @@ import { defineStage, type StageContext } from '../../engine/contract.js';
 import { StageError } from '../../engine/errors.js';
 import { CIFAR_RECORD_BYTES, CIFAR_SIDE, scanCifarBinary, unpackRecords, type CifarBatch } from '../../lib/images/cifar-binary.js';
 import { convertImage, RESIZE_METHODS } from '../../lib/images/convert.js';
-import { DatasetError } from '../../lib/images/dataset-error.js';
+import { DatasetError } from '../../lib/errors.js';
 import { decoderVersions } from '../../lib/images/decoder-versions.js';
 import type { DecodeFailure, DecodeTask, DecodeTaskResult } from '../../lib/images/decode-task.js';
 import { scanImageFolders, SPLITS, type Split } from '../../lib/images/image-folders.js';

@@ -4,6 +4,7 @@
 // The work lives in run.ts beside it (params in params.ts), loaded on demand (it pulls in TensorFlow.js).
 import { defineStage } from '../../engine/contract.js';
 import { resolveBackend } from '../../lib/tf/backend.js';
+import { withEngineErrors } from '../lib-errors.js';
 import { EvaluateParams } from './params.js';
 
 export const evaluateStage = defineStage({
@@ -17,5 +18,5 @@ export const evaluateStage = defineStage({
     const backend = resolveBackend(params.backend);
     return { backend: backend.name, versions: backend.versions };
   },
-  run: async (ctx) => (await import('./run.js')).runEvaluate(ctx),
+  run: (ctx) => withEngineErrors(async () => (await import('./run.js')).runEvaluate(ctx)),
 });

@@ -1,6 +1,7 @@
 // The evaluate stage's work (loaded only when an evaluate stage runs: it pulls in TensorFlow.js).
 import { type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
 import { PipelineError, StageError } from '../../engine/errors.js';
+import { engineErrorOf } from '../lib-errors.js';
 import { initBackend } from '../../lib/tf/backend.js';
 import { floatRows } from '../../lib/model/data.js';
 import { loadModel } from '../../lib/model/io.js';
@@ -68,7 +69,8 @@ export async function runEvaluate(ctx: StageContext<EvaluateParams>): Promise<vo
       ctx.log.info(`most confident mistakes: ${top.join(', ')}`);
     }
   } catch (err) {
-    if (err instanceof PipelineError) throw err;
+    const translated = engineErrorOf(err);
+    if (translated instanceof PipelineError) throw translated;
     throw new StageError(`evaluate ${ctx.stage}: ${(err as Error).message}`, { cause: err });
   } finally {
     model.dispose();

@@ -4,8 +4,9 @@ import { copyFile, mkdir, rename, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { defineStage, type StageContext } from '../../engine/contract.js';
+import { defineStage, type FingerprintEnv, type StageContext } from '../../engine/contract.js';
 import { StageError } from '../../engine/errors.js';
+import { withEngineErrors } from '../lib-errors.js';
 import { digestFile, verifyChecksums, type DeclaredChecksums, type FileDigests } from '../../lib/fetch/digest.js';
 import { discardDownload, download, type DownloadResult } from '../../lib/fetch/download.js';
 import { archiveFormatFromName, extractArchive, sniffArchiveFormat, type ArchiveFormat } from '../../lib/fetch/extract.js';
@@ -69,78 +70,84 @@ export const fetchStage = defineStage({
     return { ...declared, unpack: plan === 'file' ? { file: name } : plan };
   },
 
-  async fingerprint(p, env) {
-    if (declaredChecksums(p)) return {};
-    const local = localSourcePath(p.url, env.root);
-    if (local) {
-      await localSourceType(local);
-      return { digest: await env.digestPath(local) };
-    }
-    try {
-      const v = await headValidators(p.url, { timeoutMs: p.timeout * 1000, signal: env.signal });
-      return { etag: v.etag, lastModified: v.lastModified, contentLength: v.contentLength };
-    } catch (err) {
-      if (env.signal.aborted) throw err;
-      throw new StageError(
-        `cannot read the validators of ${p.url} (${(err as Error).message}); declare md5 or sha256 to key the cache on the checksum instead`,
-        { cause: err },
-      );
-    }
-  },
+  // lib/fetch raises its own errors: translated into what the user sees (stages/lib-errors.ts).
+  fingerprint: (p, env) => withEngineErrors(() => fetchFingerprint(p, env)),
 
-  async run(ctx) {
-    const p = ctx.params;
-    const declared = declaredChecksums(p) ?? {};
-    const dataDir = ctx.out.path('data');
-    await mkdir(dataDir, { recursive: true });
-    const local = localSourcePath(p.url, ctx.root);
-
-    let record: FetchRecord;
-    if (local && (await localSourceType(local)) === 'directory') {
-      if (declared.md5 || declared.sha256) throw new StageError(`md5/sha256 apply to a file, but ${p.url} is a directory`);
-      ctx.log.info(`copying directory ${local}`);
-      const files = await copyDirectory(local, dataDir, ctx.signal);
-      const digest = typeof ctx.fingerprint.digest === 'string' ? ctx.fingerprint.digest : null;
-      record = { source: p.url, type: 'directory', name: null, bytes: null, md5: null, sha256: null, digest, validators: null, archive: null, files };
-    } else {
-      const name = local ? basename(local) : sourceFileName(p.url);
-      const fetched = local ? await hashLocalFile(ctx, local, name, declared) : await downloadRemote(ctx, name, declared);
-      const format = await archiveFormatFor(unpackPlan(p.extract, name), fetched.path, name);
-      let files = 1;
-      if (format) {
-        ctx.progress.start(`extract ${name}`, fetched.digests.bytes, 'B');
-        const stats = await extractArchive(fetched.path, format, dataDir, {
-          label: name,
-          signal: ctx.signal,
-          onProgress: (done) => ctx.progress.update(done),
-        });
-        ctx.progress.done(`${stats.files} files`);
-        if (stats.files === 0) {
-          const only = stats.dirs + stats.symlinks > 0 ? ' (only directories or symlinks)' : '';
-          throw new StageError(`${name} contains no files${only}: a valid ${format} archive, but nothing to fetch`);
-        }
-        files = stats.files;
-      } else if (local) {
-        await copyFile(local, join(dataDir, name));
-      } else {
-        await moveFile(fetched.path, join(dataDir, name));
-      }
-      record = {
-        source: p.url,
-        type: local ? 'file' : 'http',
-        name,
-        bytes: fetched.digests.bytes,
-        md5: fetched.digests.md5,
-        sha256: fetched.digests.sha256,
-        digest: null,
-        validators: fetched.validators,
-        archive: format,
-        files,
-      };
-    }
-    await ctx.out.json('fetch.json', record);
-  },
+  run: (ctx) => withEngineErrors(() => runFetch(ctx)),
 });
+
+/** Keys an undeclared source: a local one on its content digest, a remote one on its validators (HEAD). */
+async function fetchFingerprint(p: FetchParams, env: FingerprintEnv): Promise<Record<string, unknown>> {
+  if (declaredChecksums(p)) return {};
+  const local = localSourcePath(p.url, env.root);
+  if (local) {
+    await localSourceType(local);
+    return { digest: await env.digestPath(local) };
+  }
+  try {
+    const v = await headValidators(p.url, { timeoutMs: p.timeout * 1000, signal: env.signal });
+    return { etag: v.etag, lastModified: v.lastModified, contentLength: v.contentLength };
+  } catch (err) {
+    if (env.signal.aborted) throw err;
+    throw new StageError(
+      `cannot read the validators of ${p.url} (${(err as Error).message}); declare md5 or sha256 to key the cache on the checksum instead`,
+      { cause: err },
+    );
+  }
+}
+
+async function runFetch(ctx: StageContext<FetchParams>): Promise<void> {
+  const p = ctx.params;
+  const declared = declaredChecksums(p) ?? {};
+  const dataDir = ctx.out.path('data');
+  await mkdir(dataDir, { recursive: true });
+  const local = localSourcePath(p.url, ctx.root);
+
+  let record: FetchRecord;
+  if (local && (await localSourceType(local)) === 'directory') {
+    if (declared.md5 || declared.sha256) throw new StageError(`md5/sha256 apply to a file, but ${p.url} is a directory`);
+    ctx.log.info(`copying directory ${local}`);
+    const files = await copyDirectory(local, dataDir, ctx.signal);
+    const digest = typeof ctx.fingerprint.digest === 'string' ? ctx.fingerprint.digest : null;
+    record = { source: p.url, type: 'directory', name: null, bytes: null, md5: null, sha256: null, digest, validators: null, archive: null, files };
+  } else {
+    const name = local ? basename(local) : sourceFileName(p.url);
+    const fetched = local ? await hashLocalFile(ctx, local, name, declared) : await downloadRemote(ctx, name, declared);
+    const format = await archiveFormatFor(unpackPlan(p.extract, name), fetched.path, name);
+    let files = 1;
+    if (format) {
+      ctx.progress.start(`extract ${name}`, fetched.digests.bytes, 'B');
+      const stats = await extractArchive(fetched.path, format, dataDir, {
+        label: name,
+        signal: ctx.signal,
+        onProgress: (done) => ctx.progress.update(done),
+      });
+      ctx.progress.done(`${stats.files} files`);
+      if (stats.files === 0) {
+        const only = stats.dirs + stats.symlinks > 0 ? ' (only directories or symlinks)' : '';
+        throw new StageError(`${name} contains no files${only}: a valid ${format} archive, but nothing to fetch`);
+      }
+      files = stats.files;
+    } else if (local) {
+      await copyFile(local, join(dataDir, name));
+    } else {
+      await moveFile(fetched.path, join(dataDir, name));
+    }
+    record = {
+      source: p.url,
+      type: local ? 'file' : 'http',
+      name,
+      bytes: fetched.digests.bytes,
+      md5: fetched.digests.md5,
+      sha256: fetched.digests.sha256,
+      digest: null,
+      validators: fetched.validators,
+      archive: format,
+      files,
+    };
+  }
+  await ctx.out.json('fetch.json', record);
+}
 
 interface FetchedFile {
   path: string;

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
 import { AbortedError, PipelineError, StageError } from '../../engine/errors.js';
+import { engineErrorOf } from '../lib-errors.js';
 import type { NdArray } from '../../lib/npy.js';
 import { initBackend } from '../../lib/tf/backend.js';
 import { buildModel, copyWeights, outputUnits } from '../../lib/model/build.js';
@@ -249,7 +250,8 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
       final: last ?? null,
     });
   } catch (err) {
-    if (err instanceof PipelineError) throw err;
+    const translated = engineErrorOf(err);
+    if (translated instanceof PipelineError) throw translated;
     // e.g. the signal terminated the data-parallel workers while they were starting
     if (ctx.signal.aborted) throw new AbortedError(`train ${ctx.stage} interrupted; a rerun resumes from the last checkpoint`);
     throw new StageError(`train ${ctx.stage}: ${(err as Error).message}`, { cause: err });

@@ -7,6 +7,7 @@ import { defineStage } from '../../engine/contract.js';
 import { resolveBackend } from '../../lib/tf/backend.js';
 import { resolveWorkers } from '../../lib/model/workers-param.js';
 import { championFingerprint } from '../../lib/champion.js';
+import { withEngineErrors } from '../lib-errors.js';
 import { INIT_FROM_CURRENT, TrainParams } from './params.js';
 
 export const trainStage = defineStage({
@@ -32,5 +33,5 @@ export const trainStage = defineStage({
     const champion = params.init_from === INIT_FROM_CURRENT ? { champion: (await championFingerprint(env.root))?.files ?? null } : {};
     return { backend: backend.name, versions: backend.versions, ...(workers > 1 ? { workers } : {}), ...champion };
   },
-  run: async (ctx) => (await import('./run.js')).runTrain(ctx),
+  run: (ctx) => withEngineErrors(async () => (await import('./run.js')).runTrain(ctx)),
 });
