@@ -9,7 +9,7 @@ import { augmentRows } from '../../lib/augment/chunk.js';
 import { AugmentPoolError } from '../../lib/errors.js';
 import { runAugmentPool, type AugmentSource } from '../../lib/augment/pool.js';
 import { contactSheet, defaultLayout, writePng, type Image } from '../../lib/augment/preview.js';
-import { readNpyShared } from '../../lib/augment/shared-npy.js';
+import { readNpyShared } from '../../lib/npy.js';
 import { zoomBounds, type AugmentConfig } from '../../lib/augment/transform.js';
 
 const WORKER = new URL('../../workers/augment.js', import.meta.url).href;

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { defineStage, type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
 import { StageError } from '../../engine/errors.js';
-import { openNpy, type NpyFile } from '../../lib/images/npy-file.js';
+import { openNpy, type NpyFile } from '../../lib/npy.js';
 import { stratifiedSplit } from '../../lib/images/split.js';
 
 export const NormalizeParams = z.strictObject({
