@@ -10,6 +10,7 @@ import { AugmentPoolError } from '../../lib/errors.js';
 import { runAugmentPool, type AugmentSource } from '../../lib/augment/pool.js';
 import { contactSheet, defaultLayout, writePng, type Image } from '../../lib/augment/preview.js';
 import { readNpyShared } from '../../lib/npy.js';
+import { copyName } from '../../lib/augment/copies.js';
 import { zoomBounds, type AugmentConfig } from '../../lib/augment/transform.js';
 
 const WORKER = new URL('../../workers/augment.js', import.meta.url).href;
@@ -53,8 +54,6 @@ export const augmentParams = z.strictObject({
 });
 
 export type AugmentParams = z.output<typeof augmentParams>;
-
-export const copyName = (copy: number) => `copy_${String(copy).padStart(3, '0')}.npy`;
 
 function configOf(p: AugmentParams): AugmentConfig {
   return {

@@ -11,6 +11,7 @@ import { floatRows, pixelTable, uint8Rows, type Normalization, type Rows } from 
 import { fit } from '../../lib/model/fit.js';
 import { loadModel, saveModel } from '../../lib/model/io.js';
 import { npyInfo, type NdArray } from '../../lib/npy.js';
+import { copyName } from '../../lib/augment/copies.js';
 import { createOptimizer } from '../../lib/model/optimizers.js';
 import { Rng, deriveSeed } from '../../lib/model/rng.js';
 import { modelSummary, paramCounts } from '../../lib/model/summary.js';
@@ -25,10 +26,6 @@ interface TrainingData {
   count: number;
   rowsFor(epoch: number): Promise<Rows>;
   describe: string;
-}
-
-function copyName(i: number): string {
-  return `copy_${String(i).padStart(3, '0')}.npy`;
 }
 
 function countCopies(aug: UpstreamArtifacts): number {
