@@ -1,5 +1,6 @@
 // The stage contract: what a stage kind is, and what the engine hands it when it runs.
-// Stage kinds (stages/*.ts) depend on this file only, never on engine internals.
+// Stage kinds (stages/<kind>/) depend on this file and engine/errors.ts only, never on engine
+// internals (a layer rule: npm run lint).
 import type { z } from 'zod';
 import type { Piscina } from 'piscina';
 import type { NdArray, DType } from '../lib/npy.js';

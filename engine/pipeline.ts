@@ -1,5 +1,5 @@
-// The validated, resolved pipeline: what config loading (engine/config.ts) produces and what
-// planning (engine/plan.ts) and execution (engine/execute.ts) consume.
+// The validated, resolved pipeline: what config loading (engine/config/) produces and what
+// planning (engine/plan/) and execution (engine/run/) consume.
 import type { PromoteSpec, ScheduleEntry } from './config/automation.js';
 import type { SourceLocation } from './errors.js';
 import type { RemoteConfig } from './remote/config.js';

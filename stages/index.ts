@@ -1,4 +1,5 @@
-// Registry of built-in stage kinds (`uses: <name>`). One module per kind, params schema beside the code.
+// Registry of built-in stage kinds (`uses: <name>`): one folder per kind, params schema beside the
+// code. The CLI hands this registry to the engine (cli/session.ts).
 import type { StageKind } from '../engine/contract.js';
 import { decodeStage } from './decode/decode.js';
 import { normalizeStage } from './normalize/normalize.js';

@@ -1,6 +1,6 @@
 // The `schedule:` and `promote:` sections of pipeline.yaml: checked against their zod schemas, then
 // against the stages (names exist, overrides parse, cron expressions and time zones are valid), and
-// turned into the resolved forms the scheduler (engine/schedule/) and promotion (engine/promote.ts) use.
+// turned into the resolved forms the scheduler (engine/schedule/) and promotion (engine/promote/) use.
 import { Cron } from 'croner';
 import type { z } from 'zod';
 import { promoteSchema, scheduleEntrySchema, type Hook } from './schema.js';

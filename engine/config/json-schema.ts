@@ -1,5 +1,5 @@
 // JSON Schema of pipeline.yaml for editors (completion, hover docs, squiggles), generated from the
-// zod objects the validator uses (engine/config-schema.ts and each kind's params schema) so the two
+// zod objects the validator uses (config/schema.ts and each kind's params schema) so the two
 // cannot drift. A kind stage's `with:` is checked by its kind's schema, selected by `uses:` (if/then).
 import { z } from 'zod';
 import { pipelineFileSchema } from './schema.js';
@@ -70,7 +70,7 @@ export function pipelineJsonSchema(kinds: ReadonlyMap<string, StageKind>): JsonS
     io: 'input',
     unrepresentable: 'any',
     override: ({ zodSchema, jsonSchema }) => {
-      // The validator rejects unknown keys in plain z.object params too (engine/unknown-keys.ts).
+      // The validator rejects unknown keys in plain z.object params too (config/unknown-keys.ts).
       const def = (zodSchema as z.core.$ZodTypes)._zod.def;
       if (def.type === 'object' && def.catchall === undefined && jsonSchema.additionalProperties === undefined) {
         jsonSchema.additionalProperties = false;

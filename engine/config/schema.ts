@@ -1,5 +1,5 @@
-// The zod schema of pipeline.yaml's structure. The validator (engine/config.ts) checks the file
-// against these objects, and the JSON Schema (engine/json-schema.ts) is generated from the very
+// The zod schema of pipeline.yaml's structure. The validator (config/parse.ts) checks the file
+// against these objects, and the JSON Schema (config/json-schema.ts) is generated from the very
 // same objects plus each kind's params schema, so the two cannot drift.
 import { z } from 'zod';
 import { remoteSchema } from '../remote/config.js';
@@ -68,7 +68,7 @@ export const hookSchema = z
   .meta({ id: 'hook', title: 'Notification' });
 const hooksSchema = z.union([hookSchema, z.array(hookSchema)]);
 
-/** One `schedule:` entry: when to run what (engine/automation-config.ts checks it further). */
+/** One `schedule:` entry: when to run what (config/automation.ts checks it further). */
 export const scheduleEntrySchema = z
   .strictObject({
     cron: z.string().min(1).describe('Cron expression: 5 fields (minute hour day month weekday) or 6 with seconds first; also @daily, @hourly...'),

@@ -1,6 +1,6 @@
 // Planning is pure: plan = f(pipeline, facts). The facts (manifests, dep digests through the stat
 // cache, kinds' fingerprints, which objects and workspace outs are present) are gathered first by
-// engine/facts.ts; here we only decide, per stage, cached or run, and why.
+// plan/facts.ts; here we only decide, per stage, cached or run, and why.
 import { cacheKey, diffValues, KEY_FORMAT, type KeyMaterial } from '../store/cache-key.js';
 import type { Manifest } from '../store/manifest.js';
 import type { Pipeline } from '../pipeline.js';
@@ -201,7 +201,7 @@ export function explain(old: KeyMaterial, cur: KeyMaterial, pendingUpstreams: re
 export interface Plan {
   /** In `stages` order (topological). */
   stages: StagePlan[];
-  /** Keys to load before the plan is final (see resolvePlan in engine/facts.ts). */
+  /** Keys to load before the plan is final (see resolvePlan in plan/facts.ts). */
   wanted: string[];
 }
 

@@ -14,13 +14,13 @@ import type { CommandGroups } from './command-groups.js';
 export interface CmdOptions {
   stage: string;
   cmd: string;
-  /** Extra environment (params referenced by the command, see engine/interpolate.ts). */
+  /** Extra environment (params referenced by the command, see config/interpolate.ts). */
   env?: Record<string, string>;
   root: string;
   outs: readonly string[];
   signal: AbortSignal;
   log: Logger;
-  /** Where the command's process group is recorded while it runs (see engine/command-groups.ts). */
+  /** Where the command's process group is recorded while it runs (see run/command-groups.ts). */
   groups?: CommandGroups;
   /** Grace period between SIGTERM and SIGKILL when aborting. */
   killGraceMs?: number;

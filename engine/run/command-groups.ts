@@ -1,6 +1,6 @@
 // Records of the process groups a run's commands run in (artifacts/state/commands/<pgid>.json), so
 // that the next run, holding the lock, can stop whatever a dead run left running before it runs
-// the same stages again. Commands also stop by themselves when their run dies (engine/cmd-stage.ts);
+// the same stages again. Commands also stop by themselves when their run dies (run/cmd-stage.ts);
 // this covers the moment between the death and that, and a watchdog that was itself killed.
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';

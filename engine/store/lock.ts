@@ -16,7 +16,7 @@ export interface LockHolder {
   hostname: string;
   /** Inode of the lock directory this holder created: a holder file describes only that directory. */
   lockIno: number;
-  /** Start time of the holder process (engine/processes.ts): a pid reused by another process is not the holder. */
+  /** Start time of the holder process (store/processes.ts): a pid reused by another process is not the holder. */
   pidStart?: string;
 }
 

@@ -30,7 +30,7 @@ export interface RunTrigger {
   note?: string;
 }
 
-/** The champion/challenger decision after a run (engine/promote.ts). */
+/** The champion/challenger decision after a run (engine/promote/). */
 export interface PromotionRecord {
   decision: 'promoted' | 'kept' | 'skipped' | 'error';
   reason: string;

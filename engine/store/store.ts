@@ -61,7 +61,7 @@ export class Store {
   get statCacheFile(): string {
     return join(this.dir, 'state', 'stat-cache.json');
   }
-  /** Process groups of running commands (engine/command-groups.ts). */
+  /** Process groups of running commands (engine/run/command-groups.ts). */
   get commandsDir(): string {
     return join(this.dir, 'state', 'commands');
   }

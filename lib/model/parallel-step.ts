@@ -1,4 +1,4 @@
-// Data-parallel steps (lib/tf/data-parallel.ts): worker threads with their own wasm instance
+// Data-parallel steps (data-parallel.ts): worker threads with their own wasm instance
 // train replicas of the model; the main-thread model and optimizer are mirrors, refreshed by
 // sync() for validation and checkpoints, and the source of the replicas' starting state
 // (initial / init_from / checkpoint weights and optimizer state).

@@ -128,7 +128,7 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
   if (workers > 1 && backend.name !== 'wasm') {
     throw new StageError(`train ${ctx.stage}: workers: ${workers} needs the wasm backend (data-parallel worker threads run wasm), not ${backend.name}`);
   }
-  // The engine's fingerprint names the workers when > 1 (see stages/train.ts).
+  // The engine's fingerprint names the workers when > 1 (see train.ts).
   const planned = ctx.fingerprint.backend === undefined ? undefined : (ctx.fingerprint.workers ?? 1);
   if (planned !== undefined && planned !== workers) ctx.log.warn(`planned ${String(planned)} worker(s); training with ${workers}`);
 
