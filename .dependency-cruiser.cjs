@@ -62,9 +62,9 @@ module.exports = {
     {
       name: 'engine-config-comes-before-plan-and-run',
       severity: 'error',
-      comment: 'engine/config/ turns pipeline.yaml into a Pipeline; it uses no planning or running code.',
+      comment: 'engine/config/ turns pipeline.yaml into a Pipeline; it uses only the store (its directory name) below it, no planning, running or feature code.',
       from: { path: '^engine/config/' },
-      to: { path: '^engine/(plan|run|promote|schedule)/|^engine/session[.]ts$' },
+      to: { path: '^engine/(plan|run|promote|remote|schedule)/|^engine/session[.]ts$' },
     },
     {
       name: 'engine-plan-comes-before-run',

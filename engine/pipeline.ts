@@ -2,7 +2,7 @@
 // planning (engine/plan/) and execution (engine/run/) consume.
 import type { PromoteSpec, ScheduleEntry } from './config/automation.js';
 import type { SourceLocation } from './errors.js';
-import type { RemoteConfig } from './remote/config.js';
+import type { RemoteConfig } from './config/remote.js';
 
 export interface StageSpec {
   /** Instance name (the key under `stages:`). */

@@ -3,7 +3,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { Readable } from 'node:stream';
 import { RemoteError, remoteIsDown, type RemoteBackend } from '../engine/remote/backend.js';
-import { effectiveRemote, remoteSchema, remoteUrlProblem } from '../engine/remote/config.js';
+import { effectiveRemote, remoteSchema, remoteUrlProblem } from '../engine/config/remote.js';
 import { authorizationFromEnv } from '../engine/remote/http.js';
 import { fetchManifest, remoteManifestPath, remoteObjectPath } from '../engine/remote/transfer.js';
 import { cacheKey, KEY_FORMAT, type KeyMaterial } from '../engine/store/cache-key.js';

@@ -10,7 +10,7 @@ import type { StageReport } from '../../engine/run/execute.js';
 import type { Session } from '../../engine/session.js';
 import type { StoreLock } from '../../engine/store/lock.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
-import type { RemoteConfig } from '../../engine/remote/config.js';
+import type { RemoteConfig } from '../../engine/config/remote.js';
 
 export interface RunOptions {
   force?: boolean;
@@ -301,7 +301,7 @@ function printReport(r: StageReport, width: number, verbose: boolean): void {
 }
 
 async function openRemoteCache(session: Session, config: RemoteConfig, ui: import('../../engine/remote/cache.js').RemoteCacheUi) {
-  const { openRemote } = await import('../../engine/remote/config.js');
+  const { openRemote } = await import('../../engine/remote/open.js');
   const { RemoteCache } = await import('../../engine/remote/cache.js');
   return new RemoteCache(session.store, await openRemote(config), config.jobs, ui);
 }

@@ -44,7 +44,7 @@ export interface StageFacts {
   hasParams: boolean;
 }
 
-/** The parts of config.ts's validation this check reports through. */
+/** The parts of the validation (config/parse.ts) this check reports through. */
 export interface Reporter {
   value(path: DocPath, message: string): void;
   key(path: DocPath, message: string): void;

@@ -16,7 +16,7 @@ import {
 } from './schema.js';
 import { checkAutomation } from './automation.js';
 import type { StageKind } from '../contract.js';
-import { remoteSchema, remoteUrlProblem, type RemoteConfig } from '../remote/config.js';
+import { remoteSchema, remoteUrlProblem, type RemoteConfig } from './remote.js';
 import { ConfigError, ConfigErrors } from '../errors.js';
 import type { Draft } from './draft.js';
 import { checkGraph, checkOwnership } from './graph-check.js';
@@ -164,7 +164,7 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
   };
 }
 
-/** The `remote:` section (engine/remote/config.ts): its schema, and a URL without credentials. */
+/** The `remote:` section (config/remote.ts): its schema, and a URL without credentials. */
 function checkRemote(v: Validation, value: unknown): RemoteConfig | undefined {
   if (!isRecord(value)) {
     v.value(['remote'], `remote: must be a map with url: (and endpoint:, region:...), found ${describeValue(value)}`);

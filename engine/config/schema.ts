@@ -2,7 +2,7 @@
 // against these objects, and the JSON Schema (config/json-schema.ts) is generated from the very
 // same objects plus each kind's params schema, so the two cannot drift.
 import { z } from 'zod';
-import { remoteSchema } from '../remote/config.js';
+import { remoteSchema } from './remote.js';
 
 /** Stage names appear in `needs:`, `--set stage.param=...`, graph output and store paths. */
 export const STAGE_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;

@@ -2,8 +2,8 @@
 // Credentials are never part of it: they come from environment variables (HTTP:
 // PIPELINE_REMOTE_TOKEN or PIPELINE_REMOTE_USER/PIPELINE_REMOTE_PASSWORD; S3: the AWS SDK's usual
 // AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_PROFILE...). Nothing here enters a cache key.
+// engine/remote/open.ts opens the backend it names.
 import { z } from 'zod';
-import type { RemoteBackend } from './backend.js';
 
 export const remoteSchema = z
   .strictObject({
@@ -42,24 +42,4 @@ export function remoteUrlProblem(url: string): string | undefined {
 export function effectiveRemote(fromFile: RemoteConfig | undefined, fromCli: string | undefined): RemoteConfig | undefined {
   if (fromCli === undefined) return fromFile;
   return { ...(fromFile ?? remoteSchema.parse({ url: fromCli })), url: fromCli };
-}
-
-/** Opens the backend for a (validated) remote config. The S3 SDK is loaded only for s3:// remotes. */
-export async function openRemote(config: RemoteConfig, env: NodeJS.ProcessEnv = process.env): Promise<RemoteBackend> {
-  const url = new URL(config.url);
-  const timeoutMs = config.timeout * 1000;
-  if (url.protocol === 's3:') {
-    const { S3Remote } = await import('./s3.js');
-    return new S3Remote({
-      bucket: url.hostname,
-      prefix: url.pathname.replace(/^\/+/, ''),
-      endpoint: config.endpoint,
-      region: config.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
-      timeoutMs,
-      partSize: config.part_size * 1024 * 1024,
-      queueSize: Math.min(4, config.jobs),
-    });
-  }
-  const { HttpRemote, authorizationFromEnv } = await import('./http.js');
-  return new HttpRemote({ url, timeoutMs, authorization: authorizationFromEnv(env) });
 }
