@@ -61,6 +61,26 @@ export class LockError extends PipelineError {
   }
 }
 
+/**
+ * Why a remote operation failed. `unreachable`, `timeout` and `denied` mean the remote is unusable
+ * for this run; `server` may be transient; `corrupt` is about one object.
+ */
+export type RemoteFailure = 'unreachable' | 'timeout' | 'denied' | 'server' | 'corrupt' | 'protocol';
+
+/** A remote operation failed. Exit 1 when it reaches the top (push / pull); `run` degrades to local computation. */
+export class RemoteError extends PipelineError {
+  constructor(
+    readonly failure: RemoteFailure,
+    message: string,
+    options?: { cause?: unknown; digest?: string },
+  ) {
+    super(message, 1, options);
+    this.digest = options?.digest;
+  }
+  /** The object concerned, when one object is corrupt or missing. */
+  readonly digest?: string;
+}
+
 /** The run was interrupted (Ctrl-C / SIGTERM). Exit 130. */
 export class AbortedError extends PipelineError {
   constructor(message = 'interrupted') {

@@ -2,7 +2,8 @@
 // refused before anything is written (their paths become local file names), and the remote config.
 import { describe, expect, test } from '@jest/globals';
 import { Readable } from 'node:stream';
-import { RemoteError, remoteIsDown, type RemoteBackend } from '../engine/remote/backend.js';
+import { RemoteError } from '../engine/errors.js';
+import { remoteIsDown, type RemoteBackend } from '../engine/remote/backend.js';
 import { effectiveRemote, remoteSchema, remoteUrlProblem } from '../engine/config/remote.js';
 import { authorizationFromEnv } from '../engine/remote/http.js';
 import { fetchManifest, remoteManifestPath, remoteObjectPath } from '../engine/remote/transfer.js';

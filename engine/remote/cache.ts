@@ -6,7 +6,8 @@ import type { Logger, ProgressReporter } from '../contract.js';
 import { errorMessage } from '../store/fs-tree.js';
 import type { Manifest } from '../store/manifest.js';
 import type { Store } from '../store/store.js';
-import { RemoteError, remoteIsDown, type RemoteBackend } from './backend.js';
+import { RemoteError } from '../errors.js';
+import { remoteIsDown, type RemoteBackend } from './backend.js';
 import { pullResult, pushResult } from './transfer.js';
 
 export interface RemoteCacheUi {

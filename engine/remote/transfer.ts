@@ -18,7 +18,8 @@ import type { ProgressReporter } from '../contract.js';
 import { isErrno } from '../store/fs-tree.js';
 import { isManifest, outputsDigestOf, type Manifest } from '../store/manifest.js';
 import type { Store } from '../store/store.js';
-import { RemoteError, type RemoteBackend } from './backend.js';
+import { RemoteError } from '../errors.js';
+import type { RemoteBackend } from './backend.js';
 
 export const remoteObjectPath = (digest: string): string => `objects/${digest.slice(0, 2)}/${digest.slice(2)}`;
 export const remoteManifestPath = (key: string): string => `manifests/${key}.json`;
