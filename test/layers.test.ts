@@ -1,11 +1,12 @@
 // The layer rules CI checks (`npm run lint`: dependency-cruiser with .dependency-cruiser.cjs) hold
 // for the tree, and can fail: a copy of the sources with an upward import, an engine module that
-// imports a stage kind and an import cycle injected is rejected, naming each rule and file.
+// imports a stage kind and an import cycle injected is rejected, naming each rule and file. And the
+// error convention: every error class in one of the two error modules.
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { appendFile, cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 
 /** The repository (this file runs as dist/test/layers.test.js). */
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -69,5 +70,21 @@ describe('layer rules (npm run lint)', () => {
     expect(checked.output).toMatch(/error engine-knows-no-stage-kinds-or-cli: engine\/run\/execute\.ts → stages\/index\.ts/);
     expect(checked.output).toMatch(/error no-circular: engine\/store\/hash\.ts →\s+engine\/store\/store\.ts →\s+engine\/store\/hash\.ts/);
     expect(checked.output).toMatch(/error workers-use-lib-only: workers\/new-worker\.ts → stages\/index\.ts/);
+  });
+});
+
+describe('one error convention', () => {
+  test('every error class is in engine/errors.ts (what the user sees) or lib/errors.ts (what lib raises)', async () => {
+    const places: string[] = [];
+    for (const top of ['engine', 'cli', 'stages', 'lib', 'workers']) {
+      for (const entry of await readdir(join(ROOT, top), { recursive: true, withFileTypes: true })) {
+        if (!entry.isFile() || !entry.name.endsWith('.ts')) continue;
+        const file = relative(ROOT, join(entry.parentPath, entry.name));
+        const text = await readFile(join(ROOT, file), 'utf8');
+        for (const m of text.matchAll(/class (\w+) extends (\w*Error)\b/g)) places.push(`${file}: ${m[1]} extends ${m[2]}`);
+      }
+    }
+    expect(places.filter((p) => !p.startsWith('engine/errors.ts:') && !p.startsWith('lib/errors.ts:'))).toEqual([]);
+    expect(places.length).toBeGreaterThan(10);
   });
 });
