@@ -1,6 +1,6 @@
 // Which remote a command uses: `--remote URL` over pipeline.yaml's `remote:`; `--no-remote` none.
 import { AbortedError, UsageError } from '../engine/errors.js';
-import type { Pipeline } from '../engine/pipeline.js';
+import type { Pipeline } from '../engine/config/pipeline.js';
 import type { RemoteBackend } from '../engine/remote/backend.js';
 import { effectiveRemote, remoteUrlProblem, type RemoteConfig } from '../engine/config/remote.js';
 import { withStoreLock } from './store-lock.js';

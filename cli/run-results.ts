@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StageReport } from '../engine/run/execute.js';
-import type { Pipeline } from '../engine/pipeline.js';
+import type { Pipeline } from '../engine/config/pipeline.js';
 import type { Store } from '../engine/store/store.js';
 import { shown } from './stage-lines.js';
 

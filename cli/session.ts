@@ -3,7 +3,7 @@
 // CLI hands it stages/index.ts. Loaded on demand like the engine, so `pipeline --help` stays quick.
 import type { LoadOptions } from '../engine/config/load.js';
 import type { KindRegistry } from '../engine/config/parse.js';
-import type { Pipeline } from '../engine/pipeline.js';
+import type { Pipeline } from '../engine/config/pipeline.js';
 import type { Session, SessionOptions } from '../engine/session.js';
 
 export async function builtinKinds(): Promise<KindRegistry> {

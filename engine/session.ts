@@ -3,7 +3,7 @@
 import { setMaxListeners } from 'node:events';
 import type { StageKind } from './contract.js';
 import type { FactsEnv } from './plan/facts.js';
-import type { Pipeline } from './pipeline.js';
+import type { Pipeline } from './config/pipeline.js';
 import { isErrno } from './store/fs-tree.js';
 import { StatCache } from './store/stat-cache.js';
 import { Store } from './store/store.js';

@@ -3,7 +3,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { parsePipeline } from '../engine/config/parse.js';
 import { ConfigErrors } from '../engine/errors.js';
-import type { Pipeline } from '../engine/pipeline.js';
+import type { Pipeline } from '../engine/config/pipeline.js';
 import { nextDue, nextFireTimes } from '../engine/schedule/scheduler.js';
 import { fakeKinds } from './helpers/fake-kinds.js';
 

@@ -11,7 +11,7 @@ import { parseSet } from '../engine/config/overrides.js';
 import { UNSET } from '../engine/config/overrides.js';
 import { ConfigErrors, UsageError } from '../engine/errors.js';
 import { interpolate, interpolateString, lookupParam, type InterpolationError } from '../engine/config/interpolate.js';
-import type { Pipeline } from '../engine/pipeline.js';
+import type { Pipeline } from '../engine/config/pipeline.js';
 import { findUnknownKeys } from '../engine/config/unknown-keys.js';
 import { fakeKinds } from './helpers/fake-kinds.js';
 

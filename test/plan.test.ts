@@ -3,7 +3,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { cacheKey, type KeyMaterial } from '../engine/store/cache-key.js';
 import { outputsDigestOf, type Manifest } from '../engine/store/manifest.js';
-import type { Pipeline, StageSpec } from '../engine/pipeline.js';
+import type { Pipeline, StageSpec } from '../engine/config/pipeline.js';
 import { decideStage, keyMaterial, plan, type PlanFacts, type StageFacts, type StoredResult } from '../engine/plan/plan.js';
 import { describeReason, describeReasons, type Reason } from '../engine/plan/reasons.js';
 

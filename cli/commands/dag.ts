@@ -1,6 +1,6 @@
 // `pipeline dag [STAGE...] [--format text|mermaid|dot]`: the stage graph, after full validation.
 import { Option, type Command } from 'commander';
-import type { Pipeline } from '../../engine/pipeline.js';
+import type { Pipeline } from '../../engine/config/pipeline.js';
 import type { GlobalOptions } from '../global-options.js';
 import { collect, collectUnset, overrideArgs, UNSET_HELP } from '../stage-lines.js';
 

@@ -1,7 +1,7 @@
 // The stage graph: topological order (ties broken by declaration order), cycle detection, and the
 // selections the commands need (a target plus everything it needs; everything downstream of a stage).
 import { UsageError } from '../errors.js';
-import type { Pipeline } from '../pipeline.js';
+import type { Pipeline } from './pipeline.js';
 import { didYouMean } from './suggest.js';
 
 export type NeedsOf = (name: string) => readonly string[];

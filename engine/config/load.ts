@@ -2,7 +2,7 @@
 // stage kinds the caller gives: the engine imports no kinds itself (the CLI passes stages/index.ts).
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
-import type { Pipeline } from '../pipeline.js';
+import type { Pipeline } from './pipeline.js';
 import { ConfigError, ConfigErrors } from '../errors.js';
 import { parseSet } from './overrides.js';
 import { parsePipeline, type KindRegistry } from './parse.js';

@@ -24,7 +24,7 @@ import { topologicalOrder } from './graph.js';
 import { commandWithParamEnv, findReferences, interpolate, type InterpolationError } from './interpolate.js';
 import { describeValue, formatPath, isRecord, reportIssues, Validation } from './messages.js';
 import { applySets, parseSet, type SetOverride } from './overrides.js';
-import type { Pipeline, StageSpec } from '../pipeline.js';
+import type { Pipeline, StageSpec } from './pipeline.js';
 import { didYouMean } from './suggest.js';
 import { findUnknownKeys } from './unknown-keys.js';
 import { STORE_DIR, normalizeWorkspacePath, overlaps } from '../store/workspace-paths.js';

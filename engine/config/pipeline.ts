@@ -1,8 +1,8 @@
 // The validated, resolved pipeline: what config loading (engine/config/) produces and what
 // planning (engine/plan/) and execution (engine/run/) consume.
-import type { PromoteSpec, ScheduleEntry } from './config/automation.js';
-import type { SourceLocation } from './errors.js';
-import type { RemoteConfig } from './config/remote.js';
+import type { PromoteSpec, ScheduleEntry } from './automation.js';
+import type { SourceLocation } from '../errors.js';
+import type { RemoteConfig } from './remote.js';
 
 export interface StageSpec {
   /** Instance name (the key under `stages:`). */

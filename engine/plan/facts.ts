@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import type { FingerprintEnv, StageKind } from '../contract.js';
 import type { Manifest } from '../store/manifest.js';
-import type { Pipeline, StageSpec } from '../pipeline.js';
+import type { Pipeline, StageSpec } from '../config/pipeline.js';
 import { decideStage, plan, type Plan, type PlanFacts, type PlanOptions, type StageFacts, type StagePlan, type StoredResult, type UpstreamOutputs } from './plan.js';
 import type { StatCache } from '../store/stat-cache.js';
 import type { Ref, Store } from '../store/store.js';

@@ -3,7 +3,7 @@
 // plan/facts.ts; here we only decide, per stage, cached or run, and why.
 import { cacheKey, diffValues, KEY_FORMAT, type KeyMaterial } from '../store/cache-key.js';
 import type { Manifest } from '../store/manifest.js';
-import type { Pipeline } from '../pipeline.js';
+import type { Pipeline } from '../config/pipeline.js';
 import type { InputChange, Reason } from './reasons.js';
 
 /** Facts about one stage that do not depend on upstream results. */

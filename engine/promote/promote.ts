@@ -10,7 +10,7 @@ import type { PromoteSpec } from '../config/automation.js';
 import { StageError, UsageError } from '../errors.js';
 import { isErrno, randomSuffix } from '../store/fs-tree.js';
 import { filesUnder, type Manifest } from '../store/manifest.js';
-import type { Pipeline } from '../pipeline.js';
+import type { Pipeline } from '../config/pipeline.js';
 import type { PromotionRecord, RunRecord } from '../store/runs.js';
 import type { Store } from '../store/store.js';
 import { hashValue } from '../store/hash.js';
