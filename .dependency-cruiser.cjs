@@ -74,6 +74,13 @@ module.exports = {
       to: { path: '^engine/(run|promote|remote|schedule)/|^engine/session[.]ts$' },
     },
     {
+      name: 'engine-run-uses-no-feature-code',
+      severity: 'error',
+      comment: 'engine/run/ executes a plan; the features built on the phases (remote, schedule, promote) plug in through its options, never through imports.',
+      from: { path: '^engine/run/' },
+      to: { path: '^engine/(promote|remote|schedule)/|^engine/session[.]ts$' },
+    },
+    {
       name: 'cli-is-the-top',
       severity: 'error',
       comment: 'Nothing but the CLI itself (and tests, benchmarks) imports cli/.',
