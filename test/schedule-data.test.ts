@@ -186,7 +186,7 @@ describe('SIGTERM during a scheduled training run', () => {
 describe('warm starts', () => {
   test('init_from: current trains from scratch until a model is promoted, then from it, keyed on it', async () => {
     const dir = await workspaceWith('warm', pipelineYaml('data', { init_from: 'current' }, 'promote:\n  evaluate: evaluate\n'));
-    const first = await runCli(['schedule', '--once'], { cwd: dir });
+    const first = await runCli(['schedule', '--once', '--entry', 'nightly'], { cwd: dir });
     expect(first.code).toBe(0);
     expect(first.stderr).toMatch(/\[train\] init_from: current, but no model has been promoted yet: training from scratch/);
     expect(first.stdout).toMatch(/^promote: promoted the new model to models\/current .*no current model yet/m);
@@ -197,7 +197,7 @@ describe('warm starts', () => {
     expect(dry.stdout).toMatch(/^cached\s+normalize\s/m);
     expect(dry.stdout).toMatch(/^run\s+train\s.*runtime changed/m);
 
-    const second = await runCli(['schedule', '--once'], { cwd: dir });
+    const second = await runCli(['schedule', '--once', '--entry', 'nightly'], { cwd: dir });
     expect(second.code).toBe(0);
     expect(second.stderr).toMatch(/\[train\] initial weights from the current model \(.*models\/history\/.+\)/);
     const record = await latestRecord(dir);
