@@ -12,8 +12,8 @@ import { join, resolve } from 'node:path';
 import * as tar from 'tar';
 import jpeg from 'jpeg-js';
 import { createJpegDecoder } from '../lib/images/jpeg.js';
-import { decodeStage } from '../stages/decode.js';
-import { normalizeStage } from '../stages/normalize.js';
+import { decodeStage } from '../stages/decode/decode.js';
+import { normalizeStage } from '../stages/normalize/normalize.js';
 import { runStage } from '../test/helpers/stage-context.js';
 
 const PROJECT_ROOT = resolve(new URL('../..', import.meta.url).pathname);

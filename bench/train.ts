@@ -5,7 +5,7 @@
 //
 // Each configuration runs in its own child process (kernel registration is process-global).
 // Configurations: wasm = wasm + our kernels; wasm-parallel = two worker threads, each with its
-// own wasm instance (lib/tf/data-parallel); wasm-stock = stock wasm plus only the missing
+// own wasm instance (lib/model/data-parallel); wasm-stock = stock wasm plus only the missing
 // Conv2DBackpropFilter (the "before"); cpu = the pure-JS backend (its filter gradient takes
 // ~50 s for 16 images here, so it runs 1 batch of --cpu-batch-size). Figures from one run on a
 // shared machine: compare ratios; "img/cpu-s" (images per second of process CPU time) is the
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/tf/backend.js';
 import { skipInputGradient } from '../lib/model/input-gradient.js';
-import { DataParallelTrainer } from '../lib/tf/data-parallel.js';
+import { DataParallelTrainer } from '../lib/model/data-parallel.js';
 import { registerWasmTrainingKernels } from '../lib/tf/kernels/register.js';
 import { conv2dDirect } from '../lib/tf/kernels/simd-module.js';
 import { KernelTimer, type KernelTime } from './kernel-timer.js';

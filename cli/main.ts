@@ -18,14 +18,6 @@ import * as status from './commands/status.js';
 import * as verify from './commands/verify.js';
 import * as worker from './commands/worker.js';
 
-export interface GlobalOptions {
-  /** Path of pipeline.yaml. */
-  config: string;
-  verbose: boolean;
-  /** Training backend for every stage that has a `backend` param. */
-  backend?: string;
-}
-
 function buildProgram(): Command {
   const program = new Command('pipeline')
     .description('Run a content-addressed DAG of stages defined in pipeline.yaml')

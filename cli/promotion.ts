@@ -1,8 +1,8 @@
 // The promotion step of `pipeline run` (when pipeline.yaml has `promote:`): decide, print the
 // decision with both metrics, and hand back what goes into the run record.
 import type { Session } from '../engine/session.js';
-import { promoteAfterRun } from '../engine/promote.js';
-import type { PromotionRecord, RunRecord } from '../engine/runs.js';
+import { promoteAfterRun } from '../engine/promote/promote.js';
+import type { PromotionRecord, RunRecord } from '../engine/store/runs.js';
 import { errorText } from './stage-lines.js';
 
 export function describePromotion(p: PromotionRecord): string {

@@ -1,8 +1,8 @@
 // Which remote a command uses: `--remote URL` over pipeline.yaml's `remote:`; `--no-remote` none.
 import { AbortedError, UsageError } from '../engine/errors.js';
-import type { Pipeline } from '../engine/pipeline.js';
+import type { Pipeline } from '../engine/config/pipeline.js';
 import type { RemoteBackend } from '../engine/remote/backend.js';
-import { effectiveRemote, remoteUrlProblem, type RemoteConfig } from '../engine/remote/config.js';
+import { effectiveRemote, remoteUrlProblem, type RemoteConfig } from '../engine/config/remote.js';
 import { withStoreLock } from './store-lock.js';
 
 /** `remote` is commander's value for `--remote URL` / `--no-remote`: a URL, false, or undefined. */
@@ -47,7 +47,7 @@ export async function withRemoteTransfer<T>(
   lockTimeoutSeconds: number,
   body: (remote: RemoteBackend, signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
-  const { openRemote } = await import('../engine/remote/config.js');
+  const { openRemote } = await import('../engine/remote/open.js');
   const remote = await openRemote(config);
   const interrupt = interruptSignal();
   const { signal } = interrupt;

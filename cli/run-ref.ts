@@ -1,6 +1,6 @@
 // Naming a past run on the command line: its full id, a unique prefix of it, or `latest`.
 import { UsageError } from '../engine/errors.js';
-import type { RunRecord } from '../engine/runs.js';
+import type { RunRecord } from '../engine/store/runs.js';
 
 /** The run `text` names among `records` (oldest first); `accept` narrows what `latest` may pick. */
 export function findRun(records: readonly RunRecord[], text: string, accept: (r: RunRecord) => boolean = () => true): RunRecord {

@@ -2,9 +2,9 @@
 // and where each report is, so a run ends with the numbers and a page to open.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { StageReport } from '../engine/execute.js';
-import type { Pipeline } from '../engine/pipeline.js';
-import type { Store } from '../engine/store.js';
+import type { StageReport } from '../engine/run/execute.js';
+import type { Pipeline } from '../engine/config/pipeline.js';
+import type { Store } from '../engine/store/store.js';
 import { shown } from './stage-lines.js';
 
 interface HeadlineMetrics {

@@ -4,9 +4,9 @@
 // compares the experiments' evaluate metrics.
 import { InvalidArgumentError } from 'commander';
 import { readFile } from 'node:fs/promises';
-import type { StageReport } from '../engine/execute.js';
-import type { Pipeline } from '../engine/pipeline.js';
-import type { Store } from '../engine/store.js';
+import type { StageReport } from '../engine/run/execute.js';
+import type { Pipeline } from '../engine/config/pipeline.js';
+import type { Store } from '../engine/store/store.js';
 
 export interface MatrixAxis {
   path: string;

@@ -1,8 +1,14 @@
 // The stage contract: what a stage kind is, and what the engine hands it when it runs.
-// Stage kinds (stages/*.ts) depend on this file only, never on engine internals.
+// Stage kinds (stages/<kind>/) depend on this file and engine/errors.ts only, never on engine
+// internals (a layer rule: npm run lint).
 import type { z } from 'zod';
 import type { Piscina } from 'piscina';
 import type { NdArray, DType } from '../lib/npy.js';
+import type { Logger, ProgressReporter } from '../lib/progress.js';
+
+// How a stage logs and shows progress: defined in lib/ (lib code takes them as parameters), part of
+// the contract stages implement against.
+export type { Logger, ProgressReporter };
 
 /** One declared output of a kind: a top-level entry in the stage's output tree. */
 export interface OutputDecl {
@@ -123,23 +129,6 @@ export interface TensorStream {
   /** Appends raw elements in C order; the total must match the declared shape. */
   write(chunk: ArrayBufferView): Promise<void>;
   close(): Promise<void>;
-}
-
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-  debug(message: string): void;
-}
-
-/** Progress of long work: a bar on a TTY, occasional plain lines otherwise. */
-export interface ProgressReporter {
-  /** Starts (or restarts) a phase of `total` units. `unit` is e.g. `img`, `B`, `batch`. */
-  start(label: string, total: number, unit?: string): void;
-  /** Advances by `n` units; `status` is free text shown beside the bar (e.g. `loss 1.23`). */
-  tick(n?: number, status?: string): void;
-  /** Sets the absolute position. */
-  update(value: number, status?: string): void;
-  done(status?: string): void;
 }
 
 export interface WorkerPools {

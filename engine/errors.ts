@@ -1,4 +1,6 @@
-// Typed errors with exit codes; the CLI has one top-level catch that formats them (cli/format-error.ts).
+// Every error class of the engine. PipelineError and its subclasses carry an exit code; the CLI has
+// one top-level catch that formats them (cli/format-error.ts). lib/ has its own (lib/errors.ts),
+// which stage kinds translate into these (stages/lib-errors.ts).
 
 export interface SourceLocation {
   file: string;
@@ -59,9 +61,45 @@ export class LockError extends PipelineError {
   }
 }
 
+/**
+ * Why a remote operation failed. `unreachable`, `timeout` and `denied` mean the remote is unusable
+ * for this run; `server` may be transient; `corrupt` is about one object.
+ */
+export type RemoteFailure = 'unreachable' | 'timeout' | 'denied' | 'server' | 'corrupt' | 'protocol';
+
+/** A remote operation failed. Exit 1 when it reaches the top (push / pull); `run` degrades to local computation. */
+export class RemoteError extends PipelineError {
+  constructor(
+    readonly failure: RemoteFailure,
+    message: string,
+    options?: { cause?: unknown; digest?: string },
+  ) {
+    super(message, 1, options);
+    this.digest = options?.digest;
+  }
+  /** The object concerned, when one object is corrupt or missing. */
+  readonly digest?: string;
+}
+
 /** The run was interrupted (Ctrl-C / SIGTERM). Exit 130. */
 export class AbortedError extends PipelineError {
   constructor(message = 'interrupted') {
     super(message, 130);
   }
 }
+
+/**
+ * An object whose content no longer hashes to its name (a flipped bit, a stray write). Caught where
+ * a stored result is reused: the stage runs again instead.
+ */
+export class CorruptObjectError extends Error {
+  constructor(
+    readonly digest: string,
+    readonly actual: string,
+  ) {
+    super(`stored object ${digest.slice(0, 16)}… is corrupt (its content hashes to ${actual.slice(0, 16)}…)`);
+  }
+}
+
+/** An output entry that cannot be stored (symlinks, sockets...): the stage fails naming it. */
+export class UnsupportedEntryError extends Error {}

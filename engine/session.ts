@@ -1,12 +1,12 @@
 // What every store command starts from: the validated pipeline, its store, the stat cache and the
-// stage kinds. Opening a session writes nothing (validation comes before any write).
+// stage kinds it was handed. Opening a session writes nothing (validation comes before any write).
 import { setMaxListeners } from 'node:events';
 import type { StageKind } from './contract.js';
-import type { FactsEnv } from './facts.js';
-import type { Pipeline } from './pipeline.js';
-import { isErrno } from './fs-tree.js';
-import { StatCache } from './stat-cache.js';
-import { Store } from './store.js';
+import type { FactsEnv } from './plan/facts.js';
+import type { Pipeline } from './config/pipeline.js';
+import { isErrno } from './store/fs-tree.js';
+import { StatCache } from './store/stat-cache.js';
+import { Store } from './store/store.js';
 
 export interface Session {
   pipeline: Pipeline;
@@ -18,16 +18,17 @@ export interface Session {
 
 export interface SessionOptions {
   sets?: readonly string[];
-  kinds?: ReadonlyMap<string, StageKind>;
+  /** The stage kinds the pipeline may use (the CLI passes the built-in registry, stages/index.ts). */
+  kinds: ReadonlyMap<string, StageKind>;
   /** `--backend`: sets the `backend` param of every stage whose kind has one (train, evaluate). */
   backend?: string;
   /** Another session of the same workspace whose store and stat cache this one shares (a sweep's experiments). */
   reuse?: Session;
 }
 
-export async function openSession(configFile: string, options: SessionOptions = {}): Promise<Session> {
-  const { loadPipeline } = await import('./config.js');
-  const kinds = options.kinds ?? (await import('../stages/index.js')).builtinKinds;
+export async function openSession(configFile: string, options: SessionOptions): Promise<Session> {
+  const { loadPipeline } = await import('./config/load.js');
+  const { kinds } = options;
   let pipeline = await loadPipeline(configFile, { sets: options.sets, kinds });
   if (options.backend !== undefined) {
     const backend = options.backend;

@@ -1,6 +1,8 @@
-// NumPy .npy (format version 1.0) reader and writer: the store's tensor format, readable with
-// `numpy.load` outside this project. Only little-endian C-order arrays of the dtypes below.
-import { open, readFile, writeFile } from 'node:fs/promises';
+// NumPy .npy reader and writer: the store's tensor format, readable with `numpy.load` outside this
+// project. Writes format version 1.0; reads 1.0 and the 4-byte header lengths of 2.0/3.0. Only
+// little-endian C-order arrays of the dtypes below. The one .npy reader of the project: whole
+// arrays, selected rows, row ranges from an open file, the header alone, or into shared memory.
+import { open, readFile, writeFile, type FileHandle } from 'node:fs/promises';
 
 export type DType = 'uint8' | 'int32' | 'float32';
 export type TypedArrayOf<D extends DType> = D extends 'uint8'
@@ -18,7 +20,8 @@ export interface NdArray<D extends DType = DType> {
 }
 
 const DESCR: Record<DType, string> = { uint8: '|u1', int32: '<i4', float32: '<f4' };
-const BYTES: Record<DType, number> = { uint8: 1, int32: 4, float32: 4 };
+/** Bytes per element of each dtype. */
+export const BYTES: Record<DType, number> = { uint8: 1, int32: 4, float32: 4 };
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
 
 export function elementCount(shape: readonly number[]): number {
@@ -51,7 +54,23 @@ export function allocate<D extends DType>(dtype: D, length: number): TypedArrayO
   }
 }
 
-export function parseNpyHeader(buf: Buffer, where = 'npy'): { dtype: DType; shape: number[]; offset: number } {
+/** Bytes from the start of the file to the end of the header (magic, version, length, dict), from its first 12 bytes. */
+function headerEnd(prefix: Buffer, where: string): number {
+  if (prefix.length < 10 || !prefix.subarray(0, 6).equals(MAGIC)) throw new Error(`${where}: not a .npy file`);
+  // Version 1.0 has a 2-byte header length (so under 64 KiB), 2.0 and 3.0 a 4-byte one.
+  if (prefix[6] === 1) return 10 + prefix.readUInt16LE(8);
+  if (prefix.length < 12) throw new Error(`${where}: not a .npy file`);
+  return 12 + prefix.readUInt32LE(8);
+}
+
+export interface NpyHeader {
+  dtype: DType;
+  shape: number[];
+  /** Where the data starts. */
+  offset: number;
+}
+
+export function parseNpyHeader(buf: Buffer, where = 'npy'): NpyHeader {
   if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw new Error(`${where}: not a .npy file`);
   const major = buf[6];
   const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
@@ -127,9 +146,7 @@ export async function createNpyWriter(path: string, dtype: DType, shape: readonl
 export async function readNpyRows(path: string, rows: readonly number[]): Promise<{ dtype: DType; shape: number[]; rows: NdArray[] }> {
   const handle = await open(path, 'r');
   try {
-    const head = Buffer.alloc(65536);
-    const { bytesRead } = await handle.read(head, 0, head.length, 0);
-    const { dtype, shape, offset } = parseNpyHeader(head.subarray(0, bytesRead), path);
+    const { dtype, shape, offset } = await readNpyHeader(handle, path);
     const count = shape[0] ?? 0;
     const rowShape = shape.slice(1);
     const rowElements = elementCount(rowShape);
@@ -144,6 +161,111 @@ export async function readNpyRows(path: string, rows: readonly number[]): Promis
       out.push({ dtype, shape: rowShape, data });
     }
     return { dtype, shape, rows: out };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A header longer than this is a damaged length field, not an array description. */
+const MAX_HEADER_BYTES = 1 << 20;
+
+/** Reads and parses the header of an open .npy file: exactly as many bytes as its length field says. */
+export async function readNpyHeader(handle: FileHandle, path: string): Promise<NpyHeader> {
+  const prefix = Buffer.alloc(12);
+  const { bytesRead } = await handle.read(prefix, 0, prefix.length, 0);
+  const end = headerEnd(prefix.subarray(0, bytesRead), path);
+  if (end > MAX_HEADER_BYTES) throw new Error(`${path}: header of ${end} bytes (more than ${MAX_HEADER_BYTES}): not a .npy file`);
+  const head = Buffer.alloc(end);
+  await readFully(handle, head, 0, path, 'truncated header');
+  return parseNpyHeader(head, path);
+}
+
+/** Dtype and shape of a .npy file, without reading its data. */
+export async function npyInfo(path: string): Promise<{ dtype: DType; shape: number[] }> {
+  const handle = await open(path, 'r');
+  try {
+    const { dtype, shape } = await readNpyHeader(handle, path);
+    return { dtype, shape };
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readFully(handle: FileHandle, target: Uint8Array, position: number, path: string, what = 'truncated data'): Promise<void> {
+  let done = 0;
+  while (done < target.length) {
+    const { bytesRead } = await handle.read(target, done, target.length - done, position + done);
+    if (bytesRead === 0) throw new Error(`${path}: ${what}`);
+    done += bytesRead;
+  }
+}
+
+/** An open .npy file read piecewise: rows on demand, or whole into one aligned allocation (readNpy holds the file bytes and a copy at once: twice the memory). */
+export interface NpyFile<D extends DType = DType> {
+  path: string;
+  dtype: D;
+  shape: number[];
+  /** Elements per row (product of all dimensions but the first). */
+  rowElements: number;
+  /** Reads rows [start, start + count) into a fresh array. */
+  readRows(start: number, count: number): Promise<TypedArrayOf<D>>;
+  readAll(): Promise<TypedArrayOf<D>>;
+  close(): Promise<void>;
+}
+
+export async function openNpy<D extends DType>(path: string, dtype: D): Promise<NpyFile<D>> {
+  const handle = await open(path, 'r');
+  try {
+    const header = await readNpyHeader(handle, path);
+    if (header.dtype !== dtype) throw new Error(`${path}: expected ${dtype}, found ${header.dtype}`);
+    if (header.shape.length === 0) throw new Error(`${path}: expected at least one dimension`);
+    const rowElements = elementCount(header.shape.slice(1));
+    const rowBytes = rowElements * BYTES[dtype];
+    const rows = header.shape[0]!;
+    const readRows = async (start: number, count: number): Promise<TypedArrayOf<D>> => {
+      if (start < 0 || count < 0 || start + count > rows) throw new RangeError(`${path}: rows [${start}, ${start + count}) outside [0, ${rows})`);
+      const out = allocate(dtype, count * rowElements);
+      await readFully(handle, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), header.offset + start * rowBytes, path);
+      return out;
+    };
+    return {
+      path,
+      dtype,
+      shape: header.shape,
+      rowElements,
+      readRows,
+      readAll: () => readRows(0, rows),
+      close: () => handle.close(),
+    };
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+export interface SharedNpy {
+  dtype: DType;
+  shape: number[];
+  /** Exactly the array's data (no header). */
+  buffer: SharedArrayBuffer;
+}
+
+const SHARED_READ_BLOCK = 16 * 1024 * 1024;
+
+/** Reads a .npy file straight into a SharedArrayBuffer: the data is in memory once, and every worker thread sees it without a copy. */
+export async function readNpyShared(path: string): Promise<SharedNpy> {
+  const handle = await open(path, 'r');
+  try {
+    const { dtype, shape, offset } = await readNpyHeader(handle, path);
+    const bytes = elementCount(shape) * BYTES[dtype];
+    const buffer = new SharedArrayBuffer(bytes);
+    const view = new Uint8Array(buffer);
+    for (let done = 0; done < bytes; ) {
+      const { bytesRead } = await handle.read(view, done, Math.min(SHARED_READ_BLOCK, bytes - done), offset + done);
+      if (bytesRead === 0) throw new Error(`${path}: truncated data (${done} of ${bytes} bytes)`);
+      done += bytesRead;
+    }
+    return { dtype, shape, buffer };
   } finally {
     await handle.close();
   }

@@ -1,9 +1,9 @@
 // The schedule: and promote: sections of pipeline.yaml: resolved forms, every validation error
 // with its location, and the scheduler's next-fire arithmetic (croner).
 import { describe, expect, test } from '@jest/globals';
-import { parsePipeline } from '../engine/config.js';
+import { parsePipeline } from '../engine/config/parse.js';
 import { ConfigErrors } from '../engine/errors.js';
-import type { Pipeline } from '../engine/pipeline.js';
+import type { Pipeline } from '../engine/config/pipeline.js';
 import { nextDue, nextFireTimes } from '../engine/schedule/scheduler.js';
 import { fakeKinds } from './helpers/fake-kinds.js';
 

@@ -3,6 +3,7 @@ import { describe, expect, test } from '@jest/globals';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSession } from '../engine/session.js';
+import { builtinKinds } from '../stages/index.js';
 import { runCli, workspace } from './helpers/cli.js';
 
 const PIPELINE = `
@@ -31,7 +32,7 @@ describe('--backend', () => {
     try {
       const file = join(cwd, 'pipeline.yaml');
       const backends = async (options: { backend?: string; sets?: string[] }) => {
-        const { pipeline } = await openSession(file, options);
+        const { pipeline } = await openSession(file, { ...options, kinds: builtinKinds });
         return Object.fromEntries([...pipeline.stages.values()].map((s) => [s.name, s.params.backend]));
       };
       expect(await backends({})).toEqual({ fetch: undefined, decode: undefined, normalize: undefined, train: 'wasm', evaluate: 'auto' });

@@ -5,12 +5,14 @@ import { z } from 'zod';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPipeline, parsePipeline, parseSet } from '../engine/config.js';
-import { UNSET } from '../engine/overrides.js';
+import { loadPipeline } from '../engine/config/load.js';
+import { parsePipeline } from '../engine/config/parse.js';
+import { parseSet } from '../engine/config/overrides.js';
+import { UNSET } from '../engine/config/overrides.js';
 import { ConfigErrors, UsageError } from '../engine/errors.js';
-import { interpolate, interpolateString, lookupParam, type InterpolationError } from '../engine/interpolate.js';
-import type { Pipeline } from '../engine/pipeline.js';
-import { findUnknownKeys } from '../engine/unknown-keys.js';
+import { interpolate, interpolateString, lookupParam, type InterpolationError } from '../engine/config/interpolate.js';
+import type { Pipeline } from '../engine/config/pipeline.js';
+import { findUnknownKeys } from '../engine/config/unknown-keys.js';
 import { fakeKinds } from './helpers/fake-kinds.js';
 
 const parse = (text: string, sets: string[] = []): Pipeline =>

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createOptimizer } from '../lib/model/optimizers.js';
 import type { OptimizerSpec } from '../lib/model/optimizer-spec.js';
 import { initBackend } from '../lib/tf/backend.js';
-import { DataParallelTrainer, liveWorkerCount, splitRows, toKerasSpec } from '../lib/tf/data-parallel.js';
+import { DataParallelTrainer, liveWorkerCount, splitRows, toKerasSpec } from '../lib/model/data-parallel.js';
 import { loadRealCifar } from './helpers/real-cifar.js';
 
 /** No dropout: its random masks would differ between one and two replicas. */

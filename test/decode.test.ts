@@ -14,7 +14,7 @@ import * as tar from 'tar';
 import { StageError } from '../engine/errors.js';
 import { resize, convertChannels } from '../lib/images/convert.js';
 import { readNpy, type NdArray } from '../lib/npy.js';
-import { decodeStage } from '../stages/decode.js';
+import { decodeStage } from '../stages/decode/decode.js';
 import { CLASSES, cifarSource, extractSubset, realCifarArchive, syntheticImage } from './helpers/dataset.js';
 import { writeCifarBinaryArchive, writeCifarBinaryTree } from './helpers/cifar-binary.js';
 import { runStage, type FakeRun, type FakeUpstream } from './helpers/stage-context.js';
@@ -198,14 +198,12 @@ describe('decode: image folders (CIFAR-10 JPEGs)', () => {
     }
   });
 
-  test('full archive: 60,000 images, 5,000 / 1,000 per class, pixels of libjpeg-turbo', async () => {
-    const archive = realCifarArchive();
-    if (!archive) {
-      console.warn('full-archive decode skipped: the real CIFAR-10 archive is absent');
-      return;
-    }
+  // Without the archive (CI's second pass hides it) the test is reported as skipped, not passed.
+  const archive = realCifarArchive();
+  if (!archive) console.warn('full-archive decode skipped: the real CIFAR-10 archive is absent');
+  (archive ? test : test.skip)('full archive: 60,000 images, 5,000 / 1,000 per class, pixels of libjpeg-turbo', async () => {
     const fetchDir = await tempDir('decode-full-');
-    await extractAll(archive, join(fetchDir, 'data'));
+    await extractAll(archive!, join(fetchDir, 'data'));
     const run = await decode(fetchDir);
     const out = await outputs(run);
     expect(out.trainImages.shape).toEqual([50000, 32, 32, 3]);

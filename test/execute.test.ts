@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type ProgressReporter, type StageKind } from '../engine/contract.js';
-import { parsePipeline } from '../engine/config.js';
-import { execute, type StageReport } from '../engine/execute.js';
-import { gatherFacts, resolvePlan, type FactsEnv } from '../engine/facts.js';
-import { StatCache } from '../engine/stat-cache.js';
-import { Store } from '../engine/store.js';
-import { describeReasons } from '../engine/reasons.js';
+import { parsePipeline } from '../engine/config/parse.js';
+import { execute, type StageReport } from '../engine/run/execute.js';
+import { gatherFacts, resolvePlan, type FactsEnv } from '../engine/plan/facts.js';
+import { StatCache } from '../engine/store/stat-cache.js';
+import { Store } from '../engine/store/store.js';
+import { describeReasons } from '../engine/plan/reasons.js';
 import { StageError } from '../engine/errors.js';
 
 const calls: Record<string, number> = {};

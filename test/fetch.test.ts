@@ -10,10 +10,11 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { AbortedError, StageError } from '../engine/errors.js';
+import { InterruptedError } from '../lib/errors.js';
 import type { FingerprintEnv } from '../engine/contract.js';
 import { download } from '../lib/fetch/download.js';
 import { extractArchive } from '../lib/fetch/extract.js';
-import { fetchStage, type FetchParams, type FetchRecord } from '../stages/fetch.js';
+import { fetchStage, type FetchParams, type FetchRecord } from '../stages/fetch/fetch.js';
 import { CLASSES, cifarSource, type CifarSource } from './helpers/dataset.js';
 import { TestFileServer } from './helpers/http-server.js';
 import { tarBytes, writeTar, writeZip } from './helpers/archive-builders.js';
@@ -91,7 +92,7 @@ async function interruptedDownload(url: string, workDir: string, bytes: number):
       if (done >= bytes) controller.abort();
     },
   });
-  await expect(attempt).rejects.toBeInstanceOf(AbortedError);
+  await expect(attempt).rejects.toBeInstanceOf(InterruptedError);
   const partial = (await readFile(join(workDir, 'download.part'))).length;
   expect(partial).toBeGreaterThanOrEqual(bytes);
   return partial;
@@ -510,7 +511,7 @@ describe('bad archives', () => {
     const controller = new AbortController();
     const dest = await fresh('abort-extract');
     const pending = extractArchive(cifar.archive, 'tar.gz', dest, { signal: controller.signal, onProgress: () => controller.abort() });
-    await expect(pending).rejects.toBeInstanceOf(AbortedError);
+    await expect(pending).rejects.toBeInstanceOf(InterruptedError);
     expect(await countFiles(dest)).toBeLessThan(cifar.real ? 50_000 : 600);
   });
 });

@@ -1,8 +1,8 @@
 // The stage graph: run order, cycles, and the selections commands make from it.
 import { describe, test, expect } from '@jest/globals';
-import { parsePipeline } from '../engine/config.js';
+import { parsePipeline } from '../engine/config/parse.js';
 import { UsageError } from '../engine/errors.js';
-import { downstreamOf, findCycles, selectStages, topologicalOrder } from '../engine/graph.js';
+import { downstreamOf, findCycles, selectStages, topologicalOrder } from '../engine/config/graph.js';
 import { fakeKinds } from './helpers/fake-kinds.js';
 
 const graph = (edges: Record<string, string[]>) => ({ names: Object.keys(edges), needsOf: (n: string) => edges[n] ?? [] });

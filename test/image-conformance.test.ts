@@ -20,7 +20,8 @@ import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { createImageDecoder, ImageDecodeError } from '../lib/images/decode-image.js';
+import { createImageDecoder } from '../lib/images/decode-image.js';
+import { ImageDecodeError } from '../lib/errors.js';
 import { withoutTrailingPadding } from '../lib/images/jpeg-padding.js';
 import { encodeJpeg } from './helpers/jpeg-encode.js';
 

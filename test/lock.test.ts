@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, stat, utimes, writeFile, readFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireStoreLock, lockPaths, readLockHolder, type LockHolder } from '../engine/lock.js';
+import { acquireStoreLock, lockPaths, readLockHolder, type LockHolder } from '../engine/store/lock.js';
 import { AbortedError, LockError } from '../engine/errors.js';
 
 let dir: string;

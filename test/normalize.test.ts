@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { StageError } from '../engine/errors.js';
 import { stratifiedSplit } from '../lib/images/split.js';
 import { readNpy, writeNpy, type NdArray } from '../lib/npy.js';
-import { decodeStage } from '../stages/decode.js';
-import { normalizeStage } from '../stages/normalize.js';
+import { decodeStage } from '../stages/decode/decode.js';
+import { normalizeStage } from '../stages/normalize/normalize.js';
 import { CLASSES, cifarSource, extractSubset } from './helpers/dataset.js';
 import { runStage, type FakeRun, type FakeUpstream } from './helpers/stage-context.js';
 

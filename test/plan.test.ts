@@ -1,11 +1,11 @@
 // The planner is pure: these tests build pipelines and store facts by hand and check each decision
 // and reason, with no files and no stages run.
 import { describe, expect, test } from '@jest/globals';
-import { cacheKey, type KeyMaterial } from '../engine/cache-key.js';
-import { outputsDigestOf, type Manifest } from '../engine/manifest.js';
-import type { Pipeline, StageSpec } from '../engine/pipeline.js';
-import { decideStage, keyMaterial, plan, type PlanFacts, type StageFacts, type StoredResult } from '../engine/plan.js';
-import { describeReason, describeReasons, type Reason } from '../engine/reasons.js';
+import { cacheKey, type KeyMaterial } from '../engine/store/cache-key.js';
+import { outputsDigestOf, type Manifest } from '../engine/store/manifest.js';
+import type { Pipeline, StageSpec } from '../engine/config/pipeline.js';
+import { decideStage, keyMaterial, plan, type PlanFacts, type StageFacts, type StoredResult } from '../engine/plan/plan.js';
+import { describeReason, describeReasons, type Reason } from '../engine/plan/reasons.js';
 
 function pipelineOf(...stages: (Partial<StageSpec> & { name: string })[]): Pipeline {
   const map = new Map<string, StageSpec>();

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { readFile, readlink, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, workspace } from './helpers/cli.js';
-import type { RunRecord } from '../engine/runs.js';
+import type { RunRecord } from '../engine/store/runs.js';
 import type { ModelInfo } from '../lib/champion.js';
 
 const PIPELINE = `params:

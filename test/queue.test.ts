@@ -402,10 +402,11 @@ describe('queue URL and matrix arguments', () => {
   });
 
   test('a nested --set (what --matrix passes) goes into the param\'s default when the file does not write it', async () => {
-    const { loadPipeline } = await import('../engine/config.js');
+    const { loadPipeline } = await import('../engine/config/load.js');
+    const { builtinKinds } = await import('../stages/index.js');
     const { DEFAULT_OPTIMIZER } = await import('../lib/model/optimizer-spec.js');
     const file = new URL('../../pipeline.yaml', import.meta.url).pathname;
-    const swept = await loadPipeline(file, { sets: ['train.optimizer.lr=0.0003'] });
+    const swept = await loadPipeline(file, { sets: ['train.optimizer.lr=0.0003'], kinds: builtinKinds });
     expect(swept.stages.get('train')!.params.optimizer).toEqual({ ...DEFAULT_OPTIMIZER, lr: 0.0003 });
     // Only the named stage changes.
     expect(swept.stages.get('train_aug')!.params.optimizer).toEqual(DEFAULT_OPTIMIZER);

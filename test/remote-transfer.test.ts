@@ -2,12 +2,13 @@
 // refused before anything is written (their paths become local file names), and the remote config.
 import { describe, expect, test } from '@jest/globals';
 import { Readable } from 'node:stream';
-import { RemoteError, remoteIsDown, type RemoteBackend } from '../engine/remote/backend.js';
-import { effectiveRemote, remoteSchema, remoteUrlProblem } from '../engine/remote/config.js';
+import { RemoteError } from '../engine/errors.js';
+import { remoteIsDown, type RemoteBackend } from '../engine/remote/backend.js';
+import { effectiveRemote, remoteSchema, remoteUrlProblem } from '../engine/config/remote.js';
 import { authorizationFromEnv } from '../engine/remote/http.js';
 import { fetchManifest, remoteManifestPath, remoteObjectPath } from '../engine/remote/transfer.js';
-import { cacheKey, KEY_FORMAT, type KeyMaterial } from '../engine/cache-key.js';
-import { MANIFEST_FORMAT, outputsDigestOf, type Manifest } from '../engine/manifest.js';
+import { cacheKey, KEY_FORMAT, type KeyMaterial } from '../engine/store/cache-key.js';
+import { MANIFEST_FORMAT, outputsDigestOf, type Manifest } from '../engine/store/manifest.js';
 
 /** A remote holding fixed bytes per path (the bytes a server would answer with). */
 class FixedRemote implements RemoteBackend {

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { reportStage } from '../stages/report.js';
+import { reportStage } from '../stages/report/report.js';
 import { browserAvailable, expectReadableReport, inspectReport } from './helpers/browser.js';
 import { FIXTURE_CLASSES, PHASE1_PREDICTIONS, PHASE2_PREDICTIONS, TEST_LABELS, matrixOf, reportFixture } from './helpers/report-fixtures.js';
 import { fakeRunHistory, runStage } from './helpers/stage-context.js';

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageKind } from '../engine/contract.js';
-import { parsePipeline } from '../engine/config.js';
-import { execute } from '../engine/execute.js';
-import { gatherFacts, type FactsEnv } from '../engine/facts.js';
-import { StatCache } from '../engine/stat-cache.js';
-import { Store } from '../engine/store.js';
-import type { RunRecord } from '../engine/runs.js';
+import { parsePipeline } from '../engine/config/parse.js';
+import { execute } from '../engine/run/execute.js';
+import { gatherFacts, type FactsEnv } from '../engine/plan/facts.js';
+import { StatCache } from '../engine/store/stat-cache.js';
+import { Store } from '../engine/store/store.js';
+import type { RunRecord } from '../engine/store/runs.js';
 
 const numbers = defineStage({
   name: 'numbers',

@@ -11,7 +11,7 @@ import * as tar from 'tar';
 import { runCli } from './helpers/cli.js';
 import { cifarSource, extractSubset } from './helpers/dataset.js';
 import { TestFileServer } from './helpers/http-server.js';
-import type { RunRecord } from '../engine/runs.js';
+import type { RunRecord } from '../engine/store/runs.js';
 
 const MODEL =
   '[{type: conv2d, filters: 8, kernel_size: 3, activation: relu}, {type: maxPooling2d, pool_size: 2}, {type: flatten}, {type: dense, units: 10, activation: softmax}]';
@@ -78,8 +78,11 @@ const latestRecord = async (cwd: string): Promise<RunRecord> => (JSON.parse((awa
 const outcomes = (r: RunRecord) => Object.fromEntries(r.stages.map((s) => [s.stage, s.outcome]));
 const all = (outcome: string) => Object.fromEntries(ALL.map((s) => [s, outcome]));
 
+/** One `schedule --once` of the `nightly` entry, or of the `--entry` in `args`. */
 async function tick(cwd: string, ...args: string[]): Promise<RunRecord> {
-  const result = await runCli(['schedule', '--once', ...args], { cwd });
+  // Named, not "the next due entry": between 03:00 and 04:00 UTC that would be decode_only.
+  const entry = args.includes('--entry') ? [] : ['--entry', 'nightly'];
+  const result = await runCli(['schedule', '--once', ...entry, ...args], { cwd });
   expect(result.stderr).not.toMatch(/error/i);
   expect(result.code).toBe(0);
   return latestRecord(cwd);
@@ -183,7 +186,7 @@ describe('SIGTERM during a scheduled training run', () => {
 describe('warm starts', () => {
   test('init_from: current trains from scratch until a model is promoted, then from it, keyed on it', async () => {
     const dir = await workspaceWith('warm', pipelineYaml('data', { init_from: 'current' }, 'promote:\n  evaluate: evaluate\n'));
-    const first = await runCli(['schedule', '--once'], { cwd: dir });
+    const first = await runCli(['schedule', '--once', '--entry', 'nightly'], { cwd: dir });
     expect(first.code).toBe(0);
     expect(first.stderr).toMatch(/\[train\] init_from: current, but no model has been promoted yet: training from scratch/);
     expect(first.stdout).toMatch(/^promote: promoted the new model to models\/current .*no current model yet/m);
@@ -194,7 +197,7 @@ describe('warm starts', () => {
     expect(dry.stdout).toMatch(/^cached\s+normalize\s/m);
     expect(dry.stdout).toMatch(/^run\s+train\s.*runtime changed/m);
 
-    const second = await runCli(['schedule', '--once'], { cwd: dir });
+    const second = await runCli(['schedule', '--once', '--entry', 'nightly'], { cwd: dir });
     expect(second.code).toBe(0);
     expect(second.stderr).toMatch(/\[train\] initial weights from the current model \(.*models\/history\/.+\)/);
     const record = await latestRecord(dir);

@@ -11,7 +11,7 @@ import { watch } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, workspace, type CliResult } from './helpers/cli.js';
-import type { RunRecord } from '../engine/runs.js';
+import type { RunRecord } from '../engine/store/runs.js';
 
 const dirs: string[] = [];
 afterAll(async () => {

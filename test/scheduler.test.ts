@@ -1,7 +1,7 @@
 // The Scheduler's overlap rule in process, with handlers the test controls: a tick that fires while
 // another runs is reported as skipped (with the running tick), and nothing fires after stop().
 import { describe, expect, test } from '@jest/globals';
-import type { ScheduleEntry } from '../engine/automation-config.js';
+import type { ScheduleEntry } from '../engine/config/automation.js';
 import { Scheduler, type RunningTick, type Tick } from '../engine/schedule/scheduler.js';
 
 const entry = (name: string): ScheduleEntry => ({

@@ -6,8 +6,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { parsePipeline } from '../engine/config.js';
-import { pipelineJsonSchema } from '../engine/json-schema.js';
+import { parsePipeline } from '../engine/config/parse.js';
+import { pipelineJsonSchema } from '../engine/config/json-schema.js';
 import { fakeKinds } from './helpers/fake-kinds.js';
 import { runCli } from './helpers/cli.js';
 

@@ -4,14 +4,14 @@ import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { canonicalJson, hashValue, sha256 } from '../engine/hash.js';
-import { StatCache } from '../engine/stat-cache.js';
-import { Store } from '../engine/store.js';
-import { adoptTree, ingestWorkspaceOuts } from '../engine/commit.js';
-import { MANIFEST_FORMAT, outputsDigestOf, type Manifest } from '../engine/manifest.js';
-import { collectGarbage } from '../engine/gc.js';
-import { verifyStore } from '../engine/verify.js';
-import { KEY_FORMAT } from '../engine/cache-key.js';
+import { canonicalJson, hashValue, sha256 } from '../engine/store/hash.js';
+import { StatCache } from '../engine/store/stat-cache.js';
+import { Store } from '../engine/store/store.js';
+import { adoptTree, ingestWorkspaceOuts } from '../engine/run/commit.js';
+import { MANIFEST_FORMAT, outputsDigestOf, type Manifest } from '../engine/store/manifest.js';
+import { collectGarbage } from '../engine/store/gc.js';
+import { verifyStore } from '../engine/store/verify.js';
+import { KEY_FORMAT } from '../engine/store/cache-key.js';
 
 let root: string;
 beforeEach(async () => {

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { TINY_MODEL, useToyTraining, interruptAfterFirstEpoch } from './helpers/toy-training.js';
 import { writeAugmentOutputs } from './helpers/fake-normalize.js';
-import { trainStage, TrainParams } from '../stages/train.js';
+import { trainStage } from '../stages/train/train.js';
+import { TrainParams } from '../stages/train/params.js';
 import { resolveWorkers } from '../lib/model/workers-param.js';
-import { liveWorkerCount } from '../lib/tf/data-parallel.js';
+import { liveWorkerCount } from '../lib/model/data-parallel.js';
 import { AbortedError, StageError } from '../engine/errors.js';
 import type { ProgressReporter } from '../engine/contract.js';
 

@@ -10,8 +10,9 @@ import { runStage, type FakeUpstream } from './helpers/stage-context.js';
 import { TINY_MODEL, useToyTraining, interruptAfterFirstEpoch } from './helpers/toy-training.js';
 import { writeAugmentOutputs, writeNormalizeOutputs, subset, type ImageSet } from './helpers/fake-normalize.js';
 import { loadRealCifar } from './helpers/real-cifar.js';
-import { trainStage, TrainParams } from '../stages/train.js';
-import { evaluateStage } from '../stages/evaluate.js';
+import { trainStage } from '../stages/train/train.js';
+import { TrainParams } from '../stages/train/params.js';
+import { evaluateStage } from '../stages/evaluate/evaluate.js';
 import { onEpochEnd, type EpochEndEvent } from '../lib/model/fit.js';
 import { loadModel } from '../lib/model/io.js';
 import { floatRows } from '../lib/model/data.js';
@@ -202,10 +203,8 @@ describe('train the notebook network on real CIFAR-10 (wasm)', () => {
 
   beforeAll(async () => {
     canTrain = await wasmCanTrain();
-    if (!canTrain) {
-      console.warn('wasm cannot train conv nets yet (Conv2DBackpropFilter missing): skipping the real-data training test');
-      return;
-    }
+    // The test below fails on it: wasm trains with the kernels lib/tf/kernels adds, so this is a regression.
+    if (!canTrain) return;
     const dir = join(await mkdtemp(join(tmpdir(), 'train-cifar-')), 'normalize');
     toy.removeLater(dir);
     // 250 train + 50 test images per class: 2,000 train / 500 val / 500 test.
@@ -216,7 +215,7 @@ describe('train the notebook network on real CIFAR-10 (wasm)', () => {
   });
 
   test('2 epochs, interrupted after the first: resumes, loss falls, accuracy clearly beats chance, the model reloads', async () => {
-    if (!canTrain) return;
+    if (!canTrain) throw new Error('wasm cannot run a conv net backward pass: the training kernels of lib/tf/kernels (Conv2DBackpropFilter...) are not in effect');
     // Interrupt when epoch 1 is checkpointed, rerun with the same resume dir: it trains epoch 2 only.
     const resumeDir = await mkdtemp(join(tmpdir(), 'train-cifar-resume-'));
     toy.removeLater(resumeDir);

@@ -1,7 +1,9 @@
 // AssemblyScript (compiled to wasm SIMD by `npm run build`; see lib/tf/kernels/simd-module.ts).
 // Kernels that XNNPACK, as tfjs-backend-wasm exposes it, can only reach through big transposes
-// and per-call weight packing. Pointers are byte offsets into this module's own memory; the
-// caller copies operands in and results out.
+// and per-call weight packing. Pointers are byte offsets into the memory the module imports (it
+// keeps no data of its own): lib/tf/kernels/simd-module.ts instantiates it on the tfjs wasm
+// backend's heap, so operands are read and results written where the tensors live; only arrays
+// outside that heap are copied into a separate instance's memory and back.
 
 /**
  * Conv2D filter gradient, NHWC, accumulated into dw (the caller zeroes it):

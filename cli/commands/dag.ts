@@ -1,7 +1,7 @@
 // `pipeline dag [STAGE...] [--format text|mermaid|dot]`: the stage graph, after full validation.
 import { Option, type Command } from 'commander';
-import type { Pipeline } from '../../engine/pipeline.js';
-import type { GlobalOptions } from '../main.js';
+import type { Pipeline } from '../../engine/config/pipeline.js';
+import type { GlobalOptions } from '../global-options.js';
 import { collect, collectUnset, overrideArgs, UNSET_HELP } from '../stage-lines.js';
 
 export const DAG_FORMATS = ['text', 'mermaid', 'dot'] as const;
@@ -24,7 +24,8 @@ export function register(program: Command): void {
     .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .action(async (targets: string[], options: DagOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { loadPipeline, selectStages } = await import('../../engine/config.js');
+      const { loadPipeline } = await import('../session.js');
+      const { selectStages } = await import('../../engine/config/graph.js');
       const pipeline = await loadPipeline(globals.config, { sets: overrideArgs(options) });
       const selected = selectStages(pipeline, targets);
       process.stdout.write(renderDag(pipeline, selected, options.format));

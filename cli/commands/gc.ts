@@ -1,7 +1,7 @@
 // `pipeline gc [--dry-run] [--keep-runs N]`: delete stored results that neither the current
 // pipeline nor the last N runs refer to; report what was (or would be) freed.
 import type { Command } from 'commander';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import { nonNegativeInt, nonNegativeNumber } from '../stage-lines.js';
 
 interface GcCliOptions {
@@ -19,13 +19,11 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (options: GcCliOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { collectGarbage }, { withStoreLock }, { formatBytes }, { promotedKeys }] = await Promise.all([
-        import('../../engine/session.js'),
-        import('../../engine/gc.js'),
-        import('../store-lock.js'),
-        import('../output.js'),
-        import('../../engine/promote.js'),
-      ]);
+      const { openSession } = await import('../session.js');
+      const { collectGarbage } = await import('../../engine/store/gc.js');
+      const { withStoreLock } = await import('../store-lock.js');
+      const { formatBytes } = await import('../output.js');
+      const { promotedKeys } = await import('../../engine/promote/promote.js');
       const session = await openSession(globals.config);
       if (!(await session.store.exists())) {
         process.stdout.write('nothing to collect: no store yet\n');

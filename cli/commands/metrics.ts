@@ -1,9 +1,9 @@
 // `pipeline metrics [--diff RUN_A RUN_B] [--json]`: every evaluate stage's metrics (numbers in its
 // metrics.json) for the latest run, or for two runs side by side with the change, as `dvc metrics diff`.
 import type { Command } from 'commander';
-import type { GlobalOptions } from '../main.js';
-import type { RunRecord } from '../../engine/runs.js';
-import type { Store } from '../../engine/store.js';
+import type { GlobalOptions } from '../global-options.js';
+import type { RunRecord } from '../../engine/store/runs.js';
+import type { Store } from '../../engine/store/store.js';
 
 interface MetricsOptions {
   diff?: string[];
@@ -22,11 +22,9 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (run: string, options: MetricsOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { findRun }, { UsageError }] = await Promise.all([
-        import('../../engine/session.js'),
-        import('../run-ref.js'),
-        import('../../engine/errors.js'),
-      ]);
+      const { openSession } = await import('../session.js');
+      const { findRun } = await import('../run-ref.js');
+      const { UsageError } = await import('../../engine/errors.js');
       const session = await openSession(globals.config);
       const records = await session.store.runs.list();
       const store = session.store;
@@ -63,7 +61,7 @@ export function register(program: Command): void {
 
 /** Metrics of every stage result (evaluate, or a cmd stage's metrics.json) the run used or produced. */
 async function metricsOf(store: Store, record: RunRecord): Promise<StageMetrics> {
-  const { readMetrics } = await import('../../engine/promote.js');
+  const { readMetrics } = await import('../../engine/promote/promote.js');
   const out: StageMetrics = new Map();
   for (const s of record.stages) {
     if (!s.key) continue;

@@ -2,7 +2,7 @@
 // a past run's model current whatever its metric; rollback goes back to the champion before the
 // current one (the same files, byte for byte). Both hold the store lock like `run` does.
 import type { Command } from 'commander';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import { nonNegativeNumber } from '../stage-lines.js';
 
 interface PromoteOptions {
@@ -22,12 +22,10 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (run: string, options: PromoteOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { promoteRun }, { withStoreLock }, { findRun }] = await Promise.all([
-        import('../../engine/session.js'),
-        import('../../engine/promote.js'),
-        import('../store-lock.js'),
-        import('../run-ref.js'),
-      ]);
+      const { openSession } = await import('../session.js');
+      const { promoteRun } = await import('../../engine/promote/promote.js');
+      const { withStoreLock } = await import('../store-lock.js');
+      const { findRun } = await import('../run-ref.js');
       const session = await openSession(globals.config);
       const stage = options.stage ?? session.pipeline.promote?.train;
       await session.store.init();
@@ -44,11 +42,9 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (options: { lockTimeout: number }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { rollbackChampion }, { withStoreLock }] = await Promise.all([
-        import('../../engine/session.js'),
-        import('../../engine/promote.js'),
-        import('../store-lock.js'),
-      ]);
+      const { openSession } = await import('../session.js');
+      const { rollbackChampion } = await import('../../engine/promote/promote.js');
+      const { withStoreLock } = await import('../store-lock.js');
       const session = await openSession(globals.config);
       await session.store.init();
       const { from, to } = await withStoreLock(session.store.dir, options.lockTimeout, () => rollbackChampion(session.pipeline.root));

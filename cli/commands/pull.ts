@@ -3,7 +3,7 @@
 // a stage's key depends on its upstreams' outputs. Every object is verified against its digest
 // before it enters the store; a corrupt or partial one is reported and that result not committed.
 import type { Command } from 'commander';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import { errorText, nameWidth, nonNegativeNumber, positiveInt } from '../stage-lines.js';
 
 interface PullOptions {
@@ -22,22 +22,18 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (targets: string[], options: PullOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { selectStages }, { formatBytes, stageProgress }, { chosenRemote, withRemoteTransfer }, errors] = await Promise.all([
-        import('../../engine/session.js'),
-        import('../../engine/config.js'),
-        import('../output.js'),
-        import('../remote.js'),
-        import('../../engine/errors.js'),
-      ]);
+      const { openSession } = await import('../session.js');
+      const { selectStages } = await import('../../engine/config/graph.js');
+      const { formatBytes, stageProgress } = await import('../output.js');
+      const { chosenRemote, withRemoteTransfer } = await import('../remote.js');
+      const { StageError, UsageError } = await import('../../engine/errors.js');
       const session = await openSession(globals.config);
       const selection = selectStages(session.pipeline, targets);
       const config = chosenRemote(session.pipeline, options.remote);
-      if (!config) throw new errors.UsageError('no remote: add a remote: section to pipeline.yaml or pass --remote URL');
-      const [{ gatherFacts, loadStored, resolveStage }, { pullResult }, { remoteIsDown }] = await Promise.all([
-        import('../../engine/facts.js'),
-        import('../../engine/remote/transfer.js'),
-        import('../../engine/remote/backend.js'),
-      ]);
+      if (!config) throw new UsageError('no remote: add a remote: section to pipeline.yaml or pass --remote URL');
+      const { gatherFacts, loadStored, resolveStage } = await import('../../engine/plan/facts.js');
+      const { pullResult } = await import('../../engine/remote/transfer.js');
+      const { remoteIsDown } = await import('../../engine/remote/backend.js');
       const { store } = session;
       const jobs = options.jobs ?? config.jobs;
       const width = nameWidth(selection);
@@ -97,6 +93,6 @@ export function register(program: Command): void {
             '\n',
         );
       });
-      if (failed.length) throw new errors.StageError(`${failed.length} result${failed.length === 1 ? '' : 's'} could not be pulled (nothing of them was committed): ${failed.join(', ')}`);
+      if (failed.length) throw new StageError(`${failed.length} result${failed.length === 1 ? '' : 's'} could not be pulled (nothing of them was committed): ${failed.join(', ')}`);
     });
 }

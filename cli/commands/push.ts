@@ -1,7 +1,7 @@
 // `pipeline push [STAGE...]`: upload the current results of the pipeline (or of the named stages
 // and what they need) to the remote cache — objects the remote lacks, then each manifest.
 import type { Command } from 'commander';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import { nameWidth, nonNegativeNumber, positiveInt } from '../stage-lines.js';
 
 interface PushOptions {
@@ -20,13 +20,11 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (targets: string[], options: PushOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { selectStages }, { formatBytes, stageProgress }, { chosenRemote, withRemoteTransfer }, { UsageError }] = await Promise.all([
-        import('../../engine/session.js'),
-        import('../../engine/config.js'),
-        import('../output.js'),
-        import('../remote.js'),
-        import('../../engine/errors.js'),
-      ]);
+      const { openSession } = await import('../session.js');
+      const { selectStages } = await import('../../engine/config/graph.js');
+      const { formatBytes, stageProgress } = await import('../output.js');
+      const { chosenRemote, withRemoteTransfer } = await import('../remote.js');
+      const { UsageError } = await import('../../engine/errors.js');
       const session = await openSession(globals.config);
       const selection = selectStages(session.pipeline, targets);
       const config = chosenRemote(session.pipeline, options.remote);
@@ -35,11 +33,9 @@ export function register(program: Command): void {
         process.stdout.write('nothing to push: no store yet\n');
         return;
       }
-      const [{ gatherFacts, resolvePlan }, { pushResult }, { describeReasons }] = await Promise.all([
-        import('../../engine/facts.js'),
-        import('../../engine/remote/transfer.js'),
-        import('../../engine/reasons.js'),
-      ]);
+      const { gatherFacts, resolvePlan } = await import('../../engine/plan/facts.js');
+      const { pushResult } = await import('../../engine/remote/transfer.js');
+      const { describeReasons } = await import('../../engine/plan/reasons.js');
       const jobs = options.jobs ?? config.jobs;
       const width = nameWidth(selection);
       const line = (word: string, stage: string, note: string) => process.stdout.write(`${word.padEnd(7)}  ${stage.padEnd(width)}  ${note}\n`);

@@ -1,15 +1,19 @@
 // `pipeline run [STAGE...]`: run the DAG (or the named stages and what they need), skipping stages
 // whose cache key has a committed result. One line per stage: cached / ran / failed and the time.
 import { Option, type Command } from 'commander';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { hostname } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import { collect, collectUnset, errorText, nameWidth, nonNegativeNumber, overrideArgs, positiveInt, stageLine, UNSET_HELP } from '../stage-lines.js';
-import type { StageReport } from '../../engine/execute.js';
-import type { RunRecord, RunTrigger } from '../../engine/runs.js';
-import type { RemoteConfig } from '../../engine/remote/config.js';
+import type { StageReport, StageDispatch } from '../../engine/run/execute.js';
+import type { Session } from '../../engine/session.js';
+import type { StoreLock } from '../../engine/store/lock.js';
+import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
+import type { RemoteConfig } from '../../engine/config/remote.js';
+import type { QueueDispatcher } from '../../engine/queue/dispatch.js';
+import type { RemoteCache, RemoteCacheUi } from '../../engine/remote/cache.js';
 import type { QueueTarget } from '../../engine/queue/target.js';
 import { collectAxis, describeAssignments, experimentsOf, type Experiment, type MatrixAxis } from '../sweep.js';
 
@@ -68,8 +72,9 @@ const err = (line: string) => process.stderr.write(line + '\n');
 export async function runCommand(targets: string[], options: RunOptions, globals: GlobalOptions): Promise<void> {
   // Start loading what a real run needs while the pipeline is read and validated.
   const runModules = options.dryRun ? undefined : loadRunModules();
-  runModules?.catch(() => {});
-  const [{ openSession }, { selectStages }, { UsageError }] = await Promise.all([import('../../engine/session.js'), import('../../engine/config.js'), import('../../engine/errors.js')]);
+  const { openSession } = await import('../session.js');
+  const { selectStages } = await import('../../engine/config/graph.js');
+  const { UsageError } = await import('../../engine/errors.js');
   // One session per experiment of a sweep (each validated before anything is written), sharing a store.
   const experiments: (Experiment | undefined)[] = options.matrix?.length ? experimentsOf(options.matrix) : [undefined];
   const sessions: Session[] = [];
@@ -93,7 +98,7 @@ export async function runCommand(targets: string[], options: RunOptions, globals
     }
     return;
   }
-  return runForReal(await runModules, runs, selection, force, options, globals, remote, queue);
+  return runForReal(runModules, runs, selection, force, options, globals, remote, queue);
 }
 
 /** `--executor queue` needs a queue and a remote: workers pull a stage's inputs from it and push its result there. */
@@ -109,25 +114,29 @@ async function queueTargetOf(options: RunOptions, hasRemote: boolean): Promise<Q
   return (await import('../../engine/queue/target.js')).parseQueueUrl(url);
 }
 
+/** What a real run needs beyond reading the pipeline: all start loading at once, each read by name when needed. */
 function loadRunModules() {
-  return Promise.all([
-    import('../../engine/lock.js'),
-    import('../../engine/facts.js'),
-    import('../../engine/execute.js'),
-    import('../../engine/runs.js'),
-    import('../output.js'),
-    import('../../engine/errors.js'),
-    import('../../engine/cmd-stage.js'),
-    import('proper-lockfile'),
-    import('../../engine/command-groups.js'),
-  ]);
+  const modules = {
+    storeLock: import('../store-lock.js'),
+    lock: import('../../engine/store/lock.js'),
+    facts: import('../../engine/plan/facts.js'),
+    execute: import('../../engine/run/execute.js'),
+    runs: import('../../engine/store/runs.js'),
+    output: import('../output.js'),
+    errors: import('../../engine/errors.js'),
+    cmdStage: import('../../engine/run/cmd-stage.js'),
+    commandGroups: import('../../engine/run/command-groups.js'),
+    // Not used here: the lock module loads it on demand, so it is loaded meanwhile.
+    lockfile: import('proper-lockfile'),
+  };
+  // A module that fails to load fails the run where it is awaited; no unhandled rejection before that.
+  for (const loading of Object.values(modules)) loading.catch(() => {});
+  return modules;
 }
 
-type Session = Awaited<ReturnType<typeof import('../../engine/session.js').openSession>>;
-
 async function dryRun(session: Session, selection: string[], force: ReadonlySet<string>, remoteConfig?: RemoteConfig): Promise<void> {
-  const { gatherFacts, resolvePlan } = await import('../../engine/facts.js');
-  const { describeReasons } = await import('../../engine/reasons.js');
+  const { gatherFacts, resolvePlan } = await import('../../engine/plan/facts.js');
+  const { describeReasons } = await import('../../engine/plan/reasons.js');
   const env = session.env(new AbortController().signal);
   const facts = await gatherFacts(env, selection);
   let plan = await resolvePlan(env, facts, selection, { force });
@@ -135,7 +144,7 @@ async function dryRun(session: Session, selection: string[], force: ReadonlySet<
   // its outputs then key the stages after it (so the remote is asked again, a level further).
   const pulled = new Set<string>();
   if (remoteConfig) {
-    const { openRemote } = await import('../../engine/remote/config.js');
+    const { openRemote } = await import('../../engine/remote/open.js');
     const { fetchManifest } = await import('../../engine/remote/transfer.js');
     const remote = await openRemote(remoteConfig);
     try {
@@ -174,7 +183,7 @@ interface ExperimentRun {
 }
 
 async function runForReal(
-  modules: Awaited<ReturnType<typeof loadRunModules>>,
+  modules: ReturnType<typeof loadRunModules>,
   runs: ExperimentRun[],
   selection: string[],
   force: ReadonlySet<string>,
@@ -183,8 +192,16 @@ async function runForReal(
   remoteConfig?: RemoteConfig,
   queueTarget?: QueueTarget,
 ): Promise<void> {
-  const [{ acquireStoreLock, describeBreak, describeHolder }, { gatherFacts }, { execute }, { newRunId }, { stageLogger, stageProgress, formatDuration }, errors, { signalRunningCommands }, , { stopLeftoverGroups }] =
-    modules;
+  const { acquireCommandLock } = await modules.storeLock;
+  const { removeOwnLockSync } = await modules.lock;
+  const { gatherFacts } = await modules.facts;
+  const { execute } = await modules.execute;
+  const { newRunId } = await modules.runs;
+  const { stageLogger, stageProgress, formatDuration } = await modules.output;
+  const { AbortedError, PipelineError, StageError } = await modules.errors;
+  const { signalRunningCommands } = await modules.cmdStage;
+  const { stopLeftoverGroups } = await modules.commandGroups;
+  await modules.lockfile;
   const session = runs[0]!.session;
   const { store, statCache } = session;
   const sweep = runs.length > 1;
@@ -199,11 +216,11 @@ async function runForReal(
   const onSignal = (sig: NodeJS.Signals) => {
     if (signalled) {
       signalRunningCommands('SIGKILL');
-      hardExitRemovingLock(store.dir, records, started);
+      hardExitRemovingLock(store, records, started, removeOwnLockSync);
     }
     signalled = true;
     err(`${sig === 'SIGINT' ? 'interrupted' : `received ${sig}`}: stopping running stages (again to exit at once)`);
-    stop.abort(new errors.AbortedError());
+    stop.abort(new AbortedError());
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -216,17 +233,15 @@ async function runForReal(
     for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   }
 
-  let lock: Awaited<ReturnType<typeof acquireStoreLock>> | undefined;
-  let remote: Awaited<ReturnType<typeof openRemoteCache>> | undefined;
-  let queue: import('../../engine/queue/dispatch.js').QueueDispatcher | undefined;
+  let lock: StoreLock | undefined;
+  let remote: RemoteCache | undefined;
+  let queue: QueueDispatcher | undefined;
   try {
     await store.init();
-    lock = await acquireStoreLock(store.dir, {
-      timeoutMs: options.lockTimeout * 1000,
-      command: ['pipeline', ...process.argv.slice(2)].join(' '),
+    lock = await acquireCommandLock(store.dir, {
+      timeoutSeconds: options.lockTimeout,
       signal: stop.signal,
-      onWait: (h) => err(`waiting for the store lock, held by ${describeHolder(h)} (up to ${options.lockTimeout}s, --lock-timeout)`),
-      onBreak: (h) => err(describeBreak(h)),
+      waitNote: ` (up to ${options.lockTimeout}s, --lock-timeout)`,
     });
     lock.lost.addEventListener('abort', () => stop.abort(lock!.lost.reason), { once: true });
     // A dead run's commands may still be writing its outs: stop them before running anything.
@@ -362,17 +377,17 @@ async function runForReal(
     if (lock.lost.aborted) throw lock.lost.reason;
     if (signalled) {
       if (queue) err('stages already queued keep running on the workers; run again to pick up their results');
-      throw new errors.AbortedError('interrupted: running stages were stopped; nothing partial was committed');
+      throw new AbortedError('interrupted: running stages were stopped; nothing partial was committed');
     }
     if (counts.failed > 0) {
       const failed = [...new Set(allReports.filter((r) => r.outcome === 'failed').map((r) => r.stage))];
-      throw new errors.StageError(`${failed.length} stage${failed.length > 1 ? 's' : ''} failed: ${failed.join(', ')}`);
+      throw new StageError(`${failed.length} stage${failed.length > 1 ? 's' : ''} failed: ${failed.join(', ')}`);
     }
     const promotion = records.find((r) => r.promotion?.decision === 'error')?.promotion;
-    if (promotion) throw new errors.StageError(`promotion failed: ${promotion.reason}`);
+    if (promotion) throw new StageError(`promotion failed: ${promotion.reason}`);
   } catch (e) {
     // Ctrl-C while hashing or waiting surfaces as some abort error: report it as the interrupt it is.
-    if (signalled && !(e instanceof errors.PipelineError)) throw new errors.AbortedError();
+    if (signalled && !(e instanceof PipelineError)) throw new AbortedError();
     throw e;
   } finally {
     process.off('disconnect', onOrphaned);
@@ -394,8 +409,8 @@ async function runForReal(
 
 /** `--executor queue`: a stage goes to the workers once its inputs are on the remote. */
 function queueDispatch(
-  queue: import('../../engine/queue/dispatch.js').QueueDispatcher,
-  remote: Awaited<ReturnType<typeof openRemoteCache>>,
+  queue: QueueDispatcher,
+  remote: RemoteCache,
   session: Session,
   experiment: Experiment | undefined,
   options: RunOptions,
@@ -403,7 +418,7 @@ function queueDispatch(
   runId: string,
   coordinator: string,
   force: ReadonlySet<string>,
-): import('../../engine/execute.js').StageDispatch {
+): StageDispatch {
   const context = {
     config: relative(session.pipeline.root, resolve(globals.config)),
     sets: [...options.set, ...(experiment?.sets ?? [])],
@@ -465,16 +480,17 @@ function printReport(r: StageReport, width: number, verbose: boolean): void {
   }
 }
 
-async function openRemoteCache(session: Session, config: RemoteConfig, ui: import('../../engine/remote/cache.js').RemoteCacheUi) {
-  const [{ openRemote }, { RemoteCache }] = await Promise.all([import('../../engine/remote/config.js'), import('../../engine/remote/cache.js')]);
+async function openRemoteCache(session: Session, config: RemoteConfig, ui: RemoteCacheUi): Promise<RemoteCache> {
+  const { openRemote } = await import('../../engine/remote/open.js');
+  const { RemoteCache } = await import('../../engine/remote/cache.js');
   return new RemoteCache(session.store, await openRemote(config), config.jobs, ui);
 }
 
 /** Second Ctrl-C: leave now, but do not leave our lock behind, nor run records saying `running`. */
-function hardExitRemovingLock(storeDir: string, records: readonly RunRecord[], started: number): never {
+function hardExitRemovingLock(store: Session['store'], records: readonly RunRecord[], started: number, removeOwnLockSync: (storeDir: string) => void): never {
   for (const record of records) {
     try {
-      const file = join(storeDir, 'runs', `${record.id}.json`);
+      const file = join(store.runs.dir, `${record.id}.json`);
       const done: RunRecord = { ...record, outcome: 'interrupted', finishedAt: new Date().toISOString(), durationMs: Date.now() - started };
       writeFileSync(`${file}.tmp-${process.pid}`, JSON.stringify(done, null, 2) + '\n');
       renameSync(`${file}.tmp-${process.pid}`, file);
@@ -482,14 +498,6 @@ function hardExitRemovingLock(storeDir: string, records: readonly RunRecord[], s
       // Best effort: `runs` shows a record whose process is gone as killed.
     }
   }
-  try {
-    const holder = JSON.parse(readFileSync(join(storeDir, 'lock.json'), 'utf8')) as { pid?: number };
-    if (holder.pid === process.pid) {
-      rmSync(join(storeDir, 'lock.json'), { force: true });
-      rmSync(join(storeDir, 'lock'), { recursive: true, force: true });
-    }
-  } catch {
-    // Best effort: the next run breaks a lock whose holder pid is gone anyway.
-  }
+  removeOwnLockSync(store.dir);
   process.exit(130);
 }

@@ -1,6 +1,6 @@
 // `pipeline runs [--json]`: the history of `pipeline run` (id, start, duration, per-stage outcome).
 import type { Command } from 'commander';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import { nonNegativeInt } from '../stage-lines.js';
 
 interface RunsOptions {
@@ -16,7 +16,8 @@ export function register(program: Command): void {
     .option('--limit <n>', 'how many runs to show (0: all)', nonNegativeInt, 20)
     .action(async (options: RunsOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { formatDuration }] = await Promise.all([import('../../engine/session.js'), import('../output.js')]);
+      const { openSession } = await import('../session.js');
+      const { formatDuration } = await import('../output.js');
       const session = await openSession(globals.config);
       const all = (await session.store.runs.list()).reverse();
       const records = options.limit > 0 ? all.slice(0, options.limit) : all;

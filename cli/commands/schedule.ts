@@ -5,10 +5,11 @@
 // checkpoints), the lock is released, exit 0.
 import { Option, type Command } from 'commander';
 import { availableParallelism } from 'node:os';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
+import type { Session } from '../../engine/session.js';
 import { errorText, positiveInt } from '../stage-lines.js';
-import type { ScheduleEntry } from '../../engine/automation-config.js';
-import type { RunRecord, RunTrigger } from '../../engine/runs.js';
+import type { ScheduleEntry } from '../../engine/config/automation.js';
+import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
 import type { Tick, RunningTick } from '../../engine/schedule/scheduler.js';
 
 interface ScheduleOptions {
@@ -37,24 +38,22 @@ const out = (line: string) => process.stdout.write(line + '\n');
 const err = (line: string) => process.stderr.write(line + '\n');
 
 async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions): Promise<void> {
-  const [{ openSession }, { loadPipeline }, { Scheduler, nextDue, nextFireTimes }, errors] = await Promise.all([
-    import('../../engine/session.js'),
-    import('../../engine/config.js'),
-    import('../../engine/schedule/scheduler.js'),
-    import('../../engine/errors.js'),
-  ]);
+  const { openSession } = await import('../session.js');
+  const { loadPipeline } = await import('../../engine/config/load.js');
+  const { Scheduler, nextDue, nextFireTimes } = await import('../../engine/schedule/scheduler.js');
+  const { StageError, UsageError } = await import('../../engine/errors.js');
   const session = await openSession(globals.config, { backend: globals.backend });
   const all = session.pipeline.schedule ?? [];
-  if (all.length === 0) throw new errors.UsageError(`${globals.config} has no schedule: entries (see README, "Scheduled retraining")`);
+  if (all.length === 0) throw new UsageError(`${globals.config} has no schedule: entries (see README, "Scheduled retraining")`);
   const entries = options.entry === undefined ? all : all.filter((e) => e.name === options.entry);
-  if (entries.length === 0) throw new errors.UsageError(`no schedule entry '${options.entry}' (entries: ${all.map((e) => e.name).join(', ')})`);
+  if (entries.length === 0) throw new UsageError(`no schedule entry '${options.entry}' (entries: ${all.map((e) => e.name).join(', ')})`);
   // The cluster, like each entry's overrides, must be usable now, not at 3 a.m.
   if (options.executor === 'queue') {
     const url = options.queue ?? process.env.PIPELINE_QUEUE;
-    if (!url) throw new errors.UsageError('--executor queue needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
-    if (!session.pipeline.remote) throw new errors.UsageError('--executor queue needs a remote cache (remote: in pipeline.yaml): workers pull inputs from it and push results to it');
+    if (!url) throw new UsageError('--executor queue needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
+    if (!session.pipeline.remote) throw new UsageError('--executor queue needs a remote cache (remote: in pipeline.yaml): workers pull inputs from it and push results to it');
     (await import('../../engine/queue/target.js')).parseQueueUrl(url);
-  } else if (options.queue !== undefined) throw new errors.UsageError('--queue is for --executor queue');
+  } else if (options.queue !== undefined) throw new UsageError('--queue is for --executor queue');
   // Each entry's overrides must make a valid pipeline now, not at 3 a.m.
   for (const entry of entries) {
     if (entry.sets.length) await loadPipeline(globals.config, { sets: entry.sets, kinds: session.kinds });
@@ -75,7 +74,7 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     process.on('SIGHUP', onSignal);
     try {
       const result = await ticks.run({ entry, firedAt: new Date() });
-      if (result === 'failed' && !stopping) throw new errors.StageError(`scheduled run '${entry.name}' failed (recorded in pipeline runs)`);
+      if (result === 'failed' && !stopping) throw new StageError(`scheduled run '${entry.name}' failed (recorded in pipeline runs)`);
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -136,17 +135,15 @@ class TickRunner {
   stopRequested: NodeJS.Signals | undefined;
 
   constructor(
-    private readonly session: Awaited<ReturnType<typeof import('../../engine/session.js').openSession>>,
+    private readonly session: Session,
     private readonly options: ScheduleOptions,
     private readonly globals: GlobalOptions,
   ) {}
 
   async run(tick: RunningTick): Promise<TickResult> {
-    const [{ runCommand }, { LockError }, { newRunId }] = await Promise.all([
-      import('./run.js'),
-      import('../../engine/errors.js'),
-      import('../../engine/runs.js'),
-    ]);
+    const { runCommand } = await import('./run.js');
+    const { LockError } = await import('../../engine/errors.js');
+    const { newRunId } = await import('../../engine/store/runs.js');
     const { entry } = tick;
     const trigger: RunTrigger = { type: 'schedule', entry: entry.name, firedAt: tick.firedAt.toISOString() };
     out(`tick ${entry.name} at ${trigger.firedAt}: pipeline run${entry.stages.length ? ' ' + entry.stages.join(' ') : ''}${entry.sets.map((s) => ` --set ${s}`).join('')}`);
@@ -204,7 +201,7 @@ class TickRunner {
 
   /** Records a tick that did not start because a run was going. */
   async skip(tick: Tick, running: RunningTick | undefined, why?: string): Promise<void> {
-    const { newRunId } = await import('../../engine/runs.js');
+    const { newRunId } = await import('../../engine/store/runs.js');
     const note = why ?? `run ${running?.runId ?? '(starting)'} of '${running?.entry.name}' (fired ${running?.firedAt.toISOString()}) is still going`;
     const now = new Date();
     const record: RunRecord = {

@@ -8,10 +8,8 @@ export function register(program: Command): void {
     .description('print the JSON Schema of pipeline.yaml (for editor completion and checks)')
     .option('-o, --out <file>', 'write it to FILE instead of stdout')
     .action(async (options: { out?: string }) => {
-      const [{ pipelineJsonSchemaText }, { builtinKinds }] = await Promise.all([
-        import('../../engine/json-schema.js'),
-        import('../../stages/index.js'),
-      ]);
+      const { pipelineJsonSchemaText } = await import('../../engine/config/json-schema.js');
+      const { builtinKinds } = await import('../../stages/index.js');
       const text = pipelineJsonSchemaText(builtinKinds);
       if (options.out === undefined) {
         process.stdout.write(text);

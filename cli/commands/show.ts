@@ -2,7 +2,7 @@
 // digests, sizes and readable paths, when it ran and how long it took. Reads only; no lock.
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import { collect, collectUnset, overrideArgs, shown, UNSET_HELP } from '../stage-lines.js';
 
 interface ShowOptions {
@@ -21,12 +21,10 @@ export function register(program: Command): void {
     .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .action(async (stage: string, options: ShowOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { selectStages }, { formatBytes, formatDuration }, { totalSize }] = await Promise.all([
-        import('../../engine/session.js'),
-        import('../../engine/config.js'),
-        import('../output.js'),
-        import('../../engine/manifest.js'),
-      ]);
+      const { openSession } = await import('../session.js');
+      const { selectStages } = await import('../../engine/config/graph.js');
+      const { formatBytes, formatDuration } = await import('../output.js');
+      const { totalSize } = await import('../../engine/store/manifest.js');
       const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
       selectStages(session.pipeline, [stage]); // rejects unknown stage names
       const { store } = session;

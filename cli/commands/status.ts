@@ -1,8 +1,8 @@
 // `pipeline status [--json]`: for each stage, up to date or stale and why. Reads only; no lock.
 import type { Command } from 'commander';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import { collect, collectUnset, nameWidth, overrideArgs, UNSET_HELP } from '../stage-lines.js';
-import type { Reason } from '../../engine/reasons.js';
+import type { Reason } from '../../engine/plan/reasons.js';
 
 interface StatusOptions {
   json?: boolean;
@@ -30,13 +30,11 @@ export function register(program: Command): void {
     .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .action(async (targets: string[], options: StatusOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { selectStages }, { gatherFacts, resolvePlan }, { describeReason }, { paint }] = await Promise.all([
-        import('../../engine/session.js'),
-        import('../../engine/config.js'),
-        import('../../engine/facts.js'),
-        import('../../engine/reasons.js'),
-        import('../output.js'),
-      ]);
+      const { openSession } = await import('../session.js');
+      const { selectStages } = await import('../../engine/config/graph.js');
+      const { gatherFacts, resolvePlan } = await import('../../engine/plan/facts.js');
+      const { describeReason } = await import('../../engine/plan/reasons.js');
+      const { paint } = await import('../output.js');
       const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
       const selection = selectStages(session.pipeline, targets);
       const env = session.env(new AbortController().signal);

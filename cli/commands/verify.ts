@@ -1,6 +1,6 @@
 // `pipeline verify [--fix]`: rehash every stored object; report corrupt and missing ones (exit 1).
 import type { Command } from 'commander';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import type { ProgressReporter } from '../../engine/contract.js';
 import { nonNegativeNumber, shown } from '../stage-lines.js';
 
@@ -39,13 +39,11 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (options: VerifyOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { verifyStore }, { withStoreLock }, { formatBytes, stageProgress }, { StageError }] = await Promise.all([
-        import('../../engine/session.js'),
-        import('../../engine/verify.js'),
-        import('../store-lock.js'),
-        import('../output.js'),
-        import('../../engine/errors.js'),
-      ]);
+      const { openSession } = await import('../session.js');
+      const { verifyStore } = await import('../../engine/store/verify.js');
+      const { withStoreLock } = await import('../store-lock.js');
+      const { formatBytes, stageProgress } = await import('../output.js');
+      const { StageError } = await import('../../engine/errors.js');
       const session = await openSession(globals.config);
       const { store } = session;
       if (!(await store.exists())) {

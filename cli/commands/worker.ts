@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { GlobalOptions } from '../main.js';
+import type { GlobalOptions } from '../global-options.js';
 import { positiveInt, positiveNumber } from '../stage-lines.js';
 
 interface WorkerOptions {
@@ -26,13 +26,11 @@ export function register(program: Command): void {
     .option('--lock-seconds <s>', 'a job whose worker stops renewing its lock this long (killed, cut off) goes to another worker', positiveNumber, 10)
     .action(async (options: WorkerOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const [{ openSession }, { UsageError }, { parseQueueUrl }, { startStageWorker }, { lockTiming }] = await Promise.all([
-        import('../../engine/session.js'),
-        import('../../engine/errors.js'),
-        import('../../engine/queue/target.js'),
-        import('../../engine/queue/worker.js'),
-        import('../../engine/queue/jobs.js'),
-      ]);
+      const { openSession } = await import('../session.js');
+      const { UsageError } = await import('../../engine/errors.js');
+      const { parseQueueUrl } = await import('../../engine/queue/target.js');
+      const { startStageWorker } = await import('../../engine/queue/worker.js');
+      const { lockTiming } = await import('../../engine/queue/jobs.js');
       const url = options.queue ?? process.env.PIPELINE_QUEUE;
       if (!url) throw new UsageError('pipeline worker needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
       const target = parseQueueUrl(url);

@@ -2,7 +2,7 @@
 // (objects by content address, manifests by key) is engine/remote/transfer.ts; backends are plain
 // object stores (an HTTP server with PUT, e.g. nginx WebDAV; S3 and S3-compatible stores).
 import type { Readable } from 'node:stream';
-import { PipelineError } from '../errors.js';
+import { RemoteError, type RemoteFailure } from '../errors.js';
 
 export interface RemoteBackend {
   /** The remote as shown to people (never with credentials). */
@@ -21,26 +21,6 @@ export interface RemoteBackend {
   /** Uploads a small value (manifests). */
   putBytes(path: string, data: Buffer, signal?: AbortSignal): Promise<void>;
   close?(): void;
-}
-
-/**
- * Why a remote operation failed. `unreachable`, `timeout` and `denied` mean the remote is unusable
- * for this run; `server` may be transient; `corrupt` is about one object.
- */
-export type RemoteFailure = 'unreachable' | 'timeout' | 'denied' | 'server' | 'corrupt' | 'protocol';
-
-/** A remote operation failed. Exit 1 when it reaches the top (push / pull); `run` degrades to local computation. */
-export class RemoteError extends PipelineError {
-  constructor(
-    readonly failure: RemoteFailure,
-    message: string,
-    options?: { cause?: unknown; digest?: string },
-  ) {
-    super(message, 1, options);
-    this.digest = options?.digest;
-  }
-  /** The object concerned, when one object is corrupt or missing. */
-  readonly digest?: string;
 }
 
 /** Whether the remote as a whole is unusable (further requests in this run would fail the same way). */

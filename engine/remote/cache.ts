@@ -3,10 +3,11 @@
 // warning and the stage is computed locally; once the remote is unreachable, refuses access or
 // times out, it is not asked again in this run (every stage would wait for the same timeout).
 import type { Logger, ProgressReporter } from '../contract.js';
-import { errorMessage } from '../fs-tree.js';
-import type { Manifest } from '../manifest.js';
-import type { Store } from '../store.js';
-import { RemoteError, remoteIsDown, type RemoteBackend } from './backend.js';
+import { errorMessage } from '../store/fs-tree.js';
+import type { Manifest } from '../store/manifest.js';
+import type { Store } from '../store/store.js';
+import { RemoteError } from '../errors.js';
+import { remoteIsDown, type RemoteBackend } from './backend.js';
 import { pullResult, pushResult, remoteManifestPath } from './transfer.js';
 
 export interface RemoteCacheUi {

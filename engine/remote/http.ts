@@ -5,7 +5,8 @@ import { createReadStream } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
-import { failureOfStatus, RemoteError, type RemoteBackend } from './backend.js';
+import { RemoteError } from '../errors.js';
+import { failureOfStatus, type RemoteBackend } from './backend.js';
 
 export interface HttpRemoteOptions {
   /** Base URL; object paths are appended to it. */

@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { failureOfStatus, RemoteError, type RemoteBackend } from './backend.js';
+import { RemoteError } from '../errors.js';
+import { failureOfStatus, type RemoteBackend } from './backend.js';
 
 export interface S3RemoteOptions {
   bucket: string;

@@ -13,12 +13,13 @@ import { dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
-import { cacheKey } from '../cache-key.js';
+import { cacheKey } from '../store/cache-key.js';
 import type { ProgressReporter } from '../contract.js';
-import { isErrno } from '../fs-tree.js';
-import { isManifest, outputsDigestOf, type Manifest } from '../manifest.js';
-import type { Store } from '../store.js';
-import { RemoteError, type RemoteBackend } from './backend.js';
+import { isErrno } from '../store/fs-tree.js';
+import { isManifest, outputsDigestOf, type Manifest } from '../store/manifest.js';
+import type { Store } from '../store/store.js';
+import { RemoteError } from '../errors.js';
+import type { RemoteBackend } from './backend.js';
 
 export const remoteObjectPath = (digest: string): string => `objects/${digest.slice(0, 2)}/${digest.slice(2)}`;
 export const remoteManifestPath = (key: string): string => `manifests/${key}.json`;

@@ -1,8 +1,8 @@
 // Notifications after a scheduled run (`on_success:` / `on_failure:`): a shell command with the run
 // summary in its environment, or a webhook receiving it as JSON. A notification that fails is
 // recorded and printed, never fatal: the run's own outcome stands.
-import type { Hook } from '../config-schema.js';
-import type { NotificationRecord, PromotionRecord, RunTrigger } from '../runs.js';
+import type { Hook } from '../config/schema.js';
+import type { NotificationRecord, PromotionRecord, RunTrigger } from '../store/runs.js';
 
 export interface NotificationPayload {
   event: 'success' | 'failure';

@@ -2,7 +2,7 @@
 // tick's run is going is handed to `skipped` instead. `stop()` takes no more ticks and waits for
 // the running one (which the caller stops through its own signal handling).
 import { Cron } from 'croner';
-import type { ScheduleEntry } from '../automation-config.js';
+import type { ScheduleEntry } from '../config/automation.js';
 
 export interface Tick {
   entry: ScheduleEntry;

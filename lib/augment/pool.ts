@@ -5,6 +5,7 @@
 import type { Piscina } from 'piscina';
 import type { AugmentTask } from './chunk.js';
 import type { AugmentConfig } from './transform.js';
+import { AugmentPoolError } from '../errors.js';
 
 export interface AugmentSource {
   /** Decoded images, uint8 [N, H, W, C] from `byteOffset`. */
@@ -41,19 +42,6 @@ interface Pending {
   count: number;
   slot: number;
   done: Promise<unknown>;
-}
-
-/** Error from a task or from `onChunk`, with where it happened. */
-export class AugmentPoolError extends Error {
-  constructor(
-    message: string,
-    readonly copy: number,
-    readonly first: number,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'AugmentPoolError';
-  }
 }
 
 /** Runs every (copy, chunk) task through `pool`; resolves when all chunks were handed over. */

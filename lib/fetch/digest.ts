@@ -1,7 +1,7 @@
 // md5 + sha256 computed while bytes stream past, and the check of declared checksums.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { StageError } from '../../engine/errors.js';
+import { FetchError } from '../errors.js';
 
 export interface FileDigests {
   bytes: number;
@@ -53,12 +53,12 @@ export async function digestFile(path: string, options: { signal?: AbortSignal; 
   return digests.finish();
 }
 
-/** Throws a StageError naming expected and actual digest when a declared checksum does not match. */
+/** Throws a FetchError naming expected and actual digest when a declared checksum does not match. */
 export function verifyChecksums(declared: DeclaredChecksums, actual: FileDigests, what: string): void {
   for (const algorithm of ['sha256', 'md5'] as const) {
     const expected = declared[algorithm]?.toLowerCase();
     if (expected !== undefined && expected !== actual[algorithm]) {
-      throw new StageError(`${algorithm} mismatch for ${what}: expected ${expected}, got ${actual[algorithm]}`);
+      throw new FetchError(`${algorithm} mismatch for ${what}: expected ${expected}, got ${actual[algorithm]}`);
     }
   }
 }

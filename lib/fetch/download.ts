@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AbortedError, StageError } from '../../engine/errors.js';
+import { FetchError, HttpStatusError, InterruptedError, LocalWriteError, RetryableError } from '../errors.js';
 import { StreamingDigests, type FileDigests } from './digest.js';
 import {
-  HttpStatusError,
   contentLengthOf,
   httpRequest,
   parseContentRange,
@@ -64,12 +63,6 @@ interface TransferState {
   total: number | null;
   complete?: FileDigests;
 }
-
-/** A failure worth another attempt that is not an HTTP status (truncated body, odd Content-Range). */
-class RetryableError extends Error {}
-
-/** The local disk failed: retrying the network will not help. */
-class LocalWriteError extends Error {}
 
 export async function download(options: DownloadOptions): Promise<DownloadResult> {
   await mkdir(options.workDir, { recursive: true });
@@ -131,18 +124,18 @@ class Transfer {
 
       let failures = 0;
       for (;;) {
-        if (signal.aborted) throw new AbortedError('fetch interrupted');
+        if (signal.aborted) throw new InterruptedError('fetch interrupted');
         const before = this.digests.bytes;
         this.attempts++;
         try {
           await this.attempt();
           break;
         } catch (err) {
-          if (signal.aborted) throw new AbortedError('fetch interrupted');
-          if (!isRetryable(err)) throw toStageError(err, this.o.url);
+          if (signal.aborted) throw new InterruptedError('fetch interrupted');
+          if (!isRetryable(err)) throw toFetchError(err, this.o.url);
           failures = this.digests.bytes > before ? 0 : failures + 1;
           if (failures > this.o.retries) {
-            throw new StageError(`download ${this.o.url} failed after ${this.attempts} attempt(s): ${messageOf(err)}`, { cause: err });
+            throw new FetchError(`download ${this.o.url} failed after ${this.attempts} attempt(s): ${messageOf(err)}`, { cause: err });
           }
           const wait = failures === 0 ? 0 : Math.min(this.o.maxBackoffMs ?? 30_000, (this.o.backoffMs ?? 1000) * 2 ** (failures - 1));
           this.o.log?.(`${messageOf(err)}; retrying${wait > 0 ? ` in ${wait / 1000} s` : ''} (${this.digests.bytes} bytes kept)`);
@@ -150,7 +143,7 @@ class Transfer {
         }
       }
     } catch (err) {
-      if (signal.aborted && !(err instanceof AbortedError)) throw new AbortedError('fetch interrupted');
+      if (signal.aborted && !(err instanceof InterruptedError)) throw new InterruptedError('fetch interrupted');
       throw err;
     }
 
@@ -218,7 +211,7 @@ class Transfer {
     }
     const size = this.digests.bytes;
     if (total !== null && size < total) throw new RetryableError(`connection closed after ${size} of ${total} bytes`);
-    if (total !== null && size > total) throw new StageError(`download ${url}: received ${size} bytes, more than the announced ${total}`);
+    if (total !== null && size > total) throw new FetchError(`download ${url}: received ${size} bytes, more than the announced ${total}`);
   }
 
   private async restart(): Promise<void> {
@@ -273,17 +266,17 @@ function ifRangeValue(v: RemoteValidators): string | null {
 function isRetryable(err: unknown): boolean {
   if (err instanceof RetryableError) return true;
   if (err instanceof HttpStatusError) return err.retryable;
-  if (err instanceof LocalWriteError || err instanceof StageError) return false;
+  if (err instanceof LocalWriteError || err instanceof FetchError) return false;
   const code = (err as { code?: unknown }).code;
   // A host that does not exist will not appear on retry; other network errors may pass.
   if (code === 'ENOTFOUND' || code === 'ERR_INVALID_URL' || code === 'ERR_INVALID_PROTOCOL') return false;
   return true;
 }
 
-function toStageError(err: unknown, url: string): StageError {
-  if (err instanceof StageError) return err;
+function toFetchError(err: unknown, url: string): FetchError {
+  if (err instanceof FetchError) return err;
   const message = messageOf(err);
-  return new StageError(message.includes(url) ? message : `download ${url}: ${message}`, { cause: err });
+  return new FetchError(message.includes(url) ? message : `download ${url}: ${message}`, { cause: err });
 }
 
 function messageOf(err: unknown): string {

@@ -1,7 +1,7 @@
 // Safe unpacking of .tar / .tar.gz / .tgz (the `tar` package) and .zip (`yauzl`). Every entry is
 // checked before anything is written: `..` segments, absolute paths, paths through a symlink the
 // archive created, and links whose target would leave the output directory are each rejected
-// with a StageError naming the entry (the whole extraction stops; the stage commits nothing).
+// with a FetchError naming the entry (the whole extraction stops; the stage commits nothing).
 import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
 import { mkdir, open, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
@@ -11,7 +11,7 @@ import { createGunzip } from 'node:zlib';
 // tar and yauzl load on first use: this module is reachable from every command's kind registry.
 import type * as Tar from 'tar';
 import type { Entry as ZipEntry, ZipFile } from 'yauzl';
-import { AbortedError, StageError } from '../../engine/errors.js';
+import { FetchError, InterruptedError } from '../errors.js';
 
 export type ArchiveFormat = 'tar' | 'tar.gz' | 'zip';
 
@@ -57,7 +57,7 @@ export async function sniffArchiveFormat(path: string): Promise<ArchiveFormat | 
 
 export async function extractArchive(file: string, format: ArchiveFormat, dest: string, options: ExtractOptions = {}): Promise<ExtractStats> {
   const label = options.label ?? basename(file);
-  if (options.signal?.aborted) throw new AbortedError('fetch interrupted');
+  if (options.signal?.aborted) throw new InterruptedError('fetch interrupted');
   await mkdir(dest, { recursive: true });
   const guard = new EntryGuard(label);
   return format === 'zip' ? extractZip(file, dest, guard, label, options) : extractTar(file, dest, guard, label, options);
@@ -73,7 +73,7 @@ class EntryGuard {
 
   constructor(readonly archive: string) {}
 
-  /** The entry's normalized relative path ('' for the root), or a StageError. */
+  /** The entry's normalized relative path ('' for the root), or a FetchError. */
   path(name: string): string {
     if (name.includes('\0')) this.reject(name, 'NUL byte in path');
     if (/^([A-Za-z]:)?[\\/]/.test(name) || /^[A-Za-z]:/.test(name)) this.reject(name, 'absolute path');
@@ -119,7 +119,7 @@ class EntryGuard {
   }
 
   private reject(name: string, why: string): never {
-    throw new StageError(`unsafe entry "${name}" in ${this.archive}: ${why}`);
+    throw new FetchError(`unsafe entry "${name}" in ${this.archive}: ${why}`);
   }
 }
 
@@ -148,7 +148,7 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
       },
     });
 
-    const onAbort = (): void => fail(new AbortedError('fetch interrupted'));
+    const onAbort = (): void => fail(new InterruptedError('fetch interrupted'));
     const finish = (): void => {
       settled = true;
       options.signal?.removeEventListener('abort', onAbort);
@@ -170,7 +170,7 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
       done += chunk.length;
       options.onProgress?.(done, total);
     });
-    input.on('error', (err) => fail(new StageError(`reading ${label}: ${err.message}`, { cause: err })));
+    input.on('error', (err) => fail(new FetchError(`reading ${label}: ${err.message}`, { cause: err })));
     unpack.on('error', (err: Error & { entry?: { path?: string }; tarCode?: string }) => {
       // tar refuses an archive of nothing but end-of-archive blocks (what `tar -cf x.tar -T
       // /dev/null` writes) as "unrecognized": that is a valid, empty archive, not a corrupt one.
@@ -196,7 +196,7 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
   });
 }
 
-/** Checks one tar entry; true to extract it. Throws a StageError for an unsafe one. */
+/** Checks one tar entry; true to extract it. Throws a FetchError for an unsafe one. */
 function admitTarEntry(entry: Tar.ReadEntry, guard: EntryGuard, stats: ExtractStats): boolean {
   const rel = guard.path(entry.path);
   switch (entry.type) {
@@ -218,20 +218,20 @@ function admitTarEntry(entry: Tar.ReadEntry, guard: EntryGuard, stats: ExtractSt
       stats.files++;
       return true;
     default:
-      throw new StageError(`unsupported entry "${entry.path}" in ${guard.archive}: type ${entry.type}`);
+      throw new FetchError(`unsupported entry "${entry.path}" in ${guard.archive}: type ${entry.type}`);
   }
 }
 
 const DAMAGED_ARCHIVE = new Set(['TAR_BAD_ARCHIVE', 'TAR_ABORT', 'TAR_ENTRY_INVALID']);
 
 function tarError(err: Error & { entry?: { path?: string }; tarCode?: string }, label: string): Error {
-  if (err instanceof StageError || err instanceof AbortedError) return err;
+  if (err instanceof FetchError || err instanceof InterruptedError) return err;
   const entry = err.entry?.path;
   const message = err.message.replace(/^TAR_[A-Z_]+: /, '');
   if (!entry || DAMAGED_ARCHIVE.has(err.tarCode ?? '')) {
-    return new StageError(`${label} is corrupt or truncated${entry ? ` (at "${entry}")` : ''}: ${message}`, { cause: err });
+    return new FetchError(`${label} is corrupt or truncated${entry ? ` (at "${entry}")` : ''}: ${message}`, { cause: err });
   }
-  return new StageError(`cannot extract "${entry}" from ${label}: ${message}`, { cause: err });
+  return new FetchError(`cannot extract "${entry}" from ${label}: ${message}`, { cause: err });
 }
 
 function isGzip(file: string): boolean {
@@ -274,12 +274,12 @@ async function extractZip(file: string, dest: string, guard: EntryGuard, label: 
     // decodeStrings off: names are decoded and checked here, so the error names the entry.
     zip = await yauzl.openPromise(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true });
   } catch (err) {
-    throw new StageError(`${label} is corrupt or truncated: ${(err as Error).message}`, { cause: err });
+    throw new FetchError(`${label} is corrupt or truncated: ${(err as Error).message}`, { cause: err });
   }
   try {
     let done = 0;
     for await (const entry of zip.eachEntry()) {
-      if (options.signal?.aborted) throw new AbortedError('fetch interrupted');
+      if (options.signal?.aborted) throw new InterruptedError('fetch interrupted');
       await extractZipEntry(zip, entry, dest, guard, stats, options.signal).catch((err: unknown) => {
         throw zipEntryError(err, entry, label);
       });
@@ -287,9 +287,9 @@ async function extractZip(file: string, dest: string, guard: EntryGuard, label: 
       options.onProgress?.(done, zip.fileSize);
     }
   } catch (err) {
-    if (options.signal?.aborted) throw new AbortedError('fetch interrupted');
-    if (err instanceof StageError || err instanceof AbortedError) throw err;
-    throw new StageError(`${label} is corrupt or truncated: ${(err as Error).message}`, { cause: err });
+    if (options.signal?.aborted) throw new InterruptedError('fetch interrupted');
+    if (err instanceof FetchError || err instanceof InterruptedError) throw err;
+    throw new FetchError(`${label} is corrupt or truncated: ${(err as Error).message}`, { cause: err });
   } finally {
     zip.close();
   }
@@ -315,7 +315,7 @@ async function extractZipEntry(
     stats.dirs++;
     return;
   }
-  if (rel === '') throw new StageError(`unsafe entry "${name}" in ${guard.archive}: names the output directory itself`);
+  if (rel === '') throw new FetchError(`unsafe entry "${name}" in ${guard.archive}: names the output directory itself`);
   await mkdir(dirname(target), { recursive: true });
   // Never write through whatever is already at the path (e.g. a symlink from an earlier entry).
   await rm(target, { force: true });
@@ -335,11 +335,11 @@ async function extractZipEntry(
 
 /** Local I/O failures name the entry; anything else means the archive itself is damaged. */
 function zipEntryError(err: unknown, entry: ZipEntry, label: string): Error {
-  if (err instanceof StageError || err instanceof AbortedError) return err;
+  if (err instanceof FetchError || err instanceof InterruptedError) return err;
   const name = entry.fileNameRaw.toString('utf8');
   const message = err instanceof Error ? err.message : String(err);
-  if ((err as NodeJS.ErrnoException).syscall) return new StageError(`cannot extract "${name}" from ${label}: ${message}`, { cause: err });
-  return new StageError(`${label} is corrupt or truncated (entry "${name}"): ${message}`, { cause: err });
+  if ((err as NodeJS.ErrnoException).syscall) return new FetchError(`cannot extract "${name}" from ${label}: ${message}`, { cause: err });
+  return new FetchError(`${label} is corrupt or truncated (entry "${name}"): ${message}`, { cause: err });
 }
 
 async function readSmall(stream: Readable, limit: number): Promise<Buffer> {
@@ -349,7 +349,7 @@ async function readSmall(stream: Readable, limit: number): Promise<Buffer> {
     size += chunk.length;
     if (size > limit) {
       stream.destroy();
-      throw new StageError(`symlink target longer than ${limit} bytes`);
+      throw new FetchError(`symlink target longer than ${limit} bytes`);
     }
     chunks.push(chunk);
   }

@@ -2,30 +2,10 @@
 // reads a remote's validators (the fetch stage's cache key when no checksum is declared).
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { StageError } from '../../engine/errors.js';
+import { FetchError, HttpStatusError, IdleTimeoutError } from '../errors.js';
 
 const MAX_REDIRECTS = 10;
 const USER_AGENT = 'cifar-pipeline-fetch/1';
-
-/** A response status that ends an attempt; `retryable` for 408, 429 and 5xx. */
-export class HttpStatusError extends Error {
-  readonly status: number;
-  readonly retryable: boolean;
-  constructor(method: string, url: string, status: number, statusText: string | undefined) {
-    super(`${method} ${url}: HTTP ${status}${statusText ? ` ${statusText}` : ''}`);
-    this.name = 'HttpStatusError';
-    this.status = status;
-    this.retryable = status === 408 || status === 429 || status >= 500;
-  }
-}
-
-/** No bytes for `timeoutMs`, while connecting or while reading the body. */
-export class IdleTimeoutError extends Error {
-  constructor(url: string, timeoutMs: number) {
-    super(`no data from ${url} for ${timeoutMs / 1000} s`);
-    this.name = 'IdleTimeoutError';
-  }
-}
 
 export interface RequestOptions {
   method: 'GET' | 'HEAD';
@@ -56,7 +36,7 @@ export async function httpRequest(url: string, options: RequestOptions): Promise
     }
     return { status: res.statusCode ?? 0, headers: res.headers, body: res, url: current };
   }
-  throw new StageError(`${options.method} ${url}: more than ${MAX_REDIRECTS} redirects`);
+  throw new FetchError(`${options.method} ${url}: more than ${MAX_REDIRECTS} redirects`);
 }
 
 function requestOnce(url: string, options: RequestOptions): Promise<IncomingMessage> {

@@ -2,7 +2,7 @@
 import { copyFile, mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AbortedError, StageError } from '../../engine/errors.js';
+import { FetchError, InterruptedError } from '../errors.js';
 
 const HTTP_URL = /^https?:\/\//i;
 const FILE_URL = /^file:\/\//i;
@@ -20,7 +20,7 @@ export const SUPPORTED_SOURCE = /^(?:https?:\/\/|file:\/\/|(?![A-Za-z][A-Za-z0-9
 export function localSourcePath(url: string, root: string): string | null {
   if (isHttpUrl(url)) return null;
   if (FILE_URL.test(url)) return fileURLToPath(url);
-  if (OTHER_SCHEME.test(url)) throw new StageError(`unsupported source "${url}": expected http(s)://, file:// or a local path`);
+  if (OTHER_SCHEME.test(url)) throw new FetchError(`unsupported source "${url}": expected http(s)://, file:// or a local path`);
   return isAbsolute(url) ? url : resolve(root, url);
 }
 
@@ -29,11 +29,11 @@ export async function localSourceType(path: string): Promise<'file' | 'directory
   try {
     info = await stat(path);
   } catch {
-    throw new StageError(`local source not found: ${path}`);
+    throw new FetchError(`local source not found: ${path}`);
   }
   if (info.isFile()) return 'file';
   if (info.isDirectory()) return 'directory';
-  throw new StageError(`local source is neither a file nor a directory: ${path}`);
+  throw new FetchError(`local source is neither a file nor a directory: ${path}`);
 }
 
 /**
@@ -46,12 +46,12 @@ export async function copyDirectory(src: string, dest: string, signal: AbortSign
 
 async function copyTree(src: string, dest: string, signal: AbortSignal, ancestors: Set<string>): Promise<number> {
   const real = await realpath(src);
-  if (ancestors.has(real)) throw new StageError(`symlink loop in local source at ${src}`);
+  if (ancestors.has(real)) throw new FetchError(`symlink loop in local source at ${src}`);
   ancestors.add(real);
   await mkdir(dest, { recursive: true });
   let files = 0;
   for (const entry of await readdir(src, { withFileTypes: true })) {
-    if (signal.aborted) throw new AbortedError('fetch interrupted');
+    if (signal.aborted) throw new InterruptedError('fetch interrupted');
     const from = join(src, entry.name);
     const to = join(dest, entry.name);
     let info: { isFile(): boolean; isDirectory(): boolean } = entry;
@@ -59,7 +59,7 @@ async function copyTree(src: string, dest: string, signal: AbortSignal, ancestor
       try {
         info = await stat(from);
       } catch {
-        throw new StageError(`broken symlink in local source: ${from}`);
+        throw new FetchError(`broken symlink in local source: ${from}`);
       }
     }
     if (info.isDirectory()) files += await copyTree(from, to, signal, ancestors);

@@ -3,7 +3,7 @@
 // green plane and blue plane (row-major) — plus batches.meta.txt with one class name per line.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DatasetError } from './dataset-error.js';
+import { DatasetError } from '../errors.js';
 
 export const CIFAR_SIDE = 32;
 export const CIFAR_PLANE = CIFAR_SIDE * CIFAR_SIDE;

@@ -1,12 +1,10 @@
 // Bytes → pixels of the configured shape, for either supported codec (chosen by magic bytes,
 // not by file extension).
 import { convertImage, type ResizeMethod } from './convert.js';
-import { createJpegDecoder, isJpeg, JpegDecodeError } from './jpeg.js';
+import { ImageDecodeError, JpegDecodeError } from '../errors.js';
+import { createJpegDecoder, isJpeg } from './jpeg.js';
 import { decodePng, isPng } from './png.js';
 import type { RawImage, TargetShape } from './raw-image.js';
-
-/** A file that is not a decodable JPEG or PNG. */
-export class ImageDecodeError extends Error {}
 
 export interface ImageDecoder {
   /** Decodes `bytes` and writes the converted image into dest[offset, offset + H·W·C). */

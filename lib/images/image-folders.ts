@@ -3,7 +3,7 @@
 // so the order does not depend on the locale.
 import { readdirSync, statSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
-import { DatasetError } from './dataset-error.js';
+import { DatasetError } from '../errors.js';
 
 export const SPLITS = ['train', 'test'] as const;
 export type Split = (typeof SPLITS)[number];

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { withoutTrailingPadding } from './jpeg-padding.js';
 import type { RawImage } from './raw-image.js';
+import { JpegDecodeError } from '../errors.js';
 
 interface FrameInfo {
   width: number;
@@ -48,8 +49,6 @@ export function preloadJpegDecoder(): void {
     modulePromise = undefined;
   });
 }
-
-export class JpegDecodeError extends Error {}
 
 export interface JpegDecoder {
   /**

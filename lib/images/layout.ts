@@ -6,7 +6,7 @@
 // their contents in a folder).
 import { readdirSync, statSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
-import { DatasetError } from './dataset-error.js';
+import { DatasetError } from '../errors.js';
 
 export type DatasetFormat = 'cifar-binary' | 'image-folder';
 export const DATASET_FORMATS = ['cifar-binary', 'image-folder'] as const;

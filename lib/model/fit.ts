@@ -3,8 +3,8 @@
 // per-epoch history, and a checkpoint after every epoch. How one step trains (main thread or
 // data-parallel worker threads) is the injected `step` strategy (train-step.ts).
 import type * as tf from '@tensorflow/tfjs';
-import type { Logger, ProgressReporter } from '../../engine/contract.js';
-import { AbortedError } from '../../engine/errors.js';
+import type { Logger, ProgressReporter } from '../progress.js';
+import { InterruptedError } from '../errors.js';
 import { clearDropoutSeeds } from './build.js';
 import type { EpochLogs, LoopState } from './checkpoint.js';
 import type { Rows } from './data.js';
@@ -64,7 +64,7 @@ export function formatLogs(logs: EpochLogs): string {
 }
 
 function checkAborted(signal: AbortSignal, where: string): void {
-  if (signal.aborted) throw new AbortedError(`training interrupted ${where}; a rerun resumes from the last checkpoint`);
+  if (signal.aborted) throw new InterruptedError(`training interrupted ${where}; a rerun resumes from the last checkpoint`);
 }
 
 /** Awaits `work`; if it fails because the run was aborted (e.g. workers terminated), says so. */

@@ -1,10 +1,10 @@
-// Data-parallel steps (lib/tf/data-parallel.ts): worker threads with their own wasm instance
+// Data-parallel steps (data-parallel.ts): worker threads with their own wasm instance
 // train replicas of the model; the main-thread model and optimizer are mirrors, refreshed by
 // sync() for validation and checkpoints, and the source of the replicas' starting state
 // (initial / init_from / checkpoint weights and optimizer state).
 import * as tf from '@tensorflow/tfjs';
-import { DataParallelTrainer, fromTensorData, toTensorData } from '../tf/data-parallel.js';
-import { AbortedError } from '../../engine/errors.js';
+import { DataParallelTrainer, fromTensorData, toTensorData } from './data-parallel.js';
+import { InterruptedError } from '../errors.js';
 import { reseedDropout } from './build.js';
 import { sequentialBatches } from './data.js';
 import type { OptimizerSpec } from './optimizer-spec.js';
@@ -68,7 +68,7 @@ export async function parallelStep(o: ParallelStepOptions): Promise<TrainStep> {
       const chunks = [...sequentialBatches(rows.count, batchSize * o.workers * 4)];
       let next = chunks.length > 0 ? gather(chunks[0]) : undefined;
       for (let i = 0; i < chunks.length; i++) {
-        if (signal.aborted) throw new AbortedError('prediction interrupted');
+        if (signal.aborted) throw new InterruptedError('prediction interrupted');
         const predicted = trainer.predict(await next!, chunks[i].length, batchSize);
         next = i + 1 < chunks.length ? gather(chunks[i + 1]) : undefined;
         probs.set(await predicted, chunks[i][0] * rows.classes);

@@ -1,6 +1,6 @@
 // Batched prediction and Keras' loss/accuracy computed from the predicted probabilities.
 import * as tf from '@tensorflow/tfjs';
-import { AbortedError } from '../../engine/errors.js';
+import { InterruptedError } from '../errors.js';
 import { sequentialBatches, type Rows } from './data.js';
 
 /** Lets timers and signal handlers (Ctrl-C) run between batches of otherwise back-to-back awaits. */
@@ -16,7 +16,7 @@ export async function predictRows(
   const probs = new Float32Array(rows.count * rows.classes);
   let done = 0;
   for (const batch of sequentialBatches(rows.count, batchSize)) {
-    if (options.signal?.aborted) throw new AbortedError('prediction interrupted');
+    if (options.signal?.aborted) throw new InterruptedError('prediction interrupted');
     const out = tf.tidy(() => model.predict(rows.inputs(batch), { batchSize }) as tf.Tensor);
     const values = await out.data<'float32'>();
     out.dispose();

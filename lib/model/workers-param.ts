@@ -1,6 +1,6 @@
-// The train stage's `workers` param and how it resolves (tf-free: stages/train.ts uses it to build
+// The train stage's `workers` param and how it resolves (tf-free: stages/train/ uses it to build
 // the cache key on every command). More than one worker means data-parallel training on wasm
-// (lib/tf/data-parallel.ts); the count changes float rounding, so the resolved count is part of
+// (lib/model/data-parallel.ts); the count changes float rounding, so the resolved count is part of
 // the stage's fingerprint.
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onEpochEnd } from '../../lib/model/fit.js';
-import { trainStage } from '../../stages/train.js';
+import { trainStage } from '../../stages/train/train.js';
 import { runStage, type FakeRun, type FakeUpstream } from './stage-context.js';
 import { subset, toyImages, writeNormalizeOutputs, type ImageSet } from './fake-normalize.js';
 

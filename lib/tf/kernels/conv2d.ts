@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { asHeapBackend, withScratch } from './heap.js';
 import { conv2d as simdConv2d, conv2dScratchFloats, convFits, geometryOf } from './simd-module.js';
-import { stockKernel } from './wasm-scope.js';
+import { stockKernel } from './stock.js';
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap };

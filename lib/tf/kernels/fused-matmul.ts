@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { asHeapBackend } from './heap.js';
 import { matmul as simdMatmul, matmulFits } from './simd-module.js';
-import { stockKernel } from './wasm-scope.js';
+import { stockKernel } from './stock.js';
 
 type TensorInfo = tf.TensorInfo;
 

@@ -2,7 +2,7 @@
 // step calls it ~70 times (gradients passed through). Tensor buffers are immutable, so the
 // output can share the input's buffer with one more reference, as the cpu backend does.
 import * as tf from '@tensorflow/tfjs';
-import { stockKernel } from './wasm-scope.js';
+import { stockKernel } from './stock.js';
 
 type TensorInfo = tf.TensorInfo;
 

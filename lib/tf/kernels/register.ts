@@ -10,7 +10,7 @@ import { kerasRmspropConfig } from './keras-rmsprop.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { sumConfig } from './sum.js';
 import { transposeConfig } from './transpose.js';
-import { hasStockKernel, stockKernel } from './wasm-scope.js';
+import { hasStockKernel, stockKernel } from './stock.js';
 
 export { WASM_TRAINING_KERNELS_VERSION } from './version.js';
 

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { asHeapBackend } from './heap.js';
 import { sumRows } from './simd-module.js';
-import { stockKernel } from './wasm-scope.js';
+import { stockKernel } from './stock.js';
 
 type TensorInfo = tf.TensorInfo;
 

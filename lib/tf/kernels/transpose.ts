@@ -2,7 +2,7 @@
 // [B,H,W,C] -> [C,H,W,B] reads 128 KB apart); this one merges axes and copies in tiles.
 import * as tf from '@tensorflow/tfjs';
 import { asHeapBackend, transposeArray } from './heap.js';
-import { stockKernel } from './wasm-scope.js';
+import { stockKernel } from './stock.js';
 
 type TensorInfo = tf.TensorInfo;
 

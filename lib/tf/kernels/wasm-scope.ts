@@ -3,29 +3,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { asHeapBackend } from './heap.js';
 import { matmul as simdMatmul, matmulFits } from './simd-module.js';
+import { stockKernel } from './stock.js';
 import { transposeOnHeap } from './transpose.js';
 
 type TensorInfo = tf.TensorInfo;
 type Attrs = tf.NamedAttrMap;
-
-/** Stock wasm kernel configs, captured before we replace any of them (so we can still call them). */
-const stockKernels = new Map<string, tf.KernelConfig>();
-
-/** Remembers the stock wasm config for `name` the first time we see it; later calls return that one. */
-export function stockKernel(name: string): tf.KernelConfig {
-  let config = stockKernels.get(name);
-  if (config === undefined) {
-    config = tf.getKernel(name, 'wasm');
-    if (config === undefined) throw new Error(`wasm backend has no '${name}' kernel`);
-    stockKernels.set(name, config);
-  }
-  return config;
-}
-
-/** Whether `name` has a stock wasm kernel (false for kernels the wasm backend lacks). */
-export function hasStockKernel(name: string): boolean {
-  return stockKernels.has(name) || tf.getKernel(name, 'wasm') !== undefined;
-}
 
 /**
  * Runs stock wasm kernels and disposes every intermediate it made, except what the body returns.

@@ -1,0 +1,122 @@
+// Run records: one JSON file per `pipeline run` under artifacts/runs/, named so they sort by start time.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isErrno, writeFileAtomic } from './fs-tree.js';
+
+export type StageOutcomeKind = 'cached' | 'ran' | 'failed' | 'skipped' | 'aborted';
+
+export interface StageRunRecord {
+  stage: string;
+  outcome: StageOutcomeKind;
+  key?: string;
+  durationMs: number;
+  /** Why it ran (text), or why it was skipped. */
+  reason?: string;
+  error?: string;
+  /** Workspace outs restored from the store (cmd stages on a cache hit). */
+  restored?: string[];
+  /** The queue worker that computed it (`run --executor queue`). */
+  worker?: string;
+}
+
+/** One experiment of a sweep (`run --matrix`): its assignments, e.g. {"train.batch_size": "64"}. */
+export interface ExperimentRecord {
+  sweep: string;
+  /** 1-based position in the sweep, and how many experiments it has. */
+  index: number;
+  of: number;
+  assignments: Record<string, string>;
+}
+
+/** What started a run, when it was not a person typing `pipeline run`. */
+export interface RunTrigger {
+  type: 'schedule';
+  /** The `schedule:` entry. */
+  entry: string;
+  /** When the tick fired (ISO time). */
+  firedAt: string;
+  /** How the tick ended: stages ran, all were cached, a stage failed, it was stopped, or it did not start. */
+  result?: 'ran' | 'nothing-changed' | 'failed' | 'interrupted' | 'skipped';
+  /** Why a tick was skipped or failed before running. */
+  note?: string;
+}
+
+/** The champion/challenger decision after a run (engine/promote/). */
+export interface PromotionRecord {
+  decision: 'promoted' | 'kept' | 'skipped' | 'error';
+  reason: string;
+  metric: string;
+  /** Cache key of the train result that was judged. */
+  candidateKey?: string;
+  /** The new model's metric (the challenger). */
+  candidate?: number | null;
+  /** The current model's metric before the decision (the champion). */
+  champion?: number | null;
+  /** models/history/ entry of the model that is current after the decision. */
+  current?: string;
+}
+
+/** A notification sent after a scheduled run. */
+export interface NotificationRecord {
+  event: 'success' | 'failure';
+  target: string;
+  ok: boolean;
+  error?: string;
+}
+
+export interface RunRecord {
+  id: string;
+  command: string[];
+  pid: number;
+  startedAt: string;
+  finishedAt?: string;
+  durationMs?: number;
+  /** `running` while in progress: a record left `running` belongs to a run that was killed. */
+  /** `skipped`: a scheduled tick that did not start (another run held the store). */
+  outcome: 'running' | 'ok' | 'failed' | 'interrupted' | 'skipped';
+  stages: StageRunRecord[];
+  /** Set for runs started by `pipeline schedule`. */
+  trigger?: RunTrigger;
+  /** Set when pipeline.yaml has `promote:` and the run succeeded. */
+  promotion?: PromotionRecord;
+  notifications?: NotificationRecord[];
+  /** A failure that is not a stage's (e.g. pipeline.yaml became invalid before a scheduled run). */
+  error?: string;
+  /** Set for each experiment of a sweep (`run --matrix`). */
+  experiment?: ExperimentRecord;
+  /** `run --executor queue`: the queue its stages were computed through. */
+  queue?: string;
+}
+
+export function newRunId(now = new Date()): string {
+  // 20261126T054001123Z-<pid>: sorts by start time, unique per process.
+  return `${now.toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
+}
+
+export class RunLog {
+  constructor(readonly dir: string) {}
+
+  async write(record: RunRecord): Promise<void> {
+    await writeFileAtomic(join(this.dir, `${record.id}.json`), JSON.stringify(record, null, 2) + '\n');
+  }
+
+  /** All records, oldest first (unreadable files are skipped). */
+  async list(): Promise<RunRecord[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return [];
+      throw err;
+    }
+    const records: RunRecord[] = [];
+    for (const name of names.filter((n) => n.endsWith('.json')).sort()) {
+      try {
+        records.push(JSON.parse(await readFile(join(this.dir, name), 'utf8')) as RunRecord);
+      } catch {
+        // A torn or foreign file is not history.
+      }
+    }
+    return records;
+  }
+}

@@ -1,0 +1,63 @@
+// Every error class lib/ raises. lib/ knows nothing of the engine or its exit codes: the stage kind
+// that calls lib code translates these into the engine's errors (engine/errors.ts), which the CLI
+// reports — stages/lib-errors.ts for the ones every kind treats alike, the kind itself for the ones
+// it words (DatasetError, AugmentPoolError). A plain Error from lib/ is a bug or a broken invariant.
+
+/** Base of lib's errors: `name` is the class name (in stack traces). */
+export class LibError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Work stopped through its AbortSignal (Ctrl-C, a stopped run): reported as an interrupt (exit 130). */
+export class InterruptedError extends LibError {}
+
+/** A fetch that cannot be done, its message written for the user as it is: a failed download, a checksum mismatch, an unsafe archive entry, a missing local source. */
+export class FetchError extends LibError {}
+
+/** A response status that ends an attempt; `retryable` for 408, 429 and 5xx. */
+export class HttpStatusError extends LibError {
+  readonly status: number;
+  readonly retryable: boolean;
+  constructor(method: string, url: string, status: number, statusText: string | undefined) {
+    super(`${method} ${url}: HTTP ${status}${statusText ? ` ${statusText}` : ''}`);
+    this.status = status;
+    this.retryable = status === 408 || status === 429 || status >= 500;
+  }
+}
+
+/** No bytes for `timeoutMs`, while connecting or while reading the body. */
+export class IdleTimeoutError extends LibError {
+  constructor(url: string, timeoutMs: number) {
+    super(`no data from ${url} for ${timeoutMs / 1000} s`);
+  }
+}
+
+/** A download failure worth another attempt that is not an HTTP status (truncated body, odd Content-Range). */
+export class RetryableError extends LibError {}
+
+/** The local disk failed while downloading: retrying the network will not help. */
+export class LocalWriteError extends LibError {}
+
+/** Bad or unrecognised input data (a dataset's layout or contents). Stage kinds word it for the user (what and where). */
+export class DatasetError extends LibError {}
+
+/** JPEG data the decoder rejects. */
+export class JpegDecodeError extends LibError {}
+
+/** A file that is not a decodable JPEG or PNG. */
+export class ImageDecodeError extends LibError {}
+
+/** Error from an augmentation task or from its `onChunk`, with where it happened. */
+export class AugmentPoolError extends LibError {
+  constructor(
+    message: string,
+    readonly copy: number,
+    readonly first: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

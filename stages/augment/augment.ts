@@ -1,0 +1,231 @@
+// Stage kind `augment`: Keras ImageDataGenerator-equivalent augmentation of the training split,
+// `copies` times, on a Piscina worker pool. Inputs: a decode stage (train_images.npy) and a
+// normalize stage (train_index.npy). Validation and test data are never augmented.
+// The transform and its documented formula live in lib/augment/transform.ts and warp.ts.
+import { z } from 'zod';
+import { defineStage, type StageContext, type TensorStream, type UpstreamArtifacts } from '../../engine/contract.js';
+import { AbortedError, StageError } from '../../engine/errors.js';
+import { augmentRows } from '../../lib/augment/chunk.js';
+import { AugmentPoolError } from '../../lib/errors.js';
+import { runAugmentPool, type AugmentSource } from '../../lib/augment/pool.js';
+import { contactSheet, defaultLayout, writePng, type Image } from '../../lib/augment/preview.js';
+import { readNpyShared } from '../../lib/npy.js';
+import { copyName } from '../../lib/augment/copies.js';
+import { zoomBounds, type AugmentConfig } from '../../lib/augment/transform.js';
+
+const WORKER = new URL('../../workers/augment.js', import.meta.url).href;
+
+export const augmentParams = z.strictObject({
+  rotation_range: z.number().min(0).max(360).default(40).describe('Degrees: rotation ~ U(-r, r).'),
+  width_shift_range: z
+    .number()
+    .min(0)
+    .default(0.2)
+    .describe('Fraction of the width if < 1, else pixels (Keras float semantics).'),
+  height_shift_range: z
+    .number()
+    .min(0)
+    .default(0.2)
+    .describe('Fraction of the height if < 1, else pixels (Keras float semantics).'),
+  shear_range: z.number().min(0).max(360).default(0).describe('Shear angle range in degrees.'),
+  zoom_range: z
+    .union([
+      z.number().min(0).lt(1),
+      z.tuple([z.number().positive(), z.number().positive()]).refine(([lo, hi]) => lo <= hi, 'zoom_range [low, high] needs low <= high'),
+    ])
+    .default(0.2)
+    .describe('z for factors U(1 - z, 1 + z) per axis, or [low, high].'),
+  horizontal_flip: z.boolean().default(true),
+  vertical_flip: z.boolean().default(false),
+  fill_mode: z.enum(['nearest', 'constant', 'reflect', 'wrap']).default('nearest').describe("scipy.ndimage boundary mode."),
+  cval: z.number().min(0).max(255).default(0).describe("Fill value for fill_mode 'constant', in pixel units 0..255."),
+  copies: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(20)
+    .describe('Augmented copies of the training split (one per augmented epoch).'),
+  seed: z.number().int().min(0).max(0xffffffff).default(0),
+  threads: z.number().int().min(1).max(256).optional().describe('Pool size (default: available cores). Not in the cache key.'),
+  chunk_size: z.number().int().min(1).max(65536).default(256).describe('Images per pool task. Not in the cache key.'),
+  preview_count: z.number().int().min(0).max(100).default(8).describe('First training images to preview.'),
+  preview_variants: z.number().int().min(0).max(100).default(8).describe('Augmented variants per preview image.'),
+});
+
+export type AugmentParams = z.output<typeof augmentParams>;
+
+function configOf(p: AugmentParams): AugmentConfig {
+  return {
+    rotationRange: p.rotation_range,
+    widthShiftRange: p.width_shift_range,
+    heightShiftRange: p.height_shift_range,
+    shearRange: p.shear_range,
+    zoomRange: zoomBounds(p.zoom_range),
+    horizontalFlip: p.horizontal_flip,
+    verticalFlip: p.vertical_flip,
+    fillMode: p.fill_mode,
+    cval: p.cval,
+  };
+}
+
+/** Loads decode's training images (shared, in place) and normalize's training rows, checked. */
+async function loadSource(decode: UpstreamArtifacts, normalize: UpstreamArtifacts): Promise<AugmentSource> {
+  const where = `${decode.stage}/train_images.npy`;
+  if (!decode.has('train_images.npy')) throw new StageError(`augment: ${where} is missing`);
+  if (!normalize.has('train_index.npy')) throw new StageError(`augment: ${normalize.stage}/train_index.npy is missing`);
+  let images;
+  try {
+    images = await readNpyShared(decode.path('train_images.npy'));
+  } catch (error) {
+    throw new StageError(`augment: cannot read ${where}: ${(error as Error).message}`, { cause: error });
+  }
+  if (images.dtype !== 'uint8' || images.shape.length !== 4) {
+    throw new StageError(`augment: ${where} must be uint8 [N,H,W,C], got ${images.dtype} [${images.shape}]`);
+  }
+  const [n, height, width, channels] = images.shape as [number, number, number, number];
+  const index = await normalize.readTensor('train_index.npy');
+  const indexWhere = `${normalize.stage}/train_index.npy`;
+  if (index.dtype !== 'int32' || index.shape.length !== 1) {
+    throw new StageError(`augment: ${indexWhere} must be int32 [Ntr], got ${index.dtype} [${index.shape}]`);
+  }
+  if (index.data.length === 0) throw new StageError(`augment: ${indexWhere} is empty (no training rows)`);
+  const bad = (index.data as Int32Array).findIndex((v) => v < 0 || v >= n);
+  if (bad >= 0) {
+    throw new StageError(`augment: ${indexWhere}[${bad}] = ${index.data[bad]} is outside ${where} rows 0..${n - 1}`);
+  }
+  const shared = new SharedArrayBuffer(index.data.byteLength);
+  new Int32Array(shared).set(index.data as Int32Array);
+  return { images: images.buffer, byteOffset: 0, index: shared, rows: index.data.length, height, width, channels };
+}
+
+/** Writes preview/ PNGs and contact_sheet.png; variant v is exactly row p of copy v. */
+async function writePreviews(ctx: StageContext<AugmentParams>, source: AugmentSource, config: AugmentConfig): Promise<string[]> {
+  const { height, width, channels } = source;
+  const imageBytes = height * width * channels;
+  const src = new Uint8Array(source.images);
+  const index = new Int32Array(source.index);
+  const count = Math.min(ctx.params.preview_count, source.rows);
+  const files: string[] = [];
+  const sheet: Image[][] = [];
+  for (let p = 0; p < count; p++) {
+    if (ctx.signal.aborted) throw new AbortedError('augment: aborted');
+    const at = index[p]! * imageBytes;
+    const original: Image = { height, width, channels, data: src.slice(at, at + imageBytes) };
+    const row = [original];
+    const stem = `preview/image_${String(p).padStart(3, '0')}`;
+    files.push(`${stem}_original.png`);
+    await writePng(ctx.out.path(`${stem}_original.png`), original);
+    for (let v = 0; v < ctx.params.preview_variants; v++) {
+      const data = new Uint8Array(imageBytes);
+      augmentRows(src, index, data, 0, p, 1, v, ctx.params.seed, source, config);
+      const name = `${stem}_variant_${String(v).padStart(2, '0')}.png`;
+      files.push(name);
+      await writePng(ctx.out.path(name), { height, width, channels, data });
+      row.push({ height, width, channels, data });
+    }
+    sheet.push(row);
+  }
+  if (sheet.length > 0) await writePng(ctx.out.path('contact_sheet.png'), contactSheet(sheet, defaultLayout(height, width)));
+  return files;
+}
+
+async function run(ctx: StageContext<AugmentParams>): Promise<void> {
+  const { params } = ctx;
+  if (ctx.signal.aborted) throw new AbortedError('augment: aborted');
+  const decode = ctx.inputs.oneOfKind('decode');
+  const normalize = ctx.inputs.oneOfKind('normalize');
+  const source = await loadSource(decode, normalize);
+  const config = configOf(params);
+  const { rows, height, width, channels } = source;
+  ctx.log.info(`augment: ${rows} training images ${height}x${width}x${channels}, ${params.copies} copies, seed ${params.seed}`);
+
+  const previews = await writePreviews(ctx, source, config);
+
+  const pool = ctx.workers.get(WORKER, params.threads === undefined ? undefined : { threads: params.threads });
+  const copies = Array.from({ length: params.copies }, (_, k) => k);
+  const shape = [rows, height, width, channels];
+  let stream: TensorStream | null = null;
+  const started = performance.now();
+  ctx.progress.start('augment', rows * params.copies, 'img');
+  try {
+    await runAugmentPool(pool, source, {
+      config,
+      seed: params.seed,
+      copies,
+      chunkSize: params.chunk_size,
+      signal: ctx.signal,
+      onChunk: async (copy, first, count, pixels) => {
+        try {
+          if (first === 0) {
+            stream = await ctx.out.tensorStream(copyName(copy), 'uint8', shape, {
+              copy,
+              seed: params.seed,
+              rows: `row i augments ${decode.stage}/train_images.npy row train_index[i] of ${normalize.stage}`,
+            });
+          }
+          await stream!.write(pixels);
+          if (first + count === rows) {
+            const done = stream!;
+            stream = null;
+            await done.close();
+            ctx.log.debug(`augment: wrote ${copyName(copy)}`);
+          }
+        } catch (error) {
+          throw new StageError(`augment: cannot write ${copyName(copy)}: ${(error as Error).message}`, { cause: error });
+        }
+        ctx.progress.tick(count);
+      },
+    });
+  } catch (error) {
+    // Close a half-written copy (its size check fails; the output is discarded anyway).
+    await (stream as TensorStream | null)?.close().catch(() => {});
+    if (ctx.signal.aborted) throw new AbortedError('augment: aborted');
+    if (error instanceof AugmentPoolError) throw new StageError(`augment: ${error.message}`, { cause: error });
+    throw error;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  ctx.progress.done(`${Math.round((rows * params.copies) / seconds)} img/s`);
+  ctx.log.info(`augment: ${rows * params.copies} images in ${seconds.toFixed(1)} s on ${pool.maxThreads} threads`);
+
+  // Deterministic content only (no timings): equal inputs and params give equal bytes.
+  await ctx.out.json('augment.json', {
+    transform: 'keras ImageDataGenerator get_random_transform + apply_transform (keras >= 2.6), bilinear, scipy boundary modes',
+    rows,
+    image_shape: [height, width, channels],
+    copies: copies.map(copyName),
+    labels: `${normalize.stage}/train_y.npy (row i of every copy)`,
+    seed: params.seed,
+    params: {
+      rotation_range: params.rotation_range,
+      width_shift_range: params.width_shift_range,
+      height_shift_range: params.height_shift_range,
+      shear_range: params.shear_range,
+      zoom_range: config.zoomRange,
+      horizontal_flip: params.horizontal_flip,
+      vertical_flip: params.vertical_flip,
+      fill_mode: params.fill_mode,
+      cval: params.cval,
+    },
+    preview: { images: Math.min(params.preview_count, rows), variants: params.preview_variants, files: previews },
+    contact_sheet: previews.length > 0 ? 'contact_sheet.png' : null,
+  });
+}
+
+export const augmentKind = defineStage({
+  name: 'augment',
+  version: 1,
+  description: 'Keras ImageDataGenerator-equivalent augmentation of the training split (one uint8 tensor per copy)',
+  params: augmentParams,
+  outputs: [
+    { name: 'copy_000.npy', type: 'tensor', description: 'uint8 [Ntr,H,W,C] augmented training split; copy_001.npy … follow, one per copy' },
+    { name: 'preview', type: 'dir', description: 'PNG previews: original and variants of the first training images', optional: true },
+    { name: 'contact_sheet.png', type: 'file', description: 'Grid of the previews (one row per image)', optional: true },
+    { name: 'augment.json', type: 'json', description: 'What was computed: params, copies, shapes, preview files' },
+  ],
+  // Pool size and chunking change speed, never bytes.
+  cacheParams: ({ threads: _threads, chunk_size: _chunk, ...rest }) => rest,
+  run,
+});
+
+export default augmentKind;

@@ -1,0 +1,259 @@
+// `fetch`: brings a dataset into the store — an http(s) download (resumable, retried, verified),
+// or a local file or directory — and unpacks archives safely. Outputs `data/` and `fetch.json`.
+import { copyFile, mkdir, rename, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { defineStage, type FingerprintEnv, type StageContext } from '../../engine/contract.js';
+import { StageError } from '../../engine/errors.js';
+import { withEngineErrors } from '../lib-errors.js';
+import { digestFile, verifyChecksums, type DeclaredChecksums, type FileDigests } from '../../lib/fetch/digest.js';
+import { discardDownload, download, type DownloadResult } from '../../lib/fetch/download.js';
+import { archiveFormatFromName, extractArchive, sniffArchiveFormat, type ArchiveFormat } from '../../lib/fetch/extract.js';
+import { headValidators, type RemoteValidators } from '../../lib/fetch/http.js';
+import { SUPPORTED_SOURCE, copyDirectory, isHttpUrl, localSourcePath, localSourceType } from '../../lib/fetch/local.js';
+
+export const fetchParams = z.strictObject({
+  url: z
+    .string()
+    .min(1)
+    .regex(SUPPORTED_SOURCE, 'expected an http(s):// or file:// URL, or a local path')
+    .describe('http(s):// or file:// URL, or a path (file or directory) relative to the pipeline root.'),
+  md5: z.string().regex(/^[0-9a-fA-F]{32}$/, 'md5 must be 32 hex digits').optional().describe('Expected md5 of the file.'),
+  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 must be 64 hex digits').optional().describe('Expected sha256 of the file.'),
+  extract: z
+    .union([z.literal('auto'), z.boolean()])
+    .default('auto')
+    .describe('Unpack archives: auto = by extension (.tar.gz, .tgz, .tar, .zip); true = also sniff the content; false = keep the file.'),
+  retries: z.number().int().min(0).default(5).describe('Failed download attempts allowed in a row without progress.'),
+  timeout: z.number().positive().default(60).describe('Seconds without data before a download attempt fails.'),
+});
+
+export type FetchParams = z.output<typeof fetchParams>;
+
+/** `fetch.json`: where the data came from and what it is. */
+export interface FetchRecord {
+  source: string;
+  type: 'http' | 'file' | 'directory';
+  /** File name of the fetched file (null for a directory). */
+  name: string | null;
+  bytes: number | null;
+  md5: string | null;
+  sha256: string | null;
+  /** Content digest of a local directory (from the engine's stat cache), else null. */
+  digest: string | null;
+  /** ETag / Last-Modified / Content-Length of the response the file came from (http only). */
+  validators: RemoteValidators | null;
+  /** The archive format unpacked into data/, or null when data/ holds the file (or directory) itself. */
+  archive: ArchiveFormat | null;
+  /** Regular files in data/. */
+  files: number;
+}
+
+export const fetchStage = defineStage({
+  name: 'fetch',
+  version: 1,
+  description: 'Download (http/https, resumable, checksum-verified) or copy a dataset, unpacking archives safely.',
+  params: fetchParams,
+  outputs: [
+    { name: 'data', type: 'dir', description: 'The unpacked archive, the fetched file itself, or a copy of a local directory.' },
+    { name: 'fetch.json', type: 'json', description: 'Source, size, md5/sha256, remote validators, archive format, file count.' },
+  ],
+
+  // A declared checksum pins the content: key on it (and on how it is unpacked), not on the URL, so
+  // a mirror is still a cache hit. retries/timeout never change the result.
+  cacheParams(p) {
+    const declared = declaredChecksums(p);
+    if (!declared) return { url: p.url, extract: p.extract };
+    const name = sourceFileName(p.url);
+    const plan = unpackPlan(p.extract, name);
+    return { ...declared, unpack: plan === 'file' ? { file: name } : plan };
+  },
+
+  // lib/fetch raises its own errors: translated into what the user sees (stages/lib-errors.ts).
+  fingerprint: (p, env) => withEngineErrors(() => fetchFingerprint(p, env)),
+
+  run: (ctx) => withEngineErrors(() => runFetch(ctx)),
+});
+
+/** Keys an undeclared source: a local one on its content digest, a remote one on its validators (HEAD). */
+async function fetchFingerprint(p: FetchParams, env: FingerprintEnv): Promise<Record<string, unknown>> {
+  if (declaredChecksums(p)) return {};
+  const local = localSourcePath(p.url, env.root);
+  if (local) {
+    await localSourceType(local);
+    return { digest: await env.digestPath(local) };
+  }
+  try {
+    const v = await headValidators(p.url, { timeoutMs: p.timeout * 1000, signal: env.signal });
+    return { etag: v.etag, lastModified: v.lastModified, contentLength: v.contentLength };
+  } catch (err) {
+    if (env.signal.aborted) throw err;
+    throw new StageError(
+      `cannot read the validators of ${p.url} (${(err as Error).message}); declare md5 or sha256 to key the cache on the checksum instead`,
+      { cause: err },
+    );
+  }
+}
+
+async function runFetch(ctx: StageContext<FetchParams>): Promise<void> {
+  const p = ctx.params;
+  const declared = declaredChecksums(p) ?? {};
+  const dataDir = ctx.out.path('data');
+  await mkdir(dataDir, { recursive: true });
+  const local = localSourcePath(p.url, ctx.root);
+
+  let record: FetchRecord;
+  if (local && (await localSourceType(local)) === 'directory') {
+    if (declared.md5 || declared.sha256) throw new StageError(`md5/sha256 apply to a file, but ${p.url} is a directory`);
+    ctx.log.info(`copying directory ${local}`);
+    const files = await copyDirectory(local, dataDir, ctx.signal);
+    const digest = typeof ctx.fingerprint.digest === 'string' ? ctx.fingerprint.digest : null;
+    record = { source: p.url, type: 'directory', name: null, bytes: null, md5: null, sha256: null, digest, validators: null, archive: null, files };
+  } else {
+    const name = local ? basename(local) : sourceFileName(p.url);
+    const fetched = local ? await hashLocalFile(ctx, local, name, declared) : await downloadRemote(ctx, name, declared);
+    const format = await archiveFormatFor(unpackPlan(p.extract, name), fetched.path, name);
+    let files = 1;
+    if (format) {
+      ctx.progress.start(`extract ${name}`, fetched.digests.bytes, 'B');
+      const stats = await extractArchive(fetched.path, format, dataDir, {
+        label: name,
+        signal: ctx.signal,
+        onProgress: (done) => ctx.progress.update(done),
+      });
+      ctx.progress.done(`${stats.files} files`);
+      if (stats.files === 0) {
+        const only = stats.dirs + stats.symlinks > 0 ? ' (only directories or symlinks)' : '';
+        throw new StageError(`${name} contains no files${only}: a valid ${format} archive, but nothing to fetch`);
+      }
+      files = stats.files;
+    } else if (local) {
+      await copyFile(local, join(dataDir, name));
+    } else {
+      await moveFile(fetched.path, join(dataDir, name));
+    }
+    record = {
+      source: p.url,
+      type: local ? 'file' : 'http',
+      name,
+      bytes: fetched.digests.bytes,
+      md5: fetched.digests.md5,
+      sha256: fetched.digests.sha256,
+      digest: null,
+      validators: fetched.validators,
+      archive: format,
+      files,
+    };
+  }
+  await ctx.out.json('fetch.json', record);
+}
+
+interface FetchedFile {
+  path: string;
+  digests: FileDigests;
+  validators: RemoteValidators | null;
+}
+
+async function hashLocalFile(ctx: StageContext<FetchParams>, path: string, name: string, declared: DeclaredChecksums): Promise<FetchedFile> {
+  ctx.progress.start(`hash ${name}`, (await stat(path)).size, 'B');
+  const digests = await digestFile(path, { signal: ctx.signal, onBytes: (n) => ctx.progress.tick(n) });
+  ctx.progress.done();
+  verifyChecksums(declared, digests, ctx.params.url);
+  return { path, digests, validators: null };
+}
+
+async function downloadRemote(ctx: StageContext<FetchParams>, name: string, declared: DeclaredChecksums): Promise<FetchedFile> {
+  const p = ctx.params;
+  const workDir = join(ctx.resumeDir, 'download');
+  const result = await download({
+    url: p.url,
+    workDir,
+    retries: p.retries,
+    timeoutMs: p.timeout * 1000,
+    signal: ctx.signal,
+    reuse: (previous) => reusable(previous, declared, ctx.fingerprint),
+    onStart: (total, offset) => {
+      ctx.progress.start(`download ${name}`, total ?? 0, 'B');
+      ctx.progress.update(offset);
+    },
+    onProgress: (bytes) => ctx.progress.update(bytes),
+    log: (message) => ctx.log.warn(message),
+  });
+  if (result.reused) ctx.log.info(`reusing ${name} downloaded by an earlier run`);
+  else ctx.progress.done(result.resumedAt.length > 0 ? `resumed at ${result.resumedAt.join(', ')}` : undefined);
+  try {
+    verifyChecksums(declared, result.digests, p.url);
+  } catch (err) {
+    // A wrong file must not be resumed or reused by the next run.
+    await discardDownload(workDir);
+    throw err;
+  }
+  const planned = ctx.fingerprint;
+  if ('etag' in planned && (planned.etag !== result.validators.etag || planned.lastModified !== result.validators.lastModified)) {
+    ctx.log.warn(`${p.url} changed while the pipeline ran (ETag ${String(planned.etag)} → ${String(result.validators.etag)}); the next run will redo this stage`);
+  }
+  return { path: result.path, digests: result.digests, validators: result.validators };
+}
+
+/** A complete download left by a killed run is kept if it is provably the wanted file. */
+function reusable(previous: DownloadResult, declared: DeclaredChecksums, planned: Readonly<Record<string, unknown>>): boolean {
+  if (declared.md5 || declared.sha256) {
+    return (
+      (!declared.md5 || declared.md5.toLowerCase() === previous.digests.md5) &&
+      (!declared.sha256 || declared.sha256.toLowerCase() === previous.digests.sha256)
+    );
+  }
+  const v = previous.validators;
+  return 'etag' in planned && planned.etag === v.etag && planned.lastModified === v.lastModified && planned.contentLength === v.contentLength;
+}
+
+function declaredChecksums(p: FetchParams): DeclaredChecksums | null {
+  if (!p.md5 && !p.sha256) return null;
+  const declared: DeclaredChecksums = {};
+  if (p.md5) declared.md5 = p.md5.toLowerCase();
+  if (p.sha256) declared.sha256 = p.sha256.toLowerCase();
+  return declared;
+}
+
+/** How the fetched file becomes data/: an archive format, `sniff` (extract: true, unknown name), or `file`. */
+type UnpackPlan = ArchiveFormat | 'sniff' | 'file';
+
+function unpackPlan(extract: FetchParams['extract'], name: string): UnpackPlan {
+  if (extract === false) return 'file';
+  return archiveFormatFromName(name) ?? (extract === true ? 'sniff' : 'file');
+}
+
+async function archiveFormatFor(plan: UnpackPlan, path: string, name: string): Promise<ArchiveFormat | null> {
+  if (plan === 'file') return null;
+  if (plan !== 'sniff') return plan;
+  const sniffed = await sniffArchiveFormat(path);
+  if (!sniffed) throw new StageError(`extract: true, but ${name} is not a .tar, .tar.gz or .zip archive`);
+  return sniffed;
+}
+
+/** The file name a source announces (the last URL path segment, or the local base name). */
+function sourceFileName(url: string): string {
+  let last: string;
+  if (isHttpUrl(url)) {
+    const segment = new URL(url).pathname.split('/').pop() ?? '';
+    try {
+      last = decodeURIComponent(segment);
+    } catch {
+      last = segment;
+    }
+  } else {
+    last = basename(/^file:\/\//i.test(url) ? fileURLToPath(url) : url);
+  }
+  const safe = last.replace(/[/\\\0]/g, '_');
+  return safe === '' || safe === '.' || safe === '..' ? 'download' : safe;
+}
+
+async function moveFile(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await copyFile(from, to);
+  }
+}

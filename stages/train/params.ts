@@ -1,0 +1,50 @@
+// The train stage's params (the schema pipeline.yaml is checked against and the cache key is made
+// of): shared by the kind (train.ts) and the code that runs it (run.ts).
+import { z } from 'zod';
+import { BackendParam } from '../../lib/tf/backend-param.js';
+import { DEFAULT_OPTIMIZER, OptimizerSpec, optimizerKey } from '../../lib/model/optimizer-spec.js';
+import { BatchAugmentSpec, LabelSmoothing } from '../../lib/model/batch-augment-spec.js';
+import { LrScheduleSpec } from '../../lib/model/schedule.js';
+import { ModelSpec } from '../../lib/model/spec.js';
+import { WorkersParam } from '../../lib/model/workers-param.js';
+
+/** `init_from: current` starts from the promoted model (models/current/) instead of a stage's. */
+export const INIT_FROM_CURRENT = 'current';
+
+export const TrainParams = z.strictObject({
+  backend: BackendParam,
+  workers: WorkersParam,
+  model: ModelSpec,
+  optimizer: OptimizerSpec.default(DEFAULT_OPTIMIZER).describe('rmsprop (Keras 2 rule), adam or sgd (momentum, nesterov); any with decoupled weight_decay'),
+  lr_schedule: LrScheduleSpec.default({ type: 'constant' }).describe('constant, cosine (per step) or step (per epoch)'),
+  batch_size: z.int().positive().default(128),
+  epochs: z.int().positive().default(20),
+  seed: z.int().min(0).default(42).describe('seeds weight init, dropout masks and the per-epoch shuffle'),
+  init_from: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('a train stage whose final weights this one starts from, or `current`: the promoted model in models/current/ (from scratch while there is none)'),
+  augmented: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("an augment stage: epoch e trains on its copy e (cycled), one pass over the training set per epoch"),
+  batch_augment: BatchAugmentSpec.optional(),
+  label_smoothing: LabelSmoothing,
+});
+export type TrainParams = z.output<typeof TrainParams>;
+
+/**
+ * The params as they enter the cache key. Options added after the first release are left out
+ * while they are off, so a pipeline that does not use them keeps its keys (and its results).
+ */
+export function trainKeyParams(params: TrainParams): Record<string, unknown> {
+  const { workers: _workers, label_smoothing, batch_augment, optimizer, ...rest } = params;
+  return {
+    ...rest,
+    optimizer: optimizerKey(optimizer),
+    ...(batch_augment !== undefined ? { batch_augment } : {}),
+    ...(label_smoothing !== 0 ? { label_smoothing } : {}),
+  };
+}

@@ -1,0 +1,273 @@
+// The train stage's work (loaded only when a train stage runs: it pulls in TensorFlow.js).
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
+import { AbortedError, PipelineError, StageError } from '../../engine/errors.js';
+import { engineErrorOf } from '../lib-errors.js';
+import { initBackend } from '../../lib/tf/backend.js';
+import { buildModel, copyWeights, outputUnits } from '../../lib/model/build.js';
+import { restoreCheckpoint, saveCheckpoint, type LoopState } from '../../lib/model/checkpoint.js';
+import { floatRows, pixelTable, uint8Rows, type Normalization, type Rows } from '../../lib/model/data.js';
+import { fit } from '../../lib/model/fit.js';
+import { loadModel, saveModel } from '../../lib/model/io.js';
+import { npyInfo, type NdArray } from '../../lib/npy.js';
+import { copyName } from '../../lib/augment/copies.js';
+import { createOptimizer } from '../../lib/model/optimizers.js';
+import { Rng, deriveSeed } from '../../lib/model/rng.js';
+import { modelSummary, paramCounts } from '../../lib/model/summary.js';
+import { localStep, type TrainStep } from '../../lib/model/train-step.js';
+import { resolveWorkers } from '../../lib/model/workers-param.js';
+import { INIT_FROM_CURRENT, trainKeyParams, type TrainParams } from './params.js';
+import { hasBatchTransforms, transformedRows, type BatchTransforms } from '../../lib/model/batch-augment.js';
+import { championFingerprint, readCurrentModel } from '../../lib/champion.js';
+
+/** The training split as the loop consumes it: one Rows per epoch. */
+interface TrainingData {
+  inputShape: number[];
+  count: number;
+  rowsFor(epoch: number): Promise<Rows>;
+  describe: string;
+}
+
+function countCopies(aug: UpstreamArtifacts): number {
+  let n = 0;
+  while (aug.has(copyName(n))) n++;
+  return n;
+}
+
+async function readOneHot(up: UpstreamArtifacts, name: string): Promise<NdArray> {
+  const y = await up.readTensor(name);
+  if (y.dtype !== 'float32' || y.shape.length !== 2) {
+    throw new StageError(`${up.stage}/${name}: expected one-hot float32 [N, K], got ${y.dtype} [${y.shape}]`);
+  }
+  return y;
+}
+
+async function plainTrainingData(norm: UpstreamArtifacts, trainY: NdArray): Promise<TrainingData> {
+  const x = await norm.readTensor('train_x.npy');
+  const rows = floatRows(x, trainY, `${norm.stage}/train_x.npy`);
+  return { inputShape: rows.sampleShape, count: rows.count, rowsFor: async () => rows, describe: `${norm.stage}/train_x.npy` };
+}
+
+async function augmentedTrainingData(
+  ctx: StageContext<TrainParams>,
+  aug: UpstreamArtifacts,
+  norm: UpstreamArtifacts,
+  trainY: NdArray,
+): Promise<TrainingData> {
+  const copies = countCopies(aug);
+  if (copies === 0) throw new StageError(`augmented: stage '${aug.stage}' has no ${copyName(0)}`);
+  const first = await npyInfo(aug.path(copyName(0)));
+  if (first.dtype !== 'uint8' || first.shape.length < 2) {
+    throw new StageError(`${aug.stage}/${copyName(0)}: expected uint8 images [N, H, W, C], got ${first.dtype} [${first.shape}]`);
+  }
+  if (first.shape[0] !== trainY.shape[0]) {
+    throw new StageError(`${aug.stage}/${copyName(0)} has ${first.shape[0]} images but ${norm.stage}/train_y.npy has ${trainY.shape[0]} rows`);
+  }
+  if (copies < ctx.params.epochs) {
+    ctx.log.warn(`${aug.stage} has ${copies} copies for ${ctx.params.epochs} epochs: copies are reused in turn`);
+  }
+  const normalization = await norm.readJson<Normalization>('normalization.json');
+  const channels = first.shape[first.shape.length - 1]!;
+  const table = pixelTable(normalization, channels);
+  let loaded: { index: number; rows: Rows } | undefined;
+  return {
+    inputShape: first.shape.slice(1),
+    count: first.shape[0]!,
+    describe: `${aug.stage} (${copies} copies)`,
+    async rowsFor(epoch) {
+      const index = epoch % copies;
+      if (loaded?.index !== index) {
+        loaded = undefined; // drop the previous copy before reading the next
+        const x = await aug.readTensor(copyName(index));
+        loaded = { index, rows: uint8Rows(x, trainY, table, `${aug.stage}/${copyName(index)}`) };
+      }
+      return loaded.rows;
+    },
+  };
+}
+
+function historyJson(history: LoopState['history']) {
+  const col = <K extends keyof LoopState['history'][number]>(k: K) => history.map((h) => h[k] ?? null);
+  return {
+    epoch: col('epoch'),
+    loss: col('loss'),
+    acc: col('acc'),
+    val_loss: col('val_loss'),
+    val_acc: col('val_acc'),
+    lr: col('lr'),
+    seconds: col('seconds'),
+  };
+}
+
+/**
+ * The promoted model's directory for `init_from: current`: the one the cache key was computed
+ * from (planning recorded its digest), or undefined to train from scratch when none was promoted.
+ */
+async function championDir(ctx: StageContext<TrainParams>): Promise<string | undefined> {
+  const planned = ctx.fingerprint.champion;
+  if (planned === null || planned === undefined) {
+    ctx.log.info('init_from: current, but no model has been promoted yet: training from scratch');
+    return undefined;
+  }
+  const [now, current] = await Promise.all([championFingerprint(ctx.root), readCurrentModel(ctx.root)]);
+  if (!current || now?.files !== planned) {
+    throw new StageError(`train ${ctx.stage}: models/current changed since the run was planned; run again`);
+  }
+  return current.dir;
+}
+
+export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
+  const p = ctx.params;
+  const backend = await initBackend(p.backend);
+  ctx.log.info(`backend ${backend.name} (${Object.entries(backend.versions).map(([k, v]) => `${k}@${v}`).join(', ')})`);
+  if (ctx.fingerprint.backend !== undefined && ctx.fingerprint.backend !== backend.name) {
+    ctx.log.warn(`planned backend ${String(ctx.fingerprint.backend)} did not load; training on ${backend.name}`);
+  }
+
+  const workers = resolveWorkers(p.workers, backend.name);
+  if (workers > 1 && backend.name !== 'wasm') {
+    throw new StageError(`train ${ctx.stage}: workers: ${workers} needs the wasm backend (data-parallel worker threads run wasm), not ${backend.name}`);
+  }
+  // The engine's fingerprint names the workers when > 1 (see train.ts).
+  const planned = ctx.fingerprint.backend === undefined ? undefined : (ctx.fingerprint.workers ?? 1);
+  if (planned !== undefined && planned !== workers) ctx.log.warn(`planned ${String(planned)} worker(s); training with ${workers}`);
+
+  const norm = ctx.inputs.oneOfKind('normalize');
+  const classes = await norm.readJson<string[]>('classes.json');
+  const trainY = await readOneHot(norm, 'train_y.npy');
+  const data = p.augmented
+    ? await augmentedTrainingData(ctx, ctx.inputs.stage(p.augmented), norm, trainY)
+    : await plainTrainingData(norm, trainY);
+  const k = trainY.shape[1]!;
+  if (classes.length !== k) throw new StageError(`${norm.stage}: ${classes.length} classes but train_y has ${k} columns`);
+
+  let val: { rows: Rows; targets: Float32Array } | undefined;
+  if (norm.has('val_x.npy') && norm.has('val_y.npy')) {
+    const vy = await readOneHot(norm, 'val_y.npy');
+    const rows = floatRows(await norm.readTensor('val_x.npy'), vy, `${norm.stage}/val_x.npy`);
+    if (rows.sampleShape.join('x') !== data.inputShape.join('x')) {
+      throw new StageError(`val_x images are [${rows.sampleShape}] but training images are [${data.inputShape}]`);
+    }
+    if (rows.count > 0) val = { rows, targets: vy.data as Float32Array };
+  }
+  if (!val) ctx.log.warn(`${norm.stage} has no validation split: training without validation`);
+
+  const model = buildModel(p.model, data.inputShape, p.seed);
+  const optimizer = createOptimizer(p.optimizer);
+  let step: TrainStep | undefined;
+  try {
+    if (outputUnits(model) !== k) {
+      throw new StageError(`model: the last layer outputs ${outputUnits(model)} values but the data has ${k} classes`);
+    }
+    if (p.init_from) {
+      const dir = p.init_from === INIT_FROM_CURRENT ? await championDir(ctx) : ctx.inputs.stage(p.init_from).path('model');
+      if (dir) {
+        const from = await loadModel(dir);
+        try {
+          copyWeights(from, model, `init_from ${p.init_from}`);
+        } finally {
+          from.dispose();
+        }
+        ctx.log.info(`initial weights from ${p.init_from === INIT_FROM_CURRENT ? `the current model (${dir})` : p.init_from}`);
+      }
+    }
+    model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+    const counts = paramCounts(model);
+    ctx.log.info(`model: ${model.layers.length} layers, ${counts.total.toLocaleString('en-US')} params; training on ${data.describe}`);
+    for (const line of modelSummary(model).trimEnd().split('\n')) ctx.log.debug(line);
+
+    // resumeDir is already per cache key; the key also guards against a reused directory. Like the
+    // cache key, it names the resolved worker count when > 1 (single-thread keys are unchanged).
+    const keyMaterial = { params: trainKeyParams(p), inputShape: data.inputShape, count: data.count, k, backend: backend.name };
+    const key = createHash('sha256')
+      .update(JSON.stringify(workers > 1 ? { ...keyMaterial, workers } : keyMaterial))
+      .digest('hex');
+    const restored = await restoreCheckpoint(ctx.resumeDir, key, model, optimizer);
+    const start: LoopState = restored?.state ?? { epoch: 0, history: [], rng: new Rng(deriveSeed(p.seed, 'train')).state() };
+    if (restored) ctx.log.info(`resuming after epoch ${start.epoch}/${p.epochs} from checkpoint ${restored.dir}`);
+
+    // The replicas start from the model and optimizer as they stand now (initial, init_from or checkpoint).
+    if (workers > 1) {
+      const { parallelStep } = await import('../../lib/model/parallel-step.js');
+      step = await parallelStep({ model, optimizer, spec: p.optimizer, workers, signal: ctx.signal });
+      ctx.log.info(`data-parallel training on ${workers} worker threads`);
+    } else {
+      step = localStep(model, optimizer);
+    }
+
+    const transforms: BatchTransforms = { augment: p.batch_augment, labelSmoothing: p.label_smoothing, seed: deriveSeed(p.seed, 'batch_augment') };
+    if (p.batch_augment) {
+      const a = p.batch_augment;
+      ctx.log.info(`batch_augment: random crop (padding ${a.crop_padding}, ${a.fill_mode})${a.horizontal_flip ? ' + horizontal flip' : ''} per image and epoch`);
+    }
+    if (p.label_smoothing > 0) ctx.log.info(`label smoothing ${p.label_smoothing}`);
+
+    const began = performance.now();
+    const final = await fit({
+      stage: ctx.stage,
+      model,
+      step,
+      trainRows: async (epoch) => {
+        const rows = await data.rowsFor(epoch);
+        return hasBatchTransforms(transforms) ? transformedRows(rows, transforms, epoch) : rows;
+      },
+      val,
+      epochs: p.epochs,
+      batchSize: p.batch_size,
+      baseLr: p.optimizer.lr,
+      schedule: p.lr_schedule,
+      state: start,
+      // fit has called step.sync(): the model and optimizer hold the trained state.
+      checkpoint: async (state) => {
+        await saveCheckpoint(ctx.resumeDir, key, model, optimizer, state);
+      },
+      signal: ctx.signal,
+      progress: ctx.progress,
+      log: ctx.log,
+    });
+
+    await step.dispose();
+    await saveModel(model, ctx.out.path('model'));
+    await ctx.out.json('history.json', historyJson(final.history));
+    await writeFile(ctx.out.path('summary.txt'), modelSummary(model));
+    const last = final.history[final.history.length - 1];
+    const epochSeconds = final.history.map((h) => h.seconds);
+    await ctx.out.json('train.json', {
+      backend: backend.name,
+      requested_backend: p.backend,
+      workers,
+      versions: backend.versions,
+      params: { total: counts.total, trainable: counts.trainable, non_trainable: counts.nonTrainable },
+      train_count: data.count,
+      val_count: val?.rows.count ?? 0,
+      classes,
+      epochs: p.epochs,
+      batch_size: p.batch_size,
+      steps_per_epoch: Math.ceil(data.count / p.batch_size),
+      trained_on: data.describe,
+      batch_augment: p.batch_augment ?? null,
+      label_smoothing: p.label_smoothing,
+      weight_decay: p.optimizer.weight_decay ?? 0,
+      init_from: p.init_from ?? null,
+      resumed_after_epoch: restored ? start.epoch : null,
+      epoch_seconds: epochSeconds,
+      mean_epoch_seconds: epochSeconds.reduce((a, b) => a + b, 0) / Math.max(1, epochSeconds.length),
+      // Training images per second of epoch wall time (validation included).
+      images_per_second: data.count / (epochSeconds.reduce((a, b) => a + b, 0) / Math.max(1, epochSeconds.length)),
+      wall_seconds_this_run: (performance.now() - began) / 1000,
+      final: last ?? null,
+    });
+  } catch (err) {
+    const translated = engineErrorOf(err);
+    if (translated instanceof PipelineError) throw translated;
+    // e.g. the signal terminated the data-parallel workers while they were starting
+    if (ctx.signal.aborted) throw new AbortedError(`train ${ctx.stage} interrupted; a rerun resumes from the last checkpoint`);
+    throw new StageError(`train ${ctx.stage}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await step?.dispose();
+    model.dispose();
+    optimizer.dispose();
+  }
+}
+
