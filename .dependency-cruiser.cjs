@@ -62,7 +62,8 @@ module.exports = {
     {
       name: 'engine-config-comes-before-plan-and-run',
       severity: 'error',
-      comment: 'engine/config/ turns pipeline.yaml into a Pipeline; it uses only the store (its directory name) below it, no planning, running or feature code.',
+      comment:
+        'engine/config/ turns pipeline.yaml into a Pipeline; it uses only the store (its directory name) below it, no planning, running or feature code.',
       from: { path: '^engine/config/' },
       to: { path: '^engine/(plan|run|promote|remote|schedule|queue)/|^engine/session[.]ts$' },
     },
@@ -76,7 +77,8 @@ module.exports = {
     {
       name: 'engine-run-uses-no-feature-code',
       severity: 'error',
-      comment: 'engine/run/ executes a plan; the features built on the phases (remote, queue, schedule, promote) plug in through its options, never through imports.',
+      comment:
+        'engine/run/ executes a plan; the features built on the phases (remote, queue, schedule, promote) plug in through its options, never through imports.',
       from: { path: '^engine/run/' },
       to: { path: '^engine/(promote|remote|schedule|queue)/|^engine/session[.]ts$' },
     },
@@ -90,7 +92,8 @@ module.exports = {
     {
       name: 'commands-share-no-options-through-main',
       severity: 'error',
-      comment: 'cli/main.ts is the entry point that imports every command; a command importing it back makes a cycle (shared types live in cli/global-options.ts).',
+      comment:
+        'cli/main.ts is the entry point that imports every command; a command importing it back makes a cycle (shared types live in cli/global-options.ts).',
       from: { path: '^cli/', pathNot: '^cli/main[.]ts$' },
       to: { path: '^cli/main[.]ts$' },
     },

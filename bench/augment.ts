@@ -147,7 +147,11 @@ async function main(): Promise<void> {
   const source: AugmentSource = { images, byteOffset: 0, index, rows: COUNT, height: H, width: W, channels: C };
 
   console.log(`augment bench: ${what}`);
-  console.log(`machine: ${availableParallelism()} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `machine: ${availableParallelism()} cores, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   console.log('params: rotation 40, shifts 0.2, zoom 0.2, horizontal flip, fill nearest (the notebook), chunk 256');
 
   // In-process, one thread, no pool: the raw inner-loop rate.
@@ -176,7 +180,11 @@ async function main(): Promise<void> {
   console.log(`images per CPU-second: 1 worker ${Math.round(perCore(one))}, 2 workers ${Math.round(perCore(two))}`);
   const toFile = await timePoolToFile(source, 2);
   console.log(`pool, 2 workers, streaming one copy to a .npy file: ${Math.round(toFile.perSecond)} img/s, ${toFile.cores.toFixed(2)} cores busy`);
-  console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average after: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
 }
 
 main().catch((error: unknown) => {

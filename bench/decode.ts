@@ -27,7 +27,10 @@ const TARGET_RSS_MB = 1536;
 
 const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
 const peakRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
-const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 const seconds = (start: number) => (performance.now() - start) / 1000;
 
 function line(label: string, value: string): void {
@@ -42,7 +45,9 @@ function filesOf(dir: string, split: string): string[] {
 
 /** Single-thread decode of in-memory JPEGs: rate and pixel differences between the decoders. */
 async function compareDecoders(dataDir: string): Promise<void> {
-  const buffers = filesOf(dataDir, 'train').filter((_, i) => i % 10 === 0).map((f) => readFileSync(f));
+  const buffers = filesOf(dataDir, 'train')
+    .filter((_, i) => i % 10 === 0)
+    .map((f) => readFileSync(f));
   const wasm = await createJpegDecoder();
   const ours: Uint8Array[] = [];
   const theirs: Uint8Array[] = [];
@@ -142,7 +147,10 @@ async function main(): Promise<void> {
     const best = Math.max(...rates);
     const rss = peakRssMb();
     console.log('');
-    line('decode images/s (best run)', `${Math.round(best)} (target ≥ ${TARGET_RATE}: ${best >= TARGET_RATE ? 'met' : 'NOT met'}; ratio ${(best / TARGET_RATE).toFixed(2)})`);
+    line(
+      'decode images/s (best run)',
+      `${Math.round(best)} (target ≥ ${TARGET_RATE}: ${best >= TARGET_RATE ? 'met' : 'NOT met'}; ratio ${(best / TARGET_RATE).toFixed(2)})`,
+    );
     line('peak RSS, fetch → decode → normalize', `${rss} MB (target < ${TARGET_RSS_MB} MB: ${rss < TARGET_RSS_MB ? 'met' : 'NOT met'})`);
     line('load average at end', load());
   } finally {

@@ -118,7 +118,9 @@ async function main(): Promise<void> {
     );
   }
   const ratio = median(big.noopMs) / median(small.noopMs);
-  console.log(`  ratio ${big.label}/${small.label}: ${ratio.toFixed(2)}× wall, ${(median(big.engineMs) / median(small.engineMs)).toFixed(2)}× engine work  (target: < 0.3 s and flat in size)`);
+  console.log(
+    `  ratio ${big.label}/${small.label}: ${ratio.toFixed(2)}× wall, ${(median(big.engineMs) / median(small.engineMs)).toFixed(2)}× engine work  (target: < 0.3 s and flat in size)`,
+  );
   console.log(`  for reference: \`node -e 0\` ${fmt(median(nodeStart))}; importing stages/index.js (the kinds) alone ${fmt(median(kindsImport))}`);
 }
 

@@ -65,7 +65,9 @@ for (const n of sizes) {
     const dry = median(Array.from({ length: runs }, () => timed(['run', '--dry-run'], dir)));
     const status = median(Array.from({ length: runs }, () => timed(['status'], dir)));
     const growth = previous ? `  (x${(dry / previous.ms).toFixed(2)} for x${(n / previous.n).toFixed(1)} stages)` : '';
-    console.log(`${String(n).padStart(6)}  ${(dry / 1000).toFixed(2).padStart(10)} s  ${(status / 1000).toFixed(2).padStart(5)} s  ${(dry / n).toFixed(2)}${growth}`);
+    console.log(
+      `${String(n).padStart(6)}  ${(dry / 1000).toFixed(2).padStart(10)} s  ${(status / 1000).toFixed(2).padStart(5)} s  ${(dry / n).toFixed(2)}${growth}`,
+    );
     previous = { n, ms: dry };
   } finally {
     await rm(dir, { recursive: true, force: true });

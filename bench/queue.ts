@@ -41,7 +41,9 @@ try {
     await queue.addBulk(Array.from({ length: JOBS }, (_, i) => ({ name: 'noop', data: { i }, opts: { jobId: `j-${i}`, removeOnComplete: true } })));
     await finished;
     const s = (performance.now() - t0) / 1000;
-    console.log(`queue alone, ${consumers} consumer${consumers > 1 ? 's' : ' '}: ${JOBS} jobs in ${s.toFixed(2)} s = ${(JOBS / s).toFixed(0)} jobs/s (${((s / JOBS) * 1000).toFixed(2)} ms per job)`);
+    console.log(
+      `queue alone, ${consumers} consumer${consumers > 1 ? 's' : ' '}: ${JOBS} jobs in ${s.toFixed(2)} s = ${(JOBS / s).toFixed(0)} jobs/s (${((s / JOBS) * 1000).toFixed(2)} ms per job)`,
+    );
     await worker.close();
     await events.close();
     await queue.close();
@@ -58,17 +60,25 @@ try {
   const coordinator = await make('coordinator');
   const workers: ChildProcess[] = [];
   for (let w = 0; w < WORKERS; w++) {
-    const child = spawn(process.execPath, [CLI, 'worker', '--queue', `${redis.url}?name=e2e`, '--name', `w${w}`], { cwd: await make(`w${w}`), stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [CLI, 'worker', '--queue', `${redis.url}?name=e2e`, '--name', `w${w}`], {
+      cwd: await make(`w${w}`),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((ok) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('waiting for stages') && ok()));
     child.stdout!.resume();
     workers.push(child);
   }
   const t0 = performance.now();
-  const run = spawn(process.execPath, [CLI, 'run', '--executor', 'queue', '--queue', `${redis.url}?name=e2e`, '--jobs', String(STAGES)], { cwd: coordinator, stdio: 'ignore' });
+  const run = spawn(process.execPath, [CLI, 'run', '--executor', 'queue', '--queue', `${redis.url}?name=e2e`, '--jobs', String(STAGES)], {
+    cwd: coordinator,
+    stdio: 'ignore',
+  });
   const code = await new Promise<number | null>((ok) => run.on('exit', ok));
   const s = (performance.now() - t0) / 1000;
   if (code !== 0) throw new Error(`run --executor queue exited ${code}`);
-  console.log(`whole path, ${WORKERS} workers: ${STAGES} stages in ${s.toFixed(2)} s = ${(STAGES / s).toFixed(2)} stages/s (${((s * WORKERS) / STAGES).toFixed(2)} worker-seconds per stage)`);
+  console.log(
+    `whole path, ${WORKERS} workers: ${STAGES} stages in ${s.toFixed(2)} s = ${(STAGES / s).toFixed(2)} stages/s (${((s * WORKERS) / STAGES).toFixed(2)} worker-seconds per stage)`,
+  );
   for (const w of workers) w.kill('SIGKILL');
 } finally {
   await Promise.all([redis.stop(), nginx.stop()]);

@@ -62,7 +62,12 @@ try {
         // Swift's s3api needs the bucket first (as a real S3 does).
         const { S3Client, CreateBucketCommand } = await import('@aws-sdk/client-s3');
         const endpoint = /endpoint: (\S+)/.exec(remote.yaml)![1]!;
-        const s3 = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: remote.env.AWS_ACCESS_KEY_ID!, secretAccessKey: remote.env.AWS_SECRET_ACCESS_KEY! } });
+        const s3 = new S3Client({
+          endpoint,
+          region: 'us-east-1',
+          forcePathStyle: true,
+          credentials: { accessKeyId: remote.env.AWS_ACCESS_KEY_ID!, secretAccessKey: remote.env.AWS_SECRET_ACCESS_KEY! },
+        });
         await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
         s3.destroy();
       }
@@ -72,8 +77,12 @@ try {
       const pullSmall = cli(['pull', 'small'], b, remote.env);
       const again = cli(['push'], a, remote.env);
       console.log(`${remote.name}:`);
-      console.log(`  push ${MB} MiB: ${pushBig.toFixed(2)} s = ${(MB / pushBig).toFixed(1)} MiB/s   pull: ${pullBig.toFixed(2)} s = ${(MB / pullBig).toFixed(1)} MiB/s`);
-      console.log(`  push ${FILES} small: ${pushSmall.toFixed(2)} s = ${(FILES / pushSmall).toFixed(0)} objects/s   pull: ${pullSmall.toFixed(2)} s = ${(FILES / pullSmall).toFixed(0)} objects/s`);
+      console.log(
+        `  push ${MB} MiB: ${pushBig.toFixed(2)} s = ${(MB / pushBig).toFixed(1)} MiB/s   pull: ${pullBig.toFixed(2)} s = ${(MB / pullBig).toFixed(1)} MiB/s`,
+      );
+      console.log(
+        `  push ${FILES} small: ${pushSmall.toFixed(2)} s = ${(FILES / pushSmall).toFixed(0)} objects/s   pull: ${pullSmall.toFixed(2)} s = ${(FILES / pullSmall).toFixed(0)} objects/s`,
+      );
       console.log(`  push again (all present, ${FILES + 1} existence checks): ${again.toFixed(2)} s`);
     } finally {
       await remote.stop();

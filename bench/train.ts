@@ -101,7 +101,15 @@ async function runParallel(batches: number, batchSize: number): Promise<Result> 
     // process.cpuUsage covers every thread of the process, the workers included.
     const cpu = cpuMs(c0);
     const images = batches * batchSize;
-    return { config: 'wasm-parallel', simd: true, batches, batchSize, imgPerSec: (images / wall) * 1000, imgPerCpuSec: (images / cpu) * 1000, stepMs: wall / batches };
+    return {
+      config: 'wasm-parallel',
+      simd: true,
+      batches,
+      batchSize,
+      imgPerSec: (images / wall) * 1000,
+      imgPerCpuSec: (images / cpu) * 1000,
+      stepMs: wall / batches,
+    };
   } finally {
     await trainer.dispose();
   }
@@ -147,7 +155,21 @@ async function child(config: Config): Promise<void> {
  */
 function speedProbe(): number {
   const [b, h, c] = [64, 16, 64];
-  const g = { batch: b, inH: h, inW: h, inChannels: c, outH: h, outW: h, outChannels: c, filterH: 3, filterW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1 };
+  const g = {
+    batch: b,
+    inH: h,
+    inW: h,
+    inChannels: c,
+    outH: h,
+    outW: h,
+    outChannels: c,
+    filterH: 3,
+    filterW: 3,
+    strideH: 1,
+    strideW: 1,
+    padTop: 1,
+    padLeft: 1,
+  };
   const fill = (n: number) => Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
   const [x, w, y] = [fill(b * h * h * c), fill(9 * c * c), new Float32Array(b * h * h * c)];
   conv2dDirect(x, w, g, y); // warm-up
@@ -163,7 +185,9 @@ function main(): void {
   const probeBefore = speedProbe();
   console.log(`machine speed probe: ${probeBefore.toFixed(1)} GFLOP/s (our direct SIMD conv, one thread)`);
   const script = fileURLToPath(import.meta.url);
-  const passThrough = ['batches', 'batch-size', 'slow-batches', 'cpu-batch-size'].flatMap((n) => (process.argv.includes(`--${n}`) ? [`--${n}`, arg(n, '')] : []));
+  const passThrough = ['batches', 'batch-size', 'slow-batches', 'cpu-batch-size'].flatMap((n) =>
+    process.argv.includes(`--${n}`) ? [`--${n}`, arg(n, '')] : [],
+  );
   const results: Result[] = [];
   for (const config of configs) {
     console.log(`running ${config} ...`);
@@ -187,7 +211,8 @@ function main(): void {
   const base = results.find((r) => r.config === 'wasm');
   if (base !== undefined) {
     console.log('\nratios to wasm (wall img/s, cpu img/s), measured in this run:');
-    for (const r of results) console.log(`  ${r.config.padEnd(14)} ${(r.imgPerSec / base.imgPerSec).toPrecision(3)}x  ${(r.imgPerCpuSec / base.imgPerCpuSec).toPrecision(3)}x`);
+    for (const r of results)
+      console.log(`  ${r.config.padEnd(14)} ${(r.imgPerSec / base.imgPerSec).toPrecision(3)}x  ${(r.imgPerCpuSec / base.imgPerCpuSec).toPrecision(3)}x`);
   }
   for (const r of results) printBreakdown(r);
   console.log(`\nmachine speed probe: ${probeBefore.toFixed(1)} GFLOP/s before, ${speedProbe().toFixed(1)} GFLOP/s after`);

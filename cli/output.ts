@@ -2,8 +2,7 @@
 import type { Logger, ProgressReporter } from '../engine/contract.js';
 import { formatBytes, formatDuration } from '../lib/format.js';
 
-const useColor = (): boolean =>
-  process.env.NO_COLOR === undefined && process.env.FORCE_COLOR !== '0' && Boolean(process.stderr.isTTY);
+const useColor = (): boolean => process.env.NO_COLOR === undefined && process.env.FORCE_COLOR !== '0' && Boolean(process.stderr.isTTY);
 
 const wrap = (open: number, close: number) => (s: string) => (useColor() ? `\x1b[${open}m${s}\x1b[${close}m` : s);
 

@@ -14,5 +14,10 @@ export function findRun(records: readonly RunRecord[], text: string, accept: (r:
   const matches = records.filter((r) => r.id.startsWith(text));
   if (matches.length === 1) return matches[0]!;
   if (matches.length === 0) throw new UsageError(`no run '${text}' (pipeline runs lists them)`);
-  throw new UsageError(`'${text}' names ${matches.length} runs: ${matches.slice(0, 3).map((r) => r.id).join(', ')}...; give more of the id`);
+  throw new UsageError(
+    `'${text}' names ${matches.length} runs: ${matches
+      .slice(0, 3)
+      .map((r) => r.id)
+      .join(', ')}...; give more of the id`,
+  );
 }

@@ -24,7 +24,9 @@ export async function runResultLines(pipeline: Pipeline, store: Store, reports: 
     try {
       const m = JSON.parse(await readFile(store.objects.path(file.digest), 'utf8')) as HeadlineMetrics;
       if (typeof m.test_accuracy !== 'number' || typeof m.test_loss !== 'number') continue;
-      lines.push(`${r.stage.padEnd(width)}  Test accuracy ${m.test_accuracy.toFixed(4)}  Test score ${m.test_loss.toFixed(4)}${m.model_stage ? `  (${m.model_stage})` : ''}`);
+      lines.push(
+        `${r.stage.padEnd(width)}  Test accuracy ${m.test_accuracy.toFixed(4)}  Test score ${m.test_loss.toFixed(4)}${m.model_stage ? `  (${m.model_stage})` : ''}`,
+      );
     } catch {
       // A metrics file that cannot be read is `verify`'s business, not the run summary's.
     }

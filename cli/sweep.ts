@@ -74,7 +74,10 @@ export async function sweepTable(
   for (const { experiment, reports, runId } of experiments) {
     const row = [experiment.label, ...axes.map((a) => experiment.assignments[a] ?? '')];
     for (const stage of evaluates) {
-      const m = await metricsOf(store, reports.find((r) => r.stage === stage));
+      const m = await metricsOf(
+        store,
+        reports.find((r) => r.stage === stage),
+      );
       row.push(m?.test_accuracy?.toFixed(4) ?? '-', m?.test_loss?.toFixed(4) ?? '-');
     }
     const failed = reports.filter((r) => r.outcome === 'failed' || r.outcome === 'aborted').length;
@@ -82,7 +85,11 @@ export async function sweepTable(
     rows.push(row);
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)];
 }
 

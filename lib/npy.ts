@@ -5,11 +5,7 @@
 import { open, readFile, writeFile, type FileHandle } from 'node:fs/promises';
 
 export type DType = 'uint8' | 'int32' | 'float32';
-export type TypedArrayOf<D extends DType> = D extends 'uint8'
-  ? Uint8Array
-  : D extends 'int32'
-    ? Int32Array
-    : Float32Array;
+export type TypedArrayOf<D extends DType> = D extends 'uint8' ? Uint8Array : D extends 'int32' ? Int32Array : Float32Array;
 
 export interface NdArray<D extends DType = DType> {
   dtype: D;
@@ -260,7 +256,7 @@ export async function readNpyShared(path: string): Promise<SharedNpy> {
     const bytes = elementCount(shape) * BYTES[dtype];
     const buffer = new SharedArrayBuffer(bytes);
     const view = new Uint8Array(buffer);
-    for (let done = 0; done < bytes; ) {
+    for (let done = 0; done < bytes;) {
       const { bytesRead } = await handle.read(view, done, Math.min(SHARED_READ_BLOCK, bytes - done), offset + done);
       if (bytesRead === 0) throw new Error(`${path}: truncated data (${done} of ${bytes} bytes)`);
       done += bytesRead;

@@ -10,13 +10,5 @@ import { fetchStage } from './fetch/fetch.js';
 import { reportStage } from './report/report.js';
 
 export const builtinKinds: ReadonlyMap<string, StageKind> = new Map<string, StageKind>(
-  ([
-    decodeStage,
-    normalizeStage,
-    augmentKind,
-    trainStage,
-    evaluateStage,
-    fetchStage,
-    reportStage,
-  ] as StageKind[]).map((k) => [k.name, k]),
+  ([decodeStage, normalizeStage, augmentKind, trainStage, evaluateStage, fetchStage, reportStage] as StageKind[]).map((k) => [k.name, k]),
 );

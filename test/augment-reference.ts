@@ -18,19 +18,51 @@ export function kerasScipyMatrix(p: TransformParams, h: number, w: number): { ma
   };
   if (p.theta !== 0) {
     const t = (p.theta / 180) * Math.PI;
-    compose([[Math.cos(t), -Math.sin(t), 0], [Math.sin(t), Math.cos(t), 0], [0, 0, 1]]);
+    compose([
+      [Math.cos(t), -Math.sin(t), 0],
+      [Math.sin(t), Math.cos(t), 0],
+      [0, 0, 1],
+    ]);
   }
-  if (p.tx !== 0 || p.ty !== 0) compose([[1, 0, p.tx], [0, 1, p.ty], [0, 0, 1]]);
+  if (p.tx !== 0 || p.ty !== 0)
+    compose([
+      [1, 0, p.tx],
+      [0, 1, p.ty],
+      [0, 0, 1],
+    ]);
   if (p.shear !== 0) {
     const s = (p.shear / 180) * Math.PI;
-    compose([[1, -Math.sin(s), 0], [0, Math.cos(s), 0], [0, 0, 1]]);
+    compose([
+      [1, -Math.sin(s), 0],
+      [0, Math.cos(s), 0],
+      [0, 0, 1],
+    ]);
   }
-  if (p.zx !== 1 || p.zy !== 1) compose([[p.zx, 0, 0], [0, p.zy, 0], [0, 0, 1]]);
+  if (p.zx !== 1 || p.zy !== 1)
+    compose([
+      [p.zx, 0, 0],
+      [0, p.zy, 0],
+      [0, 0, 1],
+    ]);
   if (m === null) return null;
   // transform_matrix_offset_center(matrix, h, w)
   const ox = h / 2 - 0.5;
   const oy = w / 2 - 0.5;
-  let t = dot(dot([[1, 0, ox], [0, 1, oy], [0, 0, 1]], m), [[1, 0, -ox], [0, 1, -oy], [0, 0, 1]]);
+  let t = dot(
+    dot(
+      [
+        [1, 0, ox],
+        [0, 1, oy],
+        [0, 0, 1],
+      ],
+      m,
+    ),
+    [
+      [1, 0, -ox],
+      [0, 1, -oy],
+      [0, 0, 1],
+    ],
+  );
   // transform_matrix[:, [0, 1]] = transform_matrix[:, [1, 0]]
   t = t.map((row) => [row[1]!, row[0]!, row[2]!]);
   // transform_matrix[[0, 1]] = transform_matrix[[1, 0]]
@@ -93,15 +125,7 @@ function mapCoordinate(x: number, len: number, mode: FillMode | 'mirror'): numbe
 }
 
 /** scipy.ndimage.affine_transform(channel, matrix, offset, order=1, mode, cval) on one H×W plane. */
-export function scipyAffineOrder1(
-  plane: Float64Array,
-  h: number,
-  w: number,
-  matrix: Matrix,
-  offset: number[],
-  mode: FillMode,
-  cval: number,
-): Float64Array {
+export function scipyAffineOrder1(plane: Float64Array, h: number, w: number, matrix: Matrix, offset: number[], mode: FillMode, cval: number): Float64Array {
   const out = new Float64Array(h * w);
   const dims = [h, w];
   // Tap indices outside the image use mirror for 'constant'/'wrap', else the mode itself.
@@ -140,15 +164,7 @@ export function scipyAffineOrder1(
 }
 
 /** Keras' apply_transform for channels-last uint8 input: float64 output, before any rounding. */
-export function referenceTransform(
-  image: Uint8Array,
-  h: number,
-  w: number,
-  c: number,
-  p: TransformParams,
-  mode: FillMode,
-  cval: number,
-): Float64Array {
+export function referenceTransform(image: Uint8Array, h: number, w: number, c: number, p: TransformParams, mode: FillMode, cval: number): Float64Array {
   let out = Float64Array.from(image);
   const m = kerasScipyMatrix(p, h, w);
   if (m) {

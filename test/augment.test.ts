@@ -249,7 +249,15 @@ describe('augment transform: against a plain Keras + scipy reference', () => {
   });
 
   test('Keras defaults on real images: max abs difference against the float reference', () => {
-    const cfg: AugmentConfig = { ...wide, rotationRange: 40, widthShiftRange: 0.2, heightShiftRange: 0.2, shearRange: 0, zoomRange: [0.8, 1.2], verticalFlip: false };
+    const cfg: AugmentConfig = {
+      ...wide,
+      rotationRange: 40,
+      widthShiftRange: 0.2,
+      heightShiftRange: 0.2,
+      shearRange: 0,
+      zoomRange: [0.8, 1.2],
+      verticalFlip: false,
+    };
     let maxDiff = 0;
     let roundMismatches = 0;
     const rows = fx.index.length;
@@ -474,9 +482,7 @@ describe('augment stage', () => {
       const bad = { ...inputs(), normalize: { kind: 'normalize', dir: badDir } };
       const outOfRange = await runOwnContext({ copies: 1 }, bad);
       expect(outOfRange).toBeInstanceOf(StageError);
-      expect((outOfRange as Error).message).toBe(
-        `augment: normalize/train_index.npy[2] = ${fx.n} is outside decode/train_images.npy rows 0..${fx.n - 1}`,
-      );
+      expect((outOfRange as Error).message).toBe(`augment: normalize/train_index.npy[2] = ${fx.n} is outside decode/train_images.npy rows 0..${fx.n - 1}`);
       await writeNpy(join(badDir, 'train_index.npy'), { dtype: 'float32', shape: [1], data: Float32Array.from([0]) });
       const wrongType = await runOwnContext({ copies: 1 }, bad);
       expect(wrongType).toBeInstanceOf(StageError);

@@ -97,7 +97,9 @@ describe('schedule:', () => {
   });
 
   test('next fire times follow the expression and its time zone', () => {
-    const p = parse(yaml('schedule:', '  paris:', '    cron: "0 3 * * *"', '    timezone: Europe/Paris', '  utc:', '    cron: "30 1 * * *"', '    timezone: UTC'));
+    const p = parse(
+      yaml('schedule:', '  paris:', '    cron: "0 3 * * *"', '    timezone: Europe/Paris', '  utc:', '    cron: "30 1 * * *"', '    timezone: UTC'),
+    );
     const from = new Date('2026-06-01T00:00:00Z');
     // 03:00 in Paris in June is 01:00 UTC (CEST).
     expect(nextFireTimes(p.schedule![0]!, 2, from).map((d) => d.toISOString())).toEqual(['2026-06-01T01:00:00.000Z', '2026-06-02T01:00:00.000Z']);
@@ -108,12 +110,23 @@ describe('schedule:', () => {
 
 describe('promote:', () => {
   test('resolves defaults: metric test_accuracy, max; a loss metric is minimised', () => {
-    expect(parse(yaml('promote:', '  evaluate: judge', '  train: fit')).promote).toMatchObject({ evaluate: 'judge', train: 'fit', metric: 'test_accuracy', mode: 'max', minDelta: 0 });
-    expect(parse(yaml('promote:', '  evaluate: judge', '  train: fit', '  metric: test_loss', '  min_delta: 0.01')).promote).toMatchObject({ mode: 'min', minDelta: 0.01 });
+    expect(parse(yaml('promote:', '  evaluate: judge', '  train: fit')).promote).toMatchObject({
+      evaluate: 'judge',
+      train: 'fit',
+      metric: 'test_accuracy',
+      mode: 'max',
+      minDelta: 0,
+    });
+    expect(parse(yaml('promote:', '  evaluate: judge', '  train: fit', '  metric: test_loss', '  min_delta: 0.01')).promote).toMatchObject({
+      mode: 'min',
+      minDelta: 0.01,
+    });
   });
 
   test('unknown stages, a train stage the evaluation does not read, bad values', () => {
-    expect(errorsOf(yaml('promote:', '  evaluate: jugde', '  train: fit'))).toEqual(["pipeline.yaml:13:13: promote: unknown stage 'jugde' (did you mean 'judge'?)"]);
+    expect(errorsOf(yaml('promote:', '  evaluate: jugde', '  train: fit'))).toEqual([
+      "pipeline.yaml:13:13: promote: unknown stage 'jugde' (did you mean 'judge'?)",
+    ]);
     expect(errorsOf(yaml('promote:', '  evaluate: judge', '  train: gen'))).toEqual([
       "pipeline.yaml:13:13: promote: stage 'judge' does not take 'gen' as an input, so its metrics do not judge that model",
     ]);

@@ -45,13 +45,22 @@ describe('initBackend', () => {
     await initBackend('wasm');
     const model = tf.sequential({
       layers: [
-        tf.layers.conv2d({ inputShape: [8, 8, 2], filters: 4, kernelSize: 3, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
+        tf.layers.conv2d({
+          inputShape: [8, 8, 2],
+          filters: 4,
+          kernelSize: 3,
+          activation: 'relu',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+        }),
         tf.layers.flatten(),
         tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
       ],
     });
     model.compile({ optimizer: tf.train.sgd(0.5), loss: 'categoricalCrossentropy' });
-    const x = tf.tensor4d(Float32Array.from({ length: 6 * 8 * 8 * 2 }, (_, i) => Math.sin(i)), [6, 8, 8, 2]);
+    const x = tf.tensor4d(
+      Float32Array.from({ length: 6 * 8 * 8 * 2 }, (_, i) => Math.sin(i)),
+      [6, 8, 8, 2],
+    );
     const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0, 1, 2], 'int32'), 3).toFloat();
     const before = Number(await model.trainOnBatch(x, y));
     await model.trainOnBatch(x, y);

@@ -141,7 +141,12 @@ describe('show and runs', () => {
   test('runs lists each run, newest first, with per-stage outcomes', async () => {
     await cli(['run', 'prep']);
     await cli(['run']);
-    const runs = JSON.parse((await cli(['runs', '--json'])).stdout) as { id: string; outcome: string; durationMs: number; stages: { stage: string; outcome: string }[] }[];
+    const runs = JSON.parse((await cli(['runs', '--json'])).stdout) as {
+      id: string;
+      outcome: string;
+      durationMs: number;
+      stages: { stage: string; outcome: string }[];
+    }[];
     expect(runs).toHaveLength(2);
     expect(runs[0]!.stages.map((s) => [s.stage, s.outcome])).toEqual([
       ['prep', 'cached'],

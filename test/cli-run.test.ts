@@ -427,7 +427,10 @@ describe('offline image folders without editing pipeline.yaml', () => {
     await writeFile(join(images, 'train', 'cat', '0.jpg'), 'stand-in bytes');
     const kept = await runCli(['run', '--set', `fetch.url=${images}`], { cwd: dir });
     expect(kept).toMatchObject({ code: 1, stderr: expect.stringContaining(`md5/sha256 apply to a file, but ${images} is a directory`) });
-    for (const drop of [['--unset', 'fetch.md5'], ['--set', 'fetch.md5=']]) {
+    for (const drop of [
+      ['--unset', 'fetch.md5'],
+      ['--set', 'fetch.md5='],
+    ]) {
       await rm(join(dir, 'artifacts'), { recursive: true, force: true });
       const r = await ok(['run', '--set', `fetch.url=${images}`, ...drop], dir);
       expect(outcomes(r)).toEqual({ fetch: 'ran' });

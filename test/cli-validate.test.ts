@@ -83,10 +83,10 @@ describe('config errors: exit 2, file:line:col, nothing written', () => {
   });
 
   test('missing params: at the with: key, or at the stage when there is no with:', async () => {
-    await expectErrors(
-      yaml(['stages:', '  a:', '    uses: fetch', '  b:', '    uses: fetch', '    with:', '      md5: c32a1d4ab5d03f1284b67883e8d87530']),
-      ["pipeline.yaml:2:3: stage 'a': missing param 'url' (expected string)", "pipeline.yaml:6:5: stage 'b': missing param 'url' (expected string)"],
-    );
+    await expectErrors(yaml(['stages:', '  a:', '    uses: fetch', '  b:', '    uses: fetch', '    with:', '      md5: c32a1d4ab5d03f1284b67883e8d87530']), [
+      "pipeline.yaml:2:3: stage 'a': missing param 'url' (expected string)",
+      "pipeline.yaml:6:5: stage 'b': missing param 'url' (expected string)",
+    ]);
   });
 
   test('params of the wrong type, also through ${params.x} and --set', async () => {
@@ -103,7 +103,7 @@ describe('config errors: exit 2, file:line:col, nothing written', () => {
       ]),
       [
         'pipeline.yaml:7:25: stage \'a\': with.validation_split: expected number, got string "lots"',
-        'pipeline.yaml:8:13: stage \'a\': with.seed: expected integer, got number 1.5 (overridden by --set a.seed=1.5)',
+        "pipeline.yaml:8:13: stage 'a': with.seed: expected integer, got number 1.5 (overridden by --set a.seed=1.5)",
       ],
       ['--set', 'a.seed=1.5'],
     );
@@ -180,10 +180,11 @@ describe('config errors: exit 2, file:line:col, nothing written', () => {
 
   test('an unknown stage in --set (and a malformed --set)', async () => {
     const text = yaml(['stages:', '  split:', '    uses: normalize']);
-    await expectErrors(text, ["--set splt.seed=3: unknown stage 'splt' (did you mean 'split'?) (stages: split; params.NAME sets a top-level param)"], [
-      '--set',
-      'splt.seed=3',
-    ]);
+    await expectErrors(
+      text,
+      ["--set splt.seed=3: unknown stage 'splt' (did you mean 'split'?) (stages: split; params.NAME sets a top-level param)"],
+      ['--set', 'splt.seed=3'],
+    );
     await expectErrors(text, ['--set seed: expected STAGE.PARAM=VALUE or params.NAME=VALUE'], ['--set', 'seed']);
   });
 
@@ -224,13 +225,7 @@ describe('pipeline dag', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(
-      [
-        'prep        (cmd)',
-        'split       (normalize)  <- prep',
-        'stats       (cmd)        <- prep',
-        'report-all  (cmd)        <- split, stats',
-        '',
-      ].join('\n'),
+      ['prep        (cmd)', 'split       (normalize)  <- prep', 'stats       (cmd)        <- prep', 'report-all  (cmd)        <- split, stats', ''].join('\n'),
     );
     expect(existsSync(join(dir, 'artifacts'))).toBe(false);
   });
@@ -285,15 +280,15 @@ describe('pipeline dag', () => {
   });
 
   test('--set can change the graph', async () => {
-    const dir = await ws(
-      yaml(['stages:', '  a: {uses: train}', '  b: {uses: train}', '  c:', '    uses: evaluate', '    with: {model: a}']),
-    );
+    const dir = await ws(yaml(['stages:', '  a: {uses: train}', '  b: {uses: train}', '  c:', '    uses: evaluate', '    with: {model: a}']));
     expect((await runCli(['dag', 'c'], { cwd: dir })).stdout).toBe('a  (train)\nc  (evaluate)  <- a\n');
     expect((await runCli(['dag', 'c', '--set', 'c.model=b'], { cwd: dir })).stdout).toBe('b  (train)\nc  (evaluate)  <- b\n');
     // --unset removes a param (as --set c.model= does); a --set of the same param wins over it.
     expect((await runCli(['dag', 'c', '--unset', 'c.model'], { cwd: dir })).stdout).toBe('c  (evaluate)\n');
     expect((await runCli(['dag', 'c', '--set', 'c.model=b', '--unset', 'c.model'], { cwd: dir })).stdout).toBe('b  (train)\nc  (evaluate)  <- b\n');
-    expect(await configErrors(dir, ['dag', '--unset', 'c.modle'])).toEqual(["--set c.modle=: nothing to remove: c.with.modle is not set (did you mean 'model'?)"]);
+    expect(await configErrors(dir, ['dag', '--unset', 'c.modle'])).toEqual([
+      "--set c.modle=: nothing to remove: c.with.modle is not set (did you mean 'model'?)",
+    ]);
     const bad = await runCli(['dag', '--unset', 'c.model=b'], { cwd: dir });
     expect(bad).toMatchObject({ code: 2, stderr: expect.stringContaining('expected STAGE.PARAM or params.NAME, without a value') });
   });

@@ -146,9 +146,7 @@ describe('interpolation', () => {
   });
 
   test('unknown references are errors with a hint', () => {
-    expect(interpolateString('${params.sed}', params).errors).toEqual([
-      "unknown reference ${params.sed}: 'sed' is not in params (did you mean 'seed'?)",
-    ]);
+    expect(interpolateString('${params.sed}', params).errors).toEqual(["unknown reference ${params.sed}: 'sed' is not in params (did you mean 'seed'?)"]);
     expect(interpolateString('a ${params.nested.a.c} b', params).errors).toEqual([
       "unknown reference ${params.nested.a.c}: 'c' is not in params.nested.a (params.nested.a has: b)",
     ]);
@@ -330,7 +328,7 @@ describe('validation errors, each at its location, all reported at once (sorted 
       "pipeline.yaml:10:11: stage 'nokind': unknown kind 'fancy' (known kinds: source, learn)",
       "pipeline.yaml:12:10: stage 'badcmd': cmd: expected string, got a list",
       'pipeline.yaml:13:11: stage \'badcmd\': outs: expected list, got string "data"',
-      "pipeline.yaml:14:3: stage 'notmap' must be a map with uses: <kind> or cmd: <command>, found string \"echo hi\"",
+      'pipeline.yaml:14:3: stage \'notmap\' must be a map with uses: <kind> or cmd: <command>, found string "echo hi"',
       "pipeline.yaml:15:3: stage 'bad name': a stage name is letters, digits, _ and -, starting with a letter or _",
     ]);
   });
@@ -409,13 +407,7 @@ describe('validation errors, each at its location, all reported at once (sorted 
   });
 
   test('paths escaping the root, absolute paths, the store directory', () => {
-    const text = yaml([
-      'stages:',
-      '  a:',
-      '    cmd: a',
-      '    deps: [../secret, /etc/passwd, x/../../y, .]',
-      '    outs: [artifacts/objects, ok/../fine]',
-    ]);
+    const text = yaml(['stages:', '  a:', '    cmd: a', '    deps: [../secret, /etc/passwd, x/../../y, .]', '    outs: [artifacts/objects, ok/../fine]']);
     expect(errorsOf(text)).toEqual([
       "pipeline.yaml:4:12: stage 'a': deps path '../secret' escapes the pipeline directory",
       "pipeline.yaml:4:23: stage 'a': deps path '/etc/passwd' is absolute (paths are relative to the pipeline directory)",
@@ -442,7 +434,7 @@ describe('validation errors, each at its location, all reported at once (sorted 
     ]);
   });
 
-  test('YAML syntax errors carry the parser\'s line and column (and only they are reported)', () => {
+  test("YAML syntax errors carry the parser's line and column (and only they are reported)", () => {
     expect(errorsOf(yaml(['stages:', '  a:', '    cmd: [echo', '  b:', '    cmd: b']))).toEqual([
       'pipeline.yaml:4:3: YAML: Flow sequence in block collection must be sufficiently indented and end with a ]',
     ]);
@@ -472,14 +464,7 @@ describe('validation errors, each at its location, all reported at once (sorted 
   });
 
   test('anchors and aliases resolve, and locations follow them', () => {
-    const text = yaml([
-      'common: &common',
-      '  epochs: 2',
-      'stages:',
-      '  a:',
-      '    uses: learn',
-      '    with: *common',
-    ]);
+    const text = yaml(['common: &common', '  epochs: 2', 'stages:', '  a:', '    uses: learn', '    with: *common']);
     expect(errorsOf(text)).toEqual(["pipeline.yaml:1:1: unknown top-level key 'common' (allowed: params, stages, schedule, promote, remote, workspace)"]);
     const merged = parse(
       yaml([
@@ -508,9 +493,7 @@ describe('loadPipeline', () => {
     const dir = await mkdtemp(join(tmpdir(), 'config-'));
     try {
       await writeFile(join(dir, 'pipeline.yaml'), 'stages:\n  a:\n    cmd: a\n    needs: [b]\n');
-      await expect(loadPipeline('pipeline.yaml', { cwd: dir, kinds: fakeKinds })).rejects.toThrow(
-        "pipeline.yaml:4:13: stage 'a': needs unknown stage 'b'",
-      );
+      await expect(loadPipeline('pipeline.yaml', { cwd: dir, kinds: fakeKinds })).rejects.toThrow("pipeline.yaml:4:13: stage 'a': needs unknown stage 'b'");
       await writeFile(join(dir, 'pipeline.yaml'), 'stages:\n  a:\n    cmd: a\n');
       const p = await loadPipeline(join(dir, 'pipeline.yaml'), { cwd: dir, kinds: fakeKinds });
       expect(p.file).toBe(join(dir, 'pipeline.yaml'));
@@ -540,7 +523,9 @@ describe('workspace:', () => {
         "pipelines/other.yaml:5:12: stage 'a': output 'pipelines/other.yaml' is the pipeline file",
       );
       await writeFile(file, 'workspace: ../nowhere\nstages:\n  a:\n    cmd: a\n');
-      await expect(loadPipeline(file, { cwd: dir, kinds: fakeKinds })).rejects.toThrow(`pipelines/other.yaml:1:12: workspace: '../nowhere' is not a directory (${join(dir, 'nowhere')})`);
+      await expect(loadPipeline(file, { cwd: dir, kinds: fakeKinds })).rejects.toThrow(
+        `pipelines/other.yaml:1:12: workspace: '../nowhere' is not a directory (${join(dir, 'nowhere')})`,
+      );
       await writeFile(file, 'workspace: [a]\nstages:\n  a:\n    cmd: a\n');
       await expect(loadPipeline(file, { cwd: dir, kinds: fakeKinds })).rejects.toThrow('workspace: must be a directory path relative to the pipeline file');
     } finally {

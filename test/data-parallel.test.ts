@@ -104,13 +104,20 @@ describe('DataParallelTrainer', () => {
     const parallel = await dataParallel(spec, 15);
     const lossDiff = Math.max(...single.losses.map((l, i) => Math.abs(l - parallel.losses[i])));
     const weightDiff = maxDiff(single.weights, parallel.weights);
-    report.push(`${label}: losses ${single.losses.map((l) => l.toFixed(5)).join(' ')}; max loss diff ${lossDiff.toExponential(2)}, max weight diff ${weightDiff.toExponential(2)}`);
+    report.push(
+      `${label}: losses ${single.losses.map((l) => l.toFixed(5)).join(' ')}; max loss diff ${lossDiff.toExponential(2)}, max weight diff ${weightDiff.toExponential(2)}`,
+    );
     expect(parallel.losses).toHaveLength(single.losses.length);
     expect(lossDiff).toBeLessThan(1e-5);
     expect(weightDiff).toBeLessThan(tol);
     // The weights did move (far beyond the tolerance): a trainer ignoring its gradients fails here.
     const initial = smallConvNet();
-    expect(maxDiff(initial.getWeights().map((w) => w.dataSync() as Float32Array), parallel.weights)).toBeGreaterThan(1e-3);
+    expect(
+      maxDiff(
+        initial.getWeights().map((w) => w.dataSync() as Float32Array),
+        parallel.weights,
+      ),
+    ).toBeGreaterThan(1e-3);
     initial.dispose();
   });
 

@@ -169,7 +169,10 @@ describe('decode: image folders (CIFAR-10 JPEGs)', () => {
     expect(out.info).toHaveProperty('decoders.jpeg', expect.stringMatching(/^libjpeg-turbo wasm \(.* \d+\.\d+\.\d+\)$/));
 
     // Every row against jpeg-js decoding the file that should be at that row.
-    for (const [split, images] of [['train', out.trainImages], ['test', out.testImages]] as const) {
+    for (const [split, images] of [
+      ['train', out.trainImages],
+      ['test', out.testImages],
+    ] as const) {
       const files = await sortedFiles(subsetData, split);
       let total = 0;
       let lumaClose = 0;
@@ -288,13 +291,22 @@ describe('decode: CIFAR-10 binary release', () => {
     await mkdir(join(fetchDir, 'data'));
     await tar.extract({ file: join(fetchDir, 'cifar-10-binary.tar.gz'), cwd: join(fetchDir, 'data') });
     expect((await readdir(join(fetchDir, 'data', 'cifar-10-batches-bin'))).sort()).toEqual([
-      'batches.meta.txt', 'data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin', 'test_batch.bin',
+      'batches.meta.txt',
+      'data_batch_1.bin',
+      'data_batch_2.bin',
+      'data_batch_3.bin',
+      'data_batch_4.bin',
+      'data_batch_5.bin',
+      'test_batch.bin',
     ]);
 
     const out = await outputs(await decode(fetchDir));
     expect(out.info.format).toBe('cifar-binary');
     expect(out.classes).toEqual(classes);
-    for (const [split, images, labels] of [['train', out.trainImages, out.trainLabels], ['test', out.testImages, out.testLabels]] as const) {
+    for (const [split, images, labels] of [
+      ['train', out.trainImages, out.trainLabels],
+      ['test', out.testImages, out.testLabels],
+    ] as const) {
       const expected = data[split];
       expect(images.shape).toEqual([expected.labels.length, 32, 32, 3]);
       expect(Array.from(labels.data)).toEqual(expected.labels);
@@ -339,8 +351,14 @@ describe('decode: shapes, channels and bad layouts', () => {
       await mkdir(join(data, split, 'a'), { recursive: true });
       await mkdir(join(data, split, 'b'), { recursive: true });
       // a/1: gray 40×40 PNG; a/2: RGBA 16×16 PNG, half transparent; b/1: RGB 64×48 JPEG.
-      await writeFile(join(data, split, 'a', '1.png'), png(40, 40, 0, () => [90, 90, 90, 255]));
-      await writeFile(join(data, split, 'a', '2.png'), png(16, 16, 6, (x) => [10, 200, 30, x < 8 ? 0 : 255]));
+      await writeFile(
+        join(data, split, 'a', '1.png'),
+        png(40, 40, 0, () => [90, 90, 90, 255]),
+      );
+      await writeFile(
+        join(data, split, 'a', '2.png'),
+        png(16, 16, 6, (x) => [10, 200, 30, x < 8 ? 0 : 255]),
+      );
       const rgba = new Uint8Array(64 * 48 * 4);
       for (let p = 0; p < 64 * 48; p++) rgba.set([250, 20, 20, 255], p * 4);
       await writeFile(join(data, split, 'b', '1.jpg'), jpeg.encode({ data: rgba, width: 64, height: 48 }, 100).data);

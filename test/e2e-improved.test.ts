@@ -26,7 +26,9 @@ beforeAll(async () => {
   await extractSubset(source.archive, join(dir, 'tree'), 40, 10);
   const archive = join(dir, 'cifar-subset.tar.gz');
   await tar.create({ gzip: true, file: archive, cwd: join(dir, 'tree') }, ['train', 'test']);
-  const md5 = createHash('md5').update(await readFile(archive)).digest('hex');
+  const md5 = createHash('md5')
+    .update(await readFile(archive))
+    .digest('hex');
   await copyFile(join(REPO, 'pipeline.yaml'), join(dir, 'pipeline.yaml'));
   await mkdir(join(dir, 'pipelines'));
   await copyFile(join(REPO, 'pipelines', 'improved.yaml'), join(dir, 'pipelines', 'improved.yaml'));
@@ -65,7 +67,20 @@ describe('pipelines/improved.yaml beside pipeline.yaml', () => {
 
     // The default pipeline in the same workspace: the data stages are the same results.
     const defaults = await runCli(
-      ['run', '--backend', 'wasm', ...dataSets, '--set', 'train.epochs=1', '--set', 'train_aug.epochs=1', '--set', 'augment.copies=1', '--set', 'augment.preview_count=2'],
+      [
+        'run',
+        '--backend',
+        'wasm',
+        ...dataSets,
+        '--set',
+        'train.epochs=1',
+        '--set',
+        'train_aug.epochs=1',
+        '--set',
+        'augment.copies=1',
+        '--set',
+        'augment.preview_count=2',
+      ],
       { cwd: dir },
     );
     expect(defaults.code).toBe(0);
@@ -100,14 +115,32 @@ describe('pipelines/improved.yaml beside pipeline.yaml', () => {
     // The model card speaks of this pipeline's model only.
     expect(JSON.stringify(report.model_card)).not.toContain('evaluate_aug');
     const md = await readFile(join(dir, 'artifacts', 'stages', 'report_improved', 'report.md'), 'utf8');
-    expect(md).toMatch(/- \*\*evaluate_improved\*\* \(train_improved\): Test accuracy \*\*[\d.]+\*\*, Test score [\d.]+ \([+-][\d.]+ vs evaluate, [+-][\d.]+ vs evaluate_aug\)/);
+    expect(md).toMatch(
+      /- \*\*evaluate_improved\*\* \(train_improved\): Test accuracy \*\*[\d.]+\*\*, Test score [\d.]+ \([+-][\d.]+ vs evaluate, [+-][\d.]+ vs evaluate_aug\)/,
+    );
     expect(md).toMatch(/- \*\*evaluate_aug\*\* \(train_aug\): .*compared: another pipeline's result in this store/);
 
     // Unchanged: everything cached, for both pipelines; neither displaced the other's latest results.
     const third = await runCli(['run', '--backend', 'wasm', ...IMPROVED, ...improvedSets], { cwd: dir });
     expect(third.code).toBe(0);
     expect(third.stdout).not.toMatch(/^ran\s/m);
-    const status = await runCli(['status', '--backend', 'wasm', ...dataSets, '--set', 'train.epochs=1', '--set', 'train_aug.epochs=1', '--set', 'augment.copies=1', '--set', 'augment.preview_count=2'], { cwd: dir });
+    const status = await runCli(
+      [
+        'status',
+        '--backend',
+        'wasm',
+        ...dataSets,
+        '--set',
+        'train.epochs=1',
+        '--set',
+        'train_aug.epochs=1',
+        '--set',
+        'augment.copies=1',
+        '--set',
+        'augment.preview_count=2',
+      ],
+      { cwd: dir },
+    );
     expect(status.code).toBe(0);
     expect(status.stdout).not.toMatch(/stale/);
   });

@@ -27,18 +27,16 @@ beforeAll(async () => {
   await extractSubset(source.archive, join(dir, 'tree'), 40, 10);
   archive = join(dir, 'cifar-subset.tar.gz');
   await tar.create({ gzip: true, file: archive, cwd: join(dir, 'tree') }, ['train', 'test']);
-  const md5 = createHash('md5').update(await readFile(archive)).digest('hex');
+  const md5 = createHash('md5')
+    .update(await readFile(archive))
+    .digest('hex');
   server = await TestFileServer.start();
   const url = server.serve('/cifar-subset.tar.gz', archive);
   await copyFile(REPO_PIPELINE, join(dir, 'pipeline.yaml'));
-  sets = [
-    `fetch.url=${url}`,
-    `fetch.md5=${md5}`,
-    'train.epochs=1',
-    'train_aug.epochs=1',
-    'augment.copies=1',
-    'augment.preview_count=2',
-  ].flatMap((s) => ['--set', s]);
+  sets = [`fetch.url=${url}`, `fetch.md5=${md5}`, 'train.epochs=1', 'train_aug.epochs=1', 'augment.copies=1', 'augment.preview_count=2'].flatMap((s) => [
+    '--set',
+    s,
+  ]);
 });
 
 afterAll(async () => {

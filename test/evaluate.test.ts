@@ -29,11 +29,7 @@ interface Metrics {
   most_confident_mistakes: { index: number; true: number; predicted: number; confidence: number; true_class: string; predicted_class: string }[];
 }
 
-const SPEC = [
-  { type: 'flatten' },
-  { type: 'dense', units: 16, activation: 'relu' },
-  { type: 'dense', units: 4, activation: 'softmax' },
-];
+const SPEC = [{ type: 'flatten' }, { type: 'dense', units: 16, activation: 'relu' }, { type: 'dense', units: 4, activation: 'softmax' }];
 const CLASSES = ['w', 'x', 'y', 'z'];
 
 let work: string;
@@ -126,7 +122,10 @@ describe('evaluate', () => {
   test('tta flip: the mean of the probabilities of each image and its mirror image; the plain figures are kept', async () => {
     await initBackend('cpu');
     const plain = await evaluate({}, { train: trained, normalize });
-    const metrics = (await evaluate({ tta: 'flip' }, { train: trained, normalize })) as Metrics & { tta: string; without_tta: { test_loss: number; test_accuracy: number } };
+    const metrics = (await evaluate({ tta: 'flip' }, { train: trained, normalize })) as Metrics & {
+      tta: string;
+      without_tta: { test_loss: number; test_accuracy: number };
+    };
     const model = await loadModel(join(trained.dir, 'model'));
     const x = await readNpy(join(normalize.dir, 'test_x.npy'));
     const y = await readNpy(join(normalize.dir, 'test_y.npy'));

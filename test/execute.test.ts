@@ -213,7 +213,8 @@ describe('kind stages through the engine', () => {
     expect(stopped.by.f!.outcome).toBe('failed');
     expect(stopped.by.w!.outcome).toBe('aborted');
 
-    const independent = 'stages:\n  f:\n    uses: forgetful\n  numbers:\n    uses: produce\n    with: { n: 2 }\n  total:\n    uses: sum\n    needs: [numbers]\n';
+    const independent =
+      'stages:\n  f:\n    uses: forgetful\n  numbers:\n    uses: produce\n    with: { n: 2 }\n  total:\n    uses: sum\n    needs: [numbers]\n';
     const going = await run(independent, { jobs: 1, keepGoing: true });
     expect([going.by.f!.outcome, going.by.numbers!.outcome, going.by.total!.outcome]).toEqual(['failed', 'ran', 'ran']);
   });

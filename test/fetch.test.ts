@@ -134,7 +134,15 @@ describe('fetch over http', () => {
       expect(await countFiles(join(data, 'train'))).toBe(50_000);
       expect(await countFiles(join(data, 'test'))).toBe(10_000);
     }
-    expect(record).toMatchObject({ source: cifarUrl, type: 'http', name: 'cifar10-jpeg.tar.gz', bytes: cifarSize, md5: cifarMd5, sha256: cifarSha256, archive: 'tar.gz' });
+    expect(record).toMatchObject({
+      source: cifarUrl,
+      type: 'http',
+      name: 'cifar10-jpeg.tar.gz',
+      bytes: cifarSize,
+      md5: cifarMd5,
+      sha256: cifarSha256,
+      archive: 'tar.gz',
+    });
     expect(record.files).toBe(await countFiles(data));
     expect(record.validators?.contentLength).toBe(cifarSize);
     expect(record.validators?.etag).toMatch(/^"/);
@@ -235,7 +243,12 @@ describe('fetch over http', () => {
     expect(await readFile(join(data, 'moved.bin'))).toEqual(await readFile(served.path));
     expect(record.source).toBe(url);
     expect(await fetchStage.fingerprint!(fetchStage.params.parse({ url }) as FetchParams, env())).toMatchObject({ contentLength: 5_000 });
-    expect(server.requests.map((r) => [r.method, r.status])).toEqual([['GET', 302], ['GET', 200], ['HEAD', 302], ['HEAD', 200]]);
+    expect(server.requests.map((r) => [r.method, r.status])).toEqual([
+      ['GET', 302],
+      ['GET', 200],
+      ['HEAD', 302],
+      ['HEAD', 200],
+    ]);
   });
 
   test('a complete download left in resumeDir is reused when the checksum matches', async () => {
@@ -325,7 +338,10 @@ describe('cache key', () => {
       const url = noHead.serve('/f.bin', join(dir, 'f.bin'));
       const key = await fetchStage.fingerprint!(params({ url }), env());
       expect(key).toMatchObject({ contentLength: 4_321, etag: expect.stringMatching(/^"/) });
-      expect(noHead.requests.map((r) => [r.method, r.range, r.status])).toEqual([['HEAD', null, 405], ['GET', 'bytes=0-0', 206]]);
+      expect(noHead.requests.map((r) => [r.method, r.range, r.status])).toEqual([
+        ['HEAD', null, 405],
+        ['GET', 'bytes=0-0', 206],
+      ]);
       expect(noHead.bytesSent).toBe(1);
     } finally {
       await noHead.close();
@@ -360,7 +376,9 @@ describe('cache key', () => {
     const key = await fetchStage.fingerprint!(params({ url: `${relative(work, dir)}/f.txt` }), e);
     expect(e.digested).toEqual([join(dir, 'f.txt')]);
     expect(key).toEqual({ digest: `digest-of:${join(dir, 'f.txt')}` });
-    await expect(fetchStage.fingerprint!(params({ url: 'no/such/file.tar' }), env())).rejects.toThrow(`local source not found: ${join(work, 'no/such/file.tar')}`);
+    await expect(fetchStage.fingerprint!(params({ url: 'no/such/file.tar' }), env())).rejects.toThrow(
+      `local source not found: ${join(work, 'no/such/file.tar')}`,
+    );
   });
 
   test('the params schema rejects unsupported URLs, malformed digests and unknown keys', () => {
@@ -375,7 +393,15 @@ describe('cache key', () => {
 describe('local sources', () => {
   test('a file:// URL of an archive is verified and extracted', async () => {
     const dir = await fresh('local');
-    const archive = await writeTar(join(dir, 'set.tgz'), [{ path: 'set/', type: 'dir' }, { path: 'set/a.txt', body: 'A' }, { path: 'set/b.txt', body: 'B' }], { gzip: true });
+    const archive = await writeTar(
+      join(dir, 'set.tgz'),
+      [
+        { path: 'set/', type: 'dir' },
+        { path: 'set/a.txt', body: 'A' },
+        { path: 'set/b.txt', body: 'B' },
+      ],
+      { gzip: true },
+    );
     const { data, record } = await run({ url: pathToFileURL(archive).href, sha256: await digestOf(archive, 'sha256') });
     expect(await readFile(join(data, 'set/b.txt'), 'utf8')).toBe('B');
     expect(record).toMatchObject({ type: 'file', name: 'set.tgz', archive: 'tar.gz', files: 2, validators: null });
@@ -420,7 +446,10 @@ describe('local sources', () => {
 describe('bad archives', () => {
   test('a truncated .tar.gz, .tar or .zip is a clear error', async () => {
     const dir = await fresh('trunc');
-    const tarball = tarBytes([{ path: 'a.bin', body: randomBytes(100_000) }, { path: 'b.bin', body: randomBytes(100_000) }]);
+    const tarball = tarBytes([
+      { path: 'a.bin', body: randomBytes(100_000) },
+      { path: 'b.bin', body: randomBytes(100_000) },
+    ]);
     const gz = gzipSync(tarball);
     await writeFile(join(dir, 'cut.tar.gz'), gz.subarray(0, Math.floor(gz.length * 0.6)));
     await writeFile(join(dir, 'cut.tar'), tarball.subarray(0, 150_000));
@@ -454,15 +483,67 @@ describe('bad archives', () => {
 
   const tag = `evil-${process.pid}`;
   const cases: Array<[string, (path: string) => Promise<string>, string]> = [
-    ['tar with ../ path', (p) => writeTar(`${p}.tar.gz`, [{ path: 'ok.txt', body: 'ok' }, { path: `../../${tag}`, body: 'x' }], { gzip: true }), `unsafe entry "../../${tag}" in ARCHIVE: path contains '..'`],
-    ['tar with an absolute path', (p) => writeTar(`${p}.tar`, [{ path: join(tmpdir(), tag), body: 'x' }]), `unsafe entry "${join(tmpdir(), tag)}" in ARCHIVE: absolute path`],
-    ['tar symlink escaping the output', (p) => writeTar(`${p}.tar`, [{ path: 'd/', type: 'dir' }, { path: 'd/link', type: 'symlink', linkpath: `../../../${tag}` }]), `unsafe entry "d/link" in ARCHIVE: symlink target "../../../${tag}" points outside the output`],
-    ['tar symlink to an absolute path', (p) => writeTar(`${p}.tar`, [{ path: 'etc', type: 'symlink', linkpath: '/etc' }]), 'unsafe entry "etc" in ARCHIVE: symlink to absolute path "/etc"'],
-    ['tar hard link escaping the output', (p) => writeTar(`${p}.tar`, [{ path: 'h', type: 'hardlink', linkpath: `../${tag}` }]), `unsafe entry "h" in ARCHIVE: hard link target "../${tag}" points outside the output`],
-    ['tar entry written through its own symlink', (p) => writeTar(`${p}.tar`, [{ path: 'up', type: 'symlink', linkpath: '.' }, { path: 'up/x', body: 'x' }]), `unsafe entry "up/x" in ARCHIVE: path goes through the archive's symlink "up"`],
-    ['zip with ../ path', (p) => writeZip(`${p}.zip`, [{ path: 'ok.txt', body: 'ok' }, { path: `../../${tag}`, body: 'x' }]), `unsafe entry "../../${tag}" in ARCHIVE: path contains '..'`],
+    [
+      'tar with ../ path',
+      (p) =>
+        writeTar(
+          `${p}.tar.gz`,
+          [
+            { path: 'ok.txt', body: 'ok' },
+            { path: `../../${tag}`, body: 'x' },
+          ],
+          { gzip: true },
+        ),
+      `unsafe entry "../../${tag}" in ARCHIVE: path contains '..'`,
+    ],
+    [
+      'tar with an absolute path',
+      (p) => writeTar(`${p}.tar`, [{ path: join(tmpdir(), tag), body: 'x' }]),
+      `unsafe entry "${join(tmpdir(), tag)}" in ARCHIVE: absolute path`,
+    ],
+    [
+      'tar symlink escaping the output',
+      (p) =>
+        writeTar(`${p}.tar`, [
+          { path: 'd/', type: 'dir' },
+          { path: 'd/link', type: 'symlink', linkpath: `../../../${tag}` },
+        ]),
+      `unsafe entry "d/link" in ARCHIVE: symlink target "../../../${tag}" points outside the output`,
+    ],
+    [
+      'tar symlink to an absolute path',
+      (p) => writeTar(`${p}.tar`, [{ path: 'etc', type: 'symlink', linkpath: '/etc' }]),
+      'unsafe entry "etc" in ARCHIVE: symlink to absolute path "/etc"',
+    ],
+    [
+      'tar hard link escaping the output',
+      (p) => writeTar(`${p}.tar`, [{ path: 'h', type: 'hardlink', linkpath: `../${tag}` }]),
+      `unsafe entry "h" in ARCHIVE: hard link target "../${tag}" points outside the output`,
+    ],
+    [
+      'tar entry written through its own symlink',
+      (p) =>
+        writeTar(`${p}.tar`, [
+          { path: 'up', type: 'symlink', linkpath: '.' },
+          { path: 'up/x', body: 'x' },
+        ]),
+      `unsafe entry "up/x" in ARCHIVE: path goes through the archive's symlink "up"`,
+    ],
+    [
+      'zip with ../ path',
+      (p) =>
+        writeZip(`${p}.zip`, [
+          { path: 'ok.txt', body: 'ok' },
+          { path: `../../${tag}`, body: 'x' },
+        ]),
+      `unsafe entry "../../${tag}" in ARCHIVE: path contains '..'`,
+    ],
     ['zip with an absolute path', (p) => writeZip(`${p}.zip`, [{ path: `/tmp/${tag}`, body: 'x' }]), `unsafe entry "/tmp/${tag}" in ARCHIVE: absolute path`],
-    ['zip symlink escaping the output', (p) => writeZip(`${p}.zip`, [{ path: 'link', symlinkTo: `../../${tag}` }]), `unsafe entry "link" in ARCHIVE: symlink target "../../${tag}" points outside the output`],
+    [
+      'zip symlink escaping the output',
+      (p) => writeZip(`${p}.zip`, [{ path: 'link', symlinkTo: `../../${tag}` }]),
+      `unsafe entry "link" in ARCHIVE: symlink target "../../${tag}" points outside the output`,
+    ],
   ];
 
   test.each(cases)('%s is rejected naming the entry', async (_name, build, message) => {

@@ -147,7 +147,7 @@ describe('jpeg-js files at several qualities and sizes', () => {
     for (const quality of JPEGJS_QUALITIES) {
       for (let i = 0; i < JPEGJS_PER_QUALITY; i++) {
         // Mostly CIFAR-sized, every 10th another size.
-        const [width, height] = i % 10 === 9 ? sizes[(i / 10) % sizes.length | 0]! : sizes[0]!;
+        const [width, height] = i % 10 === 9 ? sizes[((i / 10) % sizes.length) | 0]! : sizes[0]!;
         const pixels = picture(width, height, quality * 100_000 + i);
         const bytes = encodeJpeg(pixels, width, height, quality);
         corpus.push({ name: `jpeg-js q${quality} #${i} ${width}×${height}`, bytes, width, height, pixels });

@@ -15,10 +15,11 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const exists = (p: string) => stat(p).then(
-  () => true,
-  () => false,
-);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** A lock directory with a holder record, as another process would leave it. */
 async function foreignLock(holder: Omit<LockHolder, 'lockIno'>, ageMs = 0): Promise<void> {

@@ -57,14 +57,7 @@ describe('the notebook network', () => {
     ]) {
       expect(text).toContain(row);
     }
-    expect(lines.slice(-6)).toEqual([
-      '='.repeat(65),
-      'Total params: 1,676,842',
-      'Trainable params: 1,676,842',
-      'Non-trainable params: 0',
-      '_'.repeat(65),
-      '',
-    ]);
+    expect(lines.slice(-6)).toEqual(['='.repeat(65), 'Total params: 1,676,842', 'Trainable params: 1,676,842', 'Non-trainable params: 0', '_'.repeat(65), '']);
     model.dispose();
   });
 
@@ -280,11 +273,28 @@ describe('metrics', () => {
     ]);
     const m = perClassMetrics(matrix, ['a', 'b', 'c']);
     expect(m.map((c) => c.support)).toEqual([2, 2, 2]);
-    closeTo(m.map((c) => c.precision), [0.5, 2 / 3, 1]);
-    closeTo(m.map((c) => c.recall), [0.5, 1, 0.5]);
-    closeTo(m.map((c) => c.f1), [0.5, 0.8, 2 / 3]);
+    closeTo(
+      m.map((c) => c.precision),
+      [0.5, 2 / 3, 1],
+    );
+    closeTo(
+      m.map((c) => c.recall),
+      [0.5, 1, 0.5],
+    );
+    closeTo(
+      m.map((c) => c.f1),
+      [0.5, 0.8, 2 / 3],
+    );
     // A class never predicted and never present: zeros, not NaN.
-    expect(perClassMetrics([[1, 0], [0, 0]], ['x', 'y'])[1]).toEqual({ class: 'y', precision: 0, recall: 0, f1: 0, support: 0 });
+    expect(
+      perClassMetrics(
+        [
+          [1, 0],
+          [0, 0],
+        ],
+        ['x', 'y'],
+      )[1],
+    ).toEqual({ class: 'y', precision: 0, recall: 0, f1: 0, support: 0 });
   });
 
   test('most confident mistakes, most confident first', () => {
@@ -301,7 +311,15 @@ describe('metrics', () => {
   test('loss and accuracy match tfjs categorical cross-entropy (incl. clipping)', () => {
     const logits = tf.randomNormal([50, 4], 0, 3, 'float32', 4);
     const probs = tf.softmax(logits);
-    const labels = tf.oneHot(tf.tensor1d(Array.from({ length: 50 }, (_, i) => (i * 7) % 4), 'int32'), 4).toFloat();
+    const labels = tf
+      .oneHot(
+        tf.tensor1d(
+          Array.from({ length: 50 }, (_, i) => (i * 7) % 4),
+          'int32',
+        ),
+        4,
+      )
+      .toFloat();
     const expected = tf.mean(tf.metrics.categoricalCrossentropy(labels, probs)).dataSync()[0]!;
     const expectedAcc = tf.mean(tf.metrics.categoricalAccuracy(labels, probs)).dataSync()[0]!;
     const { loss, accuracy } = lossAndAccuracy(probs.dataSync() as Float32Array, labels.dataSync() as Float32Array, 4);
@@ -353,7 +371,14 @@ describe('skipInputGradient', () => {
     ]);
     const model = buildModel(spec, [8, 8, 3], 3);
     const rng = new Rng(5);
-    model.setWeights(model.getWeights().map((w) => tf.tensor(Float32Array.from({ length: w.size }, () => (rng.next() - 0.5) * 0.2), w.shape)));
+    model.setWeights(
+      model.getWeights().map((w) =>
+        tf.tensor(
+          Float32Array.from({ length: w.size }, () => (rng.next() - 0.5) * 0.2),
+          w.shape,
+        ),
+      ),
+    );
     return model;
   }
 

@@ -92,7 +92,10 @@ describe('normalize', () => {
     const run = await normalize(src.dir);
     const trainIndex = (await read(run, 'train_index.npy')).data as Int32Array;
     const valIndex = (await read(run, 'val_index.npy')).data as Int32Array;
-    for (const [part, index] of [['train', trainIndex], ['val', valIndex]] as const) {
+    for (const [part, index] of [
+      ['train', trainIndex],
+      ['val', valIndex],
+    ] as const) {
       const x = await read(run, `${part}_x.npy`);
       const y = await read(run, `${part}_y.npy`);
       expect(x.dtype).toBe('float32');

@@ -55,7 +55,14 @@ function commit(w: World, stage: string, inputs: Record<string, string>, files: 
 }
 
 const kindFacts = (over: Partial<StageFacts> = {}): StageFacts => ({ kind: 'learn', version: 1, keyParams: { lr: 0.01, epochs: 2 }, ...over });
-const cmdFacts = (over: Partial<StageFacts> = {}): StageFacts => ({ kind: 'cmd', cmd: 'make out', outs: ['out'], deps: { 'src.txt': digest('a') }, keyParams: {}, ...over });
+const cmdFacts = (over: Partial<StageFacts> = {}): StageFacts => ({
+  kind: 'cmd',
+  cmd: 'make out',
+  outs: ['out'],
+  deps: { 'src.txt': digest('a') },
+  keyParams: {},
+  ...over,
+});
 
 const types = (reasons: Reason[]) => reasons.map((r) => r.type);
 
@@ -112,9 +119,7 @@ describe('plan', () => {
   test('a long changed string is shown where it differs, not as two identical truncations', () => {
     const old = 'libjpeg-turbo wasm (@cornerstonejs/codec-libjpeg-turbo-8bit 1.2.8, libjpeg-turbo 3.0.1)';
     const cur = old.replace('3.0.1', '3.0.2');
-    expect(describeReason({ type: 'runtime', changes: [{ path: 'jpeg', old, new: cur }] })).toBe(
-      'runtime changed: jpeg `…g-turbo 3.0.1)` → `…g-turbo 3.0.2)`',
-    );
+    expect(describeReason({ type: 'runtime', changes: [{ path: 'jpeg', old, new: cur }] })).toBe('runtime changed: jpeg `…g-turbo 3.0.1)` → `…g-turbo 3.0.2)`');
   });
 
   test('nested params changes are reported by path', () => {
@@ -127,9 +132,7 @@ describe('plan', () => {
     const prev = (w2.stored.get(learnRef) as StoredResult).manifest;
     prev.material.params = { lr: 0.01, epochs: 2, layers: [{ units: 8 }] };
     w2.stages.set('learn', kindFacts({ keyParams: { lr: 0.01, epochs: 2, layers: [{ units: 16 }] } }));
-    expect(settle(p, w2, ['src', 'learn']).stages[1]!.reasons).toEqual([
-      { type: 'params', changes: [{ path: 'layers.0.units', old: 8, new: 16 }] },
-    ]);
+    expect(settle(p, w2, ['src', 'learn']).stages[1]!.reasons).toEqual([{ type: 'params', changes: [{ path: 'layers.0.units', old: 8, new: 16 }] }]);
   });
 
   test('code changed: kind version, or cmd text', () => {
@@ -154,7 +157,10 @@ describe('plan', () => {
 
     // The upstream reran and produced other bytes.
     const decided = decideStage(p, 'learn', w, new Map([['src', digest('9')]]));
-    w.stored.set(decided.wanted.find((k) => !w.stored.has(k))!, null);
+    w.stored.set(
+      decided.wanted.find((k) => !w.stored.has(k))!,
+      null,
+    );
     const final = decideStage(p, 'learn', w, new Map([['src', digest('9')]]));
     expect(final.plan.action).toBe('run');
     expect(final.plan.reasons).toMatchObject([{ type: 'input', changes: [{ name: 'src', via: 'stage', new: digest('9') }] }]);

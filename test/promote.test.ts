@@ -59,7 +59,12 @@ describe('promotion after a run', () => {
     expect(a.stdout).toMatch(/^promote: promoted the new model to models\/current \(.+\): no current model yet \[test_accuracy: new 0\.5, current none\]$/m);
     first = await snapshot();
     const infoA = await readInfo();
-    expect(infoA).toMatchObject({ how: 'first', stage: 'train', previous: null, evaluate: { stage: 'evaluate', metric: 'test_accuracy', mode: 'max', value: 0.5 } });
+    expect(infoA).toMatchObject({
+      how: 'first',
+      stage: 'train',
+      previous: null,
+      evaluate: { stage: 'evaluate', metric: 'test_accuracy', mode: 'max', value: 0.5 },
+    });
     expect(infoA.files['weights.bin']!.sha256).toBe(first['weights.bin']);
     expect(infoA.dataDigest).toBeNull(); // the evaluation reads nothing but the model
 
@@ -71,7 +76,9 @@ describe('promotion after a run', () => {
 
     const worse = await run('run', '--set', 'params.acc=0.6');
     expect(worse.code).toBe(0);
-    expect(worse.stdout).toMatch(/^promote: kept the current model \(.+\): test_accuracy 0\.6 vs 0\.7 .*change -0\.1.*\[test_accuracy: new 0\.6, current 0\.7\]$/m);
+    expect(worse.stdout).toMatch(
+      /^promote: kept the current model \(.+\): test_accuracy 0\.6 vs 0\.7 .*change -0\.1.*\[test_accuracy: new 0\.6, current 0\.7\]$/m,
+    );
     const close = await run('run', '--set', 'params.acc=0.705');
     expect(close.stdout).toMatch(/^promote: kept the current model .*change \+0\.005, min_delta 0\.01/m);
     expect((await readInfo()).id).toBe(infoB.id);
@@ -95,11 +102,14 @@ describe('promotion after a run', () => {
     const none = await run('rollback');
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/nothing to roll back to: .* was the first promoted model/);
-    const events = (await readFile(join(dir, 'models', 'events.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    const events = (await readFile(join(dir, 'models', 'events.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string });
     expect(events.map((e) => e.event)).toEqual(['promote', 'promote', 'rollback']);
   });
 
-  test('pipeline promote RUN makes a past run\'s model current whatever its metric', async () => {
+  test("pipeline promote RUN makes a past run's model current whatever its metric", async () => {
     const records = await runs();
     const worse = records.find((r) => r.promotion?.candidate === 0.6)!;
     const promoted = await run('promote', worse.id.slice(0, 20));

@@ -88,7 +88,10 @@ withServers('stage execution on a Redis queue', () => {
     for (const s of [child.stdout!, child.stderr!]) s.setEncoding('utf8').on('data', (d: string) => (output += d));
     const worker: Worker = { name, child, output: () => output, exited: once(child, 'exit') };
     workers.push(worker);
-    await until(`worker ${name} to start`, async () => output.includes('waiting for stages') || (child.exitCode !== null && Promise.reject(new Error(`worker ${name} exited: ${output}`))));
+    await until(
+      `worker ${name} to start`,
+      async () => output.includes('waiting for stages') || (child.exitCode !== null && Promise.reject(new Error(`worker ${name} exited: ${output}`))),
+    );
     return worker;
   }
 
@@ -131,7 +134,10 @@ stages:
     expect(Object.keys(outcomes(r)).sort()).toEqual(['prep', 'slow']);
     expect(outcomes(r).slow).toMatch(/^ran on w[AB]$/);
     expect(await readFile(join(a.coordinator, 'slow.txt'), 'utf8')).toBe('500500\n');
-    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '1'], { cwd: a.coordinator })).stdout) as { queue: string; stages: { stage: string; worker?: string }[] }[];
+    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '1'], { cwd: a.coordinator })).stdout) as {
+      queue: string;
+      stages: { stage: string; worker?: string }[];
+    }[];
     expect(runs[0]!.queue).toContain('redis://127.0.0.1');
     expect(runs[0]!.stages.map((s) => s.worker)).toEqual([expect.stringMatching(/^w[AB]$/), expect.stringMatching(/^w[AB]$/)]);
     expect((await runCli(['runs', '--limit', '1'], { cwd: a.coordinator })).stdout).toMatch(/ran\s+slow\s+\S+\s+on w[AB]/);
@@ -156,7 +162,7 @@ stages:
     await wA.exited;
     // Its orphaned stage process notices and stops itself (recording the run as interrupted).
     const hostA = join(a.dir, 'hostA');
-    await until('the killed worker\'s stage to stop', async () => {
+    await until("the killed worker's stage to stop", async () => {
       const runs = await runCli(['runs', '--json', '--limit', '1'], { cwd: hostA });
       return (JSON.parse(runs.stdout || '[]') as { outcome: string }[])[0]?.outcome === 'interrupted';
     });
@@ -170,7 +176,7 @@ stages:
     expect(await linesOf(join(a.signals, 'started'))).toEqual(['wA', 'wB']);
   }, 120_000);
 
-  test('a stage that fails on a worker fails the run once, with the worker\'s error, and is not retried', async () => {
+  test("a stage that fails on a worker fails the run once, with the worker's error, and is not retried", async () => {
     const a = await area(
       (signals) => `
 stages:
@@ -244,12 +250,19 @@ stages:
       experiment: { assignments: Record<string, string> };
       stages: { stage: string; key: string }[];
     }[];
-    expect(runs.map((x) => `${x.experiment.assignments['params.scale']},${x.experiment.assignments['params.offset']}`).sort()).toEqual(['1,0', '1,1', '2,0', '2,1']);
+    expect(runs.map((x) => `${x.experiment.assignments['params.scale']},${x.experiment.assignments['params.offset']}`).sort()).toEqual([
+      '1,0',
+      '1,1',
+      '2,0',
+      '2,1',
+    ]);
     const fitKeys = runs.map((x) => x.stages.find((s) => s.stage === 'fit')!.key);
     expect(new Set(fitKeys).size).toBe(4);
     const sums: string[] = [];
     for (const key of fitKeys) {
-      const m = JSON.parse(await readFile(join(a.coordinator, 'artifacts', 'manifests', `${key}.json`), 'utf8')) as { files: Record<string, { digest: string }> };
+      const m = JSON.parse(await readFile(join(a.coordinator, 'artifacts', 'manifests', `${key}.json`), 'utf8')) as {
+        files: Record<string, { digest: string }>;
+      };
       const d = m.files['fit.txt']!.digest;
       sums.push((await readFile(join(a.coordinator, 'artifacts', 'objects', d.slice(0, 2), d.slice(2)), 'utf8')).trim());
     }
@@ -266,7 +279,24 @@ stages:
     for (const ws of hosts) await extractSubset(source.archive, join(ws, 'images'), 20, 5);
     await Promise.all([startWorker(hosts[1]!, 'wA', a.queue), startWorker(hosts[2]!, 'wB', a.queue)]);
     const r = await runCli(
-      ['--backend', 'wasm', 'run', 'evaluate', '--executor', 'queue', '--queue', a.queue, '--set', 'fetch.url=images', '--unset', 'fetch.md5', '--set', 'train.epochs=1', '--matrix', 'train.batch_size=32,64'],
+      [
+        '--backend',
+        'wasm',
+        'run',
+        'evaluate',
+        '--executor',
+        'queue',
+        '--queue',
+        a.queue,
+        '--set',
+        'fetch.url=images',
+        '--unset',
+        'fetch.md5',
+        '--set',
+        'train.epochs=1',
+        '--matrix',
+        'train.batch_size=32,64',
+      ],
       { cwd: a.coordinator },
     );
     expect(r.stderr).not.toMatch(/error/i);
@@ -277,7 +307,9 @@ stages:
     const table = r.stdout.split('\n').filter((l) => /^exp[12]\s+(32|64)\s+\d\.\d{4}\s+\d+\.\d{4}\s+ok\s/.test(l));
     expect(table).toHaveLength(2);
     // The coordinator holds both experiments' evaluations, as it would after a local run.
-    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '2'], { cwd: a.coordinator })).stdout) as { stages: { stage: string; key: string; worker?: string }[] }[];
+    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '2'], { cwd: a.coordinator })).stdout) as {
+      stages: { stage: string; key: string; worker?: string }[];
+    }[];
     const evalKeys = runs.map((x) => x.stages.find((st) => st.stage === 'evaluate')!.key);
     expect(new Set(evalKeys).size).toBe(2);
     for (const key of evalKeys) expect(existsSync(join(a.coordinator, 'artifacts', 'manifests', `${key}.json`))).toBe(true);
@@ -290,20 +322,25 @@ stages:
     await startWorker(await a.make('hostA'), 'wA', a.queue);
     const r = await runCli(['schedule', '--once', '--executor', 'queue', '--queue', a.queue], { cwd: a.coordinator });
     expect(r).toMatchObject({ code: 0 });
-    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '1'], { cwd: a.coordinator })).stdout) as { trigger: { entry: string; result: string }; stages: { worker?: string }[] }[];
+    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '1'], { cwd: a.coordinator })).stdout) as {
+      trigger: { entry: string; result: string };
+      stages: { worker?: string }[];
+    }[];
     expect(runs[0]!.trigger).toMatchObject({ entry: 'nightly', result: 'ran' });
     expect(runs[0]!.stages.map((s) => s.worker)).toEqual(['wA', 'wA']);
     expect(await readFile(join(a.coordinator, 'slow.txt'), 'utf8')).toBe('500500\n');
   }, 120_000);
 
-  test("a worker whose checkout differs refuses the job with both keys instead of computing something else", async () => {
+  test('a worker whose checkout differs refuses the job with both keys instead of computing something else', async () => {
     const a = await area(GATED);
     await writeFile(join(a.signals, 'go'), '');
     const other = (await readFile(join(a.coordinator, 'pipeline.yaml'), 'utf8')).replace('seq 1 1000', 'seq 1 999');
     await startWorker(await a.make('hostA', other), 'wA', a.queue);
     const r = await coordinate(a.coordinator, a.queue);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/stage prep failed on worker wA: stage prep: this checkout computes cache key [0-9a-f]{12} where the coordinator has [0-9a-f]{12}/);
+    expect(r.stderr).toMatch(
+      /stage prep failed on worker wA: stage prep: this checkout computes cache key [0-9a-f]{12} where the coordinator has [0-9a-f]{12}/,
+    );
   }, 120_000);
 
   test('bad queue settings: one clear error, exit 2, nothing written', async () => {
@@ -326,7 +363,9 @@ stages:
       expect(existsSync(join(cwd, 'artifacts'))).toBe(false);
     }
     // A Redis nobody listens on: the same, without hanging.
-    const down = await runCli(['run', '--executor', 'queue', '--queue', `redis://127.0.0.1:${await (await import('./helpers/servers.js')).freePort()}`], { cwd: a.coordinator });
+    const down = await runCli(['run', '--executor', 'queue', '--queue', `redis://127.0.0.1:${await (await import('./helpers/servers.js')).freePort()}`], {
+      cwd: a.coordinator,
+    });
     expect(down.code).toBe(2);
     expect(down.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/);
   }, 120_000);
@@ -401,7 +440,7 @@ describe('queue URL and matrix arguments', () => {
     expect(() => collectAxis('lr=1,2', [])).toThrow(/not STAGE\.PARAM/);
   });
 
-  test('a nested --set (what --matrix passes) goes into the param\'s default when the file does not write it', async () => {
+  test("a nested --set (what --matrix passes) goes into the param's default when the file does not write it", async () => {
     const { loadPipeline } = await import('../engine/config/load.js');
     const { builtinKinds } = await import('../stages/index.js');
     const { DEFAULT_OPTIMIZER } = await import('../lib/model/optimizer-spec.js');

@@ -118,7 +118,11 @@ stages:
       'stages:\n  a:\n    cmd: ls data > data/list.txt\n    deps: [data/in.txt]\n    outs: [data]\n',
       /^error: pipeline\.yaml:5:12: stage 'a': output 'data' contains its dep 'data\/in\.txt' \(pipeline\.yaml:4:12\)/m,
     ],
-    ['the pipeline file', 'stages:\n  a:\n    cmd: echo hi > pipeline.yaml\n    outs: [pipeline.yaml]\n', /^error: pipeline\.yaml:4:12: stage 'a': output 'pipeline\.yaml' is the pipeline file/m],
+    [
+      'the pipeline file',
+      'stages:\n  a:\n    cmd: echo hi > pipeline.yaml\n    outs: [pipeline.yaml]\n',
+      /^error: pipeline\.yaml:4:12: stage 'a': output 'pipeline\.yaml' is the pipeline file/m,
+    ],
     ['.git', 'stages:\n  a:\n    cmd: echo hi > .git/x\n    outs: [.git/x]\n', /^error: pipeline\.yaml:4:12: stage 'a': output '\.git\/x' is inside \.git/m],
   ];
   test.each(invalid)('an out naming %s is a config error (exit 2) and nothing is deleted', async (_what, yaml, message) => {
@@ -160,7 +164,12 @@ async function eventually(check: () => boolean | Promise<boolean>, tries = 400):
 
 /** Starts `pipeline ARGS` in its own process group (so a test can kill the CLI with its group). */
 function startCli(args: string[], cwd: string): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, NO_COLOR: '1', CI: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd,
+    env: { ...process.env, NO_COLOR: '1', CI: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -172,11 +181,7 @@ function startCli(args: string[], cwd: string): { child: ChildProcess; done: Pro
   return { child, done };
 }
 
-const pidsIn = async (dir: string, file: string) =>
-  (await readFile(join(dir, file), 'utf8').catch(() => ''))
-    .split(/\s+/)
-    .filter(Boolean)
-    .map(Number);
+const pidsIn = async (dir: string, file: string) => (await readFile(join(dir, file), 'utf8').catch(() => '')).split(/\s+/).filter(Boolean).map(Number);
 
 describe('commands never outlive the run that owns them', () => {
   const stragglers: number[] = [];
@@ -330,7 +335,14 @@ describe('smaller failure cases', () => {
     const lockDir = join(dir, 'artifacts', 'lock');
     await mkdir(lockDir, { recursive: true });
     // The pid is alive (this test process), but it started later than the holder did.
-    const holder = { pid: process.pid, command: 'pipeline run', startedAt: new Date().toISOString(), hostname: hostname(), lockIno: (await stat(lockDir)).ino, pidStart: '1' };
+    const holder = {
+      pid: process.pid,
+      command: 'pipeline run',
+      startedAt: new Date().toISOString(),
+      hostname: hostname(),
+      lockIno: (await stat(lockDir)).ino,
+      pidStart: '1',
+    };
     await writeFile(join(dir, 'artifacts', 'lock.json'), JSON.stringify(holder));
     const r = await runCli(['run', '--lock-timeout', '10'], { cwd: dir });
     expect(r).toMatchObject({ code: 0 });
@@ -347,7 +359,9 @@ stages:
     const r = startCli(['run'], dir);
     expect(await eventually(async () => (await pidsIn(dir, 'pids.txt')).length > 0)).toBe(true);
     let stderr = '';
-    const stopping = new Promise<void>((resolve) => r.child.stderr!.on('data', (d: Buffer) => ((stderr += d.toString()), stderr.includes('stopping') && resolve())));
+    const stopping = new Promise<void>((resolve) =>
+      r.child.stderr!.on('data', (d: Buffer) => ((stderr += d.toString()), stderr.includes('stopping') && resolve())),
+    );
     r.child.kill('SIGINT');
     await stopping;
     r.child.kill('SIGINT');

@@ -279,7 +279,9 @@ withServer('HTTP remote on nginx', () => {
       const a = await machine(url, 0.5);
       const r = await cli(['run'], a);
       expect(lines(r)).toEqual({ fetch: 'ran', gen: 'ran', sum: 'ran' });
-      expect(r.stderr).toMatch(/\[fetch\] warning: remote \S+: GET \S+: no answer for 0.5s; computing fetch locally \(remote not used for the rest of this run\)/);
+      expect(r.stderr).toMatch(
+        /\[fetch\] warning: remote \S+: GET \S+: no answer for 0.5s; computing fetch locally \(remote not used for the rest of this run\)/,
+      );
       expect(r.stderr).not.toContain('[sum] warning');
       await cli(['verify'], a);
     } finally {

@@ -45,7 +45,12 @@ withServer('S3 remote on Swift s3api', () => {
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: swift.accessKeyId, AWS_SECRET_ACCESS_KEY: swift.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' });
-    s3 = new S3Client({ region: 'us-east-1', endpoint: swift.endpoint, forcePathStyle: true, credentials: { accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey } });
+    s3 = new S3Client({
+      region: 'us-east-1',
+      endpoint: swift.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey },
+    });
     await s3.send(new CreateBucketCommand({ Bucket: 'cache' }));
   });
   afterAll(async () => {
@@ -89,13 +94,23 @@ stages:
     expect(first.stderr).not.toContain('warning');
     // big.txt (6.9 MB) is above the 5 MiB part size: a multipart upload (its ETag says in how many parts).
     const refs = JSON.parse(await readFile(join(a, 'artifacts', 'refs.json'), 'utf8')) as Record<string, { key: string }>;
-    const bigManifest = JSON.parse(await readFile(join(a, 'artifacts', 'manifests', `${refs.big!.key}.json`), 'utf8')) as { files: Record<string, { digest: string }> };
+    const bigManifest = JSON.parse(await readFile(join(a, 'artifacts', 'manifests', `${refs.big!.key}.json`), 'utf8')) as {
+      files: Record<string, { digest: string }>;
+    };
     const bigDigest = bigManifest.files['big.txt']!.digest;
     const head = await s3.send(new HeadObjectCommand({ Bucket: 'cache', Key: `team/objects/${bigDigest.slice(0, 2)}/${bigDigest.slice(2)}` }));
     expect(head.ContentLength).toBe(6888896);
     expect(head.ETag).toMatch(/-2"$/);
     // Ranged reads, which resume interrupted pulls.
-    const remote = new S3Remote({ bucket: 'cache', prefix: 'team', endpoint: swift.endpoint, region: 'us-east-1', timeoutMs: 20_000, partSize: 5 << 20, queueSize: 2 });
+    const remote = new S3Remote({
+      bucket: 'cache',
+      prefix: 'team',
+      endpoint: swift.endpoint,
+      region: 'us-east-1',
+      timeoutMs: 20_000,
+      partSize: 5 << 20,
+      queueSize: 2,
+    });
     const tail = await remote.getFrom(`objects/${bigDigest.slice(0, 2)}/${bigDigest.slice(2)}`, 6_888_000);
     expect(tail?.from).toBe(6_888_000);
     let tailBytes = '';
@@ -140,7 +155,9 @@ stages:
     const c = await machine('damaged');
     const refused = await cli(['run'], c, 0, { AWS_SECRET_ACCESS_KEY: 'wrong' });
     expect(lines(refused)).toEqual({ big: 'ran', small: 'ran' });
-    expect(refused.stderr).toMatch(/\[big\] warning: remote s3:\/\/cache\/damaged\/: GET \S+: \S+ \(HTTP 403\).*computing big locally \(remote not used for the rest of this run\)/);
+    expect(refused.stderr).toMatch(
+      /\[big\] warning: remote s3:\/\/cache\/damaged\/: GET \S+: \S+ \(HTTP 403\).*computing big locally \(remote not used for the rest of this run\)/,
+    );
     await cli(['verify'], c);
   });
 });

@@ -27,7 +27,13 @@ describe('the report in a browser', () => {
     const out = await runStage(reportStage, { mistakes: 3 }, full.inputs, {
       runs: fakeRunHistory({
         earlier: async () => [
-          { id: 'r-old', command: ['run'], startedAt: '2026-01-01T00:00:00.000Z', outcome: 'ok', stages: [{ stage: 'evaluate', outcome: 'ran', key: 'old-eval', durationMs: 1 }] },
+          {
+            id: 'r-old',
+            command: ['run'],
+            startedAt: '2026-01-01T00:00:00.000Z',
+            outcome: 'ok',
+            stages: [{ stage: 'evaluate', outcome: 'ran', key: 'old-eval', durationMs: 1 }],
+          },
         ],
         result: async (key) =>
           key === 'old-eval'
@@ -57,7 +63,19 @@ describe('the report in a browser', () => {
     );
     expect(facts.confusion.map((c) => c.expected)).toEqual([matrixOf(TEST_LABELS, PHASE1_PREDICTIONS, 3), matrixOf(TEST_LABELS, PHASE2_PREDICTIONS, 3)]);
     expect(facts.images).toHaveLength(3 + 2 + 1 + 2); // phase 1 has 3 mistakes, phase 2 has 2; the contact sheet, 2 previews
-    expect(facts.sections).toEqual(['run', 'data', 'model', 'curves', 'compare-evaluate-evaluate_aug', 'eval-evaluate', 'eval-evaluate_aug', 'augment', 'history', 'model-card', 'provenance']);
+    expect(facts.sections).toEqual([
+      'run',
+      'data',
+      'model',
+      'curves',
+      'compare-evaluate-evaluate_aug',
+      'eval-evaluate',
+      'eval-evaluate_aug',
+      'augment',
+      'history',
+      'model-card',
+      'provenance',
+    ]);
     expect(facts.text).toMatch(/2 of 3 classes got worse \(F1\): dog, ship/);
     expect(facts.text).toMatch(/Covers 2 runs/);
   });

@@ -74,7 +74,18 @@ function evaluation(stage: string, model: string, predicted: number[]): Evaluati
     return { class: c, precision, recall, f1: precision + recall ? (2 * precision * recall) / (precision + recall) : 0, support };
   });
   const accuracy = predicted.filter((p, i) => p === TEST_LABELS[i]).length / TEST_LABELS.length;
-  return { stage, model_stage: model, count: 12, loss: 1 - accuracy, accuracy, classes: FIXTURE_CLASSES, per_class, confusion_matrix: matrix, mistakes: [], source_ref: { stage, key: `k-${stage}`, file: 'metrics.json' } };
+  return {
+    stage,
+    model_stage: model,
+    count: 12,
+    loss: 1 - accuracy,
+    accuracy,
+    classes: FIXTURE_CLASSES,
+    per_class,
+    confusion_matrix: matrix,
+    mistakes: [],
+    source_ref: { stage, key: `k-${stage}`, file: 'metrics.json' },
+  };
 }
 
 describe('per-class deltas between evaluations', () => {
@@ -164,11 +175,34 @@ describe('history across runs', () => {
 
   test('metrics of earlier runs by key, what changed between them, the current run last', async () => {
     const earlier = [
-      { ...run('r1', [['fetch', 'f1'], ['decode', 'd1'], ['evaluate', 'e1']]), scheduled: 'nightly', promotion: { decision: 'promoted', reason: 'no current model' } },
+      {
+        ...run('r1', [
+          ['fetch', 'f1'],
+          ['decode', 'd1'],
+          ['evaluate', 'e1'],
+        ]),
+        scheduled: 'nightly',
+        promotion: { decision: 'promoted', reason: 'no current model' },
+      },
       run('r2', [['fetch', 'f1']]), // ran no evaluate stage: not a history row
-      { ...run('r3', [['fetch', 'f2'], ['decode', 'd2'], ['evaluate', 'e2']]), experiment: 'train.batch_size=64' },
+      {
+        ...run('r3', [
+          ['fetch', 'f2'],
+          ['decode', 'd2'],
+          ['evaluate', 'e2'],
+        ]),
+        experiment: 'train.batch_size=64',
+      },
     ];
-    const current = run('r4', [['fetch', 'f2'], ['decode', 'd2'], ['evaluate', 'e3']], 'running');
+    const current = run(
+      'r4',
+      [
+        ['fetch', 'f2'],
+        ['decode', 'd2'],
+        ['evaluate', 'e3'],
+      ],
+      'running',
+    );
     const h = await collectHistory(runs(earlier), ['evaluate'], { run: current, metrics: { evaluate: { key: 'e3', accuracy: 0.7, loss: 0.3 } } }, 10);
     expect(h.covers).toEqual(['r1', 'r3', 'r4']);
     expect(h.omitted).toBe(1);
@@ -209,9 +243,24 @@ describe('history across runs', () => {
   });
 
   test("the report's own stage makes no row and no change line", async () => {
-    const earlier = [run('r1', [['evaluate', 'e1'], ['report', 'p1']]), run('r2', [['evaluate', 'e1'], ['report', 'p2']])];
+    const earlier = [
+      run('r1', [
+        ['evaluate', 'e1'],
+        ['report', 'p1'],
+      ]),
+      run('r2', [
+        ['evaluate', 'e1'],
+        ['report', 'p2'],
+      ]),
+    ];
     const current = run('r3', [['evaluate', 'e1']], 'running');
-    const h = await collectHistory(runs(earlier), ['evaluate'], { run: current, metrics: { evaluate: { key: 'e1', accuracy: 0.5, loss: 0.5 } } }, 10, new Set(['report']));
+    const h = await collectHistory(
+      runs(earlier),
+      ['evaluate'],
+      { run: current, metrics: { evaluate: { key: 'e1', accuracy: 0.5, loss: 0.5 } } },
+      10,
+      new Set(['report']),
+    );
     expect(h.rows.map((r) => [r.run_id, r.repeated, r.changes])).toEqual([
       ['r1', ['r2'], []],
       ['r3', [], []],
@@ -219,7 +268,14 @@ describe('history across runs', () => {
   });
 
   test('only input changes (a dep file changed): those lines are kept', async () => {
-    const lines = await describeChanges(runs([]), new Map([['decode', 'd1']]), new Map([['decode', 'd2'], ['new_stage', 'x']]));
+    const lines = await describeChanges(
+      runs([]),
+      new Map([['decode', 'd1']]),
+      new Map([
+        ['decode', 'd2'],
+        ['new_stage', 'x'],
+      ]),
+    );
     expect(lines).toEqual(['decode: input changed: stage fetch (f1 → f2)', 'new_stage: new in this run']);
   });
 });
@@ -264,7 +320,8 @@ describe('small pieces', () => {
   });
 
   test('architecture in words from a Keras summary', () => {
-    const summary = 'Layer (type)   Output Shape\nconv2d_1 (Conv2D)            (None, 32, 32, 32)        896\nactivation_1 (Activation)    (None, 32, 32, 32)        0\ndense_1 (Dense)              (None, 10)                5130\n';
+    const summary =
+      'Layer (type)   Output Shape\nconv2d_1 (Conv2D)            (None, 32, 32, 32)        896\nactivation_1 (Activation)    (None, 32, 32, 32)        0\ndense_1 (Dense)              (None, 10)                5130\n';
     expect(describeArchitecture(summary)).toBe('sequential network: 1 Conv2D, 1 Dense layers (first layer output 32×32×32)');
   });
 });
@@ -318,14 +375,31 @@ describe('the report stage over upstream outputs', () => {
     // Provenance: every input with its key and outputs digest; figures name the file digest.
     expect(data.stages.map((s) => s.stage).sort()).toEqual(Object.keys(full.inputs).sort());
     for (const s of data.stages) expect(s).toMatchObject({ key: `key-of-${s.stage}`, outputs_digest: `digest-of-${s.stage}` });
-    expect(data.evaluations[0]!.source_ref).toEqual({ stage: 'evaluate', key: 'key-of-evaluate', file: 'metrics.json', digest: 'sha256-of-evaluate/metrics.json' });
+    expect(data.evaluations[0]!.source_ref).toEqual({
+      stage: 'evaluate',
+      key: 'key-of-evaluate',
+      file: 'metrics.json',
+      digest: 'sha256-of-evaluate/metrics.json',
+    });
     expect(data.curves.sources.map((s) => s.digest)).toEqual(['sha256-of-train/history.json', 'sha256-of-train_aug/history.json']);
     expect(data.history.covers).toEqual(['run-now']);
 
     const html = await readFile(join(run.outDir, 'index.html'), 'utf8');
     expect(html).toContain('<title>Fixture &lt;report&gt;</title>');
     expect(html).not.toMatch(/<script|https?:\/\/(?!vega\.github\.io|www\.w3\.org|127\.0\.0\.1)/);
-    for (const id of ['run', 'data', 'model', 'curves', 'compare-evaluate-evaluate_aug', 'eval-evaluate', 'eval-evaluate_aug', 'augment', 'history', 'model-card', 'provenance']) {
+    for (const id of [
+      'run',
+      'data',
+      'model',
+      'curves',
+      'compare-evaluate-evaluate_aug',
+      'eval-evaluate',
+      'eval-evaluate_aug',
+      'augment',
+      'history',
+      'model-card',
+      'provenance',
+    ]) {
       expect(html).toContain(`id="${id}"`);
     }
     expect(html).toMatch(/2 of 3 classes got worse<\/b> \(F1\): dog, ship/);

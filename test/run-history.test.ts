@@ -40,7 +40,12 @@ const witness = defineStage({
       digest: up.digest('n.json'),
       missingDigest: up.digest('nope.json') ?? null,
       current: ctx.runs.current(),
-      earlier: earlier.map((r) => ({ id: r.id, stages: r.stages.map((s) => [s.stage, s.outcome]), scheduled: r.scheduled ?? null, promotion: r.promotion ?? null })),
+      earlier: earlier.map((r) => ({
+        id: r.id,
+        stages: r.stages.map((s) => [s.stage, s.outcome]),
+        scheduled: r.scheduled ?? null,
+        promotion: r.promotion ?? null,
+      })),
       oldValue: old ? await old.readJson('n.json') : null,
       oldProvenance: old?.provenance ?? null,
       changes: firstKey ? await ctx.runs.changes(firstKey, up.provenance.key) : [],
@@ -50,7 +55,8 @@ const witness = defineStage({
 });
 
 const kinds = new Map<string, StageKind>([numbers, witness].map((k) => [k.name, k as unknown as StageKind]));
-const yaml = (n: number) => `stages:\n  source:\n    uses: numbers\n    with: { n: ${n} }\n  look:\n    uses: witness\n    needs: [source]\n    with: { tag: "${n}" }\n`;
+const yaml = (n: number) =>
+  `stages:\n  source:\n    uses: numbers\n    with: { n: ${n} }\n  look:\n    uses: witness\n    needs: [source]\n    with: { tag: "${n}" }\n`;
 
 let root: string;
 beforeEach(async () => {
@@ -82,7 +88,11 @@ async function runOnce(n: number, id: string, scheduled?: string) {
     refs: await store.readRefs(),
     ui: { logger: () => ({ info() {}, warn() {}, debug() {} }), progress: () => ({ start() {}, tick() {}, update() {}, done() {} }) },
   });
-  await store.runs.write({ ...record, outcome: 'ok', stages: reports.map((r) => ({ stage: r.stage, outcome: r.outcome, key: r.key, durationMs: r.durationMs })) });
+  await store.runs.write({
+    ...record,
+    outcome: 'ok',
+    stages: reports.map((r) => ({ stage: r.stage, outcome: r.outcome, key: r.key, durationMs: r.durationMs })),
+  });
   return { store, reports };
 }
 
@@ -103,7 +113,12 @@ describe('provenance and run history seen by a stage', () => {
     expect(seen.digest).toBe(source.files['n.json']!.digest);
     expect(seen.missingDigest).toBeNull();
     // The current run as far as it got: its upstream finished, itself not yet.
-    expect(seen.current).toMatchObject({ id: 'run-1', command: ['run', 'n=1'], outcome: 'running', stages: [{ stage: 'source', outcome: 'ran', key: source.key }] });
+    expect(seen.current).toMatchObject({
+      id: 'run-1',
+      command: ['run', 'n=1'],
+      outcome: 'running',
+      stages: [{ stage: 'source', outcome: 'ran', key: source.key }],
+    });
     expect(seen.earlier).toEqual([]);
     expect(seen.gone).toBeNull();
   });
@@ -121,8 +136,24 @@ describe('provenance and run history seen by a stage', () => {
     const { store } = await runOnce(2, 'run-3', 'hourly');
     const seen = JSON.parse(await readFile(join(store.stageLinkPath('look'), 'seen.json'), 'utf8'));
     expect(seen.earlier).toEqual([
-      { id: 'run-1', stages: [['source', 'ran'], ['look', 'ran']], scheduled: null, promotion: null },
-      { id: 'run-2', stages: [['source', 'cached'], ['look', 'cached']], scheduled: 'nightly', promotion: { decision: 'kept', reason: 'not better' } },
+      {
+        id: 'run-1',
+        stages: [
+          ['source', 'ran'],
+          ['look', 'ran'],
+        ],
+        scheduled: null,
+        promotion: null,
+      },
+      {
+        id: 'run-2',
+        stages: [
+          ['source', 'cached'],
+          ['look', 'cached'],
+        ],
+        scheduled: 'nightly',
+        promotion: { decision: 'kept', reason: 'not better' },
+      },
     ]);
     expect(seen.current).toMatchObject({ id: 'run-3', scheduled: 'hourly' });
     expect(seen.oldValue).toEqual({ n: 1 });

@@ -74,7 +74,8 @@ async function workspaceWith(name: string, yaml: string): Promise<string> {
   return dir;
 }
 
-const latestRecord = async (cwd: string): Promise<RunRecord> => (JSON.parse((await runCli(['runs', '--json', '--limit', '1'], { cwd })).stdout) as RunRecord[])[0]!;
+const latestRecord = async (cwd: string): Promise<RunRecord> =>
+  (JSON.parse((await runCli(['runs', '--json', '--limit', '1'], { cwd })).stdout) as RunRecord[])[0]!;
 const outcomes = (r: RunRecord) => Object.fromEntries(r.stages.map((s) => [s.stage, s.outcome]));
 const all = (outcome: string) => Object.fromEntries(ALL.map((s) => [s, outcome]));
 
@@ -132,7 +133,12 @@ describe('new data', () => {
     const files = (await readdir(cats)).sort();
     await copyFile(join(cats, files[0]!), join(cats, 'added.jpg'));
     expect(outcomes(await tick(dir))).toEqual(all('ran'));
-    const decodeJson = async () => (JSON.parse(await readFile(join(dir, 'artifacts', 'stages', 'decode', 'decode.json'), 'utf8')) as { counts: { train: { per_class: Record<string, number> } } }).counts.train.per_class;
+    const decodeJson = async () =>
+      (
+        JSON.parse(await readFile(join(dir, 'artifacts', 'stages', 'decode', 'decode.json'), 'utf8')) as {
+          counts: { train: { per_class: Record<string, number> } };
+        }
+      ).counts.train.per_class;
     expect((await decodeJson()).cat).toBe(13);
 
     // The decode_only entry runs decode and what it needs.

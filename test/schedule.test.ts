@@ -157,7 +157,10 @@ describe('notifications', () => {
       schedule: 'nightly',
       runId: record!.id,
       result: 'failed',
-      stages: [{ stage: 'ok', outcome: 'ran' }, { stage: 'broken', outcome: 'failed', error: expect.stringMatching(/broken.*3/) }],
+      stages: [
+        { stage: 'ok', outcome: 'ran' },
+        { stage: 'broken', outcome: 'failed', error: expect.stringMatching(/broken.*3/) },
+      ],
       summary: expect.stringMatching(/^nightly: failed; 1 ran, 1 failed; /),
     });
     expect(await readFile(join(cwd, 'failure.txt'), 'utf8')).toBe(`failure failed ${record!.id}\n`);
@@ -181,7 +184,10 @@ describe('notifications', () => {
     });
     expect(result.code).toBe(0);
     expect(result.stderr).toMatch(/^tick often: failed \(run \S+\): pipeline\.yaml:4:5: stage 'ok': unknown key 'cmdd'/m);
-    expect(received[0]).toMatchObject({ path: '/broken', body: { event: 'failure', result: 'failed', stages: [], error: expect.stringMatching(/unknown key 'cmdd'/) } });
+    expect(received[0]).toMatchObject({
+      path: '/broken',
+      body: { event: 'failure', result: 'failed', stages: [], error: expect.stringMatching(/unknown key 'cmdd'/) },
+    });
     await writeFile(join(cwd, 'pipeline.yaml'), good); // `pipeline runs` reads pipeline.yaml too
     const failed = (await records(cwd)).find((r) => r.trigger?.result === 'failed')!;
     expect(failed).toMatchObject({ outcome: 'failed', stages: [], error: expect.stringMatching(/^pipeline\.yaml:4:5: /) });

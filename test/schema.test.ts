@@ -49,11 +49,11 @@ describe('schema/pipeline.schema.json', () => {
   });
 });
 
-describe('generated from the validator\'s definitions', () => {
+describe("generated from the validator's definitions", () => {
   const schema = pipelineJsonSchema(fakeKinds) as Json;
   const validate = compile(schema);
 
-  test('uses: lists the kinds and selects each kind\'s params schema for with:', () => {
+  test("uses: lists the kinds and selects each kind's params schema for with:", () => {
     const kindStage = schema.definitions.kindStage;
     expect(kindStage.properties.uses.enum).toEqual(['learn', 'source']);
     const rules = kindStage.allOf as Json[];
@@ -83,7 +83,10 @@ describe('generated from the validator\'s definitions', () => {
   // Documents both the schema and the validator judge (structure and params, not graph checks
   // such as unknown needs or cycles, which a JSON Schema cannot express).
   const cases: [string, boolean, string][] = [
-    ['valid, with ${params.x} in typed fields', true, `
+    [
+      'valid, with ${params.x} in typed fields',
+      true,
+      `
 params: {n: 3, lr: 0.1}
 stages:
   gen: {uses: source, with: {size: '\${params.n}'}}
@@ -97,7 +100,8 @@ stages:
       optimizer: {name: adam}
       layers: [{type: dense, units: 4}, {type: dropout, rate: 0.5}]
   sh: {cmd: echo hi, deps: [a.txt], outs: [b.txt]}
-`],
+`,
+    ],
     ['unknown stage key', false, 'stages:\n  a: {cmd: a, dep: [x]}\n'],
     ['unknown top-level key', false, 'stage: {}\nstages:\n  a: {cmd: a}\n'],
     ['both uses and cmd', false, 'stages:\n  a: {cmd: a, uses: source, with: {size: 1}}\n'],
@@ -105,14 +109,18 @@ stages:
     ['unknown kind', false, 'stages:\n  a: {uses: nope}\n'],
     ['missing required param', false, 'stages:\n  a: {uses: source}\n'],
     ['wrong param type', false, 'stages:\n  a: {uses: source, with: {size: many}}\n'],
-    ['another kind\'s param', false, 'stages:\n  a: {uses: learn, with: {epochs: 1, size: 3}}\n'],
+    ["another kind's param", false, 'stages:\n  a: {uses: learn, with: {epochs: 1, size: 3}}\n'],
     ['unknown nested param', false, 'stages:\n  a: {uses: learn, with: {epochs: 1, optimizer: {nam: sgd}}}\n'],
     ['enum value', false, 'stages:\n  a: {uses: learn, with: {epochs: 1, optimizer: {name: rmsprop}}}\n'],
     ['discriminated union member', false, 'stages:\n  a: {uses: learn, with: {epochs: 1, layers: [{type: dense, rate: 1}]}}\n'],
     ['with: on a cmd stage', false, 'stages:\n  a: {cmd: a, with: {x: 1}}\n'],
     ['deps not a list', false, 'stages:\n  a: {cmd: a, deps: x}\n'],
     ['bad stage name', false, 'stages:\n  a b: {cmd: a}\n'],
-    ['a schedule and promotion', true, 'stages:\n  m: {cmd: a, outs: [model]}\n  e: {cmd: b, deps: [model], outs: [metrics.json]}\nschedule:\n  nightly: {cron: "0 3 * * *", timezone: UTC, stages: [e], set: [params.x=1], on_failure: {webhook: "http://h/x"}, on_success: [{command: "echo ok"}]}\npromote: {evaluate: e, train: m, metric: test_loss, mode: min, min_delta: 0.1}\n'],
+    [
+      'a schedule and promotion',
+      true,
+      'stages:\n  m: {cmd: a, outs: [model]}\n  e: {cmd: b, deps: [model], outs: [metrics.json]}\nschedule:\n  nightly: {cron: "0 3 * * *", timezone: UTC, stages: [e], set: [params.x=1], on_failure: {webhook: "http://h/x"}, on_success: [{command: "echo ok"}]}\npromote: {evaluate: e, train: m, metric: test_loss, mode: min, min_delta: 0.1}\n',
+    ],
     ['schedule entry without cron', false, 'stages:\n  a: {cmd: a}\nschedule:\n  nightly: {stages: [a]}\n'],
     ['unknown schedule key', false, 'stages:\n  a: {cmd: a}\nschedule:\n  nightly: {cron: "@daily", when: x}\n'],
     ['hook that is neither command nor webhook', false, 'stages:\n  a: {cmd: a}\nschedule:\n  nightly: {cron: "@daily", on_failure: {email: x}}\n'],

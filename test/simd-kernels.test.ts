@@ -83,7 +83,8 @@ function convReference(g: ConvGeometry, x: Float32Array, w: Float32Array, fused:
   if (fused.bias) for (let p = 0; p < want.length; p++) want[p] = fused.bias[p % co]!;
   forTaps(g, (b, i, j, kh, kw, ih, iw) => {
     for (let c = 0; c < ci; c++)
-      for (let o = 0; o < co; o++) want[((b * outH + i) * outW + j) * co + o] += x[((b * inH + ih) * inW + iw) * ci + c] * w[((kh * fw + kw) * ci + c) * co + o];
+      for (let o = 0; o < co; o++)
+        want[((b * outH + i) * outW + j) * co + o] += x[((b * inH + ih) * inW + iw) * ci + c] * w[((kh * fw + kw) * ci + c) * co + o];
   });
   if (fused.relu) for (let p = 0; p < want.length; p++) want[p] = Math.max(0, want[p]!);
   return want;
@@ -95,7 +96,8 @@ function filterGradReference(g: ConvGeometry, x: Float32Array, dy: Float32Array)
   const want = new Float64Array(g.filterH * fw * ci * co);
   forTaps(g, (b, i, j, kh, kw, ih, iw) => {
     for (let c = 0; c < ci; c++)
-      for (let o = 0; o < co; o++) want[((kh * fw + kw) * ci + c) * co + o] += x[((b * inH + ih) * inW + iw) * ci + c] * dy[((b * outH + i) * outW + j) * co + o];
+      for (let o = 0; o < co; o++)
+        want[((kh * fw + kw) * ci + c) * co + o] += x[((b * inH + ih) * inW + iw) * ci + c] * dy[((b * outH + i) * outW + j) * co + o];
   });
   return want;
 }
@@ -240,7 +242,13 @@ describe('wasm SIMD kernels on random geometries', () => {
   });
 
   test('sumRows sums columns in double precision, any column count', () => {
-    for (const [rows, cols] of [[1, 1], [7, 3], [300, 32], [1000, 10], [64, 517]]) {
+    for (const [rows, cols] of [
+      [1, 1],
+      [7, 3],
+      [300, 32],
+      [1000, 10],
+      [64, 517],
+    ]) {
       const x = randomArray(rows * cols);
       const want = new Float64Array(cols);
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) want[c] += x[r * cols + c];
@@ -276,7 +284,21 @@ describe('wasm SIMD kernels on random geometries', () => {
     expect(matmulFits(0, 8)).toBe(false);
     expect(maxPoolGradFits(8)).toBe(true);
     expect(maxPoolGradFits(6)).toBe(false);
-    const layer: ConvGeometry = { batch: 1, inH: 8, inW: 8, inChannels: 32, outH: 8, outW: 8, outChannels: 32, filterH: 3, filterW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1 };
+    const layer: ConvGeometry = {
+      batch: 1,
+      inH: 8,
+      inW: 8,
+      inChannels: 32,
+      outH: 8,
+      outW: 8,
+      outChannels: 32,
+      filterH: 3,
+      filterW: 3,
+      strideH: 1,
+      strideW: 1,
+      padTop: 1,
+      padLeft: 1,
+    };
     expect(winogradFits(layer)).toBe(true);
     expect(winogradFits({ ...layer, inChannels: 3 })).toBe(false); // an RGB input layer goes direct
     expect(winogradFits({ ...layer, strideH: 2 })).toBe(false);

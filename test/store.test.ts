@@ -212,7 +212,14 @@ describe('gc and verify', () => {
 
   test('gc keeps the results of the last N runs', async () => {
     const { store, cache, a } = await storeWith();
-    await store.runs.write({ id: '20260101T000000000Z-1', command: ['run'], pid: 1, startedAt: '', outcome: 'ok', stages: [{ stage: 'a', outcome: 'ran', key: a.key, durationMs: 1 }] });
+    await store.runs.write({
+      id: '20260101T000000000Z-1',
+      command: ['run'],
+      pid: 1,
+      startedAt: '',
+      outcome: 'ok',
+      stages: [{ stage: 'a', outcome: 'ran', key: a.key, durationMs: 1 }],
+    });
     const r = await collectGarbage(store, cache, { stages: ['a'], keepRuns: 1, dryRun: false });
     expect(r).toMatchObject({ removedManifests: 0, removedObjects: 0, keptKeys: 2 });
   });

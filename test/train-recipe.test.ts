@@ -46,9 +46,18 @@ const closeTo = (a: number[], b: number[], digits = 6) => {
 
 describe('decoupled weight decay', () => {
   const grads: [number[], number[]][] = [
-    [[0.3, -1e-4, 2, 0.1], [0.5, -0.2]],
-    [[-0.1, 0.2, 1e-3, 0], [0.1, 0.1]],
-    [[0.05, 0.05, -0.5, 0.2], [-0.3, 0]],
+    [
+      [0.3, -1e-4, 2, 0.1],
+      [0.5, -0.2],
+    ],
+    [
+      [-0.1, 0.2, 1e-3, 0],
+      [0.1, 0.1],
+    ],
+    [
+      [0.05, 0.05, -0.5, 0.2],
+      [-0.3, 0],
+    ],
   ];
   const lrs = [0.01, 0.005, 0.001];
 
@@ -57,7 +66,10 @@ describe('decoupled weight decay', () => {
     const spec = OptimizerSpec.parse({ type: 'adam', lr: 0.01, weight_decay: wd });
     const w = [1, -2, 0.5, 3];
     const b = [1, -1];
-    const mw = [0, 0, 0, 0], vw = [0, 0, 0, 0], mb = [0, 0], vb = [0, 0];
+    const mw = [0, 0, 0, 0],
+      vw = [0, 0, 0, 0],
+      mb = [0, 0],
+      vb = [0, 0];
     grads.forEach(([gk, gb], step) => {
       const t = step + 1;
       const lr = lrs[step]!;
@@ -111,9 +123,15 @@ describe('random crop from a padded image, horizontal flip', () => {
 
   test('out(y, x) = in(y + dy, x + dx), mirrored when flipped, padding filled', () => {
     // A 3×4 image with 2 channels: channel 0 = 10·y + x, channel 1 = its negative.
-    const h = 3, w = 4, c = 2;
+    const h = 3,
+      w = 4,
+      c = 2;
     const src = new Float32Array(h * w * c);
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) { src[(y * w + x) * c] = 10 * y + x; src[(y * w + x) * c + 1] = -(10 * y + x); }
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        src[(y * w + x) * c] = 10 * y + x;
+        src[(y * w + x) * c + 1] = -(10 * y + x);
+      }
     const channel0 = (dst: Float32Array) => Array.from({ length: h }, (_, y) => Array.from({ length: w }, (_, x) => dst[(y * w + x) * c]));
     const out = (dy: number, dx: number, flip: boolean, mode: Parameters<typeof fillIndex>[2]) => {
       const dst = new Float32Array(src.length + 2);
@@ -123,12 +141,32 @@ describe('random crop from a padded image, horizontal flip', () => {
       for (let i = 0; i < img.length; i += 2) expect(img[i + 1]).toBe(img[i] === -7 ? -7 : -img[i]!);
       return channel0(img);
     };
-    expect(out(0, 0, false, 'reflect')).toEqual([[0, 1, 2, 3], [10, 11, 12, 13], [20, 21, 22, 23]]);
-    expect(out(1, -2, false, 'constant')).toEqual([[-7, -7, 10, 11], [-7, -7, 20, 21], [-7, -7, -7, -7]]);
-    expect(out(1, -2, false, 'reflect')).toEqual([[11, 10, 10, 11], [21, 20, 20, 21], [21, 20, 20, 21]]);
-    expect(out(0, 0, true, 'reflect')).toEqual([[3, 2, 1, 0], [13, 12, 11, 10], [23, 22, 21, 20]]);
+    expect(out(0, 0, false, 'reflect')).toEqual([
+      [0, 1, 2, 3],
+      [10, 11, 12, 13],
+      [20, 21, 22, 23],
+    ]);
+    expect(out(1, -2, false, 'constant')).toEqual([
+      [-7, -7, 10, 11],
+      [-7, -7, 20, 21],
+      [-7, -7, -7, -7],
+    ]);
+    expect(out(1, -2, false, 'reflect')).toEqual([
+      [11, 10, 10, 11],
+      [21, 20, 20, 21],
+      [21, 20, 20, 21],
+    ]);
+    expect(out(0, 0, true, 'reflect')).toEqual([
+      [3, 2, 1, 0],
+      [13, 12, 11, 10],
+      [23, 22, 21, 20],
+    ]);
     // Flip, then shift: the mirrored image moved by dx.
-    expect(out(-1, 1, true, 'nearest')).toEqual([[3, 3, 2, 1], [3, 3, 2, 1], [13, 13, 12, 11]]);
+    expect(out(-1, 1, true, 'nearest')).toEqual([
+      [3, 3, 2, 1],
+      [3, 3, 2, 1],
+      [13, 13, 12, 11],
+    ]);
   });
 
   test('draws depend only on (seed, epoch, row), cover every shift in −p..p, flip about half the time', () => {
@@ -177,7 +215,10 @@ describe('random crop from a padded image, horizontal flip', () => {
       const expected = new Float32Array(16);
       cropFlipImage(x, r * 16, expected, 0, [4, 4, 1], drawCropFlip(9, 2, r, spec), 'constant', -1);
       expect(a.get(r)!.x).toEqual(Array.from(expected));
-      closeTo(a.get(r)!.y, [0, 1, 2].map((k) => (k === r % 3 ? 0.7 : 0) + 0.1));
+      closeTo(
+        a.get(r)!.y,
+        [0, 1, 2].map((k) => (k === r % 3 ? 0.7 : 0) + 0.1),
+      );
     }
     // Somebody's image actually moved or flipped, and the untransformed rows stay available.
     expect([0, 1, 2, 3, 4, 5].some((r) => a.get(r)!.x.join() !== Array.from(x.subarray(r * 16, r * 16 + 16)).join())).toBe(true);
@@ -197,7 +238,11 @@ describe('cache keys', () => {
     const zeros = trainKeyParams(TrainParams.parse({ optimizer: { type: 'adam', weight_decay: 0 }, label_smoothing: 0 }));
     expect(hashValue(zeros)).toBe(hashValue(plain));
     const on = trainKeyParams(TrainParams.parse({ optimizer: { type: 'adam', weight_decay: 0.05 }, label_smoothing: 0.1, batch_augment: {} }));
-    expect(on).toMatchObject({ label_smoothing: 0.1, optimizer: { weight_decay: 0.05 }, batch_augment: { crop_padding: 4, fill_mode: 'reflect', horizontal_flip: true } });
+    expect(on).toMatchObject({
+      label_smoothing: 0.1,
+      optimizer: { weight_decay: 0.05 },
+      batch_augment: { crop_padding: 4, fill_mode: 'reflect', horizontal_flip: true },
+    });
   });
 
   test("the default pipeline's key params and kind versions are those of the release before these options", async () => {
@@ -241,7 +286,11 @@ describe('training with the recipe options (cpu, toy data)', () => {
     expect(history.loss[2]!).toBeLessThan(history.loss[0]!);
     expect(history.val_acc[2]!).toBeGreaterThan(0.5); // 3 classes: chance is 1/3
     const info = JSON.parse(await readFile(join(first.outDir, 'train.json'), 'utf8')) as Record<string, unknown>;
-    expect(info).toMatchObject({ label_smoothing: 0.1, weight_decay: 0.05, batch_augment: { crop_padding: 1, fill_mode: 'reflect', cval: 0, horizontal_flip: true } });
+    expect(info).toMatchObject({
+      label_smoothing: 0.1,
+      weight_decay: 0.05,
+      batch_augment: { crop_padding: 1, fill_mode: 'reflect', cval: 0, horizontal_flip: true },
+    });
 
     expect((await weights(await toy.train(recipe))).equals(await weights(first))).toBe(true);
     const { batch_augment: _b, ...noAugment } = recipe;
@@ -259,7 +308,13 @@ describe('training with the recipe options (cpu, toy data)', () => {
   });
 
   test('batch_augment on non-image rows is a clear error', async () => {
-    const rows = floatRows({ dtype: 'float32', shape: [2, 3], data: new Float32Array(6) }, { dtype: 'float32', shape: [2, 2], data: new Float32Array(4) }, 'flat');
-    expect(() => transformedRows(rows, { augment: BatchAugmentSpec.parse({}), labelSmoothing: 0, seed: 1 }, 0)).toThrow(/batch_augment needs images \[H, W, C\]/);
+    const rows = floatRows(
+      { dtype: 'float32', shape: [2, 3], data: new Float32Array(6) },
+      { dtype: 'float32', shape: [2, 2], data: new Float32Array(4) },
+      'flat',
+    );
+    expect(() => transformedRows(rows, { augment: BatchAugmentSpec.parse({}), labelSmoothing: 0, seed: 1 }, 0)).toThrow(
+      /batch_augment needs images \[H, W, C\]/,
+    );
   });
 });

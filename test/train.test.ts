@@ -141,7 +141,7 @@ describe('train on cpu (toy data)', () => {
     }
   });
 
-  test('init_from starts from the other stage\'s weights', async () => {
+  test("init_from starts from the other stage's weights", async () => {
     const fresh = await readJson<History>(join(first.outDir, 'history.json'));
     const cont = await train({ epochs: 1, init_from: 'first' }, { first: { kind: 'train', dir: first.outDir } });
     const history = await readJson<History>(join(cont.outDir, 'history.json'));
@@ -149,9 +149,9 @@ describe('train on cpu (toy data)', () => {
     expect(history.loss[0]!).toBeLessThan(fresh.loss[0]!);
     expect(history.val_acc[0]!).toBeGreaterThanOrEqual(fresh.val_acc[0]!);
     const wider = [...TINY.slice(0, 4), { type: 'dense', units: 8, activation: 'relu' }, { type: 'dense', units: 3, activation: 'softmax' }];
-    await expect(
-      train({ epochs: 1, model: wider, init_from: 'first' }, { first: { kind: 'train', dir: first.outDir } }),
-    ).rejects.toThrow(/init_from first: model architecture differs/);
+    await expect(train({ epochs: 1, model: wider, init_from: 'first' }, { first: { kind: 'train', dir: first.outDir } })).rejects.toThrow(
+      /init_from first: model architecture differs/,
+    );
   });
 
   test('augmented: one copy per epoch, labels from train_y, pixels through normalization.json', async () => {
@@ -215,7 +215,8 @@ describe('train the notebook network on real CIFAR-10 (wasm)', () => {
   });
 
   test('2 epochs, interrupted after the first: resumes, loss falls, accuracy clearly beats chance, the model reloads', async () => {
-    if (!canTrain) throw new Error('wasm cannot run a conv net backward pass: the training kernels of lib/tf/kernels (Conv2DBackpropFilter...) are not in effect');
+    if (!canTrain)
+      throw new Error('wasm cannot run a conv net backward pass: the training kernels of lib/tf/kernels (Conv2DBackpropFilter...) are not in effect');
     // Interrupt when epoch 1 is checkpointed, rerun with the same resume dir: it trains epoch 2 only.
     const resumeDir = await mkdtemp(join(tmpdir(), 'train-cifar-resume-'));
     toy.removeLater(resumeDir);

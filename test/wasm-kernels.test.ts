@@ -117,29 +117,39 @@ describe('wasm training kernels match the cpu backend', () => {
     const before = copiedRunCount();
     const x = tf.randomNormal([2, 6, 6, 8]) as tf.Tensor4D;
     const w = tf.randomNormal([3, 3, 8, 16]) as tf.Tensor4D;
-    const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').square().sum())([x, w]);
+    const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf
+        .conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same')
+        .square()
+        .sum(),
+    )([x, w]);
     await Promise.all([dx.data(), dw.data()]);
     expect(copiedRunCount()).toBe(before);
     tf.dispose([x, w, dx, dw]);
   });
 
   test.each(convCases)('Conv2D x=%j filter=%j strides=%j pad=%s', async (xShape, wShape, strides, pad) => {
-    const o = await compare(
-      'Conv2D',
-      { x: f32(xShape, 11), filter: f32(wShape, 12) },
-      { strides, pad, dataFormat: 'NHWC', dilations: 1, dimRoundingMode: 'floor' } as unknown as tf.NamedAttrMap,
-    );
+    const o = await compare('Conv2D', { x: f32(xShape, 11), filter: f32(wShape, 12) }, {
+      strides,
+      pad,
+      dataFormat: 'NHWC',
+      dilations: 1,
+      dimRoundingMode: 'floor',
+    } as unknown as tf.NamedAttrMap);
     expectClose('Conv2D', o);
   });
 
   test.each(convCases)('FusedConv2D (bias, linear and relu) x=%j filter=%j strides=%j pad=%s', async (xShape, wShape, strides, pad) => {
     const co = wShape[3];
     for (const activation of ['linear', 'relu']) {
-      const o = await compare(
-        'FusedConv2D',
-        { x: f32(xShape, 15), filter: f32(wShape, 16), bias: f32([co], 17) },
-        { strides, pad, dataFormat: 'NHWC', dilations: 1, dimRoundingMode: 'floor', activation } as unknown as tf.NamedAttrMap,
-      );
+      const o = await compare('FusedConv2D', { x: f32(xShape, 15), filter: f32(wShape, 16), bias: f32([co], 17) }, {
+        strides,
+        pad,
+        dataFormat: 'NHWC',
+        dilations: 1,
+        dimRoundingMode: 'floor',
+        activation,
+      } as unknown as tf.NamedAttrMap);
       expectClose('FusedConv2D', o);
     }
   });
@@ -147,22 +157,26 @@ describe('wasm training kernels match the cpu backend', () => {
   test.each(convCases)('Conv2DBackpropFilter x=%j filter=%j strides=%j pad=%s', async (xShape, wShape, strides, pad) => {
     await tf.setBackend('cpu');
     const dyShape = tf.conv2d(tf.zeros<tf.Rank>(xShape) as tf.Tensor4D, tf.zeros<tf.Rank>(wShape) as tf.Tensor4D, strides, pad).shape;
-    const o = await compare(
-      'Conv2DBackpropFilter',
-      { x: f32(xShape, 1), dy: f32(dyShape, 2) },
-      { strides, pad, dataFormat: 'NHWC', dimRoundingMode: 'floor', filterShape: wShape } as unknown as tf.NamedAttrMap,
-    );
+    const o = await compare('Conv2DBackpropFilter', { x: f32(xShape, 1), dy: f32(dyShape, 2) }, {
+      strides,
+      pad,
+      dataFormat: 'NHWC',
+      dimRoundingMode: 'floor',
+      filterShape: wShape,
+    } as unknown as tf.NamedAttrMap);
     expectClose('Conv2DBackpropFilter', o);
   });
 
   test.each(convCases)('Conv2DBackpropInput x=%j filter=%j strides=%j pad=%s', async (xShape, wShape, strides, pad) => {
     await tf.setBackend('cpu');
     const dyShape = tf.conv2d(tf.zeros<tf.Rank>(xShape) as tf.Tensor4D, tf.zeros<tf.Rank>(wShape) as tf.Tensor4D, strides, pad).shape;
-    const o = await compare(
-      'Conv2DBackpropInput',
-      { dy: f32(dyShape, 3), filter: f32(wShape, 4) },
-      { strides, pad, dataFormat: 'NHWC', dimRoundingMode: 'floor', inputShape: xShape } as unknown as tf.NamedAttrMap,
-    );
+    const o = await compare('Conv2DBackpropInput', { dy: f32(dyShape, 3), filter: f32(wShape, 4) }, {
+      strides,
+      pad,
+      dataFormat: 'NHWC',
+      dimRoundingMode: 'floor',
+      inputShape: xShape,
+    } as unknown as tf.NamedAttrMap);
     expectClose('Conv2DBackpropInput', o);
   });
 
@@ -208,13 +222,16 @@ describe('wasm training kernels match the cpu backend', () => {
     [[1, 6, 20], [1, 20, 10], false, false, 'linear', true], // N % 8 != 0: stock
     [[1, 6, 20], [1, 20, 16], false, false, 'elu', true], // other activation: stock
   ];
-  test.each(fusedMatMulCases)('_FusedMatMul a=%j b=%j transposeA=%s transposeB=%s %s bias=%s', async (aShape, bShape, transposeA, transposeB, activation, withBias) => {
-    const n = transposeB ? bShape[bShape.length - 2] : bShape[bShape.length - 1];
-    const inputs: Record<string, Spec> = { a: f32(aShape, 22), b: f32(bShape, 23) };
-    if (withBias) inputs.bias = f32([n], 24);
-    const o = await compare('_FusedMatMul', inputs, { transposeA, transposeB, activation } as unknown as tf.NamedAttrMap);
-    expectClose('_FusedMatMul', o);
-  });
+  test.each(fusedMatMulCases)(
+    '_FusedMatMul a=%j b=%j transposeA=%s transposeB=%s %s bias=%s',
+    async (aShape, bShape, transposeA, transposeB, activation, withBias) => {
+      const n = transposeB ? bShape[bShape.length - 2] : bShape[bShape.length - 1];
+      const inputs: Record<string, Spec> = { a: f32(aShape, 22), b: f32(bShape, 23) };
+      if (withBias) inputs.bias = f32([n], 24);
+      const o = await compare('_FusedMatMul', inputs, { transposeA, transposeB, activation } as unknown as tf.NamedAttrMap);
+      expectClose('_FusedMatMul', o);
+    },
+  );
 
   const poolCases: Array<[number[], number | [number, number], number | [number, number], 'same' | 'valid']> = [
     [[2, 8, 8, 3], 2, 2, 'valid'],
@@ -246,7 +263,11 @@ describe('wasm training kernels match the cpu backend', () => {
       await tf.setBackend('cpu');
       const y = tf.maxPool(tf.tensor4d(xs, [2, 4, 4, c]), 2, 2, 'valid');
       const out: Spec = { shape: y.shape, values: y.dataSync() as Float32Array, dtype: 'float32' };
-      const o = await compare('MaxPoolGrad', { dy: f32(y.shape, 13), input: x, output: out }, { filterSize: 2, strides: 2, pad: 'valid' } as unknown as tf.NamedAttrMap);
+      const o = await compare('MaxPoolGrad', { dy: f32(y.shape, 13), input: x, output: out }, {
+        filterSize: 2,
+        strides: 2,
+        pad: 'valid',
+      } as unknown as tf.NamedAttrMap);
       expectClose('MaxPoolGrad', o, 1e-7);
     }
   });
@@ -281,11 +302,26 @@ describe('wasm training kernels match the cpu backend', () => {
   });
 
   const transposeCases: Array<[number[], number[]]> = [
-    [[4, 5, 6, 7], [3, 1, 2, 0]], // conv filter gradient's x layout
-    [[4, 5, 6, 7], [1, 2, 0, 3]],
-    [[70, 90], [1, 0]], // more than one tile
-    [[2, 1, 3, 1, 5], [4, 2, 0, 3, 1]], // size-1 axes
-    [[3, 4, 5, 6, 7], [4, 0, 3, 1, 2]],
+    [
+      [4, 5, 6, 7],
+      [3, 1, 2, 0],
+    ], // conv filter gradient's x layout
+    [
+      [4, 5, 6, 7],
+      [1, 2, 0, 3],
+    ],
+    [
+      [70, 90],
+      [1, 0],
+    ], // more than one tile
+    [
+      [2, 1, 3, 1, 5],
+      [4, 2, 0, 3, 1],
+    ], // size-1 axes
+    [
+      [3, 4, 5, 6, 7],
+      [4, 0, 3, 1, 2],
+    ],
   ];
   test('Keras RMSprop runs as one kernel on wasm, bit-identical to the tensor ops on cpu', async () => {
     // 4099 floats: the SIMD loop and its scalar tail; several steps so the accumulator matters.
@@ -338,10 +374,7 @@ describe('a conv model on wasm', () => {
     const xs = tf.tensor4d(x, [n, 32, 32, 3]);
     const ys = tf.tensor2d(y, [n, 10]);
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-    const { value, grads } = tf.variableGrads(
-      () => tf.mean(tf.metrics.categoricalCrossentropy(ys, model.apply(xs) as tf.Tensor)) as tf.Scalar,
-      vars,
-    );
+    const { value, grads } = tf.variableGrads(() => tf.mean(tf.metrics.categoricalCrossentropy(ys, model.apply(xs) as tf.Tensor)) as tf.Scalar, vars);
     const out = { loss: (await value.data())[0], grads: await Promise.all(vars.map(async (v) => (await grads[v.name].data()) as Float32Array)) };
     tf.dispose([xs, ys, value, ...Object.values(grads)]);
     model.dispose();

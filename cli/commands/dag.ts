@@ -13,7 +13,6 @@ interface DagOptions {
   unset: string[];
 }
 
-
 export function register(program: Command): void {
   program
     .command('dag')

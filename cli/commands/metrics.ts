@@ -40,7 +40,10 @@ export function register(program: Command): void {
           return;
         }
         if (rows.length === 0) return void process.stdout.write(`no evaluate metrics in runs ${a!.id} and ${b!.id}\n`);
-        printTable(['stage', 'metric', a!.id, b!.id, 'change'], rows.map((r) => [r.stage, r.metric, num(r.a), num(r.b), r.change === null ? '-' : signed(r.change)]));
+        printTable(
+          ['stage', 'metric', a!.id, b!.id, 'change'],
+          rows.map((r) => [r.stage, r.metric, num(r.a), num(r.b), r.change === null ? '-' : signed(r.change)]),
+        );
         return;
       }
 
@@ -55,7 +58,10 @@ export function register(program: Command): void {
       }
       if (metrics.size === 0) return void process.stdout.write(`no evaluate metrics in run ${record.id}\n`);
       process.stdout.write(`run ${record.id}\n`);
-      printTable(['stage', 'metric', 'value'], [...metrics].flatMap(([stage, m]) => [...m].map(([k, v]) => [stage, k, num(v)])));
+      printTable(
+        ['stage', 'metric', 'value'],
+        [...metrics].flatMap(([stage, m]) => [...m].map(([k, v]) => [stage, k, num(v)])),
+      );
     });
 }
 

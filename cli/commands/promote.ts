@@ -33,7 +33,9 @@ export function register(program: Command): void {
         const record = findRun(await session.store.runs.list(), run, (r) => r.stages.some((s) => s.stage === stage && s.key));
         return promoteRun(session.pipeline, session.store, record, options.stage);
       });
-      process.stdout.write(`promoted ${info.stage} of run ${info.runId} to models/current (${info.id}${metricText(info)}); previous: ${info.previous ?? 'none'}\n`);
+      process.stdout.write(
+        `promoted ${info.stage} of run ${info.runId} to models/current (${info.id}${metricText(info)}); previous: ${info.previous ?? 'none'}\n`,
+      );
     });
 
   program

@@ -78,7 +78,11 @@ export function register(program: Command): void {
             pulled++;
             objects += r.moved;
             bytes += r.movedBytes;
-            line('pulled', name, `${r.moved} object${r.moved === 1 ? '' : 's'} (${formatBytes(r.movedBytes)}) downloaded and verified, ${r.present} already here${r.resumedBytes ? ` (${formatBytes(r.resumedBytes)} resumed from an interrupted pull)` : ''}`);
+            line(
+              'pulled',
+              name,
+              `${r.moved} object${r.moved === 1 ? '' : 's'} (${formatBytes(r.movedBytes)}) downloaded and verified, ${r.present} already here${r.resumedBytes ? ` (${formatBytes(r.resumedBytes)} resumed from an interrupted pull)` : ''}`,
+            );
           } catch (err) {
             if (remoteIsDown(err) || signal.aborted) throw err;
             failed.push(name);
@@ -93,6 +97,9 @@ export function register(program: Command): void {
             '\n',
         );
       });
-      if (failed.length) throw new StageError(`${failed.length} result${failed.length === 1 ? '' : 's'} could not be pulled (nothing of them was committed): ${failed.join(', ')}`);
+      if (failed.length)
+        throw new StageError(
+          `${failed.length} result${failed.length === 1 ? '' : 's'} could not be pulled (nothing of them was committed): ${failed.join(', ')}`,
+        );
     });
 }

@@ -57,12 +57,17 @@ export function register(program: Command): void {
           pushed++;
           objects += r.moved;
           bytes += r.movedBytes;
-          const note = r.moved === 0 && r.manifestPresent ? 'already on the remote' : `${r.moved} object${r.moved === 1 ? '' : 's'} (${formatBytes(r.movedBytes)}) uploaded, ${r.present} already there`;
+          const note =
+            r.moved === 0 && r.manifestPresent
+              ? 'already on the remote'
+              : `${r.moved} object${r.moved === 1 ? '' : 's'} (${formatBytes(r.movedBytes)}) uploaded, ${r.present} already there`;
           line('pushed', p.stage, note);
         }
         process.stdout.write(
           `pushed ${pushed} result${pushed === 1 ? '' : 's'} to ${remote.url}: ${objects} object${objects === 1 ? '' : 's'} (${formatBytes(bytes)}) uploaded` +
-            (notComputed.length ? `; ${notComputed.length} stage${notComputed.length === 1 ? '' : 's'} without a current result (pipeline run first): ${notComputed.join(', ')}` : '') +
+            (notComputed.length
+              ? `; ${notComputed.length} stage${notComputed.length === 1 ? '' : 's'} without a current result (pipeline run first): ${notComputed.join(', ')}`
+              : '') +
             '\n',
         );
       });

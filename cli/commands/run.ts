@@ -56,9 +56,18 @@ export function register(program: Command): void {
     .option('--remote <url>', 'remote cache to use (s3://bucket/prefix or http(s)://...; default: remote: in pipeline.yaml)')
     .option('--no-remote', 'do not look up results on the remote cache')
     .option('--push', 'upload the results this run computed to the remote cache')
-    .addOption(new Option('--executor <where>', 'where stages are computed: local, or queue (by `pipeline worker`s; needs --queue and a remote)').choices(['local', 'queue']).default('local'))
+    .addOption(
+      new Option('--executor <where>', 'where stages are computed: local, or queue (by `pipeline worker`s; needs --queue and a remote)')
+        .choices(['local', 'queue'])
+        .default('local'),
+    )
     .option('--queue <url>', 'Redis of the stage queue for --executor queue: redis://host:port[/db][?name=queue] (default: PIPELINE_QUEUE)')
-    .option('--matrix <stage.param=v1,v2>', 'a sweep: run every combination of the values as its own experiment, sharing the stages they have in common (repeatable)', collectAxis, [])
+    .option(
+      '--matrix <stage.param=v1,v2>',
+      'a sweep: run every combination of the values as its own experiment, sharing the stages they have in common (repeatable)',
+      collectAxis,
+      [],
+    )
     .addOption(new Option('--worker-job <key>', 'run by `pipeline worker`: compute only the named stage, whose key must be <key>').hideHelp())
     .action(async (targets: string[], options: RunOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
@@ -88,7 +97,8 @@ export async function runCommand(targets: string[], options: RunOptions, globals
   const remote = chosenRemote(session.pipeline, options.remote);
   if (options.push && !remote) throw new UsageError('--push needs a remote (remote: in pipeline.yaml, or --remote URL)');
   const queue = await queueTargetOf(options, remote !== undefined);
-  if (options.workerJob !== undefined && (targets.length !== 1 || !remote || experiments.length > 1)) throw new UsageError('--worker-job runs one named stage with a remote');
+  if (options.workerJob !== undefined && (targets.length !== 1 || !remote || experiments.length > 1))
+    throw new UsageError('--worker-job runs one named stage with a remote');
   const force = new Set(options.force ? (targets.length ? targets : selection) : []);
   const runs = sessions.map((s, i) => ({ session: s, experiment: experiments[i] }));
   if (!runModules) {
@@ -110,7 +120,10 @@ async function queueTargetOf(options: RunOptions, hasRemote: boolean): Promise<Q
     return undefined;
   }
   if (!url) throw new UsageError('--executor queue needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
-  if (!hasRemote) throw new UsageError('--executor queue needs a remote cache (remote: in pipeline.yaml, or --remote URL): workers pull inputs from it and push results to it');
+  if (!hasRemote)
+    throw new UsageError(
+      '--executor queue needs a remote cache (remote: in pipeline.yaml, or --remote URL): workers pull inputs from it and push results to it',
+    );
   return (await import('../../engine/queue/target.js')).parseQueueUrl(url);
 }
 
@@ -148,7 +161,7 @@ async function dryRun(session: Session, selection: string[], force: ReadonlySet<
     const { fetchManifest } = await import('../../engine/remote/transfer.js');
     const remote = await openRemote(remoteConfig);
     try {
-      for (let found = true; found; ) {
+      for (let found = true; found;) {
         found = false;
         for (const p of plan.stages) {
           if (p.action !== 'run' || !p.key || force.has(p.stage) || pulled.has(p.stage)) continue;
@@ -170,7 +183,13 @@ async function dryRun(session: Session, selection: string[], force: ReadonlySet<
   let toRun = 0;
   for (const p of plan.stages) {
     if (p.action === 'run') toRun++;
-    const note = pulled.has(p.stage) ? 'would pull from the remote' : p.action === 'cached' ? (p.restore.length ? `would restore ${p.restore.join(', ')}` : '') : describeReasons(p.reasons);
+    const note = pulled.has(p.stage)
+      ? 'would pull from the remote'
+      : p.action === 'cached'
+        ? p.restore.length
+          ? `would restore ${p.restore.join(', ')}`
+          : ''
+        : describeReasons(p.reasons);
     out(stageLine(p.action, p.stage, width, undefined, note));
   }
   const fromRemote = pulled.size ? `, ${pulled.size} of them from the remote` : '';
@@ -308,7 +327,9 @@ async function runForReal(
           ui,
           remote,
           dispatch,
-          ...(options.workerJob !== undefined ? { computeOnly: new Set(selection.slice(-1)), expectKeys: new Map([[selection.at(-1)!, options.workerJob]]) } : {}),
+          ...(options.workerJob !== undefined
+            ? { computeOnly: new Set(selection.slice(-1)), expectKeys: new Map([[selection.at(-1)!, options.workerJob]]) }
+            : {}),
           ...(sweep
             ? {
                 inflight,
@@ -323,7 +344,8 @@ async function runForReal(
     );
     const allReports = results.flatMap((r) => r.reports);
 
-    if (globals.verbose) err(`stat cache: ${statCache.hashedFiles} file${statCache.hashedFiles === 1 ? '' : 's'} hashed in this run (unchanged files are not rehashed)`);
+    if (globals.verbose)
+      err(`stat cache: ${statCache.hashedFiles} file${statCache.hashedFiles === 1 ? '' : 's'} hashed in this run (unchanged files are not rehashed)`);
     if (remote && options.workerJob !== undefined) {
       // A worker's result must be on the remote for the coordinator, also when it was cached here.
       const target = allReports.find((r) => r.stage === selection.at(-1) && r.manifest && (r.outcome === 'ran' || r.outcome === 'cached'));
@@ -461,11 +483,20 @@ function countOutcomes(reports: StageReport[]): Record<StageReport['outcome'], n
 function printReport(r: StageReport, width: number, verbose: boolean): void {
   switch (r.outcome) {
     case 'cached':
-      if (r.pulled) out(stageLine('cached', r.stage, width, r.durationMs, `(pulled from the remote${r.restored ? `, restored ${r.restored.join(', ')}` : ''})`));
+      if (r.pulled)
+        out(stageLine('cached', r.stage, width, r.durationMs, `(pulled from the remote${r.restored ? `, restored ${r.restored.join(', ')}` : ''})`));
       else out(stageLine('cached', r.stage, width, r.durationMs, r.restored ? `(restored ${r.restored.join(', ')} from the store)` : undefined));
       break;
     case 'ran':
-      out(stageLine('ran', r.stage, width, r.durationMs, r.reason || r.worker ? `(${[r.worker && `on ${r.worker}`, r.reason].filter(Boolean).join(': ')})` : undefined));
+      out(
+        stageLine(
+          'ran',
+          r.stage,
+          width,
+          r.durationMs,
+          r.reason || r.worker ? `(${[r.worker && `on ${r.worker}`, r.reason].filter(Boolean).join(': ')})` : undefined,
+        ),
+      );
       break;
     case 'failed':
       out(stageLine('failed', r.stage, width, r.durationMs));

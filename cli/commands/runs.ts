@@ -34,9 +34,17 @@ export function register(program: Command): void {
         const outcome = r.outcome === 'running' && !alive(r.pid) ? 'killed' : r.outcome;
         const duration = r.durationMs !== undefined ? formatDuration(r.durationMs) : '-';
         process.stdout.write(`${r.id}  ${r.startedAt}  ${duration.padStart(6)}  ${outcome.padEnd(11)} pipeline ${r.command.join(' ')}\n`);
-        if (r.experiment) process.stdout.write(`    experiment ${r.experiment.index}/${r.experiment.of} of sweep ${r.experiment.sweep}: ${Object.entries(r.experiment.assignments).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
+        if (r.experiment)
+          process.stdout.write(
+            `    experiment ${r.experiment.index}/${r.experiment.of} of sweep ${r.experiment.sweep}: ${Object.entries(r.experiment.assignments)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ')}\n`,
+          );
         if (r.queue) process.stdout.write(`    queue ${r.queue}\n`);
-        if (r.trigger) process.stdout.write(`    schedule ${r.trigger.entry} (fired ${r.trigger.firedAt}): ${r.trigger.result ?? 'running'}${r.trigger.note ? ` (${r.trigger.note})` : ''}\n`);
+        if (r.trigger)
+          process.stdout.write(
+            `    schedule ${r.trigger.entry} (fired ${r.trigger.firedAt}): ${r.trigger.result ?? 'running'}${r.trigger.note ? ` (${r.trigger.note})` : ''}\n`,
+          );
         if (r.error) process.stdout.write(`    error: ${r.error}\n`);
         if (r.promotion) process.stdout.write(`    promotion: ${r.promotion.decision} (${r.promotion.reason})\n`);
         for (const n of r.notifications ?? []) process.stdout.write(`    notified ${n.event} ${n.target}: ${n.ok ? 'ok' : n.error}\n`);
@@ -44,7 +52,9 @@ export function register(program: Command): void {
         for (const s of r.stages) {
           const note = s.error ?? (s.outcome === 'ran' || s.outcome === 'skipped' ? s.reason : undefined);
           const where = s.worker ? `  on ${s.worker}` : '';
-          process.stdout.write(`    ${s.outcome.padEnd(7)}  ${s.stage.padEnd(width)}  ${formatDuration(s.durationMs).padStart(6)}${where}${note ? `  (${note})` : ''}\n`);
+          process.stdout.write(
+            `    ${s.outcome.padEnd(7)}  ${s.stage.padEnd(width)}  ${formatDuration(s.durationMs).padStart(6)}${where}${note ? `  (${note})` : ''}\n`,
+          );
         }
       }
     });

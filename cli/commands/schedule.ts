@@ -27,7 +27,11 @@ export function register(program: Command): void {
     .option('--once', 'run the next due entry (or --entry) now, then exit; for system cron, systemd timers and tests')
     .option('--entry <name>', 'only this schedule entry')
     .option('-j, --jobs <n>', 'how many stages may run at once in each run', positiveInt, availableParallelism())
-    .addOption(new Option('--executor <where>', 'where each run computes its stages: local, or queue (`pipeline worker`s; needs --queue and a remote)').choices(['local', 'queue']).default('local'))
+    .addOption(
+      new Option('--executor <where>', 'where each run computes its stages: local, or queue (`pipeline worker`s; needs --queue and a remote)')
+        .choices(['local', 'queue'])
+        .default('local'),
+    )
     .option('--queue <url>', 'Redis of the stage queue for --executor queue (default: PIPELINE_QUEUE)')
     .action(async (options: ScheduleOptions, command: Command) => {
       await scheduleCommand(options, command.optsWithGlobals<GlobalOptions>());
@@ -51,7 +55,8 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
   if (options.executor === 'queue') {
     const url = options.queue ?? process.env.PIPELINE_QUEUE;
     if (!url) throw new UsageError('--executor queue needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
-    if (!session.pipeline.remote) throw new UsageError('--executor queue needs a remote cache (remote: in pipeline.yaml): workers pull inputs from it and push results to it');
+    if (!session.pipeline.remote)
+      throw new UsageError('--executor queue needs a remote cache (remote: in pipeline.yaml): workers pull inputs from it and push results to it');
     (await import('../../engine/queue/target.js')).parseQueueUrl(url);
   } else if (options.queue !== undefined) throw new UsageError('--queue is for --executor queue');
   // Each entry's overrides must make a valid pipeline now, not at 3 a.m.
@@ -146,7 +151,9 @@ class TickRunner {
     const { newRunId } = await import('../../engine/store/runs.js');
     const { entry } = tick;
     const trigger: RunTrigger = { type: 'schedule', entry: entry.name, firedAt: tick.firedAt.toISOString() };
-    out(`tick ${entry.name} at ${trigger.firedAt}: pipeline run${entry.stages.length ? ' ' + entry.stages.join(' ') : ''}${entry.sets.map((s) => ` --set ${s}`).join('')}`);
+    out(
+      `tick ${entry.name} at ${trigger.firedAt}: pipeline run${entry.stages.length ? ' ' + entry.stages.join(' ') : ''}${entry.sets.map((s) => ` --set ${s}`).join('')}`,
+    );
     let record: RunRecord | undefined;
     let failure: unknown;
     try {
@@ -177,7 +184,18 @@ class TickRunner {
     if (!record) {
       // It failed before a run record existed (e.g. pipeline.yaml became invalid): record that too.
       const now = new Date();
-      record = { id: newRunId(now), command: process.argv.slice(2), pid: process.pid, startedAt: now.toISOString(), finishedAt: now.toISOString(), durationMs: 0, outcome: 'failed', stages: [], trigger, error: errorText(failure) };
+      record = {
+        id: newRunId(now),
+        command: process.argv.slice(2),
+        pid: process.pid,
+        startedAt: now.toISOString(),
+        finishedAt: now.toISOString(),
+        durationMs: 0,
+        outcome: 'failed',
+        stages: [],
+        trigger,
+        error: errorText(failure),
+      };
       result = 'failed';
     } else if (record.outcome === 'interrupted') result = 'interrupted';
     else if (record.outcome !== 'ok' || failure) result = 'failed';

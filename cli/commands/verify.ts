@@ -64,13 +64,22 @@ export function register(program: Command): void {
         for (const m of report.missing) process.stdout.write(`missing  object ${m.digest.slice(0, 16)}…, used by ${m.usedBy.join(', ')}\n`);
         for (const b of report.badManifests) process.stdout.write(`unreadable manifest  ${shown(b)}\n`);
         for (const i of report.invalidated) {
-          process.stdout.write(`invalidated ${i.stage} (${i.key.slice(0, 16)}…): computed from a corrupt object${options.fix ? '; it runs again' : ' (--fix deletes its result)'}\n`);
+          process.stdout.write(
+            `invalidated ${i.stage} (${i.key.slice(0, 16)}…): computed from a corrupt object${options.fix ? '; it runs again' : ' (--fix deletes its result)'}\n`,
+          );
         }
         for (const v of report.badViews) {
-          process.stdout.write(`view     ${shown(store.viewPath(v.key))}: ${v.paths.join(', ')} does not match the stored objects of ${v.stage}${options.fix ? ' (rebuilt)' : ''}\n`);
+          process.stdout.write(
+            `view     ${shown(store.viewPath(v.key))}: ${v.paths.join(', ')} does not match the stored objects of ${v.stage}${options.fix ? ' (rebuilt)' : ''}\n`,
+          );
         }
-        for (const l of report.badLinks) process.stdout.write(`link     ${shown(store.stageLinkPath(l.stage))} does not point at the latest result of ${l.stage}${options.fix ? ' (relinked)' : ''}\n`);
-        process.stdout.write(`checked ${report.checkedObjects} objects (${formatBytes(report.checkedBytes)}): ${report.corrupt.length} corrupt, ${report.missing.length} missing\n`);
+        for (const l of report.badLinks)
+          process.stdout.write(
+            `link     ${shown(store.stageLinkPath(l.stage))} does not point at the latest result of ${l.stage}${options.fix ? ' (relinked)' : ''}\n`,
+          );
+        process.stdout.write(
+          `checked ${report.checkedObjects} objects (${formatBytes(report.checkedBytes)}): ${report.corrupt.length} corrupt, ${report.missing.length} missing\n`,
+        );
       }
       const problems = report.corrupt.length + report.missing.length + report.badManifests.length + report.badViews.length + report.badLinks.length;
       if (problems > 0) {

@@ -156,7 +156,8 @@ export function checkAutomation(
         const named = typeof ev.params?.model === 'string' ? ev.params.model : undefined;
         const trainUps = ev.needs.filter((n) => stages.get(n)?.kind === 'train');
         train = named ?? (trainUps.length === 1 ? trainUps[0] : undefined);
-        if (train === undefined) r.value(base, `${label}: name the stage whose model is promoted (train: STAGE); '${p.evaluate}' has ${trainUps.length} train inputs`);
+        if (train === undefined)
+          r.value(base, `${label}: name the stage whose model is promoted (train: STAGE); '${p.evaluate}' has ${trainUps.length} train inputs`);
       }
       const trainBad = train !== undefined && p.train !== undefined && unknownStage([...base, 'train'], label, train);
       if (!evaluateBad && !trainBad && train !== undefined) {

@@ -30,7 +30,8 @@ function impliedNeeds(draft: Draft, outIndex: OutIndex): string[] {
   const found = new Set<string>();
   for (const dep of draft.deps) {
     for (const s of outIndex.atOrUnder.get(dep.path) ?? []) found.add(s);
-    for (let i = dep.path.lastIndexOf('/'); i > 0; i = dep.path.lastIndexOf('/', i - 1)) for (const s of outIndex.exact.get(dep.path.slice(0, i)) ?? []) found.add(s);
+    for (let i = dep.path.lastIndexOf('/'); i > 0; i = dep.path.lastIndexOf('/', i - 1))
+      for (const s of outIndex.exact.get(dep.path.slice(0, i)) ?? []) found.add(s);
   }
   found.delete(draft.name);
   return [...found].sort((a, b) => outIndex.rank.get(a)! - outIndex.rank.get(b)!);
@@ -75,8 +76,16 @@ export function checkOwnership(v: Validation, drafts: ReadonlyMap<string, Draft>
       const dep = d.deps.find((x) => overlaps(x.path, out.path));
       if (dep) {
         const loc = v.at.value(dep.at);
-        const relation = dep.path === out.path ? 'is also its dep' : dep.path.startsWith(out.path + '/') ? `contains its dep '${dep.path}'` : `is inside its dep '${dep.path}'`;
-        v.value(out.at, `${label} ${relation} (${loc.file}:${loc.line}:${loc.col}); outs are deleted before the command runs, so it would delete its own input (write to a new file)`);
+        const relation =
+          dep.path === out.path
+            ? 'is also its dep'
+            : dep.path.startsWith(out.path + '/')
+              ? `contains its dep '${dep.path}'`
+              : `is inside its dep '${dep.path}'`;
+        v.value(
+          out.at,
+          `${label} ${relation} (${loc.file}:${loc.line}:${loc.col}); outs are deleted before the command runs, so it would delete its own input (write to a new file)`,
+        );
       }
     }
   }
@@ -112,7 +121,14 @@ export function checkGraph(v: Validation, drafts: ReadonlyMap<string, Draft>): M
     if (candidates.length > 0) {
       const a = outs[Math.min(...candidates)];
       const owner = a.stage === b.stage ? '' : ` of stage '${a.stage}'`;
-      const relation = a.path === b.path ? (a.stage === b.stage ? 'is listed twice' : `is also an output${owner}`) : b.path.startsWith(a.path + '/') ? `is inside output '${a.path}'${owner}` : `contains output '${a.path}'${owner}`;
+      const relation =
+        a.path === b.path
+          ? a.stage === b.stage
+            ? 'is listed twice'
+            : `is also an output${owner}`
+          : b.path.startsWith(a.path + '/')
+            ? `is inside output '${a.path}'${owner}`
+            : `contains output '${a.path}'${owner}`;
       const loc = v.at.value(a.at);
       v.value(b.at, `stage '${b.stage}': output '${b.path}' ${relation} (${loc.file}:${loc.line}:${loc.col})`);
     }

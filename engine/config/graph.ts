@@ -92,7 +92,10 @@ export function findCycles(names: readonly string[], needsOf: NeedsOf): string[]
     let last: string | undefined;
     while (queue.length > 0 && last === undefined) {
       const v = queue.shift()!;
-      const next = consumers.get(v)!.filter((w) => members.has(w)).sort((a, b) => index.get(a)! - index.get(b)!);
+      const next = consumers
+        .get(v)!
+        .filter((w) => members.has(w))
+        .sort((a, b) => index.get(a)! - index.get(b)!);
       for (const w of next) {
         if (w === start) {
           last = v;

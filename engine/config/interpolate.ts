@@ -113,7 +113,12 @@ export function commandWithParamEnv(text: string, params: Record<string, unknown
     if (!found.found) return ref;
     let name = names.get(dotted);
     if (name === undefined) {
-      const base = PARAM_ENV_PREFIX + dotted.split('.').map((s) => s.replace(/[^A-Za-z0-9_]/g, '_')).join('__');
+      const base =
+        PARAM_ENV_PREFIX +
+        dotted
+          .split('.')
+          .map((s) => s.replace(/[^A-Za-z0-9_]/g, '_'))
+          .join('__');
       name = base;
       for (let n = 2; Object.hasOwn(env, name); n++) name = `${base}_${n}`;
       names.set(dotted, name);

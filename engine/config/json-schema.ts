@@ -109,7 +109,7 @@ export function pipelineJsonSchema(kinds: ReadonlyMap<string, StageKind>): JsonS
   defs[PARAM_REF] = {
     type: 'string',
     pattern: '^\\$\\{\\s*params\\.[^}\\s]+\\s*\\}$',
-    description: 'A reference to a top-level param, e.g. ${params.seed}; it takes the param\'s value and type',
+    description: "A reference to a top-level param, e.g. ${params.seed}; it takes the param's value and type",
   };
 
   return {

@@ -80,7 +80,10 @@ export class Validation {
     const seen = new Set<string>();
     const unique = this.errors.filter((e) => !seen.has(e.message) && seen.add(e.message));
     const rank = (e: ConfigError) => (e.location ? e.location.line * 1e6 + e.location.col : -1);
-    return unique.map((e, i) => ({ e, i })).sort((a, b) => rank(a.e) - rank(b.e) || a.i - b.i).map(({ e }) => e);
+    return unique
+      .map((e, i) => ({ e, i }))
+      .sort((a, b) => rank(a.e) - rank(b.e) || a.i - b.i)
+      .map(({ e }) => e);
   }
 
   throwIfAny(): void {
@@ -89,7 +92,15 @@ export class Validation {
 }
 
 /** Reports zod issues at the YAML location of the offending value (or of its parent when missing). */
-export function reportIssues(v: Validation, issues: readonly z.core.$ZodIssue[], data: unknown, base: DocPath, prefix: string, label: string, what: string): void {
+export function reportIssues(
+  v: Validation,
+  issues: readonly z.core.$ZodIssue[],
+  data: unknown,
+  base: DocPath,
+  prefix: string,
+  label: string,
+  what: string,
+): void {
   for (const issue of issues) {
     // Unknown keys are reported by findUnknownKeys, with hints; pattern checks on needs by the graph check.
     if (issue.code === 'unrecognized_keys') continue;

@@ -6,15 +6,7 @@ import { statSync } from 'node:fs';
 import { basename, dirname, relative, resolve, sep } from 'node:path';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { z } from 'zod';
-import {
-  CMD_STAGE_KEYS,
-  KIND_STAGE_KEYS,
-  RESERVED_STAGE_NAMES,
-  STAGE_NAME,
-  TOP_LEVEL_KEYS,
-  cmdStageSchema,
-  kindStageSchema,
-} from './schema.js';
+import { CMD_STAGE_KEYS, KIND_STAGE_KEYS, RESERVED_STAGE_NAMES, STAGE_NAME, TOP_LEVEL_KEYS, cmdStageSchema, kindStageSchema } from './schema.js';
 import { checkAutomation } from './automation.js';
 import type { StageKind } from '../contract.js';
 import { remoteSchema, remoteUrlProblem, type RemoteConfig } from './remote.js';
@@ -85,7 +77,9 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
         first ??= node.range?.[0];
       },
     });
-    throw new ConfigErrors([new ConfigError(`YAML: aliases expand too much (more than ${MAX_ALIAS_COUNT} nodes through aliases): ${err.message}`, at.at(first ?? 0))]);
+    throw new ConfigErrors([
+      new ConfigError(`YAML: aliases expand too much (more than ${MAX_ALIAS_COUNT} nodes through aliases): ${err.message}`, at.at(first ?? 0)),
+    ]);
   }
   if (raw === null || raw === undefined) {
     v.errors.push(new ConfigError('the file is empty (expected a stages: map)', at.at(0)));
@@ -115,7 +109,12 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
 
   if (!('stages' in root)) v.errors.push(new ConfigError('no stages: map (define at least one stage)', at.at(0)));
   else if (!isRecord(root.stages)) {
-    v.key(['stages'], root.stages === null ? 'stages: is empty (define at least one stage)' : `stages: must be a map of stage names to stages, found ${describeValue(root.stages)}`);
+    v.key(
+      ['stages'],
+      root.stages === null
+        ? 'stages: is empty (define at least one stage)'
+        : `stages: must be a map of stage names to stages, found ${describeValue(root.stages)}`,
+    );
   } else if (Object.keys(root.stages).length === 0) v.key(['stages'], 'stages: is empty (define at least one stage)');
   const rawStages = isRecord(root.stages) ? root.stages : {};
 
@@ -134,7 +133,12 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
       location: (path) => v.at.key(path),
     },
     root,
-    new Map([...drafts.values()].map((d) => [d.name, { kind: d.kind, params: d.params, needs: needsOf.get(d.name) ?? [], hasParams: d.kind !== undefined && d.kind !== 'cmd' }])),
+    new Map(
+      [...drafts.values()].map((d) => [
+        d.name,
+        { kind: d.kind, params: d.params, needs: needsOf.get(d.name) ?? [], hasParams: d.kind !== undefined && d.kind !== 'cmd' },
+      ]),
+    ),
   );
   v.throwIfAny();
 

@@ -10,14 +10,18 @@ export const remoteSchema = z
     url: z
       .string()
       .min(1)
-      .describe('s3://bucket/prefix (S3 or an S3-compatible store, see endpoint) or http(s)://host/path/ (a server that stores what is PUT: nginx WebDAV, a Bazel-style HTTP cache)'),
+      .describe(
+        's3://bucket/prefix (S3 or an S3-compatible store, see endpoint) or http(s)://host/path/ (a server that stores what is PUT: nginx WebDAV, a Bazel-style HTTP cache)',
+      ),
     endpoint: z.string().optional().describe('S3 only: endpoint URL of an S3-compatible store (MinIO, Ceph, Swift s3api...); implies path-style addressing'),
     region: z.string().optional().describe('S3 only: region (default: AWS_REGION, else us-east-1)'),
     jobs: z.number().int().positive().default(8).describe('parallel object transfers'),
     timeout: z.number().positive().default(30).describe('seconds without progress before a request is abandoned (the run then computes locally)'),
     part_size: z.number().int().min(5).default(16).describe('S3 only: MiB per part of a multipart upload (objects above this size are uploaded in parts)'),
   })
-  .describe('Remote artifact cache shared by machines: `pipeline push`/`pull`, and `run` downloads a result it lacks. Credentials come from environment variables, never from this file');
+  .describe(
+    'Remote artifact cache shared by machines: `pipeline push`/`pull`, and `run` downloads a result it lacks. Credentials come from environment variables, never from this file',
+  );
 
 export type RemoteConfig = z.output<typeof remoteSchema>;
 

@@ -9,20 +9,14 @@ export const STAGE_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 /** `--set params.x=...` addresses the top-level params, so no stage may be called that. */
 export const RESERVED_STAGE_NAMES: readonly string[] = ['params'];
 
-export const stageNameSchema = z
-  .string()
-  .regex(STAGE_NAME)
-  .describe('A stage name: letters, digits, _ and -, starting with a letter or _');
+export const stageNameSchema = z.string().regex(STAGE_NAME).describe('A stage name: letters, digits, _ and -, starting with a letter or _');
 
 const needsSchema = z
   .array(stageNameSchema)
-  .describe('Upstream stages this stage needs, besides those implied by params that name stages and by deps under other stages\' outs');
+  .describe("Upstream stages this stage needs, besides those implied by params that name stages and by deps under other stages' outs");
 const descSchema = z.string().describe('What the stage does (free text, for people)');
 
-const workspacePathSchema = z
-  .string()
-  .min(1)
-  .describe('A path relative to the directory of pipeline.yaml (no absolute paths, no ..)');
+const workspacePathSchema = z.string().min(1).describe('A path relative to the directory of pipeline.yaml (no absolute paths, no ..)');
 
 /** A stage that runs a built-in kind: `uses: train` with `with:` params. */
 export const kindStageSchema = z
@@ -38,14 +32,8 @@ export const kindStageSchema = z
 export const cmdStageSchema = z
   .strictObject({
     cmd: z.string().min(1).describe('Shell command, run in the directory of pipeline.yaml'),
-    deps: z
-      .array(workspacePathSchema)
-      .default([])
-      .describe('Files or directories the command reads: their content is part of the cache key'),
-    outs: z
-      .array(workspacePathSchema)
-      .default([])
-      .describe('Files or directories the command writes: stored as the stage outputs'),
+    deps: z.array(workspacePathSchema).default([]).describe('Files or directories the command reads: their content is part of the cache key'),
+    outs: z.array(workspacePathSchema).default([]).describe('Files or directories the command writes: stored as the stage outputs'),
     needs: needsSchema.optional(),
     desc: descSchema.optional(),
   })
@@ -59,10 +47,16 @@ export const paramsSchema = z
 export const hookSchema = z
   .union([
     z.strictObject({
-      command: z.string().min(1).describe('Shell command, run in the directory of pipeline.yaml; PIPELINE_RUN_ID, PIPELINE_OUTCOME, PIPELINE_SUMMARY... in its environment'),
+      command: z
+        .string()
+        .min(1)
+        .describe('Shell command, run in the directory of pipeline.yaml; PIPELINE_RUN_ID, PIPELINE_OUTCOME, PIPELINE_SUMMARY... in its environment'),
     }),
     z.strictObject({
-      webhook: z.string().regex(/^https?:\/\//i, 'expected an http:// or https:// URL').describe('URL that receives the run summary as a JSON POST'),
+      webhook: z
+        .string()
+        .regex(/^https?:\/\//i, 'expected an http:// or https:// URL')
+        .describe('URL that receives the run summary as a JSON POST'),
     }),
   ])
   .meta({ id: 'hook', title: 'Notification' });
@@ -72,7 +66,7 @@ const hooksSchema = z.union([hookSchema, z.array(hookSchema)]);
 export const scheduleEntrySchema = z
   .strictObject({
     cron: z.string().min(1).describe('Cron expression: 5 fields (minute hour day month weekday) or 6 with seconds first; also @daily, @hourly...'),
-    timezone: z.string().min(1).optional().describe('IANA time zone of the expression, e.g. Europe/Paris (default: the machine\'s)'),
+    timezone: z.string().min(1).optional().describe("IANA time zone of the expression, e.g. Europe/Paris (default: the machine's)"),
     stages: z.array(stageNameSchema).optional().describe('Stages to run, with what they need (default: all)'),
     set: z.array(z.string()).optional().describe('Overrides as with --set: stage.param=value or params.name=value'),
     on_success: hooksSchema.optional().describe('Notified after a run that succeeded (also when nothing changed)'),
@@ -85,9 +79,7 @@ export const scheduleEntrySchema = z
 export const promoteSchema = z
   .strictObject({
     evaluate: stageNameSchema.describe('The stage whose metrics.json judges the model (an evaluate stage)'),
-    train: stageNameSchema
-      .optional()
-      .describe('The stage whose model/ is promoted (default: the model the evaluate stage evaluates)'),
+    train: stageNameSchema.optional().describe('The stage whose model/ is promoted (default: the model the evaluate stage evaluates)'),
     metric: z.string().min(1).default('test_accuracy').describe('Metric in metrics.json (dotted path for nested values, e.g. macro_avg.f1)'),
     mode: z.enum(['max', 'min']).optional().describe('max: higher is better; min: lower is better (default: min for names containing "loss", else max)'),
     min_delta: z.number().min(0).default(0).describe('How much the new model must beat the current one by to be promoted'),
@@ -97,13 +89,8 @@ export const promoteSchema = z
 /** The whole file. `stages` is a map, so declaration order is kept (it breaks ties in run order). */
 export const pipelineFileSchema = z.strictObject({
   params: paramsSchema.optional(),
-  stages: z
-    .record(stageNameSchema, z.union([kindStageSchema, cmdStageSchema]))
-    .describe('The stages, by name: each either `uses:` a kind or runs a `cmd:`'),
-  schedule: z
-    .record(stageNameSchema, scheduleEntrySchema)
-    .optional()
-    .describe('Scheduled runs for `pipeline schedule`, by name'),
+  stages: z.record(stageNameSchema, z.union([kindStageSchema, cmdStageSchema])).describe('The stages, by name: each either `uses:` a kind or runs a `cmd:`'),
+  schedule: z.record(stageNameSchema, scheduleEntrySchema).optional().describe('Scheduled runs for `pipeline schedule`, by name'),
   promote: promoteSchema.optional(),
   remote: remoteSchema.optional(),
   workspace: z

@@ -5,7 +5,17 @@ import { resolve } from 'node:path';
 import type { FingerprintEnv, StageKind } from '../contract.js';
 import type { Manifest } from '../store/manifest.js';
 import type { Pipeline, StageSpec } from '../config/pipeline.js';
-import { decideStage, plan, type Plan, type PlanFacts, type PlanOptions, type StageFacts, type StagePlan, type StoredResult, type UpstreamOutputs } from './plan.js';
+import {
+  decideStage,
+  plan,
+  type Plan,
+  type PlanFacts,
+  type PlanOptions,
+  type StageFacts,
+  type StagePlan,
+  type StoredResult,
+  type UpstreamOutputs,
+} from './plan.js';
 import type { StatCache } from '../store/stat-cache.js';
 import type { Ref, Store } from '../store/store.js';
 import { errorMessage, isErrno, listFiles, trimSlash } from '../store/fs-tree.js';
@@ -108,7 +118,11 @@ export async function gatherFacts(env: FactsEnv, stages: readonly string[], stor
   const specs = stages.map((n) => env.pipeline.stages.get(n)!);
   const all = await Promise.all(specs.map((s) => stageFacts(env, s)));
   specs.forEach((s, i) => facts.stages.set(s.name, all[i]!));
-  await loadKeys(env, facts, stages.map((n) => refs.get(n)).filter((k): k is string => k !== undefined));
+  await loadKeys(
+    env,
+    facts,
+    stages.map((n) => refs.get(n)).filter((k): k is string => k !== undefined),
+  );
   return facts;
 }
 
@@ -139,11 +153,7 @@ export async function loadStored(env: Pick<FactsEnv, 'pipeline' | 'store' | 'sta
 }
 
 /** Whether the workspace copy of a cmd out holds exactly the committed files (stat cache first, hash only if needed). */
-async function workspaceOutMatches(
-  env: Pick<FactsEnv, 'pipeline' | 'statCache' | 'signal'>,
-  files: Manifest['files'],
-  out: string,
-): Promise<boolean> {
+async function workspaceOutMatches(env: Pick<FactsEnv, 'pipeline' | 'statCache' | 'signal'>, files: Manifest['files'], out: string): Promise<boolean> {
   let actual;
   try {
     actual = await listFiles(env.pipeline.root, out);
@@ -176,7 +186,13 @@ export async function resolvePlan(env: FactsEnv, facts: MutablePlanFacts, stages
 }
 
 /** Decides one stage against its upstreams' actual outputs (during execution). */
-export async function resolveStage(env: FactsEnv, facts: MutablePlanFacts, name: string, upstream: UpstreamOutputs, options: PlanOptions = {}): Promise<StagePlan> {
+export async function resolveStage(
+  env: FactsEnv,
+  facts: MutablePlanFacts,
+  name: string,
+  upstream: UpstreamOutputs,
+  options: PlanOptions = {},
+): Promise<StagePlan> {
   for (;;) {
     const d = decideStage(env.pipeline, name, facts, upstream, options);
     if (d.wanted.length === 0) return d.plan;

@@ -90,13 +90,7 @@ export function keyMaterial(facts: StageFacts, inputs: Record<string, string>): 
 }
 
 /** Decides one stage given its upstreams' outputs. */
-export function decideStage(
-  pipeline: Pipeline,
-  name: string,
-  facts: PlanFacts,
-  upstream: UpstreamOutputs,
-  options: PlanOptions = {},
-): Decision {
+export function decideStage(pipeline: Pipeline, name: string, facts: PlanFacts, upstream: UpstreamOutputs, options: PlanOptions = {}): Decision {
   const spec = pipeline.stages.get(name);
   const sf = facts.stages.get(name);
   if (!spec || !sf) throw new Error(`decideStage: no facts for stage ${name}`);

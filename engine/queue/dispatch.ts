@@ -36,7 +36,14 @@ export class QueueDispatcher {
    * from an earlier run is replaced (this run asks again). Stopping (`signal`) stops waiting but
    * leaves the job to its worker: the result lands on the remote, where the next run finds it.
    */
-  async run(stage: string, key: string, context: JobContext, signal: AbortSignal, onQueued?: (job: Job<StageJob>) => void, force = false): Promise<StageJobResult> {
+  async run(
+    stage: string,
+    key: string,
+    context: JobContext,
+    signal: AbortSignal,
+    onQueued?: (job: Job<StageJob>) => void,
+    force = false,
+  ): Promise<StageJobResult> {
     signal.throwIfAborted();
     const id = stageJobId(stage, key);
     const earlier = await this.queue.getJob(id);
@@ -44,12 +51,16 @@ export class QueueDispatcher {
       const state = await earlier.getState();
       if (state === 'failed' || state === 'completed') await earlier.remove();
     }
-    const job = await this.queue.add(stage, { ...context, stage, key, ...(force ? { force } : {}) }, {
-      jobId: id,
-      attempts: 1,
-      removeOnComplete: { age: 24 * 3600, count: 10_000 },
-      removeOnFail: { age: 24 * 3600, count: 10_000 },
-    });
+    const job = await this.queue.add(
+      stage,
+      { ...context, stage, key, ...(force ? { force } : {}) },
+      {
+        jobId: id,
+        attempts: 1,
+        removeOnComplete: { age: 24 * 3600, count: 10_000 },
+        removeOnFail: { age: 24 * 3600, count: 10_000 },
+      },
+    );
     onQueued?.(job);
     const aborted = new Promise<never>((_, reject) => {
       const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new AbortedError());

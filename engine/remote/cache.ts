@@ -34,7 +34,12 @@ export class RemoteCache {
   async fetch(stage: string, key: string, signal: AbortSignal): Promise<Manifest | null> {
     if (this.down !== undefined) return null;
     try {
-      const pulled = await pullResult(this.store, this.backend, key, { jobs: this.jobs, signal, progress: this.ui.progress(stage), progressLabel: 'pull from remote' });
+      const pulled = await pullResult(this.store, this.backend, key, {
+        jobs: this.jobs,
+        signal,
+        progress: this.ui.progress(stage),
+        progressLabel: 'pull from remote',
+      });
       return pulled?.manifest ?? null;
     } catch (err) {
       if (signal.aborted) throw err;
@@ -52,7 +57,13 @@ export class RemoteCache {
         break;
       }
       try {
-        await pushResult(this.store, this.backend, manifest, { jobs: this.jobs, signal, progress: this.ui.progress(stage), progressLabel: 'push to remote', reupload: this.damaged });
+        await pushResult(this.store, this.backend, manifest, {
+          jobs: this.jobs,
+          signal,
+          progress: this.ui.progress(stage),
+          progressLabel: 'push to remote',
+          reupload: this.damaged,
+        });
         pushed++;
       } catch (err) {
         if (signal.aborted) throw err;
@@ -81,7 +92,9 @@ export class RemoteCache {
   private warn(stage: string, err: unknown): void {
     if (err instanceof RemoteError && err.digest) this.damaged.add(err.digest);
     const down = remoteIsDown(err);
-    this.ui.logger(stage).warn(`remote ${this.backend.url}: ${errorMessage(err)}; computing ${stage} locally${down ? ' (remote not used for the rest of this run)' : ''}`);
+    this.ui
+      .logger(stage)
+      .warn(`remote ${this.backend.url}: ${errorMessage(err)}; computing ${stage} locally${down ? ' (remote not used for the rest of this run)' : ''}`);
     if (down) this.down = errorMessage(err);
   }
 }

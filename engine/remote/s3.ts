@@ -35,7 +35,9 @@ export class S3Remote implements RemoteBackend {
       region: options.region,
       // S3-compatible stores (Swift s3api, older MinIO/Ceph) reject the SDK's default aws-chunked
       // checksum trailers; send checksums only where the operation requires them.
-      ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),
+      ...(options.endpoint
+        ? { endpoint: options.endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' }
+        : {}),
       // At most one retry: the caller decides what a failure means (run computes locally).
       maxAttempts: 2,
       requestHandler: { requestTimeout: options.timeoutMs, connectionTimeout: options.timeoutMs },
@@ -130,7 +132,9 @@ export class S3Remote implements RemoteBackend {
     const where = `${method} ${this.url}${path}`;
     if (err instanceof S3ServiceException) {
       const status = err.$metadata.httpStatusCode ?? 0;
-      return new RemoteError(status ? failureOfStatus(status) : 'protocol', `${where}: ${err.name}${status ? ` (HTTP ${status})` : ''}: ${err.message}`, { cause: err });
+      return new RemoteError(status ? failureOfStatus(status) : 'protocol', `${where}: ${err.name}${status ? ` (HTTP ${status})` : ''}: ${err.message}`, {
+        cause: err,
+      });
     }
     const e = err as NodeJS.ErrnoException;
     const code = e.code ?? e.name ?? '';
@@ -138,7 +142,8 @@ export class S3Remote implements RemoteBackend {
     if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE'].includes(code)) {
       return new RemoteError('unreachable', `${where}: ${e.message}`, { cause: err });
     }
-    if (e.name === 'CredentialsProviderError') return new RemoteError('denied', `${where}: no S3 credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)`, { cause: err });
+    if (e.name === 'CredentialsProviderError')
+      return new RemoteError('denied', `${where}: no S3 credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)`, { cause: err });
     return new RemoteError('protocol', `${where}: ${e.message ?? String(err)}`, { cause: err });
   }
 }

@@ -139,10 +139,17 @@ export async function fetchManifest(remote: RemoteBackend, key: string, signal?:
 
 /** Why a manifest's paths or digests could not be used safely (paths end up as local file names). */
 function unsafeTree(m: Manifest): string | undefined {
-  const safe = (p: unknown) => typeof p === 'string' && p !== '' && !p.startsWith('/') && !p.split('/').some((s) => s === '' || s === '.' || s === '..') && !p.includes('\\') && !p.includes('\0');
+  const safe = (p: unknown) =>
+    typeof p === 'string' &&
+    p !== '' &&
+    !p.startsWith('/') &&
+    !p.split('/').some((s) => s === '' || s === '.' || s === '..') &&
+    !p.includes('\\') &&
+    !p.includes('\0');
   for (const [path, f] of Object.entries(m.files)) {
     if (!safe(path)) return `unsafe output path ${JSON.stringify(path)}`;
-    if (typeof f !== 'object' || f === null || !DIGEST.test(String(f.digest)) || !Number.isSafeInteger(f.size) || f.size < 0) return `bad object entry for ${path}`;
+    if (typeof f !== 'object' || f === null || !DIGEST.test(String(f.digest)) || !Number.isSafeInteger(f.size) || f.size < 0)
+      return `bad object entry for ${path}`;
   }
   if (!Array.isArray(m.dirs)) return 'no directory list';
   for (const d of [...m.dirs, ...m.entries]) if (!safe(d)) return `unsafe output path ${JSON.stringify(d)}`;
@@ -225,7 +232,10 @@ async function downloadInto(part: string, store: Store, remote: RemoteBackend, d
   } catch (err) {
     if (signal?.aborted) throw err;
     // A body cut short by the server or the network: kept to resume, never committed.
-    throw new RemoteError('unreachable', `downloading ${remote.url}${path}: ${(err as Error).message}; not stored (the next pull resumes it)`, { cause: err, digest });
+    throw new RemoteError('unreachable', `downloading ${remote.url}${path}: ${(err as Error).message}; not stored (the next pull resumes it)`, {
+      cause: err,
+      digest,
+    });
   }
   const actual = hash.digest('hex');
   if (got !== size || actual !== digest) {

@@ -71,7 +71,8 @@ async function storing<T>(rel: string, write: () => Promise<T>): Promise<T> {
   try {
     return await write();
   } catch (err) {
-    if (isErrno(err, 'ENOSPC', 'EDQUOT')) throw new Error(`no space left on device while storing ${rel} in artifacts/ (free some space and run again)`, { cause: err });
+    if (isErrno(err, 'ENOSPC', 'EDQUOT'))
+      throw new Error(`no space left on device while storing ${rel} in artifacts/ (free some space and run again)`, { cause: err });
     throw err;
   }
 }

@@ -106,7 +106,13 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
   const finished: RunStageSummary[] = [];
   const history = runHistory(
     store,
-    { id: opts.runId, startedAt: opts.run?.startedAt ?? new Date().toISOString(), command: opts.run?.command ?? [], ...(opts.run?.scheduled ? { scheduled: opts.run.scheduled } : {}), ...(opts.run?.experiment ? { experiment: opts.run.experiment } : {}) },
+    {
+      id: opts.runId,
+      startedAt: opts.run?.startedAt ?? new Date().toISOString(),
+      command: opts.run?.command ?? [],
+      ...(opts.run?.scheduled ? { scheduled: opts.run.scheduled } : {}),
+      ...(opts.run?.experiment ? { experiment: opts.run.experiment } : {}),
+    },
     () => finished,
   );
 
@@ -147,7 +153,8 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       await kind.run(ctx);
       const entries = (await readdir(outDir)).sort();
       const absent = kind.outputs.filter((o) => !o.optional && !entries.includes(o.name.replace(/\/$/, '')));
-      if (absent.length) throw new StageError(`stage ${name}: declared output${absent.length > 1 ? 's' : ''} not written: ${absent.map((o) => o.name).join(', ')}`);
+      if (absent.length)
+        throw new StageError(`stage ${name}: declared output${absent.length > 1 ? 's' : ''} not written: ${absent.map((o) => o.name).join(', ')}`);
       const tree = await adoptTree(store.objects, outDir, run.signal, storingProgress(ctx.progress));
       const m = manifestOf(name, spec.kind, key, material, spec.params, entries, tree, started, opts.runId);
       await store.rebuildView(m);
@@ -225,7 +232,16 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     const outs = spec.kind === 'cmd' && !opts.experiment ? outsOf(spec) : [];
     if (outs.length) await restore(m, outs);
     await finishRef(name, m);
-    return { stage: name, outcome: 'cached', durationMs: Date.now() - t0, key: m.key, manifest: m, reason: 'pulled from the remote', restored: outs.length ? outs : undefined, pulled: true };
+    return {
+      stage: name,
+      outcome: 'cached',
+      durationMs: Date.now() - t0,
+      key: m.key,
+      manifest: m,
+      reason: 'pulled from the remote',
+      restored: outs.length ? outs : undefined,
+      pulled: true,
+    };
   };
 
   /** A result another experiment of the sweep produced (or is producing) for the same key. */
@@ -234,7 +250,15 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     const m = other.manifest;
     opts.facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });
     await finishRef(name, m);
-    return { stage: name, outcome: 'cached', durationMs: Date.now() - t0, key: m.key, manifest: m, reason: 'produced once for the whole sweep', worker: other.worker };
+    return {
+      stage: name,
+      outcome: 'cached',
+      durationMs: Date.now() - t0,
+      key: m.key,
+      manifest: m,
+      reason: 'produced once for the whole sweep',
+      worker: other.worker,
+    };
   };
 
   /** A local miss: the remote's copy, else computed here or by a queue worker. */
@@ -242,10 +266,17 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     const pulled = opts.force.has(name) ? undefined : await fromRemote(name, key, t0);
     if (pulled) return pulled;
     if (opts.computeOnly && !opts.computeOnly.has(name)) {
-      throw new StageError(`stage ${name}: its result ${key.slice(0, 12)} is neither in this store nor on the remote (a coordinator pushes a stage's inputs before queueing it)`);
+      throw new StageError(
+        `stage ${name}: its result ${key.slice(0, 12)} is neither in this store nor on the remote (a coordinator pushes a stage's inputs before queueing it)`,
+      );
     }
     if (opts.dispatch) {
-      const { worker } = await opts.dispatch(name, key, ups.map((u) => u.manifest!), run.signal);
+      const { worker } = await opts.dispatch(
+        name,
+        key,
+        ups.map((u) => u.manifest!),
+        run.signal,
+      );
       const m = await opts.remote?.fetch(name, key, run.signal);
       if (!m) throw new StageError(`stage ${name}: worker ${worker} finished it, but its result could not be pulled from the remote`);
       const spec = pipeline.stages.get(name)!;
@@ -305,7 +336,9 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       const { key, material } = decision;
       const expected = opts.expectKeys?.get(name);
       if (expected !== undefined && expected !== key) {
-        throw new StageError(`stage ${name}: this checkout computes cache key ${key.slice(0, 12)} where the coordinator has ${expected.slice(0, 12)}: its code, pipeline file or params differ`);
+        throw new StageError(
+          `stage ${name}: this checkout computes cache key ${key.slice(0, 12)} where the coordinator has ${expected.slice(0, 12)}: its code, pipeline file or params differ`,
+        );
       }
       const sibling = opts.inflight?.get(key);
       if (sibling) return await fromSibling(name, await sibling, t0);

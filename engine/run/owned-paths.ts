@@ -24,11 +24,14 @@ export async function ownedOutPath(root: string, out: string, stage: string): Pr
   const real = join(parent, basename(abs));
   const rel = relative(realRoot, real);
   if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-    throw new StageError(`stage ${stage}: out ${out} resolves to ${real}, outside the pipeline directory (through a symbolic link); refusing to delete or write it`);
+    throw new StageError(
+      `stage ${stage}: out ${out} resolves to ${real}, outside the pipeline directory (through a symbolic link); refusing to delete or write it`,
+    );
   }
   const relPosix = rel.split(sep).join('/');
   const forbidden = NOT_OWNED.find((p) => overlaps(relPosix, p));
-  if (forbidden !== undefined) throw new StageError(`stage ${stage}: out ${out} resolves to ${relPosix}, inside ${forbidden}/ (through a symbolic link); refusing to delete or write it`);
+  if (forbidden !== undefined)
+    throw new StageError(`stage ${stage}: out ${out} resolves to ${relPosix}, inside ${forbidden}/ (through a symbolic link); refusing to delete or write it`);
   // The same place, spelled under `root` as callers know it (the stat cache keys paths by root).
   return resolve(root, rel);
 }

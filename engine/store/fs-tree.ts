@@ -54,7 +54,8 @@ async function walk(abs: string, rel: string, st: Stats, tree: Tree): Promise<vo
     tree.files.push({ rel, abs, stat: st });
     return;
   }
-  if (!st.isDirectory()) throw new UnsupportedEntryError(`${abs} is a ${st.isSymbolicLink() ? 'symbolic link' : 'special file'}; outputs must be regular files and directories`);
+  if (!st.isDirectory())
+    throw new UnsupportedEntryError(`${abs} is a ${st.isSymbolicLink() ? 'symbolic link' : 'special file'}; outputs must be regular files and directories`);
   if (rel !== '') tree.dirs.push(rel);
   const names = await readdir(abs);
   await Promise.all(

@@ -54,7 +54,12 @@ export function filesUnder(m: Manifest, entry: string): [string, OutputFile][] {
 export function isManifest(v: unknown): v is Manifest {
   const m = v as Manifest;
   return (
-    typeof m === 'object' && m !== null && m.format === MANIFEST_FORMAT && typeof m.key === 'string' &&
-    typeof m.files === 'object' && Array.isArray(m.entries) && typeof m.material === 'object'
+    typeof m === 'object' &&
+    m !== null &&
+    m.format === MANIFEST_FORMAT &&
+    typeof m.key === 'string' &&
+    typeof m.files === 'object' &&
+    Array.isArray(m.entries) &&
+    typeof m.material === 'object'
   );
 }

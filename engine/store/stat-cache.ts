@@ -48,7 +48,7 @@ export class StatCache {
       const parsed = JSON.parse(await readFile(file, 'utf8')) as CacheFile;
       if (parsed.format === 1) for (const [k, v] of Object.entries(parsed.entries)) entries.set(k, v);
     } catch (err) {
-      if (!isErrno(err, 'ENOENT') && !(isSyntaxError(err))) throw err;
+      if (!isErrno(err, 'ENOENT') && !isSyntaxError(err)) throw err;
     }
     return new StatCache(file, root, entries);
   }

@@ -82,8 +82,8 @@ export class Store {
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     await Promise.all(
-      [this.manifestsDir, this.viewsDir, this.stagesDir, this.tmpDir, this.resumeRoot, this.runs.dir, this.objects.dir, dirname(this.statCacheFile)].map(
-        (d) => mkdir(d, { recursive: true }),
+      [this.manifestsDir, this.viewsDir, this.stagesDir, this.tmpDir, this.resumeRoot, this.runs.dir, this.objects.dir, dirname(this.statCacheFile)].map((d) =>
+        mkdir(d, { recursive: true }),
       ),
     );
   }

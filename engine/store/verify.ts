@@ -52,7 +52,17 @@ export async function verifyStore(store: Store, options: { fix?: boolean; progre
   const objects = await store.objects.list();
   const total = objects.reduce((n, o) => n + o.size, 0);
   options.progress?.start('verify', total, 'B');
-  const report: VerifyReport = { checkedObjects: 0, checkedBytes: 0, corrupt: [], missing: [], badManifests, removed: 0, invalidated: [], badViews: [], badLinks: [] };
+  const report: VerifyReport = {
+    checkedObjects: 0,
+    checkedBytes: 0,
+    corrupt: [],
+    missing: [],
+    badManifests,
+    removed: 0,
+    invalidated: [],
+    badViews: [],
+    badLinks: [],
+  };
   const present = new Set<string>();
   for (const o of objects) {
     options.signal?.throwIfAborted();
@@ -109,7 +119,7 @@ export async function verifyStore(store: Store, options: { fix?: boolean; progre
 function downstreamOf(manifests: readonly Manifest[], tainted: (m: Manifest) => boolean): Manifest[] {
   const bad = new Set(manifests.filter(tainted).map((m) => `${m.stage}\0${m.outputsDigest}`));
   const found = new Map<string, Manifest>();
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const m of manifests) {
       if (found.has(m.key)) continue;

@@ -84,14 +84,7 @@ export function zoomBounds(zoom: number | readonly [number, number]): [number, n
 }
 
 /** get_random_transform for image `image` of copy `copy` (both uint32), keyed by `seed`. */
-export function drawTransform(
-  config: AugmentConfig,
-  seed: number,
-  copy: number,
-  image: number,
-  height: number,
-  width: number,
-): TransformParams {
+export function drawTransform(config: AugmentConfig, seed: number, copy: number, image: number, height: number, width: number): TransformParams {
   const u = (draw: number, low: number, high: number) => uniform(seed, copy, image, draw, low, high);
   const r = config.rotationRange;
   const theta = r ? u(DRAW.theta, -r, r) : 0;

@@ -49,14 +49,7 @@ export interface WarpTarget {
  * Writes the augmented image: output(i, j) = bilinear(input, map(i, j)), stored at the flipped
  * position. Source and destination must not overlap.
  */
-export function warpImage(
-  t: WarpTarget,
-  map: AffineMap,
-  fillMode: FillMode,
-  cval: number,
-  flipHorizontal: boolean,
-  flipVertical: boolean,
-): void {
+export function warpImage(t: WarpTarget, map: AffineMap, fillMode: FillMode, cval: number, flipHorizontal: boolean, flipVertical: boolean): void {
   const { src, dst, srcOffset, dstOffset, height: H, width: W, channels: C } = t;
   const { rowI, rowJ, rowOffset, colI, colJ, colOffset } = map;
   const rowStride = W * C;

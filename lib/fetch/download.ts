@@ -10,13 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FetchError, HttpStatusError, InterruptedError, LocalWriteError, RetryableError } from '../errors.js';
 import { StreamingDigests, type FileDigests } from './digest.js';
-import {
-  contentLengthOf,
-  httpRequest,
-  parseContentRange,
-  validatorsOf,
-  type RemoteValidators,
-} from './http.js';
+import { contentLengthOf, httpRequest, parseContentRange, validatorsOf, type RemoteValidators } from './http.js';
 
 const PART_FILE = 'download.part';
 const STATE_FILE = 'download.json';

@@ -165,7 +165,10 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
     let checkingEmpty = false;
     let total = 0;
     let done = 0;
-    stat(file).then((s) => (total = s.size), () => {});
+    stat(file).then(
+      (s) => (total = s.size),
+      () => {},
+    );
     input.on('data', (chunk) => {
       done += chunk.length;
       options.onProgress?.(done, total);

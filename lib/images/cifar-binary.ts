@@ -56,14 +56,7 @@ export function scanCifarBinary(dir: string): CifarBinaryDataset {
  * Converts `count` records from `records` (starting at record 0) to interleaved HWC pixels in
  * `pixels` and labels in `labels`; throws on a label outside the class list.
  */
-export function unpackRecords(
-  records: Uint8Array,
-  count: number,
-  numClasses: number,
-  pixels: Uint8Array,
-  labels: Int32Array,
-  where: string,
-): void {
+export function unpackRecords(records: Uint8Array, count: number, numClasses: number, pixels: Uint8Array, labels: Int32Array, where: string): void {
   for (let r = 0; r < count; r++) {
     const rec = r * CIFAR_RECORD_BYTES;
     const label = records[rec]!;

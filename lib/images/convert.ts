@@ -19,14 +19,7 @@ function luma(r: number, g: number, b: number): number {
 }
 
 /** Converts `pixels` interleaved samples from `from` channels to `to` channels (no resize). */
-export function convertChannels(
-  src: Uint8Array,
-  from: Channels,
-  to: 1 | 3,
-  pixels: number,
-  dest: Uint8Array,
-  offset: number,
-): void {
+export function convertChannels(src: Uint8Array, from: Channels, to: 1 | 3, pixels: number, dest: Uint8Array, offset: number): void {
   if (from === to) {
     dest.set(src.subarray(0, pixels * to), offset);
     return;

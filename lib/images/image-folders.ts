@@ -42,7 +42,10 @@ function classFolders(splitDir: string, split: Split): string[] {
   } catch {
     throw new DatasetError(`image folders: missing ${split}/ folder in ${join(splitDir, '..')}`);
   }
-  const classes = list.filter((e) => !e.name.startsWith('.') && isKind(splitDir, e, 'dir')).map((e) => e.name).sort(byCodeUnit);
+  const classes = list
+    .filter((e) => !e.name.startsWith('.') && isKind(splitDir, e, 'dir'))
+    .map((e) => e.name)
+    .sort(byCodeUnit);
   if (classes.length === 0) throw new DatasetError(`image folders: ${splitDir} has no class folders`);
   return classes;
 }

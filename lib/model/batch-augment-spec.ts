@@ -24,4 +24,6 @@ export const LabelSmoothing = z
   .min(0)
   .lt(1)
   .default(0)
-  .describe('targets become (1 − ε)·one-hot + ε/K during training (Keras categorical_crossentropy label_smoothing); validation and evaluation use the plain labels');
+  .describe(
+    'targets become (1 − ε)·one-hot + ε/K during training (Keras categorical_crossentropy label_smoothing); validation and evaluation use the plain labels',
+  );

@@ -101,14 +101,10 @@ export function copyWeights(from: tf.LayersModel, to: tf.LayersModel, what: stri
   const src = from.getWeights();
   const dst = to.weights;
   const mismatch =
-    src.length !== dst.length
-      ? `${src.length} weight tensors vs ${dst.length}`
-      : dst.findIndex((w, i) => w.shape.join('x') !== src[i]!.shape.join('x'));
+    src.length !== dst.length ? `${src.length} weight tensors vs ${dst.length}` : dst.findIndex((w, i) => w.shape.join('x') !== src[i]!.shape.join('x'));
   if (typeof mismatch === 'string' || mismatch >= 0) {
     const detail =
-      typeof mismatch === 'string'
-        ? mismatch
-        : `${dst[mismatch]!.originalName} is [${dst[mismatch]!.shape}] here, [${src[mismatch]!.shape}] in ${what}`;
+      typeof mismatch === 'string' ? mismatch : `${dst[mismatch]!.originalName} is [${dst[mismatch]!.shape}] here, [${src[mismatch]!.shape}] in ${what}`;
     throw new Error(`${what}: model architecture differs (${detail})`);
   }
   to.setWeights(src);

@@ -48,13 +48,7 @@ async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   await rename(`${path}.tmp`, path);
 }
 
-export async function saveCheckpoint(
-  root: string,
-  key: string,
-  model: tf.LayersModel,
-  optimizer: KerasOptimizer,
-  state: LoopState,
-): Promise<string> {
+export async function saveCheckpoint(root: string, key: string, model: tf.LayersModel, optimizer: KerasOptimizer, state: LoopState): Promise<string> {
   const name = `epoch-${String(state.epoch).padStart(4, '0')}`;
   const dir = join(root, name);
   await rm(dir, { recursive: true, force: true });

@@ -70,9 +70,7 @@ function heapView(t: tf.Tensor): Float32Array {
 function slotMean(r: Replica, weights: number[], offset: number, shape: number[]): tf.Tensor {
   const size = tf.util.sizeFromShape(shape);
   return tf.tidy(() =>
-    r.slots
-      .map((slot, w) => tf.mul(tf.tensor(slot.subarray(offset, offset + size), shape), weights[w]))
-      .reduce((sum, term) => tf.add(sum, term)),
+    r.slots.map((slot, w) => tf.mul(tf.tensor(slot.subarray(offset, offset + size), shape), weights[w])).reduce((sum, term) => tf.add(sum, term)),
   );
 }
 
@@ -143,7 +141,8 @@ function step(r: Replica, msg: Extract<Request, { type: 'step' }>): Reply {
     v.assign(mean);
     mean.dispose();
   });
-  if (prof) console.error(`worker ${index}: grads ${(t1 - t0).toFixed(0)} ms, barrier ${(t2 - t1).toFixed(0)} ms, apply ${(performance.now() - t2).toFixed(0)} ms`);
+  if (prof)
+    console.error(`worker ${index}: grads ${(t1 - t0).toFixed(0)} ms, barrier ${(t2 - t1).toFixed(0)} ms, apply ${(performance.now() - t2).toFixed(0)} ms`);
   // Nobody may overwrite a slot for the next step before all have read this one: the main
   // thread sends the next step only after every replica has replied, which happens below.
   return { type: 'stepped', loss, accuracy };

@@ -58,13 +58,7 @@ export function predictedLabels(probs: Float32Array, k: number): Int32Array {
 }
 
 /** The `count` wrong predictions with the highest predicted probability, most confident first. */
-export function mostConfidentMistakes(
-  probs: Float32Array,
-  labels: Int32Array,
-  k: number,
-  classes: readonly string[],
-  count: number,
-): Mistake[] {
+export function mostConfidentMistakes(probs: Float32Array, labels: Int32Array, k: number, classes: readonly string[], count: number): Mistake[] {
   const mistakes: Mistake[] = [];
   for (let i = 0; i < labels.length; i++) {
     const p = argmax(probs, i * k, k);

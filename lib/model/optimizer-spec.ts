@@ -8,7 +8,9 @@ const weightDecay = z
   .min(0)
   .lt(1)
   .optional()
-  .describe('decoupled weight decay (AdamW, Loshchilov & Hutter): every step, kernels shrink by lr·weight_decay before the update; biases and 1-D weights are not decayed. Default 0');
+  .describe(
+    'decoupled weight decay (AdamW, Loshchilov & Hutter): every step, kernels shrink by lr·weight_decay before the update; biases and 1-D weights are not decayed. Default 0',
+  );
 
 export const OptimizerSpec = z.discriminatedUnion('type', [
   z.strictObject({

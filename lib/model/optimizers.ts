@@ -15,7 +15,6 @@ import type { OptimizerSpec } from './optimizer-spec.js';
 /** tfjs-core's NamedTensor (not re-exported by the @tensorflow/tfjs union package). */
 type NamedTensor = { name: string; tensor: tf.Tensor };
 
-
 /** Whether the backend has the one-kernel RMSprop update (our wasm kernels register it). */
 function fusedRmsprop(value: tf.Tensor, g: tf.Tensor): boolean {
   return value.dtype === 'float32' && g.dtype === 'float32' && tf.getKernel(KERAS_RMSPROP, tf.getBackend()) !== undefined;

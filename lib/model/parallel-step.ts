@@ -84,4 +84,3 @@ export async function parallelStep(o: ParallelStepOptions): Promise<TrainStep> {
     dispose: () => trainer.dispose(),
   };
 }
-

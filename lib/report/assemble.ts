@@ -52,7 +52,14 @@ export function joinCurves(trains: readonly TrainCurveInput[]): Curves {
         }
       }
     }
-    if (n > 0) phases.push({ stage: t.stage, ...(t.init_from ? { parent: t.init_from } : {}), first: offset + 1, last: offset + n, ...(t.compared ? { compared: true } : {}) });
+    if (n > 0)
+      phases.push({
+        stage: t.stage,
+        ...(t.init_from ? { parent: t.init_from } : {}),
+        first: offset + 1,
+        last: offset + n,
+        ...(t.compared ? { compared: true } : {}),
+      });
   }
   phases.sort((a, b) => a.first - b.first || a.stage.localeCompare(b.stage));
   return { points, phases, sources: trains.map((t) => t.source) };
@@ -141,7 +148,7 @@ const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 /** A model card in the spirit of Mitchell et al. (2019): what it is, what it is for, where it fails. */
 export function modelCard(input: ModelCardInput): ModelCard {
   const final = input.evaluations[input.evaluations.length - 1];
-  const shape = input.input_shape?.length ? `${input.input_shape.join('×')} images` : 'images of the training data\'s size';
+  const shape = input.input_shape?.length ? `${input.input_shape.join('×')} images` : "images of the training data's size";
   const trainTotal = input.decode?.counts?.train?.total;
   const testTotal = input.decode?.counts?.test?.total;
   const k = input.classes.length;
@@ -174,7 +181,9 @@ export function modelCard(input: ModelCardInput): ModelCard {
       );
     }
   }
-  limitations.push('The test images come from the same source and era as the training images: accuracy on photographs from other cameras, places or times will be lower.');
+  limitations.push(
+    'The test images come from the same source and era as the training images: accuracy on photographs from other cameras, places or times will be lower.',
+  );
 
   return {
     name: final ? `${final.model_stage} (evaluated by ${final.stage})` : 'no evaluated model',

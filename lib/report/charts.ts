@@ -49,13 +49,22 @@ export function learningCurveSpec(points: readonly CurvePoint[], phases: readonl
         detail: { field: 'stage' },
         // Another pipeline's stages (report compare_with) are dashed.
         ...(anyCompared
-          ? { strokeDash: { field: 'pipeline', type: 'nominal', title: null, scale: { domain: ['this pipeline', 'compared'], range: [[1, 0], [5, 3]] } } }
+          ? {
+              strokeDash: {
+                field: 'pipeline',
+                type: 'nominal',
+                title: null,
+                scale: {
+                  domain: ['this pipeline', 'compared'],
+                  range: [
+                    [1, 0],
+                    [5, 3],
+                  ],
+                },
+              },
+            }
           : {}),
-        tooltip: [
-          { field: 'stage' },
-          { field: 'stage_epoch', title: 'stage epoch' },
-          { field: 'value', format: '.4f' },
-        ],
+        tooltip: [{ field: 'stage' }, { field: 'stage_epoch', title: 'stage epoch' }, { field: 'value', format: '.4f' }],
         description: { field: 'label' },
       },
     },

@@ -34,7 +34,8 @@ export function duration(ms: number | undefined): string {
 function provenance(sources: readonly Source[]): string {
   if (!sources.length) return '';
   const parts = sources.map(
-    (s) => `<span class="src" data-stage="${esc(s.stage)}">${esc(s.stage)} · key <code>${esc(short(s.key))}</code> · ${esc(s.file)}${s.digest ? ` <code>sha256:${esc(s.digest.slice(0, 12))}</code>` : ''}</span>`,
+    (s) =>
+      `<span class="src" data-stage="${esc(s.stage)}">${esc(s.stage)} · key <code>${esc(short(s.key))}</code> · ${esc(s.file)}${s.digest ? ` <code>sha256:${esc(s.digest.slice(0, 12))}</code>` : ''}</span>`,
   );
   return `<figcaption class="prov">from ${parts.join('; ')}</figcaption>`;
 }
@@ -75,7 +76,13 @@ function runSection(d: ReportData): string {
   ]);
   const backends = d.run.backends.map(
     (b) =>
-      `<li><b>${esc(b.stage)}</b>: ${esc(b.backend ?? '?')}${b.workers ? `, ${b.workers} worker${b.workers > 1 ? 's' : ''}` : ''}${b.versions ? ` — ${Object.entries(b.versions).map(([k, v]) => `<code>${esc(k)}@${esc(v)}</code>`).join(', ')}` : ''}</li>`,
+      `<li><b>${esc(b.stage)}</b>: ${esc(b.backend ?? '?')}${b.workers ? `, ${b.workers} worker${b.workers > 1 ? 's' : ''}` : ''}${
+        b.versions
+          ? ` — ${Object.entries(b.versions)
+              .map(([k, v]) => `<code>${esc(k)}@${esc(v)}</code>`)
+              .join(', ')}`
+          : ''
+      }</li>`,
   );
   return `<section id="run"><h2>Run summary</h2>
 <p>Run <code>${esc(d.run.id)}</code>, started ${esc(d.run.started_at)}: <code>pipeline ${esc(d.run.command.join(' '))}</code>. Wall time up to this report: <b>${duration(d.run.wall_ms)}</b>.</p>
@@ -88,7 +95,13 @@ function dataSection(d: ReportData): string {
   const { fetch, decode, normalization, classes } = d.data;
   const parts: string[] = [];
   if (fetch) {
-    const digest = fetch.sha256 ? `sha256 <code>${esc(fetch.sha256)}</code>` : fetch.md5 ? `md5 <code>${esc(fetch.md5)}</code>` : fetch.digest ? `digest <code>${esc(fetch.digest)}</code>` : 'no checksum';
+    const digest = fetch.sha256
+      ? `sha256 <code>${esc(fetch.sha256)}</code>`
+      : fetch.md5
+        ? `md5 <code>${esc(fetch.md5)}</code>`
+        : fetch.digest
+          ? `digest <code>${esc(fetch.digest)}</code>`
+          : 'no checksum';
     parts.push(
       `<p>Source <code>${esc(fetch.source ?? '?')}</code> (${esc(fetch.type ?? '?')}${fetch.bytes !== undefined ? `, ${fetch.bytes.toLocaleString('en-US')} bytes` : ''}${fetch.archive ? `, ${esc(fetch.archive)} archive of ${fetch.files ?? '?'} files` : ''}), ${digest}.</p>${provenance([fetch.source_ref])}`,
     );
@@ -113,7 +126,8 @@ ${table(['class', ...splits.map(esc)], rows, 'counts')}${provenance([decode.sour
 function modelSection(d: ReportData): string {
   if (!d.models.length) return '';
   const blocks = d.models.map(
-    (m) => `<details${m === d.models[0] ? ' open' : ''}><summary>${esc(m.stage)}${m.params_total !== undefined ? ` — ${m.params_total.toLocaleString('en-US')} parameters` : ''}</summary><pre class="summary">${esc(m.summary)}</pre>${provenance([m.source_ref])}</details>`,
+    (m) =>
+      `<details${m === d.models[0] ? ' open' : ''}><summary>${esc(m.stage)}${m.params_total !== undefined ? ` — ${m.params_total.toLocaleString('en-US')} parameters` : ''}</summary><pre class="summary">${esc(m.summary)}</pre>${provenance([m.source_ref])}</details>`,
   );
   return `<section id="model"><h2>Model</h2>${blocks.join('')}</section>`;
 }
@@ -121,14 +135,24 @@ function modelSection(d: ReportData): string {
 function curvesSection(d: ReportData, a: RenderedAssets): string {
   if (!d.curves.points.length) return '';
   const phases = d.curves.phases
-    .map((p) => `<li><b>${esc(p.stage)}</b>: epochs ${p.first}–${p.last}${p.parent ? `, continuing from ${esc(p.parent)}` : ''}${p.compared ? ' <span class="muted">(compared: another pipeline in this store, dashed)</span>' : ''}</li>`)
+    .map(
+      (p) =>
+        `<li><b>${esc(p.stage)}</b>: epochs ${p.first}–${p.last}${p.parent ? `, continuing from ${esc(p.parent)}` : ''}${p.compared ? ' <span class="muted">(compared: another pipeline in this store, dashed)</span>' : ''}</li>`,
+    )
     .join('');
   const epochs = [...new Set(d.curves.points.map((p) => `${p.stage}\u0000${p.epoch}`))].map((k) => k.split('\u0000') as [string, string]);
   const value = (stage: string, epoch: number, metric: string, split: string) =>
     d.curves.points.find((p) => p.stage === stage && p.epoch === epoch && p.metric === metric && p.split === split)?.value;
   const rows = epochs.map(([stage, e]) => {
     const n = Number(e);
-    return [esc(stage), String(n), f4(value(stage, n, 'loss', 'training')), f4(value(stage, n, 'accuracy', 'training')), f4(value(stage, n, 'loss', 'validation')), f4(value(stage, n, 'accuracy', 'validation'))];
+    return [
+      esc(stage),
+      String(n),
+      f4(value(stage, n, 'loss', 'training')),
+      f4(value(stage, n, 'accuracy', 'training')),
+      f4(value(stage, n, 'loss', 'validation')),
+      f4(value(stage, n, 'accuracy', 'validation')),
+    ];
   });
   return `<section id="curves"><h2>Learning curves</h2><ul class="phases">${phases}</ul>
 <div class="row">${figure('curves-loss', a.svg['curves-loss'], d.curves.sources)}${figure('curves-accuracy', a.svg['curves-accuracy'], d.curves.sources)}</div>
@@ -205,12 +229,18 @@ function historySection(d: ReportData, a: RenderedAssets): string {
     esc(r.outcome) +
       (r.scheduled ? `<br><span class="muted">scheduled: ${esc(r.scheduled)}</span>` : '') +
       (r.experiment ? `<br><span class="muted">experiment: ${esc(r.experiment)}</span>` : '') +
-      (r.promotion ? `<br><span class="${r.promotion.decision === 'promoted' ? 'delta up' : 'muted'}" title="${esc(r.promotion.reason)}">${esc(r.promotion.decision)}</span>` : ''),
+      (r.promotion
+        ? `<br><span class="${r.promotion.decision === 'promoted' ? 'delta up' : 'muted'}" title="${esc(r.promotion.reason)}">${esc(r.promotion.decision)}</span>`
+        : ''),
     ...stages.map((s) => {
       const m = r.metrics[s];
       return m ? (m.accuracy !== undefined ? f4(m.accuracy) : `<span class="muted">gone (gc)</span>`) : '—';
     }),
-    r.changes.length ? `<ul class="changes">${r.changes.map((c) => `<li>${esc(c)}</li>`).join('')}</ul>` : r === h.rows[0] ? '<span class="muted">(first shown)</span>' : '<span class="muted">no change</span>',
+    r.changes.length
+      ? `<ul class="changes">${r.changes.map((c) => `<li>${esc(c)}</li>`).join('')}</ul>`
+      : r === h.rows[0]
+        ? '<span class="muted">(first shown)</span>'
+        : '<span class="muted">no change</span>',
   ]);
   const covers = `Covers ${h.covers.length} run${h.covers.length === 1 ? '' : 's'} (${h.covers.length ? `<code>${esc(h.covers[0])}</code> … <code>${esc(h.covers[h.covers.length - 1])}</code>` : 'none'})${h.omitted ? `; ${h.omitted} earlier run${h.omitted === 1 ? '' : 's'} of this store not shown (no evaluate result, or beyond the <code>history</code> limit)` : ''}. Read from the run records when this report was made; not part of its cache key.`;
   return `<section id="history"><h2>History</h2><p>${covers}</p>

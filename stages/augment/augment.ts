@@ -17,16 +17,8 @@ const WORKER = new URL('../../workers/augment.js', import.meta.url).href;
 
 export const augmentParams = z.strictObject({
   rotation_range: z.number().min(0).max(360).default(40).describe('Degrees: rotation ~ U(-r, r).'),
-  width_shift_range: z
-    .number()
-    .min(0)
-    .default(0.2)
-    .describe('Fraction of the width if < 1, else pixels (Keras float semantics).'),
-  height_shift_range: z
-    .number()
-    .min(0)
-    .default(0.2)
-    .describe('Fraction of the height if < 1, else pixels (Keras float semantics).'),
+  width_shift_range: z.number().min(0).default(0.2).describe('Fraction of the width if < 1, else pixels (Keras float semantics).'),
+  height_shift_range: z.number().min(0).default(0.2).describe('Fraction of the height if < 1, else pixels (Keras float semantics).'),
   shear_range: z.number().min(0).max(360).default(0).describe('Shear angle range in degrees.'),
   zoom_range: z
     .union([
@@ -37,15 +29,9 @@ export const augmentParams = z.strictObject({
     .describe('z for factors U(1 - z, 1 + z) per axis, or [low, high].'),
   horizontal_flip: z.boolean().default(true),
   vertical_flip: z.boolean().default(false),
-  fill_mode: z.enum(['nearest', 'constant', 'reflect', 'wrap']).default('nearest').describe("scipy.ndimage boundary mode."),
+  fill_mode: z.enum(['nearest', 'constant', 'reflect', 'wrap']).default('nearest').describe('scipy.ndimage boundary mode.'),
   cval: z.number().min(0).max(255).default(0).describe("Fill value for fill_mode 'constant', in pixel units 0..255."),
-  copies: z
-    .number()
-    .int()
-    .min(1)
-    .max(1000)
-    .default(20)
-    .describe('Augmented copies of the training split (one per augmented epoch).'),
+  copies: z.number().int().min(1).max(1000).default(20).describe('Augmented copies of the training split (one per augmented epoch).'),
   seed: z.number().int().min(0).max(0xffffffff).default(0),
   threads: z.number().int().min(1).max(256).optional().describe('Pool size (default: available cores). Not in the cache key.'),
   chunk_size: z.number().int().min(1).max(65536).default(256).describe('Images per pool task. Not in the cache key.'),

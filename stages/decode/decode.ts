@@ -33,10 +33,7 @@ export const DecodeParams = z.strictObject({
     .enum(RESIZE_METHODS)
     .default('bilinear')
     .describe('resampling for images of another size: bilinear (half-pixel centres), nearest, or area (box average; best for shrinking)'),
-  skip_corrupt: z
-    .boolean()
-    .default(false)
-    .describe('skip unreadable or corrupt images (counted in decode.json) instead of failing'),
+  skip_corrupt: z.boolean().default(false).describe('skip unreadable or corrupt images (counted in decode.json) instead of failing'),
 });
 export type DecodeParams = z.output<typeof DecodeParams>;
 
@@ -115,13 +112,7 @@ function shapeOf(params: DecodeParams): TargetShape {
 }
 
 /** Streams `rows` rows of `pixels` to `<split>_images.npy`, leaving out the rows in `skip`. */
-async function writeImages(
-  ctx: StageContext<DecodeParams>,
-  name: string,
-  pixels: Uint8Array,
-  rows: number,
-  skip: ReadonlySet<number>,
-): Promise<void> {
+async function writeImages(ctx: StageContext<DecodeParams>, name: string, pixels: Uint8Array, rows: number, skip: ReadonlySet<number>): Promise<void> {
   const shape = shapeOf(ctx.params);
   const rowBytes = imageBytes(shape);
   const stream = await ctx.out.tensorStream(name, 'uint8', [rows - skip.size, shape.height, shape.width, shape.channels]);
@@ -149,9 +140,10 @@ async function decodeImageFolders(ctx: StageContext<DecodeParams>, dir: string, 
   const pool = ctx.workers.get(WORKER);
   const dataset = scanImageFolders(dir);
   const shape = shapeOf(ctx.params);
-  const pixels = Object.fromEntries(
-    SPLITS.map((split) => [split, new SharedArrayBuffer(dataset.splits[split].files.length * imageBytes(shape))]),
-  ) as Record<Split, SharedArrayBuffer>;
+  const pixels = Object.fromEntries(SPLITS.map((split) => [split, new SharedArrayBuffer(dataset.splits[split].files.length * imageBytes(shape))])) as Record<
+    Split,
+    SharedArrayBuffer
+  >;
   const tasks: DecodeTask[] = SPLITS.flatMap((split) => {
     const files = dataset.splits[split].files;
     return Array.from({ length: Math.ceil(files.length / FILES_PER_TASK) }, (_, t) => ({
@@ -170,7 +162,11 @@ async function decodeImageFolders(ctx: StageContext<DecodeParams>, dir: string, 
   const signal = AbortSignal.any([ctx.signal, stop.signal]);
   const failures: Record<Split, DecodeFailure[]> = { train: [], test: [] };
   let next = 0;
-  ctx.progress.start('decode', tasks.reduce((n, t) => n + t.files.length, 0), 'img');
+  ctx.progress.start(
+    'decode',
+    tasks.reduce((n, t) => n + t.files.length, 0),
+    'img',
+  );
   // A few tasks in flight per thread keep workers busy without relying on the pool's queue size.
   const lanes = Math.max(1, pool.options.maxThreads) * 2;
   const lane = async (): Promise<void> => {

@@ -11,6 +11,8 @@ export const EvaluateParams = z.strictObject({
   tta: z
     .enum(['flip'])
     .optional()
-    .describe('test-time augmentation: `flip` averages the class probabilities of each test image and its mirror image (metrics.json also keeps the plain figures)'),
+    .describe(
+      'test-time augmentation: `flip` averages the class probabilities of each test image and its mirror image (metrics.json also keeps the plain figures)',
+    ),
 });
 export type EvaluateParams = z.output<typeof EvaluateParams>;

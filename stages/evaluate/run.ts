@@ -6,14 +6,7 @@ import { initBackend } from '../../lib/tf/backend.js';
 import * as tf from '@tensorflow/tfjs';
 import { floatRows, type Rows } from '../../lib/model/data.js';
 import { loadModel } from '../../lib/model/io.js';
-import {
-  confusionMatrix,
-  formatClassTable,
-  macroAverage,
-  mostConfidentMistakes,
-  perClassMetrics,
-  predictedLabels,
-} from '../../lib/model/metrics.js';
+import { confusionMatrix, formatClassTable, macroAverage, mostConfidentMistakes, perClassMetrics, predictedLabels } from '../../lib/model/metrics.js';
 import { labelsOf, lossAndAccuracy, predictRows } from '../../lib/model/predict.js';
 import type { EvaluateParams } from './params.js';
 
@@ -93,4 +86,3 @@ export async function runEvaluate(ctx: StageContext<EvaluateParams>): Promise<vo
     model.dispose();
   }
 }
-

@@ -19,8 +19,16 @@ export const fetchParams = z.strictObject({
     .min(1)
     .regex(SUPPORTED_SOURCE, 'expected an http(s):// or file:// URL, or a local path')
     .describe('http(s):// or file:// URL, or a path (file or directory) relative to the pipeline root.'),
-  md5: z.string().regex(/^[0-9a-fA-F]{32}$/, 'md5 must be 32 hex digits').optional().describe('Expected md5 of the file.'),
-  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 must be 64 hex digits').optional().describe('Expected sha256 of the file.'),
+  md5: z
+    .string()
+    .regex(/^[0-9a-fA-F]{32}$/, 'md5 must be 32 hex digits')
+    .optional()
+    .describe('Expected md5 of the file.'),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'sha256 must be 64 hex digits')
+    .optional()
+    .describe('Expected sha256 of the file.'),
   extract: z
     .union([z.literal('auto'), z.boolean()])
     .default('auto')
@@ -89,10 +97,9 @@ async function fetchFingerprint(p: FetchParams, env: FingerprintEnv): Promise<Re
     return { etag: v.etag, lastModified: v.lastModified, contentLength: v.contentLength };
   } catch (err) {
     if (env.signal.aborted) throw err;
-    throw new StageError(
-      `cannot read the validators of ${p.url} (${(err as Error).message}); declare md5 or sha256 to key the cache on the checksum instead`,
-      { cause: err },
-    );
+    throw new StageError(`cannot read the validators of ${p.url} (${(err as Error).message}); declare md5 or sha256 to key the cache on the checksum instead`, {
+      cause: err,
+    });
   }
 }
 
@@ -191,7 +198,9 @@ async function downloadRemote(ctx: StageContext<FetchParams>, name: string, decl
   }
   const planned = ctx.fingerprint;
   if ('etag' in planned && (planned.etag !== result.validators.etag || planned.lastModified !== result.validators.lastModified)) {
-    ctx.log.warn(`${p.url} changed while the pipeline ran (ETag ${String(planned.etag)} → ${String(result.validators.etag)}); the next run will redo this stage`);
+    ctx.log.warn(
+      `${p.url} changed while the pipeline ran (ETag ${String(planned.etag)} → ${String(result.validators.etag)}); the next run will redo this stage`,
+    );
   }
   return { path: result.path, digests: result.digests, validators: result.validators };
 }
@@ -200,8 +209,7 @@ async function downloadRemote(ctx: StageContext<FetchParams>, name: string, decl
 function reusable(previous: DownloadResult, declared: DeclaredChecksums, planned: Readonly<Record<string, unknown>>): boolean {
   if (declared.md5 || declared.sha256) {
     return (
-      (!declared.md5 || declared.md5.toLowerCase() === previous.digests.md5) &&
-      (!declared.sha256 || declared.sha256.toLowerCase() === previous.digests.sha256)
+      (!declared.md5 || declared.md5.toLowerCase() === previous.digests.md5) && (!declared.sha256 || declared.sha256.toLowerCase() === previous.digests.sha256)
     );
   }
   const v = previous.validators;

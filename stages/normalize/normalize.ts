@@ -21,7 +21,7 @@ export const NormalizeParams = z.strictObject({
     .min(0)
     .lt(1)
     .default(0.2)
-    .describe('fraction of each class of decode\'s training set held out for validation (stratified, seeded)'),
+    .describe("fraction of each class of decode's training set held out for validation (stratified, seeded)"),
   seed: z.int().default(42).describe('seed of the train/validation split'),
 });
 export type NormalizeParams = z.output<typeof NormalizeParams>;
@@ -182,7 +182,10 @@ async function run(ctx: StageContext<NormalizeParams>): Promise<void> {
     const table = valueTable(stats);
 
     ctx.progress.start('normalize', trainLabels.length + testLabels.length, 'img');
-    for (const [part, index] of [['train', split.train], ['val', split.validation]] as const) {
+    for (const [part, index] of [
+      ['train', split.train],
+      ['val', split.validation],
+    ] as const) {
       await writeFloatRows(ctx, `${part}_x.npy`, sampleShape, index.length, table, async (start, count) =>
         gatherRows(pixels, rowElements, index, start, count),
       );

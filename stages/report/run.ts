@@ -10,7 +10,16 @@ import { readCompared } from './compared.js';
 import { renderHtml, type RenderedAssets } from '../../lib/report/html.js';
 import { fileDataUri, rowImages } from '../../lib/report/images.js';
 import { renderMarkdown } from '../../lib/report/markdown.js';
-import { REPORT_FORMAT, type AugmentInfo, type DataInfo, type Evaluation, type ModelInfo, type ReportData, type Source, type StageRow } from '../../lib/report/model.js';
+import {
+  REPORT_FORMAT,
+  type AugmentInfo,
+  type DataInfo,
+  type Evaluation,
+  type ModelInfo,
+  type ReportData,
+  type Source,
+  type StageRow,
+} from '../../lib/report/model.js';
 import type { AugmentRecord, DecodeRecord, FetchRecord, HistoryRecord, MetricsRecord, NormalizationRecord, TrainRecord } from '../../lib/report/records.js';
 import { renderSvg } from '../../lib/report/svg.js';
 
@@ -62,8 +71,7 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
   const evaluateIns = inputs.ofKind('evaluate');
   const metricsOf = new Map<string, MetricsRecord>();
   for (const e of evaluateIns) metricsOf.set(e.stage, await e.readJson<MetricsRecord>('metrics.json'));
-  const classes =
-    (await readOptionalJson<string[]>(normIn, 'classes.json')) ?? decode?.classes ?? [...metricsOf.values()][0]?.classes ?? [];
+  const classes = (await readOptionalJson<string[]>(normIn, 'classes.json')) ?? decode?.classes ?? [...metricsOf.values()][0]?.classes ?? [];
   const data: DataInfo = {
     classes,
     ...(fetch && fetchIn ? { fetch: { ...fetch, source_ref: source(fetchIn, 'fetch.json') } } : {}),
@@ -104,7 +112,11 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
     let images: string[] = [];
     if (imageSource && ourTestImages && shown.length) {
       try {
-        images = await rowImages(imageSource.path, shown.map((x) => x.index), imageSource.normalization);
+        images = await rowImages(
+          imageSource.path,
+          shown.map((x) => x.index),
+          imageSource.normalization,
+        );
       } catch (err) {
         ctx.log.warn(`test images for ${stage}'s mistakes unavailable: ${(err as Error).message}`);
       }
@@ -181,7 +193,8 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
     };
   });
   for (const s of current.stages) {
-    if (!stages.some((r) => r.stage === s.stage)) stages.push({ stage: s.stage, kind: '(not an input)', outcome: s.outcome, run_ms: s.durationMs, ...(s.key ? { key: s.key } : {}) });
+    if (!stages.some((r) => r.stage === s.stage))
+      stages.push({ stage: s.stage, kind: '(not an input)', outcome: s.outcome, run_ms: s.durationMs, ...(s.key ? { key: s.key } : {}) });
   }
 
   const history = await collectHistory(

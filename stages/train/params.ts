@@ -25,11 +25,7 @@ export const TrainParams = z.strictObject({
     .min(1)
     .optional()
     .describe('a train stage whose final weights this one starts from, or `current`: the promoted model in models/current/ (from scratch while there is none)'),
-  augmented: z
-    .string()
-    .min(1)
-    .optional()
-    .describe("an augment stage: epoch e trains on its copy e (cycled), one pass over the training set per epoch"),
+  augmented: z.string().min(1).optional().describe('an augment stage: epoch e trains on its copy e (cycled), one pass over the training set per epoch'),
   batch_augment: BatchAugmentSpec.optional(),
   label_smoothing: LabelSmoothing,
 });

@@ -49,12 +49,7 @@ async function plainTrainingData(norm: UpstreamArtifacts, trainY: NdArray): Prom
   return { inputShape: rows.sampleShape, count: rows.count, rowsFor: async () => rows, describe: `${norm.stage}/train_x.npy` };
 }
 
-async function augmentedTrainingData(
-  ctx: StageContext<TrainParams>,
-  aug: UpstreamArtifacts,
-  norm: UpstreamArtifacts,
-  trainY: NdArray,
-): Promise<TrainingData> {
+async function augmentedTrainingData(ctx: StageContext<TrainParams>, aug: UpstreamArtifacts, norm: UpstreamArtifacts, trainY: NdArray): Promise<TrainingData> {
   const copies = countCopies(aug);
   if (copies === 0) throw new StageError(`augmented: stage '${aug.stage}' has no ${copyName(0)}`);
   const first = await npyInfo(aug.path(copyName(0)));
@@ -120,7 +115,11 @@ async function championDir(ctx: StageContext<TrainParams>): Promise<string | und
 export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
   const p = ctx.params;
   const backend = await initBackend(p.backend);
-  ctx.log.info(`backend ${backend.name} (${Object.entries(backend.versions).map(([k, v]) => `${k}@${v}`).join(', ')})`);
+  ctx.log.info(
+    `backend ${backend.name} (${Object.entries(backend.versions)
+      .map(([k, v]) => `${k}@${v}`)
+      .join(', ')})`,
+  );
   if (ctx.fingerprint.backend !== undefined && ctx.fingerprint.backend !== backend.name) {
     ctx.log.warn(`planned backend ${String(ctx.fingerprint.backend)} did not load; training on ${backend.name}`);
   }
@@ -136,9 +135,7 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
   const norm = ctx.inputs.oneOfKind('normalize');
   const classes = await norm.readJson<string[]>('classes.json');
   const trainY = await readOneHot(norm, 'train_y.npy');
-  const data = p.augmented
-    ? await augmentedTrainingData(ctx, ctx.inputs.stage(p.augmented), norm, trainY)
-    : await plainTrainingData(norm, trainY);
+  const data = p.augmented ? await augmentedTrainingData(ctx, ctx.inputs.stage(p.augmented), norm, trainY) : await plainTrainingData(norm, trainY);
   const k = trainY.shape[1]!;
   if (classes.length !== k) throw new StageError(`${norm.stage}: ${classes.length} classes but train_y has ${k} columns`);
 
@@ -199,7 +196,9 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
     const transforms: BatchTransforms = { augment: p.batch_augment, labelSmoothing: p.label_smoothing, seed: deriveSeed(p.seed, 'batch_augment') };
     if (p.batch_augment) {
       const a = p.batch_augment;
-      ctx.log.info(`batch_augment: random crop (padding ${a.crop_padding}, ${a.fill_mode})${a.horizontal_flip ? ' + horizontal flip' : ''} per image and epoch`);
+      ctx.log.info(
+        `batch_augment: random crop (padding ${a.crop_padding}, ${a.fill_mode})${a.horizontal_flip ? ' + horizontal flip' : ''} per image and epoch`,
+      );
     }
     if (p.label_smoothing > 0) ctx.log.info(`label smoothing ${p.label_smoothing}`);
 
@@ -270,4 +269,3 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
     optimizer.dispose();
   }
 }
-

@@ -18,7 +18,7 @@ export const trainStage = defineStage({
   outputs: [
     { name: 'model', type: 'dir', description: 'model.json + weights.bin (tf.loadLayersModel layout)' },
     { name: 'history.json', type: 'json', description: 'per-epoch loss, acc, val_loss, val_acc, lr, seconds' },
-    { name: 'summary.txt', type: 'file', description: "Keras-style model.summary() text" },
+    { name: 'summary.txt', type: 'file', description: 'Keras-style model.summary() text' },
     { name: 'train.json', type: 'json', description: 'backend, versions, time per epoch, final metrics' },
   ],
   stageRefs: (params) => [params.init_from === INIT_FROM_CURRENT ? undefined : params.init_from, params.augmented].filter((s): s is string => !!s),

@@ -79,7 +79,15 @@ export async function inspectReport(htmlPath: string, screenshotName: string): P
   const browser = await chromium.launch({
     executablePath,
     // As root (CI) Chromium needs --no-sandbox; the network flags keep it from calling home on a closed network.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });

@@ -43,11 +43,7 @@ export function encodeRecords(records: CifarRecords, start = 0, end = records.la
  * Writes `<root>/<folder>/` (default folder `cifar-10-batches-bin`) with the training records
  * spread over `batches` data_batch files; returns the batches directory.
  */
-export async function writeCifarBinaryTree(
-  root: string,
-  data: CifarBinaryData,
-  options: { batches?: number; folder?: string } = {},
-): Promise<string> {
+export async function writeCifarBinaryTree(root: string, data: CifarBinaryData, options: { batches?: number; folder?: string } = {}): Promise<string> {
   const dir = join(root, options.folder ?? 'cifar-10-batches-bin');
   await mkdir(dir, { recursive: true });
   const batches = options.batches ?? 5;

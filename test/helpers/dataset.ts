@@ -49,10 +49,18 @@ export async function cifarSource(fallback = { perClassTrain: 60, perClassTest: 
 export function syntheticImage(cls: number, index: number, size = 32): Uint8Array {
   const rgba = new Uint8Array(size * size * 4);
   let s = (cls * 7919 + index * 104729 + 1) >>> 0;
-  const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  const rand = () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32;
   const hue = [
-    [230, 40, 40], [40, 230, 40], [40, 40, 230], [230, 230, 40], [230, 40, 230],
-    [40, 230, 230], [140, 90, 30], [250, 250, 250], [90, 30, 140], [30, 140, 90],
+    [230, 40, 40],
+    [40, 230, 40],
+    [40, 40, 230],
+    [230, 230, 40],
+    [230, 40, 230],
+    [40, 230, 230],
+    [140, 90, 30],
+    [250, 250, 250],
+    [90, 30, 140],
+    [30, 140, 90],
   ][cls]!;
   const cx = 8 + rand() * 16;
   const cy = 8 + rand() * 16;
@@ -69,7 +77,10 @@ export function syntheticImage(cls: number, index: number, size = 32): Uint8Arra
 }
 
 export async function writeSyntheticJpegTree(root: string, perClassTrain: number, perClassTest: number): Promise<void> {
-  for (const [split, count] of [['train', perClassTrain], ['test', perClassTest]] as const) {
+  for (const [split, count] of [
+    ['train', perClassTrain],
+    ['test', perClassTest],
+  ] as const) {
     for (let c = 0; c < CLASSES.length; c++) {
       const dir = join(root, split, CLASSES[c]!);
       await mkdir(dir, { recursive: true });

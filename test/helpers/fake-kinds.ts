@@ -30,9 +30,7 @@ export const learnKind = defineStage({
     lr: z.number().positive().default(0.01),
     shuffle: z.boolean().default(true),
     init_from: z.string().optional().describe('a learn stage to start from'),
-    optimizer: z
-      .object({ name: z.enum(['sgd', 'adam']).default('sgd'), momentum: z.number().min(0).default(0) })
-      .default({ name: 'sgd', momentum: 0 }),
+    optimizer: z.object({ name: z.enum(['sgd', 'adam']).default('sgd'), momentum: z.number().min(0).default(0) }).default({ name: 'sgd', momentum: 0 }),
     layers: z.array(layer).default([]),
     tag: z.string().default(''),
   }),
@@ -41,6 +39,4 @@ export const learnKind = defineStage({
   run: async () => {},
 });
 
-export const fakeKinds: ReadonlyMap<string, StageKind> = new Map<string, StageKind>(
-  ([sourceKind, learnKind] as StageKind[]).map((k) => [k.name, k]),
-);
+export const fakeKinds: ReadonlyMap<string, StageKind> = new Map<string, StageKind>(([sourceKind, learnKind] as StageKind[]).map((k) => [k.name, k]));

@@ -15,7 +15,7 @@ export interface ImageSet {
 /** Learnable toy images: class c has a brighter channel (c mod C) and a bright quadrant, plus noise. */
 export function toyImages(n: number, classes: number, size = 8, channels = 3, seed = 1): ImageSet {
   let s = seed >>> 0;
-  const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const pixels = new Uint8Array(n * size * size * channels);
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {

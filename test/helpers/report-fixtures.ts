@@ -127,12 +127,21 @@ export async function reportFixture(variant: 'full' | 'single' = 'full'): Promis
   const json = (d: string, name: string, v: unknown) => writeFile(join(d, name), JSON.stringify(v, null, 2));
   const n = TEST_LABELS.length;
   const images = new Uint8Array(n * SIDE * SIDE * 3);
-  for (let i = 0; i < n; i++) for (let y = 0; y < SIDE; y++) for (let x = 0; x < SIDE; x++) for (let c = 0; c < 3; c++) images[((i * SIDE + y) * SIDE + x) * 3 + c] = pixel(i, y, x, c);
+  for (let i = 0; i < n; i++)
+    for (let y = 0; y < SIDE; y++) for (let x = 0; x < SIDE; x++) for (let c = 0; c < 3; c++) images[((i * SIDE + y) * SIDE + x) * 3 + c] = pixel(i, y, x, c);
   const inputs: Record<string, FakeUpstream> = {};
 
   if (variant === 'full') {
     const fetch = await dir('fetch');
-    await json(fetch, 'fetch.json', { source: 'http://127.0.0.1/cifar.tar.gz', type: 'http', bytes: 1234, md5: 'abc', sha256: 'f'.repeat(64), archive: 'tar.gz', files: 24 });
+    await json(fetch, 'fetch.json', {
+      source: 'http://127.0.0.1/cifar.tar.gz',
+      type: 'http',
+      bytes: 1234,
+      md5: 'abc',
+      sha256: 'f'.repeat(64),
+      archive: 'tar.gz',
+      files: 24,
+    });
     inputs.fetch = { kind: 'fetch', dir: fetch, params: { url: 'http://127.0.0.1/cifar.tar.gz' } };
 
     const decode = await dir('decode');
@@ -169,7 +178,14 @@ export async function reportFixture(variant: 'full' | 'single' = 'full'): Promis
 
   const train = await dir('train');
   await json(train, 'history.json', historyOf(3, 2.0));
-  await json(train, 'train.json', { backend: 'wasm', workers: 2, versions: { '@tensorflow/tfjs-core': '4.22.0' }, params: { total: 883, trainable: 883, non_trainable: 0 }, epochs: 3, init_from: null });
+  await json(train, 'train.json', {
+    backend: 'wasm',
+    workers: 2,
+    versions: { '@tensorflow/tfjs-core': '4.22.0' },
+    params: { total: 883, trainable: 883, non_trainable: 0 },
+    epochs: 3,
+    init_from: null,
+  });
   await writeFile(join(train, 'summary.txt'), summaryText());
   inputs.train = { kind: 'train', dir: train, params: { epochs: 3, batch_size: 4 } };
 
@@ -180,7 +196,10 @@ export async function reportFixture(variant: 'full' | 'single' = 'full'): Promis
   if (variant === 'full') {
     const augment = await dir('augment');
     const tile = { height: SIDE, width: SIDE, channels: 3, data: images.subarray(0, SIDE * SIDE * 3) };
-    await writeFile(join(augment, 'contact_sheet.png'), await encodePng({ height: SIDE, width: SIDE * 2, channels: 3, data: new Uint8Array(SIDE * SIDE * 6).fill(128) }));
+    await writeFile(
+      join(augment, 'contact_sheet.png'),
+      await encodePng({ height: SIDE, width: SIDE * 2, channels: 3, data: new Uint8Array(SIDE * SIDE * 6).fill(128) }),
+    );
     await mkdir(join(augment, 'preview'));
     await writeFile(join(augment, 'preview', 'image_000_original.png'), await encodePng(tile));
     await writeFile(join(augment, 'preview', 'image_000_variant_00.png'), await encodePng(tile));
@@ -195,7 +214,13 @@ export async function reportFixture(variant: 'full' | 'single' = 'full'): Promis
 
     const trainAug = await dir('train_aug');
     await json(trainAug, 'history.json', historyOf(2, 1.2));
-    await json(trainAug, 'train.json', { backend: 'wasm', workers: 2, params: { total: 883, trainable: 883, non_trainable: 0 }, epochs: 2, init_from: 'train' });
+    await json(trainAug, 'train.json', {
+      backend: 'wasm',
+      workers: 2,
+      params: { total: 883, trainable: 883, non_trainable: 0 },
+      epochs: 2,
+      init_from: 'train',
+    });
     await writeFile(join(trainAug, 'summary.txt'), summaryText());
     inputs.train_aug = { kind: 'train', dir: trainAug, params: { epochs: 2, init_from: 'train', augmented: 'augment' } };
 

@@ -185,7 +185,10 @@ export async function startSwift(): Promise<Swift> {
       await execOk('swift-ring-builder', [builder, 'create', '4', '1', '0']);
       await execOk('swift-ring-builder', [builder, 'add', `r1z1-127.0.0.1:${ports[kind]}/d1`, '1']);
       await execOk('swift-ring-builder', [builder, 'rebalance']);
-      await writeFile(join(dir, `${kind}-server.conf`), `${common(ports[kind])}[pipeline:main]\npipeline = ${kind}-server\n[app:${kind}-server]\nuse = egg:swift#${kind}\n`);
+      await writeFile(
+        join(dir, `${kind}-server.conf`),
+        `${common(ports[kind])}[pipeline:main]\npipeline = ${kind}-server\n[app:${kind}-server]\nuse = egg:swift#${kind}\n`,
+      );
     }
     const filters = ['catch_errors', 'gatekeeper', 'proxy_logging', 'memcache', 'copy', 'slo', 'dlo'];
     await writeFile(
@@ -196,7 +199,10 @@ export async function startSwift(): Promise<Swift> {
         '[filter:tempauth]\nuse = egg:swift#tempauth\nuser_test_tester = testing .admin\n' +
         '[filter:s3api]\nuse = egg:swift#s3api\nlocation = us-east-1\n' +
         `[filter:memcache]\nuse = egg:swift#memcache\nmemcache_servers = 127.0.0.1:${await freePort()}\n` +
-        filters.filter((f) => f !== 'memcache').map((f) => `[filter:${f}]\nuse = egg:swift#${f}\n`).join(''),
+        filters
+          .filter((f) => f !== 'memcache')
+          .map((f) => `[filter:${f}]\nuse = egg:swift#${f}\n`)
+          .join(''),
     );
     const servers = ['account', 'container', 'object', 'proxy'] as const;
     for (const kind of servers) {
@@ -205,9 +211,7 @@ export async function startSwift(): Promise<Swift> {
       for (const s of [child.stdout!, child.stderr!]) s.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-20_000)));
       children.push(child);
     }
-    await Promise.all(
-      servers.map((kind, i) => waitForPort(ports[kind], once(children[i]!, 'exit'), `swift-${kind}-server`)),
-    );
+    await Promise.all(servers.map((kind, i) => waitForPort(ports[kind], once(children[i]!, 'exit'), `swift-${kind}-server`)));
     return { endpoint: `http://127.0.0.1:${ports.proxy}`, accessKeyId: 'test:tester', secretAccessKey: 'testing', stop };
   } catch (err) {
     await stop();

@@ -62,7 +62,10 @@ export function useToyTraining(prefix: string, base: Record<string, unknown>): T
  * aborts once epoch 1 is checkpointed, and the epochs every training loop reports meanwhile.
  * Call `off()` when done.
  */
-export async function interruptAfterFirstEpoch(toy: ToyTraining, prefix: string): Promise<{ resumeDir: string; signal: AbortSignal; epochs: number[]; off: () => void }> {
+export async function interruptAfterFirstEpoch(
+  toy: ToyTraining,
+  prefix: string,
+): Promise<{ resumeDir: string; signal: AbortSignal; epochs: number[]; off: () => void }> {
   const resumeDir = await mkdtemp(join(tmpdir(), prefix));
   toy.removeLater(resumeDir);
   const controller = new AbortController();

@@ -47,8 +47,7 @@ function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?:
   return inScope(args.backend as tf.KernelBackend, (s) => {
     const a3 = s.reshape(a, [batchA, a.shape[ra - 2], a.shape[ra - 1]]);
     const b3 = s.reshape(b, [batchB, b.shape[rb - 2], b.shape[rb - 1]]);
-    const entry = (x: TensorInfo, i: number): TensorInfo =>
-      x.shape[0] === 1 ? x : s.slice(x, [i, 0, 0], [1, x.shape[1], x.shape[2]]);
+    const entry = (x: TensorInfo, i: number): TensorInfo => (x.shape[0] === 1 ? x : s.slice(x, [i, 0, 0], [1, x.shape[1], x.shape[2]]));
     const parts: TensorInfo[] = [];
     for (let i = 0; i < batch; i++) parts.push(product(s, entry(a3, i), entry(b3, i), tA, tB, m, k, n));
     const joined = parts.length === 1 ? parts[0] : s.concat(parts, 0);

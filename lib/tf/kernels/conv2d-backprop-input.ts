@@ -16,7 +16,14 @@ function upsampleWithZeros(s: WasmScope, dy: TensorInfo, sh: number, sw: number)
   if (sh === 1 && sw === 1) return dy;
   const [b, oh, ow, c] = dy.shape;
   const spread = s.reshape(dy, [b, oh, 1, ow, 1, c]);
-  const padded = s.pad(spread, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
+  const padded = s.pad(spread, [
+    [0, 0],
+    [0, 0],
+    [0, sh - 1],
+    [0, 0],
+    [0, sw - 1],
+    [0, 0],
+  ]);
   return s.reshape(padded, [b, oh * sh, ow * sw, c]);
 }
 

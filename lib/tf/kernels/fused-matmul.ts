@@ -34,15 +34,10 @@ function fusedMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?:
   if (!covered) return stockKernel(tf._FusedMatMul).kernelFunc(args) as TensorInfo;
   const heap = asHeapBackend(args.backend);
   const out = heap.makeOutput(a.shape.length === 3 ? [1, m, n] : [m, n], 'float32');
-  simdMatmul(
-    heap.typedArrayFromHeap(a) as Float32Array,
-    heap.typedArrayFromHeap(b) as Float32Array,
-    m,
-    k,
-    n,
-    heap.typedArrayFromHeap(out) as Float32Array,
-    { bias: bias ? (heap.typedArrayFromHeap(bias) as Float32Array) : undefined, relu: act === 'relu' },
-  );
+  simdMatmul(heap.typedArrayFromHeap(a) as Float32Array, heap.typedArrayFromHeap(b) as Float32Array, m, k, n, heap.typedArrayFromHeap(out) as Float32Array, {
+    bias: bias ? (heap.typedArrayFromHeap(bias) as Float32Array) : undefined,
+    relu: act === 'relu',
+  });
   return out;
 }
 

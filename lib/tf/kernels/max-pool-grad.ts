@@ -11,14 +11,7 @@ function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?:
   const dy = args.inputs.dy as TensorInfo;
   const input = args.inputs.input as TensorInfo;
   const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as tf.MaxPoolGradAttrs;
-  const info = tf.backend_util.computePool2DInfo(
-    input.shape as [number, number, number, number],
-    filterSize,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-  );
+  const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
   const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, strideHeight, strideWidth } = info;
   const { effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
   const { top, left } = info.padInfo;
@@ -30,8 +23,19 @@ function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?:
   const dx = heap.typedArrayFromHeap(out) as Float32Array;
   if (maxPoolGradFits(c)) {
     const geometry = {
-      batch: batchSize, inH: inHeight, inW: inWidth, inChannels: c, outH: outHeight, outW: outWidth, outChannels: c,
-      filterH: fh, filterW: fw, strideH: strideHeight, strideW: strideWidth, padTop: top, padLeft: left,
+      batch: batchSize,
+      inH: inHeight,
+      inW: inWidth,
+      inChannels: c,
+      outH: outHeight,
+      outW: outWidth,
+      outChannels: c,
+      filterH: fh,
+      filterW: fw,
+      strideH: strideHeight,
+      strideW: strideWidth,
+      padTop: top,
+      padLeft: left,
     };
     simdMaxPoolGrad(x, g, geometry, dx);
     return out;

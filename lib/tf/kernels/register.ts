@@ -30,7 +30,20 @@ export const wasmTrainingKernels: readonly tf.KernelConfig[] = [
 ];
 
 /** Stock kernels our kernels call; captured before anything is replaced. */
-const usedStockKernels = ['Conv2D', 'FusedConv2D', '_FusedMatMul', 'Identity', 'BatchMatMul', 'Transpose', 'Sum', 'Reshape', 'Slice', 'PadV2', 'Reverse', 'Concat'];
+const usedStockKernels = [
+  'Conv2D',
+  'FusedConv2D',
+  '_FusedMatMul',
+  'Identity',
+  'BatchMatMul',
+  'Transpose',
+  'Sum',
+  'Reshape',
+  'Slice',
+  'PadV2',
+  'Reverse',
+  'Concat',
+];
 
 const installed = new Set<string>();
 

@@ -172,11 +172,7 @@ function run(kernel: KernelName, inputs: Float32Array[], output: Float32Array | 
 }
 
 function convArgs(g: ConvGeometry): number[] {
-  return [
-    g.batch, g.inH, g.inW, g.inChannels,
-    g.outH, g.outW, g.outChannels,
-    g.filterH, g.filterW, g.strideH, g.strideW, g.padTop, g.padLeft,
-  ];
+  return [g.batch, g.inH, g.inW, g.inChannels, g.outH, g.outW, g.outChannels, g.filterH, g.filterW, g.strideH, g.strideW, g.padTop, g.padLeft];
 }
 
 /** Scratch floats conv2dFilterGrad needs for this geometry (0 on the direct route). */
@@ -230,8 +226,12 @@ export function conv2dScratchFloats(g: ConvGeometry): number {
  * same heap) lets the Winograd route run in place.
  */
 export function conv2d(
-  x: Float32Array, w: Float32Array, g: ConvGeometry, y: Float32Array,
-  fused: { bias?: Float32Array; relu?: boolean } = {}, scratch?: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  g: ConvGeometry,
+  y: Float32Array,
+  fused: { bias?: Float32Array; relu?: boolean } = {},
+  scratch?: Float32Array,
 ): void {
   const bias = fused.bias ?? NO_BIAS;
   if (fused.bias !== undefined && bias.length !== g.outChannels) throw new Error(`conv2d: bias of ${bias.length} for ${g.outChannels} channels`);
@@ -257,10 +257,9 @@ export function maxPoolGradFits(channels: number): boolean {
 
 /** dx [B,H,W,C]: each window's dy goes to the first maximum of x in row-major window order. */
 export function maxPoolGrad(x: Float32Array, dy: Float32Array, g: ConvGeometry, dx: Float32Array): void {
-  run('maxPoolGrad', [x, dy], dx, [
-    g.batch, g.inH, g.inW, g.inChannels,
-    g.outH, g.outW, g.filterH, g.filterW, g.strideH, g.strideW, g.padTop, g.padLeft,
-  ], { accumulates: true });
+  run('maxPoolGrad', [x, dy], dx, [g.batch, g.inH, g.inW, g.inChannels, g.outH, g.outW, g.filterH, g.filterW, g.strideH, g.strideW, g.padTop, g.padLeft], {
+    accumulates: true,
+  });
 }
 
 /** out[c] = sum over r of x[r, c] (x is [rows, cols]), accumulated in double precision. */
@@ -275,7 +274,12 @@ export function matmulFits(k: number, n: number): boolean {
 
 /** c [M,N] = a [M,K] . b [K,N] (row-major), plus `bias` [N] when given, then ReLU when `relu`. */
 export function matmul(
-  a: Float32Array, b: Float32Array, m: number, k: number, n: number, c: Float32Array,
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  k: number,
+  n: number,
+  c: Float32Array,
   fused: { bias?: Float32Array; relu?: boolean } = {},
 ): void {
   const bias = fused.bias ?? NO_BIAS;

@@ -64,17 +64,18 @@ export class WasmScope {
   /** XNNPACK convolution, stride 1, NHWC; `pads` are [top, bottom, left, right], all >= 0. */
   conv2d(x: TensorInfo, filter: TensorInfo, pads: readonly number[], dilations: [number, number]): TensorInfo {
     const [top, bottom, left, right] = pads;
-    return this.run(
-      'Conv2D',
-      { x, filter },
-      {
-        strides: [1, 1],
-        pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
-        dataFormat: 'NHWC',
-        dilations,
-        dimRoundingMode: 'floor',
-      } as unknown as Attrs,
-    );
+    return this.run('Conv2D', { x, filter }, {
+      strides: [1, 1],
+      pad: [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ],
+      dataFormat: 'NHWC',
+      dilations,
+      dimRoundingMode: 'floor',
+    } as unknown as Attrs);
   }
 
   /** Untransposed [1,M,K] x [1,K,N] matmul: our SIMD kernel when N % 8 == 0, else XNNPACK's. */
