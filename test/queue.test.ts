@@ -151,6 +151,25 @@ stages:
     expect(await linesOf(join(a.signals, 'started'))).toHaveLength(2);
   }, 120_000);
 
+  test("stages in flight are not capped by the coordinator's cores: three independent stages run on three workers at once", async () => {
+    const a = await area(
+      (signals) => `
+stages:
+${['a', 'b', 'c']
+  .map(
+    (n) => `  ${n}:
+    cmd: echo "$PIPELINE_WORKER_CHILD" >> ${signals}/started && while [ $(sort -u ${signals}/started | wc -l) -lt 3 ]; do sleep 0.05; done && echo ${n} > ${n}.txt
+    outs: [${n}.txt]
+`,
+  )
+  .join('')}`,
+    );
+    await Promise.all(['wA', 'wB', 'wC'].map(async (w) => startWorker(await a.make(`host${w}`), w, a.queue)));
+    const r = await coordinate(a.coordinator, a.queue);
+    expect(r).toMatchObject({ code: 0 });
+    expect(new Set(await linesOf(join(a.signals, 'started')))).toEqual(new Set(['wA', 'wB', 'wC']));
+  }, 120_000);
+
   test('a worker killed mid-stage: the stage is retried on the other worker and the run completes', async () => {
     const a = await area(GATED);
     const wA = await startWorker(await a.make('hostA'), 'wA', a.queue);

@@ -17,6 +17,9 @@ import type { RemoteCache, RemoteCacheUi } from '../../engine/remote/cache.js';
 import type { QueueTarget } from '../../engine/queue/target.js';
 import { collectAxis, describeAssignments, experimentsOf, type Experiment, type MatrixAxis } from '../sweep.js';
 
+/** Stages in flight on the queue at once unless --jobs says otherwise. */
+const QUEUE_DEFAULT_JOBS = 64;
+
 export interface RunOptions {
   force?: boolean;
   dryRun?: boolean;
@@ -50,7 +53,7 @@ export function register(program: Command): void {
     .option('-n, --dry-run', 'print what would run and why; run and write nothing')
     .option('--set <stage.param=value>', 'override a param (repeatable)', collect, [])
     .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
-    .option('-j, --jobs <n>', 'how many stages may run at once', positiveInt, availableParallelism())
+    .option('-j, --jobs <n>', `how many stages may run at once (with --executor queue: ${QUEUE_DEFAULT_JOBS})`, positiveInt, availableParallelism())
     .option('-k, --keep-going', 'after a failure, keep running stages that do not depend on it')
     .option('--lock-timeout <seconds>', 'how long to wait for another run to release the store', nonNegativeNumber, 600)
     .option('--remote <url>', 'remote cache to use (s3://bucket/prefix or http(s)://...; default: remote: in pipeline.yaml)')
@@ -71,6 +74,8 @@ export function register(program: Command): void {
     .addOption(new Option('--worker-job <key>', 'run by `pipeline worker`: compute only the named stage, whose key must be <key>').hideHelp())
     .action(async (targets: string[], options: RunOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
+      // On the queue, --jobs caps stages in flight across all workers, not this machine's cores.
+      if (options.executor === 'queue' && command.getOptionValueSource('jobs') === 'default') options.jobs = QUEUE_DEFAULT_JOBS;
       await runCommand(targets, options, globals);
     });
 }

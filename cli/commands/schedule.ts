@@ -34,6 +34,7 @@ export function register(program: Command): void {
     )
     .option('--queue <url>', 'Redis of the stage queue for --executor queue (default: PIPELINE_QUEUE)')
     .action(async (options: ScheduleOptions, command: Command) => {
+      if (options.executor === 'queue' && command.getOptionValueSource('jobs') === 'default') options.jobs = 64; // as run --executor queue
       await scheduleCommand(options, command.optsWithGlobals<GlobalOptions>());
     });
 }
