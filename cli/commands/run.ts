@@ -4,10 +4,10 @@ import { Option, type Command } from 'commander';
 import { renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { hostname } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { GlobalOptions } from '../global-options.js';
 import { collect, collectUnset, errorText, nameWidth, nonNegativeNumber, overrideArgs, positiveInt, stageLine, UNSET_HELP } from '../stage-lines.js';
-import type { StageReport, StageDispatch } from '../../engine/run/execute.js';
+import type { StageReport } from '../../engine/run/execute.js';
 import type { Session } from '../../engine/session.js';
 import type { StoreLock } from '../../engine/store/lock.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
@@ -16,6 +16,7 @@ import type { QueueDispatcher } from '../../engine/queue/dispatch.js';
 import type { RemoteCache, RemoteCacheUi } from '../../engine/remote/cache.js';
 import type { QueueTarget } from '../../engine/queue/target.js';
 import { collectAxis, describeAssignments, experimentsOf, type Experiment, type MatrixAxis } from '../sweep.js';
+import { queueDispatch, queueTargetOf } from '../queue-run.js';
 
 /** Stages in flight on the queue at once unless --jobs says otherwise. */
 const QUEUE_DEFAULT_JOBS = 64;
@@ -114,22 +115,6 @@ export async function runCommand(targets: string[], options: RunOptions, globals
     return;
   }
   return runForReal(runModules, runs, selection, force, options, globals, remote, queue);
-}
-
-/** `--executor queue` needs a queue and a remote: workers pull a stage's inputs from it and push its result there. */
-async function queueTargetOf(options: RunOptions, hasRemote: boolean): Promise<QueueTarget | undefined> {
-  const { UsageError } = await import('../../engine/errors.js');
-  const url = options.queue ?? process.env.PIPELINE_QUEUE;
-  if (options.executor !== 'queue') {
-    if (options.queue !== undefined) throw new UsageError('--queue is for --executor queue');
-    return undefined;
-  }
-  if (!url) throw new UsageError('--executor queue needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
-  if (!hasRemote)
-    throw new UsageError(
-      '--executor queue needs a remote cache (remote: in pipeline.yaml, or --remote URL): workers pull inputs from it and push results to it',
-    );
-  return (await import('../../engine/queue/target.js')).parseQueueUrl(url);
 }
 
 /** What a real run needs beyond reading the pipeline: all start loading at once, each read by name when needed. */
@@ -432,37 +417,6 @@ async function runForReal(
       process.off('SIGHUP', onSignal);
     }
   }
-}
-
-/** `--executor queue`: a stage goes to the workers once its inputs are on the remote. */
-function queueDispatch(
-  queue: QueueDispatcher,
-  remote: RemoteCache,
-  session: Session,
-  experiment: Experiment | undefined,
-  options: RunOptions,
-  globals: GlobalOptions,
-  runId: string,
-  coordinator: string,
-  force: ReadonlySet<string>,
-): StageDispatch {
-  const context = {
-    config: relative(session.pipeline.root, resolve(globals.config)),
-    sets: [...options.set, ...(experiment?.sets ?? [])],
-    unset: options.unset,
-    ...(globals.backend ? { backend: globals.backend } : {}),
-    remote: remote.backend.url,
-    runId,
-    coordinator,
-  };
-  return async (stage, key, upstreams, signal) => {
-    await remote.ensure(upstreams, signal);
-    const onQueued = () => {
-      if (globals.verbose) err(`${stage}: queued on ${queue.url}`);
-    };
-    const result = await queue.run(stage, key, context, signal, onQueued, force.has(stage));
-    return { worker: result.worker };
-  };
 }
 
 /** The run's final record; on a full disk, once more after emptying tmp/, then a warning (the stage errors still follow). */

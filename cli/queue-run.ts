@@ -1,0 +1,67 @@
+// `run --executor queue`: the queue a run uses and how a stage is handed to the workers (its inputs
+// made sure of on the remote, then a job on the queue). The run itself is cli/commands/run.ts.
+import type { GlobalOptions } from './global-options.js';
+import { relative, resolve } from 'node:path';
+import type { Experiment } from './sweep.js';
+import type { Session } from '../engine/session.js';
+import type { StageDispatch } from '../engine/run/execute.js';
+import type { QueueDispatcher } from '../engine/queue/dispatch.js';
+import type { QueueTarget } from '../engine/queue/target.js';
+import type { RemoteCache } from '../engine/remote/cache.js';
+
+const err = (line: string) => process.stderr.write(line + '\n');
+
+/** What of `run`'s options the queue needs. */
+export interface QueueRunOptions {
+  executor?: 'local' | 'queue';
+  queue?: string;
+  set: string[];
+  unset: string[];
+}
+
+/** `--executor queue` needs a queue and a remote: workers pull a stage's inputs from it and push its result there. */
+export async function queueTargetOf(options: QueueRunOptions, hasRemote: boolean): Promise<QueueTarget | undefined> {
+  const { UsageError } = await import('../engine/errors.js');
+  const url = options.queue ?? process.env.PIPELINE_QUEUE;
+  if (options.executor !== 'queue') {
+    if (options.queue !== undefined) throw new UsageError('--queue is for --executor queue');
+    return undefined;
+  }
+  if (!url) throw new UsageError('--executor queue needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
+  if (!hasRemote)
+    throw new UsageError(
+      '--executor queue needs a remote cache (remote: in pipeline.yaml, or --remote URL): workers pull inputs from it and push results to it',
+    );
+  return (await import('../engine/queue/target.js')).parseQueueUrl(url);
+}
+
+/** `--executor queue`: a stage goes to the workers once its inputs are on the remote. */
+export function queueDispatch(
+  queue: QueueDispatcher,
+  remote: RemoteCache,
+  session: Session,
+  experiment: Experiment | undefined,
+  options: QueueRunOptions,
+  globals: GlobalOptions,
+  runId: string,
+  coordinator: string,
+  force: ReadonlySet<string>,
+): StageDispatch {
+  const context = {
+    config: relative(session.pipeline.root, resolve(globals.config)),
+    sets: [...options.set, ...(experiment?.sets ?? [])],
+    unset: options.unset,
+    ...(globals.backend ? { backend: globals.backend } : {}),
+    remote: remote.backend.url,
+    runId,
+    coordinator,
+  };
+  return async (stage, key, upstreams, signal) => {
+    await remote.ensure(upstreams, signal);
+    const onQueued = () => {
+      if (globals.verbose) err(`${stage}: queued on ${queue.url}`);
+    };
+    const result = await queue.run(stage, key, context, signal, onQueued, force.has(stage));
+    return { worker: result.worker };
+  };
+}
