@@ -277,14 +277,11 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
         ups.map((u) => u.manifest!),
         run.signal,
       );
-      const m = await opts.remote?.fetch(name, key, run.signal);
-      if (!m) throw new StageError(`stage ${name}: worker ${worker} finished it, but its result could not be pulled from the remote`);
-      const spec = pipeline.stages.get(name)!;
-      const outs = spec.kind === 'cmd' && !opts.experiment ? outsOf(spec) : [];
-      if (outs.length) await restore(m, outs);
-      opts.facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });
-      await finishRef(name, m);
-      return { stage: name, outcome: 'ran', durationMs: Date.now() - t0, key: m.key, manifest: m, reason, worker, restored: outs.length ? outs : undefined };
+      // The worker pushed it: committed here like any remote result, but this run computed it.
+      const pulledBack = await fromRemote(name, key, t0);
+      if (!pulledBack) throw new StageError(`stage ${name}: worker ${worker} finished it, but its result could not be pulled from the remote`);
+      const { pulled: _pulled, ...result } = pulledBack;
+      return { ...result, outcome: 'ran', reason, worker };
     }
     const spec = pipeline.stages.get(name)!;
     const compute = () => (spec.kind === 'cmd' ? runShell(name, key, material) : runKind(name, key, material, ups));
