@@ -56,6 +56,7 @@ export interface BuildResult {
 }
 
 export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
+  o.signal?.throwIfAborted();
   const settings = o.settings;
   const prev = o.previous;
   const plan = planIncremental(prev ? { manifest: prev.manifest, rows: prev.rows } : undefined, settings, o.sources);
