@@ -18,6 +18,7 @@ import { convertImage, RESIZE_METHODS } from '../../lib/images/convert.js';
 import { DatasetError, SourceDecodeError } from '../../lib/errors.js';
 import { buildDataset, type BuildResult, type DecodeChunk, type LabeledSource } from '../../lib/dataset/build.js';
 import { DatasetReader } from '../../lib/dataset/reader.js';
+import { DATASET_DIR } from '../../lib/dataset/format.js';
 import { DEFAULT_SHARD_BYTES } from '../../lib/dataset/writer.js';
 import { decoderVersions } from '../../lib/images/decoder-versions.js';
 import type { DecodeTask, DecodeTaskResult } from '../../lib/images/decode-task.js';
@@ -57,8 +58,6 @@ const FILES_PER_TASK = 250;
 const FILES_PER_CHUNK = 1000;
 /** How many skipped file names decode.json lists (the count is always complete). */
 const LISTED_SKIPPED = 100;
-/** The dataset directory inside decode's output. */
-export const DATASET_DIR = 'dataset';
 
 /** The fetched directory, and how the user knows it: the fetch stage's url. */
 interface DataSource {
@@ -191,7 +190,9 @@ async function cifarBinaryPlan(ctx: StageContext<DecodeParams>, dir: string, sou
     for (let r = 0; r < batch.records; r++) {
       const label = records[r * CIFAR_RECORD_BYTES]!;
       if (label >= dataset.classes.length) {
-        throw new DatasetError(`CIFAR binary batch ${batch.path}: record ${r} has label ${label}, but batches.meta.txt lists ${dataset.classes.length} classes`);
+        throw new DatasetError(
+          `CIFAR binary batch ${batch.path}: record ${r} has label ${label}, but batches.meta.txt lists ${dataset.classes.length} classes`,
+        );
       }
       sources.push({ split: batch.split, label, source: `${name}#${String(r).padStart(5, '0')}`, digest });
       where.push({ batch: b, record: r });
@@ -297,7 +298,10 @@ async function run(ctx: StageContext<DecodeParams>): Promise<void> {
   };
   await ctx.out.json('classes.json', plan.classes);
   const { plan: made } = result;
-  if (ctx.previous) ctx.log.info(`since the previous result: ${made.added} added, ${made.changed} changed, ${made.removed} removed; ${made.decoded} decoded, ${made.reused} kept`);
+  if (ctx.previous)
+    ctx.log.info(
+      `since the previous result: ${made.added} added, ${made.changed} changed, ${made.removed} removed; ${made.decoded} decoded, ${made.reused} kept`,
+    );
   await ctx.out.json('decode.json', {
     format: plan.format,
     source: dir === root ? '.' : inSource(source, dir),
@@ -321,13 +325,15 @@ export const decodeStage = defineStage({
   // 2: JPEGs that wasm libjpeg-turbo refused for unread padding now decode (a cached run with
   // skip_corrupt may have skipped them). 3: a sharded dataset instead of one array per split.
   version: 3,
-  description: 'Decode a fetched CIFAR-10 binary release or JPEG/PNG image folders into a sharded uint8 dataset (incremental: unchanged files are not decoded again)',
+  description:
+    'Decode a fetched CIFAR-10 binary release or JPEG/PNG image folders into a sharded uint8 dataset (incremental: unchanged files are not decoded again)',
   params: DecodeParams,
   outputs: [
     {
       name: DATASET_DIR,
       type: 'dir',
-      description: 'the images as a sharded uint8 dataset: dataset.json, rows.json (label, shard, slot, crc32, source file of each row), shards/<id>.npy [rows, H, W, C]',
+      description:
+        'the images as a sharded uint8 dataset: dataset.json, rows.json (label, shard, slot, crc32, source file of each row), shards/<id>.npy [rows, H, W, C]',
     },
     { name: 'classes.json', type: 'json', description: 'class names (index = label)' },
     { name: 'decode.json', type: 'json', description: 'format, shape, counts per split and class, skipped corrupt files, changes since the previous result' },

@@ -1,5 +1,6 @@
 // Upstream outputs as the real stages write them (same file names and JSON shapes), small and
 // deterministic, for running the report stage without training anything.
+import { writeDataset } from './fake-normalize.js';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -154,7 +155,14 @@ export async function reportFixture(variant: 'full' | 'single' = 'full'): Promis
       skipped_files: [{ file: 'train/cat/0007.jpg', reason: 'corrupt JPEG data' }],
       ignored_files: 0,
     });
-    await writeNpy(join(decode, 'test_images.npy'), { dtype: 'uint8', shape: [n, SIDE, SIDE, 3], data: images });
+    const shape: [number, number, number] = [SIDE, SIDE, 3];
+    const labels = Int32Array.from({ length: n }, (_, i) => i % FIXTURE_CLASSES.length);
+    await writeDataset(
+      join(decode, 'dataset'),
+      { pixels: new Uint8Array(0), labels: new Int32Array(0), shape },
+      { pixels: images, labels, shape },
+      FIXTURE_CLASSES,
+    );
     inputs.decode = { kind: 'decode', dir: decode };
   }
 
