@@ -154,6 +154,7 @@ export async function reportFixture(variant: 'full' | 'single' = 'full'): Promis
       skipped_corrupt: 1,
       skipped_files: [{ file: 'train/cat/0007.jpg', reason: 'corrupt JPEG data' }],
       ignored_files: 0,
+      changes: { since: 'a'.repeat(64), added: 70, changed: 2, removed: 1, decoded: 72, reused: 6998 },
     });
     const shape: [number, number, number] = [SIDE, SIDE, 3];
     const labels = Int32Array.from({ length: n }, (_, i) => i % FIXTURE_CLASSES.length);
