@@ -11,7 +11,7 @@ import { TINY_MODEL, useToyTraining, interruptAfterFirstEpoch } from './helpers/
 import { normalizedArrays, writeAugmentOutputs, writeNormalizeOutputs, subset, type ImageSet } from './helpers/fake-normalize.js';
 import { loadRealCifar } from './helpers/real-cifar.js';
 import { trainStage } from '../stages/train/train.js';
-import { TrainParams } from '../stages/train/params.js';
+import { TrainParams, trainKeyParams } from '../stages/train/params.js';
 import { evaluateStage } from '../stages/evaluate/evaluate.js';
 import { onEpochEnd, type EpochEndEvent } from '../lib/model/fit.js';
 import { loadModel } from '../lib/model/io.js';
@@ -120,6 +120,20 @@ describe('train on cpu (toy data)', () => {
     expect((await weights(again)).equals(await weights(first))).toBe(true);
     const other = await train({ seed: 8 });
     expect((await weights(other)).equals(await weights(first))).toBe(false);
+  });
+
+  test('batches read ahead on another thread train exactly as batches read on the training thread', async () => {
+    const unprefetched = await train({ prefetch: 0 });
+    const weights = (run: { outDir: string }) => readFile(join(run.outDir, 'model', 'weights.bin'));
+    expect((await weights(unprefetched)).equals(await weights(first))).toBe(true);
+    expect(await readJson<History>(join(unprefetched.outDir, 'history.json'))).toMatchObject({
+      loss: (await readJson<History>(join(first.outDir, 'history.json'))).loss,
+    });
+    expect(TrainParams.parse({}).prefetch).toBe(3);
+    // Every training batch came from the prefetch thread (3 epochs of 240 rows in batches of 32).
+    expect((await readJson<{ prefetch: unknown }>(join(first.outDir, 'train.json'))).prefetch).toEqual({ depth: 3, batches_read_ahead: 24 });
+    expect((await readJson<{ prefetch: unknown }>(join(unprefetched.outDir, 'train.json'))).prefetch).toEqual({ depth: 0, batches_read_ahead: 0 });
+    expect(trainKeyParams(TrainParams.parse({ prefetch: 0 }))).toEqual(trainKeyParams(TrainParams.parse({}))); // speed only: not in the key
   });
 
   test('an interrupted run resumes from its last checkpoint and ends with the same weights', async () => {

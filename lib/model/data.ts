@@ -2,6 +2,7 @@
 // a 40,000-image set (~490 MB of float32) is never held twice or uploaded whole.
 import * as tf from '@tensorflow/tfjs';
 import type { DatasetReader } from '../dataset/reader.js';
+import type { BatchPrefetcher } from '../dataset/prefetch.js';
 import type { NdArray } from '../npy.js';
 
 /** normalize's `normalization.json`: how uint8 pixels become model input. */
@@ -40,6 +41,8 @@ export interface Rows {
   inputs(rows: ArrayLike<number>): tf.Tensor;
   /** The input batch [rows, ...sampleShape] and one-hot targets [rows, K] as fresh arrays (to transform before they become tensors). */
   gather(rows: ArrayLike<number>): { x: Float32Array; y: Float32Array };
+  /** The order an epoch will ask for batches in (rows that read ahead use it; others ignore it). */
+  plan?(order: Int32Array, batchSize: number): void;
 }
 
 function gatherTargets(y: Float32Array, k: number, rows: ArrayLike<number>): Float32Array {
@@ -119,12 +122,14 @@ export function oneHotOf(reader: DatasetReader, rows: ArrayLike<number>): Float3
  * of row i), read from the shards when a batch is gathered and mapped through the pixel table: no
  * float copy of the data exists, and memory holds a batch, not the dataset.
  */
-export function datasetRows(reader: DatasetReader, index: Int32Array, table: Float32Array, what: string): Rows {
+export function datasetRows(reader: DatasetReader, index: Int32Array, table: Float32Array, what: string, prefetch?: BatchPrefetcher): Rows {
   const [h, w, c] = reader.manifest.shape;
   const size = h * w * c;
   if (table.length !== c * 256) throw new Error(`${what}: normalization has ${table.length / 256} channels, images have ${c}`);
   const pixels = new Uint8Array(size);
   const gatherInputs = (rows: ArrayLike<number>) => {
+    const ahead = prefetch?.take(rows);
+    if (ahead) return ahead;
     const out = new Float32Array(rows.length * size);
     for (let i = 0; i < rows.length; i++) {
       reader.readRowInto(index[rows[i]!]!, pixels);
@@ -147,6 +152,7 @@ export function datasetRows(reader: DatasetReader, index: Int32Array, table: Flo
     inputs,
     batch: (rows) => ({ x: inputs(rows), y: tf.tensor2d(targets(rows), [rows.length, k]) }),
     gather: (rows) => ({ x: gatherInputs(rows), y: targets(rows) }),
+    ...(prefetch ? { plan: (order: Int32Array, batchSize: number) => prefetch.plan(order, batchSize) } : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import { buildModel, copyWeights, outputUnits } from '../../lib/model/build.js';
 import { restoreCheckpoint, saveCheckpoint, type LoopState } from '../../lib/model/checkpoint.js';
 import { datasetRows, oneHotOf, pixelTable, uint8Rows, type Normalization, type Rows } from '../../lib/model/data.js';
 import { DatasetReader } from '../../lib/dataset/reader.js';
+import { BatchPrefetcher } from '../../lib/dataset/prefetch.js';
 import { DATASET_DIR } from '../../lib/dataset/format.js';
 import { fit } from '../../lib/model/fit.js';
 import { loadModel, saveModel } from '../../lib/model/io.js';
@@ -45,6 +46,8 @@ interface NormalizedData {
   valIndex: Int32Array;
   table: Float32Array;
   classes: string[];
+  /** The thread reading training batches ahead (closed with the reader). */
+  prefetch?: BatchPrefetcher;
 }
 
 async function readIndex(norm: UpstreamArtifacts, name: string, rows: number): Promise<Int32Array> {
@@ -78,8 +81,11 @@ async function normalizedData(norm: UpstreamArtifacts): Promise<NormalizedData> 
   }
 }
 
-function plainTrainingData(norm: UpstreamArtifacts, data: NormalizedData): TrainingData {
-  const rows = datasetRows(data.reader, data.trainIndex, data.table, `${norm.stage}/${DATASET_DIR}`);
+function plainTrainingData(norm: UpstreamArtifacts, data: NormalizedData, p: TrainParams): TrainingData {
+  if (p.prefetch > 0) {
+    data.prefetch = new BatchPrefetcher(norm.path(DATASET_DIR), data.trainIndex, data.table, data.reader.rowBytes, p.batch_size, p.prefetch);
+  }
+  const rows = datasetRows(data.reader, data.trainIndex, data.table, `${norm.stage}/${DATASET_DIR}`, data.prefetch);
   return { inputShape: rows.sampleShape, count: rows.count, rowsFor: async () => rows, describe: `${norm.stage}/${DATASET_DIR} (${rows.count} training rows)` };
 }
 
@@ -177,6 +183,7 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
     await trainOn(ctx, backend, workers, norm, normalized);
   } finally {
     normalized.reader.close();
+    await normalized.prefetch?.close();
   }
 }
 
@@ -190,7 +197,7 @@ async function trainOn(
   const p = ctx.params;
   const classes = normalized.classes;
   const k = classes.length;
-  const data = p.augmented ? await augmentedTrainingData(ctx, ctx.inputs.stage(p.augmented), norm, normalized) : plainTrainingData(norm, normalized);
+  const data = p.augmented ? await augmentedTrainingData(ctx, ctx.inputs.stage(p.augmented), norm, normalized) : plainTrainingData(norm, normalized, p);
 
   let val: { rows: Rows; targets: Float32Array } | undefined;
   if (normalized.valIndex.length > 0) {
@@ -307,6 +314,8 @@ async function trainOn(
       // Training images per second of epoch wall time (validation included).
       images_per_second: data.count / (epochSeconds.reduce((a, b) => a + b, 0) / Math.max(1, epochSeconds.length)),
       wall_seconds_this_run: (performance.now() - began) / 1000,
+      // Training batches the prefetch thread delivered (the rest were read on the training thread).
+      prefetch: { depth: normalized.prefetch ? p.prefetch : 0, batches_read_ahead: normalized.prefetch?.hits ?? 0 },
       final: last ?? null,
     });
   } catch (err) {
