@@ -338,6 +338,8 @@ export const decodeStage = defineStage({
     { name: 'classes.json', type: 'json', description: 'class names (index = label)' },
     { name: 'decode.json', type: 'json', description: 'format, shape, counts per split and class, skipped corrupt files, changes since the previous result' },
   ],
+  // Shard size changes where rows are stored, never which rows or pixels: not in the key.
+  cacheParams: ({ shard_mb: _shardMb, ...rest }) => rest,
   // The decoders' versions can change pixels: they belong in the cache key.
   fingerprint: async () => decoderVersions(),
   run,
