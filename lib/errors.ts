@@ -47,6 +47,12 @@ export class DatasetError extends LibError {}
 /** A dataset shard whose bytes are not what its row table says (a flipped bit, a truncated file): found when a row is read. */
 export class ShardIntegrityError extends LibError {}
 
+/** A pack index that cannot be read or breaks its format (lib/fetch/pack.ts). */
+export class PackError extends LibError {}
+
+/** A pack entry whose bytes are not what the index says (a flipped bit, a truncated pack): found when it is read. */
+export class PackIntegrityError extends LibError {}
+
 /** A dataset source that could not be decoded (skipping off): `source` names it, `reason` says why. */
 export class SourceDecodeError extends LibError {
   constructor(

@@ -36,24 +36,34 @@ export async function localSourceType(path: string): Promise<'file' | 'directory
   throw new FetchError(`local source is neither a file nor a directory: ${path}`);
 }
 
-/**
- * Copies a directory tree as plain files: symlinks are followed (the copy must stand alone in the
- * store), loops are an error, special files are skipped. Returns the number of files copied.
- */
-export async function copyDirectory(src: string, dest: string, signal: AbortSignal): Promise<number> {
-  return copyTree(src, dest, signal, new Set());
+/** A local directory's regular files and directories, relative and `/`-separated, sorted by code unit. */
+export interface LocalTree {
+  files: Array<{ rel: string; abs: string }>;
+  dirs: string[];
 }
 
-async function copyTree(src: string, dest: string, signal: AbortSignal, ancestors: Set<string>): Promise<number> {
+/**
+ * Lists a directory tree as plain files: symlinks are followed (what is fetched must stand alone in
+ * the store), loops are an error, special files are skipped.
+ */
+export async function listLocalTree(src: string, signal: AbortSignal): Promise<LocalTree> {
+  const tree: LocalTree = { files: [], dirs: [] };
+  await walkTree(src, '', signal, new Set(), tree);
+  const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  tree.files.sort((a, b) => byCodeUnit(a.rel, b.rel));
+  tree.dirs.sort(byCodeUnit);
+  return tree;
+}
+
+async function walkTree(src: string, rel: string, signal: AbortSignal, ancestors: Set<string>, tree: LocalTree): Promise<void> {
   const real = await realpath(src);
   if (ancestors.has(real)) throw new FetchError(`symlink loop in local source at ${src}`);
   ancestors.add(real);
-  await mkdir(dest, { recursive: true });
-  let files = 0;
+  if (rel !== '') tree.dirs.push(rel);
   for (const entry of await readdir(src, { withFileTypes: true })) {
     if (signal.aborted) throw new InterruptedError('fetch interrupted');
     const from = join(src, entry.name);
-    const to = join(dest, entry.name);
+    const to = rel === '' ? entry.name : `${rel}/${entry.name}`;
     let info: { isFile(): boolean; isDirectory(): boolean } = entry;
     if (entry.isSymbolicLink()) {
       try {
@@ -62,12 +72,20 @@ async function copyTree(src: string, dest: string, signal: AbortSignal, ancestor
         throw new FetchError(`broken symlink in local source: ${from}`);
       }
     }
-    if (info.isDirectory()) files += await copyTree(from, to, signal, ancestors);
-    else if (info.isFile()) {
-      await copyFile(from, to);
-      files++;
-    }
+    if (info.isDirectory()) await walkTree(from, to, signal, ancestors, tree);
+    else if (info.isFile()) tree.files.push({ rel: to, abs: from });
   }
   ancestors.delete(real);
-  return files;
+}
+
+/** Copies a directory tree as plain files (see listLocalTree). Returns the number of files copied. */
+export async function copyDirectory(src: string, dest: string, signal: AbortSignal): Promise<number> {
+  const tree = await listLocalTree(src, signal);
+  await mkdir(dest, { recursive: true });
+  for (const d of tree.dirs) await mkdir(join(dest, d), { recursive: true });
+  for (const f of tree.files) {
+    if (signal.aborted) throw new InterruptedError('fetch interrupted');
+    await copyFile(f.abs, join(dest, f.rel));
+  }
+  return tree.files.length;
 }
