@@ -224,6 +224,12 @@ export interface StageContext<P> {
   workers: WorkerPools;
   /** Cache-key facts from `fingerprint()` (e.g. the resolved tfjs backend). */
   fingerprint: Readonly<Record<string, unknown>>;
+  /**
+   * sha256 (hex) and size of a local file (absolute, or relative to `root`) through the engine's
+   * stat cache: a file unchanged since it was last hashed (e.g. by this stage's `digestPath`
+   * fingerprint) is not read again. For a stage that takes in many local files (fetch of a folder).
+   */
+  digestFile(path: string): Promise<{ digest: string; size: number }>;
   runs: RunHistory;
   /**
    * This stage's latest committed result in this store (what `status` compares against), if it

@@ -19,7 +19,7 @@ import { readNpy, writeNpy } from '../lib/npy.js';
 import { augmentKind, augmentParams, type AugmentParams } from '../stages/augment/augment.js';
 import { copyName } from '../lib/augment/copies.js';
 import { cifarSource, extractSubset } from './helpers/dataset.js';
-import { dirWriter, fakeInputs, fakeRunHistory, quietLogger, runStage, testPools } from './helpers/stage-context.js';
+import { dirWriter, fakeInputs, fakeRunHistory, hashingDigestFile, quietLogger, runStage, testPools } from './helpers/stage-context.js';
 import { referenceTransform } from './augment-reference.js';
 
 const H = 32;
@@ -130,6 +130,7 @@ async function runOwnContext(
     signal: hooks.signal ?? new AbortController().signal,
     workers: pools,
     fingerprint: {},
+    digestFile: hashingDigestFile(fx.root),
     runs: fakeRunHistory(),
   };
   try {

@@ -183,6 +183,8 @@ export interface ContextParts {
   signal: AbortSignal;
   workers: WorkerPools;
   fingerprint: Record<string, unknown>;
+  /** Digest of a local file through the stat cache. */
+  digestFile(path: string): Promise<{ digest: string; size: number }>;
   runs: RunHistory;
   /** The stage's latest committed result of the same kind, for incremental kinds. */
   previous?: Upstream;
@@ -203,6 +205,7 @@ export function stageContext(parts: ContextParts): StageContext<unknown> {
     signal: parts.signal,
     workers: parts.workers,
     fingerprint: Object.freeze({ ...parts.fingerprint }),
+    digestFile: (path) => parts.digestFile(path),
     runs: parts.runs,
     ...(parts.previous ? { previous: upstreamArtifacts(parts.previous) } : {}),
   };

@@ -160,6 +160,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
         signal: run.signal,
         workers: await getPools(),
         fingerprint: material.fingerprint ?? {},
+        digestFile: async (path) => env.statCache.digestFile(path, { signal: run.signal }),
         runs: history,
       });
       await kind.run(ctx);

@@ -3,7 +3,7 @@
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Piscina } from 'piscina';
 import type {
   InputArtifacts,
@@ -16,6 +16,7 @@ import type {
   UpstreamArtifacts,
   WorkerPools,
 } from '../../engine/contract.js';
+import { hashFile } from '../../engine/store/hash.js';
 import { createNpyWriter, readNpy, writeNpy } from '../../lib/npy.js';
 
 export interface FakeUpstream {
@@ -115,6 +116,11 @@ export function dirWriter(dir: string): OutputWriter {
   };
 }
 
+/** A stage's digestFile without a stat cache: every call reads and hashes the file. */
+export function hashingDigestFile(root = process.cwd()): StageContext<unknown>['digestFile'] {
+  return (path) => hashFile(resolve(root, path));
+}
+
 export const quietLogger: Logger = { info: () => {}, warn: () => {}, debug: () => {} };
 export const quietProgress: ProgressReporter = { start: () => {}, tick: () => {}, update: () => {}, done: () => {} };
 
@@ -158,15 +164,18 @@ export async function runStage<P>(
     runs?: RunHistory;
     /** The stage's previous result (for incremental kinds). */
     previous?: FakeUpstream;
+    /** Default: hashes the file every time (no stat cache). */
+    digestFile?: StageContext<P>['digestFile'];
   } = {},
 ): Promise<FakeRun> {
   const outDir = await mkdtemp(join(tmpdir(), `stage-${kind.name}-`));
   const resumeDir = options.resumeDir ?? (await mkdtemp(join(tmpdir(), `resume-${kind.name}-`)));
   const pools = testPools();
+  const root = options.root ?? process.cwd();
   const ctx: StageContext<P> = {
     stage: kind.name,
     params: kind.params.parse(rawParams) as P,
-    root: options.root ?? process.cwd(),
+    root,
     inputs: fakeInputs(inputs),
     out: dirWriter(outDir),
     resumeDir,
@@ -175,6 +184,7 @@ export async function runStage<P>(
     signal: options.signal ?? new AbortController().signal,
     workers: pools,
     fingerprint: options.fingerprint ?? {},
+    digestFile: options.digestFile ?? hashingDigestFile(root),
     runs: options.runs ?? fakeRunHistory(),
     ...(options.previous ? { previous: upstream(kind.name, options.previous) } : {}),
   };
