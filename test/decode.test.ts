@@ -19,6 +19,8 @@ import { CLASSES, cifarSource, extractSubset, realCifarArchive, syntheticImage }
 import { writeCifarBinaryArchive, writeCifarBinaryTree } from './helpers/cifar-binary.js';
 import { runStage, type FakeRun, type FakeUpstream } from './helpers/stage-context.js';
 import { readDatasetSplits } from './helpers/dataset-arrays.js';
+import { packDirectory } from '../lib/fetch/pack-directory.js';
+import { PACK_DIR, readPackIndex } from '../lib/fetch/pack.js';
 
 const TRAIN_PER_CLASS = 50;
 const TEST_PER_CLASS = 20;
@@ -64,6 +66,32 @@ async function decode(fetchDir: string, params: Record<string, unknown> = {}): P
   const run = await runStage(decodeStage, params, { fetch: { kind: 'fetch', dir: fetchDir } }, { resumeDir });
   temps.push(run.outDir);
   return run;
+}
+
+/** A fetch output holding `dataDir` as a pack (pack/), as fetch's default layout makes it. */
+async function packed(dataDir: string): Promise<string> {
+  const fetchDir = await tempDir('decode-packed-');
+  await packDirectory({
+    src: dataDir,
+    dest: join(fetchDir, PACK_DIR),
+    digest: async (path) => {
+      const bytes = await readFile(path);
+      return { digest: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
+    },
+    maxPackBytes: 64 << 10,
+    signal: new AbortController().signal,
+  });
+  return fetchDir;
+}
+
+/** Every file of a directory tree with its bytes. */
+async function treeBytes(dir: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const name of (await readdir(dir, { recursive: true })).map(String).sort()) {
+    const bytes = await readFile(join(dir, name)).catch(() => undefined); // directories
+    if (bytes) out.set(name, bytes);
+  }
+  return out;
 }
 
 async function outputs(run: FakeRun) {
@@ -483,5 +511,65 @@ describe('decode: shapes, channels and bad layouts', () => {
     await expect(decodeFailure(subsetFetch, { format: 'cifar-binary' })).rejects.toThrow(/no CIFAR-10 binary batches/);
     // And no fetched data at all.
     await expect(decodeFailure(null)).rejects.toThrow(/decode needs an upstream stage with a data\/ output/);
+  });
+});
+
+describe("decode: sources in a pack (fetch's default layout)", () => {
+  test('image folders from a pack decode bit for bit as from the same files in a folder', async () => {
+    const fromFolder = await decode(subsetFetch);
+    const packFetch = await packed(subsetData);
+    expect((await readPackIndex(join(packFetch, PACK_DIR))).packs.length).toBeGreaterThan(1);
+    const fromPack = await decode(packFetch);
+    // The same rows, sources, digests, shards and pixels: the dataset directories are identical.
+    expect(await treeBytes(join(fromPack.outDir, 'dataset'))).toEqual(await treeBytes(join(fromFolder.outDir, 'dataset')));
+    expect(await readFile(join(fromPack.outDir, 'classes.json'), 'utf8')).toBe(await readFile(join(fromFolder.outDir, 'classes.json'), 'utf8'));
+    const info = (run: FakeRun) => readFile(join(run.outDir, 'decode.json'), 'utf8');
+    expect(await info(fromPack)).toBe(await info(fromFolder));
+  });
+
+  test('a CIFAR binary release from a pack decodes as from the folder', async () => {
+    const n = 12;
+    const records = { images: new Uint8Array(n * BYTES).map((_, i) => (i * 31) % 251), labels: Array.from({ length: n }, (_, i) => i % 10) };
+    const folderFetch = await tempDir('decode-bin-folder-');
+    await writeCifarBinaryTree(join(folderFetch, 'data'), { classes: CLASSES, train: records, test: records }, { batches: 2 });
+    const fromFolder = await decode(folderFetch);
+    const fromPack = await decode(await packed(join(folderFetch, 'data')));
+    expect(await treeBytes(join(fromPack.outDir, 'dataset'))).toEqual(await treeBytes(join(fromFolder.outDir, 'dataset')));
+    expect((await outputs(fromPack)).info.format).toBe('cifar-binary');
+  });
+
+  test('errors name the file inside the source, as for a folder; an empty class folder survives packing', async () => {
+    const dataDir = join(await tempDir('decode-pack-bad-'), 'data');
+    for (const split of ['train', 'test']) await cp(join(subsetData, split, 'dog'), join(dataDir, split, 'dog'), { recursive: true });
+    const bad = (await readdir(join(dataDir, 'train', 'dog'))).sort()[2]!;
+    await writeFile(join(dataDir, 'train', 'dog', bad), 'not an image at all');
+    await expect(decodeFailure(await packed(dataDir), {}, undefined, { url: 'file:///data/pets' })).rejects.toThrow(
+      `corrupt or unreadable image train/dog/${bad} in file:///data/pets: not a JPEG or PNG file`,
+    );
+    const skipped = await outputs(await decode(await packed(dataDir), { skip_corrupt: true }));
+    expect(skipped.info.skipped_files).toEqual([{ file: `train/dog/${bad}`, reason: expect.any(String) }]);
+
+    await mkdir(join(dataDir, 'train', 'cat'));
+    await mkdir(join(dataDir, 'test', 'cat'));
+    await expect(decodeFailure(await packed(dataDir), {}, undefined, { url: '/data/pets.tar.gz' })).rejects.toThrow(
+      'image folders: empty class folder train/cat (no .jpg, .jpeg or .png files) (in /data/pets.tar.gz)',
+    );
+  });
+
+  test('a flipped bit in a pack fails decode naming the entry, even with skip_corrupt', async () => {
+    const packFetch = await packed(subsetData);
+    const index = await readPackIndex(join(packFetch, PACK_DIR));
+    const victim = index.entries.find((e) => e.path.startsWith('train/cat/'))!;
+    const file = join(packFetch, PACK_DIR, index.packs[victim.pack]!.file);
+    const bytes = await readFile(file);
+    bytes[victim.offset + Math.floor(victim.size / 2)]! ^= 0x04;
+    await writeFile(file, bytes);
+    for (const params of [{}, { skip_corrupt: true }]) {
+      const err = (await decodeFailure(packFetch, params, undefined, { url: 'file:///data/pets' }).catch((e: unknown) => e)) as Error;
+      expect(err).toBeInstanceOf(StageError);
+      expect(err.message).toBe(
+        `${index.packs[victim.pack]!.file}: entry "${victim.path}" (${victim.size} bytes at ${victim.offset}) does not match its checksum: the pack is damaged (run \`pipeline verify\`) (in file:///data/pets)`,
+      );
+    }
   });
 });

@@ -1,9 +1,9 @@
 // The official CIFAR-10 binary release (cifar-10-batches-bin/): data_batch_1.bin … data_batch_5.bin
 // and test_batch.bin, each a run of 3073-byte records — 1 label byte, then the 32×32 red plane,
 // green plane and blue plane (row-major) — plus batches.meta.txt with one class name per line.
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatasetError } from '../errors.js';
+import type { SourceTree } from './source-tree.js';
 
 export const CIFAR_SIDE = 32;
 export const CIFAR_PLANE = CIFAR_SIDE * CIFAR_SIDE;
@@ -20,8 +20,8 @@ export interface CifarBinaryDataset {
   test: CifarBatch[];
 }
 
-function batch(path: string): CifarBatch {
-  const size = statSync(path).size;
+function batch(tree: SourceTree, path: string): CifarBatch {
+  const size = tree.size(path);
   if (size === 0 || size % CIFAR_RECORD_BYTES !== 0) {
     throw new DatasetError(
       `CIFAR binary batch ${path}: ${size} bytes is not a whole number of ${CIFAR_RECORD_BYTES}-byte records (truncated or not a CIFAR-10 batch)`,
@@ -30,26 +30,27 @@ function batch(path: string): CifarBatch {
   return { path, records: size / CIFAR_RECORD_BYTES };
 }
 
-/** Lists and validates the batches (sizes) and reads the class names; no pixel data is read. */
-export function scanCifarBinary(dir: string): CifarBinaryDataset {
-  const trainNames = readdirSync(dir)
-    .map((n) => /^data_batch_(\d+)\.bin$/.exec(n))
+/** Lists and validates the batches (sizes) in `dir` of `tree` and reads the class names; no pixel data is read. */
+export function scanCifarBinary(tree: SourceTree, dir: string): CifarBinaryDataset {
+  const trainNames = (tree.list(dir) ?? [])
+    .map((e) => /^data_batch_(\d+)\.bin$/.exec(e.name))
     .filter((m): m is RegExpExecArray => m !== null)
     .sort((a, b) => Number(a[1]) - Number(b[1]))
     .map((m) => m[0]);
   if (trainNames.length === 0) throw new DatasetError(`CIFAR binary: no data_batch_<n>.bin in ${dir}`);
   const testPath = join(dir, 'test_batch.bin');
-  if (!existsSync(testPath)) throw new DatasetError(`CIFAR binary: missing test_batch.bin in ${dir}`);
+  if (tree.kind(testPath) === undefined) throw new DatasetError(`CIFAR binary: missing test_batch.bin in ${dir}`);
   const metaPath = join(dir, 'batches.meta.txt');
-  if (!existsSync(metaPath)) throw new DatasetError(`CIFAR binary: missing batches.meta.txt (class names) in ${dir}`);
-  const classes = readFileSync(metaPath, 'utf8')
+  if (tree.kind(metaPath) === undefined) throw new DatasetError(`CIFAR binary: missing batches.meta.txt (class names) in ${dir}`);
+  const classes = Buffer.from(tree.read(metaPath))
+    .toString('utf8')
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l !== '');
   if (classes.length === 0 || classes.length > 256) {
     throw new DatasetError(`CIFAR binary: ${metaPath} must list 1 to 256 class names, one per line (found ${classes.length})`);
   }
-  return { classes, train: trainNames.map((n) => batch(join(dir, n))), test: [batch(testPath)] };
+  return { classes, train: trainNames.map((n) => batch(tree, join(dir, n))), test: [batch(tree, testPath)] };
 }
 
 /**

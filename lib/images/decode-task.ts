@@ -1,11 +1,13 @@
 // The message between the decode stage and its Piscina worker (workers/decode.ts): a chunk of
-// files to decode straight into a shared pixel buffer, one row per file.
+// sources to decode straight into a shared pixel buffer, one row per source. A source is a file, or
+// an entry of a pack read by offset (source-tree.ts).
 import type { ResizeMethod } from './convert.js';
 import type { TargetShape } from './raw-image.js';
+import type { SourceLocation } from './source-tree.js';
 
 export interface DecodeTask {
-  /** Absolute paths; file i goes to row firstRow + i. */
-  files: string[];
+  /** Source i goes to row firstRow + i. */
+  sources: SourceLocation[];
   firstRow: number;
   /** rows × H × W × C bytes, shared by every task of a split. */
   pixels: SharedArrayBuffer;
@@ -17,10 +19,13 @@ export interface DecodeTask {
 
 export interface DecodeFailure {
   row: number;
+  /** The file, or the pack entry's path. */
   file: string;
   reason: string;
 }
 
 export interface DecodeTaskResult {
   failures: DecodeFailure[];
+  /** A pack entry that fails its checksum: damage in the store, never skipped (the worker stops there). */
+  damaged?: string;
 }

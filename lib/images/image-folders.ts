@@ -1,9 +1,9 @@
 // The image-folder layout: train/<class>/* and test/<class>/*, class names = sorted folder names.
 // Row order is fixed and documented: class (sorted), then file name (sorted), both by code unit
 // so the order does not depend on the locale.
-import { readdirSync, statSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { DatasetError } from '../errors.js';
+import type { SourceTree } from './source-tree.js';
 
 export const SPLITS = ['train', 'test'] as const;
 export type Split = (typeof SPLITS)[number];
@@ -11,7 +11,7 @@ export type Split = (typeof SPLITS)[number];
 const IMAGE_EXTENSION = /\.(jpe?g|png)$/i;
 
 export interface SplitFiles {
-  /** Absolute paths in row order. */
+  /** Paths in the source tree, in row order. */
   files: string[];
   /** Class index of each file. */
   labels: Int32Array;
@@ -28,31 +28,21 @@ function byCodeUnit(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function isKind(dir: string, e: Dirent, kind: 'file' | 'dir'): boolean {
-  if (kind === 'file' ? e.isFile() : e.isDirectory()) return true;
-  if (!e.isSymbolicLink()) return false;
-  const s = statSync(join(dir, e.name), { throwIfNoEntry: false });
-  return kind === 'file' ? s?.isFile() === true : s?.isDirectory() === true;
-}
-
-function classFolders(splitDir: string, split: Split): string[] {
-  let list: Dirent[];
-  try {
-    list = readdirSync(splitDir, { withFileTypes: true });
-  } catch {
-    throw new DatasetError(`image folders: missing ${split}/ folder in ${join(splitDir, '..')}`);
-  }
+function classFolders(tree: SourceTree, splitDir: string, split: Split): string[] {
+  const list = tree.list(splitDir);
+  if (!list) throw new DatasetError(`image folders: missing ${split}/ folder in ${join(splitDir, '..')}`);
   const classes = list
-    .filter((e) => !e.name.startsWith('.') && isKind(splitDir, e, 'dir'))
+    .filter((e) => !e.name.startsWith('.') && e.kind === 'dir')
     .map((e) => e.name)
     .sort(byCodeUnit);
   if (classes.length === 0) throw new DatasetError(`image folders: ${splitDir} has no class folders`);
   return classes;
 }
 
-export function scanImageFolders(dir: string): ImageFolderDataset {
-  const classes = classFolders(join(dir, 'train'), 'train');
-  const testClasses = classFolders(join(dir, 'test'), 'test');
+/** The image folders under `dir`, a directory of `tree`. */
+export function scanImageFolders(tree: SourceTree, dir: string): ImageFolderDataset {
+  const classes = classFolders(tree, join(dir, 'train'), 'train');
+  const testClasses = classFolders(tree, join(dir, 'test'), 'test');
   if (testClasses.join('\n') !== classes.join('\n')) {
     const missing = classes.filter((c) => !testClasses.includes(c)).map((c) => `test/${c}`);
     const extra = testClasses.filter((c) => !classes.includes(c)).map((c) => `train/${c}`);
@@ -65,8 +55,8 @@ export function scanImageFolders(dir: string): ImageFolderDataset {
     classes.forEach((cls, label) => {
       const classDir = join(dir, split, cls);
       const names: string[] = [];
-      for (const e of readdirSync(classDir, { withFileTypes: true })) {
-        if (e.name.startsWith('.') || !isKind(classDir, e, 'file')) continue;
+      for (const e of tree.list(classDir) ?? []) {
+        if (e.name.startsWith('.') || e.kind !== 'file') continue;
         if (IMAGE_EXTENSION.test(e.name)) names.push(e.name);
         else ignored.push(`${split}/${cls}/${e.name}`);
       }

@@ -5,26 +5,27 @@
 // (JPEG or PNG, any size, converted to the configured shape). Rows are ordered by split, class
 // (sorted), then file name (sorted). Incremental: files whose content did not change since this
 // stage's previous result keep their decoded rows (the same shard objects); only new and changed
-// files are decoded, on the worker pool.
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+// files are decoded, on the worker pool. The sources are read where fetch put them: a pack (pack/,
+// entries read by offset, digests from its index) or a directory (data/).
+import { dirname, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { defineStage, type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
 import { StageError } from '../../engine/errors.js';
 import { CIFAR_RECORD_BYTES, CIFAR_SIDE, scanCifarBinary, unpackRecords } from '../../lib/images/cifar-binary.js';
 import { convertImage, RESIZE_METHODS } from '../../lib/images/convert.js';
-import { DatasetError, SourceDecodeError } from '../../lib/errors.js';
+import { DatasetError, PackError, PackIntegrityError, SourceDecodeError } from '../../lib/errors.js';
 import { buildDataset, type BuildResult, type DecodeChunk, type LabeledSource } from '../../lib/dataset/build.js';
 import { DatasetReader } from '../../lib/dataset/reader.js';
 import { DATASET_DIR } from '../../lib/dataset/format.js';
 import { DEFAULT_SHARD_BYTES } from '../../lib/dataset/writer.js';
+import { PACK_DIR, PackReader } from '../../lib/fetch/pack.js';
 import { decoderVersions } from '../../lib/images/decoder-versions.js';
 import type { DecodeTask, DecodeTaskResult } from '../../lib/images/decode-task.js';
 import { scanImageFolders, SPLITS, type Split } from '../../lib/images/image-folders.js';
 import { DATASET_FORMATS, locateDataset, type DatasetFormat } from '../../lib/images/layout.js';
 import { imageBytes, type TargetShape } from '../../lib/images/raw-image.js';
+import { DirectoryTree, PackTree, type SourceTree } from '../../lib/images/source-tree.js';
 
 export const DecodeParams = z.strictObject({
   format: z
@@ -59,28 +60,44 @@ const FILES_PER_CHUNK = 1000;
 /** How many skipped file names decode.json lists (the count is always complete). */
 const LISTED_SKIPPED = 100;
 
-/** The fetched directory, and how the user knows it: the fetch stage's url. */
+/** The fetched files, and how the user knows them: the fetch stage's url. */
 interface DataSource {
   upstream: UpstreamArtifacts;
-  /** The upstream `data/` output (a path inside the store). */
+  /** The upstream's `pack/` or `data/` output. */
+  tree: SourceTree;
+  /** The tree's root (a path inside the store): messages name paths below it. */
   dir: string;
   /** e.g. `file:///data/pets`, or `the data/ output of stage 'prep'`. */
   label: string;
 }
 
-/** The `data/` output of the single upstream stage that has one. */
-function dataSource(ctx: StageContext<DecodeParams>): DataSource {
-  const withData = ctx.inputs.all.filter((u) => u.has('data'));
+/** The `pack/` (or else `data/`) output of the single upstream stage that has one. */
+async function dataSource(ctx: StageContext<DecodeParams>): Promise<DataSource> {
+  const withData = ctx.inputs.all.filter((u) => u.has(PACK_DIR) || u.has('data'));
   if (withData.length === 1) {
     const u = withData[0]!;
+    const output = u.has(PACK_DIR) ? PACK_DIR : 'data';
     const url = u.kind === 'fetch' ? u.params.url : undefined;
-    return { upstream: u, dir: u.path('data'), label: typeof url === 'string' ? url : `the data/ output of stage '${u.stage}'` };
+    const label = typeof url === 'string' ? url : `the ${output}/ output of stage '${u.stage}'`;
+    if (output === 'data') {
+      const dir = u.path('data');
+      // The store hashed every file when it committed them: their digests are in its manifest.
+      const tree = new DirectoryTree(dir, (path) => u.digest(relative(dirname(dir), path).split(sep).join('/')));
+      return { upstream: u, tree, dir, label };
+    }
+    try {
+      const tree = new PackTree(await PackReader.open(u.path(PACK_DIR)));
+      return { upstream: u, tree, dir: tree.root, label };
+    } catch (err) {
+      if (err instanceof PackError) throw new StageError(`cannot read the pack of ${label}: ${err.message}`, { cause: err });
+      throw err;
+    }
   }
   const names = ctx.inputs.all.map((u) => u.stage).join(', ') || 'none';
   throw new StageError(
     withData.length === 0
-      ? `decode needs an upstream stage with a data/ output (e.g. fetch); inputs: ${names}`
-      : `decode takes one data/ input, but ${withData.map((u) => u.stage).join(', ')} all have one: keep one in needs`,
+      ? `decode needs an upstream stage with a data/ output or a pack/ output (e.g. fetch); inputs: ${names}`
+      : `decode takes one data/ or pack/ input, but ${withData.map((u) => u.stage).join(', ')} all have one: keep one in needs`,
   );
 }
 
@@ -114,19 +131,6 @@ function shapeOf(params: DecodeParams): TargetShape {
   return { height: params.height, width: params.width, channels: params.channels };
 }
 
-/**
- * A source file's content digest: from the upstream's manifest (the store hashed it when it was
- * committed), else hashed here (an upstream outside the store, as in unit tests).
- */
-async function sourceDigest(source: DataSource, file: string): Promise<string> {
-  const name = relative(join(source.dir, '..'), file).split(sep).join('/');
-  const known = source.upstream.digest(name);
-  if (known && /^[0-9a-f]{64}$/.test(known)) return known;
-  return createHash('sha256')
-    .update(await readFile(file))
-    .digest('hex');
-}
-
 /** What the dataset is about to be built from, in logical order, and how to decode a chunk of it. */
 interface Plan {
   format: DatasetFormat;
@@ -140,7 +144,7 @@ interface Plan {
 async function imageFolderPlan(ctx: StageContext<DecodeParams>, dir: string, source: DataSource): Promise<Plan> {
   // Getting the pool first lets its threads start (and compile the decoder) while we scan.
   const pool = ctx.workers.get(WORKER);
-  const dataset = scanImageFolders(dir);
+  const dataset = scanImageFolders(source.tree, dir);
   const files: string[] = [];
   const sources: LabeledSource[] = [];
   for (const split of SPLITS) {
@@ -148,7 +152,7 @@ async function imageFolderPlan(ctx: StageContext<DecodeParams>, dir: string, sou
     for (let i = 0; i < splitFiles.length; i++) {
       const file = splitFiles[i]!;
       files.push(file);
-      sources.push({ split, label: labels[i]!, source: relative(dir, file).split(sep).join('/'), digest: await sourceDigest(source, file) });
+      sources.push({ split, label: labels[i]!, source: relative(dir, file).split(sep).join('/'), digest: source.tree.digest(file) });
     }
   }
   const shape = shapeOf(ctx.params);
@@ -158,7 +162,8 @@ async function imageFolderPlan(ctx: StageContext<DecodeParams>, dir: string, sou
     const tasks: DecodeTask[] = [];
     for (let first = 0; first < indices.length; first += FILES_PER_TASK) {
       const part = indices.slice(first, first + FILES_PER_TASK);
-      tasks.push({ files: part.map((i) => files[i]!), firstRow: first, pixels, shape, resize: ctx.params.resize, skipCorrupt: ctx.params.skip_corrupt });
+      const where = part.map((i) => source.tree.locate(files[i]!));
+      tasks.push({ sources: where, firstRow: first, pixels, shape, resize: ctx.params.resize, skipCorrupt: ctx.params.skip_corrupt });
     }
     let results: DecodeTaskResult[];
     try {
@@ -167,6 +172,9 @@ async function imageFolderPlan(ctx: StageContext<DecodeParams>, dir: string, sou
       ctx.signal.throwIfAborted(); // the run's reason, not the pool's "task aborted"
       throw err;
     }
+    // Store damage is not a corrupt image to skip: it fails the stage whatever skip_corrupt says.
+    const damaged = results.find((r) => r.damaged !== undefined)?.damaged;
+    if (damaged !== undefined) throw new StageError(forUser(source, damaged));
     const failed = new Map(results.flatMap((r) => r.failures.map((f) => [f.row, forUser(source, f.reason)] as const)));
     return indices.map((_, k) => (failed.has(k) ? { failed: failed.get(k)! } : new Uint8Array(pixels, k * rowBytes, rowBytes)));
   };
@@ -175,7 +183,7 @@ async function imageFolderPlan(ctx: StageContext<DecodeParams>, dir: string, sou
 
 /** CIFAR binary batches: a source is a record (`data_batch_1.bin#00042`), keyed by its batch file's digest. */
 async function cifarBinaryPlan(ctx: StageContext<DecodeParams>, dir: string, source: DataSource): Promise<Plan> {
-  const dataset = scanCifarBinary(dir);
+  const dataset = scanCifarBinary(source.tree, dir);
   const shape = shapeOf(ctx.params);
   const native = shape.height === CIFAR_SIDE && shape.width === CIFAR_SIDE && shape.channels === 3;
   const recordPixels = CIFAR_SIDE * CIFAR_SIDE * 3;
@@ -183,9 +191,9 @@ async function cifarBinaryPlan(ctx: StageContext<DecodeParams>, dir: string, sou
   const sources: LabeledSource[] = [];
   const where: Array<{ batch: number; record: number }> = [];
   for (const [b, batch] of batches.entries()) {
-    const records = await readFile(batch.path);
+    const records = source.tree.read(batch.path);
     if (records.length !== batch.records * CIFAR_RECORD_BYTES) throw new DatasetError(`CIFAR binary batch ${batch.path} changed while reading`);
-    const digest = await sourceDigest(source, batch.path);
+    const digest = source.tree.digest(batch.path);
     const name = relative(dir, batch.path).split(sep).join('/');
     for (let r = 0; r < batch.records; r++) {
       const label = records[r * CIFAR_RECORD_BYTES]!;
@@ -198,14 +206,14 @@ async function cifarBinaryPlan(ctx: StageContext<DecodeParams>, dir: string, sou
       where.push({ batch: b, record: r });
     }
   }
-  let loaded: { batch: number; records: Buffer } | undefined;
+  let loaded: { batch: number; records: Uint8Array } | undefined;
   const decode: DecodeChunk = async (indices) => {
     const out: Uint8Array[] = [];
     const rgb = new Uint8Array(recordPixels);
     const label = new Int32Array(1);
     for (const i of indices) {
       const { batch, record } = where[i]!;
-      if (loaded?.batch !== batch) loaded = { batch, records: await readFile(batches[batch]!.path) };
+      if (loaded?.batch !== batch) loaded = { batch, records: source.tree.read(batches[batch]!.path) };
       const one = loaded.records.subarray(record * CIFAR_RECORD_BYTES, (record + 1) * CIFAR_RECORD_BYTES);
       unpackRecords(one, 1, dataset.classes.length, rgb, label, batches[batch]!.path);
       const row = new Uint8Array(imageBytes(shape));
@@ -275,19 +283,27 @@ function countsPerClass(labels: Int32Array, classes: string[]): Record<string, n
 }
 
 async function run(ctx: StageContext<DecodeParams>): Promise<void> {
-  const source = dataSource(ctx);
+  const source = await dataSource(ctx);
+  try {
+    await decodeSource(ctx, source);
+  } finally {
+    source.tree.close();
+  }
+}
+
+async function decodeSource(ctx: StageContext<DecodeParams>, source: DataSource): Promise<void> {
   const root = source.dir;
   let plan: Plan;
   let dir: string;
   let result: BuildResult;
   try {
-    const found = locateDataset(root, ctx.params.format === 'auto' ? 'auto' : ctx.params.format);
+    const found = locateDataset(source.tree, ctx.params.format === 'auto' ? 'auto' : ctx.params.format);
     dir = found.dir;
     ctx.log.info(`decoding ${found.format} dataset in ${dir === root ? source.label : `${inSource(source, dir)} in ${source.label}`}`);
     plan = found.format === 'cifar-binary' ? await cifarBinaryPlan(ctx, dir, source) : await imageFolderPlan(ctx, dir, source);
     result = await build(ctx, plan, source);
   } catch (err) {
-    if (err instanceof DatasetError) throw new StageError(forUser(source, err.message), { cause: err });
+    if (err instanceof DatasetError || err instanceof PackIntegrityError) throw new StageError(forUser(source, err.message), { cause: err });
     throw err;
   }
   for (const f of result.skipped) ctx.log.warn(`skipped corrupt image ${f.source}: ${f.reason}`);
