@@ -19,7 +19,13 @@ export interface QueueRunOptions {
   unset: string[];
 }
 
-/** `--executor queue` needs a queue and a remote: workers pull a stage's inputs from it and push its result there. */
+/** The end of `run --help` and `schedule --help`. */
+export const QUEUE_HELP = `
+With --executor queue, jobs are signed with the secret in PIPELINE_QUEUE_SECRET (the same on the
+coordinator and every worker; workers refuse jobs without a valid signature). See SECURITY.md.
+`;
+
+/** `--executor queue` needs a queue, the queue secret and a remote: workers pull a stage's inputs from it and push its result there. */
 export async function queueTargetOf(options: QueueRunOptions, hasRemote: boolean): Promise<QueueTarget | undefined> {
   const { UsageError } = await import('../engine/errors.js');
   const url = options.queue ?? process.env.PIPELINE_QUEUE;
@@ -28,11 +34,23 @@ export async function queueTargetOf(options: QueueRunOptions, hasRemote: boolean
     return undefined;
   }
   if (!url) throw new UsageError('--executor queue needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
+  const { parseQueueUrl } = await import('../engine/queue/target.js');
+  const target = parseQueueUrl(url);
   if (!hasRemote)
     throw new UsageError(
       '--executor queue needs a remote cache (remote: in pipeline.yaml, or --remote URL): workers pull inputs from it and push results to it',
     );
-  return (await import('../engine/queue/target.js')).parseQueueUrl(url);
+  (await import('../engine/queue/jobs.js')).queueSecretFrom(process.env, '--executor queue');
+  return target;
+}
+
+/** The run's dispatcher: signs its jobs. */
+export async function openQueue(target: QueueTarget, options: QueueRunOptions): Promise<QueueDispatcher> {
+  const { queueSecretFrom } = await import('../engine/queue/jobs.js');
+  const { QueueDispatcher } = await import('../engine/queue/dispatch.js');
+  return QueueDispatcher.open(target, {
+    secret: queueSecretFrom(process.env, '--executor queue'),
+  });
 }
 
 /** `--executor queue`: a stage goes to the workers once its inputs are on the remote. */
@@ -52,7 +70,6 @@ export function queueDispatch(
     sets: [...options.set, ...(experiment?.sets ?? [])],
     unset: options.unset,
     ...(globals.backend ? { backend: globals.backend } : {}),
-    remote: remote.backend.url,
     runId,
     coordinator,
   };

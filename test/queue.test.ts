@@ -4,13 +4,16 @@
 // writes who runs it to `started` and waits for the test to create `go`.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHmac } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, runCli, type CliResult } from './helpers/cli.js';
+import { Queue, QueueEvents, type Job } from 'bullmq';
+import { CLI, runCli, type CliOptions, type CliResult } from './helpers/cli.js';
 import { cifarSource, extractSubset } from './helpers/dataset.js';
+import { HoldingProxy } from './helpers/hold-proxy.js';
 import { NGINX, REDIS_SERVER, serverAvailable, startNginx, startRedis, type Nginx, type RedisServer } from './helpers/servers.js';
 
 const REPO_PIPELINE = new URL('../../pipeline.yaml', import.meta.url).pathname;
@@ -41,6 +44,28 @@ interface Worker {
   exited: Promise<unknown>;
 }
 
+/** The shared secret of coordinators and workers in these tests (PIPELINE_QUEUE_SECRET). */
+const SECRET = 'queue-test-secret-3f9a1c07d2e84b6b';
+
+/** JSON with object keys sorted at every level: the bytes a job's signature covers. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object')
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(value);
+}
+
+/** A job as a coordinator holding `secret` signs it for queue `queueName` (written here from the documented format, not imported). */
+function signed(payload: Record<string, unknown>, queueName: string, secret = SECRET): Record<string, unknown> {
+  const signature = createHmac('sha256', secret)
+    .update(`pipeline stage job v1\n${queueName}\n${canonicalJson(payload)}`)
+    .digest('hex');
+  return { ...payload, signature };
+}
+
 withServers('stage execution on a Redis queue', () => {
   let redis: RedisServer;
   let nginx: Nginx;
@@ -48,25 +73,31 @@ withServers('stage execution on a Redis queue', () => {
   const workers: Worker[] = [];
   let n = 0;
 
+  const secretBefore = process.env.PIPELINE_QUEUE_SECRET;
+
   beforeAll(async () => {
     [redis, nginx] = await Promise.all([startRedis(), startNginx()]);
     base = await mkdtemp(join(tmpdir(), 'queue-'));
+    // Every coordinator and worker started here shares it, unless a test says otherwise.
+    process.env.PIPELINE_QUEUE_SECRET = SECRET;
   }, 120_000);
   afterEach(async () => {
     await Promise.all(workers.splice(0).map(stopWorker));
   });
   afterAll(async () => {
+    if (secretBefore === undefined) delete process.env.PIPELINE_QUEUE_SECRET;
+    else process.env.PIPELINE_QUEUE_SECRET = secretBefore;
     await Promise.all([redis?.stop(), nginx?.stop()]);
     if (base) await rm(base, { recursive: true, force: true });
   });
 
   /** A fresh test area: a queue name and remote prefix of its own, a signals dir, and workspaces. */
-  async function area(pipeline: (signals: string) => string) {
+  async function area(pipeline: (signals: string) => string, remoteBase = nginx.url) {
     n++;
     const dir = join(base, `t${n}`);
     const signals = join(dir, 'signals');
     await mkdir(signals, { recursive: true });
-    const remote = `${nginx.url}t${n}/`;
+    const remote = `${remoteBase}t${n}/`;
     const yaml = `remote:\n  url: ${remote}\n${pipeline(signals)}`;
     const make = async (name: string, text = yaml) => {
       const ws = join(dir, name);
@@ -75,13 +106,13 @@ withServers('stage execution on a Redis queue', () => {
       return ws;
     };
     const queue = `${redis.url}?name=t${n}`;
-    return { dir, signals, remote, queue, make, coordinator: await make('coordinator') };
+    return { dir, signals, remote, queue, queueName: `t${n}`, make, coordinator: await make('coordinator') };
   }
 
-  async function startWorker(ws: string, name: string, queue: string): Promise<Worker> {
-    const child = spawn(process.execPath, [CLI, 'worker', '--queue', queue, '--name', name, '--lock-seconds', '3'], {
+  async function startWorker(ws: string, name: string, queue: string, options: { env?: Record<string, string>; args?: string[] } = {}): Promise<Worker> {
+    const child = spawn(process.execPath, [CLI, 'worker', '--queue', queue, '--name', name, '--lock-seconds', '3', ...(options.args ?? [])], {
       cwd: ws,
-      env: { ...process.env, NO_COLOR: '1' },
+      env: { ...process.env, NO_COLOR: '1', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -102,7 +133,8 @@ withServers('stage execution on a Redis queue', () => {
     }
   }
 
-  const coordinate = (ws: string, queue: string, extra: string[] = []) => runCli(['run', '--executor', 'queue', '--queue', queue, ...extra], { cwd: ws });
+  const coordinate = (ws: string, queue: string, extra: string[] = [], more: Partial<CliOptions> = {}) =>
+    runCli(['run', '--executor', 'queue', '--queue', queue, ...extra], { cwd: ws, ...more });
 
   /** stage → `ran`/`cached`/... and the worker named on its line. */
   function outcomes(r: CliResult): Record<string, string> {
@@ -219,7 +251,12 @@ stages:
   test('a coordinator killed and restarted resumes: finished stages are not redone, the running one is joined', async () => {
     const a = await area(GATED);
     await startWorker(await a.make('hostA'), 'wA', a.queue);
-    const first = spawn(process.execPath, [CLI, 'run', '--executor', 'queue', '--queue', a.queue], { cwd: a.coordinator, stdio: 'ignore' });
+    // This test's environment (with the queue secret), not the test runner's own.
+    const first = spawn(process.execPath, [CLI, 'run', '--executor', 'queue', '--queue', a.queue], {
+      cwd: a.coordinator,
+      env: { ...process.env },
+      stdio: 'ignore',
+    });
     const firstExited = once(first, 'exit');
     await until('the slow stage to start', async () => (await linesOf(join(a.signals, 'started'))).length === 1);
     first.kill('SIGKILL');
@@ -388,6 +425,178 @@ stages:
     expect(down.code).toBe(2);
     expect(down.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/);
   }, 120_000);
+
+  test('PIPELINE_QUEUE_SECRET is required by coordinators (run, schedule) and workers: one clear error, exit 2', async () => {
+    const a = await area((signals) => `${GATED(signals)}schedule:\n  nightly:\n    cron: "0 3 * * *"\n`);
+    const host = await a.make('hostA');
+    for (const secret of ['', 'short']) {
+      const env = { PIPELINE_QUEUE_SECRET: secret };
+      const why = secret ? /PIPELINE_QUEUE_SECRET is too short/ : /needs PIPELINE_QUEUE_SECRET/;
+      for (const [cwd, args] of [
+        [a.coordinator, ['run', '--executor', 'queue', '--queue', a.queue]],
+        [a.coordinator, ['schedule', '--once', '--executor', 'queue', '--queue', a.queue]],
+        [host, ['worker', '--queue', a.queue]],
+      ] as const) {
+        const r = await runCli([...args], { cwd, env });
+        expect({ args, code: r.code }).toEqual({ args, code: 2 });
+        expect(r.stderr).toMatch(why);
+        expect(existsSync(join(cwd, 'artifacts'))).toBe(false);
+      }
+    }
+    // --help says so.
+    for (const command of ['run', 'schedule', 'worker'])
+      expect((await runCli([command, '--help'], { cwd: a.coordinator })).stdout).toContain('PIPELINE_QUEUE_SECRET');
+  }, 120_000);
+
+  test('a worker with another PIPELINE_QUEUE_SECRET refuses the jobs: the run fails once, saying why, and nothing runs', async () => {
+    const a = await area(GATED);
+    await writeFile(join(a.signals, 'go'), '');
+    const w = await startWorker(await a.make('hostA'), 'wA', a.queue, { env: { PIPELINE_QUEUE_SECRET: 'another-secret-of-32-characters!' } });
+    const r = await coordinate(a.coordinator, a.queue);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/stage prep failed on worker wA: refused: its signature does not match .*PIPELINE_QUEUE_SECRET/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(w.output()).toMatch(/refused job prep-[0-9a-f]{12}.*: its signature does not match/);
+    expect(await linesOf(join(a.signals, 'ran'))).toEqual([]);
+  }, 120_000);
+
+  describe('forged jobs (anyone who can write to Redis)', () => {
+    const FORGE = (signals: string) => `
+params:
+  n: 1000
+stages:
+  prep:
+    cmd: mkdir -p out && seq 1 \${params.n} > out/nums.txt && echo "$PIPELINE_WORKER_CHILD" >> ${signals}/prep
+    outs: [out]
+`;
+    const EVIL = (signals: string) => `
+stages:
+  pwn:
+    cmd: echo owned > ${signals}/pwned-$PIPELINE_WORKER_CHILD
+    outs: [never.txt]
+`;
+    let forgeArea = 0;
+    let fixture:
+      Promise<{ a: Awaited<ReturnType<typeof area>>; host: string; worker: Worker; queue: Queue; events: QueueEvents; foreign: HoldingProxy }> | undefined;
+    const setUp = () =>
+      (fixture ??= (async () => {
+        const a = await area(FORGE);
+        forgeArea = n;
+        const host = await a.make('hostF');
+        // Where a forged config could point: outside the checkout, through a symlink, into the
+        // store (as a fetch stage's output would be), into a cmd stage's outs.
+        for (const rel of ['../evil/pipeline.yaml', 'artifacts/views/fetched/pipeline.yaml', 'out/evil.yaml']) {
+          await mkdir(join(host, rel, '..'), { recursive: true });
+          await writeFile(join(host, rel), EVIL(a.signals));
+        }
+        await (await import('node:fs/promises')).symlink('../evil/pipeline.yaml', join(host, 'linked.yaml'));
+        const worker = await startWorker(host, 'wF', a.queue, { env: { PIPELINE_REMOTE_TOKEN: 'worker-token' } });
+        workers.splice(workers.indexOf(worker), 1); // shared by the tests below; stopped after them
+        const connection = { host: '127.0.0.1', port: redis.port };
+        const queue = new Queue(a.queueName, { connection });
+        const events = new QueueEvents(a.queueName, { connection });
+        await events.waitUntilReady();
+        return { a, host, worker, queue, events, foreign: await HoldingProxy.start() };
+      })());
+    afterAll(async () => {
+      if (!fixture) return;
+      const f = await fixture;
+      await Promise.all([f.events.close(), f.queue.close(), f.foreign.close(), stopWorker(f.worker)]);
+    });
+
+    /** The cache key the worker's checkout computes for `stage` of `config` (what a forger can compute too). */
+    async function keyOf(host: string, config: string, stage: string): Promise<string> {
+      const r = await runCli(['-c', config, 'status', '--json', stage], { cwd: host });
+      return (JSON.parse(r.stdout) as { stages: { stage: string; key: string }[] }).stages.find((s) => s.stage === stage)!.key;
+    }
+
+    let forged = 0;
+    /** Adds a job as anyone with access to Redis can, and waits until the worker is done with it. */
+    async function submit(data: Record<string, unknown>) {
+      const { queue, events } = await setUp();
+      const job = (await queue.add(String(data.stage), data, { jobId: `forged-${++forged}`, attempts: 3 })) as Job;
+      let result: { state: 'completed' | 'failed'; reason?: string };
+      try {
+        await job.waitUntilFinished(events, 60_000);
+        result = { state: 'completed' };
+      } catch (e) {
+        result = { state: 'failed', reason: (e as Error).message };
+      }
+      return { ...result, attempts: (await queue.getJob(job.id!))!.attemptsMade };
+    }
+
+    // As a forger would write it, with the field older coordinators sent: the remote to use.
+    const job = (over: Record<string, unknown>) => ({
+      remote: `${nginx.url}t${forgeArea}/`,
+      stage: 'prep',
+      key: '0'.repeat(64),
+      config: 'pipeline.yaml',
+      sets: [],
+      unset: [],
+      runId: 'forged',
+      coordinator: 'mallory',
+      ...over,
+    });
+
+    test.each([
+      ['a pipeline file outside the checkout', '../evil/pipeline.yaml', /outside this checkout/],
+      ['a pipeline file reached through a symlink out of the checkout', 'linked.yaml', /outside this checkout/],
+      ['a pipeline file inside the store (what a fetch stage downloaded)', 'artifacts/views/fetched/pipeline.yaml', /inside the store/],
+      ["a pipeline file inside a stage's outputs", 'out/evil.yaml', /inside the outputs of stage prep/],
+    ])('signed, naming %s: refused, nothing runs', async (_what, config, why) => {
+      const { a, host, worker } = await setUp();
+      const key = await keyOf(host, config, 'pwn');
+      const r = await submit(signed(job({ stage: 'pwn', key, config }), a.queueName));
+      expect(r).toMatchObject({ state: 'failed', attempts: 1 });
+      expect(r.reason).toMatch(/^on worker wF: refused: /);
+      expect(r.reason).toMatch(why);
+      expect(worker.output()).toMatch(new RegExp(`refused job forged-${forged} .*${why.source}`));
+      expect((await readdir(a.signals)).filter((f) => f.startsWith('pwned'))).toEqual([]);
+    });
+
+    test.each([
+      ['an unknown stage', { stage: 'nosuch' }, /no stage 'nosuch' in pipeline\.yaml/],
+      ["stage '--help'", { stage: '--help' }, /no stage '--help'/],
+      ['an undeclared param', { sets: ['params.nosuch=1'] }, /--set params\.nosuch=1: pipeline\.yaml declares no param 'nosuch'/],
+      ['a param of a stage that has none', { sets: ['prep.n=5'] }, /--set prep\.n=5: .*cmd: stage/],
+      ['an unknown backend', { backend: 'bogus' }, /backend 'bogus'/],
+      ['a malformed job', { sets: 'params.n=5' }, /not a stage job/],
+    ])('signed, with %s: refused before anything starts', async (_what, over, why) => {
+      const { a, host, worker } = await setUp();
+      const started = (worker.output().match(/: started/g) ?? []).length;
+      const r = await submit(signed(job({ key: await keyOf(host, 'pipeline.yaml', 'prep'), ...over }), a.queueName));
+      expect(r).toMatchObject({ state: 'failed', attempts: 1 });
+      expect(r.reason).toMatch(/^on worker wF: refused: /);
+      expect(r.reason).toMatch(why);
+      expect((worker.output().match(/: started/g) ?? []).length).toBe(started);
+    });
+
+    test.each([
+      ['unsigned', (d: Record<string, unknown>, q: string) => (void q, d), /unsigned/],
+      ['signed with another secret', (d: Record<string, unknown>, q: string) => signed(d, q, 'not-the-secret-0123456789abcdef'), /signature does not match/],
+      ['signed for another queue', (d: Record<string, unknown>) => signed(d, 'another-queue'), /signature does not match/],
+      ['altered after signing', (d: Record<string, unknown>, q: string) => ({ ...signed(d, q), sets: ['params.n=5'] }), /signature does not match/],
+    ])('a valid job %s: refused, logged on the worker, not retried, nothing runs', async (_what, sign, why) => {
+      const { a, host, worker } = await setUp();
+      const key = await keyOf(host, 'pipeline.yaml', 'prep');
+      const r = await submit(sign(job({ key }), a.queueName));
+      expect(r).toMatchObject({ state: 'failed', attempts: 1 });
+      expect(r.reason).toMatch(/^on worker wF: refused: /);
+      expect(r.reason).toMatch(why);
+      expect(worker.output()).toMatch(new RegExp(`refused job forged-${forged}.*${why.source}`));
+      expect(await linesOf(join(a.signals, 'prep'))).toEqual([]);
+    });
+
+    test('signed, naming another remote: the worker uses its own remote, and its credentials go nowhere else', async () => {
+      const { a, host, foreign } = await setUp();
+      const key = await keyOf(host, 'pipeline.yaml', 'prep');
+      const r = await submit(signed(job({ key, remote: foreign.url('/stolen/') }), a.queueName));
+      expect(r).toMatchObject({ state: 'completed' });
+      expect(foreign.requests).toEqual([]);
+      expect(existsSync(join(nginx.dataDir, a.queueName, 'manifests', `${key}.json`))).toBe(true);
+      expect(await linesOf(join(a.signals, 'prep'))).toEqual(['wF']);
+    });
+  });
 });
 
 describe('run --matrix on this machine', () => {
@@ -442,6 +651,24 @@ describe('queue URL and matrix arguments', () => {
     expect(parseQueueUrl('redis://localhost', { PIPELINE_QUEUE_PASSWORD: 'pw' }).connection).toMatchObject({ port: 6379, password: 'pw' });
     expect(() => parseQueueUrl('redis://h/abc')).toThrow(/database number/);
     expect(() => parseQueueUrl('redis://h?name=a:b')).toThrow(/queue name/);
+  });
+
+  test('job signatures: what the worker checks is what SECURITY.md documents; any change, another secret or queue breaks it', async () => {
+    const { signJob, signatureProblem, queueSecretFrom } = await import('../engine/queue/jobs.js');
+    const job = { stage: 'train', key: 'ab'.repeat(32), config: 'pipeline.yaml', sets: ['train.lr=0.1'], unset: [], runId: 'r1', coordinator: 'h:1' };
+    const data = signJob(job, 'q', SECRET) as unknown as Record<string, unknown>;
+    expect(data).toEqual(signed(job, 'q'));
+    expect(signatureProblem(data, 'q', SECRET)).toBeUndefined();
+    // Key order does not matter (canonical JSON); every value does.
+    expect(signatureProblem(Object.fromEntries(Object.entries(data).reverse()), 'q', SECRET)).toBeUndefined();
+    expect(signatureProblem({ ...data, sets: ['train.lr=1'] }, 'q', SECRET)).toMatch(/does not match/);
+    expect(signatureProblem({ ...data, extra: 1 }, 'q', SECRET)).toMatch(/does not match/);
+    expect(signatureProblem(data, 'other', SECRET)).toMatch(/does not match/);
+    expect(signatureProblem(data, 'q', `${SECRET}x`)).toMatch(/does not match/);
+    expect(signatureProblem({ ...data, signature: 'zz' }, 'q', SECRET)).toMatch(/does not match/);
+    expect(signatureProblem(job, 'q', SECRET)).toMatch(/unsigned/);
+    expect(() => queueSecretFrom({}, 'pipeline worker')).toThrow(/pipeline worker needs PIPELINE_QUEUE_SECRET/);
+    expect(() => queueSecretFrom({ PIPELINE_QUEUE_SECRET: 'abc' }, 'x')).toThrow(/too short/);
   });
 
   test('the matrix is the cross product, the last axis varying fastest', async () => {

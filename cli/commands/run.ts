@@ -16,7 +16,7 @@ import type { QueueDispatcher } from '../../engine/queue/dispatch.js';
 import type { RemoteCache, RemoteCacheUi } from '../../engine/remote/cache.js';
 import type { QueueTarget } from '../../engine/queue/target.js';
 import { collectAxis, describeAssignments, experimentsOf, type Experiment, type MatrixAxis } from '../sweep.js';
-import { queueDispatch, queueTargetOf } from '../queue-run.js';
+import { openQueue, QUEUE_HELP, queueDispatch, queueTargetOf } from '../queue-run.js';
 
 /** Stages in flight on the queue at once unless --jobs says otherwise. */
 const QUEUE_DEFAULT_JOBS = 64;
@@ -73,6 +73,7 @@ export function register(program: Command): void {
       [],
     )
     .addOption(new Option('--worker-job <key>', 'run by `pipeline worker`: compute only the named stage, whose key must be <key>').hideHelp())
+    .addHelpText('after', QUEUE_HELP)
     .action(async (targets: string[], options: RunOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       // On the queue, --jobs caps stages in flight across all workers, not this machine's cores.
@@ -261,7 +262,7 @@ async function runForReal(
 
     const ui = { logger: (s: string) => stageLogger(s, globals.verbose), progress: (s: string) => stageProgress(s) };
     remote = remoteConfig ? await openRemoteCache(session, remoteConfig, ui) : undefined;
-    if (queueTarget) queue = await (await import('../../engine/queue/dispatch.js')).QueueDispatcher.open(queueTarget);
+    if (queueTarget) queue = await openQueue(queueTarget, options);
 
     const sweepId = newRunId(new Date(started));
     for (const [i, { experiment }] of runs.entries()) {
