@@ -424,6 +424,14 @@ stages:
     });
     expect(down.code).toBe(2);
     expect(down.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/);
+    expect(await runCli(['run', '--executor', 'queue', '--queue', a.queue, '--queue-timeout', 'soon'], { cwd: a.coordinator })).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--queue-timeout.*expected a duration/),
+    });
+    expect(await runCli(['run', '--queue-timeout', '10s'], { cwd: a.coordinator })).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--queue-timeout is for --executor queue/),
+    });
   }, 120_000);
 
   test('PIPELINE_QUEUE_SECRET is required by coordinators (run, schedule) and workers: one clear error, exit 2', async () => {
@@ -458,6 +466,23 @@ stages:
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(w.output()).toMatch(/refused job prep-[0-9a-f]{12}.*: its signature does not match/);
     expect(await linesOf(join(a.signals, 'ran'))).toEqual([]);
+  }, 120_000);
+
+  test('no worker takes the jobs: the coordinator warns (queue, connected workers), then fails after --queue-timeout', async () => {
+    const a = await area((signals) => `${GATED(signals)}schedule:\n  nightly:\n    cron: "0 3 * * *"\n`);
+    const r = await coordinate(a.coordinator, a.queue, ['--queue-timeout', '3s']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(`warning: no worker has taken a job from queue ${a.queueName} on redis://127\\.0\\.0\\.1:\\d+ for \\d+s; 0 workers connected`),
+    );
+    expect(r.stderr).toMatch(
+      new RegExp(`error: stage prep: no worker took its job from queue ${a.queueName} on redis://\\S+ within 3s \\(--queue-timeout\\); 0 workers connected`),
+    );
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    // A scheduled run gives up the same way (and is recorded as failed).
+    const s = await runCli(['schedule', '--once', '--executor', 'queue', '--queue', a.queue, '--queue-timeout', '2s'], { cwd: a.coordinator });
+    expect(s.code).toBe(1);
+    expect(s.stderr).toMatch(/no worker took its job from queue .* within 2s \(--queue-timeout\)/);
   }, 120_000);
 
   describe('forged jobs (anyone who can write to Redis)', () => {
@@ -669,6 +694,16 @@ describe('queue URL and matrix arguments', () => {
     expect(signatureProblem(job, 'q', SECRET)).toMatch(/unsigned/);
     expect(() => queueSecretFrom({}, 'pipeline worker')).toThrow(/pipeline worker needs PIPELINE_QUEUE_SECRET/);
     expect(() => queueSecretFrom({ PIPELINE_QUEUE_SECRET: 'abc' }, 'x')).toThrow(/too short/);
+  });
+
+  test('durations of --queue-timeout', async () => {
+    const { positiveDuration } = await import('../cli/stage-lines.js');
+    const { describeMs } = await import('../engine/queue/watch.js');
+    expect([positiveDuration('90'), positiveDuration('90s'), positiveDuration('10m'), positiveDuration('1.5h'), positiveDuration('250ms')]).toEqual([
+      90_000, 90_000, 600_000, 5_400_000, 250,
+    ]);
+    for (const bad of ['', 'soon', '-5s', '0', '10d']) expect(() => positiveDuration(bad)).toThrow(/expected a duration/);
+    expect([3000, 90_000, 600_000, 7_200_000, 1500].map(describeMs)).toEqual(['3s', '90s', '10m', '2h', '1500ms']);
   });
 
   test('the matrix is the cross product, the last axis varying fastest', async () => {

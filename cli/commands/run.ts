@@ -16,7 +16,7 @@ import type { QueueDispatcher } from '../../engine/queue/dispatch.js';
 import type { RemoteCache, RemoteCacheUi } from '../../engine/remote/cache.js';
 import type { QueueTarget } from '../../engine/queue/target.js';
 import { collectAxis, describeAssignments, experimentsOf, type Experiment, type MatrixAxis } from '../sweep.js';
-import { openQueue, QUEUE_HELP, queueDispatch, queueTargetOf } from '../queue-run.js';
+import { openQueue, QUEUE_HELP, queueDispatch, queueTargetOf, queueTimeoutOption } from '../queue-run.js';
 
 /** Stages in flight on the queue at once unless --jobs says otherwise. */
 const QUEUE_DEFAULT_JOBS = 64;
@@ -39,6 +39,8 @@ export interface RunOptions {
   /** `--executor queue`: stages are computed by `pipeline worker`s through the `--queue` Redis. */
   executor?: 'local' | 'queue';
   queue?: string;
+  /** `--queue-timeout`: give up when no worker has taken one of the run's jobs for this long (ms). */
+  queueTimeout?: number;
   /** `--matrix`: a sweep over the cross product of these axes. */
   matrix?: MatrixAxis[];
   /** Set by `pipeline worker` for the child it runs a job in: the key the coordinator computed. */
@@ -66,6 +68,7 @@ export function register(program: Command): void {
         .default('local'),
     )
     .option('--queue <url>', 'Redis of the stage queue for --executor queue: redis://host:port[/db][?name=queue] (default: PIPELINE_QUEUE)')
+    .addOption(queueTimeoutOption())
     .option(
       '--matrix <stage.param=v1,v2>',
       'a sweep: run every combination of the values as its own experiment, sharing the stages they have in common (repeatable)',

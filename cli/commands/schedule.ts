@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import type { GlobalOptions } from '../global-options.js';
 import type { Session } from '../../engine/session.js';
 import { errorText, positiveInt } from '../stage-lines.js';
-import { QUEUE_HELP } from '../queue-run.js';
+import { QUEUE_HELP, queueTimeoutOption } from '../queue-run.js';
 import type { ScheduleEntry } from '../../engine/config/automation.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
 import type { Tick, RunningTick } from '../../engine/schedule/scheduler.js';
@@ -19,6 +19,7 @@ interface ScheduleOptions {
   jobs: number;
   executor: 'local' | 'queue';
   queue?: string;
+  queueTimeout?: number;
 }
 
 export function register(program: Command): void {
@@ -34,6 +35,7 @@ export function register(program: Command): void {
         .default('local'),
     )
     .option('--queue <url>', 'Redis of the stage queue for --executor queue (default: PIPELINE_QUEUE)')
+    .addOption(queueTimeoutOption())
     .addHelpText('after', QUEUE_HELP)
     .action(async (options: ScheduleOptions, command: Command) => {
       if (options.executor === 'queue' && command.getOptionValueSource('jobs') === 'default') options.jobs = 64; // as run --executor queue
@@ -63,6 +65,7 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     (await import('../../engine/queue/target.js')).parseQueueUrl(url);
     (await import('../../engine/queue/jobs.js')).queueSecretFrom(process.env, '--executor queue');
   } else if (options.queue !== undefined) throw new UsageError('--queue is for --executor queue');
+  else if (options.queueTimeout !== undefined) throw new UsageError('--queue-timeout is for --executor queue');
   // Each entry's overrides must make a valid pipeline now, not at 3 a.m.
   for (const entry of entries) {
     if (entry.sets.length) await loadPipeline(globals.config, { sets: entry.sets, kinds: session.kinds });
@@ -181,6 +184,7 @@ class TickRunner {
           onRecord,
           executor: this.options.executor,
           queue: this.options.queue,
+          queueTimeout: this.options.queueTimeout,
         },
         this.globals,
       );
