@@ -6,10 +6,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import { CLI, runCli, type CliOptions, type CliResult } from './helpers/cli.js';
 import { cifarSource, extractSubset } from './helpers/dataset.js';
@@ -65,6 +66,29 @@ function signed(payload: Record<string, unknown>, queueName: string, secret = SE
     .digest('hex');
   return { ...payload, signature };
 }
+
+/** Whether process `pid` still runs (a zombie waiting to be reaped does not). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Preloaded (NODE_OPTIONS=--import) into a worker's stage processes only: records the process's
+ * pid as `child-PID` in GATE_DIR and, with GATE_HOLD_START, blocks its start until GATE_DIR/release
+ * exists (so a test can kill the worker while its stage process is still starting).
+ */
+const GATE_PRELOAD = `import { existsSync, writeFileSync } from 'node:fs';
+if (process.env.PIPELINE_WORKER_CHILD && process.env.GATE_DIR) {
+  writeFileSync(process.env.GATE_DIR + '/child-' + process.pid, '');
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  if (process.env.GATE_HOLD_START) while (!existsSync(process.env.GATE_DIR + '/release')) Atomics.wait(nap, 0, 0, 20);
+}
+`;
 
 withServers('stage execution on a Redis queue', () => {
   let redis: RedisServer;
@@ -484,6 +508,58 @@ stages:
     expect(s.code).toBe(1);
     expect(s.stderr).toMatch(/no worker took its job from queue .* within 2s \(--queue-timeout\)/);
   }, 120_000);
+
+  const KILLABLE = (signals: string) => `
+stages:
+  prep:
+    cmd: mkdir -p out && seq 1 1000 > out/nums.txt
+    outs: [out]
+  slow:
+    cmd: echo $$ > ${signals}/computing && while [ ! -e ${signals}/go ]; do sleep 0.05; done && awk '{s+=$1} END {print s}' out/nums.txt > slow.txt
+    deps: [out]
+    outs: [slow.txt]
+`;
+
+  test.each(['starting', 'pulling its inputs', 'computing', 'pushing its result'])(
+    'a worker SIGKILLed while its stage process is %s: that process stops too',
+    async (phase) => {
+      const proxy = await HoldingProxy.start(nginx.origin);
+      let coordinator: ChildProcess | undefined;
+      try {
+        const a = await area(KILLABLE, proxy.url('/cache/'));
+        if (phase.startsWith('pushing')) await writeFile(join(a.signals, 'go'), '');
+        // The job's one input is on the remote already.
+        expect(await runCli(['run', 'prep', '--push'], { cwd: a.coordinator })).toMatchObject({ code: 0 });
+        const preload = join(a.dir, 'gate.mjs');
+        await writeFile(preload, GATE_PRELOAD);
+        const env: Record<string, string> = { NODE_OPTIONS: `--import ${pathToFileURL(preload).href}`, GATE_DIR: a.signals };
+        if (phase === 'starting') env.GATE_HOLD_START = '1';
+        const w = await startWorker(await a.make('hostA'), 'wA', a.queue, { env });
+        let arrived = false;
+        if (phase.startsWith('pulling')) void proxy.holdNext('GET', /\/objects\//).then(() => (arrived = true));
+        if (phase.startsWith('pushing')) void proxy.holdNext('PUT', /\/objects\//).then(() => (arrived = true));
+        const run = coordinate(a.coordinator, a.queue, ['slow'], { onSpawn: (c) => (coordinator = c) });
+        const file = await until('the stage process to start', async () => (await readdir(a.signals)).find((f) => f.startsWith('child-')));
+        const pid = Number(file.slice('child-'.length));
+        if (phase.startsWith('pulling') || phase.startsWith('pushing')) await until(`the stage process to be ${phase}`, async () => arrived);
+        let shell: number | undefined;
+        if (phase === 'computing') shell = Number(await until('the command to run', async () => (await linesOf(join(a.signals, 'computing')))[0]));
+        expect(running(pid)).toBe(true);
+        w.child.kill('SIGKILL');
+        await w.exited;
+        if (phase === 'starting') await writeFile(join(a.signals, 'release'), '');
+        await until(`the stage process ${pid} to stop`, async () => !running(pid));
+        if (shell !== undefined) await until(`its command ${shell} to stop`, async () => !running(shell));
+        expect(await linesOf(join(a.signals, 'go'))).toEqual([]); // nothing released it meanwhile
+        coordinator?.kill('SIGKILL');
+        await run;
+      } finally {
+        coordinator?.kill('SIGKILL');
+        await proxy.close();
+      }
+    },
+    120_000,
+  );
 
   describe('forged jobs (anyone who can write to Redis)', () => {
     const FORGE = (signals: string) => `

@@ -238,13 +238,9 @@ async function runForReal(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
-  // A worker's child stops when its worker dies (the IPC channel closes), as if interrupted.
-  const onOrphaned = () => onSignal('SIGTERM');
-  if (options.workerJob !== undefined) {
-    process.once('disconnect', onOrphaned);
-    // Its output went to the dead worker: writes fail (EPIPE) and must not crash the clean stop.
-    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
-  }
+  // A worker's child stops when its worker dies (cli/worker-child.ts), as if interrupted.
+  const workerChild = await import('../worker-child.js');
+  const endOrphanable = workerChild.whileOrphanable(() => onSignal('SIGTERM'));
 
   let lock: StoreLock | undefined;
   let remote: RemoteCache | undefined;
@@ -406,7 +402,6 @@ async function runForReal(
     if (signalled && !(e instanceof PipelineError)) throw new AbortedError();
     throw e;
   } finally {
-    process.off('disconnect', onOrphaned);
     await queue?.close();
     remote?.backend.close?.();
     try {
@@ -416,6 +411,7 @@ async function runForReal(
       err(`warning: could not save the stat cache: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
       await lock?.release();
+      endOrphanable();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('SIGHUP', onSignal);
