@@ -94,6 +94,6 @@ export function queueDispatch(
       if (globals.verbose) err(`${stage}: queued on ${queue.url}`);
     };
     const result = await queue.run(stage, key, context, signal, onQueued, force.has(stage));
-    return { worker: result.worker };
+    return { worker: result.worker, computed: result.computed !== false };
   };
 }

@@ -4,7 +4,7 @@
 // the worker dies, however it dies. The check is installed when this module is evaluated, first
 // thing in cli/main.ts, and looks at `process.connected` too, since the channel may have closed
 // while the process was still loading (before any listener could hear it).
-import { WORKER_CHILD_ENV } from '../engine/queue/jobs.js';
+import { WORKER_CHILD_ENV, type WorkerChildReport } from '../engine/queue/jobs.js';
 
 let onOrphaned: (() => void) | undefined;
 let orphaned = false;
@@ -28,6 +28,11 @@ function guardWorkerChild(): void {
 
 guardWorkerChild();
 
+/** The worker's name when this process is a worker's stage process. */
+export function workerName(): string | undefined {
+  return process.send ? process.env[WORKER_CHILD_ENV] || undefined : undefined;
+}
+
 /**
  * While the run can stop cleanly (abort its stages, record itself as interrupted, release the
  * lock), losing the worker calls `stop` instead of exiting at once. Returns what ends that.
@@ -38,4 +43,11 @@ export function whileOrphanable(stop: () => void): () => void {
   return () => {
     if (onOrphaned === stop) onOrphaned = undefined;
   };
+}
+
+/** Tells the worker how its job ended (computed here, or found already made); resolves once sent. */
+export async function reportToWorker(report: Omit<WorkerChildReport, 'type'>): Promise<void> {
+  if (!workerName() || !process.connected) return;
+  const message: WorkerChildReport = { type: 'worker-job-done', ...report };
+  await new Promise<void>((resolve) => process.send!(message, undefined, {}, () => resolve()));
 }

@@ -509,6 +509,28 @@ stages:
     expect(s.stderr).toMatch(/no worker took its job from queue .* within 2s \(--queue-timeout\)/);
   }, 120_000);
 
+  test('a stage computed by one worker and only found on the remote by another is credited to the one that computed it', async () => {
+    const a = await area(GATED);
+    const wA = await startWorker(await a.make('hostA'), 'wA', a.queue);
+    const run = coordinate(a.coordinator, a.queue);
+    await until('wA to start the slow stage', async () => (await linesOf(join(a.signals, 'started'))).includes('wA'));
+    // wA stops renewing its job's lock (as if cut off), while its stage process finishes and pushes.
+    wA.child.kill('SIGSTOP');
+    await writeFile(join(a.signals, 'go'), '');
+    const manifests = join(nginx.dataDir, a.queueName, 'manifests');
+    await until('the slow result on the remote', async () => existsSync(manifests) && (await readdir(manifests)).length === 2);
+    // wB takes the stalled job and finds the result already there.
+    await startWorker(await a.make('hostB'), 'wB', a.queue);
+    const r = await run;
+    expect(r).toMatchObject({ code: 0 });
+    expect(outcomes(r).slow).toBe('ran on wA');
+    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '1'], { cwd: a.coordinator })).stdout) as {
+      stages: { stage: string; worker?: string }[];
+    }[];
+    expect(runs[0]!.stages.find((s) => s.stage === 'slow')!.worker).toBe('wA');
+    expect(await linesOf(join(a.signals, 'started'))).toEqual(['wA']);
+  }, 120_000);
+
   const KILLABLE = (signals: string) => `
 stages:
   prep:

@@ -318,7 +318,7 @@ async function runForReal(
           remote,
           dispatch,
           ...(options.workerJob !== undefined
-            ? { computeOnly: new Set(selection.slice(-1)), expectKeys: new Map([[selection.at(-1)!, options.workerJob]]) }
+            ? { computeOnly: new Set(selection.slice(-1)), expectKeys: new Map([[selection.at(-1)!, options.workerJob]]), producer: workerChild.workerName() }
             : {}),
           ...(sweep
             ? {
@@ -340,6 +340,8 @@ async function runForReal(
       // A worker's result must be on the remote for the coordinator, also when it was cached here.
       const target = allReports.find((r) => r.stage === selection.at(-1) && r.manifest && (r.outcome === 'ran' || r.outcome === 'cached'));
       if (target) await remote.ensure([target.manifest!], stop.signal);
+      // Computed here, or found made (by whom, its manifest says): the run record credits who computed.
+      if (target) await workerChild.reportToWorker({ computed: target.outcome === 'ran', computedBy: target.manifest!.worker });
     } else if (remote && options.push) {
       const computed = allReports.filter((r) => r.outcome === 'ran' && r.manifest && !r.worker).map((r) => ({ stage: r.stage, manifest: r.manifest! }));
       const pushed = await remote.push(computed, stop.signal);
