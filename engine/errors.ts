@@ -88,6 +88,9 @@ export class AbortedError extends PipelineError {
   }
 }
 
+/** A queue job a worker will not run (engine/queue/admit.ts): the message says why; logged, never retried. */
+export class JobRefusedError extends Error {}
+
 /**
  * An object whose content no longer hashes to its name (a flipped bit, a stray write). Caught where
  * a stored result is reused: the stage runs again instead.

@@ -40,8 +40,16 @@ export interface StageReport {
   worker?: string;
 }
 
-/** Computes a stage somewhere else (a queue worker), which pushes the result to the remote. */
-export type StageDispatch = (stage: string, key: string, upstreams: readonly Manifest[], signal: AbortSignal) => Promise<{ worker: string }>;
+/**
+ * Computes a stage somewhere else (a queue worker), which pushes the result to the remote.
+ * `computed` false: the worker found the result already made (its manifest says by whom).
+ */
+export type StageDispatch = (
+  stage: string,
+  key: string,
+  upstreams: readonly Manifest[],
+  signal: AbortSignal,
+) => Promise<{ worker: string; computed?: boolean }>;
 
 /** The remote artifact cache as execution sees it (engine/remote/cache.ts). */
 export interface RemoteLookup {
@@ -80,6 +88,8 @@ export interface ExecuteOptions {
   computeOnly?: ReadonlySet<string>;
   /** A worker's run: the key the coordinator computed; arriving at another one here is an error. */
   expectKeys?: ReadonlyMap<string, string>;
+  /** A worker's run: the worker's name, recorded in the manifests of the results it computes. */
+  producer?: string;
   /** A sweep: results being produced by the other experiments, by key (each is produced once). */
   inflight?: Map<string, Promise<StageReport>>;
   /** A sweep: one limit on running stages shared by all experiments (else `jobs`). */
@@ -168,7 +178,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       if (absent.length)
         throw new StageError(`stage ${name}: declared output${absent.length > 1 ? 's' : ''} not written: ${absent.map((o) => o.name).join(', ')}`);
       const tree = await adoptTree(store.objects, outDir, run.signal, storingProgress(ctx.progress), reused);
-      const m = manifestOf(name, spec.kind, key, material, spec.params, entries, tree, started, opts.runId);
+      const m = manifestOf(name, spec.kind, key, material, spec.params, entries, tree, started, opts.runId, opts.producer);
       await store.rebuildView(m);
       await store.writeManifest(m);
       await forceRemove(resumeDir);
@@ -194,7 +204,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     });
     const tree = await ingestWorkspaceOuts(store.objects, env.statCache, pipeline.root, outs, run.signal);
     if (tree.missing.length) throw new StageError(`stage ${name}: command succeeded but did not create ${tree.missing.join(', ')}`);
-    const m = manifestOf(name, 'cmd', key, material, spec.params, outs, tree, started, opts.runId);
+    const m = manifestOf(name, 'cmd', key, material, spec.params, outs, tree, started, opts.runId, opts.producer);
     await store.rebuildView(m);
     await store.writeManifest(m);
     return m;
@@ -283,7 +293,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       );
     }
     if (opts.dispatch) {
-      const { worker } = await opts.dispatch(
+      const { worker, computed } = await opts.dispatch(
         name,
         key,
         ups.map((u) => u.manifest!),
@@ -293,7 +303,10 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       const pulledBack = await fromRemote(name, key, t0);
       if (!pulledBack) throw new StageError(`stage ${name}: worker ${worker} finished it, but its result could not be pulled from the remote`);
       const { pulled: _pulled, ...result } = pulledBack;
-      return { ...result, outcome: 'ran', reason, worker };
+      if (computed !== false) return { ...result, outcome: 'ran', reason, worker };
+      // The worker found it made (say, by a worker cut off after it pushed): credit who computed it.
+      const by = pulledBack.manifest?.worker?.replace(/\p{Cc}/gu, '?').slice(0, 200);
+      return by ? { ...result, outcome: 'ran', reason, worker: by } : pulledBack;
     }
     const spec = pipeline.stages.get(name)!;
     const compute = () => (spec.kind === 'cmd' ? runShell(name, key, material) : runKind(name, key, material, ups));
@@ -421,6 +434,7 @@ function manifestOf(
   tree: { files: Manifest['files']; dirs: string[] },
   started: number,
   runId: string,
+  worker: string | undefined,
 ): Manifest {
   return {
     format: MANIFEST_FORMAT,
@@ -436,5 +450,6 @@ function manifestOf(
     createdAt: new Date(started).toISOString(),
     durationMs: Date.now() - started,
     runId,
+    ...(worker ? { worker } : {}),
   };
 }
