@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `pipeline` command: parse arguments, dispatch to one module per command, and report any
-// failure through the one error formatter with its exit code (0 ok, 1 stage failed, 2 usage/config).
+// failure through the one error formatter with its exit code (0 ok, 1 failed, 2 usage/config, 3 push
+// incomplete, 130 interrupted: the README's table).
 import { Command, CommanderError, Option } from 'commander';
 import { formatError } from './format-error.js';
 import * as dag from './commands/dag.js';

@@ -81,6 +81,16 @@ export class RemoteError extends PipelineError {
   readonly digest?: string;
 }
 
+/**
+ * The run computed what it had to, but `--push` uploaded fewer results than it computed (the remote
+ * is down, refuses or fails). Exit 3: the results are in the local store; `pipeline push` sends them later.
+ */
+export class PushIncompleteError extends PipelineError {
+  constructor(message: string) {
+    super(message, 3);
+  }
+}
+
 /** The run was interrupted (Ctrl-C / SIGTERM). Exit 130. */
 export class AbortedError extends PipelineError {
   constructor(message = 'interrupted') {

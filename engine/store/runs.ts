@@ -64,6 +64,14 @@ export interface NotificationRecord {
   error?: string;
 }
 
+/** What `run --push` uploaded: `pushed` of the `of` results the run computed (the others, with why). */
+export interface PushRecord {
+  pushed: number;
+  of: number;
+  remote: string;
+  notPushed?: { stage: string; reason: string }[];
+}
+
 export interface RunRecord {
   id: string;
   command: string[];
@@ -86,6 +94,8 @@ export interface RunRecord {
   experiment?: ExperimentRecord;
   /** `run --executor queue`: the queue its stages were computed through. */
   queue?: string;
+  /** `run --push`: what reached the remote (a run that computed fine but pushed less exits 3). */
+  push?: PushRecord;
 }
 
 export function newRunId(now = new Date()): string {
