@@ -495,6 +495,38 @@ stages:
     await ok(['verify'], dir);
   });
 
+  test('verify right after verify --fix is clean: results that lost an object (corrupt, or gone before) are deleted with it', async () => {
+    const dir = await ws(`${yaml}  e:\n    cmd: printf 'eee' > e.bin\n    outs: [e.bin]\n`);
+    await ok(['run'], dir);
+    await flipByte(await objectOf(dir, 'b', 'b.bin'));
+    await rm(await objectOf(dir, 'e', 'e.bin'));
+    const torn = join(dir, 'artifacts', 'manifests', `${'f'.repeat(64)}.json`);
+    await writeFile(torn, '{"format": 1, "key": "ff');
+    const fix = await runCli(['verify', '--fix'], { cwd: dir });
+    expect(fix.code).toBe(1); // it found problems (and fixed them)
+    const after = await ok(['verify'], dir);
+    expect(after.stdout).toMatch(/: 0 corrupt, 0 missing$/m);
+    expect(fix.stdout).toMatch(/^corrupt .*used by b:b\.bin \(removed\)$/m);
+    expect(fix.stdout).toMatch(/^missing  object [0-9a-f]{16}…, used by e:e\.bin$/m);
+    expect(fix.stdout).toMatch(/^deleted  result of b \([0-9a-f]{16}…\): b\.bin corrupt; b runs again$/m);
+    expect(fix.stdout).toMatch(/^deleted  result of e \([0-9a-f]{16}…\): e\.bin gone from the store; e runs again$/m);
+    expect(fix.stdout).toMatch(/^invalidated d /m);
+    expect(fix.stdout).toMatch(/^unreadable manifest  .*f{64}\.json \(removed\)$/m);
+    expect(fix.stderr).toMatch(/fixed: .*`pipeline verify` now finds nothing wrong/);
+    expect(existsSync(torn)).toBe(false);
+
+    const status = JSON.parse((await ok(['status', '--json'], dir)).stdout) as { stages: { stage: string; state: string }[] };
+    expect(status.stages.map((s) => [s.stage, s.state])).toEqual([
+      ['b', 'stale'],
+      ['d', 'stale'],
+      ['e', 'stale'],
+    ]);
+    const r = await ok(['run'], dir);
+    for (const stage of ['b', 'd', 'e']) expect(r.stdout).toMatch(new RegExp(`ran\\s+${stage}\\b`));
+    expect(await read(dir, 'artifacts/stages/b/b.bin')).toBe('payload-abcdefghij');
+    await ok(['verify'], dir);
+  });
+
   test('verify checks the readable views too, and --fix rebuilds them', async () => {
     const dir = await ws(yaml);
     await ok(['run'], dir);
