@@ -6,11 +6,12 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger, ProgressReporter } from '../contract.js';
-import { AbortedError, CorruptObjectError, StageError } from '../errors.js';
+import { AbortedError, CorruptObjectError, DiskFullError, StageError } from '../errors.js';
 import { adoptTree, ingestWorkspaceOuts } from './commit.js';
 import { runCmd } from './cmd-stage.js';
 import { commandGroups } from './command-groups.js';
 import { ownedOutPath } from './owned-paths.js';
+import { diskFullInCommandStage, diskFullInKindStage, failedForSpace } from './disk-full.js';
 import { SharedPools, stageContext, type Upstream } from './context.js';
 import { kindOf, outsOf, resolveStage, type FactsEnv, type MutablePlanFacts } from '../plan/facts.js';
 import { forceRemove, type Ref } from '../store/store.js';
@@ -161,6 +162,8 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       await store.writeManifest(m);
       await forceRemove(resumeDir);
       return m;
+    } catch (err) {
+      throw failedForSpace(err) ? await diskFullInKindStage(err, name, outDir) : err;
     } finally {
       await forceRemove(outDir);
     }
@@ -170,22 +173,28 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     const spec = pipeline.stages.get(name)!;
     const started = Date.now();
     const outs = outsOf(spec);
-    await runCmd({
-      stage: name,
-      cmd: spec.cmdExec ?? spec.cmd ?? '',
-      env: spec.cmdEnv,
-      root: pipeline.root,
-      outs,
-      signal: run.signal,
-      log: opts.ui.logger(name),
-      groups: commandGroups(store.commandsDir),
-    });
-    const tree = await ingestWorkspaceOuts(store.objects, env.statCache, pipeline.root, outs, run.signal);
-    if (tree.missing.length) throw new StageError(`stage ${name}: command succeeded but did not create ${tree.missing.join(', ')}`);
-    const m = manifestOf(name, 'cmd', key, material, spec.params, outs, tree, started, opts.runId);
-    await store.rebuildView(m);
-    await store.writeManifest(m);
-    return m;
+    let committing = false;
+    try {
+      await runCmd({
+        stage: name,
+        cmd: spec.cmdExec ?? spec.cmd ?? '',
+        env: spec.cmdEnv,
+        root: pipeline.root,
+        outs,
+        signal: run.signal,
+        log: opts.ui.logger(name),
+        groups: commandGroups(store.commandsDir),
+      });
+      committing = true;
+      const tree = await ingestWorkspaceOuts(store.objects, env.statCache, pipeline.root, outs, run.signal);
+      if (tree.missing.length) throw new StageError(`stage ${name}: command succeeded but did not create ${tree.missing.join(', ')}`);
+      const m = manifestOf(name, 'cmd', key, material, spec.params, outs, tree, started, opts.runId);
+      await store.rebuildView(m);
+      await store.writeManifest(m);
+      return m;
+    } catch (err) {
+      throw failedForSpace(err) ? await diskFullInCommandStage(err, name, pipeline.root, outs, committing) : err;
+    }
   };
 
   /** Puts a cmd stage's committed outs back into the workspace (copies, writable). */
@@ -195,12 +204,22 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       await rm(abs, { recursive: true, force: true });
       // Paths below the out are inside what we just made, so no link can redirect them.
       const under = (p: string) => join(abs, relative(out, p));
-      for (const d of m.dirs) if (d === out || d.startsWith(out + '/')) await mkdir(under(d), { recursive: true });
-      for (const [rel, f] of filesUnder(m, out)) {
-        const dest = under(rel);
-        await mkdir(dirname(dest), { recursive: true });
-        await store.objects.copyOut(f.digest, dest, run.signal);
-        await env.statCache.remember(dest, f.digest);
+      try {
+        for (const d of m.dirs) if (d === out || d.startsWith(out + '/')) await mkdir(under(d), { recursive: true });
+        for (const [rel, f] of filesUnder(m, out)) {
+          const dest = under(rel);
+          await mkdir(dirname(dest), { recursive: true });
+          await store.objects.copyOut(f.digest, dest, run.signal);
+          await env.statCache.remember(dest, f.digest);
+        }
+      } catch (err) {
+        if (!failedForSpace(err)) throw err;
+        // A half-restored out is worse than none: the next run restores it whole.
+        await rm(abs, { recursive: true, force: true });
+        throw new DiskFullError(
+          `stage ${m.stage}: no space left on device while restoring ${out} from the store (the disk holding ${pipeline.root} is full); removed the partial copy`,
+          { cause: err },
+        );
       }
     }
   };
