@@ -361,6 +361,7 @@ async function runForReal(
         error: r.error === undefined ? undefined : errorText(r.error),
         restored: r.restored,
         worker: r.worker,
+        hint: r.hint,
       }));
       if (push) record.push = push;
       // A sweep compares experiments; which of them should become the model is the user's call.
@@ -475,6 +476,7 @@ function printReport(r: StageReport, width: number, verbose: boolean): void {
     case 'failed':
       out(stageLine('failed', r.stage, width, r.durationMs));
       err(`error: ${verbose && r.error instanceof Error && r.error.stack ? r.error.stack : errorText(r.error)}`);
+      if (r.hint) err(`hint: ${r.hint}`);
       break;
     case 'aborted':
       out(stageLine('aborted', r.stage, width, r.durationMs, '(stopped; nothing committed)'));

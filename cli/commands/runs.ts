@@ -59,6 +59,7 @@ export function register(program: Command): void {
           process.stdout.write(
             `    ${s.outcome.padEnd(7)}  ${s.stage.padEnd(width)}  ${formatDuration(s.durationMs).padStart(6)}${where}${note ? `  (${note})` : ''}\n`,
           );
+          if (s.hint) process.stdout.write(`      hint: ${s.hint}\n`);
         }
       }
     });

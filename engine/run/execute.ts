@@ -12,6 +12,7 @@ import { runCmd } from './cmd-stage.js';
 import { commandGroups } from './command-groups.js';
 import { ownedOutPath } from './owned-paths.js';
 import { diskFullInCommandStage, diskFullInKindStage, failedForSpace } from './disk-full.js';
+import { reusedSourceHint } from './failure-hint.js';
 import { SharedPools, stageContext, type Upstream } from './context.js';
 import { kindOf, outsOf, resolveStage, type FactsEnv, type MutablePlanFacts } from '../plan/facts.js';
 import { forceRemove, type Ref } from '../store/store.js';
@@ -39,6 +40,8 @@ export interface StageReport {
   pulled?: boolean;
   /** The queue worker that computed it (`run --executor queue`). */
   worker?: string;
+  /** A failed stage: which reused upstream results it read (engine/run/failure-hint.ts). */
+  hint?: string;
 }
 
 /** Computes a stage somewhere else (a queue worker), which pushes the result to the remote. */
@@ -315,6 +318,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     const t0 = Date.now();
     opts.onStageStart?.(name);
     let decision: StagePlan | undefined;
+    let producing = false;
     try {
       const upstream = new Map(ups.map((u) => [u.stage, u.manifest!.outputsDigest] as const));
       decision = await resolveStage(stageEnv, opts.facts, name, upstream, { force: opts.force });
@@ -358,6 +362,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       }
       const sibling = opts.inflight?.get(key);
       if (sibling) return await fromSibling(name, await sibling, t0);
+      producing = true;
       const produced = produce(name, key, material, ups, t0, reason);
       opts.inflight?.set(key, produced);
       return await produced;
@@ -366,7 +371,10 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       const reason = decision ? describeReasons(decision.reasons) : undefined;
       if (run.signal.aborted) return { stage: name, outcome: 'aborted', durationMs, key: decision?.key, reason, error };
       if (!opts.keepGoing) run.abort(new StageError(`stage ${name} failed`));
-      return { stage: name, outcome: 'failed', durationMs, key: decision?.key, reason, error: asStageError(name, error) };
+      // A kind's failure is often about the data it read; a command's is the command's to explain.
+      const isSource = (stage: string) => pipeline.stages.get(stage)?.needs.length === 0;
+      const hint = producing && pipeline.stages.get(name)!.kind !== 'cmd' ? reusedSourceHint(name, ups, isSource, error) : undefined;
+      return { stage: name, outcome: 'failed', durationMs, key: decision?.key, reason, error: asStageError(name, error), ...(hint ? { hint } : {}) };
     }
   };
 
@@ -412,10 +420,23 @@ function storingProgress(progress: ProgressReporter): (done: number, total: numb
 
 const STORING_PROGRESS_MIN_FILES = 500;
 
+/** The error a failed stage is reported with: a StageError whose message names the stage. */
 function asStageError(stage: string, err: unknown): unknown {
-  if (err instanceof StageError || err instanceof AbortedError) return err;
+  if (err instanceof AbortedError) return err;
   const message = errorMessage(err);
+  if (err instanceof StageError) {
+    // A kind's own words (`image folders: missing test/ folder`) may not say which stage failed.
+    if (namesStage(message, stage)) return err;
+    const named = new StageError(`stage ${stage}: ${message}`, { cause: err });
+    if (err.stack?.includes('\n')) named.stack = `${named.name}: ${named.message}${err.stack.slice(err.stack.indexOf('\n'))}`;
+    return named;
+  }
   return new StageError(message.includes(stage) ? message : `stage ${stage}: ${message}`, { cause: err });
+}
+
+function namesStage(message: string, stage: string): boolean {
+  const escaped = stage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[\\s'"])${escaped}(['":\\s]|$)`).test(message);
 }
 
 function manifestOf(

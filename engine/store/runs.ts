@@ -17,6 +17,8 @@ export interface StageRunRecord {
   restored?: string[];
   /** The queue worker that computed it (`run --executor queue`). */
   worker?: string;
+  /** A failed stage: which reused upstream results it read, and how to make them run again. */
+  hint?: string;
 }
 
 /** One experiment of a sweep (`run --matrix`): its assignments, e.g. {"train.batch_size": "64"}. */
