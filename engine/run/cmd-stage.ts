@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../contract.js';
 import { AbortedError, StageError } from '../errors.js';
 import { ownedOutPath } from './owned-paths.js';
-import { commandDiskFull, commandFilledDisk, DiskFullWatch } from './disk-full.js';
+import { commandDiskFull, commandOutOfSpace, DiskFullWatch } from './disk-full.js';
 import type { CommandGroups } from './command-groups.js';
 
 export interface CmdOptions {
@@ -134,7 +134,8 @@ export async function runCmd(opts: CmdOptions): Promise<void> {
     if (result.code !== 0) {
       const exit = describeExit(result.code, result.signal);
       const killed = result.code === null || result.code > 128;
-      if (await commandFilledDisk(opts.root, opts.outs, diskFull.line, killed)) throw commandDiskFull(opts.stage, opts.root, exit, diskFull.line);
+      const outOfSpace = await commandOutOfSpace(opts.root, opts.outs, diskFull.line, killed);
+      if (outOfSpace) throw commandDiskFull(opts.stage, exit, outOfSpace);
       throw new StageError(`stage ${opts.stage}: command ${exit}`);
     }
   } finally {

@@ -24,27 +24,38 @@ export class DiskFullWatch {
 }
 
 /**
- * Whether a command that failed did so because the disk filled up: it said so, or it exited (was not
- * killed) and the file system of the pipeline directory or of one of its outs has (almost) no space left.
+ * Why a command that failed did so for lack of space, or undefined: it said so (`said`, the line),
+ * and/or it exited (was not killed) with the file system of the pipeline directory or of one of its
+ * outs (almost) full (`fullDir`).
  */
-export async function commandFilledDisk(root: string, outs: readonly string[], said: string | undefined, killed: boolean): Promise<boolean> {
-  if (said !== undefined) return true;
-  if (killed) return false; // a signal is not a failed write
+export async function commandOutOfSpace(
+  root: string,
+  outs: readonly string[],
+  said: string | undefined,
+  killed: boolean,
+): Promise<{ said?: string; fullDir?: string } | undefined> {
+  let fullDir: string | undefined;
   for (const dir of new Set([root, ...outs.map((o) => dirname(join(root, o)))])) {
     try {
       const fs = await statfs(dir);
-      if (fs.bavail * fs.bsize < NEARLY_FULL_BYTES) return true;
+      if (fs.bavail * fs.bsize < NEARLY_FULL_BYTES) {
+        fullDir = dir;
+        break;
+      }
     } catch {
       // Not there (an out's parent the command never made): nothing to learn from it.
     }
   }
-  return false;
+  if (said === undefined && (killed || fullDir === undefined)) return undefined; // a signal is not a failed write
+  return { ...(said !== undefined ? { said } : {}), ...(fullDir !== undefined ? { fullDir } : {}) };
 }
 
-/** The error a cmd stage's command fails with when it filled the disk. */
-export function commandDiskFull(stage: string, root: string, exit: string, said: string | undefined): DiskFullError {
-  const why = said !== undefined ? `its command said: ${said}` : `its command ${exit} with no space left`;
-  return new DiskFullError(`stage ${stage}: no space left on device: the disk holding ${root} is full (${why})`);
+/** The error a cmd stage's command fails with when it ran out of space (`exit`: how it ended). */
+export function commandDiskFull(stage: string, exit: string, why: { said?: string; fullDir?: string }): DiskFullError {
+  // The disk it names is one it filled; a command may also have filled another (its own /tmp...).
+  const where = why.fullDir !== undefined ? `: the disk holding ${why.fullDir} is full` : '';
+  const detail = why.said !== undefined ? `its command said: ${why.said}` : `its command ${exit}`;
+  return new DiskFullError(`stage ${stage}: no space left on device${where} (${detail})`);
 }
 
 /**
