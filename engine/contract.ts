@@ -123,6 +123,11 @@ export interface OutputWriter {
   tensor(name: string, array: NdArray, meta?: Record<string, unknown>): Promise<void>;
   /** Streaming .npy writer for tensors too large to hold twice in memory. */
   tensorStream(name: string, dtype: DType, shape: number[], meta?: Record<string, unknown>): Promise<TensorStream>;
+  /**
+   * Takes file `fromName` of a committed result (an input, or `previous`) into this output as
+   * `name`: the same stored object, not copied and not hashed again (a dataset's unchanged shards).
+   */
+  reuse(name: string, from: UpstreamArtifacts, fromName: string): Promise<void>;
 }
 
 export interface TensorStream {
@@ -220,4 +225,11 @@ export interface StageContext<P> {
   /** Cache-key facts from `fingerprint()` (e.g. the resolved tfjs backend). */
   fingerprint: Readonly<Record<string, unknown>>;
   runs: RunHistory;
+  /**
+   * This stage's latest committed result in this store (what `status` compares against), if it
+   * has one of the same kind: what an incremental stage builds on (decode keeps the shards of
+   * files that did not change). Not part of the cache key: a stage must give equal results with or
+   * without it.
+   */
+  previous?: UpstreamArtifacts;
 }

@@ -44,6 +44,19 @@ export class LocalWriteError extends LibError {}
 /** Bad or unrecognised input data (a dataset's layout or contents). Stage kinds word it for the user (what and where). */
 export class DatasetError extends LibError {}
 
+/** A dataset shard whose bytes are not what its row table says (a flipped bit, a truncated file): found when a row is read. */
+export class ShardIntegrityError extends LibError {}
+
+/** A dataset source that could not be decoded (skipping off): `source` names it, `reason` says why. */
+export class SourceDecodeError extends LibError {
+  constructor(
+    readonly source: string,
+    readonly reason: string,
+  ) {
+    super(`${source}: ${reason}`);
+  }
+}
+
 /** JPEG data the decoder rejects. */
 export class JpegDecodeError extends LibError {}
 

@@ -24,12 +24,17 @@ export function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** The header (magic, version, length, dict) padded so the data starts 64-byte aligned. */
-export function npyHeader(dtype: DType, shape: readonly number[]): Buffer {
+/**
+ * The header (magic, version, length, dict) padded so the data starts 64-byte aligned; `length`
+ * pads it to exactly that many bytes (a writer that learns the row count last rewrites it in place).
+ */
+export function npyHeader(dtype: DType, shape: readonly number[], length?: number): Buffer {
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let dict = `{'descr': '${DESCR[dtype]}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   const unpadded = MAGIC.length + 2 + 2 + dict.length + 1;
-  dict += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
+  const total = length ?? unpadded + ((64 - (unpadded % 64)) % 64);
+  if (total < unpadded || total % 64 !== 0 || total - 10 > 0xffff) throw new RangeError(`npy header of ${total} bytes cannot hold shape [${shape}]`);
+  dict += ' '.repeat(total - unpadded) + '\n';
   const header = Buffer.alloc(MAGIC.length + 4 + dict.length);
   MAGIC.copy(header, 0);
   header[6] = 1;

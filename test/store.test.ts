@@ -1,7 +1,7 @@
 // The store's parts on real files in temp dirs: hashing, the stat cache, objects, commits, views,
 // manifests, gc and verify.
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
-import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, stat, utimes, writeFile, appendFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, open, readdir, readFile, rm, stat, utimes, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canonicalJson, hashValue, sha256 } from '../engine/store/hash.js';
@@ -141,6 +141,26 @@ describe('objects, commits and views', () => {
     expect(await readFile(join(store.stageLinkPath('train'), 'model', 'weights.bin'))).toEqual(Buffer.alloc(1000, 7));
     expect((await stat(join(view, 'model', 'weights.bin'))).ino).toBe(st.ino); // hard link, no copy
     expect((await stat(join(view, 'empty'))).isDirectory()).toBe(true);
+  });
+
+  test('a reused file that is its object is recorded unread; a claim that does not hold is hashed like any file', async () => {
+    const store = new Store(root);
+    await store.init();
+    const first = await store.makeTmpDir('a');
+    await writeFile(join(first, 'shard.npy'), Buffer.alloc(5000, 3));
+    const digest = (await adoptTree(store.objects, first)).files['shard.npy']!.digest;
+    const out = await store.makeTmpDir('b');
+    await link(store.objects.path(digest), join(out, 'kept.npy'));
+    await writeFile(join(out, 'copied.npy'), Buffer.alloc(10, 1));
+    // A claim for a file that is not the object (another inode) is not believed: it is hashed.
+    const reused = new Map([
+      ['kept.npy', digest],
+      ['copied.npy', digest],
+    ]);
+    const tree = await adoptTree(store.objects, out, undefined, undefined, reused);
+    expect(tree.files['kept.npy']).toEqual({ digest, size: 5000 });
+    expect(tree.files['copied.npy']).toEqual({ digest: sha256(Buffer.alloc(10, 1)), size: 10 });
+    expect((await stat(store.objects.path(digest))).nlink).toBe(1); // the link in tmp/ is gone, the object stays
   });
 
   test('workspace outs are copied in, and their stats recorded so they are not rehashed', async () => {

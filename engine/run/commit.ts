@@ -3,7 +3,8 @@
 import type { StatCache } from '../store/stat-cache.js';
 import type { ObjectStore } from '../store/objects.js';
 import type { OutputFile } from '../store/manifest.js';
-import { isDiskFull, listTree } from '../store/fs-tree.js';
+import { stat, unlink } from 'node:fs/promises';
+import { isDiskFull, isErrno, listTree } from '../store/fs-tree.js';
 import { DiskFullError } from '../errors.js';
 
 export interface CommittedTree {
@@ -15,22 +16,42 @@ export interface CommittedTree {
  * Adopts a kind stage's temporary output directory: every file (nested directories included) is
  * hashed and renamed into objects/ (same file system, no copy). Paths are relative to `dir`.
  * `onFile(done, total)` follows the work: a fetched image folder is tens of thousands of files.
+ * A file listed in `reused` (path → digest) that is still a hard link to that very object is
+ * recorded without reading it.
  */
 export async function adoptTree(
   objects: ObjectStore,
   dir: string,
   signal?: AbortSignal,
   onFile?: (done: number, total: number) => void,
+  reused?: ReadonlyMap<string, string>,
 ): Promise<CommittedTree> {
   const tree = (await listTree(dir, '')) ?? { files: [], dirs: [] };
   const files: Record<string, OutputFile> = {};
   let done = 0;
   for (const f of tree.files) {
     signal?.throwIfAborted();
-    files[f.rel] = await storing(f.rel, () => objects.adopt(f.abs, signal));
+    const digest = reused?.get(f.rel);
+    if (digest && (await isLinkTo(objects, digest, f.stat))) {
+      await unlink(f.abs);
+      files[f.rel] = { digest, size: f.stat.size };
+    } else {
+      files[f.rel] = await storing(f.rel, () => objects.adopt(f.abs, signal));
+    }
     onFile?.(++done, tree.files.length);
   }
   return { files, dirs: tree.dirs };
+}
+
+/** Whether a file is the stored object `digest` itself (same inode), so its bytes are the object's. */
+async function isLinkTo(objects: ObjectStore, digest: string, file: { ino: number; dev: number }): Promise<boolean> {
+  try {
+    const object = await stat(objects.path(digest));
+    return object.ino === file.ino && object.dev === file.dev;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
 // Builds the StageContext (engine/contract.ts) a kind stage runs with: inputs read from upstream
 // views, an OutputWriter into a temporary directory, logger/progress, AbortSignal, shared pools.
 import { mkdirSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Piscina } from 'piscina';
@@ -96,7 +96,11 @@ export function inputArtifacts(stage: string, upstreams: Upstream[]): InputArtif
   };
 }
 
-export function outputWriter(stage: string, dir: string): OutputWriter {
+/**
+ * Writes into `dir`; files taken from committed results with `reuse` are hard links to their
+ * objects, listed in `reused` (output path → digest) so the commit need not hash them again.
+ */
+export function outputWriter(stage: string, dir: string, reused = new Map<string, string>()): OutputWriter {
   const what = `stage ${stage}`;
   const target = async (name: string) => {
     const p = inside(dir, name, what);
@@ -121,6 +125,19 @@ export function outputWriter(stage: string, dir: string): OutputWriter {
       const p = await target(name);
       if (meta) await writeFile(await target(sidecarOf(name)), JSON.stringify(meta, null, 2) + '\n');
       return createNpyWriter(p, dtype, shape);
+    },
+    async reuse(name, from, fromName) {
+      const digest = from.digest(fromName);
+      if (!digest) throw new StageError(`${what}: cannot reuse ${from.stage}/${fromName}: not a file of that result`);
+      const p = await target(name);
+      try {
+        await link(from.path(fromName), p);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+        await copyFile(from.path(fromName), p); // hashed at commit like any other file
+        return;
+      }
+      reused.set(relative(dir, p).split(/[\\/]/).join('/'), digest);
     },
   };
 }
@@ -167,6 +184,10 @@ export interface ContextParts {
   workers: WorkerPools;
   fingerprint: Record<string, unknown>;
   runs: RunHistory;
+  /** The stage's latest committed result of the same kind, for incremental kinds. */
+  previous?: Upstream;
+  /** Filled by `out.reuse`: output path → digest of a file taken from a committed result. */
+  reused?: Map<string, string>;
 }
 
 export function stageContext(parts: ContextParts): StageContext<unknown> {
@@ -175,7 +196,7 @@ export function stageContext(parts: ContextParts): StageContext<unknown> {
     params: parts.params,
     root: parts.root,
     inputs: inputArtifacts(parts.stage, parts.upstreams),
-    out: outputWriter(parts.stage, parts.outDir),
+    out: outputWriter(parts.stage, parts.outDir, parts.reused),
     resumeDir: parts.resumeDir,
     log: parts.log,
     progress: parts.progress,
@@ -183,5 +204,6 @@ export function stageContext(parts: ContextParts): StageContext<unknown> {
     workers: parts.workers,
     fingerprint: Object.freeze({ ...parts.fingerprint }),
     runs: parts.runs,
+    ...(parts.previous ? { previous: upstreamArtifacts(parts.previous) } : {}),
   };
 }

@@ -130,6 +130,15 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     }
   };
 
+  /** The stage's latest result of the same kind under another key (a forced rerun computes afresh). */
+  const previousResult = async (stage: string, kind: string, key: string): Promise<Upstream | undefined> => {
+    const ref = opts.refs.get(stage);
+    if (!ref || ref.key === key) return undefined;
+    const m = await store.readManifest(ref.key);
+    if (!m || m.kind !== kind) return undefined;
+    return { stage, manifest: m, view: await store.ensureView(m) };
+  };
+
   const runKind = async (name: string, key: string, material: KeyMaterial, ups: StageReport[]): Promise<Manifest> => {
     const spec = pipeline.stages.get(name)!;
     const kind = kindOf(env, spec);
@@ -140,7 +149,10 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     try {
       const upstreams: Upstream[] = [];
       for (const u of ups) upstreams.push({ stage: u.stage, manifest: u.manifest!, view: await store.ensureView(u.manifest!) });
+      const reused = new Map<string, string>();
       const ctx = stageContext({
+        previous: await previousResult(name, spec.kind, key),
+        reused,
         stage: name,
         params: spec.params,
         root: pipeline.root,
@@ -159,7 +171,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       const absent = kind.outputs.filter((o) => !o.optional && !entries.includes(o.name.replace(/\/$/, '')));
       if (absent.length)
         throw new StageError(`stage ${name}: declared output${absent.length > 1 ? 's' : ''} not written: ${absent.map((o) => o.name).join(', ')}`);
-      const tree = await adoptTree(store.objects, outDir, run.signal, storingProgress(ctx.progress));
+      const tree = await adoptTree(store.objects, outDir, run.signal, storingProgress(ctx.progress), reused);
       const m = manifestOf(name, spec.kind, key, material, spec.params, entries, tree, started, opts.runId);
       await store.rebuildView(m);
       await store.writeManifest(m);

@@ -1,6 +1,6 @@
 // A minimal StageContext over plain directories, for unit-testing a stage kind's `run` without
 // the engine (no store, no cache). End-to-end tests go through the real CLI instead.
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -108,6 +108,10 @@ export function dirWriter(dir: string): OutputWriter {
       if (meta) await writeFile(path(sidecarOf(name)), JSON.stringify(meta, null, 2) + '\n');
       return createNpyWriter(path(name), dtype, shape);
     },
+    reuse: async (name, from, fromName) => {
+      await ensure(path(name));
+      await copyFile(from.path(fromName), path(name));
+    },
   };
 }
 
@@ -152,6 +156,8 @@ export async function runStage<P>(
     log?: Logger;
     progress?: ProgressReporter;
     runs?: RunHistory;
+    /** The stage's previous result (for incremental kinds). */
+    previous?: FakeUpstream;
   } = {},
 ): Promise<FakeRun> {
   const outDir = await mkdtemp(join(tmpdir(), `stage-${kind.name}-`));
@@ -170,6 +176,7 @@ export async function runStage<P>(
     workers: pools,
     fingerprint: options.fingerprint ?? {},
     runs: options.runs ?? fakeRunHistory(),
+    ...(options.previous ? { previous: upstream(kind.name, options.previous) } : {}),
   };
   try {
     await kind.run(ctx as StageContext<unknown>);
