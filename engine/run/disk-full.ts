@@ -64,6 +64,7 @@ export function commandDiskFull(stage: string, exit: string, why: { said?: strin
  */
 export async function diskFullInCommandStage(err: unknown, stage: string, root: string, outs: readonly string[], committing: boolean): Promise<DiskFullError> {
   const removed: string[] = [];
+  const kept: string[] = [];
   for (const out of outs) {
     let abs: string;
     try {
@@ -71,16 +72,25 @@ export async function diskFullInCommandStage(err: unknown, stage: string, root: 
     } catch {
       continue; // not ours to delete
     }
-    const bytes = await sizeOf(abs);
+    // The disk-full error is what the user must see: a failure while cleaning up does not replace it.
+    const bytes = await sizeOf(abs).catch(() => 0);
     if (bytes === undefined) continue;
-    await rm(abs, { recursive: true, force: true });
-    removed.push(`${out} (${formatBytes(bytes)})`);
+    try {
+      await rm(abs, { recursive: true, force: true });
+      removed.push(`${out} (${formatBytes(bytes)})`);
+    } catch (e) {
+      kept.push(`${out} (${errorMessage(e)})`);
+    }
   }
   const what = withStage(stage, diskFullText(err));
   const partial = committing ? 'uncommitted' : 'partial';
-  const cleaned = removed.length
-    ? `removed its ${partial} out${removed.length > 1 ? 's' : ''} ${removed.join(', ')} to free the space`
-    : 'it left no partial outs';
+  const plural = (list: string[]) => `out${list.length > 1 ? 's' : ''} ${list.join(', ')}`;
+  const cleaned = [
+    removed.length ? `removed its ${partial} ${plural(removed)} to free the space` : kept.length ? '' : 'it left no partial outs',
+    kept.length ? `could not remove its ${partial} ${plural(kept)}` : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
   return new DiskFullError(`${what}; ${cleaned}`, { cause: err });
 }
 
