@@ -10,7 +10,7 @@ import { collect, collectUnset, errorText, nameWidth, nonNegativeNumber, overrid
 import type { StageReport } from '../../engine/run/execute.js';
 import type { Session } from '../../engine/session.js';
 import type { StoreLock } from '../../engine/store/lock.js';
-import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
+import type { PushRecord, RunRecord, RunTrigger } from '../../engine/store/runs.js';
 import type { RemoteConfig } from '../../engine/config/remote.js';
 import type { QueueDispatcher } from '../../engine/queue/dispatch.js';
 import type { RemoteCache, RemoteCacheUi } from '../../engine/remote/cache.js';
@@ -211,7 +211,7 @@ async function runForReal(
   const { execute } = await modules.execute;
   const { newRunId } = await modules.runs;
   const { stageLogger, stageProgress, formatDuration } = await modules.output;
-  const { AbortedError, PipelineError, StageError } = await modules.errors;
+  const { AbortedError, PipelineError, PushIncompleteError, StageError } = await modules.errors;
   const { signalRunningCommands } = await modules.cmdStage;
   const { stopLeftoverGroups } = await modules.commandGroups;
   await modules.lockfile;
@@ -333,6 +333,7 @@ async function runForReal(
       }),
     );
     const allReports = results.flatMap((r) => r.reports);
+    let push: PushRecord | undefined;
 
     if (globals.verbose)
       err(`stat cache: ${statCache.hashedFiles} file${statCache.hashedFiles === 1 ? '' : 's'} hashed in this run (unchanged files are not rehashed)`);
@@ -344,8 +345,9 @@ async function runForReal(
       if (target) await workerChild.reportToWorker({ computed: target.outcome === 'ran', computedBy: target.manifest!.worker });
     } else if (remote && options.push) {
       const computed = allReports.filter((r) => r.outcome === 'ran' && r.manifest && !r.worker).map((r) => ({ stage: r.stage, manifest: r.manifest! }));
-      const pushed = await remote.push(computed, stop.signal);
+      const { pushed, notPushed } = await remote.push(computed, stop.signal);
       out(`pushed ${pushed} of ${computed.length} computed result${computed.length === 1 ? '' : 's'} to ${remote.backend.url}`);
+      push = { pushed, of: computed.length, remote: remote.backend.url, ...(notPushed.length ? { notPushed } : {}) };
     }
     for (const { reports, record, session: s } of results) {
       const counts = countOutcomes(reports);
@@ -361,7 +363,9 @@ async function runForReal(
         error: r.error === undefined ? undefined : errorText(r.error),
         restored: r.restored,
         worker: r.worker,
+        hint: r.hint,
       }));
+      if (push) record.push = push;
       // A sweep compares experiments; which of them should become the model is the user's call.
       if (!sweep && record.outcome === 'ok' && s.pipeline.promote) {
         record.promotion = await (await import('../promotion.js')).promoteAndReport(s, record);
@@ -399,6 +403,7 @@ async function runForReal(
     }
     const promotion = records.find((r) => r.promotion?.decision === 'error')?.promotion;
     if (promotion) throw new StageError(`promotion failed: ${promotion.reason}`);
+    if (push && push.pushed < push.of) throw new PushIncompleteError(pushShortfall(push));
   } catch (e) {
     // Ctrl-C while hashing or waiting surfaces as some abort error: report it as the interrupt it is.
     if (signalled && !(e instanceof PipelineError)) throw new AbortedError();
@@ -435,6 +440,17 @@ async function writeFinalRecord(store: Session['store'], record: RunRecord): Pro
   }
 }
 
+/** Why `run --push` exits 3: what did not reach the remote, and that nothing is lost. */
+function pushShortfall(push: PushRecord): string {
+  const missed = push.notPushed ?? [];
+  const stages = missed.length ? ` (not ${missed.map((n) => n.stage).join(', ')})` : '';
+  const why = missed.length ? `: ${missed[0]!.reason}` : '';
+  return (
+    `--push uploaded ${push.pushed} of the ${push.of} results this run computed to ${push.remote}${stages}${why}; ` +
+    'they are in the local store: `pipeline push` uploads them once the remote works'
+  );
+}
+
 function countOutcomes(reports: StageReport[]): Record<StageReport['outcome'], number> {
   const counts = { cached: 0, ran: 0, failed: 0, skipped: 0, aborted: 0 };
   for (const r of reports) counts[r.outcome]++;
@@ -462,6 +478,7 @@ function printReport(r: StageReport, width: number, verbose: boolean): void {
     case 'failed':
       out(stageLine('failed', r.stage, width, r.durationMs));
       err(`error: ${verbose && r.error instanceof Error && r.error.stack ? r.error.stack : errorText(r.error)}`);
+      if (r.hint) err(`hint: ${r.hint}`);
       break;
     case 'aborted':
       out(stageLine('aborted', r.stage, width, r.durationMs, '(stopped; nothing committed)'));
