@@ -1,6 +1,7 @@
 // The augment stage: transform exactness (known answers and a plain Keras/scipy reference),
 // the random draws, and the stage on small real CIFAR data (outputs, determinism across pool
 // sizes and chunkings, abort, bad inputs).
+import { writeDataset } from './helpers/fake-normalize.js';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
@@ -48,8 +49,12 @@ async function buildFixture(perClass: number): Promise<Fixture> {
   const tree = join(root, 'tree');
   await extractSubset(source.archive, tree, perClass, 1);
   const files: string[] = [];
-  for (const cls of (await readdir(join(tree, 'train'))).sort()) {
-    for (const f of (await readdir(join(tree, 'train', cls))).sort()) files.push(join(tree, 'train', cls, f));
+  const labels: number[] = [];
+  for (const [label, cls] of (await readdir(join(tree, 'train'))).sort().entries()) {
+    for (const f of (await readdir(join(tree, 'train', cls))).sort()) {
+      files.push(join(tree, 'train', cls, f));
+      labels.push(label);
+    }
   }
   const images = new Uint8Array(files.length * IMAGE);
   for (let k = 0; k < files.length; k++) {
@@ -69,7 +74,10 @@ async function buildFixture(perClass: number): Promise<Fixture> {
   const normalizeDir = join(root, 'normalize');
   await mkdir(decodeDir, { recursive: true });
   await mkdir(normalizeDir, { recursive: true });
-  await writeNpy(join(decodeDir, 'train_images.npy'), { dtype: 'uint8', shape: [files.length, H, W, C], data: images });
+  const shape: [number, number, number] = [H, W, C];
+  const classes = [...new Set(labels)].map((l) => `class${l}`);
+  const none = { pixels: new Uint8Array(0), labels: new Int32Array(0), shape };
+  await writeDataset(join(decodeDir, 'dataset'), { pixels: images, labels: Int32Array.from(labels), shape }, none, classes);
   await writeNpy(join(normalizeDir, 'train_index.npy'), { dtype: 'int32', shape: [index.length], data: index });
   return { root, decodeDir, normalizeDir, images, n: files.length, index, real: source.real };
 }
@@ -482,7 +490,7 @@ describe('augment stage', () => {
       const bad = { ...inputs(), normalize: { kind: 'normalize', dir: badDir } };
       const outOfRange = await runOwnContext({ copies: 1 }, bad);
       expect(outOfRange).toBeInstanceOf(StageError);
-      expect((outOfRange as Error).message).toBe(`augment: normalize/train_index.npy[2] = ${fx.n} is outside decode/train_images.npy rows 0..${fx.n - 1}`);
+      expect((outOfRange as Error).message).toBe(`augment: normalize/train_index.npy[2] = ${fx.n} is outside decode/dataset training rows 0..${fx.n - 1}`);
       await writeNpy(join(badDir, 'train_index.npy'), { dtype: 'float32', shape: [1], data: Float32Array.from([0]) });
       const wrongType = await runOwnContext({ copies: 1 }, bad);
       expect(wrongType).toBeInstanceOf(StageError);

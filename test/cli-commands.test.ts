@@ -134,6 +134,23 @@ describe('show and runs', () => {
     expect(unknown.stderr).toContain("unknown stage 'nope'");
   });
 
+  test('show summarises a result of many files per directory; --all lists them', async () => {
+    await writeFile(
+      join(dir, 'pipeline.yaml'),
+      `stages:\n  many:\n    cmd: mkdir -p imgs/a imgs/b && for i in $(seq 1 60); do echo $i > imgs/a/$i.txt; echo $i > imgs/b/$i.txt; done; echo ok > top.txt\n    outs: [imgs, top.txt]\n`,
+    );
+    await cli(['run']);
+    const text = (await cli(['show', 'many'])).stdout;
+    expect(text).toMatch(/^outputs\s+121 files, /m);
+    expect(text).toMatch(/^\s+imgs\/\s+\d+ B\s+120 files\s+artifacts\/stages\/many\/imgs$/m);
+    expect(text).toMatch(/^\s+top\.txt\s+3 B\s+[0-9a-f]{16}\s+artifacts\/stages\/many\/top\.txt$/m);
+    expect(text).toContain('(121 files in all: --all lists them, --json gives every digest)');
+    expect(text.trim().split('\n').length).toBeLessThan(20);
+    const all = (await cli(['show', 'many', '--all'])).stdout;
+    expect(all).toMatch(/^\s+imgs\/b\/59\.txt\s+3 B\s+[0-9a-f]{16}\s+artifacts\/stages\/many\/imgs\/b\/59\.txt$/m);
+    expect(all.trim().split('\n').length).toBeGreaterThan(121);
+  });
+
   test('show on a stage that never ran says so', async () => {
     expect((await cli(['show', 'prep'])).stdout).toContain('prep: no result yet (never run)');
   });

@@ -18,6 +18,7 @@ import { decodeStage } from '../stages/decode/decode.js';
 import { CLASSES, cifarSource, extractSubset, realCifarArchive, syntheticImage } from './helpers/dataset.js';
 import { writeCifarBinaryArchive, writeCifarBinaryTree } from './helpers/cifar-binary.js';
 import { runStage, type FakeRun, type FakeUpstream } from './helpers/stage-context.js';
+import { readDatasetSplits } from './helpers/dataset-arrays.js';
 
 const TRAIN_PER_CLASS = 50;
 const TEST_PER_CLASS = 20;
@@ -66,14 +67,12 @@ async function decode(fetchDir: string, params: Record<string, unknown> = {}): P
 }
 
 async function outputs(run: FakeRun) {
-  const [trainImages, trainLabels, testImages, testLabels] = await Promise.all(
-    ['train_images', 'train_labels', 'test_images', 'test_labels'].map((n) => readNpy(join(run.outDir, `${n}.npy`))),
-  );
+  const data = await readDatasetSplits(join(run.outDir, 'dataset'));
   return {
-    trainImages: trainImages!,
-    trainLabels: trainLabels!,
-    testImages: testImages!,
-    testLabels: testLabels!,
+    trainImages: data.train.images,
+    trainLabels: data.train.labels,
+    testImages: data.test.images,
+    testLabels: data.test.labels,
     classes: JSON.parse(await readFile(join(run.outDir, 'classes.json'), 'utf8')) as string[],
     info: JSON.parse(await readFile(join(run.outDir, 'decode.json'), 'utf8')) as {
       format: string;
@@ -264,6 +263,43 @@ describe('decode: image folders (CIFAR-10 JPEGs)', () => {
     await writeFile(bad, 'not an image at all');
     await expect(decodeFailure(fetchDir)).rejects.toThrow(/corrupt or unreadable image .*: not a JPEG or PNG file/);
   });
+});
+
+test('decode: a folder that grows, changes and loses files decodes only what changed and equals a full decode', async () => {
+  const fetchDir = await tempDir('decode-grow-');
+  const data = join(fetchDir, 'data');
+  await cp(subsetData, data, { recursive: true });
+  const first = await decode(fetchDir, { shard_mb: 1 });
+  // 1 MiB shards of 3,072-byte rows: 341 rows each, so the 1,000 training rows span several shards.
+  const cats = (await readdir(join(data, 'train', 'cat'))).sort();
+  const dogs = (await readdir(join(data, 'train', 'dog'))).sort();
+  await rm(join(data, 'train', 'cat', cats[0]!)); // removed
+  await cp(join(data, 'train', 'dog', dogs[1]!), join(data, 'train', 'cat', 'zz-new.jpg')); // added
+  await cp(join(data, 'test', 'ship', (await readdir(join(data, 'test', 'ship'))).sort()[0]!), join(data, 'train', 'dog', dogs[0]!)); // changed
+  const again = await runStage(
+    decodeStage,
+    { shard_mb: 1 },
+    { fetch: { kind: 'fetch', dir: fetchDir } },
+    { resumeDir: await tempDir('decode-resume-'), previous: { kind: 'decode', dir: first.outDir } },
+  );
+  temps.push(again.outDir);
+  const info = JSON.parse(await readFile(join(again.outDir, 'decode.json'), 'utf8')) as { changes: Record<string, number> };
+  expect(info.changes).toMatchObject({ added: 1, changed: 1, removed: 1, decoded: 2 });
+  expect(info.changes.reused).toBe(TRAIN_PER_CLASS * 10 + TEST_PER_CLASS * 10 - 2);
+  const fresh = await decode(fetchDir, { shard_mb: 1 });
+  const [incremental, full] = await Promise.all([readDatasetSplits(join(again.outDir, 'dataset')), readDatasetSplits(join(fresh.outDir, 'dataset'))]);
+  expect(incremental.train.sources).toEqual(full.train.sources);
+  expect(incremental.train.sources).toContain('train/cat/zz-new.jpg');
+  expect(incremental.train.sources).not.toContain(`train/cat/${cats[0]}`);
+  for (const split of ['train', 'test'] as const) {
+    expect(Array.from(incremental[split].labels.data)).toEqual(Array.from(full[split].labels.data));
+    expect(Buffer.from(incremental[split].images.data).equals(Buffer.from(full[split].images.data))).toBe(true);
+  }
+  // Unchanged shards are the previous files (the same bytes under the same names).
+  const shardsOf = async (dir: string) => (await readdir(join(dir, 'dataset', 'shards'))).sort();
+  const now = new Set(await shardsOf(again.outDir));
+  const kept = (await shardsOf(first.outDir)).filter((f) => now.has(f));
+  expect(kept.length).toBeGreaterThan(0);
 });
 
 test('decode: an interrupted run throws instead of writing partial tensors', async () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { runStage, type FakeUpstream } from './helpers/stage-context.js';
-import { toyImages, writeNormalizeOutputs } from './helpers/fake-normalize.js';
+import { normalizedArrays, toyImages, writeNormalizeOutputs } from './helpers/fake-normalize.js';
 import { trainStage } from '../stages/train/train.js';
 import { evaluateStage } from '../stages/evaluate/evaluate.js';
 import { EvaluateParams } from '../stages/evaluate/params.js';
@@ -69,8 +69,7 @@ describe('evaluate', () => {
     const metrics = await evaluate({ top_mistakes: 5 }, { train: trained, normalize });
     expect(tf.memory().numTensors).toBe(tensorsBefore);
     const model = await loadModel(join(trained.dir, 'model'));
-    const x = await readNpy(join(normalize.dir, 'test_x.npy'));
-    const y = await readNpy(join(normalize.dir, 'test_y.npy'));
+    const { x, y } = await normalizedArrays(normalize.dir, 'test');
     const xs = tf.tensor(x.data, x.shape);
     const ys = tf.tensor(y.data, y.shape);
     const probs = model.predict(xs) as tf.Tensor;
@@ -127,8 +126,7 @@ describe('evaluate', () => {
       without_tta: { test_loss: number; test_accuracy: number };
     };
     const model = await loadModel(join(trained.dir, 'model'));
-    const x = await readNpy(join(normalize.dir, 'test_x.npy'));
-    const y = await readNpy(join(normalize.dir, 'test_y.npy'));
+    const { x, y } = await normalizedArrays(normalize.dir, 'test');
     const xs = tf.tensor(x.data, x.shape);
     const ys = tf.tensor(y.data, y.shape);
     const probs = tf.tidy(() => tf.div(tf.add(model.predict(xs) as tf.Tensor, model.predict(tf.reverse(xs, 2)) as tf.Tensor), 2));

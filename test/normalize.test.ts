@@ -1,13 +1,18 @@
-// The normalize stage kind over plain directories: value ranges, one-hot labels, the seeded
-// stratified split (on class-sorted input, as the CIFAR JPEG folders are), standardize statistics,
-// and a run chained after decode on real CIFAR-10 JPEGs.
+// The normalize stage kind over plain directories: the inputs a reader gathers through its formula
+// (value ranges, one-hot labels), the seeded stratified split (on class-sorted input, as the CIFAR
+// JPEG folders are), standardize statistics, the dataset carried as it is, and a run chained after
+// decode on real CIFAR-10 JPEGs.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StageError } from '../engine/errors.js';
 import { stratifiedSplit } from '../lib/images/split.js';
-import { readNpy, writeNpy, type NdArray } from '../lib/npy.js';
+import { readNpy, type NdArray } from '../lib/npy.js';
+import { DatasetReader } from '../lib/dataset/reader.js';
+import { readDataset, rowsToJson } from '../lib/dataset/format.js';
+import { datasetRows, oneHotOf, pixelTable, type Normalization } from '../lib/model/data.js';
+import { writeDataset } from './helpers/fake-normalize.js';
 import { decodeStage } from '../stages/decode/decode.js';
 import { normalizeStage } from '../stages/normalize/normalize.js';
 import { CLASSES, cifarSource, extractSubset } from './helpers/dataset.js';
@@ -48,10 +53,8 @@ async function writeDecodeLike(): Promise<DecodeLike> {
   const pixels = (n: number) => Uint8Array.from({ length: n * ROW }, (_, i) => (i % C === 0 ? noise() : i % C === 1 ? 100 + (noise() % 50) : noise() % 8));
   const trainImages = pixels(trainLabels.length);
   const testImages = pixels(testLabels.length);
-  await writeNpy(join(dir, 'train_images.npy'), { dtype: 'uint8', shape: [trainLabels.length, H, W, C], data: trainImages });
-  await writeNpy(join(dir, 'test_images.npy'), { dtype: 'uint8', shape: [testLabels.length, H, W, C], data: testImages });
-  await writeNpy(join(dir, 'train_labels.npy'), { dtype: 'int32', shape: [trainLabels.length], data: trainLabels });
-  await writeNpy(join(dir, 'test_labels.npy'), { dtype: 'int32', shape: [testLabels.length], data: testLabels });
+  const shape: [number, number, number] = [H, W, C];
+  await writeDataset(join(dir, 'dataset'), { pixels: trainImages, labels: trainLabels, shape }, { pixels: testImages, labels: testLabels, shape }, CLASSES);
   await writeFile(join(dir, 'classes.json'), JSON.stringify(CLASSES));
   return { dir, trainImages, trainLabels, testImages, testLabels };
 }
@@ -74,6 +77,20 @@ async function read(run: FakeRun, name: string): Promise<NdArray> {
   return readNpy(join(run.outDir, name));
 }
 
+/** What a reader of normalize's output gets for dataset rows `index`: inputs through the formula, one-hot targets. */
+async function gathered(run: FakeRun, index: Int32Array): Promise<{ x: Float32Array; y: Float32Array }> {
+  const reader = await DatasetReader.open(join(run.outDir, 'dataset'));
+  try {
+    const norm = JSON.parse(await readFile(join(run.outDir, 'normalization.json'), 'utf8')) as Normalization;
+    const rows = datasetRows(reader, index, pixelTable(norm, reader.manifest.shape[2]), 'test');
+    return { x: rows.gather(Int32Array.from(index, (_, i) => i)).x, y: oneHotOf(reader, index) };
+  } finally {
+    reader.close();
+  }
+}
+
+const testIndex = (n: number, first: number) => Int32Array.from({ length: n }, (_, i) => first + i);
+
 interface NormalizationJson {
   method: string;
   scale: number;
@@ -88,34 +105,30 @@ beforeAll(async () => {
 });
 
 describe('normalize', () => {
-  test('scale: x = pixel/255 in [0, 1], rows follow train_index/val_index, one-hot labels', async () => {
+  test('scale: x = pixel/255 in [0, 1], rows follow train_index/val_index, one-hot labels; the dataset is carried as it is', async () => {
     const run = await normalize(src.dir);
     const trainIndex = (await read(run, 'train_index.npy')).data as Int32Array;
     const valIndex = (await read(run, 'val_index.npy')).data as Int32Array;
-    for (const [part, index] of [
-      ['train', trainIndex],
-      ['val', valIndex],
-    ] as const) {
-      const x = await read(run, `${part}_x.npy`);
-      const y = await read(run, `${part}_y.npy`);
-      expect(x.dtype).toBe('float32');
-      expect(x.shape).toEqual([index.length, H, W, C]);
-      expect(y.shape).toEqual([index.length, 10]);
+    for (const index of [trainIndex, valIndex]) {
+      const { x, y } = await gathered(run, index);
+      expect(x.length).toBe(index.length * ROW);
+      expect(y.length).toBe(index.length * 10);
       for (let i = 0; i < index.length; i++) {
         const row = index[i]!;
-        for (let e = 0; e < ROW; e++) expect(x.data[i * ROW + e]).toBe(Math.fround(src.trainImages[row * ROW + e]! / 255));
-        const hot = Array.from(y.data.subarray(i * 10, (i + 1) * 10));
+        for (let e = 0; e < ROW; e++) expect(x[i * ROW + e]).toBe(Math.fround(src.trainImages[row * ROW + e]! / 255));
+        const hot = Array.from(y.subarray(i * 10, (i + 1) * 10));
         expect(hot.reduce((a, b) => a + b, 0)).toBe(1);
         expect(hot.indexOf(1)).toBe(src.trainLabels[row]);
       }
-      expect(Math.min(...x.data)).toBeGreaterThanOrEqual(0);
-      expect(Math.max(...x.data)).toBeLessThanOrEqual(1);
+      expect(Math.min(...x)).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...x)).toBeLessThanOrEqual(1);
     }
-    const testX = await read(run, 'test_x.npy');
-    const testY = await read(run, 'test_y.npy');
-    expect(testX.shape).toEqual([30, H, W, C]);
-    expect(Array.from(testX.data)).toEqual(Array.from(src.testImages, (v) => Math.fround(v / 255)));
-    for (let i = 0; i < 30; i++) expect(testY.data[i * 10 + src.testLabels[i]!]).toBe(1);
+    const test = await gathered(run, testIndex(30, src.trainLabels.length));
+    expect(Array.from(test.x)).toEqual(Array.from(src.testImages, (v) => Math.fround(v / 255)));
+    for (let i = 0; i < 30; i++) expect(test.y[i * 10 + src.testLabels[i]!]).toBe(1);
+    // No float copy: the output is the dataset (the same files), the split and the formula.
+    expect(await readDataset(join(run.outDir, 'dataset'))).toEqual(await readDataset(join(src.dir, 'dataset')));
+    expect((await readdir(run.outDir)).sort()).toEqual(['classes.json', 'dataset', 'normalization.json', 'train_index.npy', 'val_index.npy']);
 
     const norm = JSON.parse(await readFile(join(run.outDir, 'normalization.json'), 'utf8')) as NormalizationJson;
     expect(norm).toMatchObject({ method: 'scale', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] });
@@ -158,7 +171,7 @@ describe('normalize', () => {
     expect(stratifiedSplit(labels, 10, 0.2, 1).validationPerClass).toEqual(new Array(10).fill(100));
   });
 
-  test('standardize: per-channel mean/std from the training part only; train_x is centred', async () => {
+  test('standardize: per-channel mean/std from the training part only; training inputs are centred', async () => {
     const run = await normalize(src.dir, { method: 'standardize', validation_split: 0.25, seed: 3 });
     const trainIndex = (await read(run, 'train_index.npy')).data as Int32Array;
     const norm = JSON.parse(await readFile(join(run.outDir, 'normalization.json'), 'utf8')) as NormalizationJson;
@@ -180,46 +193,44 @@ describe('normalize', () => {
       expect(norm.std[c]).toBeCloseTo(Math.sqrt(sq / n - mean * mean), 8);
     }
     expect(norm.std[0]).toBeGreaterThan(norm.std[2]! * 5); // the channels really differ
-    const x = await read(run, 'train_x.npy');
+    const { x } = await gathered(run, trainIndex);
     for (let c = 0; c < C; c++) {
       let n = 0;
       let sum = 0;
       let sq = 0;
-      for (let i = c; i < x.data.length; i += C) {
+      for (let i = c; i < x.length; i += C) {
         n++;
-        sum += x.data[i]!;
-        sq += x.data[i]! ** 2;
+        sum += x[i]!;
+        sq += x[i]! ** 2;
       }
       expect(Math.abs(sum / n)).toBeLessThan(1e-4);
       expect(Math.sqrt(sq / n)).toBeCloseTo(1, 4);
     }
     // Validation uses the training statistics: its values are the same affine map of its pixels.
     const valIndex = (await read(run, 'val_index.npy')).data as Int32Array;
-    const valX = await read(run, 'val_x.npy');
+    const { x: valX } = await gathered(run, valIndex);
     const first = valIndex[0]!;
     for (let e = 0; e < ROW; e++) {
       const c = e % C;
-      expect(valX.data[e]).toBeCloseTo((src.trainImages[first * ROW + e]! / 255 - norm.mean[c]!) / norm.std[c]!, 5);
+      expect(valX[e]).toBeCloseTo((src.trainImages[first * ROW + e]! / 255 - norm.mean[c]!) / norm.std[c]!, 5);
     }
   });
 
-  test('validation_split 0 gives empty validation tensors; bad input is a clear error', async () => {
+  test('validation_split 0 gives an empty validation split; bad input is a clear error', async () => {
     const run = await normalize(src.dir, { validation_split: 0 });
-    expect((await read(run, 'val_x.npy')).shape).toEqual([0, H, W, C]);
-    expect((await read(run, 'val_y.npy')).shape).toEqual([0, 10]);
-    expect((await read(run, 'train_x.npy')).shape[0]).toBe(src.trainLabels.length);
+    expect((await read(run, 'val_index.npy')).shape).toEqual([0]);
+    expect((await read(run, 'train_index.npy')).shape[0]).toBe(src.trainLabels.length);
 
     expect(() => normalizeStage.params.parse({ validation_split: 1 })).toThrow();
     await expect(normalizeFailure(null)).rejects.toThrow(/normalize needs exactly one decode stage/);
 
     const broken = await tempDir('normalize-broken-');
-    for (const f of ['train_images.npy', 'test_images.npy', 'test_labels.npy']) await writeFile(join(broken, f), await readFile(join(src.dir, f)));
-    await writeFile(join(broken, 'classes.json'), JSON.stringify(CLASSES));
-    const labels = Int32Array.from(src.trainLabels);
-    labels[5] = 10;
-    await writeNpy(join(broken, 'train_labels.npy'), { dtype: 'int32', shape: [labels.length], data: labels });
+    await cp(src.dir, broken, { recursive: true });
+    const dataset = await readDataset(join(broken, 'dataset'));
+    dataset.rows.label[5] = 10;
+    await writeFile(join(broken, 'dataset', 'rows.json'), JSON.stringify(rowsToJson(dataset.rows)));
     await expect(normalizeFailure(broken)).rejects.toThrow(StageError);
-    await expect(normalizeFailure(broken)).rejects.toThrow(/train_labels\.npy: row 5 has label 10, outside the 10 classes/);
+    await expect(normalizeFailure(broken)).rejects.toThrow(/rows\.json: row 5: label 10 is out of range/);
   });
 
   test('after decode on real CIFAR-10 JPEGs: shapes, stratified split, test set', async () => {
@@ -230,17 +241,20 @@ describe('normalize', () => {
     const decoded = await runStage(decodeStage, {}, { fetch: { kind: 'fetch', dir: fetchDir } }, { resumeDir: await tempDir('decode-resume-') });
     temps.push(decoded.outDir);
     const run = await normalize(decoded.outDir, { seed: 1 });
-    expect((await read(run, 'train_x.npy')).shape).toEqual([400, 32, 32, 3]);
-    expect((await read(run, 'val_x.npy')).shape).toEqual([100, 32, 32, 3]);
-    expect((await read(run, 'test_x.npy')).shape).toEqual([100, 32, 32, 3]);
-    const labels = (await readNpy(join(decoded.outDir, 'train_labels.npy'))).data as Int32Array;
+    expect((await read(run, 'train_index.npy')).shape).toEqual([400]);
+    const { manifest, rows } = await readDataset(join(run.outDir, 'dataset'));
+    expect(manifest.shape).toEqual([32, 32, 3]);
+    expect(manifest.splits).toEqual({ train: 500, test: 100 });
     const val = (await read(run, 'val_index.npy')).data as Int32Array;
+    expect(val.length).toBe(100);
     const perClass = new Array<number>(10).fill(0);
-    for (const r of val) perClass[labels[r]!]!++;
+    for (const r of val) perClass[rows.label[r]!]!++;
     expect(perClass).toEqual(new Array(10).fill(10));
-    const images = (await readNpy(join(decoded.outDir, 'train_images.npy'))).data as Uint8Array;
-    const valX = await read(run, 'val_x.npy');
+    const reader = await DatasetReader.open(join(decoded.outDir, 'dataset'));
     const last = val.length - 1;
-    for (let e = 0; e < 3072; e += 97) expect(valX.data[last * 3072 + e]).toBe(Math.fround(images[val[last]! * 3072 + e]! / 255));
+    const images = reader.readRows([val[last]!]);
+    reader.close();
+    const { x: valX } = await gathered(run, val);
+    for (let e = 0; e < 3072; e += 97) expect(valX[last * 3072 + e]).toBe(Math.fround(images[e]! / 255));
   });
 });

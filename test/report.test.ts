@@ -368,6 +368,11 @@ describe('the report stage over upstream outputs', () => {
     // report.json is data: no embedded pixels.
     expect(JSON.stringify(data)).not.toMatch(/data:image/);
     expect(data.data.decode?.skipped_corrupt).toBe(1);
+    // The data section says what changed since the previous decode (a growing folder's retrain).
+    expect(await readFile(join(run.outDir, 'index.html'), 'utf8')).toContain(
+      '70 images added, 2 changed, 1 removed since the previous decode (72 decoded, 6,998 kept as they were)',
+    );
+    expect(await readFile(join(run.outDir, 'report.md'), 'utf8')).toContain('70 images added, 2 changed, 1 removed since the previous decode');
     expect(data.run.wall_ms).toBeGreaterThanOrEqual(5000);
     // Outcomes in this run where the record has them, `input` where it does not.
     const outcome = Object.fromEntries(data.stages.map((s) => [s.stage, s.outcome]));

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { runStage, type FakeUpstream } from './helpers/stage-context.js';
 import { TINY_MODEL, useToyTraining, interruptAfterFirstEpoch } from './helpers/toy-training.js';
-import { writeAugmentOutputs, writeNormalizeOutputs, subset, type ImageSet } from './helpers/fake-normalize.js';
+import { normalizedArrays, writeAugmentOutputs, writeNormalizeOutputs, subset, type ImageSet } from './helpers/fake-normalize.js';
 import { loadRealCifar } from './helpers/real-cifar.js';
 import { trainStage } from '../stages/train/train.js';
-import { TrainParams } from '../stages/train/params.js';
+import { TrainParams, trainKeyParams } from '../stages/train/params.js';
 import { evaluateStage } from '../stages/evaluate/evaluate.js';
 import { onEpochEnd, type EpochEndEvent } from '../lib/model/fit.js';
 import { loadModel } from '../lib/model/io.js';
@@ -102,8 +102,8 @@ describe('train on cpu (toy data)', () => {
     await initBackend('cpu');
     const model = await loadModel(join(first.outDir, 'model'));
     const dir = toy.normalize.dir;
-    const vy = await readNpy(join(dir, 'val_y.npy'));
-    const probs = await predictRows(model, floatRows(await readNpy(join(dir, 'val_x.npy')), vy, 'val'), 16);
+    const { x: vx, y: vy } = await normalizedArrays(dir, 'val');
+    const probs = await predictRows(model, floatRows(vx, vy, 'val'), 16);
     model.dispose();
     const { loss, accuracy } = lossAndAccuracy(probs, vy.data as Float32Array, 3);
     const history = await readJson<History>(join(first.outDir, 'history.json'));
@@ -120,6 +120,20 @@ describe('train on cpu (toy data)', () => {
     expect((await weights(again)).equals(await weights(first))).toBe(true);
     const other = await train({ seed: 8 });
     expect((await weights(other)).equals(await weights(first))).toBe(false);
+  });
+
+  test('batches read ahead on another thread train exactly as batches read on the training thread', async () => {
+    const unprefetched = await train({ prefetch: 0 });
+    const weights = (run: { outDir: string }) => readFile(join(run.outDir, 'model', 'weights.bin'));
+    expect((await weights(unprefetched)).equals(await weights(first))).toBe(true);
+    expect(await readJson<History>(join(unprefetched.outDir, 'history.json'))).toMatchObject({
+      loss: (await readJson<History>(join(first.outDir, 'history.json'))).loss,
+    });
+    expect(TrainParams.parse({}).prefetch).toBe(3);
+    // Every training batch came from the prefetch thread (3 epochs of 240 rows in batches of 32).
+    expect((await readJson<{ prefetch: unknown }>(join(first.outDir, 'train.json'))).prefetch).toEqual({ depth: 3, batches_read_ahead: 24 });
+    expect((await readJson<{ prefetch: unknown }>(join(unprefetched.outDir, 'train.json'))).prefetch).toEqual({ depth: 0, batches_read_ahead: 0 });
+    expect(trainKeyParams(TrainParams.parse({ prefetch: 0 }))).toEqual(trainKeyParams(TrainParams.parse({}))); // speed only: not in the key
   });
 
   test('an interrupted run resumes from its last checkpoint and ends with the same weights', async () => {
@@ -173,7 +187,9 @@ describe('train on cpu (toy data)', () => {
     // Row counts must match normalize's train_y.
     const aug3 = join(toy.work, 'augment-short');
     await writeAugmentOutputs(aug3, [subset(toy.trainRows, [0, 1, 2])]);
-    await expect(train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: aug3 } })).rejects.toThrow(/3 images but normalize\/train_y.npy has 240/);
+    await expect(train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: aug3 } })).rejects.toThrow(
+      /3 images but normalize\/train_index.npy has 240/,
+    );
   });
 
   test('a model whose output does not match the classes is a clear error', async () => {
@@ -255,8 +271,8 @@ describe('train the notebook network on real CIFAR-10 (wasm)', () => {
 
       // The saved model predicts the validation set exactly as the trained one did.
       const model = await loadModel(join(run.outDir, 'model'));
-      const vy = await readNpy(join(data.dir, 'val_y.npy'));
-      const probs = await predictRows(model, floatRows(await readNpy(join(data.dir, 'val_x.npy')), vy, 'val'), 128);
+      const { x: vx, y: vy } = await normalizedArrays(data.dir, 'val');
+      const probs = await predictRows(model, floatRows(vx, vy, 'val'), 128);
       model.dispose();
       const reloaded = lossAndAccuracy(probs, vy.data as Float32Array, 10);
       expect(reloaded.accuracy).toBe(history.val_acc[1]);

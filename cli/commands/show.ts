@@ -5,8 +5,12 @@ import { join } from 'node:path';
 import type { GlobalOptions } from '../global-options.js';
 import { collect, collectUnset, overrideArgs, shown, UNSET_HELP } from '../stage-lines.js';
 
+/** Past this many output files, `show` summarises each directory instead of listing its files (`--all` lists them). */
+const LISTED_FILES = 40;
+
 interface ShowOptions {
   json?: boolean;
+  all?: boolean;
   set: string[];
   unset: string[];
 }
@@ -17,6 +21,7 @@ export function register(program: Command): void {
     .description("show a stage's latest result: key, params, inputs, outputs (digests, sizes, paths), run time")
     .argument('<stage>', 'stage name')
     .option('--json', 'machine-readable output')
+    .option('--all', `list every output file (by default a result of more than ${LISTED_FILES} files is summarised per directory)`)
     .option('--set <stage.param=value>', 'override a param (repeatable)', collect, [])
     .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .action(async (stage: string, options: ShowOptions, command: Command) => {
@@ -81,8 +86,40 @@ export function register(program: Command): void {
       for (const i of info.inputs) lines.push(`  stage ${i.stage}  outputs ${i.outputsDigest.slice(0, 16)}`);
       for (const d of info.deps) lines.push(`  ${d.path}  ${d.digest === null ? '(missing)' : d.digest.replace(/^tree:/, 'tree ').slice(0, 21)}`);
       row('outputs', `${outputs.length} file${outputs.length === 1 ? '' : 's'}, ${formatBytes(info.totalSize)} in ${shown(viewRoot)}`);
-      const w = Math.max(0, ...outputs.map((o) => o.path.length));
-      for (const o of outputs) lines.push(`  ${o.path.padEnd(w)}  ${formatBytes(o.size).padStart(9)}  ${o.digest.slice(0, 16)}  ${shown(o.view)}`);
+      const listed = options.all || outputs.length <= LISTED_FILES ? outputs : summarised(outputs);
+      const w = Math.max(0, ...listed.map((o) => o.path.length));
+      for (const o of listed) lines.push(`  ${o.path.padEnd(w)}  ${formatBytes(o.size).padStart(9)}  ${o.digest.slice(0, 16).padEnd(16)}  ${shown(o.view)}`);
+      if (listed !== outputs) lines.push(`  (${outputs.length.toLocaleString('en-US')} files in all: --all lists them, --json gives every digest)`);
       process.stdout.write(lines.join('\n') + '\n');
     });
+}
+
+interface ShownOutput {
+  path: string;
+  size: number;
+  digest: string;
+  view: string;
+}
+
+/**
+ * Top-level files as they are, and each top-level directory as one line (`data/  60,000 files`),
+ * so a fetched image folder does not print 60,000 lines.
+ */
+function summarised(outputs: ShownOutput[]): ShownOutput[] {
+  const out: ShownOutput[] = [];
+  const dirs = new Map<string, { files: number; size: number; view: string }>();
+  for (const o of outputs) {
+    const slash = o.path.indexOf('/');
+    if (slash < 0) {
+      out.push(o);
+      continue;
+    }
+    const dir = o.path.slice(0, slash + 1);
+    const d = dirs.get(dir) ?? { files: 0, size: 0, view: o.view.slice(0, o.view.length - o.path.length + slash) };
+    d.files++;
+    d.size += o.size;
+    dirs.set(dir, d);
+  }
+  for (const [dir, d] of dirs) out.push({ path: dir, size: d.size, digest: `${d.files.toLocaleString('en-US')} files`, view: d.view });
+  return out.sort((a, b) => (a.path < b.path ? -1 : 1));
 }

@@ -10,6 +10,8 @@ export const DATASET_VERSION = 1;
 export const MANIFEST_FILE = 'dataset.json';
 export const ROWS_FILE = 'rows.json';
 export const SHARDS_DIR = 'shards';
+/** The name a stage gives its dataset output (decode writes it; normalize carries it on). */
+export const DATASET_DIR = 'dataset';
 
 export const DATASET_SPLITS = ['train', 'test'] as const;
 export type DatasetSplit = (typeof DATASET_SPLITS)[number];

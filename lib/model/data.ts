@@ -1,6 +1,8 @@
 // Training and evaluation data as flat typed arrays, turned into tensors one batch at a time so
 // a 40,000-image set (~490 MB of float32) is never held twice or uploaded whole.
 import * as tf from '@tensorflow/tfjs';
+import type { DatasetReader } from '../dataset/reader.js';
+import type { BatchPrefetcher } from '../dataset/prefetch.js';
 import type { NdArray } from '../npy.js';
 
 /** normalize's `normalization.json`: how uint8 pixels become model input. */
@@ -39,6 +41,8 @@ export interface Rows {
   inputs(rows: ArrayLike<number>): tf.Tensor;
   /** The input batch [rows, ...sampleShape] and one-hot targets [rows, K] as fresh arrays (to transform before they become tensors). */
   gather(rows: ArrayLike<number>): { x: Float32Array; y: Float32Array };
+  /** The order an epoch will ask for batches in (rows that read ahead use it; others ignore it). */
+  plan?(order: Int32Array, batchSize: number): void;
 }
 
 function gatherTargets(y: Float32Array, k: number, rows: ArrayLike<number>): Float32Array {
@@ -103,6 +107,53 @@ export function uint8Rows(x: NdArray, y: NdArray, table: Float32Array, what: str
     return out;
   };
   return rowsOf(x, y, gatherInputs);
+}
+
+/** One-hot targets [rows.length, K] of dataset rows `rows`. */
+export function oneHotOf(reader: DatasetReader, rows: ArrayLike<number>): Float32Array {
+  const k = reader.manifest.classes.length;
+  const out = new Float32Array(rows.length * k);
+  for (let i = 0; i < rows.length; i++) out[i * k + reader.rows.label[rows[i]!]!] = 1;
+  return out;
+}
+
+/**
+ * Rows of a sharded dataset (the training part, validation or test: `index[i]` is the dataset row
+ * of row i), read from the shards when a batch is gathered and mapped through the pixel table: no
+ * float copy of the data exists, and memory holds a batch, not the dataset.
+ */
+export function datasetRows(reader: DatasetReader, index: Int32Array, table: Float32Array, what: string, prefetch?: BatchPrefetcher): Rows {
+  const [h, w, c] = reader.manifest.shape;
+  const size = h * w * c;
+  if (table.length !== c * 256) throw new Error(`${what}: normalization has ${table.length / 256} channels, images have ${c}`);
+  const pixels = new Uint8Array(size);
+  const gatherInputs = (rows: ArrayLike<number>) => {
+    const ahead = prefetch?.take(rows);
+    if (ahead) return ahead;
+    const out = new Float32Array(rows.length * size);
+    for (let i = 0; i < rows.length; i++) {
+      reader.readRowInto(index[rows[i]!]!, pixels);
+      const dst = i * size;
+      for (let j = 0; j < size; j += c) for (let ch = 0; ch < c; ch++) out[dst + j + ch] = table[ch * 256 + pixels[j + ch]!]!;
+    }
+    return out;
+  };
+  const k = reader.manifest.classes.length;
+  const targets = (rows: ArrayLike<number>) =>
+    oneHotOf(
+      reader,
+      Array.from(rows, (r) => index[r]!),
+    );
+  const inputs = (rows: ArrayLike<number>) => tf.tensor(gatherInputs(rows), [rows.length, h, w, c]);
+  return {
+    count: index.length,
+    sampleShape: [h, w, c],
+    classes: k,
+    inputs,
+    batch: (rows) => ({ x: inputs(rows), y: tf.tensor2d(targets(rows), [rows.length, k]) }),
+    gather: (rows) => ({ x: gatherInputs(rows), y: targets(rows) }),
+    ...(prefetch ? { plan: (order: Int32Array, batchSize: number) => prefetch.plan(order, batchSize) } : {}),
+  };
 }
 
 /** 0..n-1 in blocks of `size` (prediction batches, in order). */

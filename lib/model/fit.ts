@@ -89,6 +89,7 @@ export async function fit(o: FitOptions): Promise<LoopState> {
       const n = rows.count;
       const steps = Math.ceil(n / o.batchSize);
       const order = rng.permutation(n);
+      rows.plan?.(order, o.batchSize); // rows that read ahead start on this epoch's batches now
       const label = `Epoch ${epoch + 1}/${o.epochs}`;
       o.progress.start(label, n, 'img');
       const started = performance.now();

@@ -2,6 +2,7 @@
 // URIs, no script and no network. Opens from the store with a double click.
 import { formatDuration } from '../format.js';
 import { fixed, signed } from './numbers.js';
+import { describeChanges } from './records.js';
 import type { Comparison, Evaluation, ReportData, Source, StageRow } from './model.js';
 
 /** Rendered charts and images, keyed as run.ts produces them. */
@@ -111,7 +112,7 @@ function dataSection(d: ReportData): string {
     const rows = classes.map((c) => [esc(c), ...splits.map((s) => String(decode.counts![s]!.per_class[c] ?? 0))]);
     rows.push(['<b>total</b>', ...splits.map((s) => `<b>${decode.counts![s]!.total}</b>`)]);
     const skipped = decode.skipped_corrupt ?? 0;
-    parts.push(`<p>Decoded as ${esc(decode.format ?? '?')}, images ${esc((decode.shape ?? []).join('×'))}. ${skipped ? `<b>${skipped} corrupt file${skipped > 1 ? 's' : ''} skipped</b>${decode.skipped_files?.length ? `: ${decode.skipped_files.map((f) => `<code>${esc(f.file)}</code> (${esc(f.reason)})`).join(', ')}` : ''}.` : 'No file was skipped as corrupt.'}${decode.ignored_files ? ` ${decode.ignored_files} non-image files ignored.` : ''}</p>
+    parts.push(`<p>Decoded as ${esc(decode.format ?? '?')}, images ${esc((decode.shape ?? []).join('×'))}. ${skipped ? `<b>${skipped} corrupt file${skipped > 1 ? 's' : ''} skipped</b>${decode.skipped_files?.length ? `: ${decode.skipped_files.map((f) => `<code>${esc(f.file)}</code> (${esc(f.reason)})`).join(', ')}` : ''}.` : 'No file was skipped as corrupt.'}${decode.ignored_files ? ` ${decode.ignored_files} non-image files ignored.` : ''}${decode.changes ? ` ${esc(describeChanges(decode.changes))}.` : ''}</p>
 ${table(['class', ...splits.map(esc)], rows, 'counts')}${provenance([decode.source_ref])}`);
   }
   if (normalization) {

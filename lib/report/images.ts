@@ -1,9 +1,11 @@
 // Images for the report, as PNG data URIs (the HTML opens offline, everything inlined): test images
-// of the mistakes grid, read row by row from decode's uint8 tensor or, failing that, recovered from
-// normalize's float inputs by inverting the recorded normalization.
+// of the mistakes grid, read row by row from the dataset (or, from results made before datasets
+// were sharded, decode's uint8 tensor, or normalize's float inputs through the inverted normalization).
 import { readFile } from 'node:fs/promises';
 import { encodePng } from '../augment/preview.js';
 import { readNpyRows, type NdArray } from '../npy.js';
+import { DatasetReader } from '../dataset/reader.js';
+import { splitRange } from '../dataset/format.js';
 import type { NormalizationRecord } from './records.js';
 
 export function pngDataUri(png: Uint8Array): string {
@@ -28,6 +30,24 @@ export function toPixels(row: NdArray, normalization?: NormalizationRecord): Uin
     out[i] = Math.max(0, Math.min(255, Math.round(x / scale)));
   }
   return out;
+}
+
+/** PNG data URIs of test rows `indices` (0 = the first test row) of a sharded dataset. */
+export async function datasetTestImages(dir: string, indices: readonly number[]): Promise<string[]> {
+  if (indices.length === 0) return [];
+  const reader = await DatasetReader.open(dir);
+  try {
+    const [start, end] = splitRange(reader.manifest, 'test');
+    const [height, width, channels] = reader.manifest.shape;
+    const uris: string[] = [];
+    for (const i of indices) {
+      if (!Number.isInteger(i) || i < 0 || start + i >= end) throw new Error(`${dir}: test row ${i} out of range (${end - start} rows)`);
+      uris.push(pngDataUri(await encodePng({ height, width, channels, data: reader.readRows([start + i]) })));
+    }
+    return uris;
+  } finally {
+    reader.close();
+  }
 }
 
 /** PNG data URIs of rows `indices` of an N×H×W×C tensor file. */

@@ -1,5 +1,6 @@
 // The report as Markdown: the same facts as the HTML page, for terminals, CI logs and diffs.
 import { fixed, signed } from './numbers.js';
+import { describeChanges } from './records.js';
 import { duration } from './html.js';
 import type { ReportData } from './model.js';
 
@@ -60,7 +61,7 @@ export function renderMarkdown(d: ReportData): string {
     );
   if (decode) {
     out.push(
-      `- Decoded as ${decode.format ?? '?'}, images ${(decode.shape ?? []).join('×')}; skipped as corrupt: ${decode.skipped_corrupt ?? 0}${decode.skipped_files?.length ? ` (${decode.skipped_files.map((f) => f.file).join(', ')})` : ''}`,
+      `- Decoded as ${decode.format ?? '?'}, images ${(decode.shape ?? []).join('×')}; skipped as corrupt: ${decode.skipped_corrupt ?? 0}${decode.skipped_files?.length ? ` (${decode.skipped_files.map((f) => f.file).join(', ')})` : ''}${decode.changes ? `; ${describeChanges(decode.changes)}` : ''}`,
     );
   }
   if (normalization) {

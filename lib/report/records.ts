@@ -27,6 +27,24 @@ export interface DecodeRecord {
   skipped_corrupt?: number;
   skipped_files?: { file: string; reason: string }[];
   ignored_files?: number;
+  /** Against decode's previous result in the same store (null on a first run). */
+  changes?: DataChanges | null;
+}
+
+export interface DataChanges {
+  since?: string;
+  added: number;
+  changed: number;
+  removed: number;
+  decoded?: number;
+  reused?: number;
+}
+
+/** `70 images added, 2 changed, 1 removed since the previous decode (72 decoded, 7,000 kept)`. */
+export function describeChanges(c: DataChanges): string {
+  const n = (v: number | undefined) => (v ?? 0).toLocaleString('en-US');
+  const work = c.decoded !== undefined ? ` (${n(c.decoded)} decoded, ${n(c.reused)} kept as they were)` : '';
+  return `${n(c.added)} image${c.added === 1 ? '' : 's'} added, ${n(c.changed)} changed, ${n(c.removed)} removed since the previous decode${work}`;
 }
 
 export interface NormalizationRecord {

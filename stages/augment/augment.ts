@@ -1,6 +1,7 @@
 // Stage kind `augment`: Keras ImageDataGenerator-equivalent augmentation of the training split,
-// `copies` times, on a Piscina worker pool. Inputs: a decode stage (train_images.npy) and a
-// normalize stage (train_index.npy). Validation and test data are never augmented.
+// `copies` times, on a Piscina worker pool. Inputs: a normalize stage (its dataset and
+// train_index.npy; a decode stage is accepted in needs, as before). Validation and test data are
+// never augmented. The dataset's training rows are read into shared memory for the pool.
 // The transform and its documented formula live in lib/augment/transform.ts and warp.ts.
 import { z } from 'zod';
 import { defineStage, type StageContext, type TensorStream, type UpstreamArtifacts } from '../../engine/contract.js';
@@ -9,7 +10,9 @@ import { augmentRows } from '../../lib/augment/chunk.js';
 import { AugmentPoolError } from '../../lib/errors.js';
 import { runAugmentPool, type AugmentSource } from '../../lib/augment/pool.js';
 import { contactSheet, defaultLayout, writePng, type Image } from '../../lib/augment/preview.js';
-import { readNpyShared } from '../../lib/npy.js';
+import { DatasetReader } from '../../lib/dataset/reader.js';
+import { DATASET_DIR } from '../../lib/dataset/format.js';
+import { DatasetError, ShardIntegrityError } from '../../lib/errors.js';
 import { copyName } from '../../lib/augment/copies.js';
 import { zoomBounds, type AugmentConfig } from '../../lib/augment/transform.js';
 
@@ -55,21 +58,38 @@ function configOf(p: AugmentParams): AugmentConfig {
   };
 }
 
-/** Loads decode's training images (shared, in place) and normalize's training rows, checked. */
-async function loadSource(decode: UpstreamArtifacts, normalize: UpstreamArtifacts): Promise<AugmentSource> {
-  const where = `${decode.stage}/train_images.npy`;
-  if (!decode.has('train_images.npy')) throw new StageError(`augment: ${where} is missing`);
-  if (!normalize.has('train_index.npy')) throw new StageError(`augment: ${normalize.stage}/train_index.npy is missing`);
-  let images;
+/** Reads the dataset's training rows into shared memory (the pool's workers read them in place). */
+async function sharedTrainImages(from: UpstreamArtifacts): Promise<{ buffer: SharedArrayBuffer; shape: [number, number, number, number] }> {
+  const where = `${from.stage}/${DATASET_DIR}`;
+  let reader: DatasetReader;
   try {
-    images = await readNpyShared(decode.path('train_images.npy'));
+    reader = await DatasetReader.open(from.path(DATASET_DIR));
   } catch (error) {
-    throw new StageError(`augment: cannot read ${where}: ${(error as Error).message}`, { cause: error });
+    if (error instanceof DatasetError) throw new StageError(`augment: cannot read ${where}: ${error.message}`, { cause: error });
+    throw error;
   }
-  if (images.dtype !== 'uint8' || images.shape.length !== 4) {
-    throw new StageError(`augment: ${where} must be uint8 [N,H,W,C], got ${images.dtype} [${images.shape}]`);
+  try {
+    const n = reader.manifest.splits.train;
+    const buffer = new SharedArrayBuffer(n * reader.rowBytes);
+    const view = new Uint8Array(buffer);
+    for (let row = 0; row < n; row++) reader.readRowInto(row, view, row * reader.rowBytes);
+    return { buffer, shape: [n, ...reader.manifest.shape] };
+  } catch (error) {
+    if (error instanceof ShardIntegrityError) throw new StageError(`augment: ${where}: ${error.message}`, { cause: error });
+    throw error;
+  } finally {
+    reader.close();
   }
-  const [n, height, width, channels] = images.shape as [number, number, number, number];
+}
+
+/** Loads the dataset's training images (shared) and normalize's training rows, checked. */
+async function loadSource(decode: UpstreamArtifacts | undefined, normalize: UpstreamArtifacts): Promise<AugmentSource> {
+  const from = [normalize, decode].find((u) => u?.has(DATASET_DIR));
+  if (!from) throw new StageError(`augment: ${normalize.stage} has no ${DATASET_DIR}/ output (a result from before datasets were sharded? run it again)`);
+  const where = `${from.stage}/${DATASET_DIR}`;
+  if (!normalize.has('train_index.npy')) throw new StageError(`augment: ${normalize.stage}/train_index.npy is missing`);
+  const images = await sharedTrainImages(from);
+  const [n, height, width, channels] = images.shape;
   const index = await normalize.readTensor('train_index.npy');
   const indexWhere = `${normalize.stage}/train_index.npy`;
   if (index.dtype !== 'int32' || index.shape.length !== 1) {
@@ -78,7 +98,7 @@ async function loadSource(decode: UpstreamArtifacts, normalize: UpstreamArtifact
   if (index.data.length === 0) throw new StageError(`augment: ${indexWhere} is empty (no training rows)`);
   const bad = (index.data as Int32Array).findIndex((v) => v < 0 || v >= n);
   if (bad >= 0) {
-    throw new StageError(`augment: ${indexWhere}[${bad}] = ${index.data[bad]} is outside ${where} rows 0..${n - 1}`);
+    throw new StageError(`augment: ${indexWhere}[${bad}] = ${index.data[bad]} is outside ${where} training rows 0..${n - 1}`);
   }
   const shared = new SharedArrayBuffer(index.data.byteLength);
   new Int32Array(shared).set(index.data as Int32Array);
@@ -119,7 +139,7 @@ async function writePreviews(ctx: StageContext<AugmentParams>, source: AugmentSo
 async function run(ctx: StageContext<AugmentParams>): Promise<void> {
   const { params } = ctx;
   if (ctx.signal.aborted) throw new AbortedError('augment: aborted');
-  const decode = ctx.inputs.oneOfKind('decode');
+  const decode = ctx.inputs.ofKind('decode')[0];
   const normalize = ctx.inputs.oneOfKind('normalize');
   const source = await loadSource(decode, normalize);
   const config = configOf(params);
@@ -147,7 +167,7 @@ async function run(ctx: StageContext<AugmentParams>): Promise<void> {
             stream = await ctx.out.tensorStream(copyName(copy), 'uint8', shape, {
               copy,
               seed: params.seed,
-              rows: `row i augments ${decode.stage}/train_images.npy row train_index[i] of ${normalize.stage}`,
+              rows: `row i augments dataset training row train_index[i] of ${normalize.stage}`,
             });
           }
           await stream!.write(pixels);
@@ -180,7 +200,7 @@ async function run(ctx: StageContext<AugmentParams>): Promise<void> {
     rows,
     image_shape: [height, width, channels],
     copies: copies.map(copyName),
-    labels: `${normalize.stage}/train_y.npy (row i of every copy)`,
+    labels: `the label of dataset training row ${normalize.stage}/train_index.npy[i] (row i of every copy)`,
     seed: params.seed,
     params: {
       rotation_range: params.rotation_range,
@@ -200,7 +220,8 @@ async function run(ctx: StageContext<AugmentParams>): Promise<void> {
 
 export const augmentKind = defineStage({
   name: 'augment',
-  version: 1,
+  // 2: reads the sharded dataset (same pixels, same copies; augment.json words its rows anew).
+  version: 2,
   description: 'Keras ImageDataGenerator-equivalent augmentation of the training split (one uint8 tensor per copy)',
   params: augmentParams,
   outputs: [

@@ -1,19 +1,27 @@
-// `decode`: a fetched dataset directory → uint8 image tensors [N, H, W, C] and int32 labels per
-// split, class names, and decode.json (format, counts per split and class, skipped files).
+// `decode`: a fetched dataset directory → a sharded uint8 dataset (docs/datasets.md: shards of
+// [rows, H, W, C], labels, the source file of each row), class names, and decode.json (format,
+// counts per split and class, skipped files, what changed since the previous result).
 // Formats: the official CIFAR-10 binary batches, or image folders train/<class>/*, test/<class>/*
-// (JPEG or PNG, any size, converted to the configured shape). Image folders are decoded on the
-// worker pool in chunks, straight into one shared buffer per split; rows are ordered by class
-// (sorted), then file name (sorted).
+// (JPEG or PNG, any size, converted to the configured shape). Rows are ordered by split, class
+// (sorted), then file name (sorted). Incremental: files whose content did not change since this
+// stage's previous result keep their decoded rows (the same shard objects); only new and changed
+// files are decoded, on the worker pool.
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { defineStage, type StageContext } from '../../engine/contract.js';
+import { defineStage, type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
 import { StageError } from '../../engine/errors.js';
-import { CIFAR_RECORD_BYTES, CIFAR_SIDE, scanCifarBinary, unpackRecords, type CifarBatch } from '../../lib/images/cifar-binary.js';
+import { CIFAR_RECORD_BYTES, CIFAR_SIDE, scanCifarBinary, unpackRecords } from '../../lib/images/cifar-binary.js';
 import { convertImage, RESIZE_METHODS } from '../../lib/images/convert.js';
-import { DatasetError } from '../../lib/errors.js';
+import { DatasetError, SourceDecodeError } from '../../lib/errors.js';
+import { buildDataset, type BuildResult, type DecodeChunk, type LabeledSource } from '../../lib/dataset/build.js';
+import { DatasetReader } from '../../lib/dataset/reader.js';
+import { DATASET_DIR } from '../../lib/dataset/format.js';
+import { DEFAULT_SHARD_BYTES } from '../../lib/dataset/writer.js';
 import { decoderVersions } from '../../lib/images/decoder-versions.js';
-import type { DecodeFailure, DecodeTask, DecodeTaskResult } from '../../lib/images/decode-task.js';
+import type { DecodeTask, DecodeTaskResult } from '../../lib/images/decode-task.js';
 import { scanImageFolders, SPLITS, type Split } from '../../lib/images/image-folders.js';
 import { DATASET_FORMATS, locateDataset, type DatasetFormat } from '../../lib/images/layout.js';
 import { imageBytes, type TargetShape } from '../../lib/images/raw-image.js';
@@ -34,31 +42,26 @@ export const DecodeParams = z.strictObject({
     .default('bilinear')
     .describe('resampling for images of another size: bilinear (half-pixel centres), nearest, or area (box average; best for shrinking)'),
   skip_corrupt: z.boolean().default(false).describe('skip unreadable or corrupt images (counted in decode.json) instead of failing'),
+  shard_mb: z
+    .int()
+    .min(1)
+    .max(4096)
+    .default(DEFAULT_SHARD_BYTES >> 20)
+    .describe('largest shard of decoded pixels, in MiB (a file of the dataset; an unchanged shard is reused by the next run)'),
 });
 export type DecodeParams = z.output<typeof DecodeParams>;
 
 const WORKER = fileURLToPath(new URL('../../workers/decode.js', import.meta.url));
 /** Files per worker task: large enough to amortise messaging, small enough for smooth progress. */
-const FILES_PER_TASK = 500;
-/** Bytes per write when streaming a tensor out of memory. */
-const WRITE_CHUNK = 8 << 20;
+const FILES_PER_TASK = 250;
+/** Sources per build chunk (decoded while the previous chunk is written). */
+const FILES_PER_CHUNK = 1000;
 /** How many skipped file names decode.json lists (the count is always complete). */
 const LISTED_SKIPPED = 100;
 
-interface SplitResult {
-  labels: Int32Array;
-  skipped: DecodeFailure[];
-}
-
-interface Decoded {
-  format: DatasetFormat;
-  classes: string[];
-  splits: Record<Split, SplitResult>;
-  ignoredFiles: string[];
-}
-
 /** The fetched directory, and how the user knows it: the fetch stage's url. */
 interface DataSource {
+  upstream: UpstreamArtifacts;
   /** The upstream `data/` output (a path inside the store). */
   dir: string;
   /** e.g. `file:///data/pets`, or `the data/ output of stage 'prep'`. */
@@ -71,7 +74,7 @@ function dataSource(ctx: StageContext<DecodeParams>): DataSource {
   if (withData.length === 1) {
     const u = withData[0]!;
     const url = u.kind === 'fetch' ? u.params.url : undefined;
-    return { dir: u.path('data'), label: typeof url === 'string' ? url : `the data/ output of stage '${u.stage}'` };
+    return { upstream: u, dir: u.path('data'), label: typeof url === 'string' ? url : `the data/ output of stage '${u.stage}'` };
   }
   const names = ctx.inputs.all.map((u) => u.stage).join(', ') || 'none';
   throw new StageError(
@@ -111,142 +114,158 @@ function shapeOf(params: DecodeParams): TargetShape {
   return { height: params.height, width: params.width, channels: params.channels };
 }
 
-/** Streams `rows` rows of `pixels` to `<split>_images.npy`, leaving out the rows in `skip`. */
-async function writeImages(ctx: StageContext<DecodeParams>, name: string, pixels: Uint8Array, rows: number, skip: ReadonlySet<number>): Promise<void> {
-  const shape = shapeOf(ctx.params);
-  const rowBytes = imageBytes(shape);
-  const stream = await ctx.out.tensorStream(name, 'uint8', [rows - skip.size, shape.height, shape.width, shape.channels]);
-  const rowsPerWrite = Math.max(1, Math.floor(WRITE_CHUNK / rowBytes));
-  let row = 0;
-  while (row < rows) {
-    if (skip.has(row)) {
-      row++;
-      continue;
-    }
-    let end = row;
-    while (end < rows && end - row < rowsPerWrite && !skip.has(end)) end++;
-    await stream.write(pixels.subarray(row * rowBytes, end * rowBytes));
-    row = end;
-  }
-  await stream.close();
+/**
+ * A source file's content digest: from the upstream's manifest (the store hashed it when it was
+ * committed), else hashed here (an upstream outside the store, as in unit tests).
+ */
+async function sourceDigest(source: DataSource, file: string): Promise<string> {
+  const name = relative(join(source.dir, '..'), file).split(sep).join('/');
+  const known = source.upstream.digest(name);
+  if (known && /^[0-9a-f]{64}$/.test(known)) return known;
+  return createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
 }
 
-/**
- * Decodes every file of both splits on the worker pool, each split into its own shared buffer
- * (one task queue for both, so the workers never wait for a write), then streams the buffers out.
- */
-async function decodeImageFolders(ctx: StageContext<DecodeParams>, dir: string, source: DataSource): Promise<Decoded> {
+/** What the dataset is about to be built from, in logical order, and how to decode a chunk of it. */
+interface Plan {
+  format: DatasetFormat;
+  classes: string[];
+  sources: LabeledSource[];
+  decode: DecodeChunk;
+  ignoredFiles: string[];
+}
+
+/** Image folders: every file is a source; chunks are decoded on the worker pool into shared memory. */
+async function imageFolderPlan(ctx: StageContext<DecodeParams>, dir: string, source: DataSource): Promise<Plan> {
   // Getting the pool first lets its threads start (and compile the decoder) while we scan.
   const pool = ctx.workers.get(WORKER);
   const dataset = scanImageFolders(dir);
-  const shape = shapeOf(ctx.params);
-  const pixels = Object.fromEntries(SPLITS.map((split) => [split, new SharedArrayBuffer(dataset.splits[split].files.length * imageBytes(shape))])) as Record<
-    Split,
-    SharedArrayBuffer
-  >;
-  const tasks: DecodeTask[] = SPLITS.flatMap((split) => {
-    const files = dataset.splits[split].files;
-    return Array.from({ length: Math.ceil(files.length / FILES_PER_TASK) }, (_, t) => ({
-      files: files.slice(t * FILES_PER_TASK, (t + 1) * FILES_PER_TASK),
-      firstRow: t * FILES_PER_TASK,
-      pixels: pixels[split],
-      shape,
-      resize: ctx.params.resize,
-      skipCorrupt: ctx.params.skip_corrupt,
-    }));
-  });
-  const splitOf = (task: DecodeTask): Split => SPLITS.find((s) => pixels[s] === task.pixels)!;
-
-  // Stop queued work as soon as the stage cannot succeed (or is interrupted).
-  const stop = new AbortController();
-  const signal = AbortSignal.any([ctx.signal, stop.signal]);
-  const failures: Record<Split, DecodeFailure[]> = { train: [], test: [] };
-  let next = 0;
-  ctx.progress.start(
-    'decode',
-    tasks.reduce((n, t) => n + t.files.length, 0),
-    'img',
-  );
-  // A few tasks in flight per thread keep workers busy without relying on the pool's queue size.
-  const lanes = Math.max(1, pool.options.maxThreads) * 2;
-  const lane = async (): Promise<void> => {
-    while (next < tasks.length && !signal.aborted) {
-      const task = tasks[next++]!;
-      const result = (await pool.run(task, { signal })) as DecodeTaskResult;
-      failures[splitOf(task)].push(...result.failures);
-      if (result.failures.length > 0 && !ctx.params.skip_corrupt) stop.abort();
-      ctx.progress.tick(task.files.length);
-    }
-  };
-  const settled = await Promise.allSettled(Array.from({ length: lanes }, lane));
-  ctx.signal.throwIfAborted();
-  const all = SPLITS.flatMap((s) => failures[s].sort((a, b) => a.row - b.row));
-  if (all.length > 0 && !ctx.params.skip_corrupt) {
-    const first = all[0]!;
-    throw new StageError(
-      `corrupt or unreadable image ${inSource(source, first.file)} in ${source.label}: ${forUser(source, first.reason)} (set skip_corrupt: true to skip such files)`,
-    );
-  }
-  const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (rejected) throw rejected.reason;
-  ctx.progress.done(all.length > 0 ? `${all.length} skipped` : undefined);
-  for (const f of all) ctx.log.warn(`skipped corrupt image ${inSource(source, f.file)}: ${forUser(source, f.reason)}`);
-
-  const splits = {} as Record<Split, SplitResult>;
+  const files: string[] = [];
+  const sources: LabeledSource[] = [];
   for (const split of SPLITS) {
-    const skip = new Set(failures[split].map((f) => f.row));
-    const { files, labels } = dataset.splits[split];
-    await writeImages(ctx, `${split}_images.npy`, new Uint8Array(pixels[split]), files.length, skip);
-    splits[split] = { labels: labels.filter((_, row) => !skip.has(row)), skipped: failures[split] };
+    const { files: splitFiles, labels } = dataset.splits[split];
+    for (let i = 0; i < splitFiles.length; i++) {
+      const file = splitFiles[i]!;
+      files.push(file);
+      sources.push({ split, label: labels[i]!, source: relative(dir, file).split(sep).join('/'), digest: await sourceDigest(source, file) });
+    }
   }
-  return { format: 'image-folder', classes: dataset.classes, splits, ignoredFiles: dataset.ignored };
+  const shape = shapeOf(ctx.params);
+  const rowBytes = imageBytes(shape);
+  const decode: DecodeChunk = async (indices) => {
+    const pixels = new SharedArrayBuffer(indices.length * rowBytes);
+    const tasks: DecodeTask[] = [];
+    for (let first = 0; first < indices.length; first += FILES_PER_TASK) {
+      const part = indices.slice(first, first + FILES_PER_TASK);
+      tasks.push({ files: part.map((i) => files[i]!), firstRow: first, pixels, shape, resize: ctx.params.resize, skipCorrupt: ctx.params.skip_corrupt });
+    }
+    let results: DecodeTaskResult[];
+    try {
+      results = (await Promise.all(tasks.map((task) => pool.run(task, { signal: ctx.signal })))) as DecodeTaskResult[];
+    } catch (err) {
+      ctx.signal.throwIfAborted(); // the run's reason, not the pool's "task aborted"
+      throw err;
+    }
+    const failed = new Map(results.flatMap((r) => r.failures.map((f) => [f.row, forUser(source, f.reason)] as const)));
+    return indices.map((_, k) => (failed.has(k) ? { failed: failed.get(k)! } : new Uint8Array(pixels, k * rowBytes, rowBytes)));
+  };
+  return { format: 'image-folder', classes: dataset.classes, sources, decode, ignoredFiles: dataset.ignored };
 }
 
-/** Unpacks CIFAR binary batches one at a time (≈30 MB each) into `<split>_images.npy`. */
-async function decodeCifarSplit(ctx: StageContext<DecodeParams>, split: Split, batches: CifarBatch[], classes: string[]): Promise<SplitResult> {
+/** CIFAR binary batches: a source is a record (`data_batch_1.bin#00042`), keyed by its batch file's digest. */
+async function cifarBinaryPlan(ctx: StageContext<DecodeParams>, dir: string, source: DataSource): Promise<Plan> {
+  const dataset = scanCifarBinary(dir);
   const shape = shapeOf(ctx.params);
-  const rows = batches.reduce((n, b) => n + b.records, 0);
-  const labels = new Int32Array(rows);
   const native = shape.height === CIFAR_SIDE && shape.width === CIFAR_SIDE && shape.channels === 3;
-  const rowBytes = imageBytes(shape);
-  const stream = await ctx.out.tensorStream(`${split}_images.npy`, 'uint8', [rows, shape.height, shape.width, shape.channels]);
-  ctx.progress.start(`decode ${split}`, rows, 'img');
-  let row = 0;
-  for (const batch of batches) {
-    if (ctx.signal.aborted) throw ctx.signal.reason;
+  const recordPixels = CIFAR_SIDE * CIFAR_SIDE * 3;
+  const batches = [...dataset.train.map((b) => ({ ...b, split: 'train' as Split })), ...dataset.test.map((b) => ({ ...b, split: 'test' as Split }))];
+  const sources: LabeledSource[] = [];
+  const where: Array<{ batch: number; record: number }> = [];
+  for (const [b, batch] of batches.entries()) {
     const records = await readFile(batch.path);
     if (records.length !== batch.records * CIFAR_RECORD_BYTES) throw new DatasetError(`CIFAR binary batch ${batch.path} changed while reading`);
-    const rgb = new Uint8Array(batch.records * CIFAR_SIDE * CIFAR_SIDE * 3);
-    unpackRecords(records, batch.records, classes.length, rgb, labels.subarray(row, row + batch.records), batch.path);
-    let out = rgb;
-    if (!native) {
-      out = new Uint8Array(batch.records * rowBytes);
-      const recordBytes = CIFAR_SIDE * CIFAR_SIDE * 3;
-      for (let r = 0; r < batch.records; r++) {
-        const data = rgb.subarray(r * recordBytes, (r + 1) * recordBytes);
-        convertImage({ width: CIFAR_SIDE, height: CIFAR_SIDE, channels: 3, data }, shape, ctx.params.resize, out, r * rowBytes);
+    const digest = await sourceDigest(source, batch.path);
+    const name = relative(dir, batch.path).split(sep).join('/');
+    for (let r = 0; r < batch.records; r++) {
+      const label = records[r * CIFAR_RECORD_BYTES]!;
+      if (label >= dataset.classes.length) {
+        throw new DatasetError(
+          `CIFAR binary batch ${batch.path}: record ${r} has label ${label}, but batches.meta.txt lists ${dataset.classes.length} classes`,
+        );
       }
+      sources.push({ split: batch.split, label, source: `${name}#${String(r).padStart(5, '0')}`, digest });
+      where.push({ batch: b, record: r });
     }
-    await stream.write(out);
-    row += batch.records;
-    ctx.progress.tick(batch.records);
   }
-  await stream.close();
-  ctx.progress.done();
-  return { labels, skipped: [] };
+  let loaded: { batch: number; records: Buffer } | undefined;
+  const decode: DecodeChunk = async (indices) => {
+    const out: Uint8Array[] = [];
+    const rgb = new Uint8Array(recordPixels);
+    const label = new Int32Array(1);
+    for (const i of indices) {
+      const { batch, record } = where[i]!;
+      if (loaded?.batch !== batch) loaded = { batch, records: await readFile(batches[batch]!.path) };
+      const one = loaded.records.subarray(record * CIFAR_RECORD_BYTES, (record + 1) * CIFAR_RECORD_BYTES);
+      unpackRecords(one, 1, dataset.classes.length, rgb, label, batches[batch]!.path);
+      const row = new Uint8Array(imageBytes(shape));
+      if (native) row.set(rgb);
+      else convertImage({ width: CIFAR_SIDE, height: CIFAR_SIDE, channels: 3, data: rgb }, shape, ctx.params.resize, row, 0);
+      out.push(row);
+    }
+    return out;
+  };
+  return { format: 'cifar-binary', classes: dataset.classes, sources, decode, ignoredFiles: [] };
 }
 
-async function decodeCifarBinary(ctx: StageContext<DecodeParams>, dir: string): Promise<Decoded> {
-  const dataset = scanCifarBinary(dir);
-  return {
-    format: 'cifar-binary',
-    classes: dataset.classes,
-    splits: {
-      train: await decodeCifarSplit(ctx, 'train', dataset.train, dataset.classes),
-      test: await decodeCifarSplit(ctx, 'test', dataset.test, dataset.classes),
-    },
-    ignoredFiles: [],
-  };
+/** The previous result's dataset, when it has one this build can read (else everything is decoded). */
+async function previousDataset(ctx: StageContext<DecodeParams>): Promise<DatasetReader | undefined> {
+  const previous = ctx.previous;
+  if (!previous?.has(DATASET_DIR)) return undefined;
+  try {
+    return await DatasetReader.open(previous.path(DATASET_DIR));
+  } catch (err) {
+    ctx.log.warn(`previous result's dataset is unreadable, decoding everything: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** What makes a decoded row: equal settings, equal pixels for equal source bytes. */
+function settingsOf(params: DecodeParams, format: DatasetFormat): string {
+  const { height, width, channels, resize } = params;
+  return JSON.stringify({ format, height, width, channels, resize, decoders: decoderVersions(), version: decodeStage.version });
+}
+
+async function build(ctx: StageContext<DecodeParams>, plan: Plan, source: DataSource): Promise<BuildResult> {
+  const previous = await previousDataset(ctx);
+  const { height, width, channels } = ctx.params;
+  ctx.progress.start('decode', plan.sources.length, 'img');
+  try {
+    const result = await buildDataset({
+      dir: ctx.out.path(DATASET_DIR),
+      shape: [height, width, channels],
+      classes: plan.classes,
+      settings: settingsOf(ctx.params, plan.format),
+      sources: plan.sources,
+      decode: plan.decode,
+      skipFailed: ctx.params.skip_corrupt,
+      ...(previous ? { previous } : {}),
+      carry: (_dir, file) => ctx.out.reuse(`${DATASET_DIR}/${file}`, ctx.previous!, `${DATASET_DIR}/${file}`),
+      maxShardBytes: ctx.params.shard_mb << 20,
+      chunk: FILES_PER_CHUNK,
+      signal: ctx.signal,
+      onRows: (done) => ctx.progress.update(done),
+    });
+    ctx.progress.done(result.skipped.length > 0 ? `${result.skipped.length} skipped` : `${result.plan.decoded} decoded, ${result.plan.reused} kept`);
+    return result;
+  } catch (err) {
+    if (err instanceof SourceDecodeError) {
+      throw new StageError(`corrupt or unreadable image ${err.source} in ${source.label}: ${err.reason} (set skip_corrupt: true to skip such files)`);
+    }
+    throw err;
+  } finally {
+    previous?.close();
+  }
 }
 
 function countsPerClass(labels: Int32Array, classes: string[]): Record<string, number> {
@@ -258,37 +277,45 @@ function countsPerClass(labels: Int32Array, classes: string[]): Record<string, n
 async function run(ctx: StageContext<DecodeParams>): Promise<void> {
   const source = dataSource(ctx);
   const root = source.dir;
-  let decoded: Decoded;
+  let plan: Plan;
   let dir: string;
+  let result: BuildResult;
   try {
     const found = locateDataset(root, ctx.params.format === 'auto' ? 'auto' : ctx.params.format);
     dir = found.dir;
     ctx.log.info(`decoding ${found.format} dataset in ${dir === root ? source.label : `${inSource(source, dir)} in ${source.label}`}`);
-    decoded = found.format === 'cifar-binary' ? await decodeCifarBinary(ctx, dir) : await decodeImageFolders(ctx, dir, source);
+    plan = found.format === 'cifar-binary' ? await cifarBinaryPlan(ctx, dir, source) : await imageFolderPlan(ctx, dir, source);
+    result = await build(ctx, plan, source);
   } catch (err) {
     if (err instanceof DatasetError) throw new StageError(forUser(source, err.message), { cause: err });
     throw err;
   }
-  for (const split of SPLITS) {
-    const labels = decoded.splits[split].labels;
-    await ctx.out.tensor(`${split}_labels.npy`, { dtype: 'int32', shape: [labels.length], data: labels });
-  }
-  await ctx.out.json('classes.json', decoded.classes);
-  const skipped = SPLITS.flatMap((s) => decoded.splits[s].skipped);
-  const relative = (file: string) => inSource(source, file);
+  for (const f of result.skipped) ctx.log.warn(`skipped corrupt image ${f.source}: ${f.reason}`);
+  const { manifest } = result;
+  const labelsOf = (split: Split) => {
+    const kept = new Set(result.skipped.map((f) => f.source));
+    return Int32Array.from(plan.sources.filter((s) => s.split === split && !kept.has(s.source)).map((s) => s.label));
+  };
+  await ctx.out.json('classes.json', plan.classes);
+  const { plan: made } = result;
+  if (ctx.previous)
+    ctx.log.info(
+      `since the previous result: ${made.added} added, ${made.changed} changed, ${made.removed} removed; ${made.decoded} decoded, ${made.reused} kept`,
+    );
   await ctx.out.json('decode.json', {
-    format: decoded.format,
-    source: dir === root ? '.' : relative(dir),
+    format: plan.format,
+    source: dir === root ? '.' : inSource(source, dir),
     shape: [ctx.params.height, ctx.params.width, ctx.params.channels],
     resize: ctx.params.resize,
-    order: decoded.format === 'image-folder' ? 'class (sorted), then file name (sorted)' : 'batch files in order, records in order',
-    classes: decoded.classes,
-    counts: Object.fromEntries(
-      SPLITS.map((s) => [s, { total: decoded.splits[s].labels.length, per_class: countsPerClass(decoded.splits[s].labels, decoded.classes) }]),
-    ),
-    skipped_corrupt: skipped.length,
-    skipped_files: skipped.slice(0, LISTED_SKIPPED).map((f) => ({ file: relative(f.file), reason: forUser(source, f.reason) })),
-    ignored_files: decoded.ignoredFiles.length,
+    order: plan.format === 'image-folder' ? 'class (sorted), then file name (sorted)' : 'batch files in order, records in order',
+    classes: plan.classes,
+    counts: Object.fromEntries(SPLITS.map((s) => [s, { total: manifest.splits[s], per_class: countsPerClass(labelsOf(s), plan.classes) }])),
+    skipped_corrupt: result.skipped.length,
+    skipped_files: result.skipped.slice(0, LISTED_SKIPPED).map((f) => ({ file: f.source, reason: f.reason })),
+    ignored_files: plan.ignoredFiles.length,
+    dataset: { dir: DATASET_DIR, shards: manifest.shards.length, rows: manifest.splits.train + manifest.splits.test },
+    // Against this stage's previous result in this store (none on a first run or a remote worker).
+    changes: ctx.previous ? { since: ctx.previous.provenance.key, ...made } : null,
     decoders: decoderVersions(),
   });
 }
@@ -296,18 +323,23 @@ async function run(ctx: StageContext<DecodeParams>): Promise<void> {
 export const decodeStage = defineStage({
   name: 'decode',
   // 2: JPEGs that wasm libjpeg-turbo refused for unread padding now decode (a cached run with
-  // skip_corrupt may have skipped them).
-  version: 2,
-  description: 'Decode a fetched CIFAR-10 binary release or JPEG/PNG image folders into uint8 image tensors and labels',
+  // skip_corrupt may have skipped them). 3: a sharded dataset instead of one array per split.
+  version: 3,
+  description:
+    'Decode a fetched CIFAR-10 binary release or JPEG/PNG image folders into a sharded uint8 dataset (incremental: unchanged files are not decoded again)',
   params: DecodeParams,
   outputs: [
-    { name: 'train_images.npy', type: 'tensor', description: 'uint8 [N, H, W, C] training images' },
-    { name: 'train_labels.npy', type: 'tensor', description: 'int32 [N] class index per training image' },
-    { name: 'test_images.npy', type: 'tensor', description: 'uint8 [N, H, W, C] test images' },
-    { name: 'test_labels.npy', type: 'tensor', description: 'int32 [N] class index per test image' },
+    {
+      name: DATASET_DIR,
+      type: 'dir',
+      description:
+        'the images as a sharded uint8 dataset: dataset.json, rows.json (label, shard, slot, crc32, source file of each row), shards/<id>.npy [rows, H, W, C]',
+    },
     { name: 'classes.json', type: 'json', description: 'class names (index = label)' },
-    { name: 'decode.json', type: 'json', description: 'format, shape, counts per split and class, skipped corrupt files' },
+    { name: 'decode.json', type: 'json', description: 'format, shape, counts per split and class, skipped corrupt files, changes since the previous result' },
   ],
+  // Shard size changes where rows are stored, never which rows or pixels: not in the key.
+  cacheParams: ({ shard_mb: _shardMb, ...rest }) => rest,
   // The decoders' versions can change pixels: they belong in the cache key.
   fingerprint: async () => decoderVersions(),
   run,

@@ -4,7 +4,10 @@ import { PipelineError, StageError } from '../../engine/errors.js';
 import { engineErrorOf } from '../lib-errors.js';
 import { initBackend } from '../../lib/tf/backend.js';
 import * as tf from '@tensorflow/tfjs';
-import { floatRows, type Rows } from '../../lib/model/data.js';
+import { datasetRows, oneHotOf, pixelTable, type Normalization, type Rows } from '../../lib/model/data.js';
+import { DatasetReader } from '../../lib/dataset/reader.js';
+import { DATASET_DIR, splitRange } from '../../lib/dataset/format.js';
+import { DatasetError } from '../../lib/errors.js';
 import { loadModel } from '../../lib/model/io.js';
 import { confusionMatrix, formatClassTable, macroAverage, mostConfidentMistakes, perClassMetrics, predictedLabels } from '../../lib/model/metrics.js';
 import { labelsOf, lossAndAccuracy, predictRows } from '../../lib/model/predict.js';
@@ -25,11 +28,43 @@ export async function runEvaluate(ctx: StageContext<EvaluateParams>): Promise<vo
   const backend = await initBackend(p.backend);
   const trained = trainInput(ctx);
   const norm = ctx.inputs.oneOfKind('normalize');
-  const classes = await norm.readJson<string[]>('classes.json');
-  const y = await norm.readTensor('test_y.npy');
-  const rows = floatRows(await norm.readTensor('test_x.npy'), y, `${norm.stage}/test_x.npy`);
-  if (rows.classes !== classes.length) throw new StageError(`${norm.stage}: ${classes.length} classes but test_y has ${rows.classes} columns`);
+  const reader = await testSet(norm);
+  try {
+    await evaluateOn(ctx, backend, trained, norm, reader);
+  } finally {
+    reader.close();
+  }
+}
 
+async function testSet(norm: UpstreamArtifacts): Promise<DatasetReader> {
+  if (!norm.has(DATASET_DIR))
+    throw new StageError(`${norm.stage} has no ${DATASET_DIR}/ output (a normalize stage from before datasets were sharded? run it again)`);
+  try {
+    return await DatasetReader.open(norm.path(DATASET_DIR));
+  } catch (err) {
+    if (err instanceof DatasetError) throw new StageError(`${norm.stage}/${DATASET_DIR}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+/** The test split, read from the dataset batch by batch through normalize's formula. */
+async function testRows(norm: UpstreamArtifacts, reader: DatasetReader): Promise<{ rows: Rows; targets: Float32Array }> {
+  const [start, end] = splitRange(reader.manifest, 'test');
+  const index = Int32Array.from({ length: end - start }, (_, i) => start + i);
+  const table = pixelTable(await norm.readJson<Normalization>('normalization.json'), reader.manifest.shape[2]);
+  return { rows: datasetRows(reader, index, table, `${norm.stage}/${DATASET_DIR}`), targets: oneHotOf(reader, index) };
+}
+
+async function evaluateOn(
+  ctx: StageContext<EvaluateParams>,
+  backend: Awaited<ReturnType<typeof initBackend>>,
+  trained: UpstreamArtifacts,
+  norm: UpstreamArtifacts,
+  reader: DatasetReader,
+): Promise<void> {
+  const p = ctx.params;
+  const classes = reader.manifest.classes;
+  const { rows, targets } = await testRows(norm, reader);
   const model = await loadModel(trained.path('model'));
   try {
     const passes = p.tta === 'flip' ? 2 : 1;
@@ -38,7 +73,6 @@ export async function runEvaluate(ctx: StageContext<EvaluateParams>): Promise<vo
       signal: ctx.signal,
       onBatch: (done) => ctx.progress.update(done),
     });
-    const targets = y.data as Float32Array;
     const k = rows.classes;
     const plain = p.tta ? lossAndAccuracy(probs, targets, k) : undefined;
     if (p.tta === 'flip') {

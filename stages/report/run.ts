@@ -8,7 +8,8 @@ import { confusionSpec, deltaSpec, historySpec, learningCurveSpec, type VegaLite
 import { collectHistory } from './history.js';
 import { readCompared } from './compared.js';
 import { renderHtml, type RenderedAssets } from '../../lib/report/html.js';
-import { fileDataUri, rowImages } from '../../lib/report/images.js';
+import { datasetTestImages, fileDataUri, rowImages } from '../../lib/report/images.js';
+import { DATASET_DIR } from '../../lib/dataset/format.js';
 import { renderMarkdown } from '../../lib/report/markdown.js';
 import {
   REPORT_FORMAT,
@@ -102,21 +103,22 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
   }
 
   // ---- evaluations, with the test images of the most confident mistakes
-  const imageSource = decodeIn?.has('test_images.npy')
-    ? { path: decodeIn.path('test_images.npy') }
-    : normIn?.has('test_x.npy')
-      ? { path: normIn.path('test_x.npy'), normalization }
-      : undefined;
+  const datasetIn = [normIn, decodeIn].find((u) => u?.has(DATASET_DIR));
+  const imageSource: { dataset: string } | { path: string; normalization?: NormalizationRecord } | undefined = datasetIn
+    ? { dataset: datasetIn.path(DATASET_DIR) }
+    : decodeIn?.has('test_images.npy')
+      ? { path: decodeIn.path('test_images.npy') }
+      : normIn?.has('test_x.npy')
+        ? { path: normIn.path('test_x.npy'), normalization }
+        : undefined;
   const evaluationOf = async (stage: string, m: MetricsRecord, ref: Source, ourTestImages = true): Promise<Evaluation> => {
     const shown = m.most_confident_mistakes.slice(0, p.mistakes);
     let images: string[] = [];
     if (imageSource && ourTestImages && shown.length) {
       try {
-        images = await rowImages(
-          imageSource.path,
-          shown.map((x) => x.index),
-          imageSource.normalization,
-        );
+        const rows = shown.map((x) => x.index);
+        images =
+          'dataset' in imageSource ? await datasetTestImages(imageSource.dataset, rows) : await rowImages(imageSource.path, rows, imageSource.normalization);
       } catch (err) {
         ctx.log.warn(`test images for ${stage}'s mistakes unavailable: ${(err as Error).message}`);
       }

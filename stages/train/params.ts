@@ -28,6 +28,12 @@ export const TrainParams = z.strictObject({
   augmented: z.string().min(1).optional().describe('an augment stage: epoch e trains on its copy e (cycled), one pass over the training set per epoch'),
   batch_augment: BatchAugmentSpec.optional(),
   label_smoothing: LabelSmoothing,
+  prefetch: z
+    .int()
+    .min(0)
+    .max(64)
+    .default(3)
+    .describe('training batches read from the dataset ahead of time on another thread (0: read on the training thread); speed only, never results'),
 });
 export type TrainParams = z.output<typeof TrainParams>;
 
@@ -36,7 +42,7 @@ export type TrainParams = z.output<typeof TrainParams>;
  * while they are off, so a pipeline that does not use them keeps its keys (and its results).
  */
 export function trainKeyParams(params: TrainParams): Record<string, unknown> {
-  const { workers: _workers, label_smoothing, batch_augment, optimizer, ...rest } = params;
+  const { workers: _workers, prefetch: _prefetch, label_smoothing, batch_augment, optimizer, ...rest } = params;
   return {
     ...rest,
     optimizer: optimizerKey(optimizer),

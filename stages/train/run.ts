@@ -7,10 +7,14 @@ import { engineErrorOf } from '../lib-errors.js';
 import { initBackend } from '../../lib/tf/backend.js';
 import { buildModel, copyWeights, outputUnits } from '../../lib/model/build.js';
 import { restoreCheckpoint, saveCheckpoint, type LoopState } from '../../lib/model/checkpoint.js';
-import { floatRows, pixelTable, uint8Rows, type Normalization, type Rows } from '../../lib/model/data.js';
+import { datasetRows, oneHotOf, pixelTable, uint8Rows, type Normalization, type Rows } from '../../lib/model/data.js';
+import { DatasetReader } from '../../lib/dataset/reader.js';
+import { BatchPrefetcher } from '../../lib/dataset/prefetch.js';
+import { DATASET_DIR } from '../../lib/dataset/format.js';
 import { fit } from '../../lib/model/fit.js';
 import { loadModel, saveModel } from '../../lib/model/io.js';
 import { npyInfo, type NdArray } from '../../lib/npy.js';
+import { DatasetError } from '../../lib/errors.js';
 import { copyName } from '../../lib/augment/copies.js';
 import { createOptimizer } from '../../lib/model/optimizers.js';
 import { Rng, deriveSeed } from '../../lib/model/rng.js';
@@ -35,36 +39,77 @@ function countCopies(aug: UpstreamArtifacts): number {
   return n;
 }
 
-async function readOneHot(up: UpstreamArtifacts, name: string): Promise<NdArray> {
-  const y = await up.readTensor(name);
-  if (y.dtype !== 'float32' || y.shape.length !== 2) {
-    throw new StageError(`${up.stage}/${name}: expected one-hot float32 [N, K], got ${y.dtype} [${y.shape}]`);
+/** normalize's view of the data: decode's dataset, the split (dataset train rows) and the pixel table. */
+interface NormalizedData {
+  reader: DatasetReader;
+  trainIndex: Int32Array;
+  valIndex: Int32Array;
+  table: Float32Array;
+  classes: string[];
+  /** The thread reading training batches ahead (closed with the reader). */
+  prefetch?: BatchPrefetcher;
+}
+
+async function readIndex(norm: UpstreamArtifacts, name: string, rows: number): Promise<Int32Array> {
+  const t = await norm.readTensor(name);
+  if (t.dtype !== 'int32' || t.shape.length !== 1) throw new StageError(`${norm.stage}/${name}: expected int32 [N], got ${t.dtype} [${t.shape}]`);
+  const index = t.data as Int32Array;
+  const bad = index.findIndex((r) => r < 0 || r >= rows);
+  if (bad >= 0) throw new StageError(`${norm.stage}/${name}[${bad}] = ${index[bad]} is outside the dataset's ${rows} training rows`);
+  return index;
+}
+
+async function normalizedData(norm: UpstreamArtifacts): Promise<NormalizedData> {
+  if (!norm.has(DATASET_DIR))
+    throw new StageError(`${norm.stage} has no ${DATASET_DIR}/ output (a normalize stage from before datasets were sharded? run it again)`);
+  let reader: DatasetReader;
+  try {
+    reader = await DatasetReader.open(norm.path(DATASET_DIR));
+  } catch (err) {
+    if (err instanceof DatasetError) throw new StageError(`${norm.stage}/${DATASET_DIR}: ${err.message}`, { cause: err });
+    throw err;
   }
-  return y;
+  try {
+    const trainRows = reader.manifest.splits.train;
+    const trainIndex = await readIndex(norm, 'train_index.npy', trainRows);
+    const valIndex = norm.has('val_index.npy') ? await readIndex(norm, 'val_index.npy', trainRows) : new Int32Array(0);
+    const table = pixelTable(await norm.readJson<Normalization>('normalization.json'), reader.manifest.shape[2]);
+    return { reader, trainIndex, valIndex, table, classes: reader.manifest.classes };
+  } catch (err) {
+    reader.close();
+    throw err;
+  }
 }
 
-async function plainTrainingData(norm: UpstreamArtifacts, trainY: NdArray): Promise<TrainingData> {
-  const x = await norm.readTensor('train_x.npy');
-  const rows = floatRows(x, trainY, `${norm.stage}/train_x.npy`);
-  return { inputShape: rows.sampleShape, count: rows.count, rowsFor: async () => rows, describe: `${norm.stage}/train_x.npy` };
+function plainTrainingData(norm: UpstreamArtifacts, data: NormalizedData, p: TrainParams): TrainingData {
+  if (p.prefetch > 0) {
+    data.prefetch = new BatchPrefetcher(norm.path(DATASET_DIR), data.trainIndex, data.table, data.reader.rowBytes, p.batch_size, p.prefetch);
+  }
+  const rows = datasetRows(data.reader, data.trainIndex, data.table, `${norm.stage}/${DATASET_DIR}`, data.prefetch);
+  return { inputShape: rows.sampleShape, count: rows.count, rowsFor: async () => rows, describe: `${norm.stage}/${DATASET_DIR} (${rows.count} training rows)` };
 }
 
-async function augmentedTrainingData(ctx: StageContext<TrainParams>, aug: UpstreamArtifacts, norm: UpstreamArtifacts, trainY: NdArray): Promise<TrainingData> {
+async function augmentedTrainingData(
+  ctx: StageContext<TrainParams>,
+  aug: UpstreamArtifacts,
+  norm: UpstreamArtifacts,
+  data: NormalizedData,
+): Promise<TrainingData> {
   const copies = countCopies(aug);
   if (copies === 0) throw new StageError(`augmented: stage '${aug.stage}' has no ${copyName(0)}`);
   const first = await npyInfo(aug.path(copyName(0)));
   if (first.dtype !== 'uint8' || first.shape.length < 2) {
     throw new StageError(`${aug.stage}/${copyName(0)}: expected uint8 images [N, H, W, C], got ${first.dtype} [${first.shape}]`);
   }
-  if (first.shape[0] !== trainY.shape[0]) {
-    throw new StageError(`${aug.stage}/${copyName(0)} has ${first.shape[0]} images but ${norm.stage}/train_y.npy has ${trainY.shape[0]} rows`);
+  if (first.shape[0] !== data.trainIndex.length) {
+    throw new StageError(`${aug.stage}/${copyName(0)} has ${first.shape[0]} images but ${norm.stage}/train_index.npy has ${data.trainIndex.length} rows`);
   }
   if (copies < ctx.params.epochs) {
     ctx.log.warn(`${aug.stage} has ${copies} copies for ${ctx.params.epochs} epochs: copies are reused in turn`);
   }
-  const normalization = await norm.readJson<Normalization>('normalization.json');
-  const channels = first.shape[first.shape.length - 1]!;
-  const table = pixelTable(normalization, channels);
+  // Row i of every copy augments training row i: its label is that row's.
+  const k = data.classes.length;
+  const trainY: NdArray = { dtype: 'float32', shape: [data.trainIndex.length, k], data: oneHotOf(data.reader, data.trainIndex) };
   let loaded: { index: number; rows: Rows } | undefined;
   return {
     inputShape: first.shape.slice(1),
@@ -75,7 +120,7 @@ async function augmentedTrainingData(ctx: StageContext<TrainParams>, aug: Upstre
       if (loaded?.index !== index) {
         loaded = undefined; // drop the previous copy before reading the next
         const x = await aug.readTensor(copyName(index));
-        loaded = { index, rows: uint8Rows(x, trainY, table, `${aug.stage}/${copyName(index)}`) };
+        loaded = { index, rows: uint8Rows(x, trainY, data.table, `${aug.stage}/${copyName(index)}`) };
       }
       return loaded.rows;
     },
@@ -133,20 +178,34 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
   if (planned !== undefined && planned !== workers) ctx.log.warn(`planned ${String(planned)} worker(s); training with ${workers}`);
 
   const norm = ctx.inputs.oneOfKind('normalize');
-  const classes = await norm.readJson<string[]>('classes.json');
-  const trainY = await readOneHot(norm, 'train_y.npy');
-  const data = p.augmented ? await augmentedTrainingData(ctx, ctx.inputs.stage(p.augmented), norm, trainY) : await plainTrainingData(norm, trainY);
-  const k = trainY.shape[1]!;
-  if (classes.length !== k) throw new StageError(`${norm.stage}: ${classes.length} classes but train_y has ${k} columns`);
+  const normalized = await normalizedData(norm);
+  try {
+    await trainOn(ctx, backend, workers, norm, normalized);
+  } finally {
+    normalized.reader.close();
+    await normalized.prefetch?.close();
+  }
+}
+
+async function trainOn(
+  ctx: StageContext<TrainParams>,
+  backend: Awaited<ReturnType<typeof initBackend>>,
+  workers: number,
+  norm: UpstreamArtifacts,
+  normalized: NormalizedData,
+): Promise<void> {
+  const p = ctx.params;
+  const classes = normalized.classes;
+  const k = classes.length;
+  const data = p.augmented ? await augmentedTrainingData(ctx, ctx.inputs.stage(p.augmented), norm, normalized) : plainTrainingData(norm, normalized, p);
 
   let val: { rows: Rows; targets: Float32Array } | undefined;
-  if (norm.has('val_x.npy') && norm.has('val_y.npy')) {
-    const vy = await readOneHot(norm, 'val_y.npy');
-    const rows = floatRows(await norm.readTensor('val_x.npy'), vy, `${norm.stage}/val_x.npy`);
+  if (normalized.valIndex.length > 0) {
+    const rows = datasetRows(normalized.reader, normalized.valIndex, normalized.table, `${norm.stage}/${DATASET_DIR}`);
     if (rows.sampleShape.join('x') !== data.inputShape.join('x')) {
-      throw new StageError(`val_x images are [${rows.sampleShape}] but training images are [${data.inputShape}]`);
+      throw new StageError(`validation images are [${rows.sampleShape}] but training images are [${data.inputShape}]`);
     }
-    if (rows.count > 0) val = { rows, targets: vy.data as Float32Array };
+    val = { rows, targets: oneHotOf(normalized.reader, normalized.valIndex) };
   }
   if (!val) ctx.log.warn(`${norm.stage} has no validation split: training without validation`);
 
@@ -255,6 +314,8 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
       // Training images per second of epoch wall time (validation included).
       images_per_second: data.count / (epochSeconds.reduce((a, b) => a + b, 0) / Math.max(1, epochSeconds.length)),
       wall_seconds_this_run: (performance.now() - began) / 1000,
+      // Training batches the prefetch thread delivered (the rest were read on the training thread).
+      prefetch: { depth: normalized.prefetch ? p.prefetch : 0, batches_read_ahead: normalized.prefetch?.hits ?? 0 },
       final: last ?? null,
     });
   } catch (err) {

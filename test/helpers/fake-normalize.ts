@@ -1,9 +1,12 @@
-// Writes a normalize stage's outputs (train/val/test x and one-hot y, indices, normalization.json,
+// Writes a normalize stage's outputs (the dataset, train/val indices, normalization.json,
 // classes.json) into a directory, from synthetic images or from real decoded ones, so the train
 // and evaluate kinds can be run over plain directories.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeNpy, type NdArray } from '../../lib/npy.js';
+import { buildDataset, type LabeledSource } from '../../lib/dataset/build.js';
+import { DATASET_DIR } from '../../lib/dataset/format.js';
+import { readNpy, writeNpy, type NdArray } from '../../lib/npy.js';
+import { readDatasetSplits } from './dataset-arrays.js';
 
 export interface ImageSet {
   /** uint8 [N, H, W, C] pixels, C order. */
@@ -84,21 +87,43 @@ export async function writeNormalizeOutputs(
   valEvery = 5,
 ): Promise<{ train: Int32Array; val: Int32Array }> {
   await mkdir(dir, { recursive: true });
-  const k = classes.length;
   const split = splitTrainVal(trainSet, valEvery);
-  const tr = subset(trainSet, split.train);
-  const va = subset(trainSet, split.val);
-  await writeNpy(join(dir, 'train_x.npy'), scaled(tr));
-  await writeNpy(join(dir, 'train_y.npy'), oneHot(tr.labels, k));
-  await writeNpy(join(dir, 'val_x.npy'), scaled(va));
-  await writeNpy(join(dir, 'val_y.npy'), oneHot(va.labels, k));
-  await writeNpy(join(dir, 'test_x.npy'), scaled(testSet));
-  await writeNpy(join(dir, 'test_y.npy'), oneHot(testSet.labels, k));
+  await writeDataset(join(dir, DATASET_DIR), trainSet, testSet, classes);
   await writeNpy(join(dir, 'train_index.npy'), { dtype: 'int32', shape: [split.train.length], data: split.train });
   await writeNpy(join(dir, 'val_index.npy'), { dtype: 'int32', shape: [split.val.length], data: split.val });
   await writeFile(join(dir, 'normalization.json'), JSON.stringify({ method: 'scale', scale: SCALE, mean: [0, 0, 0], std: [1, 1, 1] }));
   await writeFile(join(dir, 'classes.json'), JSON.stringify(classes));
   return split;
+}
+
+/** A dataset whose training rows are `trainSet`'s and test rows `testSet`'s, in order. */
+export async function writeDataset(dir: string, trainSet: ImageSet, testSet: ImageSet, classes: string[]): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const size = trainSet.shape[0] * trainSet.shape[1] * trainSet.shape[2];
+  const parts = [
+    { split: 'train' as const, set: trainSet },
+    { split: 'test' as const, set: testSet },
+  ];
+  const sources: LabeledSource[] = [];
+  const pixels: Uint8Array[] = [];
+  for (const { split, set } of parts) {
+    set.labels.forEach((label, i) => {
+      sources.push({ split, label, source: `${split}/${i}`, digest: 'synthetic' });
+      pixels.push(set.pixels.subarray(i * size, (i + 1) * size));
+    });
+  }
+  await buildDataset({
+    dir,
+    shape: trainSet.shape,
+    classes,
+    settings: 'synthetic',
+    sources,
+    skipFailed: false,
+    decode: async (indices) => indices.map((i) => pixels[i]!),
+    carry: async () => {
+      throw new Error('no previous dataset');
+    },
+  });
 }
 
 /** An augment stage's outputs: the given uint8 copies of the training rows as copy_NNN.npy. */
@@ -111,4 +136,30 @@ export async function writeAugmentOutputs(dir: string, copies: ImageSet[]): Prom
       data: c.pixels,
     });
   }
+}
+
+/**
+ * A normalize output's rows as float arrays, computed here from its dataset and normalization.json
+ * (independently of the readers under test): `train`/`val` follow train_index/val_index, `test` is
+ * the dataset's test split.
+ */
+export async function normalizedArrays(dir: string, part: 'train' | 'val' | 'test'): Promise<{ x: NdArray<'float32'>; y: NdArray<'float32'> }> {
+  const data = await readDatasetSplits(join(dir, DATASET_DIR));
+  const norm = JSON.parse(await readFile(join(dir, 'normalization.json'), 'utf8')) as { method: string; mean?: number[]; std?: number[] };
+  const source = part === 'test' ? data.test : data.train;
+  const index = part === 'test' ? Int32Array.from(source.labels.data.keys()) : ((await readNpy(join(dir, `${part}_index.npy`))).data as Int32Array);
+  const [h, w, c] = source.images.shape.slice(1) as [number, number, number];
+  const size = h * w * c;
+  const x = new Float32Array(index.length * size);
+  const labels = new Int32Array(index.length);
+  index.forEach((row, i) => {
+    labels[i] = source.labels.data[row]!;
+    for (let e = 0; e < size; e++) {
+      const ch = e % c;
+      const mean = norm.method === 'standardize' ? norm.mean![ch]! : 0;
+      const std = norm.method === 'standardize' ? norm.std![ch]! : 1;
+      x[i * size + e] = (source.images.data[row * size + e]! / 255 - mean) / std;
+    }
+  });
+  return { x: { dtype: 'float32', shape: [index.length, h, w, c], data: x }, y: oneHot(labels, data.classes.length) };
 }

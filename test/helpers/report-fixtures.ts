@@ -1,5 +1,6 @@
 // Upstream outputs as the real stages write them (same file names and JSON shapes), small and
 // deterministic, for running the report stage without training anything.
+import { writeDataset } from './fake-normalize.js';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -153,8 +154,16 @@ export async function reportFixture(variant: 'full' | 'single' = 'full'): Promis
       skipped_corrupt: 1,
       skipped_files: [{ file: 'train/cat/0007.jpg', reason: 'corrupt JPEG data' }],
       ignored_files: 0,
+      changes: { since: 'a'.repeat(64), added: 70, changed: 2, removed: 1, decoded: 72, reused: 6998 },
     });
-    await writeNpy(join(decode, 'test_images.npy'), { dtype: 'uint8', shape: [n, SIDE, SIDE, 3], data: images });
+    const shape: [number, number, number] = [SIDE, SIDE, 3];
+    const labels = Int32Array.from({ length: n }, (_, i) => i % FIXTURE_CLASSES.length);
+    await writeDataset(
+      join(decode, 'dataset'),
+      { pixels: new Uint8Array(0), labels: new Int32Array(0), shape },
+      { pixels: images, labels, shape },
+      FIXTURE_CLASSES,
+    );
     inputs.decode = { kind: 'decode', dir: decode };
   }
 
