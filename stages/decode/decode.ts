@@ -16,6 +16,7 @@ import { decoderVersions } from '../../lib/images/decoder-versions.js';
 import type { DecodeFailure, DecodeTask, DecodeTaskResult } from '../../lib/images/decode-task.js';
 import { scanImageFolders, SPLITS, type Split } from '../../lib/images/image-folders.js';
 import { DATASET_FORMATS, locateDataset, type DatasetFormat } from '../../lib/images/layout.js';
+import { DEFAULT_MAX_PIXELS } from '../../lib/images/pixel-limit.js';
 import { imageBytes, type TargetShape } from '../../lib/images/raw-image.js';
 
 export const DecodeParams = z.strictObject({
@@ -33,7 +34,14 @@ export const DecodeParams = z.strictObject({
     .enum(RESIZE_METHODS)
     .default('bilinear')
     .describe('resampling for images of another size: bilinear (half-pixel centres), nearest, or area (box average; best for shrinking)'),
-  skip_corrupt: z.boolean().default(false).describe('skip unreadable or corrupt images (counted in decode.json) instead of failing'),
+  skip_corrupt: z.boolean().default(false).describe('skip unreadable, corrupt or over-max_pixels images (counted and named in decode.json) instead of failing'),
+  max_pixels: z
+    .int()
+    .min(1)
+    .default(DEFAULT_MAX_PIXELS)
+    .describe(
+      "largest width × height a JPEG or PNG may have (read from its header, before decoding; Pillow's MAX_IMAGE_PIXELS); larger images fail the stage, or are skipped with skip_corrupt",
+    ),
 });
 export type DecodeParams = z.output<typeof DecodeParams>;
 
@@ -153,6 +161,7 @@ async function decodeImageFolders(ctx: StageContext<DecodeParams>, dir: string, 
       shape,
       resize: ctx.params.resize,
       skipCorrupt: ctx.params.skip_corrupt,
+      maxPixels: ctx.params.max_pixels,
     }));
   });
   const splitOf = (task: DecodeTask): Split => SPLITS.find((s) => pixels[s] === task.pixels)!;
@@ -183,14 +192,17 @@ async function decodeImageFolders(ctx: StageContext<DecodeParams>, dir: string, 
   const all = SPLITS.flatMap((s) => failures[s].sort((a, b) => a.row - b.row));
   if (all.length > 0 && !ctx.params.skip_corrupt) {
     const first = all[0]!;
+    const where = `${inSource(source, first.file)} in ${source.label}`;
     throw new StageError(
-      `corrupt or unreadable image ${inSource(source, first.file)} in ${source.label}: ${forUser(source, first.reason)} (set skip_corrupt: true to skip such files)`,
+      first.tooLarge
+        ? `image ${where} is too large: ${forUser(source, first.reason)} (max_pixels: raise it to decode such images, or set skip_corrupt: true to skip them)`
+        : `corrupt or unreadable image ${where}: ${forUser(source, first.reason)} (set skip_corrupt: true to skip such files)`,
     );
   }
   const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (rejected) throw rejected.reason;
   ctx.progress.done(all.length > 0 ? `${all.length} skipped` : undefined);
-  for (const f of all) ctx.log.warn(`skipped corrupt image ${inSource(source, f.file)}: ${forUser(source, f.reason)}`);
+  for (const f of all) ctx.log.warn(`skipped ${f.tooLarge ? 'too large' : 'corrupt'} image ${inSource(source, f.file)}: ${forUser(source, f.reason)}`);
 
   const splits = {} as Record<Split, SplitResult>;
   for (const split of SPLITS) {
@@ -286,7 +298,9 @@ async function run(ctx: StageContext<DecodeParams>): Promise<void> {
     counts: Object.fromEntries(
       SPLITS.map((s) => [s, { total: decoded.splits[s].labels.length, per_class: countsPerClass(decoded.splits[s].labels, decoded.classes) }]),
     ),
+    // Everything skip_corrupt skipped; over_max_pixels says how many of those were refused for their size.
     skipped_corrupt: skipped.length,
+    over_max_pixels: skipped.filter((f) => f.tooLarge).length,
     skipped_files: skipped.slice(0, LISTED_SKIPPED).map((f) => ({ file: relative(f.file), reason: forUser(source, f.reason) })),
     ignored_files: decoded.ignoredFiles.length,
     decoders: decoderVersions(),
@@ -296,8 +310,9 @@ async function run(ctx: StageContext<DecodeParams>): Promise<void> {
 export const decodeStage = defineStage({
   name: 'decode',
   // 2: JPEGs that wasm libjpeg-turbo refused for unread padding now decode (a cached run with
-  // skip_corrupt may have skipped them).
-  version: 2,
+  // skip_corrupt may have skipped them). 3: PNGs decoded here (not pngjs): truncated image data is
+  // corrupt instead of black, and colour-keyed (tRNS) pixels keep their colour.
+  version: 3,
   description: 'Decode a fetched CIFAR-10 binary release or JPEG/PNG image folders into uint8 image tensors and labels',
   params: DecodeParams,
   outputs: [
