@@ -1,24 +1,38 @@
 // Builds tar and zip archives byte by byte, including the malicious ones real archivers refuse to
-// write (`../` paths, absolute paths, links pointing outside), for the fetch extraction tests.
+// write (`../` paths, absolute paths, links pointing outside, zip bombs whose central directory
+// lies about the sizes), for the fetch extraction tests.
 import { writeFile } from 'node:fs/promises';
-import { gzipSync, crc32 } from 'node:zlib';
+import { gzipSync, crc32, deflateRawSync } from 'node:zlib';
 
 export interface TarEntrySpec {
   path: string;
-  type?: 'file' | 'dir' | 'symlink' | 'hardlink';
+  /** `sparse`: an old-GNU sparse file (type S); `pax`: a PAX extended header (type x) whose body is its records. */
+  type?: 'file' | 'dir' | 'symlink' | 'hardlink' | 'sparse' | 'pax';
   body?: string | Buffer;
   /** Target of a symlink or hard link. */
   linkpath?: string;
 }
 
-const TYPE_FLAG = { file: '0', hardlink: '1', symlink: '2', dir: '5' } as const;
+const TYPE_FLAG = { file: '0', hardlink: '1', symlink: '2', dir: '5', sparse: 'S', pax: 'x' } as const;
+
+/** PAX extended header records (`len key=value\n`, len counting itself). */
+export function paxRecords(fields: Record<string, string>): string {
+  return Object.entries(fields)
+    .map(([key, value]) => {
+      const body = ` ${key}=${value}\n`;
+      let length = body.length + 1;
+      while (String(length).length + body.length !== length) length++;
+      return `${length}${body}`;
+    })
+    .join('');
+}
 
 /** An uncompressed ustar archive (paths and link targets up to 100 bytes). */
 export function tarBytes(entries: TarEntrySpec[]): Buffer {
   const blocks: Buffer[] = [];
   for (const entry of entries) {
     const type = entry.type ?? 'file';
-    const body = type === 'file' ? Buffer.from(entry.body ?? '') : Buffer.alloc(0);
+    const body = type === 'file' || type === 'sparse' || type === 'pax' ? Buffer.from(entry.body ?? '') : Buffer.alloc(0);
     const header = Buffer.alloc(512);
     const field = (offset: number, length: number, value: string): void => {
       if (Buffer.byteLength(value) > length) throw new Error(`tar field too long: ${value}`);
@@ -56,9 +70,13 @@ export interface ZipEntrySpec {
   body?: string | Buffer;
   /** Makes the entry a Unix symlink to this target. */
   symlinkTo?: string;
+  /** Deflate the body (method 8) instead of storing it. */
+  deflate?: boolean;
+  /** Lies written into both headers instead of the true uncompressed size and CRC-32. */
+  declare?: { size?: number; crc?: number };
 }
 
-/** A zip of stored (uncompressed) entries with Unix attributes, names flagged UTF-8. */
+/** A zip with Unix attributes, names flagged UTF-8; entries stored unless `deflate`. */
 export function zipBytes(entries: ZipEntrySpec[]): Buffer {
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
@@ -66,19 +84,22 @@ export function zipBytes(entries: ZipEntrySpec[]): Buffer {
   for (const entry of entries) {
     const name = Buffer.from(entry.path, 'utf8');
     const isDir = entry.path.endsWith('/');
-    const data = Buffer.from(entry.symlinkTo ?? entry.body ?? '');
+    const content = Buffer.from(entry.symlinkTo ?? entry.body ?? '');
+    const data = entry.deflate ? deflateRawSync(content) : content;
+    const method = entry.deflate ? 8 : 0;
+    const size = entry.declare?.size ?? content.length;
     const mode = entry.symlinkTo !== undefined ? 0o120777 : isDir ? 0o040755 : 0o100644;
-    const crc = crc32(data);
+    const crc = entry.declare?.crc ?? crc32(content);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4); // version needed
     local.writeUInt16LE(0x0800, 6); // UTF-8 names
-    local.writeUInt16LE(0, 8); // stored
+    local.writeUInt16LE(method, 8);
     local.writeUInt16LE(0, 10);
     local.writeUInt16LE(0x21, 12); // 1980-01-01
     local.writeUInt32LE(crc, 14);
     local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(data.length, 22);
+    local.writeUInt32LE(size, 22);
     local.writeUInt16LE(name.length, 26);
     local.writeUInt16LE(0, 28);
     const central = Buffer.alloc(46);
@@ -86,12 +107,12 @@ export function zipBytes(entries: ZipEntrySpec[]): Buffer {
     central.writeUInt16LE((3 << 8) | 20, 4); // made by Unix
     central.writeUInt16LE(20, 6);
     central.writeUInt16LE(0x0800, 8);
-    central.writeUInt16LE(0, 10);
+    central.writeUInt16LE(method, 10);
     central.writeUInt16LE(0, 12);
     central.writeUInt16LE(0x21, 14);
     central.writeUInt32LE(crc, 16);
     central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(data.length, 24);
+    central.writeUInt32LE(size, 24);
     central.writeUInt16LE(name.length, 28);
     central.writeUInt32LE((mode << 16) >>> 0, 38);
     central.writeUInt32LE(offset, 42);
