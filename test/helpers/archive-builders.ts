@@ -1,8 +1,10 @@
 // Builds tar and zip archives byte by byte, including the malicious ones real archivers refuse to
 // write (`../` paths, absolute paths, links pointing outside, zip bombs whose central directory
 // lies about the sizes), for the fetch extraction tests.
-import { writeFile } from 'node:fs/promises';
-import { gzipSync, crc32, deflateRawSync } from 'node:zlib';
+import { once } from 'node:events';
+import { open, writeFile, type FileHandle } from 'node:fs/promises';
+import type { Transform } from 'node:stream';
+import { gzipSync, crc32, createDeflateRaw, createGzip, deflateRawSync } from 'node:zlib';
 
 export interface TarEntrySpec {
   path: string;
@@ -27,33 +29,39 @@ export function paxRecords(fields: Record<string, string>): string {
     .join('');
 }
 
+/** The 512-byte ustar header of an entry whose data is `size` bytes. */
+export function tarHeader(entry: TarEntrySpec, size: number): Buffer {
+  const type = entry.type ?? 'file';
+  const header = Buffer.alloc(512);
+  const field = (offset: number, length: number, value: string): void => {
+    if (Buffer.byteLength(value) > length) throw new Error(`tar field too long: ${value}`);
+    header.write(value, offset, length, 'utf8');
+  };
+  const octal = (offset: number, length: number, value: number): void => field(offset, length, value.toString(8).padStart(length - 1, '0') + '\0');
+  field(0, 100, entry.path);
+  octal(100, 8, type === 'dir' ? 0o755 : 0o644);
+  octal(108, 8, 0);
+  octal(116, 8, 0);
+  octal(124, 12, size);
+  octal(136, 12, 1_700_000_000);
+  field(148, 8, ' '.repeat(8));
+  field(156, 1, TYPE_FLAG[type]);
+  field(157, 100, entry.linkpath ?? '');
+  field(257, 6, 'ustar\0');
+  field(263, 2, '00');
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  field(148, 8, sum.toString(8).padStart(6, '0') + '\0 ');
+  return header;
+}
+
 /** An uncompressed ustar archive (paths and link targets up to 100 bytes). */
 export function tarBytes(entries: TarEntrySpec[]): Buffer {
   const blocks: Buffer[] = [];
   for (const entry of entries) {
     const type = entry.type ?? 'file';
     const body = type === 'file' || type === 'sparse' || type === 'pax' ? Buffer.from(entry.body ?? '') : Buffer.alloc(0);
-    const header = Buffer.alloc(512);
-    const field = (offset: number, length: number, value: string): void => {
-      if (Buffer.byteLength(value) > length) throw new Error(`tar field too long: ${value}`);
-      header.write(value, offset, length, 'utf8');
-    };
-    const octal = (offset: number, length: number, value: number): void => field(offset, length, value.toString(8).padStart(length - 1, '0') + '\0');
-    field(0, 100, entry.path);
-    octal(100, 8, type === 'dir' ? 0o755 : 0o644);
-    octal(108, 8, 0);
-    octal(116, 8, 0);
-    octal(124, 12, body.length);
-    octal(136, 12, 1_700_000_000);
-    field(148, 8, ' '.repeat(8));
-    field(156, 1, TYPE_FLAG[type]);
-    field(157, 100, entry.linkpath ?? '');
-    field(257, 6, 'ustar\0');
-    field(263, 2, '00');
-    let sum = 0;
-    for (const byte of header) sum += byte;
-    field(148, 8, sum.toString(8).padStart(6, '0') + '\0 ');
-    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
+    blocks.push(tarHeader(entry, body.length), body, Buffer.alloc((512 - (body.length % 512)) % 512));
   }
   blocks.push(Buffer.alloc(1024));
   return Buffer.concat(blocks);
@@ -132,5 +140,85 @@ export function zipBytes(entries: ZipEntrySpec[]): Buffer {
 
 export async function writeZip(path: string, entries: ZipEntrySpec[]): Promise<string> {
   await writeFile(path, zipBytes(entries));
+  return path;
+}
+
+/** Writes `chunks` through a zlib stream into an open file, with backpressure; returns bytes written. */
+async function deflateInto(file: FileHandle, stream: Transform, chunks: () => Iterable<Buffer>): Promise<number> {
+  let written = 0;
+  const writing = (async () => {
+    for await (const out of stream as AsyncIterable<Buffer>) {
+      await file.write(out);
+      written += out.length;
+    }
+  })();
+  for (const chunk of chunks()) if (!stream.write(chunk)) await once(stream, 'drain');
+  stream.end();
+  await writing;
+  return written;
+}
+
+function* zeros(size: number): Generator<Buffer> {
+  const block = Buffer.alloc(1 << 20);
+  for (let left = size; left > 0; left -= block.length) yield left >= block.length ? block : block.subarray(0, left);
+}
+
+/**
+ * The issue's zip bomb, written with a MiB of memory: one deflated entry of `size` zero bytes;
+ * both headers declare `declaredSize` (default: the truth).
+ */
+export async function writeZeroZip(path: string, size: number, declaredSize = size): Promise<string> {
+  const name = Buffer.from('zeros.bin');
+  let crc = 0;
+  for (const chunk of zeros(size)) crc = crc32(chunk, crc);
+  const local = Buffer.alloc(30);
+  const file = await open(path, 'w');
+  try {
+    await file.write(Buffer.concat([local, name]));
+    const compressed = await deflateInto(file, createDeflateRaw({ level: 9 }), () => zeros(size));
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(8, 8); // deflate
+    local.writeUInt16LE(0x21, 12);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(compressed, 18);
+    local.writeUInt32LE(declaredSize, 22);
+    local.writeUInt16LE(name.length, 26);
+    await file.write(local, 0, local.length, 0);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE((3 << 8) | 20, 4);
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(8, 10);
+    central.writeUInt16LE(0x21, 14);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(compressed, 20);
+    central.writeUInt32LE(declaredSize, 24);
+    central.writeUInt16LE(name.length, 28);
+    central.writeUInt32LE((0o100644 << 16) >>> 0, 38);
+    const end = Buffer.alloc(22);
+    end.writeUInt32LE(0x06054b50, 0);
+    end.writeUInt16LE(1, 8);
+    end.writeUInt16LE(1, 10);
+    end.writeUInt32LE(central.length + name.length, 12);
+    end.writeUInt32LE(local.length + name.length + compressed, 16);
+    await file.write(Buffer.concat([central, name, end]), 0, central.length + name.length + end.length, local.length + name.length + compressed);
+  } finally {
+    await file.close();
+  }
+  return path;
+}
+
+/** The same bomb as a .tar.gz: one entry of `size` zero bytes, gzipped as it is written. */
+export async function writeZeroTarGz(path: string, size: number): Promise<string> {
+  const file = await open(path, 'w');
+  try {
+    await deflateInto(file, createGzip({ level: 9 }), function* () {
+      yield tarHeader({ path: 'zeros.bin' }, size);
+      yield* zeros(size + ((512 - (size % 512)) % 512) + 1024);
+    });
+  } finally {
+    await file.close();
+  }
   return path;
 }
