@@ -84,6 +84,10 @@ export function targetRowSink(
 
 /** Writes `src` converted to `target` (channels, then size) into dest[offset ...]. */
 export function convertImage(src: RawImage, target: TargetShape, method: ResizeMethod, dest: Uint8Array, offset: number): void {
+  if (src.width === target.width && src.height === target.height) {
+    convertChannels(src.data, src.channels, target.channels, src.width * src.height, dest, offset);
+    return;
+  }
   const sink = targetRowSink(src.width, src.height, src.channels, target, method, dest, offset);
   const stride = src.width * src.channels;
   for (let y = 0; y < src.height; y++) sink.push(src.data.subarray(y * stride, (y + 1) * stride));
