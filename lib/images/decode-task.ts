@@ -13,12 +13,16 @@ export interface DecodeTask {
   resize: ResizeMethod;
   /** When false the worker stops at the first failure (the stage will fail anyway). */
   skipCorrupt: boolean;
+  /** Images over this many pixels (or files too large to hold fewer) are refused from their header. */
+  maxPixels: number;
 }
 
 export interface DecodeFailure {
   row: number;
   file: string;
   reason: string;
+  /** Refused for its size (the pixel limit), not for being corrupt. */
+  tooLarge: boolean;
 }
 
 export interface DecodeTaskResult {
