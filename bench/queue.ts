@@ -7,6 +7,7 @@
 //
 //   node dist/bench/queue.js [--jobs 2000] [--stages 40] [--workers 2]
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,6 +24,8 @@ const JOBS = arg('jobs', 2000);
 const STAGES = arg('stages', 40);
 const WORKERS = arg('workers', 2);
 
+// Coordinator and workers sign and check jobs with it (children inherit it).
+process.env.PIPELINE_QUEUE_SECRET ??= randomBytes(32).toString('hex');
 const redis = await startRedis();
 const nginx = await startNginx();
 const dir = await mkdtemp(join(tmpdir(), 'bench-queue-'));

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // The `pipeline` command: parse arguments, dispatch to one module per command, and report any
-// failure through the one error formatter with its exit code (0 ok, 1 stage failed, 2 usage/config).
+// failure through the one error formatter with its exit code (0 ok, 1 failed, 2 usage/config, 3 push
+// incomplete, 130 interrupted: the README's table).
+// First: a worker's stage process dies with its worker from the moment it starts.
+import './worker-child.js';
 import { Command, CommanderError, Option } from 'commander';
 import { formatError } from './format-error.js';
 import * as dag from './commands/dag.js';

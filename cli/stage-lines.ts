@@ -59,6 +59,14 @@ export function nonNegativeInt(value: string): number {
   return n;
 }
 
+/** `90s`, `10m`, `2h`, `1.5h` or a number of seconds → milliseconds (above 0). */
+export function positiveDuration(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
+  const ms = m ? Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'] : NaN;
+  if (!(ms >= 1)) throw new InvalidArgumentError('expected a duration such as 90s, 10m or 2h');
+  return Math.round(ms);
+}
+
 export const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 /** `--unset STAGE.PARAM` (repeatable): a param name, no value. */

@@ -81,12 +81,41 @@ export class RemoteError extends PipelineError {
   readonly digest?: string;
 }
 
+/**
+ * The run computed what it had to, but `--push` uploaded fewer results than it computed (the remote
+ * is down, refuses or fails). Exit 3: the results are in the local store; `pipeline push` sends them later.
+ */
+export class PushIncompleteError extends PipelineError {
+  constructor(message: string) {
+    super(message, 3);
+  }
+}
+
+/**
+ * A write failed because the disk (or quota) is full. Exit 1. `what` says what was being written and
+ * where (the message adds what to do); `code` stays the system's (ENOSPC / EDQUOT), so code testing
+ * for it still sees it.
+ */
+export class DiskFullError extends PipelineError {
+  readonly code: string;
+  constructor(
+    readonly what: string,
+    options: { cause?: unknown; code?: string } = {},
+  ) {
+    super(`${what}; make room and run again`, 1, { cause: options.cause });
+    this.code = options.code ?? 'ENOSPC';
+  }
+}
+
 /** The run was interrupted (Ctrl-C / SIGTERM). Exit 130. */
 export class AbortedError extends PipelineError {
   constructor(message = 'interrupted') {
     super(message, 130);
   }
 }
+
+/** A queue job a worker will not run (engine/queue/admit.ts): the message says why; logged, never retried. */
+export class JobRefusedError extends Error {}
 
 /**
  * An object whose content no longer hashes to its name (a flipped bit, a stray write). Caught where

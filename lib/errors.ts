@@ -58,6 +58,8 @@ export class SourceDecodeError extends LibError {
   constructor(
     readonly source: string,
     readonly reason: string,
+    /** The decoder's kind of failure, when it names one (decode: `too-large`). */
+    readonly code?: string,
   ) {
     super(`${source}: ${reason}`);
   }
@@ -68,6 +70,9 @@ export class JpegDecodeError extends LibError {}
 
 /** A file that is not a decodable JPEG or PNG. */
 export class ImageDecodeError extends LibError {}
+
+/** An image (or image file) over the configured pixel limit: refused from its header, before any pixel memory is allocated. */
+export class ImageTooLargeError extends ImageDecodeError {}
 
 /** Error from an augmentation task or from its `onChunk`, with where it happened. */
 export class AugmentPoolError extends LibError {

@@ -257,6 +257,46 @@ stages:
     expect(await read(dir, 'fine.txt')).toBe('ok\n');
   });
 
+  test('a stage failing on data that a reused source stage brought in names itself, and the hint names that stage and how to rerun it', async () => {
+    const dir = await ws('stages:\n  fetch:\n    uses: fetch\n    with:\n      url: images\n  decode:\n    uses: decode\n    needs: [fetch]\n');
+    for (const split of ['train', 'test']) {
+      for (const cls of ['cat', 'dog']) {
+        await mkdir(join(dir, 'images', split, cls), { recursive: true });
+        await writeFile(join(dir, 'images', split, cls, '0.jpg'), 'not an image');
+      }
+    }
+    const first = await runCli(['run'], { cwd: dir });
+    expect(first.code).toBe(1);
+    expect(outcomes(first)).toEqual({ fetch: 'ran', decode: 'failed' });
+    expect(first.stderr).toMatch(/^error: stage decode: corrupt or unreadable image /m);
+    expect(first.stderr).not.toMatch(/^hint:/m); // fetch ran in this very run: its line says so
+    const [fetched] = JSON.parse((await ok(['runs', '--json'], dir)).stdout) as { id: string }[];
+
+    // The next run reuses what fetch brought in, and fails the same way: which stage to look at?
+    const again = await runCli(['run'], { cwd: dir });
+    expect(again.code).toBe(1);
+    expect(outcomes(again)).toEqual({ fetch: 'cached', decode: 'failed' });
+    const hint =
+      `decode read the data of fetch, which this run reused from the store (fetch: computed by run ${fetched!.id}): ` +
+      'if that data is at fault, fix it at its source and run `pipeline run fetch --force` to compute it again';
+    expect(again.stderr).toContain(`\nhint: ${hint}\n`);
+    const [record] = JSON.parse((await ok(['runs', '--json'], dir)).stdout) as { stages: { stage: string; hint?: string }[] }[];
+    expect(record!.stages.find((st) => st.stage === 'decode')!.hint).toBe(hint);
+    expect((await ok(['runs'], dir)).stdout).toContain(`      hint: ${hint}\n`);
+
+    // Following it: fetch runs again (still the same bad bytes here, so decode still fails, with no hint).
+    const forced = await runCli(['run', 'fetch', 'decode', '--force'], { cwd: dir });
+    expect(outcomes(forced)).toEqual({ fetch: 'ran', decode: 'failed' });
+    expect(forced.stderr).not.toMatch(/^hint:/m);
+
+    // A command failing is the command's to explain: no hint, even after a reused source stage.
+    const cmds = await ws('stages:\n  gen:\n    cmd: echo 1 > n.txt\n    outs: [n.txt]\n  bad:\n    cmd: exit 4\n    deps: [n.txt]\n    outs: [b.txt]\n');
+    await runCli(['run'], { cwd: cmds });
+    const cmdFail = await runCli(['run'], { cwd: cmds });
+    expect(outcomes(cmdFail)).toEqual({ gen: 'cached', bad: 'failed' });
+    expect(cmdFail.stderr).not.toMatch(/^hint:/m);
+  });
+
   test('a stage killed with SIGKILL mid-write leaves a valid store and reruns', async () => {
     const dir = await ws(`
 stages:

@@ -17,6 +17,7 @@ import { readNpy, type NdArray } from '../lib/npy.js';
 import { decodeStage } from '../stages/decode/decode.js';
 import { CLASSES, cifarSource, extractSubset, realCifarArchive, syntheticImage } from './helpers/dataset.js';
 import { writeCifarBinaryArchive, writeCifarBinaryTree } from './helpers/cifar-binary.js';
+import { encodePng, lyingPng } from './helpers/png-builders.js';
 import { runStage, type FakeRun, type FakeUpstream } from './helpers/stage-context.js';
 import { readDatasetSplits } from './helpers/dataset-arrays.js';
 import { packDirectory } from '../lib/fetch/pack-directory.js';
@@ -107,6 +108,7 @@ async function outputs(run: FakeRun) {
       shape: number[];
       counts: Record<string, { total: number; per_class: Record<string, number> }>;
       skipped_corrupt: number;
+      over_max_pixels: number;
       skipped_files: { file: string; reason: string }[];
     },
   };
@@ -571,5 +573,81 @@ describe("decode: sources in a pack (fetch's default layout)", () => {
         `${index.packs[victim.pack]!.file}: entry "${victim.path}" (${victim.size} bytes at ${victim.offset}) does not match its checksum: the pack is damaged (run \`pipeline verify\`) (in file:///data/pets)`,
       );
     }
+  });
+
+  test('a pack entry larger than any image within max_pixels could be is refused unread', async () => {
+    const dataDir = join(await tempDir('decode-pack-big-'), 'data');
+    for (const split of ['train', 'test']) await cp(join(subsetData, split, 'dog'), join(dataDir, split, 'dog'), { recursive: true });
+    const big = (await readdir(join(dataDir, 'test', 'dog'))).sort()[0]!;
+    await writeFile(join(dataDir, 'test', 'dog', big), Buffer.alloc(17 << 20));
+    // 32×32 JPEGs pass a limit of 1,024 pixels; the 17 MiB entry is refused from its size alone.
+    await expect(decodeFailure(await packed(dataDir), { max_pixels: 1024 }, undefined, { url: 'file:///data/pets' })).rejects.toThrow(
+      `image test/dog/${big} in file:///data/pets is too large: the file is 17,825,792 bytes, more than an image within the limit of 1,024 pixels can take`,
+    );
+  });
+});
+
+describe('decode: the pixel limit, and images whose header promises more than the file holds', () => {
+  const small = encodePng({ width: 8, height: 8, colorType: 2, bitDepth: 8, sample: (x, y, c) => (x * 30 + y * 20 + c * 50) & 255 });
+  const FROM_FETCH = "in the data/ output of stage 'fetch'";
+
+  /** Image folders a/ and b/ with one good PNG each per split, plus `extra` (paths inside data/). */
+  async function folders(extra: Record<string, Buffer>): Promise<string> {
+    const fetchDir = await tempDir('decode-limits-');
+    for (const split of ['train', 'test']) {
+      for (const cls of ['a', 'b']) {
+        await mkdir(join(fetchDir, 'data', split, cls), { recursive: true });
+        await writeFile(join(fetchDir, 'data', split, cls, 'good.png'), small);
+      }
+    }
+    for (const [path, bytes] of Object.entries(extra)) await writeFile(join(fetchDir, 'data', path), bytes);
+    return fetchDir;
+  }
+
+  test("the issue's 69-byte PNG claiming 30000×30000: refused naming the file and the limit, or skipped and counted", async () => {
+    const fetchDir = await folders({ 'train/a/lie.png': lyingPng(30000, 30000) });
+    await expect(decodeFailure(fetchDir)).rejects.toThrow(
+      `image train/a/lie.png ${FROM_FETCH} is too large: 30000×30000 is 900,000,000 pixels, over the limit of 89,478,485 (max_pixels: raise it to decode such images, or set skip_corrupt: true to skip them)`,
+    );
+    const out = await outputs(await decode(fetchDir, { skip_corrupt: true }));
+    expect(out.info.skipped_corrupt).toBe(1);
+    expect(out.info.over_max_pixels).toBe(1);
+    expect(out.info.skipped_files).toEqual([{ file: 'train/a/lie.png', reason: '30000×30000 is 900,000,000 pixels, over the limit of 89,478,485' }]);
+    expect(out.info.counts.train!.per_class).toEqual({ a: 1, b: 1 });
+    expect(out.trainImages.shape).toEqual([2, 32, 32, 3]);
+  });
+
+  test('a real PNG over a lowered max_pixels is refused with a clear message; at the limit it decodes', async () => {
+    const big = encodePng({ width: 1200, height: 900, colorType: 2, bitDepth: 8, sample: (x, y, c) => (c === 0 ? 200 : x < 600 ? 10 : 90) + 2 * (y & 1) });
+    const fetchDir = await folders({ 'test/b/big.png': big });
+    await expect(decodeFailure(fetchDir, { max_pixels: 1_000_000 })).rejects.toThrow(
+      `image test/b/big.png ${FROM_FETCH} is too large: 1200×900 is 1,080,000 pixels, over the limit of 1,000,000 (max_pixels: raise it`,
+    );
+    const out = await outputs(await decode(fetchDir, { max_pixels: 1_080_000, width: 2, height: 1, resize: 'area' }));
+    expect(out.info.skipped_corrupt).toBe(0);
+    expect(out.testImages.shape).toEqual([3, 1, 2, 3]);
+    // Rows a/good, b/big, b/good: the big image's two halves, averaged over its rows.
+    expect(Array.from(row(out.testImages, 1, 6))).toEqual([201, 11, 11, 201, 91, 91]);
+  });
+
+  test('a PNG whose header promises more rows than its data holds is corrupt (named, or skipped and counted), never a black image', async () => {
+    const fetchDir = await folders({ 'train/b/short.png': lyingPng(300, 200) });
+    await expect(decodeFailure(fetchDir)).rejects.toThrow(
+      `corrupt or unreadable image train/b/short.png ${FROM_FETCH}: PNG image data ends early: 4 of the 240200 bytes a 300×200 image needs (truncated, or the header's size is not the image's) (set skip_corrupt: true to skip such files)`,
+    );
+    const out = await outputs(await decode(fetchDir, { skip_corrupt: true }));
+    expect([out.info.skipped_corrupt, out.info.over_max_pixels]).toEqual([1, 0]);
+    expect(out.info.skipped_files).toEqual([{ file: 'train/b/short.png', reason: expect.stringMatching(/^PNG image data ends early/) }]);
+    expect(out.info.counts.train!.per_class).toEqual({ a: 1, b: 1 });
+  });
+
+  test('a file larger than any image within max_pixels could be is refused unread', async () => {
+    const fetchDir = await folders({});
+    const huge = join(fetchDir, 'data', 'train', 'a', 'huge.png');
+    await writeFile(huge, small);
+    await truncate(huge, 17 << 20); // sparse: nothing is really written
+    await expect(decodeFailure(fetchDir, { max_pixels: 64 })).rejects.toThrow(
+      `image train/a/huge.png ${FROM_FETCH} is too large: the file is 17,825,792 bytes, more than an image within the limit of 64 pixels can take (16,778,240)`,
+    );
   });
 });

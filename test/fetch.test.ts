@@ -3,8 +3,9 @@
 // validators, and every way an archive or a download can be bad.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,7 +18,7 @@ import { extractArchive } from '../lib/fetch/extract.js';
 import { fetchStage, type FetchParams, type FetchRecord } from '../stages/fetch/fetch.js';
 import { CLASSES, cifarSource, type CifarSource } from './helpers/dataset.js';
 import { TestFileServer } from './helpers/http-server.js';
-import { tarBytes, writeTar, writeZip } from './helpers/archive-builders.js';
+import { paxRecords, tarBytes, writeTar, writeZip } from './helpers/archive-builders.js';
 import { runStage } from './helpers/stage-context.js';
 
 let server: TestFileServer;
@@ -479,6 +480,128 @@ describe('bad archives', () => {
     await writeFile(join(dir, 'junk.tar.gz'), gzipSync(Buffer.concat([Buffer.alloc(1024), Buffer.from('x')])));
     await expect(run({ url: join(dir, 'junk.tar') })).rejects.toThrow(/^junk\.tar is corrupt or truncated/);
     await expect(run({ url: join(dir, 'junk.tar.gz') })).rejects.toThrow(/^junk\.tar\.gz is corrupt or truncated/);
+  });
+
+  describe('decompression bombs: one ratio rule for .zip and .tar.gz, refused early, nothing kept', () => {
+    // 16 MiB of zeros deflates about 1030:1, past the 1000:1 rule (the issue's 1 GiB entry: 1028:1).
+    const zeros = Buffer.alloc(16 << 20);
+    const bombMessage = (archive: string, verb: string) =>
+      new RegExp(
+        `^unsafe entry "zeros\\.bin" in ${archive.replaceAll('.', '\\.')}: by this entry the archive ${verb} [\\d,]+ bytes from [\\d,]+ compressed, more than 1000×: refused as a decompression bomb$`,
+      );
+
+    test('a zip bomb is refused from its central directory before anything is written', async () => {
+      const dir = await fresh('zip-bomb');
+      const archive = await writeZip(join(dir, 'bomb.zip'), [
+        { path: 'readme.txt', body: 'hi' },
+        { path: 'zeros.bin', body: zeros, deflate: true },
+      ]);
+      const err = await run({ url: archive }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StageError);
+      expect((err as Error).message).toMatch(bombMessage('bomb.zip', 'declares'));
+      expect((err as Error).message).toContain('declares 16,777,218 bytes');
+      const dest = join(dir, 'out');
+      await expect(extractArchive(archive, 'zip', dest)).rejects.toThrow(bombMessage('bomb.zip', 'declares'));
+      expect(await readdir(dest)).toEqual([]);
+    });
+
+    test('a zip whose central directory understates the bomb is refused while inflating, past the declared size', async () => {
+      const dir = await fresh('zip-lie');
+      const archive = await writeZip(join(dir, 'lie.zip'), [{ path: 'zeros.bin', body: zeros, deflate: true, declare: { size: 1000 } }]);
+      const dest = join(dir, 'out');
+      await expect(extractArchive(archive, 'zip', dest)).rejects.toThrow(
+        /^unsafe entry "zeros\.bin" in lie\.zip: inflates past the 1,000 bytes its header declares$/,
+      );
+      // Refused at the first inflated piece: nowhere near the 16 MiB the entry holds.
+      const partial = await readFile(join(dest, 'zeros.bin')).catch(() => Buffer.alloc(0));
+      expect(partial.length).toBeLessThanOrEqual(1000);
+      await expect(run({ url: archive })).rejects.toThrow('unsafe entry "zeros.bin" in lie.zip: inflates past the 1,000 bytes its header declares');
+    });
+
+    test('a zip entry with fewer bytes than declared, or another CRC-32, is damaged', async () => {
+      const dir = await fresh('zip-damaged');
+      const short = await writeZip(join(dir, 'short.zip'), [{ path: 'a.txt', body: 'hello', deflate: true, declare: { size: 5000 } }]);
+      await expect(run({ url: short })).rejects.toThrow('short.zip is corrupt or truncated (entry "a.txt"): 5 bytes inflated, 5,000 declared');
+      const crc = await writeZip(join(dir, 'crc.zip'), [{ path: 'a.txt', body: 'hello', declare: { crc: 1 } }]);
+      await expect(run({ url: crc })).rejects.toThrow('crc.zip is corrupt or truncated (entry "a.txt"): CRC-32 mismatch: the data is damaged');
+    });
+
+    test('the same content as .tar.gz is refused by the same rule while inflating, naming the entry', async () => {
+      const dir = await fresh('tgz-bomb');
+      const archive = join(dir, 'bomb.tar.gz');
+      await writeFile(
+        archive,
+        gzipSync(
+          tarBytes([
+            { path: 'readme.txt', body: 'hi' },
+            { path: 'zeros.bin', body: zeros },
+          ]),
+        ),
+      );
+      const err = await run({ url: archive }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StageError);
+      expect((err as Error).message).toMatch(bombMessage('bomb.tar.gz', 'inflates to'));
+      // Refused early: well before the 16 MiB were inflated.
+      const inflated = Number(/inflates to ([\d,]+) bytes/.exec((err as Error).message)![1]!.replace(/,/g, ''));
+      expect(inflated).toBeLessThan(4 << 20);
+      // An honest archive of the same size that compresses normally is fine.
+      const ok = join(dir, 'ok.tar.gz');
+      await writeFile(ok, gzipSync(tarBytes([{ path: 'noise.bin', body: randomBytes(1 << 20) }])));
+      expect((await run({ url: ok })).record.files).toBe(1);
+    });
+  });
+
+  test('sparse tar entries are refused as such, not as "contains no files" or as wrong contents', async () => {
+    const dir = await fresh('sparse');
+    // Old GNU format (type S): tar skipped the entry, so the archive looked empty.
+    const gnu = await writeTar(join(dir, 'sparse.tar'), [
+      { path: 'data/', type: 'dir' },
+      { path: 'data/sparse.bin', type: 'sparse', body: 'hello\n' },
+    ]);
+    await expect(run({ url: gnu })).rejects.toThrow(
+      'unsupported entry "data/sparse.bin" in sparse.tar: sparse files are not supported (re-create the archive without --sparse)',
+    );
+    // Next to a regular file it was silently left out.
+    const mixed = await writeTar(join(dir, 'mixed.tar'), [
+      { path: 'a.txt', body: 'a' },
+      { path: 'sparse.bin', type: 'sparse', body: 'hello\n' },
+    ]);
+    await expect(run({ url: mixed })).rejects.toThrow('unsupported entry "sparse.bin" in mixed.tar: sparse files are not supported');
+    // PAX format 1.0 (GNU tar --format=posix --sparse): tar wrote the condensed data under the real name.
+    const pax = await writeTar(
+      join(dir, 'pax-sparse.tar.gz'),
+      [
+        {
+          path: 'PaxHeaders/sparse.bin',
+          type: 'pax',
+          body: paxRecords({ 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.name': 'sparse.bin', 'GNU.sparse.realsize': '1048582' }),
+        },
+        { path: 'GNUSparseFile.0/sparse.bin', body: `1\n1048576\n6\n${'\0'.repeat(500)}hello\n` },
+      ],
+      { gzip: true },
+    );
+    await expect(run({ url: pax })).rejects.toThrow('unsupported entry "sparse.bin" in pax-sparse.tar.gz: sparse files are not supported');
+  });
+
+  const gnuTar = spawnSync('tar', ['--version'], { encoding: 'utf8' }).stdout?.includes('GNU tar') === true;
+  if (!gnuTar) console.warn('GNU tar not found: skipping the sparse archives it writes');
+  (gnuTar ? test : test.skip)('sparse archives written by GNU tar (gnu, posix 0.0, 0.1 and 1.0 formats) are refused', async () => {
+    const dir = await fresh('gnu-sparse');
+    const file = join(dir, 'holes.bin');
+    await writeFile(file, '');
+    await truncate(file, 1 << 20); // a hole GNU tar --sparse records as such
+    await writeFile(file, 'end\n', { flag: 'a' });
+    for (const [name, args] of [
+      ['gnu.tar', ['--format=gnu']],
+      ['pax00.tar', ['--format=posix', '--sparse-version=0.0']],
+      ['pax01.tar', ['--format=posix', '--sparse-version=0.1']],
+      ['pax10.tar', ['--format=posix', '--sparse-version=1.0']],
+    ] as const) {
+      const made = spawnSync('tar', ['--sparse', ...args, '-cf', name, 'holes.bin'], { cwd: dir, encoding: 'utf8' });
+      expect([name, made.status, made.stderr]).toEqual([name, 0, '']);
+      const err = await run({ url: join(dir, name) }).catch((e: unknown) => e);
+      expect([name, (err as Error).message]).toEqual([name, expect.stringMatching(/^unsupported entry ".*holes\.bin" in .*: sparse files are not supported/)]);
+    }
   });
 
   const tag = `evil-${process.pid}`;

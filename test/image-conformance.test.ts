@@ -7,9 +7,12 @@
 //   - libjpeg-turbo's `cjpeg` and `jpegtran` (Debian libjpeg-turbo-progs): baseline, progressive,
 //     optimized Huffman tables, restart markers, arithmetic coding, 4:4:4 / 4:2:2 / 4:2:0 / 4:4:0
 //     subsampling, grayscale, odd sizes; reference: `djpeg`
-//   - PNG: RGBA, gray + alpha, 16-bit, palette (with and without transparency); reference: the
-//     encoded pixels themselves (lossless)
-// And the other way round: truncated or mangled JPEGs are still refused.
+//   - PNG: every colour type and bit depth, Adam7 interlacing, all five filter types, palettes
+//     (with and without transparency), images large enough to be inflated as a stream (1 MiB);
+//     reference: the encoded pixels themselves (lossless), and pngjs reading the same files
+// And the other way round: truncated or mangled JPEGs and PNGs are still refused, a header that
+// promises more pixels than the data holds is corrupt (not a black image), and an image over the
+// pixel limit is refused from its header, before anything is allocated.
 // Without cjpeg/djpeg the tools part is skipped, and says so; CI sets REQUIRE_JPEG_TOOLS=1 so a
 // missing tool fails there instead.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -21,9 +24,10 @@ import { deflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { createImageDecoder } from '../lib/images/decode-image.js';
-import { ImageDecodeError } from '../lib/errors.js';
+import { ImageDecodeError, ImageTooLargeError } from '../lib/errors.js';
 import { withoutTrailingPadding } from '../lib/images/jpeg-padding.js';
 import { encodeJpeg } from './helpers/jpeg-encode.js';
+import { encodePng, ihdr, lyingPng, pngChunk, pngFile as assemblePng, type PngSpec } from './helpers/png-builders.js';
 
 /** jpeg-js vs libjpeg-turbo on 4:4:4 files (jpeg-js writes no other): IDCT rounding only. */
 const IDCT_TOLERANCE = 4;
@@ -77,7 +81,7 @@ async function decodeRgb(bytes: Uint8Array, width: number, height: number): Prom
     decoders.set(key, decoder);
   }
   const out = new Uint8Array(width * height * 3);
-  decoder.decodeInto(bytes, out, 0);
+  await decoder.decodeInto(bytes, out, 0);
   return out;
 }
 
@@ -267,43 +271,16 @@ describe('jpeg-js files at several qualities and sizes', () => {
 });
 
 describe('PNG: colour types, bit depths, alpha and palettes', () => {
-  /** A PNG chunk: length, type, data, CRC-32 of type and data. */
-  function chunk(type: string, data: Uint8Array): Buffer {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(body.length + 8);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc32(body), body.length + 4);
-    return out;
-  }
-  function crc32(bytes: Uint8Array): number {
-    let c = ~0;
-    for (const b of bytes) {
-      c ^= b;
-      for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
-    }
-    return ~c >>> 0;
-  }
   /** A PNG written here byte by byte (pngjs writes no palettes): filter 0 on every row. */
   function pngFile(width: number, height: number, colorType: number, bitDepth: number, rowBytes: (y: number) => Uint8Array, chunks: Buffer[] = []): Buffer {
-    const ihdr = Buffer.alloc(13);
-    ihdr.writeUInt32BE(width, 0);
-    ihdr.writeUInt32BE(height, 4);
-    ihdr.set([bitDepth, colorType, 0, 0, 0], 8);
     const raw = Buffer.concat(Array.from({ length: height }, (_, y) => Buffer.concat([Buffer.from([0]), rowBytes(y)])));
-    return Buffer.concat([
-      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-      chunk('IHDR', ihdr),
-      ...chunks,
-      chunk('IDAT', deflateSync(raw)),
-      chunk('IEND', new Uint8Array(0)),
-    ]);
+    return assemblePng(ihdr(width, height, colorType, bitDepth), deflateSync(raw), chunks);
   }
 
   /** An 8-bit palette PNG (colour type 3), optionally with a tRNS chunk. */
   function palettePng(width: number, height: number, palette: number[][], index: (x: number, y: number) => number, alpha?: number[]): Buffer {
     const row = (y: number) => Uint8Array.from({ length: width }, (_, x) => index(x, y));
-    return pngFile(width, height, 3, 8, row, [chunk('PLTE', Uint8Array.from(palette.flat())), ...(alpha ? [chunk('tRNS', Uint8Array.from(alpha))] : [])]);
+    return pngFile(width, height, 3, 8, row, [pngChunk('PLTE', Uint8Array.from(palette.flat())), ...(alpha ? [pngChunk('tRNS', Uint8Array.from(alpha))] : [])]);
   }
 
   test('palette PNGs, with and without transparency', async () => {
@@ -349,6 +326,150 @@ describe('PNG: colour types, bit depths, alpha and palettes', () => {
       const expected = toRgb(rgba, 4);
       expect([colorType, bitDepth, maxDiff(await decodeRgb(bytes, width, height), expected)]).toEqual([colorType, bitDepth, 0]);
     }
+  });
+});
+
+describe('PNG: every format the decoder reads, against the encoded samples and pngjs', () => {
+  const DEPTHS: Record<PngSpec['colorType'], PngSpec['bitDepth'][]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+  const SAMPLES = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as const;
+
+  /** A seeded image of the given format, its file, and the RGB pixels it must decode to. */
+  function sample(spec: Omit<PngSpec, 'sample' | 'palette'>, seed: number): { bytes: Buffer; rgb: Uint8Array } {
+    const max = 2 ** spec.bitDepth - 1;
+    const value = (x: number, y: number, c: number) => (((x * 7919 + y * 104729 + c * 1299709 + seed * 15485863) >>> 0) ^ (x * y)) % (max + 1);
+    const palette = spec.colorType === 3 ? Array.from({ length: max + 1 }, (_, i) => [(i * 37 + seed) % 256, (i * 91) % 256, 255 - (i % 256)]) : undefined;
+    const full: PngSpec = { ...spec, palette, sample: value };
+    const scale = (v: number) => Math.floor((v * 255) / max + 0.5);
+    const rgb = new Uint8Array(spec.width * spec.height * 3);
+    for (let y = 0; y < spec.height; y++) {
+      for (let x = 0; x < spec.width; x++) {
+        const o = (y * spec.width + x) * 3;
+        if (palette) rgb.set(palette[value(x, y, 0)]!, o);
+        else if (SAMPLES[spec.colorType] <= 2) rgb.fill(scale(value(x, y, 0)), o, o + 3);
+        else for (let c = 0; c < 3; c++) rgb[o + c] = scale(value(x, y, c));
+      }
+    }
+    return { bytes: encodePng(full), rgb };
+  }
+
+  test('every colour type and bit depth, interlaced or not, all five filter types', async () => {
+    const sizes: [number, number][] = [
+      [1, 1],
+      [3, 2],
+      [9, 7],
+      [33, 17],
+    ];
+    const failures: string[] = [];
+    let seed = 0;
+    for (const [type, depths] of Object.entries(DEPTHS)) {
+      for (const bitDepth of depths) {
+        for (const interlaced of [false, true]) {
+          for (const [width, height] of sizes) {
+            const spec = { width, height, colorType: Number(type) as PngSpec['colorType'], bitDepth, interlaced };
+            const label = `type ${type}, ${bitDepth}-bit${interlaced ? ', Adam7' : ''}, ${width}×${height}`;
+            const { bytes, rgb } = sample(spec, seed++);
+            // pngjs reading the same file checks the file built here.
+            if (maxDiff(toRgb(PNG.sync.read(bytes).data, 4), rgb) !== 0) failures.push(`${label}: pngjs reads other pixels`);
+            try {
+              const d = maxDiff(await decodeRgb(bytes, width, height), rgb);
+              if (d !== 0) failures.push(`${label}: max |diff| ${d}`);
+            } catch (err) {
+              failures.push(`${label}: ${(err as Error).message}`);
+            }
+          }
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  test('images with more than 1 MiB of image data (inflated as a stream) decode exactly', async () => {
+    for (const interlaced of [false, true]) {
+      const spec = { width: 600, height: 450, colorType: 6, bitDepth: 8, interlaced } as const;
+      const { bytes, rgb } = sample(spec, 99);
+      expect([interlaced, maxDiff(await decodeRgb(bytes, spec.width, spec.height), rgb)]).toEqual([interlaced, 0]);
+    }
+  });
+});
+
+describe('the pixel limit, and headers that promise more than the file holds', () => {
+  /** Decodes into an 8×8 target: the image's own size allocates nothing in the test. */
+  async function decodeSmall(bytes: Uint8Array, maxPixels?: number): Promise<void> {
+    const decoder = await createImageDecoder({ width: 8, height: 8, channels: 3 }, 'area', maxPixels === undefined ? undefined : { maxPixels });
+    try {
+      await decoder.decodeInto(bytes, new Uint8Array(8 * 8 * 3), 0);
+    } finally {
+      decoder.dispose();
+    }
+  }
+  /** The JPEG with its frame header (SOF0) saying width × height. */
+  function resizedSof(bytes: Uint8Array, width: number, height: number): Buffer {
+    const out = Buffer.from(bytes);
+    const sof = out.indexOf(Buffer.from([0xff, 0xc0]));
+    out.writeUInt16BE(height, sof + 5);
+    out.writeUInt16BE(width, sof + 7);
+    return out;
+  }
+  const opaque = (width: number, height: number) =>
+    ({ width, height, colorType: 2, bitDepth: 8, sample: (x: number, y: number, c: number) => (x + y + c) & 255 }) as const;
+
+  test("the issue's 69-byte PNG whose header says 30000×30000 is refused from its header (default limit)", async () => {
+    const bytes = lyingPng(30000, 30000);
+    expect(bytes.length).toBe(69);
+    const err = await decodeSmall(bytes).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageTooLargeError);
+    expect((err as Error).message).toBe('30000×30000 is 900,000,000 pixels, over the limit of 89,478,485');
+  });
+
+  test('a JPEG whose frame header says 30000×30000 is refused before libjpeg allocates', async () => {
+    const err = await decodeSmall(resizedSof(encodeJpeg(picture(32, 32, 5), 32, 32, 90), 30000, 30000)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageTooLargeError);
+    expect((err as Error).message).toBe('30000×30000 is 900,000,000 pixels, over the limit of 89,478,485');
+  });
+
+  test('an image at the limit decodes; one more row is refused (PNG and JPEG)', async () => {
+    await expect(decodeSmall(encodePng(opaque(100, 100)), 10_000)).resolves.toBeUndefined();
+    await expect(decodeSmall(encodePng(opaque(100, 101)), 10_000)).rejects.toThrow(
+      new ImageTooLargeError('100×101 is 10,100 pixels, over the limit of 10,000'),
+    );
+    await expect(decodeSmall(encodeJpeg(picture(100, 100, 1), 100, 100, 80), 10_000)).resolves.toBeUndefined();
+    await expect(decodeSmall(encodeJpeg(picture(100, 101, 1), 100, 101, 80), 10_000)).rejects.toThrow(ImageTooLargeError);
+  });
+
+  const good = encodePng(opaque(40, 30));
+  const idatAt = good.indexOf('IDAT') + 4;
+  const idatLength = good.readUInt32BE(idatAt - 8);
+  test.each([
+    [
+      'a header bigger than its data (the 69-byte lie at 300×200)',
+      () => lyingPng(300, 200),
+      'PNG image data ends early: 4 of the 240200 bytes a 300×200 image needs',
+    ],
+    [
+      'data for 10 of 1000 rows, inflated as a stream',
+      () => assemblePng(ihdr(1200, 1000, 6, 8), deflateSync(Buffer.alloc(10 * (1 + 1200 * 4)))),
+      'PNG image data ends early: 48010 of the 4801000 bytes a 1200×1000 image needs',
+    ],
+    [
+      'a zlib stream cut short (chunks intact)',
+      () => assemblePng(ihdr(40, 30, 2, 8), good.subarray(idatAt, idatAt + Math.floor(idatLength / 2))),
+      'PNG image data ends early',
+    ],
+    ['a file cut inside its IDAT chunk', () => good.subarray(0, idatAt + 20), 'PNG truncated in its IDAT chunk'],
+    ['a file without IEND', () => good.subarray(0, good.length - 12), 'PNG truncated after'],
+    ['a flipped byte in the image data', () => Buffer.from(good).fill(0x55, idatAt + 30, idatAt + 31), 'PNG IDAT chunk fails its CRC check'],
+  ])('PNG: %s is corrupt, not a black image', async (_label, make, message) => {
+    const err = await decodeSmall(make()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageDecodeError);
+    expect(err).not.toBeInstanceOf(ImageTooLargeError);
+    expect((err as Error).message).toContain(message);
+  });
+
+  test('JPEG: a frame header bigger than its scan data is corrupt', async () => {
+    const bytes = resizedSof(encodeJpeg(picture(32, 32, 6), 32, 32, 90), 320, 320);
+    const err = await decodeSmall(bytes).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageDecodeError);
+    expect(err).not.toBeInstanceOf(ImageTooLargeError);
   });
 });
 

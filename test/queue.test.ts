@@ -4,13 +4,17 @@
 // writes who runs it to `started` and waits for the test to create `go`.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, runCli, type CliResult } from './helpers/cli.js';
+import { pathToFileURL } from 'node:url';
+import { Queue, QueueEvents, type Job } from 'bullmq';
+import { CLI, runCli, type CliOptions, type CliResult } from './helpers/cli.js';
 import { cifarSource, extractSubset } from './helpers/dataset.js';
+import { HoldingProxy } from './helpers/hold-proxy.js';
 import { NGINX, REDIS_SERVER, serverAvailable, startNginx, startRedis, type Nginx, type RedisServer } from './helpers/servers.js';
 
 const REPO_PIPELINE = new URL('../../pipeline.yaml', import.meta.url).pathname;
@@ -41,6 +45,51 @@ interface Worker {
   exited: Promise<unknown>;
 }
 
+/** The shared secret of coordinators and workers in these tests (PIPELINE_QUEUE_SECRET). */
+const SECRET = 'queue-test-secret-3f9a1c07d2e84b6b';
+
+/** JSON with object keys sorted at every level: the bytes a job's signature covers. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object')
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(value);
+}
+
+/** A job as a coordinator holding `secret` signs it for queue `queueName` (written here from the documented format, not imported). */
+function signed(payload: Record<string, unknown>, queueName: string, secret = SECRET): Record<string, unknown> {
+  const signature = createHmac('sha256', secret)
+    .update(`pipeline stage job v1\n${queueName}\n${canonicalJson(payload)}`)
+    .digest('hex');
+  return { ...payload, signature };
+}
+
+/** Whether process `pid` still runs (a zombie waiting to be reaped does not). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Preloaded (NODE_OPTIONS=--import) into a worker's stage processes only: records the process's
+ * pid as `child-PID` in GATE_DIR and, with GATE_HOLD_START, blocks its start until GATE_DIR/release
+ * exists (so a test can kill the worker while its stage process is still starting).
+ */
+const GATE_PRELOAD = `import { existsSync, writeFileSync } from 'node:fs';
+if (process.env.PIPELINE_WORKER_CHILD && process.env.GATE_DIR) {
+  writeFileSync(process.env.GATE_DIR + '/child-' + process.pid, '');
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  if (process.env.GATE_HOLD_START) while (!existsSync(process.env.GATE_DIR + '/release')) Atomics.wait(nap, 0, 0, 20);
+}
+`;
+
 withServers('stage execution on a Redis queue', () => {
   let redis: RedisServer;
   let nginx: Nginx;
@@ -48,25 +97,31 @@ withServers('stage execution on a Redis queue', () => {
   const workers: Worker[] = [];
   let n = 0;
 
+  const secretBefore = process.env.PIPELINE_QUEUE_SECRET;
+
   beforeAll(async () => {
     [redis, nginx] = await Promise.all([startRedis(), startNginx()]);
     base = await mkdtemp(join(tmpdir(), 'queue-'));
+    // Every coordinator and worker started here shares it, unless a test says otherwise.
+    process.env.PIPELINE_QUEUE_SECRET = SECRET;
   }, 120_000);
   afterEach(async () => {
     await Promise.all(workers.splice(0).map(stopWorker));
   });
   afterAll(async () => {
+    if (secretBefore === undefined) delete process.env.PIPELINE_QUEUE_SECRET;
+    else process.env.PIPELINE_QUEUE_SECRET = secretBefore;
     await Promise.all([redis?.stop(), nginx?.stop()]);
     if (base) await rm(base, { recursive: true, force: true });
   });
 
   /** A fresh test area: a queue name and remote prefix of its own, a signals dir, and workspaces. */
-  async function area(pipeline: (signals: string) => string) {
+  async function area(pipeline: (signals: string) => string, remoteBase = nginx.url) {
     n++;
     const dir = join(base, `t${n}`);
     const signals = join(dir, 'signals');
     await mkdir(signals, { recursive: true });
-    const remote = `${nginx.url}t${n}/`;
+    const remote = `${remoteBase}t${n}/`;
     const yaml = `remote:\n  url: ${remote}\n${pipeline(signals)}`;
     const make = async (name: string, text = yaml) => {
       const ws = join(dir, name);
@@ -75,13 +130,13 @@ withServers('stage execution on a Redis queue', () => {
       return ws;
     };
     const queue = `${redis.url}?name=t${n}`;
-    return { dir, signals, remote, queue, make, coordinator: await make('coordinator') };
+    return { dir, signals, remote, queue, queueName: `t${n}`, make, coordinator: await make('coordinator') };
   }
 
-  async function startWorker(ws: string, name: string, queue: string): Promise<Worker> {
-    const child = spawn(process.execPath, [CLI, 'worker', '--queue', queue, '--name', name, '--lock-seconds', '3'], {
+  async function startWorker(ws: string, name: string, queue: string, options: { env?: Record<string, string>; args?: string[] } = {}): Promise<Worker> {
+    const child = spawn(process.execPath, [CLI, 'worker', '--queue', queue, '--name', name, '--lock-seconds', '3', ...(options.args ?? [])], {
       cwd: ws,
-      env: { ...process.env, NO_COLOR: '1' },
+      env: { ...process.env, NO_COLOR: '1', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -102,7 +157,8 @@ withServers('stage execution on a Redis queue', () => {
     }
   }
 
-  const coordinate = (ws: string, queue: string, extra: string[] = []) => runCli(['run', '--executor', 'queue', '--queue', queue, ...extra], { cwd: ws });
+  const coordinate = (ws: string, queue: string, extra: string[] = [], more: Partial<CliOptions> = {}) =>
+    runCli(['run', '--executor', 'queue', '--queue', queue, ...extra], { cwd: ws, ...more });
 
   /** stage → `ran`/`cached`/... and the worker named on its line. */
   function outcomes(r: CliResult): Record<string, string> {
@@ -219,7 +275,12 @@ stages:
   test('a coordinator killed and restarted resumes: finished stages are not redone, the running one is joined', async () => {
     const a = await area(GATED);
     await startWorker(await a.make('hostA'), 'wA', a.queue);
-    const first = spawn(process.execPath, [CLI, 'run', '--executor', 'queue', '--queue', a.queue], { cwd: a.coordinator, stdio: 'ignore' });
+    // This test's environment (with the queue secret), not the test runner's own.
+    const first = spawn(process.execPath, [CLI, 'run', '--executor', 'queue', '--queue', a.queue], {
+      cwd: a.coordinator,
+      env: { ...process.env },
+      stdio: 'ignore',
+    });
     const firstExited = once(first, 'exit');
     await until('the slow stage to start', async () => (await linesOf(join(a.signals, 'started'))).length === 1);
     first.kill('SIGKILL');
@@ -387,7 +448,278 @@ stages:
     });
     expect(down.code).toBe(2);
     expect(down.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+/);
+    expect(await runCli(['run', '--executor', 'queue', '--queue', a.queue, '--queue-timeout', 'soon'], { cwd: a.coordinator })).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--queue-timeout.*expected a duration/),
+    });
+    expect(await runCli(['run', '--queue-timeout', '10s'], { cwd: a.coordinator })).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--queue-timeout is for --executor queue/),
+    });
   }, 120_000);
+
+  test('PIPELINE_QUEUE_SECRET is required by coordinators (run, schedule) and workers: one clear error, exit 2', async () => {
+    const a = await area((signals) => `${GATED(signals)}schedule:\n  nightly:\n    cron: "0 3 * * *"\n`);
+    const host = await a.make('hostA');
+    for (const secret of ['', 'short']) {
+      const env = { PIPELINE_QUEUE_SECRET: secret };
+      const why = secret ? /PIPELINE_QUEUE_SECRET is too short/ : /needs PIPELINE_QUEUE_SECRET/;
+      for (const [cwd, args] of [
+        [a.coordinator, ['run', '--executor', 'queue', '--queue', a.queue]],
+        [a.coordinator, ['schedule', '--once', '--executor', 'queue', '--queue', a.queue]],
+        [host, ['worker', '--queue', a.queue]],
+      ] as const) {
+        const r = await runCli([...args], { cwd, env });
+        expect({ args, code: r.code }).toEqual({ args, code: 2 });
+        expect(r.stderr).toMatch(why);
+        expect(existsSync(join(cwd, 'artifacts'))).toBe(false);
+      }
+    }
+    // --help says so.
+    for (const command of ['run', 'schedule', 'worker'])
+      expect((await runCli([command, '--help'], { cwd: a.coordinator })).stdout).toContain('PIPELINE_QUEUE_SECRET');
+  }, 120_000);
+
+  test('a worker with another PIPELINE_QUEUE_SECRET refuses the jobs: the run fails once, saying why, and nothing runs', async () => {
+    const a = await area(GATED);
+    await writeFile(join(a.signals, 'go'), '');
+    const w = await startWorker(await a.make('hostA'), 'wA', a.queue, { env: { PIPELINE_QUEUE_SECRET: 'another-secret-of-32-characters!' } });
+    const r = await coordinate(a.coordinator, a.queue);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/stage prep failed on worker wA: refused: its signature does not match .*PIPELINE_QUEUE_SECRET/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(w.output()).toMatch(/refused job prep-[0-9a-f]{12}.*: its signature does not match/);
+    expect(await linesOf(join(a.signals, 'ran'))).toEqual([]);
+  }, 120_000);
+
+  test('no worker takes the jobs: the coordinator warns (queue, connected workers), then fails after --queue-timeout', async () => {
+    const a = await area((signals) => `${GATED(signals)}schedule:\n  nightly:\n    cron: "0 3 * * *"\n`);
+    const r = await coordinate(a.coordinator, a.queue, ['--queue-timeout', '3s']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(`warning: no worker has taken a job from queue ${a.queueName} on redis://127\\.0\\.0\\.1:\\d+ for \\d+s; 0 workers connected`),
+    );
+    expect(r.stderr).toMatch(
+      new RegExp(`error: stage prep: no worker took its job from queue ${a.queueName} on redis://\\S+ within 3s \\(--queue-timeout\\); 0 workers connected`),
+    );
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    // A scheduled run gives up the same way (and is recorded as failed).
+    const s = await runCli(['schedule', '--once', '--executor', 'queue', '--queue', a.queue, '--queue-timeout', '2s'], { cwd: a.coordinator });
+    expect(s.code).toBe(1);
+    expect(s.stderr).toMatch(/no worker took its job from queue .* within 2s \(--queue-timeout\)/);
+  }, 120_000);
+
+  test('a stage computed by one worker and only found on the remote by another is credited to the one that computed it', async () => {
+    const a = await area(GATED);
+    const wA = await startWorker(await a.make('hostA'), 'wA', a.queue);
+    const run = coordinate(a.coordinator, a.queue);
+    await until('wA to start the slow stage', async () => (await linesOf(join(a.signals, 'started'))).includes('wA'));
+    // wA stops renewing its job's lock (as if cut off), while its stage process finishes and pushes.
+    wA.child.kill('SIGSTOP');
+    await writeFile(join(a.signals, 'go'), '');
+    const manifests = join(nginx.dataDir, a.queueName, 'manifests');
+    await until('the slow result on the remote', async () => existsSync(manifests) && (await readdir(manifests)).length === 2);
+    // wB takes the stalled job and finds the result already there.
+    await startWorker(await a.make('hostB'), 'wB', a.queue);
+    const r = await run;
+    expect(r).toMatchObject({ code: 0 });
+    expect(outcomes(r).slow).toBe('ran on wA');
+    const runs = JSON.parse((await runCli(['runs', '--json', '--limit', '1'], { cwd: a.coordinator })).stdout) as {
+      stages: { stage: string; worker?: string }[];
+    }[];
+    expect(runs[0]!.stages.find((s) => s.stage === 'slow')!.worker).toBe('wA');
+    expect(await linesOf(join(a.signals, 'started'))).toEqual(['wA']);
+  }, 120_000);
+
+  const KILLABLE = (signals: string) => `
+stages:
+  prep:
+    cmd: mkdir -p out && seq 1 1000 > out/nums.txt
+    outs: [out]
+  slow:
+    cmd: echo $$ > ${signals}/computing && while [ ! -e ${signals}/go ]; do sleep 0.05; done && awk '{s+=$1} END {print s}' out/nums.txt > slow.txt
+    deps: [out]
+    outs: [slow.txt]
+`;
+
+  test.each(['starting', 'pulling its inputs', 'computing', 'pushing its result'])(
+    'a worker SIGKILLed while its stage process is %s: that process stops too',
+    async (phase) => {
+      const proxy = await HoldingProxy.start(nginx.origin);
+      let coordinator: ChildProcess | undefined;
+      try {
+        const a = await area(KILLABLE, proxy.url('/cache/'));
+        if (phase.startsWith('pushing')) await writeFile(join(a.signals, 'go'), '');
+        // The job's one input is on the remote already.
+        expect(await runCli(['run', 'prep', '--push'], { cwd: a.coordinator })).toMatchObject({ code: 0 });
+        const preload = join(a.dir, 'gate.mjs');
+        await writeFile(preload, GATE_PRELOAD);
+        const env: Record<string, string> = { NODE_OPTIONS: `--import ${pathToFileURL(preload).href}`, GATE_DIR: a.signals };
+        if (phase === 'starting') env.GATE_HOLD_START = '1';
+        const w = await startWorker(await a.make('hostA'), 'wA', a.queue, { env });
+        let arrived = false;
+        if (phase.startsWith('pulling')) void proxy.holdNext('GET', /\/objects\//).then(() => (arrived = true));
+        if (phase.startsWith('pushing')) void proxy.holdNext('PUT', /\/objects\//).then(() => (arrived = true));
+        const run = coordinate(a.coordinator, a.queue, ['slow'], { onSpawn: (c) => (coordinator = c) });
+        const file = await until('the stage process to start', async () => (await readdir(a.signals)).find((f) => f.startsWith('child-')));
+        const pid = Number(file.slice('child-'.length));
+        if (phase.startsWith('pulling') || phase.startsWith('pushing')) await until(`the stage process to be ${phase}`, async () => arrived);
+        let shell: number | undefined;
+        if (phase === 'computing') shell = Number(await until('the command to run', async () => (await linesOf(join(a.signals, 'computing')))[0]));
+        expect(running(pid)).toBe(true);
+        w.child.kill('SIGKILL');
+        await w.exited;
+        if (phase === 'starting') await writeFile(join(a.signals, 'release'), '');
+        await until(`the stage process ${pid} to stop`, async () => !running(pid));
+        if (shell !== undefined) await until(`its command ${shell} to stop`, async () => !running(shell));
+        expect(await linesOf(join(a.signals, 'go'))).toEqual([]); // nothing released it meanwhile
+        coordinator?.kill('SIGKILL');
+        await run;
+      } finally {
+        coordinator?.kill('SIGKILL');
+        await proxy.close();
+      }
+    },
+    120_000,
+  );
+
+  describe('forged jobs (anyone who can write to Redis)', () => {
+    const FORGE = (signals: string) => `
+params:
+  n: 1000
+stages:
+  prep:
+    cmd: mkdir -p out && seq 1 \${params.n} > out/nums.txt && echo "$PIPELINE_WORKER_CHILD" >> ${signals}/prep
+    outs: [out]
+`;
+    const EVIL = (signals: string) => `
+stages:
+  pwn:
+    cmd: echo owned > ${signals}/pwned-$PIPELINE_WORKER_CHILD
+    outs: [never.txt]
+`;
+    let forgeArea = 0;
+    let fixture:
+      Promise<{ a: Awaited<ReturnType<typeof area>>; host: string; worker: Worker; queue: Queue; events: QueueEvents; foreign: HoldingProxy }> | undefined;
+    const setUp = () =>
+      (fixture ??= (async () => {
+        const a = await area(FORGE);
+        forgeArea = n;
+        const host = await a.make('hostF');
+        // Where a forged config could point: outside the checkout, through a symlink, into the
+        // store (as a fetch stage's output would be), into a cmd stage's outs.
+        for (const rel of ['../evil/pipeline.yaml', 'artifacts/views/fetched/pipeline.yaml', 'out/evil.yaml']) {
+          await mkdir(join(host, rel, '..'), { recursive: true });
+          await writeFile(join(host, rel), EVIL(a.signals));
+        }
+        await (await import('node:fs/promises')).symlink('../evil/pipeline.yaml', join(host, 'linked.yaml'));
+        const worker = await startWorker(host, 'wF', a.queue, { env: { PIPELINE_REMOTE_TOKEN: 'worker-token' } });
+        workers.splice(workers.indexOf(worker), 1); // shared by the tests below; stopped after them
+        const connection = { host: '127.0.0.1', port: redis.port };
+        const queue = new Queue(a.queueName, { connection });
+        const events = new QueueEvents(a.queueName, { connection });
+        await events.waitUntilReady();
+        return { a, host, worker, queue, events, foreign: await HoldingProxy.start() };
+      })());
+    afterAll(async () => {
+      if (!fixture) return;
+      const f = await fixture;
+      await Promise.all([f.events.close(), f.queue.close(), f.foreign.close(), stopWorker(f.worker)]);
+    });
+
+    /** The cache key the worker's checkout computes for `stage` of `config` (what a forger can compute too). */
+    async function keyOf(host: string, config: string, stage: string): Promise<string> {
+      const r = await runCli(['-c', config, 'status', '--json', stage], { cwd: host });
+      return (JSON.parse(r.stdout) as { stages: { stage: string; key: string }[] }).stages.find((s) => s.stage === stage)!.key;
+    }
+
+    let forged = 0;
+    /** Adds a job as anyone with access to Redis can, and waits until the worker is done with it. */
+    async function submit(data: Record<string, unknown>) {
+      const { queue, events } = await setUp();
+      const job = (await queue.add(String(data.stage), data, { jobId: `forged-${++forged}`, attempts: 3 })) as Job;
+      let result: { state: 'completed' | 'failed'; reason?: string };
+      try {
+        await job.waitUntilFinished(events, 60_000);
+        result = { state: 'completed' };
+      } catch (e) {
+        result = { state: 'failed', reason: (e as Error).message };
+      }
+      return { ...result, attempts: (await queue.getJob(job.id!))!.attemptsMade };
+    }
+
+    // As a forger would write it, with the field older coordinators sent: the remote to use.
+    const job = (over: Record<string, unknown>) => ({
+      remote: `${nginx.url}t${forgeArea}/`,
+      stage: 'prep',
+      key: '0'.repeat(64),
+      config: 'pipeline.yaml',
+      sets: [],
+      unset: [],
+      runId: 'forged',
+      coordinator: 'mallory',
+      ...over,
+    });
+
+    test.each([
+      ['a pipeline file outside the checkout', '../evil/pipeline.yaml', /outside this checkout/],
+      ['a pipeline file reached through a symlink out of the checkout', 'linked.yaml', /outside this checkout/],
+      ['a pipeline file inside the store (what a fetch stage downloaded)', 'artifacts/views/fetched/pipeline.yaml', /inside the store/],
+      ["a pipeline file inside a stage's outputs", 'out/evil.yaml', /inside the outputs of stage prep/],
+    ])('signed, naming %s: refused, nothing runs', async (_what, config, why) => {
+      const { a, host, worker } = await setUp();
+      const key = await keyOf(host, config, 'pwn');
+      const r = await submit(signed(job({ stage: 'pwn', key, config }), a.queueName));
+      expect(r).toMatchObject({ state: 'failed', attempts: 1 });
+      expect(r.reason).toMatch(/^on worker wF: refused: /);
+      expect(r.reason).toMatch(why);
+      expect(worker.output()).toMatch(new RegExp(`refused job forged-${forged} .*${why.source}`));
+      expect((await readdir(a.signals)).filter((f) => f.startsWith('pwned'))).toEqual([]);
+    });
+
+    test.each([
+      ['an unknown stage', { stage: 'nosuch' }, /no stage 'nosuch' in pipeline\.yaml/],
+      ["stage '--help'", { stage: '--help' }, /no stage '--help'/],
+      ['an undeclared param', { sets: ['params.nosuch=1'] }, /--set params\.nosuch=1: pipeline\.yaml declares no param 'nosuch'/],
+      ['a param of a stage that has none', { sets: ['prep.n=5'] }, /--set prep\.n=5: .*cmd: stage/],
+      ['an unknown backend', { backend: 'bogus' }, /backend 'bogus'/],
+      ['a malformed job', { sets: 'params.n=5' }, /not a stage job/],
+    ])('signed, with %s: refused before anything starts', async (_what, over, why) => {
+      const { a, host, worker } = await setUp();
+      const started = (worker.output().match(/: started/g) ?? []).length;
+      const r = await submit(signed(job({ key: await keyOf(host, 'pipeline.yaml', 'prep'), ...over }), a.queueName));
+      expect(r).toMatchObject({ state: 'failed', attempts: 1 });
+      expect(r.reason).toMatch(/^on worker wF: refused: /);
+      expect(r.reason).toMatch(why);
+      expect((worker.output().match(/: started/g) ?? []).length).toBe(started);
+    });
+
+    test.each([
+      ['unsigned', (d: Record<string, unknown>, q: string) => (void q, d), /unsigned/],
+      ['signed with another secret', (d: Record<string, unknown>, q: string) => signed(d, q, 'not-the-secret-0123456789abcdef'), /signature does not match/],
+      ['signed for another queue', (d: Record<string, unknown>) => signed(d, 'another-queue'), /signature does not match/],
+      ['altered after signing', (d: Record<string, unknown>, q: string) => ({ ...signed(d, q), sets: ['params.n=5'] }), /signature does not match/],
+    ])('a valid job %s: refused, logged on the worker, not retried, nothing runs', async (_what, sign, why) => {
+      const { a, host, worker } = await setUp();
+      const key = await keyOf(host, 'pipeline.yaml', 'prep');
+      const r = await submit(sign(job({ key }), a.queueName));
+      expect(r).toMatchObject({ state: 'failed', attempts: 1 });
+      expect(r.reason).toMatch(/^on worker wF: refused: /);
+      expect(r.reason).toMatch(why);
+      expect(worker.output()).toMatch(new RegExp(`refused job forged-${forged}.*${why.source}`));
+      expect(await linesOf(join(a.signals, 'prep'))).toEqual([]);
+    });
+
+    test('signed, naming another remote: the worker uses its own remote, and its credentials go nowhere else', async () => {
+      const { a, host, foreign } = await setUp();
+      const key = await keyOf(host, 'pipeline.yaml', 'prep');
+      const r = await submit(signed(job({ key, remote: foreign.url('/stolen/') }), a.queueName));
+      expect(r).toMatchObject({ state: 'completed' });
+      expect(foreign.requests).toEqual([]);
+      expect(existsSync(join(nginx.dataDir, a.queueName, 'manifests', `${key}.json`))).toBe(true);
+      expect(await linesOf(join(a.signals, 'prep'))).toEqual(['wF']);
+    });
+  });
 });
 
 describe('run --matrix on this machine', () => {
@@ -442,6 +774,34 @@ describe('queue URL and matrix arguments', () => {
     expect(parseQueueUrl('redis://localhost', { PIPELINE_QUEUE_PASSWORD: 'pw' }).connection).toMatchObject({ port: 6379, password: 'pw' });
     expect(() => parseQueueUrl('redis://h/abc')).toThrow(/database number/);
     expect(() => parseQueueUrl('redis://h?name=a:b')).toThrow(/queue name/);
+  });
+
+  test('job signatures: what the worker checks is what SECURITY.md documents; any change, another secret or queue breaks it', async () => {
+    const { signJob, signatureProblem, queueSecretFrom } = await import('../engine/queue/jobs.js');
+    const job = { stage: 'train', key: 'ab'.repeat(32), config: 'pipeline.yaml', sets: ['train.lr=0.1'], unset: [], runId: 'r1', coordinator: 'h:1' };
+    const data = signJob(job, 'q', SECRET) as unknown as Record<string, unknown>;
+    expect(data).toEqual(signed(job, 'q'));
+    expect(signatureProblem(data, 'q', SECRET)).toBeUndefined();
+    // Key order does not matter (canonical JSON); every value does.
+    expect(signatureProblem(Object.fromEntries(Object.entries(data).reverse()), 'q', SECRET)).toBeUndefined();
+    expect(signatureProblem({ ...data, sets: ['train.lr=1'] }, 'q', SECRET)).toMatch(/does not match/);
+    expect(signatureProblem({ ...data, extra: 1 }, 'q', SECRET)).toMatch(/does not match/);
+    expect(signatureProblem(data, 'other', SECRET)).toMatch(/does not match/);
+    expect(signatureProblem(data, 'q', `${SECRET}x`)).toMatch(/does not match/);
+    expect(signatureProblem({ ...data, signature: 'zz' }, 'q', SECRET)).toMatch(/does not match/);
+    expect(signatureProblem(job, 'q', SECRET)).toMatch(/unsigned/);
+    expect(() => queueSecretFrom({}, 'pipeline worker')).toThrow(/pipeline worker needs PIPELINE_QUEUE_SECRET/);
+    expect(() => queueSecretFrom({ PIPELINE_QUEUE_SECRET: 'abc' }, 'x')).toThrow(/too short/);
+  });
+
+  test('durations of --queue-timeout', async () => {
+    const { positiveDuration } = await import('../cli/stage-lines.js');
+    const { describeMs } = await import('../engine/queue/watch.js');
+    expect([positiveDuration('90'), positiveDuration('90s'), positiveDuration('10m'), positiveDuration('1.5h'), positiveDuration('250ms')]).toEqual([
+      90_000, 90_000, 600_000, 5_400_000, 250,
+    ]);
+    for (const bad of ['', 'soon', '-5s', '0', '10d']) expect(() => positiveDuration(bad)).toThrow(/expected a duration/);
+    expect([3000, 90_000, 600_000, 7_200_000, 1500].map(describeMs)).toEqual(['3s', '90s', '10m', '2h', '1500ms']);
   });
 
   test('the matrix is the cross product, the last axis varying fastest', async () => {

@@ -3,11 +3,12 @@
 // pipeline files, and params that try to become shell code.
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, open, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, runCli, workspace, type CliResult } from './helpers/cli.js';
+import { mountTmpfs, resizeTmpfs, tmpfsSkipReason, unmountTmpfs } from './helpers/tmpfs.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -294,19 +295,6 @@ stages:
   });
 });
 
-/** Whether this process may mount a small tmpfs (root on Linux): the full-disk case needs one. */
-function canMountTmpfs(): boolean {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) return false;
-  const probe = mkdtempSync(join(tmpdir(), 'reliability-mount-'));
-  try {
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe]).status !== 0) return false;
-    spawnSync('umount', [probe]);
-    return true;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-}
-
 describe('smaller failure cases', () => {
   test('a YAML alias bomb is a config error with its location (exit 2)', async () => {
     const levels = ['  a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
@@ -371,24 +359,149 @@ stages:
     const runs = JSON.parse((await ok(['runs', '--json'], dir)).stdout) as { outcome: string }[];
     expect(runs[0]!.outcome).toBe('interrupted');
   });
+});
 
-  const tmpfsMountable = canMountTmpfs();
-  if (!tmpfsMountable) console.warn('cannot mount a tmpfs (needs root on Linux): the full-disk test is skipped');
-  (tmpfsMountable ? test : test.skip)('a full disk while storing outs fails the stage with a clear message; the run is recorded as failed', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'reliability-full-'));
-    dirs.push(dir);
-    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir]).status).toBe(0);
-    try {
+const withTmpfsTest = tmpfsSkipReason('reliability') === undefined ? test : test.skip;
+
+/** Runs `body` in a fresh directory that is a tmpfs of `size` (e.g. `20m`), unmounted after. */
+async function onTmpfs(size: string, body: (dir: string, grow: (size: string) => void) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'reliability-full-'));
+  dirs.push(dir);
+  mountTmpfs(dir, size);
+  try {
+    await body(dir, (bigger) => resizeTmpfs(dir, bigger));
+  } finally {
+    unmountTmpfs(dir);
+  }
+}
+
+interface RecordJson {
+  outcome: string;
+  stages: { stage: string; outcome: string; error?: string }[];
+}
+
+const lastRecord = async (dir: string) => (JSON.parse((await ok(['runs', '--json'], dir)).stdout) as RecordJson[])[0]!;
+
+describe('a full disk', () => {
+  withTmpfsTest('a command that fills the disk: its partial out is removed, the error says so, the run is recorded, verify is clean', async () => {
+    await onTmpfs('20m', async (dir, grow) => {
+      await writeFile(
+        join(dir, 'pipeline.yaml'),
+        'stages:\n  small:\n    cmd: echo hi > small.txt\n    outs: [small.txt]\n  fill:\n    deps: [small.txt]\n    cmd: mkdir -p data && echo started > data/log.txt && head -c 40000000 /dev/zero > data/big.bin\n    outs: [data]\n',
+      );
+      const r = await runCli(['run'], { cwd: dir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /^error: stage fill: no space left on device: the disk holding \S+ is full \(its command said: head: error writing 'standard output': No space left on device\); removed its partial out data \(\d+\.\d MB\) to free the space; make room and run again$/m,
+      );
+      expect(r.stderr).not.toMatch(/ENOSPC: no space left on device, write/);
+      expect(r.stderr).not.toMatch(/^hint:/m); // a full disk is not the data's fault
+      expect(existsSync(join(dir, 'data'))).toBe(false);
+      expect(await read(dir, 'small.txt')).toBe('hi\n');
+      const record = await lastRecord(dir);
+      expect(record.outcome).toBe('failed');
+      expect(record.stages.find((s) => s.stage === 'fill')).toMatchObject({ outcome: 'failed', error: expect.stringContaining('no space left on device') });
+      await ok(['verify'], dir);
+
+      grow('100m');
+      const rerun = await ok(['run'], dir);
+      expect(rerun.stdout).toMatch(/ran\s+fill/);
+      expect(rerun.stdout).toMatch(/cached\s+small/);
+      expect((await stat(join(dir, 'data', 'big.bin'))).size).toBe(40_000_000);
+      await ok(['verify'], dir);
+    });
+  });
+
+  withTmpfsTest('a full disk while storing outs fails the stage naming the file; the uncommitted out is removed and the run is recorded', async () => {
+    await onTmpfs('4m', async (dir, grow) => {
       await writeFile(join(dir, 'pipeline.yaml'), 'stages:\n  fill:\n    cmd: head -c 3000000 /dev/zero > big.bin\n    outs: [big.bin]\n');
       const r = await runCli(['run'], { cwd: dir });
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/error: stage fill: no space left on device while storing big\.bin/);
+      expect(r.stderr).toMatch(
+        /^error: stage fill: no space left on device while storing big\.bin in artifacts\/ \(the disk holding the store is full\); removed its uncommitted out big\.bin \(3\.0 MB\) to free the space; make room and run again$/m,
+      );
       expect(r.stderr).not.toMatch(/ENOSPC: no space left on device, write/);
-      const runs = JSON.parse((await ok(['runs', '--json'], dir)).stdout) as { outcome: string }[];
-      expect(runs[0]!.outcome).toBe('failed');
-    } finally {
-      spawnSync('umount', [dir]);
-    }
+      expect(existsSync(join(dir, 'big.bin'))).toBe(false);
+      expect((await lastRecord(dir)).outcome).toBe('failed');
+      await ok(['verify'], dir);
+      grow('16m');
+      await ok(['run'], dir);
+      await ok(['verify'], dir);
+    });
+  });
+
+  withTmpfsTest('a stage kind whose outputs do not fit: the file is named, its partial outputs are gone, the run is recorded', async () => {
+    await onTmpfs('20m', async (dir, grow) => {
+      await mkdir(join(dir, 'images', 'train', 'cat'), { recursive: true });
+      for (let i = 0; i < 6; i++) await writeFile(join(dir, 'images', 'train', 'cat', `${i}.jpg`), Buffer.alloc(2_000_000, i));
+      await writeFile(join(dir, 'pipeline.yaml'), 'stages:\n  fetch:\n    uses: fetch\n    with:\n      url: images\n');
+      const r = await runCli(['run'], { cwd: dir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /^error: stage fetch: no space left on device while writing its output data\/train\/cat\/\d\.jpg in artifacts\/tmp\/ \(the disk holding the store is full\); its partial outputs were removed; make room and run again$/m,
+      );
+      expect(r.stderr).not.toMatch(/ENOSPC/);
+      expect(await readdir(join(dir, 'artifacts', 'tmp'))).toEqual([]);
+      expect((await lastRecord(dir)).outcome).toBe('failed');
+      await ok(['verify'], dir);
+      grow('40m');
+      await ok(['run'], dir);
+      await ok(['verify'], dir);
+    });
+  });
+
+  withTmpfsTest('a command that fills the disk with a file that is not its out: that file is left alone, and the run record is still written', async () => {
+    await onTmpfs('8m', async (dir) => {
+      await writeFile(join(dir, 'pipeline.yaml'), 'stages:\n  fill:\n    cmd: cat /dev/zero > junk.bin\n    outs: [out.txt]\n');
+      const r = await runCli(['run'], { cwd: dir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /^error: stage fill: no space left on device: .*\(its command said: cat: write error: No space left on device\); it left no partial outs; make room/m,
+      );
+      expect(r.stderr).not.toMatch(/could not write the run record/);
+      expect(existsSync(join(dir, 'junk.bin'))).toBe(true); // not the tool's to delete
+      // The disk is still full: the final record went over the space its first version reserved.
+      const record = await lastRecord(dir);
+      expect(record).toMatchObject({ outcome: 'failed', stages: [{ stage: 'fill', outcome: 'failed', error: expect.stringContaining('no space left') }] });
+      await rm(join(dir, 'junk.bin'));
+      await ok(['verify'], dir);
+    });
+  });
+
+  withTmpfsTest('restoring a cached out that no longer fits: the partial copy is removed and the error says so', async () => {
+    await onTmpfs('8m', async (dir) => {
+      await writeFile(join(dir, 'pipeline.yaml'), 'stages:\n  big:\n    cmd: head -c 3000000 /dev/urandom > big.bin\n    outs: [big.bin]\n');
+      await ok(['run'], dir);
+      await rm(join(dir, 'big.bin'));
+      await writeFile(join(dir, 'foreign.bin'), Buffer.alloc(3_500_000, 1));
+      const r = await runCli(['run'], { cwd: dir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /^error: stage big: no space left on device while restoring big\.bin from the store \(the disk holding \S+ is full\); removed the partial copy; make room and run again$/m,
+      );
+      expect(existsSync(join(dir, 'big.bin'))).toBe(false);
+      expect((await lastRecord(dir)).outcome).toBe('failed');
+      await rm(join(dir, 'foreign.bin'));
+      expect((await ok(['run'], dir)).stdout).toMatch(/cached\s+big\s+\S+\s+\(restored big\.bin from the store\)/);
+      await ok(['verify'], dir);
+    });
+  });
+
+  withTmpfsTest('a disk already full when the run starts: the error names what could not be written, and no lock is left behind', async () => {
+    await onTmpfs('8m', async (dir) => {
+      await writeFile(join(dir, 'pipeline.yaml'), 'stages:\n  s:\n    cmd: echo hi > s.txt\n    outs: [s.txt]\n');
+      await ok(['run'], dir);
+      // Something else fills the disk to the last byte.
+      spawnSync('sh', ['-c', 'cat /dev/zero > foreign.bin'], { cwd: dir });
+      const r = await runCli(['run', '--force'], { cwd: dir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^error: no space left on device writing \S+artifacts\/\S+: the disk holding it is full; make room and run again$/m);
+      expect(r.stderr).not.toMatch(/ENOSPC/);
+      expect(existsSync(join(dir, 'artifacts', 'lock'))).toBe(false);
+      await rm(join(dir, 'foreign.bin'));
+      expect((await ok(['run', '--force'], dir)).stdout).toMatch(/ran\s+s/);
+      await ok(['verify'], dir);
+    });
   });
 });
 
@@ -492,6 +605,38 @@ stages:
     const r = await ok(['run'], dir);
     expect(r.stdout).toMatch(/ran\s+b/);
     expect(r.stdout).toMatch(/ran\s+d/);
+    await ok(['verify'], dir);
+  });
+
+  test('verify right after verify --fix is clean: results that lost an object (corrupt, or gone before) are deleted with it', async () => {
+    const dir = await ws(`${yaml}  e:\n    cmd: printf 'eee' > e.bin\n    outs: [e.bin]\n`);
+    await ok(['run'], dir);
+    await flipByte(await objectOf(dir, 'b', 'b.bin'));
+    await rm(await objectOf(dir, 'e', 'e.bin'));
+    const torn = join(dir, 'artifacts', 'manifests', `${'f'.repeat(64)}.json`);
+    await writeFile(torn, '{"format": 1, "key": "ff');
+    const fix = await runCli(['verify', '--fix'], { cwd: dir });
+    expect(fix.code).toBe(1); // it found problems (and fixed them)
+    const after = await ok(['verify'], dir);
+    expect(after.stdout).toMatch(/: 0 corrupt, 0 missing$/m);
+    expect(fix.stdout).toMatch(/^corrupt .*used by b:b\.bin \(removed\)$/m);
+    expect(fix.stdout).toMatch(/^missing  object [0-9a-f]{16}…, used by e:e\.bin$/m);
+    expect(fix.stdout).toMatch(/^deleted  result of b \([0-9a-f]{16}…\): b\.bin corrupt; b runs again$/m);
+    expect(fix.stdout).toMatch(/^deleted  result of e \([0-9a-f]{16}…\): e\.bin gone from the store; e runs again$/m);
+    expect(fix.stdout).toMatch(/^invalidated d /m);
+    expect(fix.stdout).toMatch(/^unreadable manifest  .*f{64}\.json \(removed\)$/m);
+    expect(fix.stderr).toMatch(/fixed: .*`pipeline verify` now finds nothing wrong/);
+    expect(existsSync(torn)).toBe(false);
+
+    const status = JSON.parse((await ok(['status', '--json'], dir)).stdout) as { stages: { stage: string; state: string }[] };
+    expect(status.stages.map((s) => [s.stage, s.state])).toEqual([
+      ['b', 'stale'],
+      ['d', 'stale'],
+      ['e', 'stale'],
+    ]);
+    const r = await ok(['run'], dir);
+    for (const stage of ['b', 'd', 'e']) expect(r.stdout).toMatch(new RegExp(`ran\\s+${stage}\\b`));
+    expect(await read(dir, 'artifacts/stages/b/b.bin')).toBe('payload-abcdefghij');
     await ok(['verify'], dir);
   });
 

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import { formatBytes as formatBytesLikeCli } from '../cli/output.js';
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { runCli, workspace, type CliResult } from './helpers/cli.js';
@@ -215,9 +216,11 @@ withServer('HTTP remote on nginx', () => {
       [`${nginx.origin}/broken/`, /HTTP 503 .*; computing fetch locally$/m],
     ] as const) {
       const a = await machine(url);
-      const r = await cli(['run', '--push'], a);
+      // Computed, but not pushed: exit 3 (see the next suite).
+      const r = await cli(['run', '--push'], a, 3);
       expect(lines(r)).toEqual({ fetch: 'ran', gen: 'ran', sum: 'ran' });
       expect(r.stderr).toMatch(expected);
+      expect(r.stderr).toMatch(/^error: --push uploaded 0 of the 3 results this run computed/m);
       if (url !== `${nginx.origin}/broken/`) {
         // Given up after the first failure: sum (which starts after gen) does not ask, push warns once.
         // (fetch and gen start together, so both may have asked before the first answer.)
@@ -309,5 +312,93 @@ describe('remote configuration', () => {
     expect((await cli(['push'], c, 2)).stderr).toMatch(/no remote: add a remote: section to pipeline.yaml or pass --remote URL/);
     expect((await cli(['run', '--push'], c, 2)).stderr).toMatch(/--push needs a remote/);
     expect(existsSync(join(c, 'artifacts'))).toBe(false);
+  });
+});
+
+/**
+ * A remote that stores what is PUT (in memory) but answers 500 to the PUT of any manifest whose
+ * stage is in `failing`: some results of a run reach it, others do not.
+ */
+async function flakyRemote(failing: ReadonlySet<string>): Promise<{ url: string; manifests: () => string[]; close: () => Promise<void> }> {
+  const stored = new Map<string, Buffer>();
+  const server = createHttpServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (req.method === 'PUT') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const stage = path.includes('/manifests/') ? (JSON.parse(body.toString('utf8')) as { stage: string }).stage : undefined;
+        if (stage !== undefined && failing.has(stage)) return void res.writeHead(500).end();
+        stored.set(path, body);
+        res.writeHead(201).end();
+      });
+      return;
+    }
+    const body = stored.get(path);
+    if (!body) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-length': body.length });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/cache/`,
+    manifests: () => [...stored.keys()].filter((p) => p.includes('/manifests/')),
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+describe('run --push that pushes less than it computed', () => {
+  test('a remote that is down: exit 3 naming the shortfall; the results stay in the local store and push later', async () => {
+    const port = await freePort();
+    const a = await machine(`http://127.0.0.1:${port}/cache/`);
+    const r = await cli(['run', '--push'], a, 3);
+    expect(lines(r)).toEqual({ fetch: 'ran', gen: 'ran', sum: 'ran' });
+    expect(r.stdout).toContain(`pushed 0 of 3 computed results to http://127.0.0.1:${port}/cache/`);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^error: --push uploaded 0 of the 3 results this run computed to http://127\\.0\\.0\\.1:${port}/cache/ .*; they are in the local store: \`pipeline push\` uploads them`,
+        'm',
+      ),
+    );
+    const [record] = JSON.parse((await cli(['runs', '--json'], a)).stdout) as { outcome: string; push?: unknown }[];
+    expect(record).toMatchObject({ outcome: 'ok', push: { pushed: 0, of: 3, remote: `http://127.0.0.1:${port}/cache/` } });
+    expect((await cli(['runs'], a)).stdout).toMatch(/^ {4}push: 0 of 3 computed results to http:\S+ \(incomplete\)$/m);
+    expect(lines(await cli(['run', '--no-remote'], a))).toEqual({ fetch: 'cached', gen: 'cached', sum: 'cached' });
+    await cli(['verify'], a);
+
+    // Once the remote is back, `pipeline push` sends what the run could not.
+    const remote = await flakyRemote(new Set());
+    try {
+      await cli(['push', '--remote', remote.url], a);
+      expect(remote.manifests()).toHaveLength(3);
+    } finally {
+      await remote.close();
+    }
+  });
+
+  test('a remote that fails some uploads: exit 3, and the ones that made it are counted', async () => {
+    const remote = await flakyRemote(new Set(['sum']));
+    try {
+      const a = await machine(remote.url);
+      const r = await cli(['run', '--push'], a, 3);
+      expect(lines(r)).toEqual({ fetch: 'ran', gen: 'ran', sum: 'ran' });
+      expect(r.stderr).toMatch(/\[sum\] warning: remote \S+: PUT \S+: HTTP 500.*; not pushed/);
+      expect(r.stdout).toContain(`pushed 2 of 3 computed results to ${remote.url}`);
+      expect(r.stderr).toMatch(/^error: --push uploaded 2 of the 3 results this run computed to \S+ \(not sum\)/m);
+      expect(remote.manifests()).toHaveLength(2);
+      // A run that pushed all it computed exits 0.
+      const b = await machine(remote.url);
+      await writeFile(join(b, 'pipeline.yaml'), (await readFile(join(b, 'pipeline.yaml'), 'utf8')).replace('echo hi', 'echo ho'));
+      const ok = await cli(['run', '--push', 'gen'], b);
+      expect(ok.stdout).toMatch(/pushed 1 of 1 computed result to /);
+    } finally {
+      await remote.close();
+    }
   });
 });

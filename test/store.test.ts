@@ -1,7 +1,7 @@
 // The store's parts on real files in temp dirs: hashing, the stat cache, objects, commits, views,
 // manifests, gc and verify.
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
-import { chmod, link, mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile, appendFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, open, readdir, readFile, rm, stat, utimes, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canonicalJson, hashValue, sha256 } from '../engine/store/hash.js';
@@ -12,6 +12,10 @@ import { MANIFEST_FORMAT, outputsDigestOf, type Manifest } from '../engine/store
 import { collectGarbage } from '../engine/store/gc.js';
 import { verifyStore } from '../engine/store/verify.js';
 import { KEY_FORMAT } from '../engine/store/cache-key.js';
+import { DiskFullError } from '../engine/errors.js';
+import { writeFileAtomic } from '../engine/store/fs-tree.js';
+import type { RunRecord } from '../engine/store/runs.js';
+import { mountTmpfs, tmpfsSkipReason, unmountTmpfs } from './helpers/tmpfs.js';
 
 let root: string;
 beforeEach(async () => {
@@ -258,5 +262,86 @@ describe('gc and verify', () => {
     const fixed = await verifyStore(store, { fix: true });
     expect(fixed.removed).toBe(1);
     expect(await store.objects.has(a.files['out.txt']!.digest)).toBe(false);
+  });
+});
+
+const onTmpfs = tmpfsSkipReason('store') === undefined ? test : test.skip;
+
+/** Fills the file system of `dir` to the last byte with `filler.bin` (the write stops at ENOSPC). */
+async function fillDisk(dir: string): Promise<void> {
+  const handle = await open(join(dir, 'filler.bin'), 'w');
+  try {
+    const chunk = Buffer.alloc(1 << 16, 1);
+    for (;;) await handle.write(chunk);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    await handle.close();
+  }
+  // What a partial last chunk left: one byte at a time until nothing more fits.
+  const last = await open(join(dir, 'filler.bin'), 'a');
+  try {
+    for (;;) await last.write(Buffer.alloc(1));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    await last.close();
+  }
+}
+
+describe('a full disk', () => {
+  beforeEach(() => {
+    if (tmpfsSkipReason('store') === undefined) mountTmpfs(root, '4m');
+  });
+  afterEach(() => {
+    if (tmpfsSkipReason('store') === undefined) unmountTmpfs(root);
+  });
+
+  onTmpfs('storing an out that does not fit: the error names it, no partial object is left, and the store verifies', async () => {
+    const store = new Store(root);
+    await store.init();
+    await writeFile(join(root, 'small.txt'), 'S');
+    await writeFile(join(root, 'big.bin'), Buffer.alloc(2_500_000, 3));
+    const cache = await StatCache.load(store.statCacheFile, root);
+    const error = await ingestWorkspaceOuts(store.objects, cache, root, ['small.txt', 'big.bin']).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DiskFullError);
+    expect((error as DiskFullError).message).toBe(
+      'no space left on device while storing big.bin in artifacts/ (the disk holding the store is full); make room and run again',
+    );
+    expect(await readdir(store.tmpDir)).toEqual([]);
+    expect((await store.objects.list()).map((o) => o.digest)).toEqual([sha256('S')]);
+    const report = await verifyStore(store);
+    expect(report.corrupt.length + report.missing.length + report.badManifests.length).toBe(0);
+  });
+
+  onTmpfs('a file written atomically: a full disk names the file and leaves no temp file beside it', async () => {
+    await fillDisk(root);
+    const file = join(root, 'state', 'x.json');
+    const error = await writeFileAtomic(file, 'x'.repeat(10_000)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DiskFullError);
+    expect((error as DiskFullError).message).toBe(`no space left on device writing ${file}: the disk holding it is full; make room and run again`);
+    expect((error as DiskFullError).code).toBe('ENOSPC');
+    expect(await readdir(join(root, 'state'))).toEqual([]);
+  });
+
+  onTmpfs("a run's final record is written over the space its first version reserved when the disk filled meanwhile", async () => {
+    const store = new Store(root);
+    await store.init();
+    const record: RunRecord = { id: 'r1', command: ['run'], pid: process.pid, startedAt: new Date().toISOString(), outcome: 'running', stages: [] };
+    await store.runs.write(record);
+    await fillDisk(root);
+    const done: RunRecord = {
+      ...record,
+      outcome: 'failed',
+      finishedAt: new Date().toISOString(),
+      stages: Array.from({ length: 20 }, (_, i) => ({
+        stage: `s${i}`,
+        outcome: 'failed' as const,
+        durationMs: i,
+        error: 'no space left on device '.repeat(8),
+      })),
+    };
+    await store.runs.write(done);
+    expect(await store.runs.list()).toEqual([done]);
   });
 });

@@ -248,12 +248,12 @@ describe('cache keys', () => {
   test("the default pipeline's key params and kind versions are those of the release before these options", async () => {
     // Recorded from the code before weight decay, label smoothing and batch_augment existed
     // (sha256 of the canonical JSON of each stage's key params). The rest of a key (inputs, runtime
-    // fingerprint) does not depend on these options. The versions of decode (3), normalize (2) and
+    // fingerprint) does not depend on these options. The versions of decode (4: also its own PNG decoder), normalize (2) and
     // augment (2) moved once, on purpose, when datasets became shards (their outputs changed form);
     // their key params did not (decode's shard_mb is layout, not content, and stays out of the key).
     const before: Record<string, [number, string]> = {
       fetch: [1, 'c9a5cb43f3ad2cddfb9a100a046f838505b78fe0e2c3af779e16acd1af3e1498'],
-      decode: [3, '9b92d1af0ea5a936a249b12bbf9a2e2fb4dee10e615c7368584dda776d1a7e54'],
+      decode: [4, '9b92d1af0ea5a936a249b12bbf9a2e2fb4dee10e615c7368584dda776d1a7e54'],
       normalize: [2, '1767a3ec2cf395428d8b86f56ff5745dd99a5995bde77b76777a94eb0cb09735'],
       train: [1, 'bfbe1a82166c0d033bebc7bd2a81511a7b07dcdca8325379e09d51fde1c7525b'],
       evaluate: [1, 'ca48e2e4aac8a07b99995860353f9dfef4e67d6905df2808e6abe02229d0d889'],

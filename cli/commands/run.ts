@@ -10,13 +10,13 @@ import { collect, collectUnset, errorText, nameWidth, nonNegativeNumber, overrid
 import type { StageReport } from '../../engine/run/execute.js';
 import type { Session } from '../../engine/session.js';
 import type { StoreLock } from '../../engine/store/lock.js';
-import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
+import type { PushRecord, RunRecord, RunTrigger } from '../../engine/store/runs.js';
 import type { RemoteConfig } from '../../engine/config/remote.js';
 import type { QueueDispatcher } from '../../engine/queue/dispatch.js';
 import type { RemoteCache, RemoteCacheUi } from '../../engine/remote/cache.js';
 import type { QueueTarget } from '../../engine/queue/target.js';
 import { collectAxis, describeAssignments, experimentsOf, type Experiment, type MatrixAxis } from '../sweep.js';
-import { queueDispatch, queueTargetOf } from '../queue-run.js';
+import { openQueue, QUEUE_HELP, queueDispatch, queueTargetOf, queueTimeoutOption } from '../queue-run.js';
 
 /** Stages in flight on the queue at once unless --jobs says otherwise. */
 const QUEUE_DEFAULT_JOBS = 64;
@@ -39,6 +39,8 @@ export interface RunOptions {
   /** `--executor queue`: stages are computed by `pipeline worker`s through the `--queue` Redis. */
   executor?: 'local' | 'queue';
   queue?: string;
+  /** `--queue-timeout`: give up when no worker has taken one of the run's jobs for this long (ms). */
+  queueTimeout?: number;
   /** `--matrix`: a sweep over the cross product of these axes. */
   matrix?: MatrixAxis[];
   /** Set by `pipeline worker` for the child it runs a job in: the key the coordinator computed. */
@@ -66,6 +68,7 @@ export function register(program: Command): void {
         .default('local'),
     )
     .option('--queue <url>', 'Redis of the stage queue for --executor queue: redis://host:port[/db][?name=queue] (default: PIPELINE_QUEUE)')
+    .addOption(queueTimeoutOption())
     .option(
       '--matrix <stage.param=v1,v2>',
       'a sweep: run every combination of the values as its own experiment, sharing the stages they have in common (repeatable)',
@@ -73,6 +76,7 @@ export function register(program: Command): void {
       [],
     )
     .addOption(new Option('--worker-job <key>', 'run by `pipeline worker`: compute only the named stage, whose key must be <key>').hideHelp())
+    .addHelpText('after', QUEUE_HELP)
     .action(async (targets: string[], options: RunOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       // On the queue, --jobs caps stages in flight across all workers, not this machine's cores.
@@ -207,7 +211,7 @@ async function runForReal(
   const { execute } = await modules.execute;
   const { newRunId } = await modules.runs;
   const { stageLogger, stageProgress, formatDuration } = await modules.output;
-  const { AbortedError, PipelineError, StageError } = await modules.errors;
+  const { AbortedError, PipelineError, PushIncompleteError, StageError } = await modules.errors;
   const { signalRunningCommands } = await modules.cmdStage;
   const { stopLeftoverGroups } = await modules.commandGroups;
   await modules.lockfile;
@@ -234,13 +238,9 @@ async function runForReal(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
-  // A worker's child stops when its worker dies (the IPC channel closes), as if interrupted.
-  const onOrphaned = () => onSignal('SIGTERM');
-  if (options.workerJob !== undefined) {
-    process.once('disconnect', onOrphaned);
-    // Its output went to the dead worker: writes fail (EPIPE) and must not crash the clean stop.
-    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
-  }
+  // A worker's child stops when its worker dies (cli/worker-child.ts), as if interrupted.
+  const workerChild = await import('../worker-child.js');
+  const endOrphanable = workerChild.whileOrphanable(() => onSignal('SIGTERM'));
 
   let lock: StoreLock | undefined;
   let remote: RemoteCache | undefined;
@@ -261,7 +261,7 @@ async function runForReal(
 
     const ui = { logger: (s: string) => stageLogger(s, globals.verbose), progress: (s: string) => stageProgress(s) };
     remote = remoteConfig ? await openRemoteCache(session, remoteConfig, ui) : undefined;
-    if (queueTarget) queue = await (await import('../../engine/queue/dispatch.js')).QueueDispatcher.open(queueTarget);
+    if (queueTarget) queue = await openQueue(queueTarget, options);
 
     const sweepId = newRunId(new Date(started));
     for (const [i, { experiment }] of runs.entries()) {
@@ -318,7 +318,7 @@ async function runForReal(
           remote,
           dispatch,
           ...(options.workerJob !== undefined
-            ? { computeOnly: new Set(selection.slice(-1)), expectKeys: new Map([[selection.at(-1)!, options.workerJob]]) }
+            ? { computeOnly: new Set(selection.slice(-1)), expectKeys: new Map([[selection.at(-1)!, options.workerJob]]), producer: workerChild.workerName() }
             : {}),
           ...(sweep
             ? {
@@ -333,6 +333,7 @@ async function runForReal(
       }),
     );
     const allReports = results.flatMap((r) => r.reports);
+    let push: PushRecord | undefined;
 
     if (globals.verbose)
       err(`stat cache: ${statCache.hashedFiles} file${statCache.hashedFiles === 1 ? '' : 's'} hashed in this run (unchanged files are not rehashed)`);
@@ -340,10 +341,13 @@ async function runForReal(
       // A worker's result must be on the remote for the coordinator, also when it was cached here.
       const target = allReports.find((r) => r.stage === selection.at(-1) && r.manifest && (r.outcome === 'ran' || r.outcome === 'cached'));
       if (target) await remote.ensure([target.manifest!], stop.signal);
+      // Computed here, or found made (by whom, its manifest says): the run record credits who computed.
+      if (target) await workerChild.reportToWorker({ computed: target.outcome === 'ran', computedBy: target.manifest!.worker });
     } else if (remote && options.push) {
       const computed = allReports.filter((r) => r.outcome === 'ran' && r.manifest && !r.worker).map((r) => ({ stage: r.stage, manifest: r.manifest! }));
-      const pushed = await remote.push(computed, stop.signal);
+      const { pushed, notPushed } = await remote.push(computed, stop.signal);
       out(`pushed ${pushed} of ${computed.length} computed result${computed.length === 1 ? '' : 's'} to ${remote.backend.url}`);
+      push = { pushed, of: computed.length, remote: remote.backend.url, ...(notPushed.length ? { notPushed } : {}) };
     }
     for (const { reports, record, session: s } of results) {
       const counts = countOutcomes(reports);
@@ -359,7 +363,9 @@ async function runForReal(
         error: r.error === undefined ? undefined : errorText(r.error),
         restored: r.restored,
         worker: r.worker,
+        hint: r.hint,
       }));
+      if (push) record.push = push;
       // A sweep compares experiments; which of them should become the model is the user's call.
       if (!sweep && record.outcome === 'ok' && s.pipeline.promote) {
         record.promotion = await (await import('../promotion.js')).promoteAndReport(s, record);
@@ -397,12 +403,12 @@ async function runForReal(
     }
     const promotion = records.find((r) => r.promotion?.decision === 'error')?.promotion;
     if (promotion) throw new StageError(`promotion failed: ${promotion.reason}`);
+    if (push && push.pushed < push.of) throw new PushIncompleteError(pushShortfall(push));
   } catch (e) {
     // Ctrl-C while hashing or waiting surfaces as some abort error: report it as the interrupt it is.
     if (signalled && !(e instanceof PipelineError)) throw new AbortedError();
     throw e;
   } finally {
-    process.off('disconnect', onOrphaned);
     await queue?.close();
     remote?.backend.close?.();
     try {
@@ -412,6 +418,7 @@ async function runForReal(
       err(`warning: could not save the stat cache: ${e instanceof Error ? e.message : String(e)}`);
     } finally {
       await lock?.release();
+      endOrphanable();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('SIGHUP', onSignal);
@@ -431,6 +438,17 @@ async function writeFinalRecord(store: Session['store'], record: RunRecord): Pro
       err(`warning: could not write the run record ${join(store.runs.dir, `${record.id}.json`)}: ${first instanceof Error ? first.message : String(first)}`);
     }
   }
+}
+
+/** Why `run --push` exits 3: what did not reach the remote, and that nothing is lost. */
+function pushShortfall(push: PushRecord): string {
+  const missed = push.notPushed ?? [];
+  const stages = missed.length ? ` (not ${missed.map((n) => n.stage).join(', ')})` : '';
+  const why = missed.length ? `: ${missed[0]!.reason}` : '';
+  return (
+    `--push uploaded ${push.pushed} of the ${push.of} results this run computed to ${push.remote}${stages}${why}; ` +
+    'they are in the local store: `pipeline push` uploads them once the remote works'
+  );
 }
 
 function countOutcomes(reports: StageReport[]): Record<StageReport['outcome'], number> {
@@ -460,6 +478,7 @@ function printReport(r: StageReport, width: number, verbose: boolean): void {
     case 'failed':
       out(stageLine('failed', r.stage, width, r.durationMs));
       err(`error: ${verbose && r.error instanceof Error && r.error.stack ? r.error.stack : errorText(r.error)}`);
+      if (r.hint) err(`hint: ${r.hint}`);
       break;
     case 'aborted':
       out(stageLine('aborted', r.stage, width, r.durationMs, '(stopped; nothing committed)'));

@@ -47,6 +47,10 @@ export function register(program: Command): void {
           );
         if (r.error) process.stdout.write(`    error: ${r.error}\n`);
         if (r.promotion) process.stdout.write(`    promotion: ${r.promotion.decision} (${r.promotion.reason})\n`);
+        if (r.push) {
+          const complete = r.push.pushed === r.push.of ? '' : ' (incomplete)';
+          process.stdout.write(`    push: ${r.push.pushed} of ${r.push.of} computed results to ${r.push.remote}${complete}\n`);
+        }
         for (const n of r.notifications ?? []) process.stdout.write(`    notified ${n.event} ${n.target}: ${n.ok ? 'ok' : n.error}\n`);
         const width = Math.max(0, ...r.stages.map((s) => s.stage.length));
         for (const s of r.stages) {
@@ -55,6 +59,7 @@ export function register(program: Command): void {
           process.stdout.write(
             `    ${s.outcome.padEnd(7)}  ${s.stage.padEnd(width)}  ${formatDuration(s.durationMs).padStart(6)}${where}${note ? `  (${note})` : ''}\n`,
           );
+          if (s.hint) process.stdout.write(`      hint: ${s.hint}\n`);
         }
       }
     });

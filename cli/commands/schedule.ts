@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import type { GlobalOptions } from '../global-options.js';
 import type { Session } from '../../engine/session.js';
 import { errorText, positiveInt } from '../stage-lines.js';
+import { QUEUE_HELP, queueTimeoutOption } from '../queue-run.js';
 import type { ScheduleEntry } from '../../engine/config/automation.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
 import type { Tick, RunningTick } from '../../engine/schedule/scheduler.js';
@@ -18,6 +19,7 @@ interface ScheduleOptions {
   jobs: number;
   executor: 'local' | 'queue';
   queue?: string;
+  queueTimeout?: number;
 }
 
 export function register(program: Command): void {
@@ -33,6 +35,8 @@ export function register(program: Command): void {
         .default('local'),
     )
     .option('--queue <url>', 'Redis of the stage queue for --executor queue (default: PIPELINE_QUEUE)')
+    .addOption(queueTimeoutOption())
+    .addHelpText('after', QUEUE_HELP)
     .action(async (options: ScheduleOptions, command: Command) => {
       if (options.executor === 'queue' && command.getOptionValueSource('jobs') === 'default') options.jobs = 64; // as run --executor queue
       await scheduleCommand(options, command.optsWithGlobals<GlobalOptions>());
@@ -59,7 +63,9 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     if (!session.pipeline.remote)
       throw new UsageError('--executor queue needs a remote cache (remote: in pipeline.yaml): workers pull inputs from it and push results to it');
     (await import('../../engine/queue/target.js')).parseQueueUrl(url);
+    (await import('../../engine/queue/jobs.js')).queueSecretFrom(process.env, '--executor queue');
   } else if (options.queue !== undefined) throw new UsageError('--queue is for --executor queue');
+  else if (options.queueTimeout !== undefined) throw new UsageError('--queue-timeout is for --executor queue');
   // Each entry's overrides must make a valid pipeline now, not at 3 a.m.
   for (const entry of entries) {
     if (entry.sets.length) await loadPipeline(globals.config, { sets: entry.sets, kinds: session.kinds });
@@ -169,7 +175,17 @@ class TickRunner {
       // lockTimeout 0: a run going in another process means this tick is skipped, not queued.
       await runCommand(
         entry.stages,
-        { set: entry.sets, unset: [], jobs: this.options.jobs, lockTimeout: 0, trigger, onRecord, executor: this.options.executor, queue: this.options.queue },
+        {
+          set: entry.sets,
+          unset: [],
+          jobs: this.options.jobs,
+          lockTimeout: 0,
+          trigger,
+          onRecord,
+          executor: this.options.executor,
+          queue: this.options.queue,
+          queueTimeout: this.options.queueTimeout,
+        },
         this.globals,
       );
     } catch (e) {

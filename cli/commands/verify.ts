@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import type { ProgressReporter } from '../../engine/contract.js';
+import type { VerifyReport } from '../../engine/store/verify.js';
 import { nonNegativeNumber, shown } from '../stage-lines.js';
 
 interface VerifyOptions {
@@ -30,11 +31,30 @@ function quietBelow(bytes: number, progress: ProgressReporter): ProgressReporter
   };
 }
 
+/** `a, b and 3 more`: paths of one result, not thousands of them. */
+function listed(paths: readonly string[], max = 3): string {
+  return paths.length <= max ? paths.join(', ') : `${paths.slice(0, max).join(', ')} and ${paths.length - max} more`;
+}
+
+/** What `--fix` did, in one clause. */
+function fixedText(report: VerifyReport): string {
+  const deleted = [...report.incomplete, ...report.invalidated].map((r) => r.stage);
+  const parts = [
+    report.removed ? `removed ${report.removed} corrupt object${report.removed > 1 ? 's' : ''}` : '',
+    deleted.length
+      ? `deleted ${deleted.length} result${deleted.length > 1 ? 's' : ''} (${[...new Set(deleted)].join(', ')}: they run again on the next \`pipeline run\`)`
+      : '',
+    report.badManifests.length ? `removed ${report.badManifests.length} unreadable manifest${report.badManifests.length > 1 ? 's' : ''}` : '',
+    report.badViews.length + report.badLinks.length ? `rebuilt ${report.badViews.length + report.badLinks.length} views or links` : '',
+  ];
+  return parts.filter(Boolean).join(', ');
+}
+
 export function register(program: Command): void {
   program
     .command('verify')
     .description('rehash every stored object and report corrupt or missing ones (exit 1 if any)')
-    .option('--fix', 'delete corrupt objects so the stages that made them run again')
+    .option('--fix', 'delete corrupt objects and the results that lack an object, so their stages run again; rebuild views')
     .option('--json', 'machine-readable output')
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (options: VerifyOptions, command: Command) => {
@@ -62,7 +82,18 @@ export function register(program: Command): void {
           );
         }
         for (const m of report.missing) process.stdout.write(`missing  object ${m.digest.slice(0, 16)}…, used by ${m.usedBy.join(', ')}\n`);
-        for (const b of report.badManifests) process.stdout.write(`unreadable manifest  ${shown(b)}\n`);
+        for (const b of report.badManifests) process.stdout.write(`unreadable manifest  ${shown(b)}${options.fix ? ' (removed)' : ''}\n`);
+        for (const i of report.incomplete) {
+          const lacks = [
+            ...(i.corrupt.length ? [`${listed(i.corrupt)} corrupt`] : []),
+            ...(i.missing.length ? [`${listed(i.missing)} gone from the store`] : []),
+          ].join(', ');
+          process.stdout.write(
+            options.fix
+              ? `deleted  result of ${i.stage} (${i.key.slice(0, 16)}…): ${lacks}; ${i.stage} runs again\n`
+              : `incomplete result of ${i.stage} (${i.key.slice(0, 16)}…): ${lacks} (the next run recomputes it; --fix deletes it now)\n`,
+          );
+        }
         for (const i of report.invalidated) {
           process.stdout.write(
             `invalidated ${i.stage} (${i.key.slice(0, 16)}…): computed from a corrupt object${options.fix ? '; it runs again' : ' (--fix deletes its result)'}\n`,
@@ -84,8 +115,10 @@ export function register(program: Command): void {
       const problems = report.corrupt.length + report.missing.length + report.badManifests.length + report.badViews.length + report.badLinks.length;
       if (problems > 0) {
         const views = report.badViews.length + report.badLinks.length ? `, ${report.badViews.length + report.badLinks.length} bad views or links` : '';
+        const found = `${report.corrupt.length} corrupt, ${report.missing.length} missing, ${report.badManifests.length} unreadable manifests${views}`;
+        if (options.fix) throw new StageError(`store verification found ${found}; fixed: ${fixedText(report)}; \`pipeline verify\` now finds nothing wrong`);
         throw new StageError(
-          `store verification failed: ${report.corrupt.length} corrupt, ${report.missing.length} missing, ${report.badManifests.length} unreadable manifests${views}${options.fix ? '' : ' (pipeline verify --fix deletes corrupt objects and what was computed from them, so their stages rerun, and rebuilds views)'}`,
+          `store verification failed: ${found} (pipeline verify --fix deletes corrupt objects and the results that lack an object or were computed from a corrupt one, so their stages rerun, and rebuilds views)`,
         );
       }
     });

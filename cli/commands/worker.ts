@@ -1,8 +1,9 @@
 // `pipeline worker --queue redis://HOST:PORT`: compute stages for coordinators (`pipeline run
-// --executor queue`) in this checkout's store, until stopped. Each job runs as a child `pipeline
-// run STAGE` that pulls the stage's inputs from the remote, checks the cache key, computes and
-// pushes. Ctrl-C finishes the running stage first; a second Ctrl-C stops it (the job goes back to
-// the queue and another worker takes it).
+// --executor queue`) in this checkout's store, until stopped. Each job (signed with
+// PIPELINE_QUEUE_SECRET, checked before anything starts) runs as a child `pipeline run STAGE` that
+// pulls the stage's inputs from this worker's remote, checks the cache key, computes and pushes.
+// Ctrl-C finishes the running stage first; a second Ctrl-C stops it (the job goes back to the
+// queue and another worker takes it).
 import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,7 @@ import { positiveInt, positiveNumber } from '../stage-lines.js';
 
 interface WorkerOptions {
   queue?: string;
+  remote?: string;
   name?: string;
   concurrency: number;
   lockSeconds: number;
@@ -21,21 +23,37 @@ export function register(program: Command): void {
     .command('worker')
     .description('compute stages queued by `pipeline run --executor queue` (in this checkout and its store) until stopped')
     .option('--queue <url>', 'Redis of the stage queue: redis://host:port[/db][?name=queue] (default: PIPELINE_QUEUE)')
+    .option('--remote <url>', "the remote cache this worker pulls inputs from and pushes results to (default: the pipeline's remote:)")
     .option('--name <name>', 'how runs name this worker (default: host:pid)')
     .option('--concurrency <n>', 'stages this worker runs at once', positiveInt, 1)
     .option('--lock-seconds <s>', 'a job whose worker stops renewing its lock this long (killed, cut off) goes to another worker', positiveNumber, 10)
+    .addHelpText(
+      'after',
+      `
+Needs PIPELINE_QUEUE_SECRET, the secret the coordinators sign their jobs with: a job without a
+valid signature is refused (and not retried). A job only picks a stage, its params and a pipeline
+file of this checkout; the remote and the code are this worker's own. See SECURITY.md.`,
+    )
     .action(async (options: WorkerOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const { openSession } = await import('../session.js');
+      const { chosenRemote } = await import('../remote.js');
       const { UsageError } = await import('../../engine/errors.js');
       const { parseQueueUrl } = await import('../../engine/queue/target.js');
       const { startStageWorker } = await import('../../engine/queue/worker.js');
-      const { lockTiming } = await import('../../engine/queue/jobs.js');
+      const { lockTiming, queueSecretFrom } = await import('../../engine/queue/jobs.js');
       const url = options.queue ?? process.env.PIPELINE_QUEUE;
       if (!url) throw new UsageError('pipeline worker needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
       const target = parseQueueUrl(url);
+      const secret = queueSecretFrom(process.env, 'pipeline worker');
       // A broken pipeline file is reported now, not once per job.
       const session = await openSession(globals.config);
+      // The remote is the worker's own, never a job's: its credentials go nowhere a job names.
+      const remote = chosenRemote(session.pipeline, options.remote);
+      if (!remote)
+        throw new UsageError(
+          "pipeline worker needs a remote cache (--remote URL, or remote: in the pipeline file): it pulls a stage's inputs from it and pushes results to it",
+        );
       const name = options.name ?? `${hostname()}:${process.pid}`;
       const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
       const { checkQueueReachable } = await import('../../engine/queue/dispatch.js');
@@ -43,6 +61,10 @@ export function register(program: Command): void {
       const worker = await startStageWorker({
         target,
         root: session.pipeline.root,
+        pipeline: session.pipeline,
+        kinds: session.kinds,
+        secret,
+        remote: remote.url,
         cli: fileURLToPath(new URL('../main.js', import.meta.url)),
         name,
         concurrency: options.concurrency,
@@ -50,7 +72,7 @@ export function register(program: Command): void {
         verbose: globals.verbose,
         log,
       });
-      log(`worker ${name}: waiting for stages on ${target.display} (queue ${target.name}); Ctrl-C to stop`);
+      log(`worker ${name}: waiting for stages on ${target.display} (queue ${target.name}); remote ${remote.url}; Ctrl-C to stop`);
       await new Promise<void>((resolve) => {
         let stopping = false;
         const onSignal = () => {

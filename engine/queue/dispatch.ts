@@ -1,29 +1,54 @@
 // The coordinator's side of the queue: enqueue a stage whose inputs are ready, wait for a worker to
 // finish it, report the worker's error when it fails. Jobs are deduplicated by (stage, key), so a
 // restarted coordinator, or two experiments of a sweep needing the same stage, wait on one job.
+// Every job is signed with the queue secret (engine/queue/jobs.ts). While jobs wait and no worker
+// takes any, the coordinator says so, and gives up after the queue timeout when one is set.
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { AbortedError, StageError, UsageError } from '../errors.js';
-import { stageJobId, type StageJob, type StageJobResult } from './jobs.js';
+import { signJob, stageJobId, type SignedStageJob, type StageJob, type StageJobResult } from './jobs.js';
 import type { QueueTarget } from './target.js';
+import { TakeWatch } from './watch.js';
 
 /** What a job needs besides its stage and key (the same for every stage of one run). */
 export type JobContext = Omit<StageJob, 'stage' | 'key'>;
 
+export interface DispatchOptions {
+  /** PIPELINE_QUEUE_SECRET: signs every job. */
+  secret: string;
+  /** Give up when no worker has taken any of our waiting jobs for this long (undefined: wait). */
+  timeoutMs?: number;
+  warn(line: string): void;
+}
+
 export class QueueDispatcher {
+  private readonly watch: TakeWatch;
+
   private constructor(
     private readonly target: QueueTarget,
-    private readonly queue: Queue<StageJob, StageJobResult>,
+    private readonly queue: Queue<SignedStageJob, StageJobResult>,
     private readonly events: QueueEvents,
-  ) {}
+    private readonly options: DispatchOptions,
+  ) {
+    const where = `queue ${target.name} on ${target.display.replace(/\?.*$/, '')}`;
+    this.watch = new TakeWatch({
+      timeoutMs: options.timeoutMs,
+      where,
+      workers: () => queue.getWorkersCount().catch(() => undefined),
+      isActive: async (id) => (await queue.getJob(id).then((j) => j?.getState())) === 'active',
+      warn: options.warn,
+    });
+    events.on('active', ({ jobId }) => this.watch.taken(jobId));
+    events.on('waiting', ({ jobId }) => this.watch.returned(jobId));
+  }
 
   /** Connects (failing fast with a clear error when Redis cannot be reached). */
-  static async open(target: QueueTarget): Promise<QueueDispatcher> {
+  static async open(target: QueueTarget, options: DispatchOptions): Promise<QueueDispatcher> {
     await checkQueueReachable(target);
-    const queue = new Queue<StageJob, StageJobResult>(target.name, { connection: target.connection });
+    const queue = new Queue<SignedStageJob, StageJobResult>(target.name, { connection: target.connection });
     const events = new QueueEvents(target.name, { connection: target.connection });
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
-    return new QueueDispatcher(target, queue, events);
+    return new QueueDispatcher(target, queue, events, options);
   }
 
   get url(): string {
@@ -41,44 +66,49 @@ export class QueueDispatcher {
     key: string,
     context: JobContext,
     signal: AbortSignal,
-    onQueued?: (job: Job<StageJob>) => void,
+    onQueued?: (job: Job<SignedStageJob>) => void,
     force = false,
   ): Promise<StageJobResult> {
     signal.throwIfAborted();
     const id = stageJobId(stage, key);
-    const earlier = await this.queue.getJob(id);
-    if (earlier) {
-      const state = await earlier.getState();
-      if (state === 'failed' || state === 'completed') await earlier.remove();
-    }
-    const job = await this.queue.add(
-      stage,
-      { ...context, stage, key, ...(force ? { force } : {}) },
-      {
+    // Watched before it is added: the event of a worker taking it may come at once.
+    const gaveUp = this.watch.add(id, stage);
+    try {
+      const earlier = await this.queue.getJob(id);
+      if (earlier) {
+        const state = await earlier.getState();
+        if (state === 'failed' || state === 'completed') await earlier.remove();
+        else if (state === 'active') this.watch.taken(id);
+      }
+      const payload: StageJob = { ...context, stage, key, ...(force ? { force } : {}) };
+      const job = await this.queue.add(stage, signJob(payload, this.target.name, this.options.secret), {
         jobId: id,
         attempts: 1,
         removeOnComplete: { age: 24 * 3600, count: 10_000 },
         removeOnFail: { age: 24 * 3600, count: 10_000 },
-      },
-    );
-    onQueued?.(job);
-    const aborted = new Promise<never>((_, reject) => {
-      const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new AbortedError());
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      const result = (await Promise.race([job.waitUntilFinished(this.events), aborted])) as StageJobResult | undefined;
+      });
+      onQueued?.(job);
+      const aborted = new Promise<never>((_, reject) => {
+        const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new AbortedError());
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
+      });
+      const result = (await Promise.race([job.waitUntilFinished(this.events), aborted, gaveUp])) as StageJobResult | undefined;
       if (!result || result.key !== key) throw new StageError(`stage ${stage}: the queue reported a result for another key (${result?.key ?? 'none'})`);
       return result;
     } catch (err) {
       if (signal.aborted || err instanceof AbortedError) throw err;
       if (err instanceof StageError) throw err;
-      throw new StageError(`stage ${stage} failed ${err instanceof Error ? err.message : String(err)}`);
+      // A worker's report, as Redis holds it (anyone who can write there can write it): no terminal control codes.
+      const why = (err instanceof Error ? err.message : String(err)).replace(/[^\P{Cc}\n]/gu, '?');
+      throw new StageError(`stage ${stage} failed ${why}`);
+    } finally {
+      this.watch.remove(id);
     }
   }
 
   async close(): Promise<void> {
+    this.watch.close();
     await Promise.allSettled([this.events.close(), this.queue.close()]);
   }
 }

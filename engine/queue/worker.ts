@@ -1,16 +1,31 @@
-// The worker's side of the queue: take a stage job, run it in this host's checkout and store, and
-// answer. The stage runs as a child `pipeline run STAGE --worker-job KEY` (pull inputs from the
-// remote, check the key, compute, push): a CPU-bound stage cannot starve the event loop that
-// renews the job's lock, and the child stops itself if this process dies (IPC disconnect).
+// The worker's side of the queue: take a stage job, check it (engine/queue/admit.ts: signature,
+// pipeline file, stage, overrides), run it in this host's checkout and store against this host's
+// remote, and answer. A job it refuses fails at once, without retry, saying why. The stage runs as
+// a child `pipeline run STAGE --worker-job KEY` (pull inputs from the remote, check the key,
+// compute, push): a CPU-bound stage cannot starve the event loop that renews the job's lock, and
+// the child stops itself if this process dies (IPC disconnect, cli/worker-child.ts).
 import { spawn } from 'node:child_process';
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
-import type { LockTiming, StageJob, StageJobResult } from './jobs.js';
+import type { KindRegistry } from '../config/parse.js';
+import type { Pipeline } from '../config/pipeline.js';
+import { JobRefusedError } from '../errors.js';
+import { admitJob, type AdmittedJob } from './admit.js';
+import { isWorkerChildReport, QUEUE_SECRET_ENV, WORKER_CHILD_ENV, type LockTiming, type StageJobResult, type WorkerChildReport } from './jobs.js';
 import type { QueueTarget } from './target.js';
+
+export { WORKER_CHILD_ENV };
 
 export interface StageWorkerOptions {
   target: QueueTarget;
   /** Project root of this host's checkout (where job.config is resolved and artifacts/ lives). */
   root: string;
+  /** This worker's own pipeline (its --config): what the checks measure a job's pipeline file against. */
+  pipeline: Pipeline;
+  kinds: KindRegistry;
+  /** PIPELINE_QUEUE_SECRET: a job must be signed with it. */
+  secret: string;
+  /** This worker's remote (its --remote or its pipeline's remote:): every stage pulls from and pushes to it. */
+  remote: string;
   /** The CLI entry point to run stages with (dist/cli/main.js). */
   cli: string;
   name: string;
@@ -30,39 +45,54 @@ export interface RunningWorker {
 /** Lines of a stage's own output a failure report carries. */
 const OUTPUT_TAIL = 5;
 
-/** The environment variable that tells a `pipeline run` it was started by a worker. */
-export const WORKER_CHILD_ENV = 'PIPELINE_WORKER_CHILD';
+/** What reaches the log (and Redis) of a job's own text: no control characters, bounded. */
+const printable = (v: unknown, max = 200): string =>
+  String(v)
+    .replace(/\p{Cc}/gu, '?')
+    .slice(0, max);
 
 export async function startStageWorker(opts: StageWorkerOptions): Promise<RunningWorker> {
   const children = new Set<ReturnType<typeof spawn>>();
-  const processor = async (job: Job<StageJob, StageJobResult>): Promise<StageJobResult> => {
-    const d = job.data;
+  const processor = async (raw: Job<unknown, StageJobResult>): Promise<StageJobResult> => {
+    let d: AdmittedJob;
+    try {
+      d = await admitJob(raw.data, { root: opts.root, own: opts.pipeline, kinds: opts.kinds, queueName: opts.target.name, secret: opts.secret });
+    } catch (err) {
+      if (!(err instanceof JobRefusedError)) throw err;
+      const stage = (raw.data as { stage?: unknown } | null)?.stage;
+      const why = printable(err.message, 2000);
+      opts.log(`refused job ${printable(raw.id)} (stage ${printable(stage)}): ${why}`);
+      // Not retried: the same job is refused the same way anywhere.
+      throw new UnrecoverableError(`on worker ${opts.name}: refused: ${why}`);
+    }
     const started = Date.now();
     const tag = `${d.stage} ${d.key.slice(0, 12)}`;
-    opts.log(`${tag}: started (run ${d.runId} of ${d.coordinator})`);
     const args = [
       opts.cli,
-      '--config',
-      d.config,
-      ...(d.backend ? ['--backend', d.backend] : []),
+      `--config=${d.configFile}`,
+      ...(d.backend ? [`--backend=${d.backend}`] : []),
       ...(opts.verbose ? ['--verbose'] : []),
       'run',
-      d.stage,
-      '--remote',
-      d.remote,
+      `--remote=${opts.remote}`,
       '--push',
-      '--worker-job',
-      d.key,
+      `--worker-job=${d.key}`,
       ...(d.force ? ['--force'] : []),
-      ...d.unset.flatMap((u) => ['--unset', u]),
-      ...d.sets.flatMap((s) => ['--set', s]),
+      ...d.unset.map((u) => `--unset=${u}`),
+      ...d.sets.map((s) => `--set=${s}`),
+      '--',
+      d.stage,
     ];
-    const child = spawn(process.execPath, args, {
-      cwd: opts.root,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      env: { ...process.env, [WORKER_CHILD_ENV]: opts.name, NO_COLOR: '1' },
-    });
+    // The stage process needs no queue credentials: its commands never see them.
+    const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_CHILD_ENV]: opts.name, NO_COLOR: '1' };
+    delete env[QUEUE_SECRET_ENV];
+    delete env.PIPELINE_QUEUE_PASSWORD;
+    const child = spawn(process.execPath, args, { cwd: opts.root, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env });
     children.add(child);
+    opts.log(`${tag}: started (run ${printable(d.runId)} of ${printable(d.coordinator)}) as pid ${child.pid}`);
+    let report: WorkerChildReport | undefined;
+    child.on('message', (m) => {
+      if (isWorkerChildReport(m)) report = m;
+    });
     const errors: string[] = [];
     const output: string[] = [];
     const relay = (stream: NodeJS.ReadableStream, keep: boolean) => {
@@ -89,8 +119,11 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
     }).finally(() => children.delete(child));
     const durationMs = Date.now() - started;
     if (exit.code === 0) {
-      opts.log(`${tag}: done in ${(durationMs / 1000).toFixed(1)}s`);
-      return { worker: opts.name, key: d.key, durationMs };
+      // Found already made (e.g. by a worker cut off after it pushed): whoever computed it gets the credit.
+      const computed = report?.computed ?? true;
+      const by = report?.computedBy === undefined ? undefined : printable(report.computedBy);
+      opts.log(`${tag}: ${computed ? 'done' : `found it already computed${by ? ` by ${by}` : ''}`} in ${(durationMs / 1000).toFixed(1)}s`);
+      return { worker: opts.name, key: d.key, durationMs, computed, ...(by !== undefined ? { computedBy: by } : {}) };
     }
     const why = errors.find((e) => !e.startsWith('warning:')) ?? (exit.signal ? `stopped by ${exit.signal}` : `exit code ${exit.code}`);
     opts.log(`${tag}: failed: ${why}`);
@@ -100,7 +133,7 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
     throw new UnrecoverableError(`on worker ${opts.name}: ${why}${tail}`);
   };
 
-  const worker = new Worker<StageJob, StageJobResult>(opts.target.name, processor, {
+  const worker = new Worker<unknown, StageJobResult>(opts.target.name, processor, {
     connection: opts.target.connection,
     concurrency: opts.concurrency,
     lockDuration: opts.timing.lockMs,

@@ -15,6 +15,12 @@ export interface RemoteCacheUi {
   progress(stage: string): ProgressReporter;
 }
 
+/** What `push` uploaded: how many results, and which stages' results it could not (with why). */
+export interface PushOutcome {
+  pushed: number;
+  notPushed: { stage: string; reason: string }[];
+}
+
 export class RemoteCache {
   /** Set once the remote is unusable for the rest of this run. */
   private down: string | undefined;
@@ -48,13 +54,17 @@ export class RemoteCache {
     }
   }
 
-  /** Uploads committed results; returns how many made it. Failures are warnings. */
-  async push(results: readonly { stage: string; manifest: Manifest }[], signal: AbortSignal): Promise<number> {
-    let pushed = 0;
+  /** Uploads committed results; says which did not make it and why (each also warned). */
+  async push(results: readonly { stage: string; manifest: Manifest }[], signal: AbortSignal): Promise<PushOutcome> {
+    const outcome: PushOutcome = { pushed: 0, notPushed: [] };
     for (const { stage, manifest } of results) {
       if (this.down !== undefined) {
-        this.ui.logger(stage).warn(`remote ${this.backend.url} is not usable in this run (${this.down}); not pushed`);
-        break;
+        // Said once; the stages after it are only counted.
+        if (!outcome.notPushed.some((n) => n.reason === this.down)) {
+          this.ui.logger(stage).warn(`remote ${this.backend.url} is not usable in this run (${this.down}); not pushed`);
+        }
+        outcome.notPushed.push({ stage, reason: this.down });
+        continue;
       }
       try {
         await pushResult(this.store, this.backend, manifest, {
@@ -64,14 +74,15 @@ export class RemoteCache {
           progressLabel: 'push to remote',
           reupload: this.damaged,
         });
-        pushed++;
+        outcome.pushed++;
       } catch (err) {
         if (signal.aborted) throw err;
         this.ui.logger(stage).warn(`remote ${this.backend.url}: ${errorMessage(err)}; not pushed`);
+        outcome.notPushed.push({ stage, reason: errorMessage(err) });
         if (remoteIsDown(err)) this.down = errorMessage(err);
       }
     }
-    return pushed;
+    return outcome;
   }
 
   /**

@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../contract.js';
 import { AbortedError, StageError } from '../errors.js';
 import { ownedOutPath } from './owned-paths.js';
+import { commandDiskFull, commandOutOfSpace, DiskFullWatch } from './disk-full.js';
 import type { CommandGroups } from './command-groups.js';
 
 export interface CmdOptions {
@@ -82,8 +83,13 @@ bash -c "$1"`;
 export async function runCmd(opts: CmdOptions): Promise<void> {
   opts.signal.throwIfAborted();
   await prepareOuts(opts.root, opts.outs, opts.stage);
-  const out = lineSplitter((l) => opts.log.info(l));
-  const err = lineSplitter((l) => opts.log.info(l));
+  const diskFull = new DiskFullWatch();
+  const forward = (l: string) => {
+    diskFull.see(l);
+    opts.log.info(l);
+  };
+  const out = lineSplitter(forward);
+  const err = lineSplitter(forward);
   const proc = spawn('bash', ['-c', WRAPPER, 'pipeline-cmd', SHELL_PREFIX + opts.cmd], {
     cwd: opts.root,
     detached: true,
@@ -125,7 +131,13 @@ export async function runCmd(opts: CmdOptions): Promise<void> {
     out.flush();
     err.flush();
     if (opts.signal.aborted) throw new AbortedError(`stage ${opts.stage} interrupted`);
-    if (result.code !== 0) throw new StageError(`stage ${opts.stage}: command ${describeExit(result.code, result.signal)}`);
+    if (result.code !== 0) {
+      const exit = describeExit(result.code, result.signal);
+      const killed = result.code === null || result.code > 128;
+      const outOfSpace = await commandOutOfSpace(opts.root, opts.outs, diskFull.line, killed);
+      if (outOfSpace) throw commandDiskFull(opts.stage, exit, outOfSpace);
+      throw new StageError(`stage ${opts.stage}: command ${exit}`);
+    }
   } finally {
     opts.signal.removeEventListener('abort', onAbort);
     if (killTimer) clearTimeout(killTimer);

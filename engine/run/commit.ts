@@ -4,7 +4,8 @@ import type { StatCache } from '../store/stat-cache.js';
 import type { ObjectStore } from '../store/objects.js';
 import type { OutputFile } from '../store/manifest.js';
 import { stat, unlink } from 'node:fs/promises';
-import { isErrno, listTree } from '../store/fs-tree.js';
+import { isDiskFull, isErrno, listTree } from '../store/fs-tree.js';
+import { DiskFullError } from '../errors.js';
 
 export interface CommittedTree {
   files: Record<string, OutputFile>;
@@ -92,8 +93,8 @@ async function storing<T>(rel: string, write: () => Promise<T>): Promise<T> {
   try {
     return await write();
   } catch (err) {
-    if (isErrno(err, 'ENOSPC', 'EDQUOT'))
-      throw new Error(`no space left on device while storing ${rel} in artifacts/ (free some space and run again)`, { cause: err });
+    if (isDiskFull(err))
+      throw new DiskFullError(`no space left on device while storing ${rel} in artifacts/ (the disk holding the store is full)`, { cause: err });
     throw err;
   }
 }

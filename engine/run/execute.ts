@@ -6,11 +6,13 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Logger, ProgressReporter } from '../contract.js';
-import { AbortedError, CorruptObjectError, StageError } from '../errors.js';
+import { AbortedError, CorruptObjectError, DiskFullError, StageError } from '../errors.js';
 import { adoptTree, ingestWorkspaceOuts } from './commit.js';
 import { runCmd } from './cmd-stage.js';
 import { commandGroups } from './command-groups.js';
 import { ownedOutPath } from './owned-paths.js';
+import { diskFullInCommandStage, diskFullInKindStage, failedForSpace } from './disk-full.js';
+import { reusedSourceHint } from './failure-hint.js';
 import { SharedPools, stageContext, type Upstream } from './context.js';
 import { kindOf, outsOf, resolveStage, type FactsEnv, type MutablePlanFacts } from '../plan/facts.js';
 import { forceRemove, type Ref } from '../store/store.js';
@@ -38,10 +40,20 @@ export interface StageReport {
   pulled?: boolean;
   /** The queue worker that computed it (`run --executor queue`). */
   worker?: string;
+  /** A failed stage: which reused upstream results it read (engine/run/failure-hint.ts). */
+  hint?: string;
 }
 
-/** Computes a stage somewhere else (a queue worker), which pushes the result to the remote. */
-export type StageDispatch = (stage: string, key: string, upstreams: readonly Manifest[], signal: AbortSignal) => Promise<{ worker: string }>;
+/**
+ * Computes a stage somewhere else (a queue worker), which pushes the result to the remote.
+ * `computed` false: the worker found the result already made (its manifest says by whom).
+ */
+export type StageDispatch = (
+  stage: string,
+  key: string,
+  upstreams: readonly Manifest[],
+  signal: AbortSignal,
+) => Promise<{ worker: string; computed?: boolean }>;
 
 /** The remote artifact cache as execution sees it (engine/remote/cache.ts). */
 export interface RemoteLookup {
@@ -80,6 +92,8 @@ export interface ExecuteOptions {
   computeOnly?: ReadonlySet<string>;
   /** A worker's run: the key the coordinator computed; arriving at another one here is an error. */
   expectKeys?: ReadonlyMap<string, string>;
+  /** A worker's run: the worker's name, recorded in the manifests of the results it computes. */
+  producer?: string;
   /** A sweep: results being produced by the other experiments, by key (each is produced once). */
   inflight?: Map<string, Promise<StageReport>>;
   /** A sweep: one limit on running stages shared by all experiments (else `jobs`). */
@@ -169,11 +183,13 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       if (absent.length)
         throw new StageError(`stage ${name}: declared output${absent.length > 1 ? 's' : ''} not written: ${absent.map((o) => o.name).join(', ')}`);
       const tree = await adoptTree(store.objects, outDir, run.signal, storingProgress(ctx.progress), reused);
-      const m = manifestOf(name, spec.kind, key, material, spec.params, entries, tree, started, opts.runId);
+      const m = manifestOf(name, spec.kind, key, material, spec.params, entries, tree, started, opts.runId, opts.producer);
       await store.rebuildView(m);
       await store.writeManifest(m);
       await forceRemove(resumeDir);
       return m;
+    } catch (err) {
+      throw failedForSpace(err) ? await diskFullInKindStage(err, name, outDir) : err;
     } finally {
       await forceRemove(outDir);
     }
@@ -183,22 +199,28 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     const spec = pipeline.stages.get(name)!;
     const started = Date.now();
     const outs = outsOf(spec);
-    await runCmd({
-      stage: name,
-      cmd: spec.cmdExec ?? spec.cmd ?? '',
-      env: spec.cmdEnv,
-      root: pipeline.root,
-      outs,
-      signal: run.signal,
-      log: opts.ui.logger(name),
-      groups: commandGroups(store.commandsDir),
-    });
-    const tree = await ingestWorkspaceOuts(store.objects, env.statCache, pipeline.root, outs, run.signal);
-    if (tree.missing.length) throw new StageError(`stage ${name}: command succeeded but did not create ${tree.missing.join(', ')}`);
-    const m = manifestOf(name, 'cmd', key, material, spec.params, outs, tree, started, opts.runId);
-    await store.rebuildView(m);
-    await store.writeManifest(m);
-    return m;
+    let committing = false;
+    try {
+      await runCmd({
+        stage: name,
+        cmd: spec.cmdExec ?? spec.cmd ?? '',
+        env: spec.cmdEnv,
+        root: pipeline.root,
+        outs,
+        signal: run.signal,
+        log: opts.ui.logger(name),
+        groups: commandGroups(store.commandsDir),
+      });
+      committing = true;
+      const tree = await ingestWorkspaceOuts(store.objects, env.statCache, pipeline.root, outs, run.signal);
+      if (tree.missing.length) throw new StageError(`stage ${name}: command succeeded but did not create ${tree.missing.join(', ')}`);
+      const m = manifestOf(name, 'cmd', key, material, spec.params, outs, tree, started, opts.runId, opts.producer);
+      await store.rebuildView(m);
+      await store.writeManifest(m);
+      return m;
+    } catch (err) {
+      throw failedForSpace(err) ? await diskFullInCommandStage(err, name, pipeline.root, outs, committing) : err;
+    }
   };
 
   /** Puts a cmd stage's committed outs back into the workspace (copies, writable). */
@@ -208,12 +230,22 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       await rm(abs, { recursive: true, force: true });
       // Paths below the out are inside what we just made, so no link can redirect them.
       const under = (p: string) => join(abs, relative(out, p));
-      for (const d of m.dirs) if (d === out || d.startsWith(out + '/')) await mkdir(under(d), { recursive: true });
-      for (const [rel, f] of filesUnder(m, out)) {
-        const dest = under(rel);
-        await mkdir(dirname(dest), { recursive: true });
-        await store.objects.copyOut(f.digest, dest, run.signal);
-        await env.statCache.remember(dest, f.digest);
+      try {
+        for (const d of m.dirs) if (d === out || d.startsWith(out + '/')) await mkdir(under(d), { recursive: true });
+        for (const [rel, f] of filesUnder(m, out)) {
+          const dest = under(rel);
+          await mkdir(dirname(dest), { recursive: true });
+          await store.objects.copyOut(f.digest, dest, run.signal);
+          await env.statCache.remember(dest, f.digest);
+        }
+      } catch (err) {
+        if (!failedForSpace(err)) throw err;
+        // A half-restored out is worse than none: the next run restores it whole.
+        await rm(abs, { recursive: true, force: true });
+        throw new DiskFullError(
+          `stage ${m.stage}: no space left on device while restoring ${out} from the store (the disk holding ${pipeline.root} is full); removed the partial copy`,
+          { cause: err },
+        );
       }
     }
   };
@@ -284,7 +316,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       );
     }
     if (opts.dispatch) {
-      const { worker } = await opts.dispatch(
+      const { worker, computed } = await opts.dispatch(
         name,
         key,
         ups.map((u) => u.manifest!),
@@ -294,7 +326,10 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       const pulledBack = await fromRemote(name, key, t0);
       if (!pulledBack) throw new StageError(`stage ${name}: worker ${worker} finished it, but its result could not be pulled from the remote`);
       const { pulled: _pulled, ...result } = pulledBack;
-      return { ...result, outcome: 'ran', reason, worker };
+      if (computed !== false) return { ...result, outcome: 'ran', reason, worker };
+      // The worker found it made (say, by a worker cut off after it pushed): credit who computed it.
+      const by = pulledBack.manifest?.worker?.replace(/\p{Cc}/gu, '?').slice(0, 200);
+      return by ? { ...result, outcome: 'ran', reason, worker: by } : pulledBack;
     }
     const spec = pipeline.stages.get(name)!;
     const compute = () => (spec.kind === 'cmd' ? runShell(name, key, material) : runKind(name, key, material, ups));
@@ -309,6 +344,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
     const t0 = Date.now();
     opts.onStageStart?.(name);
     let decision: StagePlan | undefined;
+    let producing = false;
     try {
       const upstream = new Map(ups.map((u) => [u.stage, u.manifest!.outputsDigest] as const));
       decision = await resolveStage(stageEnv, opts.facts, name, upstream, { force: opts.force });
@@ -352,6 +388,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       }
       const sibling = opts.inflight?.get(key);
       if (sibling) return await fromSibling(name, await sibling, t0);
+      producing = true;
       const produced = produce(name, key, material, ups, t0, reason);
       opts.inflight?.set(key, produced);
       return await produced;
@@ -360,7 +397,10 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
       const reason = decision ? describeReasons(decision.reasons) : undefined;
       if (run.signal.aborted) return { stage: name, outcome: 'aborted', durationMs, key: decision?.key, reason, error };
       if (!opts.keepGoing) run.abort(new StageError(`stage ${name} failed`));
-      return { stage: name, outcome: 'failed', durationMs, key: decision?.key, reason, error: asStageError(name, error) };
+      // A kind's failure is often about the data it read; a command's is the command's to explain.
+      const isSource = (stage: string) => pipeline.stages.get(stage)?.needs.length === 0;
+      const hint = producing && pipeline.stages.get(name)!.kind !== 'cmd' ? reusedSourceHint(name, ups, isSource, error) : undefined;
+      return { stage: name, outcome: 'failed', durationMs, key: decision?.key, reason, error: asStageError(name, error), ...(hint ? { hint } : {}) };
     }
   };
 
@@ -406,10 +446,23 @@ function storingProgress(progress: ProgressReporter): (done: number, total: numb
 
 const STORING_PROGRESS_MIN_FILES = 500;
 
+/** The error a failed stage is reported with: a StageError whose message names the stage. */
 function asStageError(stage: string, err: unknown): unknown {
-  if (err instanceof StageError || err instanceof AbortedError) return err;
+  if (err instanceof AbortedError) return err;
   const message = errorMessage(err);
+  if (err instanceof StageError) {
+    // A kind's own words (`image folders: missing test/ folder`) may not say which stage failed.
+    if (namesStage(message, stage)) return err;
+    const named = new StageError(`stage ${stage}: ${message}`, { cause: err });
+    if (err.stack?.includes('\n')) named.stack = `${named.name}: ${named.message}${err.stack.slice(err.stack.indexOf('\n'))}`;
+    return named;
+  }
   return new StageError(message.includes(stage) ? message : `stage ${stage}: ${message}`, { cause: err });
+}
+
+function namesStage(message: string, stage: string): boolean {
+  const escaped = stage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[\\s'"])${escaped}(['":\\s]|$)`).test(message);
 }
 
 function manifestOf(
@@ -422,6 +475,7 @@ function manifestOf(
   tree: { files: Manifest['files']; dirs: string[] },
   started: number,
   runId: string,
+  worker: string | undefined,
 ): Manifest {
   return {
     format: MANIFEST_FORMAT,
@@ -437,5 +491,6 @@ function manifestOf(
     createdAt: new Date(started).toISOString(),
     durationMs: Date.now() - started,
     runId,
+    ...(worker ? { worker } : {}),
   };
 }

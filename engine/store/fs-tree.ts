@@ -3,7 +3,7 @@ import { lstat, readdir, rename, rm, writeFile, mkdir } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { UnsupportedEntryError } from '../errors.js';
+import { DiskFullError, UnsupportedEntryError } from '../errors.js';
 
 export interface TreeFile {
   /** Path relative to the walk's base, with `/` separators. */
@@ -84,17 +84,33 @@ export function randomSuffix(): string {
   return randomBytes(4).toString('hex');
 }
 
-/** Writes a file atomically: a temp file beside it, then rename. */
+/** Writes a file atomically: a temp file beside it, then rename. A full disk is a DiskFullError naming `path`. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}-${randomSuffix()}`;
   try {
+    await mkdir(dirname(path), { recursive: true });
     await writeFile(tmp, data);
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw err;
+    throw isDiskFull(err) ? diskFullWriting(path, err) : err;
   }
+}
+
+/** Whether `err` says the disk (or the user's quota) is full. */
+export function isDiskFull(err: unknown): boolean {
+  return isErrno(err, 'ENOSPC', 'EDQUOT');
+}
+
+/** The DiskFullError for a failed write of `path` (`err` is the system's error, or one already worded). */
+export function diskFullWriting(path: string, err: unknown): DiskFullError {
+  if (err instanceof DiskFullError) return err;
+  return new DiskFullError(`no space left on device writing ${path}: the disk holding it is full`, { cause: err, code: errnoCode(err) });
+}
+
+function errnoCode(err: unknown): string | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
 }
 
 /** Whether `err` is a system error with one of these codes (no instanceof: errors may come from another realm). */

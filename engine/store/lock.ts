@@ -175,7 +175,13 @@ export async function acquireStoreLock(storeDir: string, options: AcquireOptions
           lockIno: (await stat(paths.dir)).ino,
           pidStart: processStartTime(process.pid),
         };
-        await writeFileAtomic(paths.holder, JSON.stringify(me, null, 2) + '\n');
+        try {
+          await writeFileAtomic(paths.holder, JSON.stringify(me, null, 2) + '\n');
+        } catch (err) {
+          // A full disk, say: leave no lock without a holder behind (others would wait on it for a while).
+          await releaseDir().catch(() => {});
+          throw err;
+        }
         return {
           holder: me,
           lost: lost.signal,

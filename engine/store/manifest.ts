@@ -30,6 +30,8 @@ export interface Manifest {
   createdAt: string;
   durationMs: number;
   runId: string;
+  /** The queue worker that computed it, when one did (`pipeline worker --name`): who gets the credit in `runs`. */
+  worker?: string;
 }
 
 export function outputsDigestOf(files: Record<string, OutputFile>): string {

@@ -1,7 +1,7 @@
 // Run records: one JSON file per `pipeline run` under artifacts/runs/, named so they sort by start time.
-import { readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isErrno, writeFileAtomic } from './fs-tree.js';
+import { isDiskFull, isErrno, writeFileAtomic } from './fs-tree.js';
 
 export type StageOutcomeKind = 'cached' | 'ran' | 'failed' | 'skipped' | 'aborted';
 
@@ -17,6 +17,8 @@ export interface StageRunRecord {
   restored?: string[];
   /** The queue worker that computed it (`run --executor queue`). */
   worker?: string;
+  /** A failed stage: which reused upstream results it read, and how to make them run again. */
+  hint?: string;
 }
 
 /** One experiment of a sweep (`run --matrix`): its assignments, e.g. {"train.batch_size": "64"}. */
@@ -64,6 +66,14 @@ export interface NotificationRecord {
   error?: string;
 }
 
+/** What `run --push` uploaded: `pushed` of the `of` results the run computed (the others, with why). */
+export interface PushRecord {
+  pushed: number;
+  of: number;
+  remote: string;
+  notPushed?: { stage: string; reason: string }[];
+}
+
 export interface RunRecord {
   id: string;
   command: string[];
@@ -86,6 +96,8 @@ export interface RunRecord {
   experiment?: ExperimentRecord;
   /** `run --executor queue`: the queue its stages were computed through. */
   queue?: string;
+  /** `run --push`: what reached the remote (a run that computed fine but pushed less exits 3). */
+  push?: PushRecord;
 }
 
 export function newRunId(now = new Date()): string {
@@ -93,11 +105,24 @@ export function newRunId(now = new Date()): string {
   return `${now.toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
 }
 
+/**
+ * A record still `running` is padded to this size (JSON allows trailing blanks), so the disk space
+ * its final version needs is already the file's: when the disk fills during the run, the final
+ * record is written over it in place.
+ */
+const RESERVED_RECORD_BYTES = 16 * 1024;
+
 export class RunLog {
   constructor(readonly dir: string) {}
 
   async write(record: RunRecord): Promise<void> {
-    await writeFileAtomic(join(this.dir, `${record.id}.json`), JSON.stringify(record, null, 2) + '\n');
+    const file = join(this.dir, `${record.id}.json`);
+    const text = JSON.stringify(record, null, 2) + '\n';
+    try {
+      await writeFileAtomic(file, record.outcome === 'running' ? text.padEnd(RESERVED_RECORD_BYTES) : text);
+    } catch (err) {
+      if (!isDiskFull(err) || !(await overwriteInPlace(file, text))) throw err;
+    }
   }
 
   /** All records, oldest first (unreadable files are skipped). */
@@ -118,5 +143,29 @@ export class RunLog {
       }
     }
     return records;
+  }
+}
+
+/**
+ * Writes `text` over the file's own bytes when it is no longer than they are (no new disk space is
+ * needed). Not atomic: only for when the disk is full; a torn record is skipped by `list`.
+ */
+async function overwriteInPlace(file: string, text: string): Promise<boolean> {
+  const data = Buffer.from(text);
+  let handle;
+  try {
+    handle = await open(file, 'r+');
+  } catch {
+    return false;
+  }
+  try {
+    if ((await handle.stat()).size < data.length) return false;
+    await handle.write(data, 0, data.length, 0);
+    await handle.truncate(data.length);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await handle.close();
   }
 }

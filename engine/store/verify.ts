@@ -1,7 +1,10 @@
 // Verification: rehash every object and compare with its name; find objects that manifests
 // reference but the store lacks, manifests that cannot be read, and readable views (and stage
-// links) that do not show what their manifest says. With `fix`, corrupt objects are deleted and
-// every result computed from them (transitively) is invalidated, so it is recomputed.
+// links) that do not show what their manifest says. With `fix`, corrupt objects are deleted, every
+// result that lacks one of its objects (removed here, or gone before) is deleted with them, and every
+// result computed from a corrupt object (transitively) is invalidated, so those stages are recomputed:
+// a `verify` right after `verify --fix` finds nothing wrong.
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile } from './hash.js';
 import type { ProgressReporter } from '../contract.js';
@@ -20,8 +23,10 @@ export interface VerifyReport {
   checkedBytes: number;
   corrupt: CorruptObject[];
   missing: { digest: string; usedBy: string[] }[];
-  /** Manifest files that do not parse. */
+  /** Manifest files that do not parse (deleted with `fix`: a run treats them as absent and rewrites them). */
   badManifests: string[];
+  /** Results that lack objects (corrupt or missing): deleted with `fix`, so their stages run again. */
+  incomplete: { stage: string; key: string; corrupt: string[]; missing: string[] }[];
   /** Corrupt objects deleted (with `fix`), so the stages that made them run again. */
   removed: number;
   /** Results computed (directly or not) from a corrupt object: invalidated with `fix` (manifest deleted). */
@@ -58,6 +63,7 @@ export async function verifyStore(store: Store, options: { fix?: boolean; progre
     corrupt: [],
     missing: [],
     badManifests,
+    incomplete: [],
     removed: 0,
     invalidated: [],
     badViews: [],
@@ -87,21 +93,31 @@ export async function verifyStore(store: Store, options: { fix?: boolean; progre
   // Whatever was computed from a corrupt object may be wrong too, even with a correct key.
   const corrupt = new Set(report.corrupt.map((c) => c.digest));
   report.invalidated = downstreamOf(manifests, (m) => Object.values(m.files).some((f) => corrupt.has(f.digest))).map((m) => ({ stage: m.stage, key: m.key }));
+  const invalid = new Set(report.invalidated.map((i) => i.key));
+  // The results holding a corrupt or missing object cannot be used as they are (a run recomputes them).
+  const missing = new Set(report.missing.map((m) => m.digest));
+  for (const m of manifests) {
+    if (invalid.has(m.key)) continue;
+    const lacking = (bad: ReadonlySet<string>) => Object.keys(m.files).filter((p) => bad.has(m.files[p]!.digest));
+    const [corruptPaths, missingPaths] = [lacking(corrupt), lacking(missing)];
+    if (corruptPaths.length + missingPaths.length === 0) continue;
+    report.incomplete.push({ stage: m.stage, key: m.key, corrupt: corruptPaths, missing: missingPaths });
+    invalid.add(m.key);
+  }
   if (options.fix) {
-    for (const { key } of report.invalidated) {
+    for (const key of invalid) {
       await store.removeView(key);
       await store.removeManifest(key);
     }
+    for (const file of badManifests) await rm(file, { force: true });
   }
 
-  const invalid = new Set(report.invalidated.map((i) => i.key));
   for (const m of manifests) {
     if (invalid.has(m.key)) continue;
     const paths = await store.viewMismatches(m);
     if (paths.length === 0) continue;
     report.badViews.push({ stage: m.stage, key: m.key, paths });
-    // A view of a result with corrupt objects is dropped with them (rebuilt when the stage reruns).
-    if (options.fix && !Object.values(m.files).some((f) => corrupt.has(f.digest) || !present.has(f.digest))) await store.rebuildView(m);
+    if (options.fix) await store.rebuildView(m);
   }
   const byKey = new Map(manifests.map((m) => [m.key, m]));
   for (const [stage, ref] of await store.readRefs()) {

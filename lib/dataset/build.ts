@@ -25,7 +25,13 @@ export interface LabeledSource extends SourceRow {
 }
 
 /** Pixels for each requested source (by index into `sources`), or a reason it cannot be decoded. */
-export type DecodeChunk = (indices: number[]) => Promise<Array<Uint8Array | { failed: string }>>;
+export type DecodeChunk = (indices: number[]) => Promise<Array<Uint8Array | DecodeFailure>>;
+
+/** Why a source has no row: `reason` for people, `code` for the caller to tell kinds of failure apart. */
+export interface DecodeFailure {
+  failed: string;
+  code?: string;
+}
 
 export interface BuildOptions {
   /** The dataset directory to write (created by the caller; shards go to `dir/shards/`). */
@@ -52,7 +58,7 @@ export interface BuildOptions {
 export interface BuildResult {
   manifest: DatasetManifest;
   plan: Omit<IncrementalPlan, 'from' | 'keep' | 'compact'> & { kept: number; compacted: number; decoded: number; copied: number };
-  skipped: Array<{ source: string; reason: string }>;
+  skipped: Array<{ source: string; reason: string; code?: string }>;
 }
 
 export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
@@ -108,8 +114,8 @@ export async function buildDataset(o: BuildOptions): Promise<BuildResult> {
         } else {
           const got = byIndex.get(i)!;
           if (!(got instanceof Uint8Array)) {
-            if (!o.skipFailed) throw new SourceDecodeError(src.source, got.failed);
-            skipped.push({ source: src.source, reason: got.failed });
+            if (!o.skipFailed) throw new SourceDecodeError(src.source, got.failed, got.code);
+            skipped.push({ source: src.source, reason: got.failed, ...(got.code ? { code: got.code } : {}) });
             continue;
           }
           row = got;

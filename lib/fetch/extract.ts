@@ -2,16 +2,22 @@
 // checked before anything is written: `..` segments, absolute paths, paths through a symlink the
 // archive created, and links whose target would leave the output directory are each rejected
 // with a FetchError naming the entry (the whole extraction stops; the stage commits nothing).
+// Decompression bombs are refused by one rule for gzip and zip (inflate-limit.ts), on the bytes
+// actually inflated, with bounded memory: gzip is inflated here, in pieces, with backpressure
+// (the tar package inflates each 1 MiB read at once, which buffered a 1 GiB bomb before its own
+// ratio check fired); a zip's declared sizes are checked up front and its actual bytes while
+// streaming. Sparse files, which neither unpacker reproduces, are refused as such.
 import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
 import { mkdir, open, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { crc32, createGunzip } from 'node:zlib';
 // tar and yauzl load on first use: this module is reachable from every command's kind registry.
 import type * as Tar from 'tar';
 import type { Entry as ZipEntry, ZipFile } from 'yauzl';
 import { FetchError, InterruptedError } from '../errors.js';
+import { bombReason, InflateGuard, overInflateLimit } from './inflate-limit.js';
 
 export type ArchiveFormat = 'tar' | 'tar.gz' | 'zip';
 
@@ -118,8 +124,12 @@ class EntryGuard {
     return null;
   }
 
-  private reject(name: string, why: string): never {
+  reject(name: string, why: string): never {
     throw new FetchError(`unsafe entry "${name}" in ${this.archive}: ${why}`);
+  }
+
+  sparse(name: string): FetchError {
+    return new FetchError(`unsupported entry "${name}" in ${this.archive}: sparse files are not supported (re-create the archive without --sparse)`);
   }
 }
 
@@ -130,7 +140,10 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
   const stats: ExtractStats = { files: 0, dirs: 0, symlinks: 0 };
   return new Promise<ExtractStats>((resolve, reject) => {
     let settled = false;
-    const input = createReadStream(file, { highWaterMark: 1 << 20 });
+    // Small reads: progress and the bomb rule see the archive at a fine grain.
+    const input = createReadStream(file, { highWaterMark: 1 << 16 });
+    const gzip = isGzip(file);
+    const gunzip = gzip ? createGunzip() : undefined;
     const unpack = new tar.Unpack({
       cwd: dest,
       // Every warning (bad checksum, truncated data, an entry tar itself refuses) is an error here.
@@ -138,6 +151,8 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
       preservePaths: false,
       // Outputs are content-addressed: archive mtimes carry nothing and cost a syscall per file.
       noMtime: true,
+      // Decompression is ours (gzip, below); a zstd stream is not a supported archive.
+      zstd: false,
       filter: (_path, entry) => {
         try {
           return admitTarEntry(entry as Tar.ReadEntry, guard, stats);
@@ -157,10 +172,27 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
       if (settled) return;
       finish();
       input.destroy();
+      gunzip?.destroy();
       unpack.abort(err);
       reject(err);
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    // The entry tar is reading (for the bomb message), and whether a PAX header announced a
+    // sparse file: tar drops the GNU.sparse.* keys and would write the file's condensed data.
+    let current = '';
+    let sparse: string | null = null;
+    unpack.on('meta', (text: string) => {
+      if (/(^|\n)\d+ GNU\.sparse\./.test(text)) sparse = /(?:^|\n)\d+ GNU\.sparse\.name=([^\n]*)/.exec(text)?.[1] ?? '';
+    });
+    unpack.prependListener('entry', (entry: Tar.ReadEntry) => {
+      current = entry.path;
+      if (sparse !== null) fail(guard.sparse(sparse || entry.path));
+    });
+    // tar skips old-GNU sparse entries (type S) without a word: the archive looked empty.
+    unpack.on('ignoredEntry', (entry: Tar.ReadEntry) => {
+      if (entry.type === 'SparseFile') fail(guard.sparse(entry.path));
+    });
 
     let checkingEmpty = false;
     let total = 0;
@@ -180,7 +212,7 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
       if (settled || err.tarCode !== 'TAR_BAD_ARCHIVE' || stats.files + stats.dirs + stats.symlinks > 0) return fail(tarError(err, label));
       input.destroy();
       checkingEmpty = true;
-      isAllZeros(file, isGzip(file)).then(
+      isAllZeros(file, gzip).then(
         (empty) => {
           if (settled) return;
           if (!empty) return fail(tarError(err, label));
@@ -195,7 +227,18 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
       finish();
       resolve(stats);
     });
-    input.pipe(unpack);
+
+    if (gunzip) {
+      const bombGuard = new InflateGuard(
+        () => gunzip.bytesWritten,
+        (inflated, compressed) => new FetchError(`unsafe entry "${current}" in ${label}: ${bombReason(inflated, compressed)}`),
+      );
+      gunzip.on('error', (err) => fail(new FetchError(`${label} is corrupt or truncated: ${err.message}`, { cause: err })));
+      bombGuard.on('error', fail);
+      input.pipe(gunzip).pipe(bombGuard).pipe(unpack);
+    } else {
+      input.pipe(unpack);
+    }
   });
 }
 
@@ -237,9 +280,15 @@ function tarError(err: Error & { entry?: { path?: string }; tarCode?: string }, 
   return new FetchError(`cannot extract "${entry}" from ${label}: ${message}`, { cause: err });
 }
 
+/** Whether the file starts with gzip's magic (an unreadable file is not: reading it reports why). */
 function isGzip(file: string): boolean {
   const head = Buffer.alloc(2);
-  const fd = openSync(file, 'r');
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return false;
+  }
   try {
     return readSync(fd, head, 0, 2, 0) === 2 && head[0] === 0x1f && head[1] === 0x8b;
   } finally {
@@ -275,13 +324,15 @@ async function extractZip(file: string, dest: string, guard: EntryGuard, label: 
   let zip: ZipFile;
   try {
     // decodeStrings off: names are decoded and checked here, so the error names the entry.
-    zip = await yauzl.openPromise(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true });
+    // Sizes and CRCs are checked here too (ZipEntryCheck), with messages that say which.
+    zip = await yauzl.openPromise(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: false });
   } catch (err) {
     throw new FetchError(`${label} is corrupt or truncated: ${(err as Error).message}`, { cause: err });
   }
   try {
+    const entries = await declaredEntries(zip, guard);
     let done = 0;
-    for await (const entry of zip.eachEntry()) {
+    for (const entry of entries) {
       if (options.signal?.aborted) throw new InterruptedError('fetch interrupted');
       await extractZipEntry(zip, entry, dest, guard, stats, options.signal).catch((err: unknown) => {
         throw zipEntryError(err, entry, label);
@@ -297,6 +348,67 @@ async function extractZip(file: string, dest: string, guard: EntryGuard, label: 
     zip.close();
   }
   return stats;
+}
+
+/** The raw name of a zip entry, for messages (before it is checked). */
+function zipEntryName(entry: ZipEntry): string {
+  return entry.fileNameRaw.toString('utf8');
+}
+
+/**
+ * Reads the whole central directory first and refuses, before anything is written, an archive
+ * whose declared sizes already break the bomb rule, naming the entry where they do.
+ */
+async function declaredEntries(zip: ZipFile, guard: EntryGuard): Promise<ZipEntry[]> {
+  const entries: ZipEntry[] = [];
+  let inflated = 0;
+  let compressed = 0;
+  for await (const entry of zip.eachEntry()) {
+    inflated += entry.uncompressedSize;
+    compressed += entry.compressedSize;
+    if (overInflateLimit(inflated, compressed)) guard.reject(zipEntryName(entry), bombReason(inflated, compressed, true));
+    entries.push(entry);
+  }
+  return entries;
+}
+
+/**
+ * Counts an entry's inflated bytes and their CRC-32 against what its header declares: more bytes
+ * are refused at once (a header that understates a bomb), fewer bytes or another CRC at the end
+ * mean a damaged archive.
+ */
+class ZipEntryCheck extends Transform {
+  private bytes = 0;
+  private crc = 0;
+
+  constructor(
+    private readonly entry: ZipEntry,
+    private readonly guard: EntryGuard,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    const declared = this.entry.uncompressedSize;
+    if (this.bytes > declared) {
+      try {
+        this.guard.reject(zipEntryName(this.entry), `inflates past the ${declared.toLocaleString('en-US')} bytes its header declares`);
+      } catch (err) {
+        return done(err as Error);
+      }
+    }
+    this.crc = crc32(chunk, this.crc);
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    const { uncompressedSize, crc32: declaredCrc } = this.entry;
+    if (this.bytes < uncompressedSize)
+      return done(new Error(`${this.bytes.toLocaleString('en-US')} bytes inflated, ${uncompressedSize.toLocaleString('en-US')} declared`));
+    if (this.crc !== declaredCrc) return done(new Error('CRC-32 mismatch: the data is damaged'));
+    done();
+  }
 }
 
 async function extractZipEntry(
@@ -322,7 +434,10 @@ async function extractZipEntry(
   await mkdir(dirname(target), { recursive: true });
   // Never write through whatever is already at the path (e.g. a symlink from an earlier entry).
   await rm(target, { force: true });
-  const stream = await zip.openReadStreamPromise(entry);
+  const raw = await zip.openReadStreamPromise(entry);
+  const stream = raw.pipe(new ZipEntryCheck(entry, guard));
+  raw.on('error', (err) => stream.destroy(err));
+  stream.on('close', () => raw.destroy());
 
   if ((unixMode & S_IFMT) === S_IFLNK) {
     const linkTarget = (await readSmall(stream, 4096)).toString('utf8');

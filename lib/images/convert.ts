@@ -1,17 +1,12 @@
-// Converting decoded images to the configured shape: channel conversion, then resampling.
+// Converting decoded images to the configured shape: channel conversion, then resampling
+// (resample.ts), one source row at a time so that no whole-image copy is made.
 //
 // Channels: gray is replicated to RGB; colour is reduced to luma with PIL's integer ITU-R 601
 // weights (so `channels: 1` matches `Image.convert('L')`); alpha is dropped (not composited).
-// Resize (separable, half-pixel centres, edge pixels clamped — as tf.image.resize with
-// antialias=false):
-//   bilinear  2 taps per axis; the default. Fine for up-scaling and mild down-scaling.
-//   nearest   1 tap per axis.
-//   area      box average over each output pixel's footprint (fractional coverage): use when
-//             shrinking large images, where bilinear would alias.
 import type { Channels, RawImage, TargetShape } from './raw-image.js';
+import { RowResampler, type ResizeMethod } from './resample.js';
 
-export type ResizeMethod = 'bilinear' | 'nearest' | 'area';
-export const RESIZE_METHODS = ['bilinear', 'nearest', 'area'] as const;
+export { RESIZE_METHODS, resize, type ResizeMethod } from './resample.js';
 
 /** PIL's `L` conversion: (R·19595 + G·38470 + B·7471 + 2^15) >> 16. */
 function luma(r: number, g: number, b: number): number {
@@ -46,98 +41,55 @@ export function convertChannels(src: Uint8Array, from: Channels, to: 1 | 3, pixe
   }
 }
 
-/** For each output position, `taps` source indices and weights (weights sum to 1). */
-interface AxisTaps {
-  taps: number;
-  index: Int32Array;
-  weight: Float32Array;
+/** Where a decoder hands its rows, top to bottom: each `width × channels` samples of the source. */
+export interface RowSink {
+  push(row: Uint8Array): void;
+  /** After the last row. */
+  finish(): void;
 }
 
-function axisTaps(srcLen: number, dstLen: number, method: ResizeMethod): AxisTaps {
-  const scale = srcLen / dstLen;
-  const taps = method === 'nearest' ? 1 : method === 'bilinear' ? 2 : Math.ceil(scale) + 1;
-  const index = new Int32Array(dstLen * taps);
-  const weight = new Float32Array(dstLen * taps);
-  for (let x = 0; x < dstLen; x++) {
-    const t = x * taps;
-    if (method === 'nearest') {
-      index[t] = Math.min(Math.floor((x + 0.5) * scale), srcLen - 1);
-      weight[t] = 1;
-    } else if (method === 'bilinear') {
-      const centre = Math.min(Math.max((x + 0.5) * scale - 0.5, 0), srcLen - 1);
-      const i0 = Math.floor(centre);
-      const f = centre - i0;
-      index[t] = i0;
-      index[t + 1] = Math.min(i0 + 1, srcLen - 1);
-      weight[t] = 1 - f;
-      weight[t + 1] = f;
-    } else {
-      const a = x * scale;
-      const b = Math.min((x + 1) * scale, srcLen);
-      let k = 0;
-      for (let i = Math.floor(a); i < b && k < taps; i++, k++) {
-        index[t + k] = i;
-        weight[t + k] = (Math.min(b, i + 1) - Math.max(a, i)) / scale;
-      }
-    }
-  }
-  return { taps, index, weight };
-}
-
-/** Resamples an interleaved image of `channels` samples per pixel into dest at offset. */
-export function resize(
-  src: Uint8Array,
-  srcWidth: number,
-  srcHeight: number,
-  channels: number,
-  dstWidth: number,
-  dstHeight: number,
+/** A sink writing a `width × height` image of `channels` samples into dest[offset ...] as `target`. */
+export function targetRowSink(
+  width: number,
+  height: number,
+  channels: Channels,
+  target: TargetShape,
   method: ResizeMethod,
   dest: Uint8Array,
   offset: number,
-): void {
-  const xs = axisTaps(srcWidth, dstWidth, method);
-  const ys = axisTaps(srcHeight, dstHeight, method);
-  // Horizontal pass into floats (srcHeight × dstWidth), then vertical pass with rounding.
-  const rowLen = dstWidth * channels;
-  const tmp = new Float32Array(srcHeight * rowLen);
-  for (let y = 0; y < srcHeight; y++) {
-    const srcRow = y * srcWidth * channels;
-    for (let x = 0; x < dstWidth; x++) {
-      for (let c = 0; c < channels; c++) {
-        let acc = 0;
-        for (let k = 0; k < xs.taps; k++) {
-          const w = xs.weight[x * xs.taps + k]!;
-          if (w !== 0) acc += w * src[srcRow + xs.index[x * xs.taps + k]! * channels + c]!;
-        }
-        tmp[y * rowLen + x * channels + c] = acc;
-      }
-    }
+): RowSink {
+  const rowLen = width * target.channels;
+  if (width === target.width && height === target.height) {
+    let y = 0;
+    return {
+      push(row) {
+        convertChannels(row, channels, target.channels, width, dest, offset + y++ * rowLen);
+      },
+      finish() {
+        if (y !== height) throw new Error(`targetRowSink: got ${y} of ${height} rows`);
+      },
+    };
   }
-  for (let y = 0; y < dstHeight; y++) {
-    const out = offset + y * rowLen;
-    for (let i = 0; i < rowLen; i++) {
-      let acc = 0;
-      for (let k = 0; k < ys.taps; k++) {
-        const w = ys.weight[y * ys.taps + k]!;
-        if (w !== 0) acc += w * tmp[ys.index[y * ys.taps + k]! * rowLen + i]!;
-      }
-      dest[out + i] = Math.min(255, Math.max(0, Math.round(acc)));
-    }
-  }
+  const resampler = new RowResampler(width, height, target.channels, target.width, target.height, method, dest, offset);
+  const converted = channels === target.channels ? null : new Uint8Array(rowLen);
+  return {
+    push(row) {
+      if (!converted) return resampler.push(row);
+      convertChannels(row, channels, target.channels, width, converted, 0);
+      resampler.push(converted);
+    },
+    finish: () => resampler.finish(),
+  };
 }
 
 /** Writes `src` converted to `target` (channels, then size) into dest[offset ...]. */
 export function convertImage(src: RawImage, target: TargetShape, method: ResizeMethod, dest: Uint8Array, offset: number): void {
-  const pixels = src.width * src.height;
   if (src.width === target.width && src.height === target.height) {
-    convertChannels(src.data, src.channels, target.channels, pixels, dest, offset);
+    convertChannels(src.data, src.channels, target.channels, src.width * src.height, dest, offset);
     return;
   }
-  let samples = src.data;
-  if (src.channels !== target.channels) {
-    samples = new Uint8Array(pixels * target.channels);
-    convertChannels(src.data, src.channels, target.channels, pixels, samples, 0);
-  }
-  resize(samples, src.width, src.height, target.channels, target.width, target.height, method, dest, offset);
+  const sink = targetRowSink(src.width, src.height, src.channels, target, method, dest, offset);
+  const stride = src.width * src.channels;
+  for (let y = 0; y < src.height; y++) sink.push(src.data.subarray(y * stride, (y + 1) * stride));
+  sink.finish();
 }

@@ -15,6 +15,8 @@ export interface DecodeTask {
   resize: ResizeMethod;
   /** When false the worker stops at the first failure (the stage will fail anyway). */
   skipCorrupt: boolean;
+  /** Images over this many pixels (or files too large to hold fewer) are refused from their header. */
+  maxPixels: number;
 }
 
 export interface DecodeFailure {
@@ -22,6 +24,8 @@ export interface DecodeFailure {
   /** The file, or the pack entry's path. */
   file: string;
   reason: string;
+  /** Refused for its size (the pixel limit), not for being corrupt. */
+  tooLarge: boolean;
 }
 
 export interface DecodeTaskResult {

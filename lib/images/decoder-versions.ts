@@ -1,5 +1,5 @@
 // Which decoder builds produced the pixels: recorded in decode.json and in decode's cache key
-// (a new libjpeg-turbo or pngjs release may change pixels, so it must rerun decode).
+// (a new libjpeg-turbo release may change pixels, so it must rerun decode).
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -26,6 +26,7 @@ function packageVersion(name: string): string {
 export function decoderVersions(): Record<string, string> {
   return {
     jpeg: `libjpeg-turbo wasm (@cornerstonejs/codec-libjpeg-turbo-8bit ${packageVersion('@cornerstonejs/codec-libjpeg-turbo-8bit')})`,
-    png: `pngjs ${packageVersion('pngjs')}`,
+    // Inflate is deterministic: the zlib build cannot change pixels, only this decoder can.
+    png: 'built-in row decoder 1 (lib/images/png.ts)',
   };
 }

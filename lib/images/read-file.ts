@@ -14,14 +14,18 @@ export class SmallFileReader {
     this.buffer = Buffer.allocUnsafe(initialBytes);
   }
 
-  /** The file's bytes, as a view valid until the next call. */
-  read(path: string): Uint8Array {
+  /**
+   * The file's bytes, as a view valid until the next call. A file larger than `limit.maxBytes`
+   * is not read further: `limit.tooLarge(size)` is thrown instead.
+   */
+  read(path: string, limit?: { maxBytes: number; tooLarge: (size: number) => Error }): Uint8Array {
     const fd = openSync(path, 'r');
     try {
       let length = readSync(fd, this.buffer, 0, this.buffer.length, 0);
       if (length === this.buffer.length) {
         // Filled the buffer: the file may be larger. Size it exactly and read the rest.
         const size = fstatSync(fd).size;
+        if (limit && size > limit.maxBytes) throw limit.tooLarge(size);
         if (size > this.buffer.length) {
           const bigger = Buffer.allocUnsafe(Math.max(size, this.buffer.length * 2));
           this.buffer.copy(bigger, 0, 0, length);
@@ -48,10 +52,14 @@ export class SourceReader {
   private buffer = Buffer.allocUnsafe(1 << 16);
   private readonly packs = new Map<string, number>();
 
-  /** The source's bytes, as a view valid until the next call. A damaged pack entry throws PackIntegrityError. */
-  read(location: SourceLocation): Uint8Array {
+  /**
+   * The source's bytes, as a view valid until the next call (`limit` as for SmallFileReader). A
+   * damaged pack entry throws PackIntegrityError.
+   */
+  read(location: SourceLocation, limit?: { maxBytes: number; tooLarge: (size: number) => Error }): Uint8Array {
     const packed = location.packed;
-    if (!packed) return this.files.read(location.file);
+    if (!packed) return this.files.read(location.file, limit);
+    if (limit && packed.size > limit.maxBytes) throw limit.tooLarge(packed.size);
     if (packed.size > this.buffer.length) this.buffer = Buffer.allocUnsafe(Math.max(packed.size, this.buffer.length * 2));
     return readPackedInto(this.pack(location.file), packed.offset, packed.size, packed.crc32, this.buffer, () =>
       describeEntry(location.file, packed.entry, packed.offset, packed.size),

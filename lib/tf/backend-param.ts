@@ -2,7 +2,7 @@
 // pipeline.yaml does not load tfjs. lib/tf/backend.ts resolves it.
 import { z } from 'zod';
 
-export const BackendParam = z
-  .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
-  .default('auto')
-  .describe('tfjs backend: auto = tfjs-node where it loads, else wasm, else cpu');
+/** The tfjs backends a stage (or `--backend`) can name. */
+export const BACKEND_NAMES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+
+export const BackendParam = z.enum(BACKEND_NAMES).default('auto').describe('tfjs backend: auto = tfjs-node where it loads, else wasm, else cpu');

@@ -24,6 +24,7 @@ import { decoderVersions } from '../../lib/images/decoder-versions.js';
 import type { DecodeTask, DecodeTaskResult } from '../../lib/images/decode-task.js';
 import { scanImageFolders, SPLITS, type Split } from '../../lib/images/image-folders.js';
 import { DATASET_FORMATS, locateDataset, type DatasetFormat } from '../../lib/images/layout.js';
+import { DEFAULT_MAX_PIXELS } from '../../lib/images/pixel-limit.js';
 import { imageBytes, type TargetShape } from '../../lib/images/raw-image.js';
 import { DirectoryTree, PackTree, type SourceTree } from '../../lib/images/source-tree.js';
 
@@ -42,7 +43,14 @@ export const DecodeParams = z.strictObject({
     .enum(RESIZE_METHODS)
     .default('bilinear')
     .describe('resampling for images of another size: bilinear (half-pixel centres), nearest, or area (box average; best for shrinking)'),
-  skip_corrupt: z.boolean().default(false).describe('skip unreadable or corrupt images (counted in decode.json) instead of failing'),
+  skip_corrupt: z.boolean().default(false).describe('skip unreadable, corrupt or over-max_pixels images (counted and named in decode.json) instead of failing'),
+  max_pixels: z
+    .int()
+    .min(1)
+    .default(DEFAULT_MAX_PIXELS)
+    .describe(
+      "largest width × height a JPEG or PNG may have (read from its header, before decoding; Pillow's MAX_IMAGE_PIXELS); larger images fail the stage, or are skipped with skip_corrupt",
+    ),
   shard_mb: z
     .int()
     .min(1)
@@ -59,6 +67,8 @@ const FILES_PER_TASK = 250;
 const FILES_PER_CHUNK = 1000;
 /** How many skipped file names decode.json lists (the count is always complete). */
 const LISTED_SKIPPED = 100;
+/** The failure code of an image refused for its size (max_pixels), not for being corrupt. */
+const TOO_LARGE = 'too-large';
 
 /** The fetched files, and how the user knows them: the fetch stage's url. */
 interface DataSource {
@@ -162,8 +172,15 @@ async function imageFolderPlan(ctx: StageContext<DecodeParams>, dir: string, sou
     const tasks: DecodeTask[] = [];
     for (let first = 0; first < indices.length; first += FILES_PER_TASK) {
       const part = indices.slice(first, first + FILES_PER_TASK);
-      const where = part.map((i) => source.tree.locate(files[i]!));
-      tasks.push({ sources: where, firstRow: first, pixels, shape, resize: ctx.params.resize, skipCorrupt: ctx.params.skip_corrupt });
+      tasks.push({
+        sources: part.map((i) => source.tree.locate(files[i]!)),
+        firstRow: first,
+        pixels,
+        shape,
+        resize: ctx.params.resize,
+        skipCorrupt: ctx.params.skip_corrupt,
+        maxPixels: ctx.params.max_pixels,
+      });
     }
     let results: DecodeTaskResult[];
     try {
@@ -175,8 +192,10 @@ async function imageFolderPlan(ctx: StageContext<DecodeParams>, dir: string, sou
     // Store damage is not a corrupt image to skip: it fails the stage whatever skip_corrupt says.
     const damaged = results.find((r) => r.damaged !== undefined)?.damaged;
     if (damaged !== undefined) throw new StageError(forUser(source, damaged));
-    const failed = new Map(results.flatMap((r) => r.failures.map((f) => [f.row, forUser(source, f.reason)] as const)));
-    return indices.map((_, k) => (failed.has(k) ? { failed: failed.get(k)! } : new Uint8Array(pixels, k * rowBytes, rowBytes)));
+    const failed = new Map(
+      results.flatMap((r) => r.failures.map((f) => [f.row, { failed: forUser(source, f.reason), ...(f.tooLarge ? { code: TOO_LARGE } : {}) }] as const)),
+    );
+    return indices.map((_, k) => failed.get(k) ?? new Uint8Array(pixels, k * rowBytes, rowBytes));
   };
   return { format: 'image-folder', classes: dataset.classes, sources, decode, ignoredFiles: dataset.ignored };
 }
@@ -268,7 +287,12 @@ async function build(ctx: StageContext<DecodeParams>, plan: Plan, source: DataSo
     return result;
   } catch (err) {
     if (err instanceof SourceDecodeError) {
-      throw new StageError(`corrupt or unreadable image ${err.source} in ${source.label}: ${err.reason} (set skip_corrupt: true to skip such files)`);
+      const where = `${err.source} in ${source.label}`;
+      throw new StageError(
+        err.code === TOO_LARGE
+          ? `image ${where} is too large: ${err.reason} (max_pixels: raise it to decode such images, or set skip_corrupt: true to skip them)`
+          : `corrupt or unreadable image ${where}: ${err.reason} (set skip_corrupt: true to skip such files)`,
+      );
     }
     throw err;
   } finally {
@@ -306,7 +330,7 @@ async function decodeSource(ctx: StageContext<DecodeParams>, source: DataSource)
     if (err instanceof DatasetError || err instanceof PackIntegrityError) throw new StageError(forUser(source, err.message), { cause: err });
     throw err;
   }
-  for (const f of result.skipped) ctx.log.warn(`skipped corrupt image ${f.source}: ${f.reason}`);
+  for (const f of result.skipped) ctx.log.warn(`skipped ${f.code === TOO_LARGE ? 'too large' : 'corrupt'} image ${f.source}: ${f.reason}`);
   const { manifest } = result;
   const labelsOf = (split: Split) => {
     const kept = new Set(result.skipped.map((f) => f.source));
@@ -327,6 +351,8 @@ async function decodeSource(ctx: StageContext<DecodeParams>, source: DataSource)
     classes: plan.classes,
     counts: Object.fromEntries(SPLITS.map((s) => [s, { total: manifest.splits[s], per_class: countsPerClass(labelsOf(s), plan.classes) }])),
     skipped_corrupt: result.skipped.length,
+    // Everything skip_corrupt skipped; over_max_pixels says how many of those were refused for their size.
+    over_max_pixels: result.skipped.filter((f) => f.code === TOO_LARGE).length,
     skipped_files: result.skipped.slice(0, LISTED_SKIPPED).map((f) => ({ file: f.source, reason: f.reason })),
     ignored_files: plan.ignoredFiles.length,
     dataset: { dir: DATASET_DIR, shards: manifest.shards.length, rows: manifest.splits.train + manifest.splits.test },
@@ -339,8 +365,10 @@ async function decodeSource(ctx: StageContext<DecodeParams>, source: DataSource)
 export const decodeStage = defineStage({
   name: 'decode',
   // 2: JPEGs that wasm libjpeg-turbo refused for unread padding now decode (a cached run with
-  // skip_corrupt may have skipped them). 3: a sharded dataset instead of one array per split.
-  version: 3,
+  // skip_corrupt may have skipped them). 3: PNGs decoded here (not pngjs): truncated image data is
+  // corrupt instead of black, and colour-keyed (tRNS) pixels keep their colour. 4: a sharded
+  // dataset instead of one array per split.
+  version: 4,
   description:
     'Decode a fetched CIFAR-10 binary release or JPEG/PNG image folders into a sharded uint8 dataset (incremental: unchanged files are not decoded again)',
   params: DecodeParams,
@@ -355,7 +383,8 @@ export const decodeStage = defineStage({
     { name: 'decode.json', type: 'json', description: 'format, shape, counts per split and class, skipped corrupt files, changes since the previous result' },
   ],
   // Shard size changes where rows are stored, never which rows or pixels: not in the key.
-  cacheParams: ({ shard_mb: _shardMb, ...rest }) => rest,
+  // max_pixels enters the key only when it is not the default, so keys made before it existed hold.
+  cacheParams: ({ shard_mb: _shardMb, max_pixels, ...rest }) => (max_pixels === DEFAULT_MAX_PIXELS ? rest : { ...rest, max_pixels }),
   // The decoders' versions can change pixels: they belong in the cache key.
   fingerprint: async () => decoderVersions(),
   run,
