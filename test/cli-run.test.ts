@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, workspace, type CliResult } from './helpers/cli.js';
+import { PackReader } from '../lib/fetch/pack.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -474,7 +475,13 @@ describe('offline image folders without editing pipeline.yaml', () => {
       await rm(join(dir, 'artifacts'), { recursive: true, force: true });
       const r = await ok(['run', '--set', `fetch.url=${images}`, ...drop], dir);
       expect(outcomes(r)).toEqual({ fetch: 'ran' });
-      expect(await read(dir, 'artifacts/stages/fetch/data/train/cat/0.jpg')).toBe('stand-in bytes');
+      // A directory is fetched as a pack (layout auto).
+      const pack = await PackReader.open(join(dir, 'artifacts/stages/fetch/pack'));
+      try {
+        expect(pack.read(pack.entry('train/cat/0.jpg')!).toString()).toBe('stand-in bytes');
+      } finally {
+        pack.close();
+      }
     }
   });
 });

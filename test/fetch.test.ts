@@ -1,6 +1,7 @@
 // The fetch stage kind over a local HTTP server and local files: download + checksum + extraction
 // of the real CIFAR-10 archive, resume with Range after a dropped or killed transfer, cache-key
-// validators, and every way an archive or a download can be bad.
+// validators, and every way an archive or a download can be bad — in both layouts (packs, the
+// default for archives and directories, and files), which must hold the same files and bytes.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -14,12 +15,16 @@ import { AbortedError, StageError } from '../engine/errors.js';
 import { InterruptedError } from '../lib/errors.js';
 import type { FingerprintEnv } from '../engine/contract.js';
 import { download } from '../lib/fetch/download.js';
-import { extractArchive } from '../lib/fetch/extract.js';
+import { extractArchive, packArchive } from '../lib/fetch/extract.js';
+import { PACK_DIR, PackReader, readPackIndex } from '../lib/fetch/pack.js';
 import { fetchStage, type FetchParams, type FetchRecord } from '../stages/fetch/fetch.js';
 import { CLASSES, cifarSource, type CifarSource } from './helpers/dataset.js';
 import { TestFileServer } from './helpers/http-server.js';
 import { paxRecords, tarBytes, writeTar, writeZip } from './helpers/archive-builders.js';
 import { runStage } from './helpers/stage-context.js';
+import { runCli, workspace } from './helpers/cli.js';
+import { encodeJpeg } from './helpers/jpeg-encode.js';
+import { syntheticImage } from './helpers/dataset.js';
 
 let server: TestFileServer;
 let cifar: CifarSource;
@@ -54,8 +59,43 @@ async function run(params: Record<string, unknown>, options: Parameters<typeof r
   leftovers.push(result.outDir);
   if (!options.resumeDir) leftovers.push(result.resumeDir);
   const record = JSON.parse(await readFile(join(result.outDir, 'fetch.json'), 'utf8')) as FetchRecord;
-  return { ...result, data: join(result.outDir, 'data'), record };
+  return { ...result, data: join(result.outDir, 'data'), record, files: () => fetchedFiles(result.outDir) };
 }
+
+/**
+ * The files a fetch output holds, path → bytes, whichever its layout: a pack's entries, or the
+ * regular files of data/ (symlinks read through, as decode reads them; dangling ones left out).
+ */
+async function fetchedFiles(outDir: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  if (existsSync(join(outDir, PACK_DIR))) {
+    expect(existsSync(join(outDir, 'data'))).toBe(false);
+    const reader = await PackReader.open(join(outDir, PACK_DIR));
+    try {
+      for (const e of reader.index.entries) out.set(e.path, reader.read(e));
+    } finally {
+      reader.close();
+    }
+    return out;
+  }
+  const data = join(outDir, 'data');
+  for (const name of (await readdir(data, { recursive: true })).map(String).sort()) {
+    const bytes = await readFile(join(data, name)).catch(() => undefined); // directories, dangling links
+    if (bytes) out.set(name, bytes);
+  }
+  return out;
+}
+
+/** Directories of a fetch output, whichever its layout. */
+async function fetchedDirs(outDir: string): Promise<string[]> {
+  if (existsSync(join(outDir, PACK_DIR))) return (await readPackIndex(join(outDir, PACK_DIR))).dirs;
+  const data = join(outDir, 'data');
+  const out: string[] = [];
+  for (const e of await readdir(data, { recursive: true, withFileTypes: true })) if (e.isDirectory()) out.push(relative(data, join(e.parentPath, e.name)));
+  return out.sort();
+}
+
+const LAYOUTS = ['packed', 'files'] as const;
 
 /** A served file of `size` random bytes (changeable by the test). */
 async function servedRandomFile(name: string, size: number): Promise<{ path: string; url: string }> {
@@ -121,20 +161,20 @@ afterAll(async () => {
 });
 
 describe('fetch over http', () => {
-  test('downloads the CIFAR-10 archive, verifies its md5 and extracts it', async () => {
+  test('downloads the CIFAR-10 archive, verifies its md5 and packs its entries (no file written per entry)', async () => {
     server.reset();
-    const { data, record } = await run({ url: cifarUrl, md5: cifarMd5 });
+    const { outDir, record, files } = await run({ url: cifarUrl, md5: cifarMd5 });
     const perClass = cifar.real ? { train: 5000, test: 1000 } : { train: 60, test: 20 };
+    const paths = [...(await files()).keys()];
+    const index = await readPackIndex(join(outDir, PACK_DIR));
     for (const split of ['train', 'test'] as const) {
-      expect((await readdir(join(data, split))).sort()).toEqual(CLASSES);
-      for (const cls of CLASSES) {
-        expect(await countFiles(join(data, split, cls), (f) => f.endsWith('.jpg'))).toBe(perClass[split]);
-      }
+      expect(index.dirs.filter((d) => d.startsWith(`${split}/`))).toEqual(CLASSES.map((c) => `${split}/${c}`));
+      for (const cls of CLASSES) expect(paths.filter((p) => p.startsWith(`${split}/${cls}/`) && p.endsWith('.jpg'))).toHaveLength(perClass[split]);
     }
-    if (cifar.real) {
-      expect(await countFiles(join(data, 'train'))).toBe(50_000);
-      expect(await countFiles(join(data, 'test'))).toBe(10_000);
-    }
+    if (cifar.real) expect(paths.filter((p) => p.endsWith('.jpg'))).toHaveLength(60_000);
+    // A few large files instead of one per image.
+    expect((await readdir(join(outDir, PACK_DIR))).length).toBe(index.packs.length + 1);
+    expect(index.packs.length).toBeLessThanOrEqual(cifar.real ? 4 : 1);
     expect(record).toMatchObject({
       source: cifarUrl,
       type: 'http',
@@ -143,8 +183,10 @@ describe('fetch over http', () => {
       md5: cifarMd5,
       sha256: cifarSha256,
       archive: 'tar.gz',
+      layout: 'packed',
+      packs: index.packs.length,
     });
-    expect(record.files).toBe(await countFiles(data));
+    expect(record.files).toBe(paths.length);
     expect(record.validators?.contentLength).toBe(cifarSize);
     expect(record.validators?.etag).toMatch(/^"/);
     expect(server.requests.map((r) => [r.method, r.range])).toEqual([['GET', null]]);
@@ -260,9 +302,9 @@ describe('fetch over http', () => {
     const resumeDir = await fresh('resume');
     await run({ url, md5 }, { resumeDir });
     server.reset();
-    const { data } = await run({ url, md5 }, { resumeDir });
+    const { files } = await run({ url, md5 }, { resumeDir });
     expect(server.requests).toEqual([]);
-    expect(await readFile(join(data, 'a.txt'), 'utf8')).toBe('alpha');
+    expect((await files()).get('a.txt')?.toString()).toBe('alpha');
   });
 
   test('transient errors are retried with backoff; progress is reported in bytes', async () => {
@@ -362,11 +404,19 @@ describe('cache key', () => {
     const b = params({ url: 'https://mirror-b.invalid/y/cifar.tar.gz', md5: cifarMd5, timeout: 5 });
     expect(await fetchStage.fingerprint!(a, env())).toEqual({});
     expect(fetchStage.cacheParams!(a)).toEqual(fetchStage.cacheParams!(b));
-    expect(fetchStage.cacheParams!(a)).toEqual({ md5: cifarMd5, unpack: 'tar.gz' });
-    // How the file is unpacked changes the output, so it stays in the key.
+    expect(fetchStage.cacheParams!(a)).toEqual({ md5: cifarMd5, unpack: 'tar.gz', layout: 'packed' });
+    // How the file is unpacked and stored changes the output, so it stays in the key...
     expect(fetchStage.cacheParams!(params({ url: 'https://m.invalid/cifar.tar.gz', md5: cifarMd5, extract: false }))).not.toEqual(fetchStage.cacheParams!(a));
+    expect(fetchStage.cacheParams!(params({ url: 'https://m.invalid/cifar.tar.gz', md5: cifarMd5, layout: 'files' }))).not.toEqual(fetchStage.cacheParams!(a));
+    // ...as the layout it resolves to: auto is packed for an archive, files for a plain file.
+    expect(fetchStage.cacheParams!(params({ url: 'https://m.invalid/cifar.tar.gz', md5: cifarMd5, layout: 'packed' }))).toEqual(fetchStage.cacheParams!(a));
+    expect(fetchStage.cacheParams!(params({ url: 'https://m.invalid/x.bin', md5: cifarMd5 }))).toMatchObject({ layout: 'files' });
     // Without a checksum the URL is the identity; retries/timeout never are.
-    expect(fetchStage.cacheParams!(params({ url: 'https://m.invalid/c.tgz', retries: 1 }))).toEqual({ url: 'https://m.invalid/c.tgz', extract: 'auto' });
+    expect(fetchStage.cacheParams!(params({ url: 'https://m.invalid/c.tgz', retries: 1 }))).toEqual({
+      url: 'https://m.invalid/c.tgz',
+      extract: 'auto',
+      layout: 'auto',
+    });
     expect(server.requests).toEqual([]);
   });
 
@@ -387,7 +437,8 @@ describe('cache key', () => {
     expect(fetchStage.params.safeParse({ url: 'x.tar', md5: 'abc' }).success).toBe(false);
     expect(fetchStage.params.safeParse({ url: 'x.tar', sha256: cifarMd5 }).success).toBe(false);
     expect(fetchStage.params.safeParse({ url: 'x.tar', checksum: cifarMd5 }).success).toBe(false);
-    expect(params({ url: 'data/x.tar' })).toEqual({ url: 'data/x.tar', extract: 'auto', retries: 5, timeout: 60 });
+    expect(params({ url: 'data/x.tar' })).toEqual({ url: 'data/x.tar', extract: 'auto', layout: 'auto', retries: 5, timeout: 60 });
+    expect(fetchStage.params.safeParse({ url: 'x.tar', layout: 'zipped' }).success).toBe(false);
   });
 });
 
@@ -403,9 +454,9 @@ describe('local sources', () => {
       ],
       { gzip: true },
     );
-    const { data, record } = await run({ url: pathToFileURL(archive).href, sha256: await digestOf(archive, 'sha256') });
-    expect(await readFile(join(data, 'set/b.txt'), 'utf8')).toBe('B');
-    expect(record).toMatchObject({ type: 'file', name: 'set.tgz', archive: 'tar.gz', files: 2, validators: null });
+    const { files, record } = await run({ url: pathToFileURL(archive).href, sha256: await digestOf(archive, 'sha256') });
+    expect((await files()).get('set/b.txt')?.toString()).toBe('B');
+    expect(record).toMatchObject({ type: 'file', name: 'set.tgz', archive: 'tar.gz', files: 2, validators: null, layout: 'packed', packs: 1 });
   });
 
   test('a relative path to a plain file lands in data/ as is', async () => {
@@ -414,10 +465,14 @@ describe('local sources', () => {
     const { data, record } = await run({ url: `${relative(work, dir)}/labels.csv`, md5: createHash('md5').update('a,b\n').digest('hex') });
     expect(await readdir(data)).toEqual(['labels.csv']);
     expect(await readFile(join(data, 'labels.csv'), 'utf8')).toBe('a,b\n');
-    expect(record).toMatchObject({ archive: null, files: 1, bytes: 4 });
+    expect(record).toMatchObject({ archive: null, files: 1, bytes: 4, layout: 'files', packs: null });
+    // layout: packed makes a pack of that one file.
+    const one = await run({ url: `${relative(work, dir)}/labels.csv`, layout: 'packed' });
+    expect(await one.files()).toEqual(new Map([['labels.csv', Buffer.from('a,b\n')]]));
+    expect(one.record).toMatchObject({ archive: null, files: 1, layout: 'packed', packs: 1 });
   });
 
-  test('a local directory is copied (symlinked files become files)', async () => {
+  test.each(LAYOUTS)('a local directory is fetched (symlinked files become files), layout %s', async (layout) => {
     const dir = await fresh('tree');
     await mkdir(join(dir, 'train/cat'), { recursive: true });
     await writeFile(join(dir, 'train/cat/1.png'), 'png');
@@ -426,25 +481,31 @@ describe('local sources', () => {
     await writeFile(outside, 'extra');
     const { symlink } = await import('node:fs/promises');
     await symlink(outside, join(dir, 'extra.txt'));
-    const { data, record } = await run({ url: dir }, { fingerprint: { digest: 'abc' } });
-    expect((await readdir(data, { recursive: true })).sort()).toEqual(['README', 'extra.txt', 'train', 'train/cat', 'train/cat/1.png']);
-    expect(await readFile(join(data, 'extra.txt'), 'utf8')).toBe('extra');
-    expect(record).toMatchObject({ type: 'directory', files: 3, digest: 'abc', archive: null });
-    await expect(run({ url: dir, md5: cifarMd5 })).rejects.toThrow('md5/sha256 apply to a file');
+    await mkdir(join(dir, 'empty'));
+    const { outDir, files, record } = await run({ url: dir, layout }, { fingerprint: { digest: 'abc' } });
+    expect([...(await files()).keys()]).toEqual(['README', 'extra.txt', 'train/cat/1.png']);
+    expect(await fetchedDirs(outDir)).toEqual(['empty', 'train', 'train/cat']);
+    expect((await files()).get('extra.txt')?.toString()).toBe('extra');
+    expect(record).toMatchObject({ type: 'directory', files: 3, digest: 'abc', archive: null, layout, packs: layout === 'packed' ? 1 : null });
+    await expect(run({ url: dir, md5: cifarMd5, layout })).rejects.toThrow('md5/sha256 apply to a file');
   });
 
   test('extract: true sniffs an archive behind an unhelpful name, and refuses a non-archive', async () => {
     const dir = await fresh('sniff');
     await writeFile(join(dir, 'payload.bin'), gzipSync(tarBytes([{ path: 'inside.txt', body: 'in' }])));
-    const { data, record } = await run({ url: join(dir, 'payload.bin'), extract: true });
-    expect(await readFile(join(data, 'inside.txt'), 'utf8')).toBe('in');
+    const { files, record } = await run({ url: join(dir, 'payload.bin'), extract: true });
+    expect((await files()).get('inside.txt')?.toString()).toBe('in');
     expect(record.archive).toBe('tar.gz');
     await writeFile(join(dir, 'plain.bin'), 'not an archive at all');
     await expect(run({ url: join(dir, 'plain.bin'), extract: true })).rejects.toThrow('extract: true, but plain.bin is not a .tar, .tar.gz or .zip archive');
   });
 });
 
-describe('bad archives', () => {
+describe.each(LAYOUTS)('bad archives (layout %s)', (layout) => {
+  /** The unpacker of this layout, as the stage calls it. */
+  const unpack = (archive: string, format: 'tar' | 'tar.gz' | 'zip', dest: string, options: Parameters<typeof extractArchive>[3] = {}) =>
+    layout === 'packed' ? packArchive(archive, format, dest, options) : extractArchive(archive, format, dest, options);
+
   test('a truncated .tar.gz, .tar or .zip is a clear error', async () => {
     const dir = await fresh('trunc');
     const tarball = tarBytes([
@@ -457,9 +518,9 @@ describe('bad archives', () => {
     const zip = join(dir, 'full.zip');
     await writeZip(zip, [{ path: 'a.bin', body: randomBytes(50_000) }]);
     await writeFile(join(dir, 'cut.zip'), (await readFile(zip)).subarray(0, 30_000));
-    await expect(run({ url: join(dir, 'cut.tar.gz') })).rejects.toThrow(/^cut\.tar\.gz is corrupt or truncated: .*unexpected end of file/);
-    await expect(run({ url: join(dir, 'cut.tar') })).rejects.toThrow(/^cut\.tar is corrupt or truncated \(at "b\.bin"\): Truncated input/);
-    await expect(run({ url: join(dir, 'cut.zip') })).rejects.toThrow(/^cut\.zip is corrupt or truncated: End of central directory/);
+    await expect(run({ url: join(dir, 'cut.tar.gz'), layout })).rejects.toThrow(/^cut\.tar\.gz is corrupt or truncated: .*unexpected end of file/);
+    await expect(run({ url: join(dir, 'cut.tar'), layout })).rejects.toThrow(/^cut\.tar is corrupt or truncated \(at "b\.bin"\): Truncated input/);
+    await expect(run({ url: join(dir, 'cut.zip'), layout })).rejects.toThrow(/^cut\.zip is corrupt or truncated: End of central directory/);
   });
 
   test('a valid archive with no files says so, not "corrupt"', async () => {
@@ -470,16 +531,18 @@ describe('bad archives', () => {
     await writeFile(join(dir, 'nothing.tar.gz'), gzipSync(Buffer.alloc(0)));
     await writeFile(join(dir, 'dirs.tar'), tarBytes([{ path: 'train/', type: 'dir' }]));
     await writeZip(join(dir, 'empty.zip'), []);
-    await expect(run({ url: join(dir, 'empty.tar') })).rejects.toThrow(/^empty\.tar contains no files: a valid tar archive, but nothing to fetch$/);
-    await expect(run({ url: join(dir, 'empty.tar.gz') })).rejects.toThrow(/^empty\.tar\.gz contains no files: a valid tar\.gz archive/);
-    await expect(run({ url: join(dir, 'nothing.tar.gz') })).rejects.toThrow(/^nothing\.tar\.gz contains no files/);
-    await expect(run({ url: join(dir, 'dirs.tar') })).rejects.toThrow(/^dirs\.tar contains no files \(only directories or symlinks\): a valid tar archive/);
-    await expect(run({ url: join(dir, 'empty.zip') })).rejects.toThrow(/^empty\.zip contains no files: a valid zip archive/);
+    await expect(run({ url: join(dir, 'empty.tar'), layout })).rejects.toThrow(/^empty\.tar contains no files: a valid tar archive, but nothing to fetch$/);
+    await expect(run({ url: join(dir, 'empty.tar.gz'), layout })).rejects.toThrow(/^empty\.tar\.gz contains no files: a valid tar\.gz archive/);
+    await expect(run({ url: join(dir, 'nothing.tar.gz'), layout })).rejects.toThrow(/^nothing\.tar\.gz contains no files/);
+    await expect(run({ url: join(dir, 'dirs.tar'), layout })).rejects.toThrow(
+      /^dirs\.tar contains no files \(only directories or symlinks\): a valid tar archive/,
+    );
+    await expect(run({ url: join(dir, 'empty.zip'), layout })).rejects.toThrow(/^empty\.zip contains no files: a valid zip archive/);
     // Garbage is still corrupt, even when short.
     await writeFile(join(dir, 'junk.tar'), 'not a tar at all');
     await writeFile(join(dir, 'junk.tar.gz'), gzipSync(Buffer.concat([Buffer.alloc(1024), Buffer.from('x')])));
-    await expect(run({ url: join(dir, 'junk.tar') })).rejects.toThrow(/^junk\.tar is corrupt or truncated/);
-    await expect(run({ url: join(dir, 'junk.tar.gz') })).rejects.toThrow(/^junk\.tar\.gz is corrupt or truncated/);
+    await expect(run({ url: join(dir, 'junk.tar'), layout })).rejects.toThrow(/^junk\.tar is corrupt or truncated/);
+    await expect(run({ url: join(dir, 'junk.tar.gz'), layout })).rejects.toThrow(/^junk\.tar\.gz is corrupt or truncated/);
   });
 
   describe('decompression bombs: one ratio rule for .zip and .tar.gz, refused early, nothing kept', () => {
@@ -496,34 +559,33 @@ describe('bad archives', () => {
         { path: 'readme.txt', body: 'hi' },
         { path: 'zeros.bin', body: zeros, deflate: true },
       ]);
-      const err = await run({ url: archive }).catch((e: unknown) => e);
+      const err = await run({ url: archive, layout }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StageError);
       expect((err as Error).message).toMatch(bombMessage('bomb.zip', 'declares'));
       expect((err as Error).message).toContain('declares 16,777,218 bytes');
       const dest = join(dir, 'out');
-      await expect(extractArchive(archive, 'zip', dest)).rejects.toThrow(bombMessage('bomb.zip', 'declares'));
-      expect(await readdir(dest)).toEqual([]);
+      await expect(unpack(archive, 'zip', dest)).rejects.toThrow(bombMessage('bomb.zip', 'declares'));
+      expect(existsSync(dest) ? await readdir(dest) : []).toEqual([]);
     });
 
     test('a zip whose central directory understates the bomb is refused while inflating, past the declared size', async () => {
       const dir = await fresh('zip-lie');
       const archive = await writeZip(join(dir, 'lie.zip'), [{ path: 'zeros.bin', body: zeros, deflate: true, declare: { size: 1000 } }]);
       const dest = join(dir, 'out');
-      await expect(extractArchive(archive, 'zip', dest)).rejects.toThrow(
-        /^unsafe entry "zeros\.bin" in lie\.zip: inflates past the 1,000 bytes its header declares$/,
-      );
+      await expect(unpack(archive, 'zip', dest)).rejects.toThrow(/^unsafe entry "zeros\.bin" in lie\.zip: inflates past the 1,000 bytes its header declares$/);
       // Refused at the first inflated piece: nowhere near the 16 MiB the entry holds.
+      // (In a pack the entry's bytes are in the pack being written, which is removed.)
       const partial = await readFile(join(dest, 'zeros.bin')).catch(() => Buffer.alloc(0));
       expect(partial.length).toBeLessThanOrEqual(1000);
-      await expect(run({ url: archive })).rejects.toThrow('unsafe entry "zeros.bin" in lie.zip: inflates past the 1,000 bytes its header declares');
+      await expect(run({ url: archive, layout })).rejects.toThrow('unsafe entry "zeros.bin" in lie.zip: inflates past the 1,000 bytes its header declares');
     });
 
     test('a zip entry with fewer bytes than declared, or another CRC-32, is damaged', async () => {
       const dir = await fresh('zip-damaged');
       const short = await writeZip(join(dir, 'short.zip'), [{ path: 'a.txt', body: 'hello', deflate: true, declare: { size: 5000 } }]);
-      await expect(run({ url: short })).rejects.toThrow('short.zip is corrupt or truncated (entry "a.txt"): 5 bytes inflated, 5,000 declared');
+      await expect(run({ url: short, layout })).rejects.toThrow('short.zip is corrupt or truncated (entry "a.txt"): 5 bytes inflated, 5,000 declared');
       const crc = await writeZip(join(dir, 'crc.zip'), [{ path: 'a.txt', body: 'hello', declare: { crc: 1 } }]);
-      await expect(run({ url: crc })).rejects.toThrow('crc.zip is corrupt or truncated (entry "a.txt"): CRC-32 mismatch: the data is damaged');
+      await expect(run({ url: crc, layout })).rejects.toThrow('crc.zip is corrupt or truncated (entry "a.txt"): CRC-32 mismatch: the data is damaged');
     });
 
     test('the same content as .tar.gz is refused by the same rule while inflating, naming the entry', async () => {
@@ -538,7 +600,7 @@ describe('bad archives', () => {
           ]),
         ),
       );
-      const err = await run({ url: archive }).catch((e: unknown) => e);
+      const err = await run({ url: archive, layout }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StageError);
       expect((err as Error).message).toMatch(bombMessage('bomb.tar.gz', 'inflates to'));
       // Refused early: well before the 16 MiB were inflated.
@@ -547,7 +609,7 @@ describe('bad archives', () => {
       // An honest archive of the same size that compresses normally is fine.
       const ok = join(dir, 'ok.tar.gz');
       await writeFile(ok, gzipSync(tarBytes([{ path: 'noise.bin', body: randomBytes(1 << 20) }])));
-      expect((await run({ url: ok })).record.files).toBe(1);
+      expect((await run({ url: ok, layout })).record.files).toBe(1);
     });
   });
 
@@ -558,7 +620,7 @@ describe('bad archives', () => {
       { path: 'data/', type: 'dir' },
       { path: 'data/sparse.bin', type: 'sparse', body: 'hello\n' },
     ]);
-    await expect(run({ url: gnu })).rejects.toThrow(
+    await expect(run({ url: gnu, layout })).rejects.toThrow(
       'unsupported entry "data/sparse.bin" in sparse.tar: sparse files are not supported (re-create the archive without --sparse)',
     );
     // Next to a regular file it was silently left out.
@@ -566,7 +628,7 @@ describe('bad archives', () => {
       { path: 'a.txt', body: 'a' },
       { path: 'sparse.bin', type: 'sparse', body: 'hello\n' },
     ]);
-    await expect(run({ url: mixed })).rejects.toThrow('unsupported entry "sparse.bin" in mixed.tar: sparse files are not supported');
+    await expect(run({ url: mixed, layout })).rejects.toThrow('unsupported entry "sparse.bin" in mixed.tar: sparse files are not supported');
     // PAX format 1.0 (GNU tar --format=posix --sparse): tar wrote the condensed data under the real name.
     const pax = await writeTar(
       join(dir, 'pax-sparse.tar.gz'),
@@ -580,7 +642,7 @@ describe('bad archives', () => {
       ],
       { gzip: true },
     );
-    await expect(run({ url: pax })).rejects.toThrow('unsupported entry "sparse.bin" in pax-sparse.tar.gz: sparse files are not supported');
+    await expect(run({ url: pax, layout })).rejects.toThrow('unsupported entry "sparse.bin" in pax-sparse.tar.gz: sparse files are not supported');
   });
 
   const gnuTar = spawnSync('tar', ['--version'], { encoding: 'utf8' }).stdout?.includes('GNU tar') === true;
@@ -599,7 +661,7 @@ describe('bad archives', () => {
     ] as const) {
       const made = spawnSync('tar', ['--sparse', ...args, '-cf', name, 'holes.bin'], { cwd: dir, encoding: 'utf8' });
       expect([name, made.status, made.stderr]).toEqual([name, 0, '']);
-      const err = await run({ url: join(dir, name) }).catch((e: unknown) => e);
+      const err = await run({ url: join(dir, name), layout }).catch((e: unknown) => e);
       expect([name, (err as Error).message]).toEqual([name, expect.stringMatching(/^unsupported entry ".*holes\.bin" in .*: sparse files are not supported/)]);
     }
   });
@@ -671,7 +733,7 @@ describe('bad archives', () => {
 
   test.each(cases)('%s is rejected naming the entry', async (_name, build, message) => {
     const archive = await build(join(await fresh('evil'), 'evil'));
-    const err = await run({ url: archive }).catch((e: unknown) => e);
+    const err = await run({ url: archive, layout }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StageError);
     expect((err as Error).message).toBe(message.replace('ARCHIVE', archive.slice(archive.lastIndexOf('/') + 1)));
     expect(existsSync(join(tmpdir(), tag))).toBe(false);
@@ -685,7 +747,7 @@ describe('bad archives', () => {
       { path: 'good/2.txt', body: '2' },
     ]);
     const dest = join(sandbox, 'out', 'data');
-    await expect(extractArchive(archive, 'tar', dest)).rejects.toThrow('unsafe entry "good/../../escaped.txt" in mixed.tar');
+    await expect(unpack(archive, 'tar', dest)).rejects.toThrow('unsafe entry "good/../../escaped.txt" in mixed.tar');
     // Entries before the bad one may or may not have landed when the error surfaces; what matters
     // is that nothing exists outside the destination.
     const written = (await readdir(sandbox, { recursive: true })).map(String).sort();
@@ -693,7 +755,7 @@ describe('bad archives', () => {
     expect(written).not.toContain('escaped.txt');
   });
 
-  test('a safe archive with inner links extracts them', async () => {
+  test("a safe archive with inner links extracts them (in a pack: their targets' bytes)", async () => {
     const dir = await fresh('links');
     const archive = await writeTar(join(dir, 'ok.tar'), [
       { path: 'a/', type: 'dir' },
@@ -703,19 +765,173 @@ describe('bad archives', () => {
       { path: 'hard', type: 'hardlink', linkpath: 'a/x.txt' },
     ]);
     const zipped = await writeZip(join(dir, 'ok.zip'), [{ path: 'z/' }, { path: 'z/y.txt', body: 'Y' }, { path: 'z/ly', symlinkTo: 'y.txt' }]);
-    const tarOut = await run({ url: archive });
-    expect(await readFile(join(tarOut.data, 'a/b/up'), 'utf8')).toBe('X');
-    expect(await readFile(join(tarOut.data, 'hard'), 'utf8')).toBe('X');
-    expect(tarOut.record.files).toBe(2);
-    const zipOut = await run({ url: zipped });
-    expect(await readFile(join(zipOut.data, 'z/ly'), 'utf8')).toBe('Y');
+    const tarOut = await run({ url: archive, layout });
+    expect(await tarOut.files()).toEqual(
+      new Map([
+        ['a/b/up', Buffer.from('X')],
+        ['a/x.txt', Buffer.from('X')],
+        ['hard', Buffer.from('X')],
+      ]),
+    );
+    // Regular files in data/ (the symlink stays a link), or entries of the pack.
+    expect(tarOut.record.files).toBe(layout === 'packed' ? 3 : 2);
+    const zipOut = await run({ url: zipped, layout });
+    expect((await zipOut.files()).get('z/ly')?.toString()).toBe('Y');
+    if (layout === 'packed') {
+      // A hard link is its target's bytes again, not a copy: the same place in the same pack.
+      const index = await readPackIndex(join(tarOut.outDir, PACK_DIR));
+      const at = (path: string) => index.entries.filter((e) => e.path === path).map((e) => [e.pack, e.offset]);
+      expect(at('hard')).toEqual(at('a/x.txt'));
+      expect(at('a/b/up')).toEqual(at('a/x.txt'));
+    }
   });
 
   test('extraction stops promptly on abort', async () => {
     const controller = new AbortController();
     const dest = await fresh('abort-extract');
-    const pending = extractArchive(cifar.archive, 'tar.gz', dest, { signal: controller.signal, onProgress: () => controller.abort() });
+    const pending = unpack(cifar.archive, 'tar.gz', dest, { signal: controller.signal, onProgress: () => controller.abort() });
     await expect(pending).rejects.toBeInstanceOf(InterruptedError);
-    expect(await countFiles(dest)).toBeLessThan(cifar.real ? 50_000 : 600);
+    if (layout === 'files') expect(await countFiles(dest)).toBeLessThan(cifar.real ? 50_000 : 600);
+    // A pack: no index, and no pack half-written.
+    else expect((await readdir(dest)).filter((f) => f === 'index.json' || f.startsWith('.writing'))).toEqual([]);
+  });
+});
+
+describe('archives into packs', () => {
+  test('tar.gz and zip: the same files, bytes and directories as unpacked into data/', async () => {
+    const dir = await fresh('same');
+    const entries = [
+      { path: 'root/', type: 'dir' as const },
+      { path: 'root/train/cat/1.jpg', body: randomBytes(3000) },
+      { path: 'root/train/cat/2.jpg', body: randomBytes(70_000) },
+      { path: 'root/empty/', type: 'dir' as const },
+      { path: 'root/test/cat/1.jpg', body: Buffer.alloc(0) },
+      { path: 'root/train/cat/1.jpg', body: Buffer.from('a later entry of the same path wins') },
+      { path: 'root/test/cat/same.jpg', type: 'hardlink' as const, linkpath: 'root/train/cat/2.jpg' },
+    ];
+    const tgz = await writeTar(join(dir, 'set.tar.gz'), entries, { gzip: true });
+    const zip = await writeZip(
+      join(dir, 'set.zip'),
+      entries.filter((e) => e.type !== 'hardlink' && e.path !== 'root/train/cat/1.jpg').map((e) => ({ path: e.path, body: e.body })),
+    );
+    for (const archive of [tgz, zip]) {
+      const packed = await run({ url: archive });
+      const files = await run({ url: archive, layout: 'files' });
+      expect(packed.record.layout).toBe('packed');
+      expect(await packed.files()).toEqual(await files.files());
+      expect(await fetchedDirs(packed.outDir)).toEqual(await fetchedDirs(files.outDir));
+      expect(await fetchedDirs(packed.outDir)).toContain('root/empty');
+    }
+    expect((await (await run({ url: tgz })).files()).get('root/train/cat/1.jpg')?.toString()).toBe('a later entry of the same path wins');
+  });
+
+  test('a symlink to a directory is refused; one that leads nowhere is skipped with a warning', async () => {
+    const dir = await fresh('links');
+    const toDir = await writeTar(join(dir, 'todir.tar'), [
+      { path: 'a/x.txt', body: 'x' },
+      { path: 'b', type: 'symlink', linkpath: 'a' },
+    ]);
+    await expect(run({ url: toDir })).rejects.toThrow(
+      'unsupported entry "b" in todir.tar: a symlink to a directory ("a"); packs hold files (use layout: files to keep it as a link)',
+    );
+    expect((await (await run({ url: toDir, layout: 'files' })).files()).get('b/x.txt')?.toString()).toBe('x');
+
+    const dangling = await writeTar(join(dir, 'dangling.tar'), [
+      { path: 'a/x.txt', body: 'x' },
+      { path: 'a/gone', type: 'symlink', linkpath: 'missing.txt' },
+      { path: 'a/chain', type: 'symlink', linkpath: 'gone2' },
+      { path: 'a/gone2', type: 'symlink', linkpath: 'x.txt' },
+    ]);
+    const warnings: string[] = [];
+    const out = await run({ url: dangling }, { log: { info: () => {}, debug: () => {}, warn: (m: string) => warnings.push(m) } });
+    expect([...(await out.files()).keys()]).toEqual(['a/chain', 'a/gone2', 'a/x.txt']);
+    expect(warnings).toEqual(['skipped symlink "a/gone" in dangling.tar: it leads to no file of the archive']);
+  });
+});
+
+describe('a local directory into packs, incrementally', () => {
+  test('added, changed and deleted files: unchanged files stay in the previous packs, the result equals a fresh fetch', async () => {
+    const dir = await fresh('grow');
+    for (let i = 0; i < 30; i++) {
+      await mkdir(join(dir, 'train', i % 2 ? 'cat' : 'dog'), { recursive: true });
+      await writeFile(join(dir, 'train', i % 2 ? 'cat' : 'dog', `${i}.jpg`), randomBytes(500));
+    }
+    const first = await run({ url: dir });
+    expect(first.record).toMatchObject({ type: 'directory', layout: 'packed', files: 30, bytes: 15_000, changes: null });
+    await writeFile(join(dir, 'train', 'cat', 'new.jpg'), randomBytes(700));
+    await writeFile(join(dir, 'train', 'dog', '0.jpg'), randomBytes(600));
+    await rm(join(dir, 'train', 'cat', '1.jpg'));
+    const hashed: string[] = [];
+    const again = await run(
+      { url: dir },
+      {
+        previous: { kind: 'fetch', dir: first.outDir },
+        digestFile: async (path) => {
+          hashed.push(relative(dir, path));
+          const bytes = await readFile(path);
+          return { digest: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
+        },
+      },
+    );
+    expect(again.record.changes).toMatchObject({ since: 'key-of-fetch', added: 1, changed: 1, removed: 1, reused: 28, bytes_read: 1300 });
+    expect(hashed).toHaveLength(30); // through the stat cache in a real run: unchanged files are a stat each
+    // The previous pack is carried over under its name; the new and changed files are a new pack.
+    const before = await readPackIndex(join(first.outDir, PACK_DIR));
+    const after = await readPackIndex(join(again.outDir, PACK_DIR));
+    expect(after.packs.map((p) => p.file)).toEqual([...before.packs.map((p) => p.file), expect.any(String)]);
+    const scratch = await run({ url: dir });
+    expect(await again.files()).toEqual(await scratch.files());
+    expect(again.record).toMatchObject({ files: 30, bytes: scratch.record.bytes });
+  });
+});
+
+describe('end to end (built CLI): a growing local folder', () => {
+  test('only new and changed files are hashed and packed; unchanged packs are the same objects; decode follows', async () => {
+    const dir = await workspace('stages:\n  fetch:\n    uses: fetch\n    with: {url: images}\n  decode:\n    uses: decode\n    needs: [fetch]\n', 'fetch-e2e-');
+    leftovers.push(dir);
+    const image = (cls: number, i: number) => encodeJpeg(syntheticImage(cls, i), 32, 32, 90);
+    for (const [split, n] of [
+      ['train', 12],
+      ['test', 4],
+    ] as const) {
+      for (const [c, cls] of ['cat', 'dog'].entries()) {
+        await mkdir(join(dir, 'images', split, cls), { recursive: true });
+        for (let i = 0; i < n; i++) await writeFile(join(dir, 'images', split, cls, `${i}.jpg`), image(c, i));
+      }
+    }
+    const ok = async (args: string[]) => {
+      const r = await runCli(args, { cwd: dir });
+      expect([r.code, r.stderr]).toEqual([0, expect.any(String)]);
+      return r;
+    };
+    const json = async <T>(path: string) => JSON.parse(await readFile(join(dir, 'artifacts', 'stages', path), 'utf8')) as T;
+    const manifestOf = async (stage: string) => {
+      const { key } = (await json<Record<string, { key: string }>>('../refs.json'))[stage]!;
+      return JSON.parse(await readFile(join(dir, 'artifacts', 'manifests', `${key}.json`), 'utf8')) as { files: Record<string, { digest: string }> };
+    };
+
+    const first = await ok(['run', '--verbose']);
+    expect(first.stdout).toMatch(/^ran\s+fetch\s/m);
+    expect(await json<FetchRecord>('fetch/fetch.json')).toMatchObject({ type: 'directory', layout: 'packed', files: 32, changes: null });
+    const packsBefore = Object.entries((await manifestOf('fetch')).files).filter(([p]) => p.endsWith('.bin'));
+    expect(packsBefore.length).toBeGreaterThan(0);
+
+    await writeFile(join(dir, 'images', 'train', 'cat', 'new.jpg'), image(0, 99)); // added
+    await writeFile(join(dir, 'images', 'train', 'dog', '3.jpg'), image(1, 98)); // changed
+    await rm(join(dir, 'images', 'test', 'cat', '0.jpg')); // removed
+    const second = await ok(['run', '--verbose']);
+    expect(second.stdout).toMatch(/^ran\s+fetch\s/m);
+    // The fingerprint hashed the two new files; the stage itself took every digest from the stat cache.
+    expect(second.stderr).toContain('stat cache: 2 files hashed in this run');
+    expect(await json<FetchRecord>('fetch/fetch.json')).toMatchObject({ files: 32, changes: { added: 1, changed: 1, removed: 1, reused: 30 } });
+    const packsAfter = new Map(Object.entries((await manifestOf('fetch')).files).filter(([p]) => p.endsWith('.bin')));
+    for (const [path, f] of packsBefore) expect(packsAfter.get(path)).toEqual(f); // kept: the same objects
+    expect(packsAfter.size).toBe(packsBefore.length + 1);
+    expect((await json<{ changes: Record<string, number> }>('decode/decode.json')).changes).toMatchObject({ added: 1, changed: 1, removed: 1, decoded: 2 });
+
+    const third = await ok(['run', '--verbose']);
+    expect(third.stdout).toMatch(/^cached\s+fetch\s/m);
+    expect(third.stderr).toContain('stat cache: 0 files hashed in this run');
+    await ok(['verify']);
   });
 });

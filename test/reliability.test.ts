@@ -438,7 +438,7 @@ describe('a full disk', () => {
       const r = await runCli(['run'], { cwd: dir });
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(
-        /^error: stage fetch: no space left on device while writing its output data\/train\/cat\/\d\.jpg in artifacts\/tmp\/ \(the disk holding the store is full\); its partial outputs were removed; make room and run again$/m,
+        /^error: stage fetch: no space left on device while writing its output pack\/\.writing-\d+\.bin in artifacts\/tmp\/ \(the disk holding the store is full\); its partial outputs were removed; make room and run again$/m,
       );
       expect(r.stderr).not.toMatch(/ENOSPC/);
       expect(await readdir(join(dir, 'artifacts', 'tmp'))).toEqual([]);

@@ -1,23 +1,26 @@
-// Safe unpacking of .tar / .tar.gz / .tgz (the `tar` package) and .zip (`yauzl`). Every entry is
-// checked before anything is written: `..` segments, absolute paths, paths through a symlink the
-// archive created, and links whose target would leave the output directory are each rejected
-// with a FetchError naming the entry (the whole extraction stops; the stage commits nothing).
-// Decompression bombs are refused by one rule for gzip and zip (inflate-limit.ts), on the bytes
-// actually inflated, with bounded memory: gzip is inflated here, in pieces, with backpressure
+// Safe unpacking of .tar / .tar.gz / .tgz (the `tar` package's parser) and .zip (`yauzl`), into a
+// directory or into packs (entry-sinks.ts): one walk per format, the same checks either way. Every
+// entry is checked before anything is written: `..` segments, absolute paths, paths through a
+// symlink the archive created, and links whose target would leave the output directory are each
+// rejected with a FetchError naming the entry (the whole extraction stops; the stage commits
+// nothing). Decompression bombs are refused by one rule for gzip and zip (inflate-limit.ts), on the
+// bytes actually inflated, with bounded memory: gzip is inflated here, in pieces, with backpressure
 // (the tar package inflates each 1 MiB read at once, which buffered a 1 GiB bomb before its own
 // ratio check fired); a zip's declared sizes are checked up front and its actual bytes while
 // streaming. Sparse files, which neither unpacker reproduces, are refused as such.
-import { closeSync, createReadStream, createWriteStream, openSync, readSync } from 'node:fs';
-import { mkdir, open, rm, stat, symlink } from 'node:fs/promises';
-import { basename, dirname, join, posix } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { mkdir, open, stat } from 'node:fs/promises';
+import { basename, posix } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { crc32, createGunzip } from 'node:zlib';
 // tar and yauzl load on first use: this module is reachable from every command's kind registry.
 import type * as Tar from 'tar';
 import type { Entry as ZipEntry, ZipFile } from 'yauzl';
 import { FetchError, InterruptedError } from '../errors.js';
+import { DirectorySink, PackSink, type EntryData, type EntrySink } from './entry-sinks.js';
+import { normalizeEntryPath, unsafePathReason } from './entry-path.js';
 import { bombReason, InflateGuard, overInflateLimit } from './inflate-limit.js';
+import type { PackIndex } from './pack.js';
 
 export type ArchiveFormat = 'tar' | 'tar.gz' | 'zip';
 
@@ -34,6 +37,12 @@ export interface ExtractStats {
   files: number;
   dirs: number;
   symlinks: number;
+}
+
+export interface PackStats extends ExtractStats {
+  index: PackIndex;
+  /** Symlinks that led to no file of the archive (skipped), as the archive names them. */
+  dangling: string[];
 }
 
 /** The archive format a file name announces (`extract: auto`), or null. */
@@ -61,12 +70,46 @@ export async function sniffArchiveFormat(path: string): Promise<ArchiveFormat | 
   }
 }
 
+/** Unpacks an archive into the directory `dest`. */
 export async function extractArchive(file: string, format: ArchiveFormat, dest: string, options: ExtractOptions = {}): Promise<ExtractStats> {
-  const label = options.label ?? basename(file);
   if (options.signal?.aborted) throw new InterruptedError('fetch interrupted');
   await mkdir(dest, { recursive: true });
+  return unpackInto(file, format, new DirectorySink(dest), options);
+}
+
+/**
+ * Unpacks an archive into packs under `dest` (pack.ts): entries stream straight into packs, no
+ * file is written per entry. Hard links and symlinks to files become entries with their target's
+ * bytes; a symlink to a directory is refused, one that leads nowhere is skipped (listed in `dangling`).
+ */
+export async function packArchive(
+  file: string,
+  format: ArchiveFormat,
+  dest: string,
+  options: ExtractOptions & { maxPackBytes?: number } = {},
+): Promise<PackStats> {
+  if (options.signal?.aborted) throw new InterruptedError('fetch interrupted');
+  const sink = new PackSink(dest, options.label ?? basename(file), options.maxPackBytes);
+  const stats = await unpackInto(file, format, sink, options);
+  return { ...stats, index: sink.index!, dangling: sink.dangling };
+}
+
+async function unpackInto(file: string, format: ArchiveFormat, sink: EntrySink, options: ExtractOptions): Promise<ExtractStats> {
+  const label = options.label ?? basename(file);
   const guard = new EntryGuard(label);
-  return format === 'zip' ? extractZip(file, dest, guard, label, options) : extractTar(file, dest, guard, label, options);
+  try {
+    const stats = await (format === 'zip' ? walkZip(file, guard, label, sink, options) : walkTar(file, guard, label, sink, options));
+    await sink.finish();
+    return stats;
+  } catch (err) {
+    sink.abort();
+    if (isErrnoError(err)) throw new FetchError(`cannot unpack ${label}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+function isErrnoError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
 }
 
 /**
@@ -81,11 +124,9 @@ class EntryGuard {
 
   /** The entry's normalized relative path ('' for the root), or a FetchError. */
   path(name: string): string {
-    if (name.includes('\0')) this.reject(name, 'NUL byte in path');
-    if (/^([A-Za-z]:)?[\\/]/.test(name) || /^[A-Za-z]:/.test(name)) this.reject(name, 'absolute path');
-    if (name.split(/[\\/]/).includes('..')) this.reject(name, "path contains '..'");
-    const normalized = posix.normalize(name).replace(/\/+$/, '');
-    const rel = normalized === '.' ? '' : normalized.replace(/^\.\//, '');
+    const unsafe = unsafePathReason(name);
+    if (unsafe !== null) this.reject(name, unsafe);
+    const rel = normalizeEntryPath(name);
     const through = this.symlinkPrefix(rel, false);
     if (through !== null) this.reject(name, `path goes through the archive's symlink "${through}"`);
     return rel;
@@ -135,7 +176,42 @@ class EntryGuard {
 
 // ---- tar -------------------------------------------------------------------------------------
 
-async function extractTar(file: string, dest: string, guard: EntryGuard, label: string, options: ExtractOptions): Promise<ExtractStats> {
+/** What a sink is asked to do with one admitted entry. */
+type Admitted =
+  | { kind: 'dir'; rel: string }
+  | { kind: 'file'; rel: string; size: number; executable: boolean }
+  | { kind: 'symlink'; rel: string; target: string }
+  | { kind: 'hardlink'; rel: string; target: string };
+
+/**
+ * Hands one admitted entry to the sink, naming the entry when the sink fails on local I/O. `data`:
+ * the entry's bytes (files only; other entries carry none).
+ */
+async function deliver(sink: EntrySink, name: string, entry: Admitted, data: EntryData | undefined, label: string): Promise<void> {
+  try {
+    switch (entry.kind) {
+      case 'dir':
+        return sink.dir(entry.rel);
+      case 'file':
+        return await sink.file(entry.rel, data!, entry.size, entry.executable);
+      case 'symlink':
+        return sink.symlink(name, entry.rel, entry.target);
+      case 'hardlink':
+        return sink.hardlink(name, entry.rel, entry.target);
+    }
+  } catch (err) {
+    if (isErrnoError(err)) throw new FetchError(`cannot extract "${name}" from ${label}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+/** A file or link must name something below the output directory, not the directory itself. */
+function notRoot(guard: EntryGuard, name: string, rel: string): string {
+  if (rel === '') guard.reject(name, 'names the output directory itself');
+  return rel;
+}
+
+async function walkTar(file: string, guard: EntryGuard, label: string, sink: EntrySink, options: ExtractOptions): Promise<ExtractStats> {
   const tar = await import('tar');
   const stats: ExtractStats = { files: 0, dirs: 0, symlinks: 0 };
   return new Promise<ExtractStats>((resolve, reject) => {
@@ -144,18 +220,20 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
     const input = createReadStream(file, { highWaterMark: 1 << 16 });
     const gzip = isGzip(file);
     const gunzip = gzip ? createGunzip() : undefined;
-    const unpack = new tar.Unpack({
-      cwd: dest,
-      // Every warning (bad checksum, truncated data, an entry tar itself refuses) is an error here.
+    // Entries are checked as their headers are parsed (archive order), then handed to the sink
+    // one after another: the parser waits while the sink takes an entry's bytes.
+    const admitted = new WeakMap<Tar.ReadEntry, Admitted>();
+    let delivered: Promise<void> = Promise.resolve();
+    let reading: Tar.ReadEntry | undefined;
+    const parser = new tar.Parser({
+      // Every warning (bad checksum, truncated data, an invalid entry) is an error here.
       strict: true,
-      preservePaths: false,
-      // Outputs are content-addressed: archive mtimes carry nothing and cost a syscall per file.
-      noMtime: true,
       // Decompression is ours (gzip, below); a zstd stream is not a supported archive.
       zstd: false,
       filter: (_path, entry) => {
         try {
-          return admitTarEntry(entry as Tar.ReadEntry, guard, stats);
+          admitted.set(entry as Tar.ReadEntry, admitTarEntry(entry as Tar.ReadEntry, guard, stats));
+          return true;
         } catch (err) {
           fail(err as Error);
           return false;
@@ -173,24 +251,41 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
       finish();
       input.destroy();
       gunzip?.destroy();
-      unpack.abort(err);
+      reading?.destroy();
+      parser.abort(err);
       reject(err);
+    };
+    const succeed = (): void => {
+      delivered.then(() => {
+        if (settled) return;
+        finish();
+        resolve(stats);
+      }, fail);
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
     // The entry tar is reading (for the bomb message), and whether a PAX header announced a
-    // sparse file: tar drops the GNU.sparse.* keys and would write the file's condensed data.
+    // sparse file: tar drops the GNU.sparse.* keys and would give the file's condensed data.
     let current = '';
     let sparse: string | null = null;
-    unpack.on('meta', (text: string) => {
+    parser.on('meta', (text: string) => {
       if (/(^|\n)\d+ GNU\.sparse\./.test(text)) sparse = /(?:^|\n)\d+ GNU\.sparse\.name=([^\n]*)/.exec(text)?.[1] ?? '';
     });
-    unpack.prependListener('entry', (entry: Tar.ReadEntry) => {
+    parser.on('entry', (entry: Tar.ReadEntry) => {
       current = entry.path;
-      if (sparse !== null) fail(guard.sparse(sparse || entry.path));
+      if (sparse !== null) return fail(guard.sparse(sparse || entry.path));
+      const what = admitted.get(entry)!;
+      if (what.kind !== 'file') entry.resume();
+      delivered = delivered.then(async () => {
+        if (settled) return;
+        reading = entry;
+        await deliver(sink, entry.path, what, entry as unknown as EntryData, label);
+        reading = undefined;
+      });
+      delivered.catch(fail);
     });
     // tar skips old-GNU sparse entries (type S) without a word: the archive looked empty.
-    unpack.on('ignoredEntry', (entry: Tar.ReadEntry) => {
+    parser.on('ignoredEntry', (entry: Tar.ReadEntry) => {
       if (entry.type === 'SparseFile') fail(guard.sparse(entry.path));
     });
 
@@ -206,7 +301,7 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
       options.onProgress?.(done, total);
     });
     input.on('error', (err) => fail(new FetchError(`reading ${label}: ${err.message}`, { cause: err })));
-    unpack.on('error', (err: Error & { entry?: { path?: string }; tarCode?: string }) => {
+    parser.on('error', (err: Error & { entry?: { path?: string }; tarCode?: string }) => {
       // tar refuses an archive of nothing but end-of-archive blocks (what `tar -cf x.tar -T
       // /dev/null` writes) as "unrecognized": that is a valid, empty archive, not a corrupt one.
       if (settled || err.tarCode !== 'TAR_BAD_ARCHIVE' || stats.files + stats.dirs + stats.symlinks > 0) return fail(tarError(err, label));
@@ -216,16 +311,14 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
         (empty) => {
           if (settled) return;
           if (!empty) return fail(tarError(err, label));
-          finish();
-          resolve(stats);
+          succeed();
         },
         () => fail(tarError(err, label)),
       );
     });
-    unpack.on('close', () => {
+    parser.on('close', () => {
       if (settled || checkingEmpty) return;
-      finish();
-      resolve(stats);
+      succeed();
     });
 
     if (gunzip) {
@@ -235,34 +328,35 @@ async function extractTar(file: string, dest: string, guard: EntryGuard, label: 
       );
       gunzip.on('error', (err) => fail(new FetchError(`${label} is corrupt or truncated: ${err.message}`, { cause: err })));
       bombGuard.on('error', fail);
-      input.pipe(gunzip).pipe(bombGuard).pipe(unpack);
+      input.pipe(gunzip).pipe(bombGuard).pipe(parser);
     } else {
-      input.pipe(unpack);
+      input.pipe(parser);
     }
   });
 }
 
-/** Checks one tar entry; true to extract it. Throws a FetchError for an unsafe one. */
-function admitTarEntry(entry: Tar.ReadEntry, guard: EntryGuard, stats: ExtractStats): boolean {
+/** Checks one tar entry and says what it is. Throws a FetchError for an unsafe or unsupported one. */
+function admitTarEntry(entry: Tar.ReadEntry, guard: EntryGuard, stats: ExtractStats): Admitted {
   const rel = guard.path(entry.path);
   switch (entry.type) {
     case 'Directory':
     case 'GNUDumpDir':
       stats.dirs++;
-      return true;
+      return { kind: 'dir', rel };
     case 'File':
     case 'OldFile':
     case 'ContiguousFile':
       stats.files++;
-      return true;
+      return { kind: 'file', rel: notRoot(guard, entry.path, rel), size: entry.size ?? 0, executable: ((entry.mode ?? 0) & 0o111) !== 0 };
     case 'SymbolicLink':
-      guard.symlink(entry.path, rel, entry.linkpath ?? '');
+      guard.symlink(entry.path, notRoot(guard, entry.path, rel), entry.linkpath ?? '');
       stats.symlinks++;
-      return true;
-    case 'Link':
-      guard.hardlink(entry.path, entry.linkpath ?? '');
+      return { kind: 'symlink', rel, target: entry.linkpath ?? '' };
+    case 'Link': {
+      const target = guard.hardlink(entry.path, entry.linkpath ?? '');
       stats.files++;
-      return true;
+      return { kind: 'hardlink', rel: notRoot(guard, entry.path, rel), target };
+    }
     default:
       throw new FetchError(`unsupported entry "${entry.path}" in ${guard.archive}: type ${entry.type}`);
   }
@@ -318,7 +412,7 @@ const S_IFLNK = 0o120000;
 const S_IFDIR = 0o040000;
 const MADE_BY_UNIX = 3;
 
-async function extractZip(file: string, dest: string, guard: EntryGuard, label: string, options: ExtractOptions): Promise<ExtractStats> {
+async function walkZip(file: string, guard: EntryGuard, label: string, sink: EntrySink, options: ExtractOptions): Promise<ExtractStats> {
   const stats: ExtractStats = { files: 0, dirs: 0, symlinks: 0 };
   const { default: yauzl } = await import('yauzl');
   let zip: ZipFile;
@@ -334,7 +428,7 @@ async function extractZip(file: string, dest: string, guard: EntryGuard, label: 
     let done = 0;
     for (const entry of entries) {
       if (options.signal?.aborted) throw new InterruptedError('fetch interrupted');
-      await extractZipEntry(zip, entry, dest, guard, stats, options.signal).catch((err: unknown) => {
+      await unpackZipEntry(zip, entry, guard, sink, stats, label).catch((err: unknown) => {
         throw zipEntryError(err, entry, label);
       });
       done += entry.compressedSize;
@@ -411,44 +505,30 @@ class ZipEntryCheck extends Transform {
   }
 }
 
-async function extractZipEntry(
-  zip: ZipFile,
-  entry: ZipEntry,
-  dest: string,
-  guard: EntryGuard,
-  stats: ExtractStats,
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  const { default: yauzl } = await import('yauzl'); // already loaded by extractZip
+async function unpackZipEntry(zip: ZipFile, entry: ZipEntry, guard: EntryGuard, sink: EntrySink, stats: ExtractStats, label: string): Promise<void> {
+  const { default: yauzl } = await import('yauzl'); // already loaded by walkZip
   const name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false);
   const rel = guard.path(name);
   const unixMode = entry.versionMadeBy >> 8 === MADE_BY_UNIX ? entry.externalFileAttributes >>> 16 : 0;
-  const target = join(dest, rel);
 
   if (name.endsWith('/') || (unixMode & S_IFMT) === S_IFDIR) {
-    await mkdir(target, { recursive: true });
     stats.dirs++;
-    return;
+    return deliver(sink, name, { kind: 'dir', rel }, undefined, label);
   }
-  if (rel === '') throw new FetchError(`unsafe entry "${name}" in ${guard.archive}: names the output directory itself`);
-  await mkdir(dirname(target), { recursive: true });
-  // Never write through whatever is already at the path (e.g. a symlink from an earlier entry).
-  await rm(target, { force: true });
+  notRoot(guard, name, rel);
   const raw = await zip.openReadStreamPromise(entry);
   const stream = raw.pipe(new ZipEntryCheck(entry, guard));
   raw.on('error', (err) => stream.destroy(err));
   stream.on('close', () => raw.destroy());
 
   if ((unixMode & S_IFMT) === S_IFLNK) {
-    const linkTarget = (await readSmall(stream, 4096)).toString('utf8');
-    guard.symlink(name, rel, linkTarget);
-    await symlink(linkTarget, target);
+    const target = (await readSmall(stream, 4096)).toString('utf8');
+    guard.symlink(name, rel, target);
     stats.symlinks++;
-    return;
+    return deliver(sink, name, { kind: 'symlink', rel, target }, undefined, label);
   }
-  const executable = (unixMode & 0o111) !== 0;
-  await pipeline(stream, createWriteStream(target, { flags: 'wx', mode: executable ? 0o755 : 0o644 }), { signal });
   stats.files++;
+  await deliver(sink, name, { kind: 'file', rel, size: entry.uncompressedSize, executable: (unixMode & 0o111) !== 0 }, stream, label);
 }
 
 /** Local I/O failures name the entry; anything else means the archive itself is damaged. */

@@ -237,6 +237,11 @@ export class PackWriter {
     this.entries.push({ ...entry });
   }
 
+  /** Drops what was added for `path` so far (an archive entry replaced by something that is not a file). */
+  forget(path: string): void {
+    for (let i = this.entries.length - 1; i >= 0; i--) if (this.entries[i]!.path === path) this.entries.splice(i, 1);
+  }
+
   addDir(path: string): void {
     if (path !== '') this.dirs.add(path);
   }
@@ -264,7 +269,7 @@ export class PackWriter {
     entry.size += chunk.length;
     this.current!.bytes += chunk.length;
     if (this.staged + chunk.length > this.staging.length) this.flush();
-    if (chunk.length >= this.staging.length) writeAll(this.current!.fd, chunk);
+    if (chunk.length >= this.staging.length) this.writeOut(chunk);
     else {
       this.staging.set(chunk, this.staged);
       this.staged += chunk.length;
@@ -315,8 +320,18 @@ export class PackWriter {
 
   private flush(): void {
     if (this.staged === 0) return;
-    writeAll(this.current!.fd, this.staging.subarray(0, this.staged));
+    this.writeOut(this.staging.subarray(0, this.staged));
     this.staged = 0;
+  }
+
+  /** Writes to the open pack; a failure (a full disk) names the pack file, as a failed write to a path would. */
+  private writeOut(bytes: Uint8Array): void {
+    try {
+      writeAll(this.current!.fd, bytes);
+    } catch (err) {
+      if (err instanceof Error && (err as NodeJS.ErrnoException).path === undefined) (err as NodeJS.ErrnoException).path = this.current!.tmp;
+      throw err;
+    }
   }
 
   private closePack(): void {

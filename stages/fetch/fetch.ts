@@ -1,5 +1,9 @@
 // `fetch`: brings a dataset into the store — an http(s) download (resumable, retried, verified),
-// or a local file or directory — and unpacks archives safely. Outputs `data/` and `fetch.json`.
+// or a local file or directory — and unpacks archives safely. Outputs `pack/` (archives and
+// directories as packs: a few large files and an index, lib/fetch/pack.ts) or `data/` (the files
+// themselves), and `fetch.json`. A local directory is packed incrementally against this stage's
+// previous result: unchanged files stay in their packs (the same objects), only new and changed
+// files are read.
 import { copyFile, mkdir, rename, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,9 +13,11 @@ import { StageError } from '../../engine/errors.js';
 import { withEngineErrors } from '../lib-errors.js';
 import { digestFile, verifyChecksums, type DeclaredChecksums, type FileDigests } from '../../lib/fetch/digest.js';
 import { discardDownload, download, type DownloadResult } from '../../lib/fetch/download.js';
-import { archiveFormatFromName, extractArchive, sniffArchiveFormat, type ArchiveFormat } from '../../lib/fetch/extract.js';
+import { archiveFormatFromName, extractArchive, packArchive, sniffArchiveFormat, type ArchiveFormat, type ExtractStats } from '../../lib/fetch/extract.js';
 import { headValidators, type RemoteValidators } from '../../lib/fetch/http.js';
 import { SUPPORTED_SOURCE, copyDirectory, isHttpUrl, localSourcePath, localSourceType } from '../../lib/fetch/local.js';
+import { PACK_DIR, PackReader, PackWriter } from '../../lib/fetch/pack.js';
+import { addLocalFile, packDirectory, type DirectoryChanges } from '../../lib/fetch/pack-directory.js';
 
 export const fetchParams = z.strictObject({
   url: z
@@ -33,6 +39,12 @@ export const fetchParams = z.strictObject({
     .union([z.literal('auto'), z.boolean()])
     .default('auto')
     .describe('Unpack archives: auto = by extension (.tar.gz, .tgz, .tar, .zip); true = also sniff the content; false = keep the file.'),
+  layout: z
+    .enum(['auto', 'packed', 'files'])
+    .default('auto')
+    .describe(
+      'How the files are stored: packed = pack/ (index.json and packs of up to 64 MB: an archive or a folder of 60,000 files is a few objects, taken in without writing each file; a folder is packed incrementally); files = data/, one file each (for cmd stages that read files); auto = packed for archives and directories, files for a single other file.',
+    ),
   retries: z.number().int().min(0).default(5).describe('Failed download attempts allowed in a row without progress.'),
   timeout: z.number().positive().default(60).describe('Seconds without data before a download attempt fails.'),
 });
@@ -52,11 +64,19 @@ export interface FetchRecord {
   digest: string | null;
   /** ETag / Last-Modified / Content-Length of the response the file came from (http only). */
   validators: RemoteValidators | null;
-  /** The archive format unpacked into data/, or null when data/ holds the file (or directory) itself. */
+  /** The archive format that was unpacked, or null for a plain file or a directory. */
   archive: ArchiveFormat | null;
-  /** Regular files in data/. */
+  /** `packed`: the files are in pack/ (index.json + packs); `files`: in data/. */
+  layout: Layout;
+  /** Regular files fetched. */
   files: number;
+  /** Packs in pack/ (null for layout files). */
+  packs: number | null;
+  /** A packed local directory: what changed since this stage's previous result (null otherwise). */
+  changes: ({ since: string } & DirectoryChanges) | null;
 }
+
+type Layout = 'packed' | 'files';
 
 export const fetchStage = defineStage({
   name: 'fetch',
@@ -64,18 +84,33 @@ export const fetchStage = defineStage({
   description: 'Download (http/https, resumable, checksum-verified) or copy a dataset, unpacking archives safely.',
   params: fetchParams,
   outputs: [
-    { name: 'data', type: 'dir', description: 'The unpacked archive, the fetched file itself, or a copy of a local directory.' },
-    { name: 'fetch.json', type: 'json', description: 'Source, size, md5/sha256, remote validators, archive format, file count.' },
+    {
+      name: PACK_DIR,
+      type: 'dir',
+      optional: true,
+      description: 'layout packed: the files as packs, index.json (path, size, pack, offset, sha256, crc32 of each) and <id>.bin packs of up to 64 MB.',
+    },
+    {
+      name: 'data',
+      type: 'dir',
+      optional: true,
+      description: 'layout files: the unpacked archive, the fetched file itself, or a copy of a local directory.',
+    },
+    {
+      name: 'fetch.json',
+      type: 'json',
+      description: 'Source, size, md5/sha256, remote validators, archive format, layout, file count, changes since the previous result.',
+    },
   ],
 
   // A declared checksum pins the content: key on it (and on how it is unpacked), not on the URL, so
   // a mirror is still a cache hit. retries/timeout never change the result.
   cacheParams(p) {
     const declared = declaredChecksums(p);
-    if (!declared) return { url: p.url, extract: p.extract };
+    if (!declared) return { url: p.url, extract: p.extract, layout: p.layout };
     const name = sourceFileName(p.url);
     const plan = unpackPlan(p.extract, name);
-    return { ...declared, unpack: plan === 'file' ? { file: name } : plan };
+    return { ...declared, unpack: plan === 'file' ? { file: name } : plan, layout: layoutFor(p.layout, plan !== 'file') };
   },
 
   // lib/fetch raises its own errors: translated into what the user sees (stages/lib-errors.ts).
@@ -103,43 +138,25 @@ async function fetchFingerprint(p: FetchParams, env: FingerprintEnv): Promise<Re
   }
 }
 
+/** The layout a source gets: `auto` packs archives and directories, and keeps a single other file as it is. */
+function layoutFor(layout: FetchParams['layout'], many: boolean): Layout {
+  return layout === 'auto' ? (many ? 'packed' : 'files') : layout;
+}
+
 async function runFetch(ctx: StageContext<FetchParams>): Promise<void> {
   const p = ctx.params;
   const declared = declaredChecksums(p) ?? {};
-  const dataDir = ctx.out.path('data');
-  await mkdir(dataDir, { recursive: true });
   const local = localSourcePath(p.url, ctx.root);
-
   let record: FetchRecord;
   if (local && (await localSourceType(local)) === 'directory') {
     if (declared.md5 || declared.sha256) throw new StageError(`md5/sha256 apply to a file, but ${p.url} is a directory`);
-    ctx.log.info(`copying directory ${local}`);
-    const files = await copyDirectory(local, dataDir, ctx.signal);
-    const digest = typeof ctx.fingerprint.digest === 'string' ? ctx.fingerprint.digest : null;
-    record = { source: p.url, type: 'directory', name: null, bytes: null, md5: null, sha256: null, digest, validators: null, archive: null, files };
+    record = await fetchDirectory(ctx, local, layoutFor(p.layout, true));
   } else {
     const name = local ? basename(local) : sourceFileName(p.url);
     const fetched = local ? await hashLocalFile(ctx, local, name, declared) : await downloadRemote(ctx, name, declared);
     const format = await archiveFormatFor(unpackPlan(p.extract, name), fetched.path, name);
-    let files = 1;
-    if (format) {
-      ctx.progress.start(`extract ${name}`, fetched.digests.bytes, 'B');
-      const stats = await extractArchive(fetched.path, format, dataDir, {
-        label: name,
-        signal: ctx.signal,
-        onProgress: (done) => ctx.progress.update(done),
-      });
-      ctx.progress.done(`${stats.files} files`);
-      if (stats.files === 0) {
-        const only = stats.dirs + stats.symlinks > 0 ? ' (only directories or symlinks)' : '';
-        throw new StageError(`${name} contains no files${only}: a valid ${format} archive, but nothing to fetch`);
-      }
-      files = stats.files;
-    } else if (local) {
-      await copyFile(local, join(dataDir, name));
-    } else {
-      await moveFile(fetched.path, join(dataDir, name));
-    }
+    const layout = layoutFor(p.layout, format !== null);
+    const stored = format ? await unpack(ctx, fetched, name, format, layout) : await keepFile(ctx, fetched, name, local !== null, layout);
     record = {
       source: p.url,
       type: local ? 'file' : 'http',
@@ -150,10 +167,113 @@ async function runFetch(ctx: StageContext<FetchParams>): Promise<void> {
       digest: null,
       validators: fetched.validators,
       archive: format,
-      files,
+      layout,
+      ...stored,
+      changes: null,
     };
   }
   await ctx.out.json('fetch.json', record);
+}
+
+/** A local directory: packed against the previous result (unchanged files are neither read nor hashed), or copied. */
+async function fetchDirectory(ctx: StageContext<FetchParams>, dir: string, layout: Layout): Promise<FetchRecord> {
+  const digest = typeof ctx.fingerprint.digest === 'string' ? ctx.fingerprint.digest : null;
+  const base = { source: ctx.params.url, type: 'directory' as const, name: null, md5: null, sha256: null, digest, validators: null, archive: null, layout };
+  if (layout === 'files') {
+    ctx.log.info(`copying directory ${dir}`);
+    const files = await copyDirectory(dir, ctx.out.path('data'), ctx.signal);
+    return { ...base, bytes: null, files, packs: null, changes: null };
+  }
+  const previous = await previousPack(ctx);
+  const phases = { digest: 'check files', pack: 'pack files' };
+  let phase: keyof typeof phases | undefined;
+  try {
+    const result = await packDirectory({
+      src: dir,
+      dest: ctx.out.path(PACK_DIR),
+      digest: (path) => ctx.digestFile(path),
+      ...(previous ? { previous: { reader: previous, carry: (file) => ctx.out.reuse(`${PACK_DIR}/${file}`, ctx.previous!, `${PACK_DIR}/${file}`) } } : {}),
+      signal: ctx.signal,
+      onProgress: (now, done, total) => {
+        if (now !== phase) {
+          if (phase) ctx.progress.done();
+          phase = now;
+          ctx.progress.start(phases[now], total, 'file');
+        }
+        ctx.progress.update(done);
+      },
+      warn: (message) => ctx.log.warn(message),
+    });
+    if (phase) ctx.progress.done(previous ? `${result.changes.added} added, ${result.changes.changed} changed, ${result.changes.removed} removed` : undefined);
+    const changes = previous ? { since: ctx.previous!.provenance.key, ...result.changes } : null;
+    return { ...base, bytes: result.bytes, files: result.files, packs: result.index.packs.length, changes };
+  } finally {
+    previous?.close();
+  }
+}
+
+/** This stage's previous pack, when it has one this run can read (else every file is read). */
+async function previousPack(ctx: StageContext<FetchParams>): Promise<PackReader | undefined> {
+  if (!ctx.previous?.has(PACK_DIR)) return undefined;
+  try {
+    return await PackReader.open(ctx.previous.path(PACK_DIR));
+  } catch (err) {
+    ctx.log.warn(`previous result's pack is unreadable, reading every file: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** An archive's entries into data/ or straight into packs, with the same safety rules either way. */
+async function unpack(
+  ctx: StageContext<FetchParams>,
+  fetched: FetchedFile,
+  name: string,
+  format: ArchiveFormat,
+  layout: Layout,
+): Promise<Pick<FetchRecord, 'files' | 'packs'>> {
+  ctx.progress.start(`${layout === 'packed' ? 'pack' : 'extract'} ${name}`, fetched.digests.bytes, 'B');
+  const options = { label: name, signal: ctx.signal, onProgress: (done: number) => ctx.progress.update(done) };
+  const empty = (stats: ExtractStats) => {
+    const only = stats.dirs + stats.symlinks > 0 ? ' (only directories or symlinks)' : '';
+    return new StageError(`${name} contains no files${only}: a valid ${format} archive, but nothing to fetch`);
+  };
+  if (layout === 'files') {
+    const stats = await extractArchive(fetched.path, format, ctx.out.path('data'), options);
+    if (stats.files === 0) throw empty(stats);
+    ctx.progress.done(`${stats.files} files`);
+    return { files: stats.files, packs: null };
+  }
+  const stats = await packArchive(fetched.path, format, ctx.out.path(PACK_DIR), options);
+  if (stats.files === 0) throw empty(stats);
+  ctx.progress.done(`${stats.index.entries.length} files in ${stats.index.packs.length} pack${stats.index.packs.length === 1 ? '' : 's'}`);
+  for (const link of stats.dangling.slice(0, 10)) ctx.log.warn(`skipped symlink "${link}" in ${name}: it leads to no file of the archive`);
+  if (stats.dangling.length > 10) ctx.log.warn(`skipped ${stats.dangling.length - 10} more symlinks that lead to no file of ${name}`);
+  return { files: stats.index.entries.length, packs: stats.index.packs.length };
+}
+
+/** A fetched file that is not unpacked: data/<name>, or a pack of that one file. */
+async function keepFile(
+  ctx: StageContext<FetchParams>,
+  fetched: FetchedFile,
+  name: string,
+  local: boolean,
+  layout: Layout,
+): Promise<Pick<FetchRecord, 'files' | 'packs'>> {
+  if (layout === 'packed') {
+    const writer = new PackWriter(ctx.out.path(PACK_DIR));
+    try {
+      addLocalFile(writer, name, fetched.path);
+      return { files: 1, packs: (await writer.finish()).packs.length };
+    } catch (err) {
+      writer.abort();
+      throw err;
+    }
+  }
+  const dataDir = ctx.out.path('data');
+  await mkdir(dataDir, { recursive: true });
+  if (local) await copyFile(fetched.path, join(dataDir, name));
+  else await moveFile(fetched.path, join(dataDir, name));
+  return { files: 1, packs: null };
 }
 
 interface FetchedFile {
