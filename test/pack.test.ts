@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PackError, PackIntegrityError } from '../lib/errors.js';
 import { PACK_INDEX, PackReader, PackWriter, readPackIndex, type PackIndex } from '../lib/fetch/pack.js';
+import { isCleanEntryPath, normalizeEntryPath, unsafePathReason } from '../lib/fetch/entry-path.js';
 import { packDirectory, type DirectoryPackResult } from '../lib/fetch/pack-directory.js';
 
 const temps: string[] = [];
@@ -113,6 +114,15 @@ describe('pack format', () => {
       expect(() => cut.read(index.entries[1]!)).toThrow(/entry "train\/cat\/0004\.jpg" .* is truncated: the pack is damaged/);
     } finally {
       cut.close();
+    }
+  });
+
+  test('an index path must be what an archive entry becomes once checked and normalised', () => {
+    const names = ['a', 'a/b.jpg', 'train/cat/0003.jpg', '.hidden/x', 'a..b/c', 'x\\y', '', '.', '..', './a', 'a/', 'a//b', 'a/./b', 'a/../b', '../a'];
+    const more = ['/abs', 'C:/x', 'C:x', '\\x', 'a\\..\\b', 'a\0b', 'a/b/.', 'a/b/..', ' a', 'ä/ö'];
+    for (const name of [...names, ...more]) {
+      const reference = name !== '' && unsafePathReason(name) === null && normalizeEntryPath(name) === name;
+      expect([name, isCleanEntryPath(name)]).toEqual([name, reference]);
     }
   });
 

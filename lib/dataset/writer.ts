@@ -11,6 +11,8 @@ import { rowBytesOf, SHARDS_DIR, type ShardInfo } from './format.js';
 
 /** Bytes reserved for a shard's .npy header: rewritten with the final row count at close. */
 const SHARD_HEADER_BYTES = 128;
+/** Rows are gathered up to about this many bytes before a write: one write per 3 KB row cost more than decoding it. */
+const WRITE_BYTES = 4 << 20;
 export const DEFAULT_SHARD_BYTES = 128 << 20;
 
 export interface WrittenRow {
@@ -23,6 +25,8 @@ interface OpenShard {
   handle: FileHandle;
   tmp: string;
   rows: number;
+  /** Rows appended but not yet written, from row `rows - pending`. */
+  pending: number;
   hash: Hash;
 }
 
@@ -32,6 +36,7 @@ export class ShardWriter {
   private current: OpenShard | undefined;
   private serial = 0;
   private readonly written: ShardInfo[] = [];
+  private readonly buffer: Buffer;
 
   /** `dir` is the dataset directory; shards go to `dir/shards/`. */
   constructor(
@@ -42,15 +47,17 @@ export class ShardWriter {
   ) {
     this.rowBytes = rowBytesOf(shape);
     this.rowsPerShard = Math.max(1, Math.floor(maxShardBytes / this.rowBytes));
+    this.buffer = Buffer.allocUnsafe(this.rowBytes * Math.max(1, Math.min(this.rowsPerShard, Math.floor(WRITE_BYTES / this.rowBytes))));
   }
 
   /** Appends one row's pixels; the row lands in the open shard, which is closed when full. */
   async append(pixels: Uint8Array, source: string, digest: string): Promise<WrittenRow> {
     if (pixels.length !== this.rowBytes) throw new RangeError(`row of ${pixels.length} bytes, expected ${this.rowBytes}`);
     const shard = this.current ?? (await this.openShard());
-    await shard.handle.write(pixels, 0, pixels.length, SHARD_HEADER_BYTES + shard.rows * this.rowBytes);
+    this.buffer.set(pixels, shard.pending * this.rowBytes);
     shard.hash.update(`${source}\0${digest}\n`);
     const slot = shard.rows++;
+    if (++shard.pending * this.rowBytes >= this.buffer.length) await this.flush(shard);
     const crc = crc32(pixels);
     // The shard's id is known only once it is closed: rows name it through a placeholder.
     const placeholder = `pending-${this.serial}`;
@@ -79,8 +86,15 @@ export class ShardWriter {
     const tmp = join(this.dir, SHARDS_DIR, `.writing-${this.serial}.npy`);
     const handle = await open(tmp, 'w');
     const hash = createHash('sha256').update(`${this.settings}\n`);
-    this.current = { handle, tmp, rows: 0, hash };
+    this.current = { handle, tmp, rows: 0, pending: 0, hash };
     return this.current;
+  }
+
+  private async flush(shard: OpenShard): Promise<void> {
+    if (shard.pending === 0) return;
+    const bytes = shard.pending * this.rowBytes;
+    await shard.handle.write(this.buffer, 0, bytes, SHARD_HEADER_BYTES + (shard.rows - shard.pending) * this.rowBytes);
+    shard.pending = 0;
   }
 
   private async closeShard(): Promise<void> {
@@ -88,6 +102,7 @@ export class ShardWriter {
     if (!shard) return;
     this.current = undefined;
     try {
+      await this.flush(shard);
       await shard.handle.write(npyHeader('uint8', [shard.rows, ...this.shape], SHARD_HEADER_BYTES), 0, SHARD_HEADER_BYTES, 0);
     } finally {
       await shard.handle.close();

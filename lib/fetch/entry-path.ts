@@ -19,7 +19,14 @@ export function normalizeEntryPath(name: string): string {
   return normalized === '.' ? '' : normalized.replace(/^\.\//, '');
 }
 
-/** Whether `path` is a safe relative path already in normal form, naming something below the root. */
+/**
+ * Whether `path` is a safe relative path already in normal form, naming something below the root
+ * (what normalizeEntryPath gives for a name unsafePathReason accepts). Checked per entry of a pack
+ * index, so without normalising.
+ */
 export function isCleanEntryPath(path: string): boolean {
-  return path !== '' && unsafePathReason(path) === null && normalizeEntryPath(path) === path;
+  if (path === '' || path.includes('\0') || ABSOLUTE.test(path)) return false;
+  for (const part of path.split('/'))
+    if (part === '' || part === '.' || part === '..' || (part.includes('\\') && part.split('\\').includes('..'))) return false;
+  return true;
 }

@@ -131,6 +131,7 @@ export function describeEntry(packPath: string, path: string, offset: number, si
 export class PackReader {
   private readonly byPath = new Map<string, number>();
   private readonly fds: Array<number | undefined>;
+  private readonly paths: string[];
 
   private constructor(
     readonly dir: string,
@@ -138,6 +139,7 @@ export class PackReader {
   ) {
     index.entries.forEach((e, i) => this.byPath.set(e.path, i));
     this.fds = new Array<number | undefined>(index.packs.length);
+    this.paths = index.packs.map((p) => join(dir, p.file));
   }
 
   static async open(dir: string): Promise<PackReader> {
@@ -151,7 +153,7 @@ export class PackReader {
 
   /** Absolute path of pack `pack` (an index into the index's packs). */
   packPath(pack: number): string {
-    return join(this.dir, this.index.packs[pack]!.file);
+    return this.paths[pack]!;
   }
 
   /** An entry's bytes (a new buffer), checked against its crc32. */
