@@ -825,6 +825,16 @@ describe('archives into packs', () => {
     expect((await (await run({ url: tgz })).files()).get('root/train/cat/1.jpg')?.toString()).toBe('a later entry of the same path wins');
   });
 
+  test('a path that is both a directory and a file is refused in either layout', async () => {
+    const dir = await fresh('clash');
+    const archive = await writeTar(join(dir, 'clash.tar'), [
+      { path: 'a/x.txt', body: 'x' },
+      { path: 'a', body: 'a file where a directory is' },
+    ]);
+    await expect(run({ url: archive })).rejects.toThrow('cannot pack clash.tar: "a" is both a file and a directory');
+    await expect(run({ url: archive, layout: 'files' })).rejects.toThrow(/^cannot extract "a" from clash\.tar: /);
+  });
+
   test('a symlink to a directory is refused; one that leads nowhere is skipped with a warning', async () => {
     const dir = await fresh('links');
     const toDir = await writeTar(join(dir, 'todir.tar'), [

@@ -9,6 +9,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, runCli, workspace, type CliResult } from './helpers/cli.js';
 import { mountTmpfs, resizeTmpfs, tmpfsSkipReason, unmountTmpfs } from './helpers/tmpfs.js';
+import { writeTar } from './helpers/archive-builders.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -443,6 +444,24 @@ describe('a full disk', () => {
       expect(r.stderr).not.toMatch(/ENOSPC/);
       expect(await readdir(join(dir, 'artifacts', 'tmp'))).toEqual([]);
       expect((await lastRecord(dir)).outcome).toBe('failed');
+      await ok(['verify'], dir);
+      grow('40m');
+      await ok(['run'], dir);
+      await ok(['verify'], dir);
+    });
+  });
+
+  withTmpfsTest('an archive whose pack does not fit: the same full-disk error, nothing partial kept', async () => {
+    await onTmpfs('20m', async (dir, grow) => {
+      const entries = Array.from({ length: 6 }, (_, i) => ({ path: `train/cat/${i}.jpg`, body: Buffer.alloc(2_000_000, i) }));
+      await writeTar(join(dir, 'images.tar'), entries);
+      await writeFile(join(dir, 'pipeline.yaml'), 'stages:\n  fetch:\n    uses: fetch\n    with:\n      url: images.tar\n');
+      const r = await runCli(['run'], { cwd: dir });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /^error: stage fetch: no space left on device while writing its output pack\/\.writing-\d+\.bin in artifacts\/tmp\/ \(the disk holding the store is full\); its partial outputs were removed; make room and run again$/m,
+      );
+      expect(await readdir(join(dir, 'artifacts', 'tmp'))).toEqual([]);
       await ok(['verify'], dir);
       grow('40m');
       await ok(['run'], dir);

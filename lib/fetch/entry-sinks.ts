@@ -4,7 +4,7 @@
 // cannot hold is refused here with a FetchError naming the entry.
 import { closeSync, linkSync, mkdirSync, openSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
-import { FetchError } from '../errors.js';
+import { FetchError, PackError } from '../errors.js';
 import { PackWriter, type PackEntry, type PackIndex } from './pack.js';
 
 /** An entry's bytes as they are unpacked: a tar entry, or a zip entry's checked stream. */
@@ -170,7 +170,12 @@ export class PackSink implements EntrySink {
       if (entry) this.place(rel, entry);
       else this.dangling.push(link.name);
     }
-    this.index = await this.writer.finish();
+    try {
+      this.index = await this.writer.finish();
+    } catch (err) {
+      if (err instanceof PackError) throw new FetchError(`cannot pack ${this.archive}: ${err.message}`, { cause: err });
+      throw err;
+    }
   }
 
   abort(): void {

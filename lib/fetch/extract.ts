@@ -108,8 +108,18 @@ async function unpackInto(file: string, format: ArchiveFormat, sink: EntrySink, 
   }
 }
 
+/**
+ * A local I/O failure worth naming the entry for. A full disk is left as it is: the engine says
+ * where the store ran out of space and what it removed.
+ */
 function isErrnoError(err: unknown): err is NodeJS.ErrnoException {
-  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+  // No instanceof: a system error may come from another realm (a test's VM context).
+  return typeof err === 'object' && err !== null && typeof (err as NodeJS.ErrnoException).syscall === 'string' && !isDiskFull(err);
+}
+
+function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 /**
@@ -436,7 +446,7 @@ async function walkZip(file: string, guard: EntryGuard, label: string, sink: Ent
     }
   } catch (err) {
     if (options.signal?.aborted) throw new InterruptedError('fetch interrupted');
-    if (err instanceof FetchError || err instanceof InterruptedError) throw err;
+    if (err instanceof FetchError || err instanceof InterruptedError || isDiskFull(err)) throw err;
     throw new FetchError(`${label} is corrupt or truncated: ${(err as Error).message}`, { cause: err });
   } finally {
     zip.close();
@@ -533,7 +543,7 @@ async function unpackZipEntry(zip: ZipFile, entry: ZipEntry, guard: EntryGuard, 
 
 /** Local I/O failures name the entry; anything else means the archive itself is damaged. */
 function zipEntryError(err: unknown, entry: ZipEntry, label: string): Error {
-  if (err instanceof FetchError || err instanceof InterruptedError) return err;
+  if (err instanceof FetchError || err instanceof InterruptedError || isDiskFull(err)) return err as Error;
   const name = entry.fileNameRaw.toString('utf8');
   const message = err instanceof Error ? err.message : String(err);
   if ((err as NodeJS.ErrnoException).syscall) return new FetchError(`cannot extract "${name}" from ${label}: ${message}`, { cause: err });

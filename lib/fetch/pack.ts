@@ -331,7 +331,7 @@ export class PackWriter {
     try {
       writeAll(this.current!.fd, bytes);
     } catch (err) {
-      if (err instanceof Error && (err as NodeJS.ErrnoException).path === undefined) (err as NodeJS.ErrnoException).path = this.current!.tmp;
+      if (typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).path === undefined) (err as NodeJS.ErrnoException).path = this.current!.tmp;
       throw err;
     }
   }
