@@ -119,7 +119,12 @@ async function digestAll(paths: string[], o: DirectoryPackOptions): Promise<Arra
     while (next < paths.length) {
       if (o.signal.aborted) throw new InterruptedError('fetch interrupted');
       const i = next++;
-      out[i] = await o.digest(paths[i]!);
+      try {
+        out[i] = await o.digest(paths[i]!);
+      } catch (err) {
+        next = paths.length; // the other lanes stop too
+        throw err;
+      }
       if (++done % 256 === 0) o.onProgress?.('digest', done, paths.length);
     }
   };
