@@ -36,7 +36,7 @@ const load = () =>
     .join(' ');
 const line = (label: string, value: string) => console.log(`  ${label.padEnd(46)} ${value}`);
 
-/** The archive's JPEGs in memory, in a fixed order: (split, class, name). */
+/** The archive's JPEGs in memory, in a fixed order: (split, name, class), so the first N of a split span every class. */
 async function cifarJpegs(): Promise<Array<{ split: string; cls: string; name: string; bytes: Uint8Array }>> {
   const out: Array<{ split: string; cls: string; name: string; bytes: Uint8Array }> = [];
   await tar.t({
@@ -49,7 +49,8 @@ async function cifarJpegs(): Promise<Array<{ split: string; cls: string; name: s
       entry.on('end', () => out.push({ split: m[1]!, cls: m[2]!, name: m[3]!, bytes: Buffer.concat(chunks) }));
     },
   });
-  return out.sort((a, b) => (a.split + a.cls + a.name < b.split + b.cls + b.name ? -1 : 1));
+  const key = (j: { split: string; cls: string; name: string }) => `${j.split}/${j.name}/${j.cls}`;
+  return out.sort((a, b) => (key(a) < key(b) ? -1 : 1));
 }
 
 /** Writes images [from, to) of the N-image folder: image i is archive image i mod 60,000, mirrored on later rounds. */
