@@ -7,13 +7,13 @@ import { engineErrorOf } from '../lib-errors.js';
 import { initBackend } from '../../lib/tf/backend.js';
 import { buildModel, copyWeights, outputUnits } from '../../lib/model/build.js';
 import { restoreCheckpoint, saveCheckpoint, type LoopState } from '../../lib/model/checkpoint.js';
-import { datasetRows, oneHotOf, pixelTable, uint8Rows, type Normalization, type Rows } from '../../lib/model/data.js';
+import { datasetRows, npyUint8Rows, oneHotOf, pixelTable, type Normalization, type Rows } from '../../lib/model/data.js';
 import { DatasetReader } from '../../lib/dataset/reader.js';
 import { BatchPrefetcher } from '../../lib/dataset/prefetch.js';
 import { DATASET_DIR } from '../../lib/dataset/format.js';
 import { fit } from '../../lib/model/fit.js';
 import { loadModel, saveModel } from '../../lib/model/io.js';
-import { npyInfo, type NdArray } from '../../lib/npy.js';
+import { npyInfo, openNpyRows, type NpyRowFile } from '../../lib/npy.js';
 import { DatasetError } from '../../lib/errors.js';
 import { copyName } from '../../lib/augment/copies.js';
 import { createOptimizer } from '../../lib/model/optimizers.js';
@@ -48,6 +48,8 @@ interface NormalizedData {
   classes: string[];
   /** The thread reading training batches ahead (closed with the reader). */
   prefetch?: BatchPrefetcher;
+  /** Files opened for training, closed at the end. */
+  closers: Array<() => void>;
 }
 
 async function readIndex(norm: UpstreamArtifacts, name: string, rows: number): Promise<Int32Array> {
@@ -74,7 +76,7 @@ async function normalizedData(norm: UpstreamArtifacts): Promise<NormalizedData> 
     const trainIndex = await readIndex(norm, 'train_index.npy', trainRows);
     const valIndex = norm.has('val_index.npy') ? await readIndex(norm, 'val_index.npy', trainRows) : new Int32Array(0);
     const table = pixelTable(await norm.readJson<Normalization>('normalization.json'), reader.manifest.shape[2]);
-    return { reader, trainIndex, valIndex, table, classes: reader.manifest.classes };
+    return { reader, trainIndex, valIndex, table, classes: reader.manifest.classes, closers: [] };
   } catch (err) {
     reader.close();
     throw err;
@@ -108,9 +110,8 @@ async function augmentedTrainingData(
     ctx.log.warn(`${aug.stage} has ${copies} copies for ${ctx.params.epochs} epochs: copies are reused in turn`);
   }
   // Row i of every copy augments training row i: its label is that row's.
-  const k = data.classes.length;
-  const trainY: NdArray = { dtype: 'float32', shape: [data.trainIndex.length, k], data: oneHotOf(data.reader, data.trainIndex) };
-  let loaded: { index: number; rows: Rows } | undefined;
+  const trainY = oneHotOf(data.reader, data.trainIndex);
+  let loaded: { index: number; rows: Rows; file: NpyRowFile } | undefined;
   return {
     inputShape: first.shape.slice(1),
     count: first.shape[0]!,
@@ -118,9 +119,12 @@ async function augmentedTrainingData(
     async rowsFor(epoch) {
       const index = epoch % copies;
       if (loaded?.index !== index) {
-        loaded = undefined; // drop the previous copy before reading the next
-        const x = await aug.readTensor(copyName(index));
-        loaded = { index, rows: uint8Rows(x, trainY, data.table, `${aug.stage}/${copyName(index)}`) };
+        loaded?.file.close();
+        loaded = undefined;
+        // Rows are read from the copy per batch: a copy is as large as the training split.
+        const file = openNpyRows(aug.path(copyName(index)));
+        data.closers.push(() => file.close());
+        loaded = { index, file, rows: npyUint8Rows(file, trainY, data.table, `${aug.stage}/${copyName(index)}`) };
       }
       return loaded.rows;
     },
@@ -183,6 +187,7 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
     await trainOn(ctx, backend, workers, norm, normalized);
   } finally {
     normalized.reader.close();
+    for (const close of normalized.closers) close();
     await normalized.prefetch?.close();
   }
 }
