@@ -209,7 +209,8 @@ async function trainOn(
   }
   if (!val) ctx.log.warn(`${norm.stage} has no validation split: training without validation`);
 
-  const model = buildModel(p.model, data.inputShape, p.seed);
+  // The input follows the data; a head declared `units: auto` outputs one value per class.
+  const model = buildModel(p.model, data.inputShape, p.seed, k);
   const optimizer = createOptimizer(p.optimizer);
   let step: TrainStep | undefined;
   try {
