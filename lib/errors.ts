@@ -79,3 +79,6 @@ export class AugmentPoolError extends LibError {
     super(message, options);
   }
 }
+
+/** A model directory that cannot be used for prediction: no or an invalid bundle.json, a model that does not fit it. */
+export class BundleError extends LibError {}
