@@ -66,7 +66,8 @@ export async function runPredict(paths: string[], req: PredictRequest): Promise<
     log.info(
       `model ${source.describe}: ${bundle.classes.length} classes, ${height}×${width}×${channels} ${bundle.input.channel_order} input; backend ${backend.name}`,
     );
-    if (inputs.ignored > 0) log.info(`${inputs.ignored} files that are not .jpg, .jpeg or .png ignored`);
+    const n = inputs.ignored;
+    if (n > 0) log.info(`${n} other file${n === 1 ? '' : 's'} in the folders and archives ignored (not .jpg, .jpeg or .png, or hidden)`);
 
     decoder = await poolDecoder({
       worker: DECODE_WORKER,
