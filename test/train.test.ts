@@ -15,6 +15,7 @@ import { TrainParams, trainKeyParams } from '../stages/train/params.js';
 import { evaluateStage } from '../stages/evaluate/evaluate.js';
 import { onEpochEnd, type EpochEndEvent } from '../lib/model/fit.js';
 import { loadModel } from '../lib/model/io.js';
+import { checkBundle } from '../lib/model/bundle.js';
 import { floatRows } from '../lib/model/data.js';
 import { lossAndAccuracy, predictRows } from '../lib/model/predict.js';
 import { readNpy } from '../lib/npy.js';
@@ -190,6 +191,28 @@ describe('train on cpu (toy data)', () => {
     await expect(train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: aug3 } })).rejects.toThrow(
       /3 images but normalize\/train_index.npy has 240/,
     );
+  });
+
+  test('units: auto gives one output per class; model/ holds bundle.json (classes, input, normalization, data, metrics)', async () => {
+    const warnings: string[] = [];
+    const log = { info: () => {}, debug: () => {}, warn: (m: string) => void warnings.push(m) };
+    const run = await train({ model: [...TINY.slice(0, 4), { type: 'dense', units: 'auto', activation: 'softmax' }], epochs: 1 }, {}, { log });
+    const model = await readJson<{ modelTopology: { config: { layers: { class_name: string; config: { units?: number } }[] } } }>(
+      join(run.outDir, 'model', 'model.json'),
+    );
+    expect(model.modelTopology.config.layers.at(-1)).toMatchObject({ class_name: 'Dense', config: { units: 3 } });
+    const bundle = checkBundle(await readJson(join(run.outDir, 'model', 'bundle.json')), 'bundle.json');
+    const history = await readJson<History>(join(run.outDir, 'history.json'));
+    expect(bundle).toMatchObject({
+      model: 'model.json',
+      classes: ['a', 'b', 'c'],
+      input: { size: [8, 8, 3], layout: 'NHWC', channel_order: 'RGB', resize: 'bilinear' },
+      normalization: { method: 'scale', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] },
+      training: { stage: 'train', data_digest: 'digest-of-normalize', augmented: null, train_count: 240, epochs: 1 },
+      metrics: { epoch: 1, loss: history.loss[0], val_acc: history.val_acc[0] },
+    });
+    // The toy dataset's settings do not name a resize method: said, and decode's default assumed.
+    expect(warnings.join('\n')).toMatch(/does not say how its images were resized: bundle.json says bilinear/);
   });
 
   test('a model whose output does not match the classes is a clear error', async () => {

@@ -5,7 +5,7 @@ import { BackendParam } from '../../lib/tf/backend-param.js';
 import { DEFAULT_OPTIMIZER, OptimizerSpec, optimizerKey } from '../../lib/model/optimizer-spec.js';
 import { BatchAugmentSpec, LabelSmoothing } from '../../lib/model/batch-augment-spec.js';
 import { LrScheduleSpec } from '../../lib/model/schedule.js';
-import { ModelSpec } from '../../lib/model/spec.js';
+import { ModelSpec, modelKey } from '../../lib/model/spec.js';
 import { WorkersParam } from '../../lib/model/workers-param.js';
 
 /** `init_from: current` starts from the promoted model (models/current/) instead of a stage's. */
@@ -39,12 +39,14 @@ export type TrainParams = z.output<typeof TrainParams>;
 
 /**
  * The params as they enter the cache key. Options added after the first release are left out
- * while they are off, so a pipeline that does not use them keeps its keys (and its results).
+ * while they are off, so a pipeline that does not use them keeps its keys (and its results); the
+ * default model (its head `units: auto`) keys as the list it was before `auto` (see modelKey).
  */
 export function trainKeyParams(params: TrainParams): Record<string, unknown> {
-  const { workers: _workers, prefetch: _prefetch, label_smoothing, batch_augment, optimizer, ...rest } = params;
+  const { workers: _workers, prefetch: _prefetch, label_smoothing, batch_augment, optimizer, model, ...rest } = params;
   return {
     ...rest,
+    model: modelKey(model),
     optimizer: optimizerKey(optimizer),
     ...(batch_augment !== undefined ? { batch_augment } : {}),
     ...(label_smoothing !== 0 ? { label_smoothing } : {}),

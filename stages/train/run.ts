@@ -24,6 +24,7 @@ import { resolveWorkers } from '../../lib/model/workers-param.js';
 import { INIT_FROM_CURRENT, trainKeyParams, type TrainParams } from './params.js';
 import { hasBatchTransforms, transformedRows, type BatchTransforms } from '../../lib/model/batch-augment.js';
 import { championFingerprint, readCurrentModel } from '../../lib/champion.js';
+import { writeBundle } from './bundle.js';
 
 /** The training split as the loop consumes it: one Rows per epoch. */
 interface TrainingData {
@@ -45,6 +46,7 @@ interface NormalizedData {
   trainIndex: Int32Array;
   valIndex: Int32Array;
   table: Float32Array;
+  normalization: Normalization;
   classes: string[];
   /** The thread reading training batches ahead (closed with the reader). */
   prefetch?: BatchPrefetcher;
@@ -75,8 +77,9 @@ async function normalizedData(norm: UpstreamArtifacts): Promise<NormalizedData> 
     const trainRows = reader.manifest.splits.train;
     const trainIndex = await readIndex(norm, 'train_index.npy', trainRows);
     const valIndex = norm.has('val_index.npy') ? await readIndex(norm, 'val_index.npy', trainRows) : new Int32Array(0);
-    const table = pixelTable(await norm.readJson<Normalization>('normalization.json'), reader.manifest.shape[2]);
-    return { reader, trainIndex, valIndex, table, classes: reader.manifest.classes, closers: [] };
+    const normalization = await norm.readJson<Normalization>('normalization.json');
+    const table = pixelTable(normalization, reader.manifest.shape[2]);
+    return { reader, trainIndex, valIndex, table, normalization, classes: reader.manifest.classes, closers: [] };
   } catch (err) {
     reader.close();
     throw err;
@@ -214,7 +217,8 @@ async function trainOn(
   }
   if (!val) ctx.log.warn(`${norm.stage} has no validation split: training without validation`);
 
-  const model = buildModel(p.model, data.inputShape, p.seed);
+  // The input follows the data; a head declared `units: auto` outputs one value per class.
+  const model = buildModel(p.model, data.inputShape, p.seed, k);
   const optimizer = createOptimizer(p.optimizer);
   let step: TrainStep | undefined;
   try {
@@ -292,9 +296,19 @@ async function trainOn(
 
     await step.dispose();
     await saveModel(model, ctx.out.path('model'));
+    const last = final.history[final.history.length - 1];
+    await writeBundle(ctx, {
+      norm,
+      manifest: normalized.reader.manifest,
+      normalization: normalized.normalization,
+      augmented: p.augmented ? ctx.inputs.stage(p.augmented) : undefined,
+      trainCount: data.count,
+      valCount: val?.rows.count ?? 0,
+      epochs: p.epochs,
+      metrics: last,
+    });
     await ctx.out.json('history.json', historyJson(final.history));
     await writeFile(ctx.out.path('summary.txt'), modelSummary(model));
-    const last = final.history[final.history.length - 1];
     const epochSeconds = final.history.map((h) => h.seconds);
     await ctx.out.json('train.json', {
       backend: backend.name,
