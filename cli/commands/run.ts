@@ -10,7 +10,8 @@ import { collect, collectUnset, errorText, nameWidth, nonNegativeNumber, overrid
 import type { StageReport } from '../../engine/run/execute.js';
 import type { Session } from '../../engine/session.js';
 import type { StoreLock } from '../../engine/store/lock.js';
-import type { PushRecord, RunRecord, RunTrigger } from '../../engine/store/runs.js';
+import type { EffectiveParams, PushRecord, RunRecord, RunTrigger } from '../../engine/store/runs.js';
+import type { Pipeline } from '../../engine/config/pipeline.js';
 import type { RemoteConfig } from '../../engine/config/remote.js';
 import type { QueueDispatcher } from '../../engine/queue/dispatch.js';
 import type { RemoteCache, RemoteCacheUi } from '../../engine/remote/cache.js';
@@ -275,6 +276,8 @@ async function runForReal(
         ...(options.trigger ? { trigger: options.trigger } : {}),
         ...(experiment ? { experiment: { sweep: sweepId, index: i + 1, of: runs.length, assignments: experiment.assignments } } : {}),
         ...(queueTarget ? { queue: queueTarget.display } : {}),
+        ...overridesOf(options, globals),
+        effective: effectiveParams(runs[i]!.session.pipeline, selection),
       };
       records.push(record);
       await store.runs.write(record);
@@ -424,6 +427,22 @@ async function runForReal(
       process.off('SIGHUP', onSignal);
     }
   }
+}
+
+/** The record's `overrides`: the command line's changes to pipeline.yaml, when it made any. */
+function overridesOf(options: RunOptions, globals: GlobalOptions): Pick<RunRecord, 'overrides'> {
+  if (!options.set.length && !options.unset.length && globals.backend === undefined) return {};
+  return { overrides: { set: options.set, unset: options.unset, ...(globals.backend !== undefined ? { backend: globals.backend } : {}) } };
+}
+
+/** What the selected stages run with (after overrides): what `exp show` and `metrics --diff` compare. */
+function effectiveParams(pipeline: Pipeline, selection: readonly string[]): EffectiveParams {
+  const stages: EffectiveParams['stages'] = {};
+  for (const name of selection) {
+    const params = pipeline.stages.get(name)?.params;
+    if (params && Object.keys(params).length) stages[name] = params;
+  }
+  return { params: pipeline.params, stages };
 }
 
 /** The run's final record; on a full disk, once more after emptying tmp/, then a warning (the stage errors still follow). */
