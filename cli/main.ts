@@ -7,6 +7,7 @@ import './worker-child.js';
 import { Command, CommanderError, Option } from 'commander';
 import { formatError } from './format-error.js';
 import * as dag from './commands/dag.js';
+import * as exp from './commands/exp.js';
 import * as gc from './commands/gc.js';
 import * as metrics from './commands/metrics.js';
 import * as promote from './commands/promote.js';
@@ -31,7 +32,7 @@ function buildProgram(): Command {
     )
     .showHelpAfterError('(pipeline --help for usage)')
     .exitOverride();
-  for (const command of [run, status, dag, show, runs, metrics, schedule, promote, push, pull, worker, gc, verify, schema]) command.register(program);
+  for (const command of [run, status, dag, show, runs, metrics, exp, schedule, promote, push, pull, worker, gc, verify, schema]) command.register(program);
   return program;
 }
 
