@@ -6,6 +6,7 @@
 import './worker-child.js';
 import { Command, CommanderError, Option } from 'commander';
 import { formatError } from './format-error.js';
+import { endQuietlyOnBrokenPipe } from './broken-pipe.js';
 import * as dag from './commands/dag.js';
 import * as exp from './commands/exp.js';
 import * as gc from './commands/gc.js';
@@ -53,4 +54,5 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+endQuietlyOnBrokenPipe();
 await main(process.argv);
