@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { GlobalOptions } from '../global-options.js';
+import { printLine } from '../output.js';
 import { collect, collectUnset, errorText, nameWidth, nonNegativeNumber, overrideArgs, positiveInt, stageLine, UNSET_HELP } from '../stage-lines.js';
 import type { StageReport } from '../../engine/run/execute.js';
 import type { Session } from '../../engine/session.js';
@@ -86,8 +87,9 @@ export function register(program: Command): void {
     });
 }
 
-const out = (line: string) => process.stdout.write(line + '\n');
-const err = (line: string) => process.stderr.write(line + '\n');
+// Through printLine: a stage's progress bar may be on screen (stages run side by side).
+const out = (line: string) => printLine(process.stdout, line);
+const err = (line: string) => printLine(process.stderr, line);
 
 export async function runCommand(targets: string[], options: RunOptions, globals: GlobalOptions): Promise<void> {
   // Start loading what a real run needs while the pipeline is read and validated.
