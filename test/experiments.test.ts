@@ -74,6 +74,8 @@ describe('run records and exp show', () => {
     expect(plain!.effective).toEqual({ params: { acc: 0.5, n: 3, label: 'demo' }, stages: {} });
     expect(set!.overrides).toEqual({ set: ['params.acc=0.7'], unset: ['params.label'] });
     expect(set!.effective!.params).toEqual({ acc: 0.7, n: 3 });
+    const listed = (await cli(dir, ['runs', '--limit', '0'])).stdout;
+    expect(listed).toMatch(new RegExp(`^${set!.id} .*\\n {4}overrides --set params\\.acc=0\\.7 --unset params\\.label\\n`, 'm'));
     expect(experiments.map((e) => [e.experiment!.index, e.effective!.params.acc, e.effective!.params.n])).toEqual([
       [1, 0.6, 3],
       [2, 0.6, 4],
