@@ -38,7 +38,7 @@ export async function cifarSource(fallback = { perClassTrain: 60, perClassTest: 
     console.warn('CIFAR-10 archive not found (set CIFAR10_JPEG_ARCHIVE): using small generated data instead');
   }
   // Generated once per size and kept in test-artifacts/ (ignored by git), not left in $TMPDIR by every suite.
-  const archive = join(GENERATED_DIR, `cifar10-generated-${fallback.perClassTrain}x${fallback.perClassTest}.tar.gz`);
+  const archive = join(GENERATED_DIR, `cifar10-generated-v${GENERATOR_VERSION}-${fallback.perClassTrain}x${fallback.perClassTest}.tar.gz`);
   if (existsSync(archive)) return { archive, real: false };
   await mkdir(GENERATED_DIR, { recursive: true });
   const dir = await mkdtemp(join(tmpdir(), 'cifar-gen-'));
@@ -55,6 +55,8 @@ export async function cifarSource(fallback = { perClassTrain: 60, perClassTest: 
 }
 
 const GENERATED_DIR = join(PROJECT_ROOT, 'test-artifacts', 'generated-cifar');
+/** Bump when syntheticImage or the JPEG encoding changes: archives made before are not reused. */
+const GENERATOR_VERSION = 1;
 
 /** Deterministic 32×32 RGB image for (class, index): a class-coloured disc on a noisy background. */
 export function syntheticImage(cls: number, index: number, size = 32): Uint8Array {
