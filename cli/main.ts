@@ -6,7 +6,9 @@
 import './worker-child.js';
 import { Command, CommanderError, Option } from 'commander';
 import { formatError } from './format-error.js';
+import { endQuietlyOnBrokenPipe } from './broken-pipe.js';
 import * as dag from './commands/dag.js';
+import * as exp from './commands/exp.js';
 import * as gc from './commands/gc.js';
 import * as metrics from './commands/metrics.js';
 import * as predict from './commands/predict.js';
@@ -32,7 +34,7 @@ function buildProgram(): Command {
     )
     .showHelpAfterError('(pipeline --help for usage)')
     .exitOverride();
-  for (const command of [run, status, dag, show, runs, metrics, predict, schedule, promote, push, pull, worker, gc, verify, schema]) command.register(program);
+  for (const command of [run, status, dag, show, runs, metrics, exp, predict, schedule, promote, push, pull, worker, gc, verify, schema]) command.register(program);
   return program;
 }
 
@@ -53,4 +55,5 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+endQuietlyOnBrokenPipe();
 await main(process.argv);
