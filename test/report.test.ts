@@ -267,6 +267,37 @@ describe('history across runs', () => {
     ]);
   });
 
+  test('a stage the previous run did not run is compared with its last key, not called new', async () => {
+    // r3 ran only evaluate (a subset, or another pipeline's run in between); r1, beyond the
+    // limit, is the last run that had train.
+    const earlier = [
+      run('r1', [
+        ['fetch', 'f1'],
+        ['train', 't1'],
+        ['evaluate', 'e1'],
+      ]),
+      run('r2', [
+        ['fetch', 'f1'],
+        ['evaluate', 'e2'],
+      ]),
+      run('r3', [['evaluate', 'e2']]),
+    ];
+    const current = run(
+      'r4',
+      [
+        ['fetch', 'f1'],
+        ['train', 't1'],
+        ['evaluate', 'e3'],
+        ['lint', 'l1'],
+      ],
+      'running',
+    );
+    const h = await collectHistory(runs(earlier), ['evaluate'], { run: current, metrics: { evaluate: { key: 'e3', accuracy: 0.7, loss: 0.3 } } }, 2);
+    expect(h.rows.map((r) => r.run_id)).toEqual(['r2', 'r3', 'r4']);
+    expect(h.rows[1]!.changes).toEqual([]);
+    expect(h.rows[2]!.changes).toEqual(['evaluate: params changed: top_mistakes 20 → 5', 'lint: new in this run']);
+  });
+
   test('only input changes (a dep file changed): those lines are kept', async () => {
     const lines = await describeChanges(
       runs([]),
