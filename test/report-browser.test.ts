@@ -62,11 +62,12 @@ describe('the report in a browser', () => {
       ['confusion-evaluate', 'confusion-evaluate_aug', 'curves-accuracy', 'curves-loss', 'delta-evaluate-evaluate_aug', 'history'].sort(),
     );
     expect(facts.confusion.map((c) => c.expected)).toEqual([matrixOf(TEST_LABELS, PHASE1_PREDICTIONS, 3), matrixOf(TEST_LABELS, PHASE2_PREDICTIONS, 3)]);
-    expect(facts.images).toHaveLength(3 + 2 + 1 + 2); // phase 1 has 3 mistakes, phase 2 has 2; the contact sheet, 2 previews
+    expect(facts.images).toHaveLength(3 + 2 + 4); // phase 1 has 3 mistakes, phase 2 has 2; the labelled preview grid: original + 3 variants
     expect(facts.sections).toEqual([
       'run',
       'data',
       'model',
+      'training',
       'curves',
       'compare-evaluate-evaluate_aug',
       'eval-evaluate',
@@ -78,6 +79,7 @@ describe('the report in a browser', () => {
     ]);
     expect(facts.text).toMatch(/2 of 3 classes got worse \(F1\): dog, ship/);
     expect(facts.text).toMatch(/Covers 2 runs/);
+    expect(facts.text).toMatch(/copy 0\s+trained on\s+copy 1\s+trained on\s+variant 2\s+preview only/);
   });
 
   run('one train stage, no augment, no data stages: still a readable report', async () => {
@@ -87,5 +89,6 @@ describe('the report in a browser', () => {
     expectReadableReport(facts, FIXTURE_CLASSES);
     expect(facts.charts.map((c) => c.id).sort()).toEqual(['confusion-evaluate', 'curves-accuracy', 'curves-loss']);
     expect(facts.sections).not.toContain('augment');
+    expect(facts.text).toMatch(/train: epoch 1 — /); // a one-epoch phase: not "epochs 1–1"
   });
 });
