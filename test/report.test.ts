@@ -598,6 +598,10 @@ describe('the report stage over upstream outputs', () => {
     expect(html).toContain('alt="training image 0, variant 2 (preview only)"');
     expect(html).toContain('the 1 <i>variant</i> column beyond the 2 copies is a further draw of the same transform');
     expect(md).toContain('train_aug trained 3 epochs on 2 of them; preview variant 2 is in no copy (preview only)');
+    // Anchors are not hidden under the pinned menu; wide tables scroll in their own box.
+    expect(html).toContain('main [id]{scroll-margin-top:64px}');
+    expect(html).not.toMatch(/<table(?![^>]*>)/);
+    expect(html.match(/<div class="scroll"><table/g)!.length).toBe(html.match(/<table/g)!.length);
   });
 
   test('a single train stage without fetch, decode or augment still reports; images come from normalize', async () => {

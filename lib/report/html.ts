@@ -47,10 +47,11 @@ function figure(id: string, svg: string | undefined, sources: readonly Source[],
   return `<figure class="chart" data-chart="${esc(id)}"${attrs}>${svg}${provenance(sources)}</figure>`;
 }
 
+/** A table in its own horizontally scrolling box, so a wide one never widens the page. */
 function table(head: string[], rows: string[][], cls = ''): string {
-  return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows
+  return `<div class="scroll"><table${cls ? ` class="${cls}"` : ''}><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows
     .map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`)
-    .join('')}</tbody></table>`;
+    .join('')}</tbody></table></div>`;
 }
 
 function deltaCell(x: number, digits = 3, higherIsBetter = true): string {
@@ -355,12 +356,13 @@ const CSS = `
 :root{--fg:#1f2d3d;--muted:#6b7785;--line:#e3e7ec;--bg:#fff;--soft:#f6f8fa;--up:#2f8a4f;--down:#c8323f}
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
 main{max-width:1120px;margin:0 auto;padding:24px 28px 64px}h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:36px 0 10px;padding-top:8px;border-top:1px solid var(--line)}h3{font-size:15px;margin:18px 0 8px}
-nav{position:sticky;top:0;background:#fffffff0;border-bottom:1px solid var(--line);padding:8px 28px;font-size:13px;z-index:1}nav a{margin-right:14px;color:var(--fg);text-decoration:none}nav a:hover{text-decoration:underline}
+nav{position:sticky;top:0;background:#fffffff0;border-bottom:1px solid var(--line);padding:8px 28px;font-size:13px;z-index:1;white-space:nowrap;overflow-x:auto;scrollbar-width:thin}nav a{margin-right:14px;color:var(--fg);text-decoration:none}nav a:hover{text-decoration:underline}
+main [id]{scroll-margin-top:64px}.scroll{overflow-x:auto;max-width:100%}
 .muted{color:var(--muted)}code{font:12.5px ui-monospace,SFMono-Regular,Menlo,monospace;background:var(--soft);padding:1px 4px;border-radius:3px;word-break:break-all}
 .cards{display:flex;flex-wrap:wrap;gap:14px;margin:18px 0}.card{border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:220px}.card .big{font-size:30px;font-weight:650}.card .label{font-weight:600}
 table{border-collapse:collapse;margin:8px 0;font-size:13.5px}th,td{padding:4px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}th{background:var(--soft);font-weight:600}
 table.num td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}
-.row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.row>figure.chart{flex:0 1 520px}.row>figure.chart[data-chart^="confusion"]{flex:0 0 auto}figure{margin:8px 0}figure.chart svg{max-width:100%;height:auto}
+.row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.row>*{min-width:0;max-width:100%}.row>figure.chart{flex:0 1 520px}.row>figure.chart[data-chart^="confusion"]{flex:0 1 auto}figure{margin:8px 0}figure.chart svg{max-width:100%;height:auto}
 .prov{font-size:11.5px;color:var(--muted);margin-top:4px}.prov code{font-size:11px}
 .delta.up{color:var(--up);font-weight:600}.delta.down{color:var(--down);font-weight:600}.delta.same{color:var(--muted)}
 .callout{padding:8px 12px;border-radius:6px}.callout.down{background:#fdecee;border-left:4px solid var(--down)}.callout.up{background:#eaf6ee;border-left:4px solid var(--up)}
@@ -369,8 +371,9 @@ table.num td:not(:first-child){text-align:right;font-variant-numeric:tabular-num
 table.aug-grid td{padding:2px;border:0}table.aug-grid th{font-weight:500;font-size:12px}.sheet img{max-width:100%}
 table.hyperparameters td:first-child{font-weight:600;white-space:nowrap}
 pre.summary{font-size:12px;background:var(--soft);padding:10px;overflow:auto}ul.changes{margin:0;padding-left:16px;font-size:12.5px}
-dl{display:grid;grid-template-columns:140px 1fr;gap:4px 12px}dt{font-weight:600}dd{margin:0}
+dl{display:grid;grid-template-columns:minmax(0,140px) minmax(0,1fr);gap:4px 12px}dt{font-weight:600}dd{margin:0}
 details summary{cursor:pointer;color:var(--fg)}
+@media (max-width:600px){main{padding:16px 12px 48px}nav{padding:8px 12px}}
 @media print{nav{display:none}details{display:block}}
 `;
 
