@@ -236,6 +236,13 @@ describe('cache keys', () => {
     expect(plain).not.toHaveProperty('batch_augment');
     expect(plain).not.toHaveProperty('workers');
     expect(plain.optimizer).not.toHaveProperty('weight_decay');
+    for (const name of ['monitor', 'mode', 'min_delta', 'patience', 'restore_best']) expect(plain).not.toHaveProperty(name);
+    const stopping = trainKeyParams(
+      TrainParams.parse({ optimizer: { type: 'adam' }, monitor: 'val_acc', mode: 'max', min_delta: 0.01, patience: 3, restore_best: true }),
+    );
+    expect(stopping).toMatchObject({ monitor: 'val_acc', mode: 'max', min_delta: 0.01, patience: 3, restore_best: true });
+    const stoppingOff = TrainParams.parse({ optimizer: { type: 'adam' }, monitor: 'val_loss', mode: 'auto', min_delta: 0, restore_best: false });
+    expect(hashValue(trainKeyParams(stoppingOff))).toBe(hashValue(plain));
     const zeros = trainKeyParams(TrainParams.parse({ optimizer: { type: 'adam', weight_decay: 0 }, label_smoothing: 0 }));
     expect(hashValue(zeros)).toBe(hashValue(plain));
     const on = trainKeyParams(TrainParams.parse({ optimizer: { type: 'adam', weight_decay: 0.05 }, label_smoothing: 0.1, batch_augment: {} }));

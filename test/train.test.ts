@@ -12,6 +12,7 @@ import { normalizedArrays, writeAugmentOutputs, writeNormalizeOutputs, subset, t
 import { loadRealCifar } from './helpers/real-cifar.js';
 import { trainStage } from '../stages/train/train.js';
 import { TrainParams, trainKeyParams } from '../stages/train/params.js';
+import { checkMonitor, stoppingSpec } from '../stages/train/best.js';
 import { evaluateStage } from '../stages/evaluate/evaluate.js';
 import { onEpochEnd, type EpochEndEvent } from '../lib/model/fit.js';
 import { loadModel } from '../lib/model/io.js';
@@ -90,6 +91,16 @@ describe('train on cpu (toy data)', () => {
     const info = await readJson<Record<string, unknown>>(join(first.outDir, 'train.json'));
     expect(info).toMatchObject({ backend: 'cpu', train_count: 240, val_count: 60, resumed_after_epoch: null, epochs: 3 });
     expect(info.epoch_seconds).toHaveLength(3);
+    // The best epoch by val_loss is recorded; nothing acts on it by default: the last epoch's weights are kept.
+    const bestEpoch = history.val_loss.indexOf(Math.min(...history.val_loss)) + 1;
+    expect(info).toMatchObject({
+      epochs_trained: 3,
+      best: { monitor: 'val_loss', mode: 'min', min_delta: 0, epoch: bestEpoch, value: history.val_loss[bestEpoch - 1] },
+      early_stopping: null,
+      restore_best: false,
+      kept_weights: 'last',
+      kept_epoch: 3,
+    });
     const summary = await readFile(join(first.outDir, 'summary.txt'), 'utf8');
     expect(summary).toContain('conv2d_1 (Conv2D)            (None, 8, 8, 4)           112');
     expect(summary).toContain('Total params: 307');
@@ -218,6 +229,78 @@ describe('train on cpu (toy data)', () => {
   test('a model whose output does not match the classes is a clear error', async () => {
     const wrong = [...TINY.slice(0, 4), { type: 'dense', units: 10, activation: 'softmax' }];
     await expect(train({ model: wrong })).rejects.toThrow(/last layer outputs 10 values but the data has 3 classes/);
+  });
+});
+
+describe('best epoch and early stopping (cpu, toy data)', () => {
+  // Monitoring the training loss with min_delta 100, epoch 1 is the best and no later epoch can
+  // beat it by 100: with patience 2, training stops after epoch 3, whatever the numbers.
+  const plateau = { epochs: 6, monitor: 'loss', min_delta: 100, patience: 2, restore_best: true };
+  const weights = (run: { outDir: string }) => readFile(join(run.outDir, 'model', 'weights.bin'));
+  let stopped: Awaited<ReturnType<typeof train>>;
+  beforeAll(async () => {
+    stopped = await train(plateau);
+  });
+
+  test("stops after `patience` epochs without improvement and keeps the best epoch's weights", async () => {
+    const history = await readJson<History>(join(stopped.outDir, 'history.json'));
+    expect(history.epoch).toEqual([1, 2, 3]);
+    const info = await readJson<Record<string, unknown>>(join(stopped.outDir, 'train.json'));
+    expect(info).toMatchObject({
+      epochs: 6,
+      epochs_trained: 3,
+      best: { monitor: 'loss', mode: 'min', min_delta: 100, epoch: 1, value: history.loss[0] },
+      early_stopping: { patience: 2, stopped_after_epoch: 3 },
+      restore_best: true,
+      kept_weights: 'best',
+      kept_epoch: 1,
+      kept: { epoch: 1, loss: history.loss[0] },
+      final: { epoch: 3 },
+    });
+    // The weights are those of a run that trained exactly the best epoch, not the last epoch's.
+    expect((await weights(stopped)).equals(await weights(await train({ epochs: 1 })))).toBe(true);
+    // Without restore_best the same stop keeps the last epoch's weights (as Keras' EarlyStopping does).
+    const last = await train({ ...plateau, restore_best: false });
+    expect((await weights(last)).equals(await weights(stopped))).toBe(false);
+    expect(await readJson<Record<string, unknown>>(join(last.outDir, 'train.json'))).toMatchObject({ kept_weights: 'last', kept_epoch: 3 });
+  });
+
+  test('an interrupted run resumes with the best epoch and patience count it had: same stop, same weights', async () => {
+    // Interrupted after epoch 2: the best (epoch 1) is no longer the latest checkpoint, and one
+    // epoch of patience is spent; a resume that forgot either would train on past epoch 3.
+    const { resumeDir, signal, epochs, off } = await interruptAfterFirstEpoch(toy, 'train-best-resume-', 2);
+    try {
+      await expect(train(plateau, {}, { resumeDir, signal })).rejects.toBeInstanceOf(AbortedError);
+      expect(epochs).toEqual([1, 2]);
+      const resumed = await train(plateau, {}, { resumeDir });
+      expect(epochs).toEqual([1, 2, 3]);
+      const pick = ({ best, early_stopping, kept_weights, kept_epoch, epochs_trained }: Record<string, unknown>) => ({
+        best,
+        early_stopping,
+        kept_weights,
+        kept_epoch,
+        epochs_trained,
+      });
+      const info = await readJson<Record<string, unknown>>(join(resumed.outDir, 'train.json'));
+      expect(info.resumed_after_epoch).toBe(2);
+      expect(pick(info)).toEqual(pick(await readJson<Record<string, unknown>>(join(stopped.outDir, 'train.json'))));
+      expect((await weights(resumed)).equals(await weights(stopped))).toBe(true);
+    } finally {
+      off();
+    }
+  });
+
+  test('monitor modes follow Keras (auto: max for accuracies); a validation monitor without a validation split is a clear error', () => {
+    expect(stoppingSpec(TrainParams.parse({}))).toEqual({ monitor: 'val_loss', mode: 'min', min_delta: 0 });
+    expect(stoppingSpec(TrainParams.parse({ monitor: 'val_acc', patience: 3 }))).toEqual({ monitor: 'val_acc', mode: 'max', min_delta: 0, patience: 3 });
+    expect(stoppingSpec(TrainParams.parse({ monitor: 'acc', mode: 'min' })).mode).toBe('min');
+    expect(() => TrainParams.parse({ patience: 0 })).toThrow();
+    expect(() => TrainParams.parse({ monitor: 'val_accuracy' })).toThrow();
+    expect(() => checkMonitor('train', TrainParams.parse({ patience: 3 }), false)).toThrow(
+      /train train: patience: 3 judge epochs by monitor: val_loss, but the normalize stage has no validation split; set its validation_split, or monitor: loss/,
+    );
+    expect(() => checkMonitor('train', TrainParams.parse({ monitor: 'loss', restore_best: true }), false)).not.toThrow();
+    expect(() => checkMonitor('train', TrainParams.parse({}), false)).not.toThrow(); // nothing acts on it: recorded only
   });
 });
 

@@ -22,6 +22,7 @@ import { modelSummary, paramCounts } from '../../lib/model/summary.js';
 import { localStep, type TrainStep } from '../../lib/model/train-step.js';
 import { resolveWorkers } from '../../lib/model/workers-param.js';
 import { INIT_FROM_CURRENT, trainKeyParams, type TrainParams } from './params.js';
+import { bestRecord, checkMonitor, keptCheckpoint, restoreBest, stoppingSpec } from './best.js';
 import { hasBatchTransforms, transformedRows, type BatchTransforms } from '../../lib/model/batch-augment.js';
 import { championFingerprint, readCurrentModel } from '../../lib/champion.js';
 import { writeBundle } from './bundle.js';
@@ -216,6 +217,8 @@ async function trainOn(
     val = { rows, targets: oneHotOf(normalized.reader, normalized.valIndex) };
   }
   if (!val) ctx.log.warn(`${norm.stage} has no validation split: training without validation`);
+  checkMonitor(ctx.stage, p, val !== undefined);
+  const stopping = stoppingSpec(p);
 
   // The input follows the data; a head declared `units: auto` outputs one value per class.
   const model = buildModel(p.model, data.inputShape, p.seed, k);
@@ -285,9 +288,10 @@ async function trainOn(
       baseLr: p.optimizer.lr,
       schedule: p.lr_schedule,
       state: start,
+      stopping,
       // fit has called step.sync(): the model and optimizer hold the trained state.
       checkpoint: async (state) => {
-        await saveCheckpoint(ctx.resumeDir, key, model, optimizer, state);
+        await saveCheckpoint(ctx.resumeDir, key, model, optimizer, state, keptCheckpoint(p, state));
       },
       signal: ctx.signal,
       progress: ctx.progress,
@@ -295,8 +299,12 @@ async function trainOn(
     });
 
     await step.dispose();
+    const kept = await restoreBest(p, model, ctx.resumeDir, final);
+    if (kept.kept === 'best') ctx.log.info(`keeping the weights of epoch ${kept.epoch}, the best by ${p.monitor} (restore_best)`);
     await saveModel(model, ctx.out.path('model'));
     const last = final.history[final.history.length - 1];
+    // The bundle describes the weights kept: the best epoch's with restore_best.
+    const keptLogs = final.history.find((h) => h.epoch === kept.epoch) ?? last;
     await writeBundle(ctx, {
       norm,
       manifest: normalized.reader.manifest,
@@ -305,7 +313,7 @@ async function trainOn(
       trainCount: data.count,
       valCount: val?.rows.count ?? 0,
       epochs: p.epochs,
-      metrics: last,
+      metrics: keptLogs,
     });
     await ctx.out.json('history.json', historyJson(final.history));
     await writeFile(ctx.out.path('summary.txt'), modelSummary(model));
@@ -336,6 +344,7 @@ async function trainOn(
       // Training batches the prefetch thread delivered (the rest were read on the training thread).
       prefetch: { depth: normalized.prefetch ? p.prefetch : 0, batches_read_ahead: normalized.prefetch?.hits ?? 0 },
       final: last ?? null,
+      ...bestRecord(p, stopping, final, kept),
     });
   } catch (err) {
     const translated = engineErrorOf(err);
