@@ -34,7 +34,8 @@ function buildProgram(): Command {
     )
     .showHelpAfterError('(pipeline --help for usage)')
     .exitOverride();
-  for (const command of [run, status, dag, show, runs, metrics, exp, predict, schedule, promote, push, pull, worker, gc, verify, schema]) command.register(program);
+  for (const command of [run, status, dag, show, runs, metrics, exp, predict, schedule, promote, push, pull, worker, gc, verify, schema])
+    command.register(program);
   return program;
 }
 
