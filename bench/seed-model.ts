@@ -6,7 +6,7 @@ import { createOptimizer } from '../lib/model/optimizers.js';
 import { ModelSpec } from '../lib/model/spec.js';
 
 export function buildSeedModel(): tf.LayersModel {
-  const model = buildModel(ModelSpec.parse(undefined), [32, 32, 3], 42);
+  const model = buildModel(ModelSpec.parse(undefined), [32, 32, 3], 42, 10);
   const optimizer = createOptimizer({ type: 'rmsprop', lr: 1e-3, rho: 0.9, epsilon: 1e-7 });
   model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   return model;

@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 // The `pipeline` command: parse arguments, dispatch to one module per command, and report any
 // failure through the one error formatter with its exit code (0 ok, 1 failed, 2 usage/config, 3 push
-// incomplete, 130 interrupted: the README's table).
+// incomplete, 4 predict skipped images, 130 interrupted: the README's table).
 // First: a worker's stage process dies with its worker from the moment it starts.
 import './worker-child.js';
 import { Command, CommanderError, Option } from 'commander';
 import { formatError } from './format-error.js';
+import { endQuietlyOnBrokenPipe } from './broken-pipe.js';
 import * as dag from './commands/dag.js';
+import * as exp from './commands/exp.js';
 import * as gc from './commands/gc.js';
 import * as metrics from './commands/metrics.js';
+import * as predict from './commands/predict.js';
 import * as promote from './commands/promote.js';
 import * as pull from './commands/pull.js';
 import * as push from './commands/push.js';
@@ -31,7 +34,8 @@ function buildProgram(): Command {
     )
     .showHelpAfterError('(pipeline --help for usage)')
     .exitOverride();
-  for (const command of [run, status, dag, show, runs, metrics, schedule, promote, push, pull, worker, gc, verify, schema]) command.register(program);
+  for (const command of [run, status, dag, show, runs, metrics, exp, predict, schedule, promote, push, pull, worker, gc, verify, schema])
+    command.register(program);
   return program;
 }
 
@@ -52,4 +56,5 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+endQuietlyOnBrokenPipe();
 await main(process.argv);

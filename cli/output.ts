@@ -17,8 +17,25 @@ export const paint = {
 // Shared with the report (lib/), which shows the same durations and sizes.
 export { formatBytes, formatDuration };
 
+/**
+ * The progress bar on screen while it is unfinished: a line without its newline, which the next
+ * line printed would be glued to (`[train] epoch 3 [====>   ]ran      augment  11.5s`).
+ */
+let liveBar: { owner: object; stream: NodeJS.WritableStream; text: string } | undefined;
+
+/**
+ * Prints a line on `stream` (stdout or stderr: one terminal): an unfinished progress bar is
+ * cleared first and drawn again below the line, so the line stands alone.
+ */
+export function printLine(stream: NodeJS.WritableStream, line: string): void {
+  const bar = liveBar;
+  if (bar) bar.stream.write('\r\x1b[2K');
+  stream.write(line + '\n');
+  if (bar) bar.stream.write(bar.text);
+}
+
 /** Logger that prefixes lines with the stage name; debug lines only with --verbose. */
-export function stageLogger(stage: string, verbose: boolean, write: (line: string) => void = (l) => process.stderr.write(l + '\n')): Logger {
+export function stageLogger(stage: string, verbose: boolean, write: (line: string) => void = (l) => printLine(process.stderr, l)): Logger {
   const prefix = paint.dim(`[${stage}]`);
   return {
     info: (m) => write(`${prefix} ${m}`),
@@ -67,12 +84,24 @@ export function stageProgress(stage: string, stream: NodeJS.WriteStream = proces
     return parts.join('  ');
   };
 
+  const owner = {};
   const draw = (final = false) => {
     const now = Date.now();
     if (tty) {
       if (!final && now - lastDraw < 100) return;
       lastDraw = now;
-      stream.write(`\r\x1b[2K${line(final)}${final ? '\n' : ''}`);
+      const text = line(final);
+      if (final) {
+        // The finished bar becomes a line like any other (another stage's bar may be the one on screen).
+        if (liveBar?.owner === owner) {
+          stream.write('\r\x1b[2K');
+          liveBar = undefined;
+        }
+        printLine(stream, text);
+      } else {
+        stream.write(`\r\x1b[2K${text}`);
+        liveBar = { owner, stream, text };
+      }
     } else {
       const decile = total > 0 ? Math.floor((10 * value) / total) : 0;
       // The 100 % line comes from done(), with the elapsed time.

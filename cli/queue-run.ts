@@ -2,6 +2,7 @@
 // made sure of on the remote, then a job on the queue). The run itself is cli/commands/run.ts.
 import { Option } from 'commander';
 import type { GlobalOptions } from './global-options.js';
+import { printLine } from './output.js';
 import { positiveDuration } from './stage-lines.js';
 import { relative, resolve } from 'node:path';
 import type { Experiment } from './sweep.js';
@@ -11,7 +12,7 @@ import type { QueueDispatcher } from '../engine/queue/dispatch.js';
 import type { QueueTarget } from '../engine/queue/target.js';
 import type { RemoteCache } from '../engine/remote/cache.js';
 
-const err = (line: string) => process.stderr.write(line + '\n');
+const err = (line: string) => printLine(process.stderr, line);
 
 /** What of `run`'s options the queue needs. */
 export interface QueueRunOptions {

@@ -132,3 +132,13 @@ export class CorruptObjectError extends Error {
 
 /** An output entry that cannot be stored (symlinks, sockets...): the stage fails naming it. */
 export class UnsupportedEntryError extends Error {}
+
+/**
+ * `predict` classified what it could, but some images (or archives) could not be read: they were
+ * skipped, reported on stderr and given an error row in the output. Exit 4.
+ */
+export class ImagesSkippedError extends PipelineError {
+  constructor(message: string) {
+    super(message, 4);
+  }
+}

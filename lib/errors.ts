@@ -85,3 +85,9 @@ export class AugmentPoolError extends LibError {
     super(message, options);
   }
 }
+
+/** A model directory that cannot be used for prediction: no or an invalid bundle.json, a model that does not fit it. */
+export class BundleError extends LibError {}
+
+/** A path given to `predict` that does not exist or cannot be read (not an image that fails to decode: those are skipped). */
+export class PredictInputError extends LibError {}

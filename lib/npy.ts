@@ -2,6 +2,7 @@
 // project. Writes format version 1.0; reads 1.0 and the 4-byte header lengths of 2.0/3.0. Only
 // little-endian C-order arrays of the dtypes below. The one .npy reader of the project: whole
 // arrays, selected rows, row ranges from an open file, the header alone, or into shared memory.
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open, readFile, writeFile, type FileHandle } from 'node:fs/promises';
 
 export type DType = 'uint8' | 'int32' | 'float32';
@@ -269,5 +270,51 @@ export async function readNpyShared(path: string): Promise<SharedNpy> {
     return { dtype, shape, buffer };
   } finally {
     await handle.close();
+  }
+}
+
+/** A .npy file read row by row with positioned reads, synchronously (a training batch from a large uint8 file); close() is idempotent. */
+export interface NpyRowFile {
+  path: string;
+  dtype: DType;
+  shape: number[];
+  rowBytes: number;
+  /** Copies row `row` into `out` at byte `at`. */
+  readRowInto(row: number, out: Uint8Array, at?: number): void;
+  close(): void;
+}
+
+export function openNpyRows(path: string): NpyRowFile {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(4096);
+    const n = readSync(fd, head, 0, head.length, 0);
+    const { dtype, shape, offset } = parseNpyHeader(head.subarray(0, n), path);
+    if (shape.length === 0) throw new Error(`${path}: expected at least one dimension`);
+    const rowBytes = elementCount(shape.slice(1)) * BYTES[dtype];
+    const rows = shape[0]!;
+    let closed = false;
+    return {
+      path,
+      dtype,
+      shape,
+      rowBytes,
+      readRowInto(row, out, at = 0) {
+        if (!Number.isInteger(row) || row < 0 || row >= rows) throw new RangeError(`${path}: row ${row} outside [0, ${rows})`);
+        for (let done = 0; done < rowBytes;) {
+          const got = readSync(fd, out, at + done, rowBytes - done, offset + row * rowBytes + done);
+          if (got === 0) throw new Error(`${path}: truncated data at row ${row}`);
+          done += got;
+        }
+      },
+      close() {
+        if (closed) return;
+        closed = true;
+        closeSync(fd);
+      },
+    };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
   }
 }

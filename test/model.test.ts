@@ -32,7 +32,7 @@ afterAll(async () => {
 
 describe('the notebook network', () => {
   test('has 1,676,842 parameters and a Keras-style summary', () => {
-    const model = buildModel(notebook(), [32, 32, 3], 1);
+    const model = buildModel(notebook(), [32, 32, 3], 1, 10);
     expect(paramCounts(model)).toEqual({ total: 1_676_842, trainable: 1_676_842, nonTrainable: 0 });
     const lines = modelSummary(model).split('\n');
     expect(lines.slice(0, 6)).toEqual([
@@ -101,6 +101,24 @@ describe('the notebook network', () => {
     expect(() => ModelSpec.parse([])).toThrow();
     expect(() => ModelSpec.parse([{ type: 'dense' }])).toThrow(/units/);
     expect(ModelSpec.parse([{ type: 'maxPooling2d' }])[0]).toEqual({ type: 'maxPooling2d', pool_size: 2, padding: 'valid' });
+    // `units: auto` (the default head): one output per class, on the last dense layer only.
+    expect(() =>
+      ModelSpec.parse([
+        { type: 'dense', units: 'auto' },
+        { type: 'dense', units: 3 },
+      ]),
+    ).toThrow(/last dense layer only/);
+    expect(ModelSpec.parse([{ type: 'flatten' }, { type: 'dense', units: 'auto' }, { type: 'activation', activation: 'softmax' }])[1]).toMatchObject({
+      units: 'auto',
+    });
+  });
+
+  test('follows the data: input shape from the images, one output per class', () => {
+    const model = buildModel(notebook(), [16, 16, 1], 1, 2);
+    expect(model.inputs[0]!.shape).toEqual([null, 16, 16, 1]);
+    expect(model.outputs[0]!.shape).toEqual([null, 2]);
+    model.dispose();
+    expect(() => buildModel(notebook(), [16, 16, 1], 1)).toThrow(/needs the number of classes/);
   });
 });
 

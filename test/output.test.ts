@@ -26,3 +26,47 @@ describe('formatBytes', () => {
     expect(formatBytes(n)).toBe(text);
   });
 });
+
+describe('lines printed while a progress bar is drawn', () => {
+  /** What a terminal shows for the bytes written to it: `\r` returns, `ESC[2K` erases the line. */
+  function screen(bytes: string): string[] {
+    const lines = [''];
+    for (const part of bytes.split(/(\r|\x1b\[2K|\n)/)) {
+      if (part === '\n') lines.push('');
+      else if (part === '\x1b[2K') lines[lines.length - 1] = '';
+      else if (part !== '\r') lines[lines.length - 1] += part;
+    }
+    return lines;
+  }
+
+  test('stand on their own line; the bar is drawn again below them', async () => {
+    const { printLine, stageLogger, stageProgress } = await import('../cli/output.js');
+    // stdout and stderr of one terminal: both write into the same screen.
+    let bytes = '';
+    const tty = () => ({ isTTY: true, write: (s: string) => ((bytes += s), true) }) as unknown as NodeJS.WriteStream;
+    const [stdout, stderr] = [tty(), tty()];
+    const ci = process.env.CI;
+    delete process.env.CI; // bars are drawn on a TTY outside CI
+    try {
+      const train = stageProgress('train', stderr);
+      train.start('epoch 1/2', 100, 'batch');
+      train.update(40, 'loss 1.23');
+      printLine(stdout, 'ran      augment   11.5s');
+      stageLogger('augment', false, (l) => printLine(stderr, l)).info('wrote 2 copies');
+      train.update(100);
+      const done = stageProgress('evaluate', stderr);
+      done.start('predict', 10, 'img');
+      done.done();
+      train.done();
+    } finally {
+      if (ci !== undefined) process.env.CI = ci;
+    }
+    const shown = screen(bytes);
+    expect(shown[0]).toBe('ran      augment   11.5s');
+    expect(shown[1]).toBe('[augment] wrote 2 copies');
+    expect(shown[2]).toMatch(/^\[evaluate\] predict  \[=*>? *\]  0 img\/10 img/);
+    expect(shown[3]).toMatch(/^\[train\] epoch 1\/2  \[========================\]  100 batch\/100 batch  .*loss 1\.23$/);
+    expect(shown[4]).toBe('');
+    expect(shown).toHaveLength(5);
+  });
+});

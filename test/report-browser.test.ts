@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { reportStage } from '../stages/report/report.js';
-import { browserAvailable, expectReadableReport, inspectReport } from './helpers/browser.js';
+import { browserAvailable, expectReadableReport, inspectLayout, inspectReport } from './helpers/browser.js';
 import { FIXTURE_CLASSES, PHASE1_PREDICTIONS, PHASE2_PREDICTIONS, TEST_LABELS, matrixOf, reportFixture } from './helpers/report-fixtures.js';
 import { fakeRunHistory, runStage } from './helpers/stage-context.js';
 
@@ -62,11 +62,12 @@ describe('the report in a browser', () => {
       ['confusion-evaluate', 'confusion-evaluate_aug', 'curves-accuracy', 'curves-loss', 'delta-evaluate-evaluate_aug', 'history'].sort(),
     );
     expect(facts.confusion.map((c) => c.expected)).toEqual([matrixOf(TEST_LABELS, PHASE1_PREDICTIONS, 3), matrixOf(TEST_LABELS, PHASE2_PREDICTIONS, 3)]);
-    expect(facts.images).toHaveLength(3 + 2 + 1 + 2); // phase 1 has 3 mistakes, phase 2 has 2; the contact sheet, 2 previews
+    expect(facts.images).toHaveLength(3 + 2 + 4); // phase 1 has 3 mistakes, phase 2 has 2; the labelled preview grid: original + 3 variants
     expect(facts.sections).toEqual([
       'run',
       'data',
       'model',
+      'training',
       'curves',
       'compare-evaluate-evaluate_aug',
       'eval-evaluate',
@@ -78,6 +79,13 @@ describe('the report in a browser', () => {
     ]);
     expect(facts.text).toMatch(/2 of 3 classes got worse \(F1\): dog, ship/);
     expect(facts.text).toMatch(/Covers 2 runs/);
+    expect(facts.text).toMatch(/copy 0\s+trained on\s+copy 1\s+trained on\s+variant 2\s+preview only/);
+
+    const layout = await inspectLayout(join(out.outDir, 'index.html'));
+    expect(layout.hyperparametersVisible).toBe(true);
+    expect(layout.linksClicked).toEqual({ 1200: 12, 420: 12 });
+    expect(layout.hiddenTargets).toEqual([]);
+    expect({ scrollWidth: layout.scrollWidthAt420, overflowing: layout.overflowingAt420 }).toEqual({ scrollWidth: 420, overflowing: [] });
   });
 
   run('one train stage, no augment, no data stages: still a readable report', async () => {
@@ -87,5 +95,10 @@ describe('the report in a browser', () => {
     expectReadableReport(facts, FIXTURE_CLASSES);
     expect(facts.charts.map((c) => c.id).sort()).toEqual(['confusion-evaluate', 'curves-accuracy', 'curves-loss']);
     expect(facts.sections).not.toContain('augment');
+    expect(facts.text).toMatch(/train: epoch 1 — /); // a one-epoch phase: not "epochs 1–1"
+    const layout = await inspectLayout(join(out.outDir, 'index.html'));
+    expect(layout.hyperparametersVisible).toBe(true);
+    expect(layout.hiddenTargets).toEqual([]);
+    expect(layout.scrollWidthAt420).toBeLessThanOrEqual(420);
   });
 });

@@ -7,7 +7,8 @@ import type { KeyChange, RunHistory, RunSummary, StoredStageResult } from '../en
 import { classDeltas, compare, comparePairs, joinCurves, modelCard, weakestClasses } from '../lib/report/assemble.js';
 import { confusionSpec, deltaSpec, learningCurveSpec } from '../lib/report/charts.js';
 import { collectHistory, describeChanges } from '../stages/report/history.js';
-import { esc } from '../lib/report/html.js';
+import { epochRange, esc } from '../lib/report/html.js';
+import { describeOutcome, trainingInfo } from '../lib/report/hyperparameters.js';
 import { toPixels } from '../lib/report/images.js';
 import type { Evaluation, ReportData } from '../lib/report/model.js';
 import { describeArchitecture } from '../stages/report/run.js';
@@ -53,6 +54,33 @@ describe('learning curves joined across init_from', () => {
     ]);
     expect(curves.phases.find((p) => p.stage === 'b')).toEqual({ stage: 'b', parent: 'a', first: 4, last: 5 });
     expect(curves.phases.find((p) => p.stage === 'c')).toEqual({ stage: 'c', parent: 'elsewhere', first: 1, last: 2 });
+  });
+
+  test('per-epoch rows carry the learning rate and seconds; a phase carries what its train.json says about the best epoch', () => {
+    const h = { ...history(3, 2), lr: [0.01, 0.005, null], seconds: [2, 1.5, 1.25] };
+    const record = {
+      epochs: 5,
+      epochs_trained: 3,
+      best: { monitor: 'val_loss', mode: 'min', min_delta: 0, epoch: 2, value: 1.95 },
+      early_stopping: { patience: 1, stopped_after_epoch: 3 },
+      kept_weights: 'best' as const,
+      kept_epoch: 2,
+    };
+    const curves = joinCurves([{ stage: 't', history: h, source: src('t'), record }]);
+    expect(curves.epochs[0]).toEqual({ stage: 't', epoch: 1, stage_epoch: 1, loss: 2, acc: 0.2, val_loss: 2, val_acc: 0.25, lr: 0.01, seconds: 2 });
+    expect(curves.epochs[2]).not.toHaveProperty('lr'); // not recorded: left out, not 0
+    expect(curves.phases[0]!.outcome).toEqual({
+      epochs: 5,
+      trained: 3,
+      best: { monitor: 'val_loss', mode: 'min', epoch: 2, value: 1.95 },
+      stopped_after: 3,
+      kept: { weights: 'best', epoch: 2 },
+    });
+    expect(describeOutcome(curves.phases[0]!.outcome)).toBe(
+      'best val_loss 1.9500 at epoch 2; stopped early after epoch 3; model: epoch 2 of 3 trained (the best by val_loss, 1.9500)',
+    );
+    // A train.json from before best epochs were recorded: the epochs it trained, nothing invented.
+    expect(joinCurves([{ stage: 't', history: h, source: src('t'), record: { epochs: 3 } }]).phases[0]!.outcome).toEqual({ epochs: 3, trained: 3 });
   });
 
   test('epochs without a measurement (no validation set) leave gaps, not zeros', () => {
@@ -125,6 +153,38 @@ describe('per-class deltas between evaluations', () => {
     const other = evaluation('evaluate_b', 'model_b', PHASE2_PREDICTIONS);
     expect(comparePairs([before, other], new Map()).map(([a, b]) => [a.stage, b.stage])).toEqual([['evaluate', 'evaluate_b']]);
     expect(comparePairs([before], parents)).toEqual([]);
+  });
+
+  test("the model card describes the model as its train stage kept it, with train.json's counts, and names a better model", () => {
+    const record = {
+      train_count: 40000,
+      val_count: 10000,
+      epochs: 20,
+      epochs_trained: 12,
+      best: { monitor: 'val_loss', mode: 'min', epoch: 7, value: 0.8123 },
+      early_stopping: { patience: 5, stopped_after_epoch: 12 },
+      kept_weights: 'best' as const,
+      kept_epoch: 7,
+    };
+    const trainings = [trainingInfo('train_aug', {}, record, undefined)];
+    const decode = { counts: { train: { total: 50000, per_class: {} }, test: { total: 10000, per_class: {} } } };
+    const card = modelCard({ architecture: 'cnn', classes: FIXTURE_CLASSES, decode, evaluations: [before, after], trainings });
+    expect(card.name).toBe('train_aug (evaluated by evaluate_aug)');
+    expect(card.data).toContain('trained on 40,000 images (10,000 more held out for validation); 12 test images');
+    expect(card.data).not.toContain('50,000');
+    expect(card.weights).toBe('epoch 7 of 12 trained (the best by val_loss, 0.8123); training stopped early after epoch 12');
+    expect(card.limitations.join(' ')).not.toMatch(/not the best model/);
+    // Without a train.json for it, the training split is named for what it is.
+    expect(modelCard({ architecture: 'cnn', classes: FIXTURE_CLASSES, decode, evaluations: [before, after] }).data).toContain(
+      '50,000 images in the training split (training and validation)',
+    );
+    // The last model evaluated worse than an earlier one: the card says so.
+    const worse = modelCard({ architecture: 'cnn', classes: FIXTURE_CLASSES, decode, evaluations: [after, before], trainings });
+    expect(worse.name).toBe('train (evaluated by evaluate)');
+    expect(worse.weights).toBeUndefined();
+    expect(worse.limitations.join(' ')).toContain(
+      'It is not the best model of this report: train_aug (evaluate_aug) scored higher on the test images, accuracy 83.3% against 75.0%. This card describes the last one, train.',
+    );
   });
 
   test('the model card names the weakest classes measured and says what the model is not for', () => {
@@ -267,6 +327,37 @@ describe('history across runs', () => {
     ]);
   });
 
+  test('a stage the previous run did not run is compared with its last key, not called new', async () => {
+    // r3 ran only evaluate (a subset, or another pipeline's run in between); r1, beyond the
+    // limit, is the last run that had train.
+    const earlier = [
+      run('r1', [
+        ['fetch', 'f1'],
+        ['train', 't1'],
+        ['evaluate', 'e1'],
+      ]),
+      run('r2', [
+        ['fetch', 'f1'],
+        ['evaluate', 'e2'],
+      ]),
+      run('r3', [['evaluate', 'e2']]),
+    ];
+    const current = run(
+      'r4',
+      [
+        ['fetch', 'f1'],
+        ['train', 't1'],
+        ['evaluate', 'e3'],
+        ['lint', 'l1'],
+      ],
+      'running',
+    );
+    const h = await collectHistory(runs(earlier), ['evaluate'], { run: current, metrics: { evaluate: { key: 'e3', accuracy: 0.7, loss: 0.3 } } }, 2);
+    expect(h.rows.map((r) => r.run_id)).toEqual(['r2', 'r3', 'r4']);
+    expect(h.rows[1]!.changes).toEqual([]);
+    expect(h.rows[2]!.changes).toEqual(['evaluate: params changed: top_mistakes 20 → 5', 'lint: new in this run']);
+  });
+
   test('only input changes (a dep file changed): those lines are kept', async () => {
     const lines = await describeChanges(
       runs([]),
@@ -303,6 +394,40 @@ describe('charts', () => {
     const c = compare(evaluation('a', 'm', PHASE1_PREDICTIONS), evaluation('b', 'n', PHASE2_PREDICTIONS));
     const d = deltaSpec(c.classes, 'f1', 'a', 'b') as { data: { values: { class: string; sign: string }[] } };
     expect(Object.fromEntries(d.data.values.map((v) => [v.class, v.sign]))).toEqual({ cat: 'better', dog: 'worse', ship: 'worse' });
+  });
+});
+
+describe('learning curve marks', () => {
+  test('one colour per stage and split; a one-epoch phase gets a visible mark and says "epoch 4"; the best epoch is ringed', async () => {
+    const record = { epochs_trained: 3, best: { monitor: 'val_loss', mode: 'min', epoch: 2, value: 1.95 }, kept_weights: 'best' as const, kept_epoch: 2 };
+    const curves = joinCurves([
+      { stage: 'train', history: history(3, 2), source: src('train'), record },
+      { stage: 'train_aug', init_from: 'train', history: history(1, 1), source: src('train_aug') },
+    ]);
+    type Layer = { mark: { shape?: string }; transform?: unknown; data?: { values: { epoch: number; value: number; label: string }[] } };
+    const spec = learningCurveSpec(curves.points, curves.phases, 'loss') as {
+      layer: (Layer & { encoding: { color?: { scale: { domain: string[]; range: string[] } } } })[];
+      data: { values: { stage: string; epoch: number; single: boolean }[] };
+    };
+    const scale = spec.layer[0]!.encoding.color!.scale;
+    expect(scale.domain).toEqual(['train · training', 'train · validation', 'train_aug · training', 'train_aug · validation']);
+    expect(new Set(scale.range).size).toBe(4);
+    expect(spec.data.values.filter((v) => v.single).map((v) => [v.stage, v.epoch])).toEqual([
+      ['train_aug', 4],
+      ['train_aug', 4],
+    ]);
+    expect(spec.layer.find((l) => l.mark.shape === 'diamond')!.transform).toEqual([{ filter: 'datum.single' }]);
+    expect(spec.layer.find((l) => l.mark.shape === 'circle')!.data!.values).toEqual([
+      { epoch: 2, value: 1.95, label: 'train: best val_loss 1.9500 at its epoch 2 (weights kept)' },
+    ]);
+    expect(epochRange(curves.phases[1]!)).toBe('epoch 4');
+    expect(epochRange(curves.phases[0]!)).toBe('epochs 1–3');
+    // val_loss is not drawn in the accuracy chart: no ring there.
+    const accuracy = learningCurveSpec(curves.points, curves.phases, 'accuracy') as { layer: Layer[] };
+    expect(accuracy.layer.some((l) => l.mark.shape === 'circle')).toBe(false);
+    const svg = await renderSvg(spec);
+    expect(svg).toContain('aria-label="train: best val_loss 1.9500 at its epoch 2 (weights kept)"');
+    expect(svg).toContain('aria-label="train_aug epoch 1 (overall 4): validation loss 1.0000"');
   });
 });
 
@@ -358,7 +483,7 @@ describe('the report stage over upstream outputs', () => {
     expect(data.title).toBe('Fixture <report>');
     expect(data.curves.phases.map((p) => [p.stage, p.first, p.last])).toEqual([
       ['train', 1, 3],
-      ['train_aug', 4, 5],
+      ['train_aug', 4, 6],
     ]);
     expect(data.comparisons.map((c) => [c.before, c.after, c.hurt])).toEqual([['evaluate', 'evaluate_aug', ['dog', 'ship']]]);
     expect(data.evaluations.map((e) => e.mistakes.map((m) => m.index))).toEqual([
@@ -420,6 +545,63 @@ describe('the report stage over upstream outputs', () => {
     expect(md).toContain('- **evaluate_aug** (train_aug): Test accuracy **0.8333**');
     expect(md).toContain('**2 of 3 classes got worse (F1): dog, ship.**');
     expect(md).toMatch(/\| cat \| 3 \| 1 \| 0 \|/); // confusion matrix row
+
+    // Hyperparameters: a visible table, one column per train stage.
+    const hp = Object.fromEntries(data.trainings.map((t) => [t.stage, Object.fromEntries(t.hyperparameters.map((h) => [h.name, h.value]))]));
+    expect(hp.train).toMatchObject({
+      optimizer: 'rmsprop (rho 0.9, epsilon 1e-7)',
+      'learning rate': '0.001',
+      'lr schedule': 'constant',
+      'batch size': '4 (6 steps per epoch)',
+      epochs: '3',
+      'weight decay': '0',
+      augmentation: 'none',
+      'starts from': 'random initialization',
+      'training images': '24 (+ 6 held out for validation)',
+      'time per epoch': '1.5 s (16 images/s)',
+      'best epoch rule': 'val_loss (min), no early stopping, last epoch kept',
+    });
+    expect(hp.train_aug).toMatchObject({
+      'learning rate': '0.001 (0.001 at epoch 1 → 0.00025 at epoch 3)',
+      'lr schedule': 'step (step_epochs 1, gamma 0.5)',
+      epochs: '3 of 5 (stopped early)',
+      augmentation: 'copies of augment (2 copies), one per epoch',
+      'starts from': "train's weights",
+      'best epoch rule': 'val_loss (min), patience 2, restore_best',
+      outcome: 'best val_loss 0.9000 at epoch 1; stopped early after epoch 3; model: epoch 1 of 3 trained (the best by val_loss, 0.9000)',
+    });
+    expect(html).toContain('<section id="training"><h2>Training</h2>');
+    expect(html).toMatch(/<table class="hyperparameters"><thead><tr><th>hyperparameter<\/th><th><b>train<\/b><\/th><th><b>train_aug<\/b><\/th>/);
+    expect(html).toContain('<a href="#training">Training</a>');
+    expect(md).toContain('| optimizer | rmsprop (rho 0.9, epsilon 1e-7) | rmsprop (rho 0.9, epsilon 1e-7) |');
+    // Per-epoch learning rate and seconds; the best epoch, kept weights and the stop are marked.
+    expect(html).toContain('<th>lr</th><th>seconds</th>');
+    expect(html).toContain(
+      '<td>train_aug</td><td>4</td><td>1.2000</td><td>0.3500</td><td>0.9000</td><td>0.3300</td><td>0.001</td><td>1.5</td><td>best val_loss, weights kept</td>',
+    );
+    expect(html).toContain('<td>0.00025</td><td>1.5</td><td>stopped early</td>');
+    expect(md).toContain('| train_aug | 6 | 0.4000 | 0.4500 | 1.1000 | 0.4300 | 0.00025 | 1.5 |');
+    expect(html).toContain(
+      '<b>train_aug</b>: epochs 4–6, continuing from train — in its own epochs: best val_loss 0.9000 at epoch 1; stopped early after epoch 3; model: epoch 1 of 3 trained (the best by val_loss, 0.9000)</li>',
+    );
+    // The model card: train.json's counts (not the 30 of the training split), the kept epoch.
+    expect(data.model_card.data).toContain('trained on 24 images (6 more held out for validation); 12 test images');
+    expect(data.model_card.weights).toBe('epoch 1 of 3 trained (the best by val_loss, 0.9000); training stopped early after epoch 3');
+    expect(html).toContain('<dt>Weights</dt><dd>epoch 1 of 3 trained (the best by val_loss, 0.9000); training stopped early after epoch 3</dd>');
+    expect(md).toContain('- **Weights:** epoch 1 of 3 trained');
+    // The augmentation grid: labelled columns, the copies training used, the preview-only variant.
+    expect(data.augmentations[0]).toMatchObject({ copies: 2, variants: 3, used_by: [{ stage: 'train_aug', epochs: 3, copies_used: 2 }] });
+    expect(html).toContain('<b>train_aug</b> trained 3 epochs on all 2 copies, each reused in turn (epoch e trains on copy (e − 1) mod 2).');
+    expect(html).toContain(
+      '<th>original</th><th>copy 0<br><span class="muted">trained on</span></th><th>copy 1<br><span class="muted">trained on</span></th><th>variant 2<br><span class="muted">preview only</span></th>',
+    );
+    expect(html).toContain('alt="training image 0, variant 2 (preview only)"');
+    expect(html).toContain('the 1 <i>variant</i> column beyond the 2 copies is a further draw of the same transform');
+    expect(md).toContain('train_aug trained 3 epochs on 2 of them; preview variant 2 is in no copy (preview only)');
+    // Anchors are not hidden under the pinned menu; wide tables scroll in their own box.
+    expect(html).toContain('main [id]{scroll-margin-top:64px}');
+    expect(html).not.toMatch(/<table(?![^>]*>)/);
+    expect(html.match(/<div class="scroll"><table/g)!.length).toBe(html.match(/<table/g)!.length);
   });
 
   test('a single train stage without fetch, decode or augment still reports; images come from normalize', async () => {
@@ -429,7 +611,8 @@ describe('the report stage over upstream outputs', () => {
     expect(data.title).toBe('Training report');
     expect(data.comparisons).toEqual([]);
     expect(data.augmentations).toEqual([]);
-    expect(data.curves.phases).toEqual([{ stage: 'train', first: 1, last: 3 }]);
+    expect(data.curves.phases.map(({ outcome: _o, ...p }) => p)).toEqual([{ stage: 'train', first: 1, last: 1 }]);
+    expect(await readFile(join(run.outDir, 'index.html'), 'utf8')).toContain('<li><b>train</b>: epoch 1 — best val_loss');
     const html = await readFile(join(run.outDir, 'index.html'), 'utf8');
     expect(html).not.toContain('id="augment"');
     const img = /<figure class="mistake" data-index="3"><img src="data:image\/png;base64,([^"]+)"/.exec(html);

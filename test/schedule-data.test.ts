@@ -133,21 +133,26 @@ describe('new data', () => {
     const files = (await readdir(cats)).sort();
     await copyFile(join(cats, files[0]!), join(cats, 'added.jpg'));
     expect(outcomes(await tick(dir))).toEqual(all('ran'));
-    const decodeJson = async () =>
-      (
-        JSON.parse(await readFile(join(dir, 'artifacts', 'stages', 'decode', 'decode.json'), 'utf8')) as {
-          counts: { train: { per_class: Record<string, number> } };
-        }
-      ).counts.train.per_class;
+    const decodeRecord = async () =>
+      JSON.parse(await readFile(join(dir, 'artifacts', 'stages', 'decode', 'decode.json'), 'utf8')) as {
+        counts: { train: { per_class: Record<string, number> } };
+        changes: Record<string, number> | null;
+      };
+    const decodeJson = async () => (await decodeRecord()).counts.train.per_class;
     expect((await decodeJson()).cat).toBe(13);
+    // Only what arrived was decoded; the rest kept its rows (the same shard objects).
+    const total = 12 * 10 + 4 * 10;
+    expect((await decodeRecord()).changes).toMatchObject({ added: 1, changed: 0, removed: 0, decoded: 1, reused: total });
 
     // The decode_only entry runs decode and what it needs.
     await rm(join(cats, files[1]!));
     const removed = await tick(dir, '--entry', 'decode_only');
     expect(outcomes(removed)).toEqual({ fetch: 'ran', decode: 'ran' });
     expect((await decodeJson()).cat).toBe(12);
+    expect((await decodeRecord()).changes).toMatchObject({ added: 0, changed: 0, removed: 1, decoded: 0, reused: total });
     await copyFile(join(dir, 'data', 'train', 'dog', (await readdir(join(dir, 'data', 'train', 'dog')))[0]!), join(cats, files[2]!));
     expect(outcomes(await tick(dir, '--entry', 'decode_only'))).toEqual({ fetch: 'ran', decode: 'ran' });
+    expect((await decodeRecord()).changes).toMatchObject({ added: 0, changed: 1, removed: 0, decoded: 1, reused: total - 1 });
     expect(outcomes(await tick(dir, '--entry', 'decode_only'))).toEqual({ fetch: 'cached', decode: 'cached' });
   });
 });

@@ -11,6 +11,7 @@ import { BatchAugmentSpec } from '../lib/model/batch-augment-spec.js';
 import { cropFlipImage, drawCropFlip, fillIndex, smoothLabels, transformedRows } from '../lib/model/batch-augment.js';
 import { floatRows } from '../lib/model/data.js';
 import { trainKeyParams, TrainParams } from '../stages/train/params.js';
+import { LayerSpec, NOTEBOOK_MODEL_KEY } from '../lib/model/spec.js';
 import { loadPipeline } from '../engine/config/load.js';
 import { builtinKinds } from '../stages/index.js';
 import { hashValue } from '../engine/store/hash.js';
@@ -235,6 +236,13 @@ describe('cache keys', () => {
     expect(plain).not.toHaveProperty('batch_augment');
     expect(plain).not.toHaveProperty('workers');
     expect(plain.optimizer).not.toHaveProperty('weight_decay');
+    for (const name of ['monitor', 'mode', 'min_delta', 'patience', 'restore_best']) expect(plain).not.toHaveProperty(name);
+    const stopping = trainKeyParams(
+      TrainParams.parse({ optimizer: { type: 'adam' }, monitor: 'val_acc', mode: 'max', min_delta: 0.01, patience: 3, restore_best: true }),
+    );
+    expect(stopping).toMatchObject({ monitor: 'val_acc', mode: 'max', min_delta: 0.01, patience: 3, restore_best: true });
+    const stoppingOff = TrainParams.parse({ optimizer: { type: 'adam' }, monitor: 'val_loss', mode: 'auto', min_delta: 0, restore_best: false });
+    expect(hashValue(trainKeyParams(stoppingOff))).toBe(hashValue(plain));
     const zeros = trainKeyParams(TrainParams.parse({ optimizer: { type: 'adam', weight_decay: 0 }, label_smoothing: 0 }));
     expect(hashValue(zeros)).toBe(hashValue(plain));
     const on = trainKeyParams(TrainParams.parse({ optimizer: { type: 'adam', weight_decay: 0.05 }, label_smoothing: 0.1, batch_augment: {} }));
@@ -243,6 +251,14 @@ describe('cache keys', () => {
       optimizer: { weight_decay: 0.05 },
       batch_augment: { crop_padding: 4, fill_mode: 'reflect', horizontal_flip: true },
     });
+  });
+
+  test('the default model keys as the list it was before `units: auto`; a list that says auto keys as it says', () => {
+    const model = trainKeyParams(TrainParams.parse({})).model as LayerSpec[];
+    expect(model).toEqual(NOTEBOOK_MODEL_KEY.map((l) => LayerSpec.parse(l)));
+    expect(model.filter((l) => l.type === 'dense').map((l) => l.type === 'dense' && l.units)).toEqual([512, 10]);
+    const auto = trainKeyParams(TrainParams.parse({ model: [{ type: 'flatten' }, { type: 'dense', units: 'auto' }] })).model;
+    expect(auto).toEqual([{ type: 'flatten' }, { type: 'dense', units: 'auto', activation: 'linear', use_bias: true }]);
   });
 
   test("the default pipeline's key params and kind versions are those of the release before these options", async () => {

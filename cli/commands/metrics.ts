@@ -1,56 +1,49 @@
-// `pipeline metrics [--diff RUN_A RUN_B] [--json]`: every evaluate stage's metrics (numbers in its
-// metrics.json) for the latest run, or for two runs side by side with the change, as `dvc metrics diff`.
+// `pipeline metrics [--diff [RUN_A [RUN_B]]] [--json]`: every evaluate stage's metrics (numbers in
+// its metrics.json) for the latest run, or for two runs side by side with the change and the params
+// that differ, as `dvc metrics diff` / `dvc params diff`.
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import type { RunRecord } from '../../engine/store/runs.js';
-import type { Store } from '../../engine/store/store.js';
+import type { StageMetrics } from '../../engine/experiments/table.js';
 
 interface MetricsOptions {
-  diff?: string[];
+  /** `--diff` alone is true. */
+  diff?: string[] | true;
   json?: boolean;
 }
-
-/** stage → metric path → value. */
-type StageMetrics = Map<string, Map<string, number>>;
 
 export function register(program: Command): void {
   program
     .command('metrics')
-    .description("every evaluate stage's metrics for the latest run, or two runs side by side (--diff)")
+    .description("every evaluate stage's metrics for the latest run, or two runs side by side with their param changes (--diff)")
     .argument('[run]', 'run id, a unique prefix of it, or latest', 'latest')
-    .option('--diff <runs...>', 'compare two runs: RUN_A RUN_B (ids, prefixes or latest)')
+    .option('--diff [runs...]', 'compare two runs: RUN_A RUN_B; RUN_A alone: against the latest run; none: the last two runs with metrics of the same stage')
     .option('--json', 'machine-readable output')
     .action(async (run: string, options: MetricsOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const { openSession } = await import('../session.js');
       const { findRun } = await import('../run-ref.js');
       const { UsageError } = await import('../../engine/errors.js');
+      const { paramChanges, runMetrics } = await import('../../engine/experiments/table.js');
       const session = await openSession(globals.config);
       const records = await session.store.runs.list();
       const store = session.store;
       const hasMetrics = (r: RunRecord) => r.stages.some((s) => s.key && (s.outcome === 'ran' || s.outcome === 'cached'));
+      const metricsOf = async (r: RunRecord) => (await runMetrics(store, r)).metrics;
 
       if (options.diff) {
-        if (options.diff.length !== 2) throw new UsageError('--diff takes two runs: --diff RUN_A RUN_B');
-        const [a, b] = options.diff.map((t) => findRun(records, t, hasMetrics));
-        const [ma, mb] = await Promise.all([metricsOf(store, a!), metricsOf(store, b!)]);
-        const rows = diffRows(ma, mb);
-        if (options.json) {
-          process.stdout.write(JSON.stringify({ a: a!.id, b: b!.id, metrics: rows }, null, 2) + '\n');
-          return;
-        }
-        if (rows.length === 0) return void process.stdout.write(`no evaluate metrics in runs ${a!.id} and ${b!.id}\n`);
-        printTable(
-          ['stage', 'metric', a!.id, b!.id, 'change'],
-          rows.map((r) => [r.stage, r.metric, num(r.a), num(r.b), r.change === null ? '-' : signed(r.change)]),
-        );
-        return;
+        const given = options.diff === true ? [] : options.diff;
+        if (given.length > 2) throw new UsageError('--diff takes at most two runs: --diff [RUN_A [RUN_B]]');
+        const [a, b] = await diffPair(records, given, (t) => findRun(records, t, hasMetrics), metricsOf);
+        // Params from the records (runs of older versions recorded none).
+        const params = a.record.effective && b.record.effective ? paramChanges(a.record.effective, b.record.effective) : [];
+        return printDiff(a, b, params, options.json ?? false);
       }
 
       // `latest`: the newest run that has metrics (a `pipeline run fetch` has none to show).
-      const found = run === 'latest' ? await newestWithMetrics(store, records) : undefined;
+      const found = run === 'latest' ? await newestWithMetrics(records, metricsOf) : undefined;
       const record = found?.record ?? findRun(records, run, hasMetrics);
-      const metrics = found?.metrics ?? (await metricsOf(store, record));
+      const metrics = found?.metrics ?? (await metricsOf(record));
       if (options.json) {
         const obj = Object.fromEntries([...metrics].map(([stage, m]) => [stage, Object.fromEntries(m)]));
         process.stdout.write(JSON.stringify({ run: record.id, metrics: obj }, null, 2) + '\n');
@@ -65,35 +58,97 @@ export function register(program: Command): void {
     });
 }
 
-/** Metrics of every stage result (evaluate, or a cmd stage's metrics.json) the run used or produced. */
-async function metricsOf(store: Store, record: RunRecord): Promise<StageMetrics> {
-  const { readMetrics } = await import('../../engine/promote/promote.js');
-  const out: StageMetrics = new Map();
-  for (const s of record.stages) {
-    if (!s.key) continue;
-    const m = await store.readManifest(s.key);
-    if (!m || !m.files['metrics.json']) continue; // evaluate stages, and cmd stages that write one
-    const values = new Map<string, number>();
-    flatten(await readMetrics(store, m), '', values);
-    out.set(s.stage, values);
-  }
-  return out;
+interface Measured {
+  record: RunRecord;
+  metrics: StageMetrics;
 }
 
-async function newestWithMetrics(store: Store, records: readonly RunRecord[]): Promise<{ record: RunRecord; metrics: StageMetrics } | undefined> {
+/**
+ * The two runs `--diff` compares. Two given: those. One: it against the newest run with metrics of
+ * a stage it has. None: the newest run with metrics, against the newest run before it with metrics
+ * of one of the same stages (comparable: a `run evaluate_aug` is not compared with a `run evaluate`).
+ */
+async function diffPair(
+  records: readonly RunRecord[],
+  given: string[],
+  find: (text: string) => RunRecord,
+  metricsOf: (r: RunRecord) => Promise<StageMetrics>,
+): Promise<[Measured, Measured]> {
+  const { UsageError } = await import('../../engine/errors.js');
+  const measured = async (record: RunRecord): Promise<Measured> => ({ record, metrics: await metricsOf(record) });
+  if (given.length === 2) return [await measured(find(given[0]!)), await measured(find(given[1]!))];
+  const comparable = (m: StageMetrics, n: StageMetrics) => [...m.keys()].some((stage) => n.has(stage));
+  const newestFirst = [...records].reverse();
+  let b: Measured | undefined;
+  let a: Measured | undefined;
+  if (given.length === 1) {
+    a = await measured(find(given[0]!));
+    for (const r of newestFirst) {
+      if (r.id === a.record.id) continue;
+      const m = await metricsOf(r);
+      if (comparable(a.metrics, m)) {
+        b = { record: r, metrics: m };
+        break;
+      }
+    }
+    if (!b) throw new UsageError(`no other run has metrics of the stages of run ${a.record.id} (pipeline runs lists them)`);
+    // Older first, as `--diff A B` reads.
+    return a.record.id < b.record.id ? [a, b] : [b, a];
+  }
+  for (const r of newestFirst) {
+    const m = await metricsOf(r);
+    if (m.size === 0) continue;
+    if (!b) b = { record: r, metrics: m };
+    else if (comparable(b.metrics, m)) {
+      a = { record: r, metrics: m };
+      break;
+    }
+  }
+  if (!b) throw new UsageError('no run has metrics yet (pipeline run computes them)');
+  if (!a) throw new UsageError(`only one run (${b.record.id}) has metrics of its stages: nothing to compare it with yet`);
+  return [a, b];
+}
+
+interface ParamChange {
+  param: string;
+  a: unknown;
+  b: unknown;
+}
+
+function printDiff(a: Measured, b: Measured, params: readonly ParamChange[], json: boolean): void {
+  const rows = diffRows(a.metrics, b.metrics);
+  if (json) {
+    process.stdout.write(JSON.stringify({ a: a.record.id, b: b.record.id, metrics: rows, params }, null, 2) + '\n');
+    return;
+  }
+  const ids = [a.record.id, b.record.id];
+  if (rows.length === 0) process.stdout.write(`no evaluate metrics in runs ${ids[0]} and ${ids[1]}\n`);
+  else
+    printTable(
+      ['stage', 'metric', ...ids, 'change'],
+      rows.map((r) => [r.stage, r.metric, num(r.a), num(r.b), r.change === null ? '-' : signed(r.change)]),
+    );
+  if (!a.record.effective || !b.record.effective) {
+    process.stdout.write(`\nparams: not recorded for run ${!a.record.effective ? ids[0] : ids[1]} (a run of an older version)\n`);
+  } else if (params.length === 0) {
+    process.stdout.write('\nparams: the same in both runs\n');
+  } else {
+    process.stdout.write('\n');
+    printTable(
+      ['param', ...ids],
+      params.map((p) => [p.param, paramText(p.a), paramText(p.b)]),
+    );
+  }
+}
+
+const paramText = (v: unknown) => (v === undefined ? '-' : typeof v === 'string' ? v : JSON.stringify(v));
+
+async function newestWithMetrics(records: readonly RunRecord[], metricsOf: (r: RunRecord) => Promise<StageMetrics>): Promise<Measured | undefined> {
   for (const record of [...records].reverse()) {
-    const metrics = await metricsOf(store, record);
+    const metrics = await metricsOf(record);
     if (metrics.size > 0) return { record, metrics };
   }
   return undefined;
-}
-
-/** Numeric leaves by dotted path; lists (confusion matrix, mistakes) are not metrics. */
-function flatten(value: unknown, prefix: string, into: Map<string, number>): void {
-  if (typeof value === 'number') into.set(prefix, value);
-  else if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, into);
-  }
 }
 
 interface DiffRow {

@@ -6,11 +6,13 @@ import { availableParallelism } from 'node:os';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { GlobalOptions } from '../global-options.js';
+import { printLine } from '../output.js';
 import { collect, collectUnset, errorText, nameWidth, nonNegativeNumber, overrideArgs, positiveInt, stageLine, UNSET_HELP } from '../stage-lines.js';
 import type { StageReport } from '../../engine/run/execute.js';
 import type { Session } from '../../engine/session.js';
 import type { StoreLock } from '../../engine/store/lock.js';
-import type { PushRecord, RunRecord, RunTrigger } from '../../engine/store/runs.js';
+import type { EffectiveParams, PushRecord, RunRecord, RunTrigger } from '../../engine/store/runs.js';
+import type { Pipeline } from '../../engine/config/pipeline.js';
 import type { RemoteConfig } from '../../engine/config/remote.js';
 import type { QueueDispatcher } from '../../engine/queue/dispatch.js';
 import type { RemoteCache, RemoteCacheUi } from '../../engine/remote/cache.js';
@@ -85,8 +87,9 @@ export function register(program: Command): void {
     });
 }
 
-const out = (line: string) => process.stdout.write(line + '\n');
-const err = (line: string) => process.stderr.write(line + '\n');
+// Through printLine: a stage's progress bar may be on screen (stages run side by side).
+const out = (line: string) => printLine(process.stdout, line);
+const err = (line: string) => printLine(process.stderr, line);
 
 export async function runCommand(targets: string[], options: RunOptions, globals: GlobalOptions): Promise<void> {
   // Start loading what a real run needs while the pipeline is read and validated.
@@ -275,6 +278,8 @@ async function runForReal(
         ...(options.trigger ? { trigger: options.trigger } : {}),
         ...(experiment ? { experiment: { sweep: sweepId, index: i + 1, of: runs.length, assignments: experiment.assignments } } : {}),
         ...(queueTarget ? { queue: queueTarget.display } : {}),
+        ...overridesOf(options, globals),
+        effective: effectiveParams(runs[i]!.session.pipeline, selection),
       };
       records.push(record);
       await store.runs.write(record);
@@ -424,6 +429,22 @@ async function runForReal(
       process.off('SIGHUP', onSignal);
     }
   }
+}
+
+/** The record's `overrides`: the command line's changes to pipeline.yaml, when it made any. */
+function overridesOf(options: RunOptions, globals: GlobalOptions): Pick<RunRecord, 'overrides'> {
+  if (!options.set.length && !options.unset.length && globals.backend === undefined) return {};
+  return { overrides: { set: options.set, unset: options.unset, ...(globals.backend !== undefined ? { backend: globals.backend } : {}) } };
+}
+
+/** What the selected stages run with (after overrides): what `exp show` and `metrics --diff` compare. */
+function effectiveParams(pipeline: Pipeline, selection: readonly string[]): EffectiveParams {
+  const stages: EffectiveParams['stages'] = {};
+  for (const name of selection) {
+    const params = pipeline.stages.get(name)?.params;
+    if (params && Object.keys(params).length) stages[name] = params;
+  }
+  return { params: pipeline.params, stages };
 }
 
 /** The run's final record; on a full disk, once more after emptying tmp/, then a warning (the stage errors still follow). */

@@ -18,6 +18,7 @@ export function register(program: Command): void {
       const globals = command.optsWithGlobals<GlobalOptions>();
       const { openSession } = await import('../session.js');
       const { formatDuration } = await import('../output.js');
+      const { overrideText } = await import('../../engine/plan/reasons.js');
       const session = await openSession(globals.config);
       const all = (await session.store.runs.list()).reverse();
       const records = options.limit > 0 ? all.slice(0, options.limit) : all;
@@ -40,6 +41,7 @@ export function register(program: Command): void {
               .map(([k, v]) => `${k}=${v}`)
               .join(' ')}\n`,
           );
+        if (r.overrides) process.stdout.write(`    overrides ${overrideText(r.overrides)}\n`);
         if (r.queue) process.stdout.write(`    queue ${r.queue}\n`);
         if (r.trigger)
           process.stdout.write(

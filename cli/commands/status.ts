@@ -34,19 +34,36 @@ export function register(program: Command): void {
       const { selectStages } = await import('../../engine/config/graph.js');
       const { gatherFacts, resolvePlan } = await import('../../engine/plan/facts.js');
       const { describeReason } = await import('../../engine/plan/reasons.js');
+      const { staleByOverrides, waitingCheckpoint } = await import('../../engine/experiments/made-with.js');
       const { paint } = await import('../output.js');
+      const current = { set: options.set, unset: options.unset, ...(globals.backend !== undefined ? { backend: globals.backend } : {}) };
       const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
       const selection = selectStages(session.pipeline, targets);
-      const env = session.env(new AbortController().signal);
-      const facts = await gatherFacts(env, selection);
+      const planOf = async (s: typeof session) => {
+        const env = s.env(new AbortController().signal);
+        return { facts: await gatherFacts(env, selection), env };
+      };
+      const { facts, env } = await planOf(session);
       const plan = await resolvePlan(env, facts, selection);
-      const statuses: StageStatus[] = plan.stages.map((p) => ({
-        stage: p.stage,
-        state: p.action === 'cached' && p.reasons.length === 0 ? 'up-to-date' : 'stale',
-        key: p.key,
-        latestKey: facts.refs.get(p.stage),
-        reasons: p.reasons.map((r) => ({ ...r, message: describeReason(r) })),
-      }));
+      // A result made with other --set/--unset/--backend: say which, rather than every key difference.
+      const byOverrides = await staleByOverrides(session.store, plan, facts.refs, current, async (o) => {
+        const other = await openSession(globals.config, { sets: overrideArgs(o), backend: o.backend, reuse: session });
+        const { facts: otherFacts, env: otherEnv } = await planOf(other);
+        return resolvePlan(otherEnv, otherFacts, selection);
+      });
+      const statuses: StageStatus[] = [];
+      for (const p of plan.stages) {
+        const reasons: Reason[] = byOverrides.has(p.stage) ? [byOverrides.get(p.stage)!] : [...p.reasons];
+        const checkpoint = p.action === 'run' ? await waitingCheckpoint(session.store, p.stage, p.key) : undefined;
+        if (checkpoint) reasons.push(checkpoint);
+        statuses.push({
+          stage: p.stage,
+          state: p.action === 'cached' && p.reasons.length === 0 ? 'up-to-date' : 'stale',
+          key: p.key,
+          latestKey: facts.refs.get(p.stage),
+          reasons: reasons.map((r) => ({ ...r, message: describeReason(r) })),
+        });
+      }
       if (options.json) {
         process.stdout.write(JSON.stringify({ pipeline: session.pipeline.file, stages: statuses }, null, 2) + '\n');
         return;

@@ -119,7 +119,7 @@ export function decideStage(pipeline: Pipeline, name: string, facts: PlanFacts, 
 
   if (pending.length > 0) {
     const reasons: Reason[] = forced ? [{ type: 'forced' }] : [];
-    if (previous) reasons.push(...explain(previous.manifest.material, material, pending));
+    if (previous) reasons.push(...explain(previous.manifest.material, material, pending, resolvedParams(previous, spec)));
     else if (refKey === undefined) reasons.push({ type: 'never-run' });
     reasons.push({ type: 'upstream', stages: pending });
     return { plan: { stage: name, action: 'run', reasons }, wanted };
@@ -149,17 +149,23 @@ export function decideStage(pipeline: Pipeline, name: string, facts: PlanFacts, 
   } else if (previous === undefined) {
     reasons = []; // decided once `previous` is loaded
   } else {
-    reasons = explain(previous.manifest.material, material, []);
+    reasons = explain(previous.manifest.material, material, [], resolvedParams(previous, spec));
     if (reasons.length === 0) reasons = [{ type: 'output-missing', objects: [], workspace: [], manifest: true }];
   }
   return { plan: { stage: name, action: 'run', key, material, reasons }, wanted };
+}
+
+/** A stage's resolved params (as written, after overrides and defaults) then and now. */
+export interface ResolvedParams {
+  old: unknown;
+  new: unknown;
 }
 
 /**
  * What differs between a previous key material and the current one, as reasons. Inputs from
  * `pendingUpstreams` are unknown now and are not compared (an `upstream` reason covers them).
  */
-export function explain(old: KeyMaterial, cur: KeyMaterial, pendingUpstreams: readonly string[] = []): Reason[] {
+export function explain(old: KeyMaterial, cur: KeyMaterial, pendingUpstreams: readonly string[] = [], resolved?: ResolvedParams): Reason[] {
   const reasons: Reason[] = [];
   if (old.format !== cur.format) reasons.push({ type: 'code', what: 'version', old: `key format ${old.format}`, new: `key format ${cur.format}` });
   if (old.kind !== cur.kind) reasons.push({ type: 'code', what: 'kind', old: old.kind, new: cur.kind });
@@ -167,7 +173,11 @@ export function explain(old: KeyMaterial, cur: KeyMaterial, pendingUpstreams: re
   if (old.cmd !== cur.cmd) reasons.push({ type: 'code', what: 'cmd', old: old.cmd, new: cur.cmd });
   if (diffValues(old.outs ?? [], cur.outs ?? []).length) reasons.push({ type: 'code', what: 'outs', old: old.outs, new: cur.outs });
 
-  const params = diffValues(old.params, cur.params);
+  // The key holds what a kind keys on (its cacheParams: fetch's `unpack`), which the user never
+  // wrote: name the change in the params as written, when both sides are known.
+  const keyParams = diffValues(old.params, cur.params);
+  const userParams = keyParams.length && resolved ? diffValues(resolved.old, resolved.new) : [];
+  const params = userParams.length ? userParams : keyParams;
   if (params.length) reasons.push({ type: 'params', changes: params });
 
   const inputs: InputChange[] = [];
@@ -187,9 +197,18 @@ export function explain(old: KeyMaterial, cur: KeyMaterial, pendingUpstreams: re
   }
   if (inputs.length) reasons.push({ type: 'input', changes: inputs });
 
-  const runtime = diffValues(old.fingerprint ?? {}, cur.fingerprint ?? {});
+  // A fact a kind records only for some params (fetch: a local source's digest, a URL's ETag)
+  // comes and goes with them: part of the params change, not a runtime change of its own.
+  const runtime = diffValues(old.fingerprint ?? {}, cur.fingerprint ?? {}).filter(
+    (c) => !(params.length && (c.old === undefined || c.new === undefined) && !c.path.includes('.')),
+  );
   if (runtime.length) reasons.push({ type: 'runtime', changes: runtime });
   return reasons;
+}
+
+function resolvedParams(previous: StoredResult, spec: { params: Record<string, unknown> }): ResolvedParams | undefined {
+  // Manifests written before they recorded params have none to compare.
+  return previous.manifest.params ? { old: previous.manifest.params, new: spec.params } : undefined;
 }
 
 export interface Plan {

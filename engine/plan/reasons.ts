@@ -21,7 +21,11 @@ export type Reason =
   | { type: 'output-missing'; objects: string[]; workspace: string[]; manifest?: boolean; corrupt?: boolean }
   /** An upstream stage runs first; this one is rechecked against its new outputs. */
   | { type: 'upstream'; stages: string[] }
-  | { type: 'fingerprint-failed'; message: string };
+  | { type: 'fingerprint-failed'; message: string }
+  /** The latest result was made by run `run` with these overrides, and with them it is up to date (`status`). */
+  | { type: 'overrides'; run: string; set: string[]; unset: string[]; backend?: string }
+  /** Not a reason to run: an interrupted run left a checkpoint (`dir`, under artifacts/), for this key or another one (`status`). */
+  | { type: 'resumable'; dir: string; sameKey: boolean };
 
 export function describeReason(r: Reason): string {
   switch (r.type) {
@@ -54,7 +58,28 @@ export function describeReason(r: Reason): string {
       return `upstream stale: ${r.stages.join(', ')}`;
     case 'fingerprint-failed':
       return `cannot check runtime: ${r.message}`;
+    case 'overrides': {
+      const args = overrideText(r);
+      return `the latest result was made with ${args} (run ${r.run}); \`pipeline run ${args}\` reuses it`;
+    }
+    case 'resumable':
+      return r.sameKey
+        ? `an interrupted run's checkpoint waits in artifacts/${r.dir}: the next run resumes from it`
+        : `an interrupted run's checkpoint is kept in artifacts/${r.dir}: the stage resumes from it when it runs with the inputs and params it had`;
   }
+}
+
+/** `--set a.b=1 --unset c.d --backend wasm`, each value quoted for a shell where it needs it. */
+export function overrideText(o: { set: readonly string[]; unset: readonly string[]; backend?: string }): string {
+  return [
+    ...o.set.map((s) => `--set ${shellWord(s)}`),
+    ...o.unset.map((u) => `--unset ${shellWord(u)}`),
+    ...(o.backend !== undefined ? [`--backend ${shellWord(o.backend)}`] : []),
+  ].join(' ');
+}
+
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 export function describeReasons(reasons: readonly Reason[]): string {

@@ -83,7 +83,7 @@ export function runHistory(store: Store, current: CurrentRun, finished: () => re
     async changes(oldKey, newKey) {
       const [a, b] = await Promise.all([manifest(oldKey), manifest(newKey)]);
       if (!a || !b) return [];
-      return explain(a.material, b.material).map((r) => ({
+      return explain(a.material, b.material, [], { old: a.params, new: b.params }).map((r) => ({
         what: r.type === 'input' ? 'inputs' : r.type === 'params' || r.type === 'runtime' ? r.type : 'code',
         text: describeReason(r),
       }));

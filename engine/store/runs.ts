@@ -74,6 +74,20 @@ export interface PushRecord {
   notPushed?: { stage: string; reason: string }[];
 }
 
+/** What the command line changed from pipeline.yaml (`--set`, `--unset`, `--backend`), as given. */
+export interface RunOverrides {
+  set: string[];
+  unset: string[];
+  backend?: string;
+}
+
+/** What the run's stages ran with, after every override: the top-level `params:` and each stage's resolved params. */
+export interface EffectiveParams {
+  params: Record<string, unknown>;
+  /** Stage → its resolved params (stages with none, such as `cmd:` stages, are left out). */
+  stages: Record<string, Record<string, unknown>>;
+}
+
 export interface RunRecord {
   id: string;
   command: string[];
@@ -94,6 +108,10 @@ export interface RunRecord {
   error?: string;
   /** Set for each experiment of a sweep (`run --matrix`). */
   experiment?: ExperimentRecord;
+  /** The run's --set/--unset/--backend (absent: it ran pipeline.yaml as written, or an older version wrote the record). A sweep's own values are in `experiment`. */
+  overrides?: RunOverrides;
+  /** The params the run's stages ran with (absent in records of older versions). */
+  effective?: EffectiveParams;
   /** `run --executor queue`: the queue its stages were computed through. */
   queue?: string;
   /** `run --push`: what reached the remote (a run that computed fine but pushed less exits 3). */

@@ -10,6 +10,11 @@ export interface AugmentTask {
   srcByteOffset: number;
   /** int32 [Ntr]: training row i is source image index[i]. */
   index: SharedArrayBuffer;
+  /**
+   * When set, `src` holds the chunk's own source images in training-row order, starting with
+   * training row `srcRowsFrom` (streamed sources): `index` is not consulted.
+   */
+  srcRowsFrom?: number;
   /** Output slot: `count` images written from `outByteOffset`. */
   out: SharedArrayBuffer;
   outByteOffset: number;
@@ -36,6 +41,7 @@ export function augmentRows(
   seed: number,
   shape: { height: number; width: number; channels: number },
   config: AugmentConfig,
+  srcRowsFrom?: number,
 ): void {
   const { height, width, channels } = shape;
   const imageBytes = height * width * channels;
@@ -43,7 +49,7 @@ export function augmentRows(
   for (let n = 0; n < count; n++) {
     const row = first + n;
     const p = drawTransform(config, seed, copy, row, height, width);
-    target.srcOffset = index[row]! * imageBytes;
+    target.srcOffset = (srcRowsFrom === undefined ? index[row]! : row - srcRowsFrom) * imageBytes;
     target.dstOffset = dstOffset + n * imageBytes;
     warpImage(target, affineFor(p, height, width), config.fillMode, config.cval, p.flipHorizontal, p.flipVertical);
   }
@@ -56,6 +62,6 @@ export function runAugmentTask(task: AugmentTask): number {
   const src = new Uint8Array(task.src, task.srcByteOffset, srcImages * imageBytes);
   const index = new Int32Array(task.index);
   const out = new Uint8Array(task.out, task.outByteOffset, task.count * imageBytes);
-  augmentRows(src, index, out, 0, task.first, task.count, task.copy, task.seed, task, task.config);
+  augmentRows(src, index, out, 0, task.first, task.count, task.copy, task.seed, task, task.config, task.srcRowsFrom);
   return task.count;
 }

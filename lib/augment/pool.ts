@@ -8,9 +8,14 @@ import type { AugmentConfig } from './transform.js';
 import { AugmentPoolError } from '../errors.js';
 
 export interface AugmentSource {
-  /** Decoded images, uint8 [N, H, W, C] from `byteOffset`. */
+  /** Decoded images, uint8 [N, H, W, C] from `byteOffset` (unused when `readRows` streams them). */
   images: SharedArrayBuffer;
   byteOffset: number;
+  /**
+   * Streams sources instead: writes the source images of training rows [first, first + count)
+   * into `into`, in order. Memory then holds a ring of chunks, not the dataset.
+   */
+  readRows?(first: number, count: number, into: Uint8Array): void;
   /** int32 [Ntr] rows of `images` that form the training split. */
   index: SharedArrayBuffer;
   rows: number;
@@ -51,6 +56,8 @@ export async function runAugmentPool(pool: Piscina, source: AugmentSource, run: 
   const threads = Math.max(1, pool.maxThreads);
   const slots = Math.max(1, run.slots ?? 4 * threads);
   const ring = new SharedArrayBuffer(slots * chunk * imageBytes);
+  // Streamed sources: each output slot has a source slot holding its chunk's input images.
+  const sourceRing = source.readRows ? new SharedArrayBuffer(slots * chunk * imageBytes) : undefined;
 
   // Our own controller: a failed task aborts its siblings too, not only an external abort.
   const controller = new AbortController();
@@ -67,9 +74,12 @@ export async function runAugmentPool(pool: Piscina, source: AugmentSource, run: 
 
   const dispatch = (copy: number, first: number, slot: number): Pending => {
     const count = Math.min(chunk, source.rows - first);
+    const slotBytes = slot * chunk * imageBytes;
+    if (sourceRing) source.readRows!(first, count, new Uint8Array(sourceRing, slotBytes, count * imageBytes));
     const task: AugmentTask = {
-      src: source.images,
-      srcByteOffset: source.byteOffset,
+      src: sourceRing ?? source.images,
+      srcByteOffset: sourceRing ? slotBytes : source.byteOffset,
+      ...(sourceRing ? { srcRowsFrom: first } : {}),
       index: source.index,
       out: ring,
       outByteOffset: slot * chunk * imageBytes,

@@ -2,7 +2,7 @@
 // Keras 2 layer names (conv2d_1, activation_1, ...), every initializer seeded from one seed.
 import * as tf from '@tensorflow/tfjs';
 import { deriveSeed } from './rng.js';
-import type { LayerSpec } from './spec.js';
+import { AUTO_UNITS, resolveUnits, type LayerSpec } from './spec.js';
 
 const KERAS_NAME: Record<LayerSpec['type'], string> = {
   conv2d: 'conv2d',
@@ -60,6 +60,7 @@ function makeLayer(spec: LayerSpec, args: LayerArgs, seed: number): tf.layers.La
     case 'flatten':
       return tf.layers.flatten(args);
     case 'dense':
+      if (spec.units === AUTO_UNITS) throw new Error('units: auto needs the number of classes');
       return tf.layers.dense({
         ...args,
         units: spec.units,
@@ -75,11 +76,14 @@ function makeLayer(spec: LayerSpec, args: LayerArgs, seed: number): tf.layers.La
   }
 }
 
-/** Builds the model for inputs of `inputShape` (e.g. [32, 32, 3]); same seed → same initial weights. */
-export function buildModel(layers: readonly LayerSpec[], inputShape: readonly number[], seed: number): tf.Sequential {
+/**
+ * Builds the model for inputs of `inputShape` (e.g. [32, 32, 3]) and `classes` outputs where a
+ * dense layer says `units: auto`; same seed → same initial weights.
+ */
+export function buildModel(layers: readonly LayerSpec[], inputShape: readonly number[], seed: number, classes?: number): tf.Sequential {
   const counts = new Map<string, number>();
   const model = tf.sequential({ name: 'sequential_1' });
-  layers.forEach((spec, i) => {
+  (classes === undefined ? layers : resolveUnits(layers, classes)).forEach((spec, i) => {
     const base = KERAS_NAME[spec.type];
     const n = (counts.get(base) ?? 0) + 1;
     counts.set(base, n);

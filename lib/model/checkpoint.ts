@@ -3,13 +3,15 @@
 // continues from the last completed epoch and ends with the same weights as an uninterrupted run.
 //
 // Layout: <dir>/epoch-NNNN/{model.json, weights.bin, optimizer.json, optimizer.bin, state.json}
-// and <dir>/latest.json naming the newest complete one (written last, atomically).
+// and <dir>/latest.json naming the newest complete one (written last, atomically). The best
+// epoch's directory is kept beside it while a stage is to end with the best weights.
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { copyWeights } from './build.js';
 import { loadModel, saveModel } from './io.js';
+import type { BestState } from './best.js';
 import type { KerasOptimizer } from './optimizers.js';
 import type { RngState } from './rng.js';
 
@@ -31,6 +33,8 @@ export interface LoopState {
   epoch: number;
   history: EpochLogs[];
   rng: RngState;
+  /** The best epoch so far and the early-stopping count (absent in checkpoints from before it existed). */
+  best?: BestState;
 }
 
 interface Latest {
@@ -48,8 +52,27 @@ async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   await rename(`${path}.tmp`, path);
 }
 
-export async function saveCheckpoint(root: string, key: string, model: tf.LayersModel, optimizer: KerasOptimizer, state: LoopState): Promise<string> {
-  const name = `epoch-${String(state.epoch).padStart(4, '0')}`;
+const epochDirName = (epoch: number) => `epoch-${String(epoch).padStart(4, '0')}`;
+
+/** The checkpoint directory of epoch `epoch` (1-based): its model.json + weights.bin load with loadModel. */
+export function checkpointDir(root: string, epoch: number): string {
+  return join(root, epochDirName(epoch));
+}
+
+/**
+ * Writes the checkpoint after epoch `state.epoch` and removes older ones, but for the one of
+ * epoch `keep` (the best epoch's weights, when the stage is to end with them).
+ */
+export async function saveCheckpoint(
+  root: string,
+  key: string,
+  model: tf.LayersModel,
+  optimizer: KerasOptimizer,
+  state: LoopState,
+  keep?: number,
+): Promise<string> {
+  const name = epochDirName(state.epoch);
+  const kept = keep === undefined ? undefined : epochDirName(keep);
   const dir = join(root, name);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
@@ -63,7 +86,7 @@ export async function saveCheckpoint(root: string, key: string, model: tf.Layers
   await writeJsonAtomic(join(root, 'latest.json'), { dir: name, key } satisfies Latest);
   // Older checkpoints are no longer needed once latest.json points at the new one.
   for (const entry of await readdir(root)) {
-    if (entry.startsWith('epoch-') && entry !== name) await rm(join(root, entry), { recursive: true, force: true });
+    if (entry.startsWith('epoch-') && entry !== name && entry !== kept) await rm(join(root, entry), { recursive: true, force: true });
   }
   return dir;
 }

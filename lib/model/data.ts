@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { DatasetReader } from '../dataset/reader.js';
 import type { BatchPrefetcher } from '../dataset/prefetch.js';
-import type { NdArray } from '../npy.js';
+import type { NdArray, NpyRowFile } from '../npy.js';
 
 /** normalize's `normalization.json`: how uint8 pixels become model input. */
 export interface Normalization {
@@ -154,6 +154,28 @@ export function datasetRows(reader: DatasetReader, index: Int32Array, table: Flo
     gather: (rows) => ({ x: gatherInputs(rows), y: targets(rows) }),
     ...(prefetch ? { plan: (order: Int32Array, batchSize: number) => prefetch.plan(order, batchSize) } : {}),
   };
+}
+
+/** uint8 images of a .npy file (augment's copies) read row by row per batch, through `table`: the file is never held whole. */
+export function npyUint8Rows(file: NpyRowFile, targets: Float32Array, table: Float32Array, what: string): Rows {
+  if (file.dtype !== 'uint8' || file.shape.length !== 4) throw new Error(`${what}: expected uint8 images [N, H, W, C], got ${file.dtype} [${file.shape}]`);
+  const sampleShape = file.shape.slice(1);
+  const k = targets.length / file.shape[0]!;
+  const size = file.rowBytes;
+  const channels = sampleShape[2]!;
+  if (table.length !== channels * 256) throw new Error(`${what}: normalization has ${table.length / 256} channels, images have ${channels}`);
+  const pixels = new Uint8Array(size);
+  const gatherInputs = (rows: ArrayLike<number>) => {
+    const out = new Float32Array(rows.length * size);
+    for (let i = 0; i < rows.length; i++) {
+      file.readRowInto(rows[i]!, pixels);
+      const dst = i * size;
+      for (let j = 0; j < size; j += channels) for (let ch = 0; ch < channels; ch++) out[dst + j + ch] = table[ch * 256 + pixels[j + ch]!]!;
+    }
+    return out;
+  };
+  const y: NdArray = { dtype: 'float32', shape: [file.shape[0]!, k], data: targets };
+  return rowsOf({ dtype: 'uint8', shape: file.shape, data: new Uint8Array(0) }, y, gatherInputs);
 }
 
 /** 0..n-1 in blocks of `size` (prediction batches, in order). */

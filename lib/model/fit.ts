@@ -1,10 +1,12 @@
 // The training loop: seeded shuffle per epoch, one pass over the training rows per epoch, Keras
 // verbose=1-like progress (bar with ETA, running loss/acc; val loss/acc at the end of each epoch),
-// per-epoch history, and a checkpoint after every epoch. How one step trains (main thread or
+// per-epoch history, the best epoch so far and early stopping (best.ts), and a checkpoint after
+// every epoch. How one step trains (main thread or
 // data-parallel worker threads) is the injected `step` strategy (train-step.ts).
 import type * as tf from '@tensorflow/tfjs';
 import type { Logger, ProgressReporter } from '../progress.js';
 import { InterruptedError } from '../errors.js';
+import { NO_BEST, nextBest, replayBest, type StoppingSpec } from './best.js';
 import { clearDropoutSeeds } from './build.js';
 import type { EpochLogs, LoopState } from './checkpoint.js';
 import type { Rows } from './data.js';
@@ -48,6 +50,8 @@ export interface FitOptions {
   schedule: LrScheduleSpec;
   /** Where to start: a fresh state or one restored from a checkpoint. */
   state: LoopState;
+  /** Tracks the best epoch of `monitor`; with `patience`, stops when it no longer improves. */
+  stopping?: StoppingSpec;
   /** Persists the state after an epoch (model + optimizer + loop state). */
   checkpoint(state: LoopState): Promise<void>;
   signal: AbortSignal;
@@ -79,11 +83,13 @@ async function unlessAborted<T>(signal: AbortSignal, where: string, work: Promis
 
 /** Runs epochs `state.epoch` … `epochs − 1`; returns the final loop state. */
 export async function fit(o: FitOptions): Promise<LoopState> {
-  let state = o.state;
+  const spec = o.stopping;
+  let state = spec && !o.state.best ? { ...o.state, best: replayBest(spec, o.state.history) } : o.state;
+  const stopped = (s: LoopState) => s.best !== undefined && s.best.stopped_after !== null;
   const rng = Rng.fromState(state.rng);
   const nextSeed = () => rng.nextUint32();
   try {
-    for (let epoch = state.epoch; epoch < o.epochs; epoch++) {
+    for (let epoch = state.epoch; epoch < o.epochs && !stopped(state); epoch++) {
       checkAborted(o.signal, `before epoch ${epoch + 1}`);
       const rows = await o.trainRows(epoch);
       const n = rows.count;
@@ -125,12 +131,18 @@ export async function fit(o: FitOptions): Promise<LoopState> {
         logs.val_acc = accuracy;
       }
       logs.seconds = (performance.now() - started) / 1000;
-      state = { epoch: epoch + 1, history: [...state.history, logs], rng: rng.state() };
+      const best = spec ? nextBest(spec, state.best ?? NO_BEST, logs) : undefined;
+      state = { epoch: epoch + 1, history: [...state.history, logs], rng: rng.state(), ...(best ? { best } : {}) };
       clearDropoutSeeds(o.model);
       await o.checkpoint(state);
       o.progress.done();
       o.log.info(`${label} - ${formatLogs(logs)}`);
       for (const listener of epochEndListeners) listener({ stage: o.stage, logs, state });
+      if (spec && best && stopped(state)) {
+        o.log.info(
+          `early stopping: ${spec.monitor} did not improve${spec.min_delta ? ` by more than ${spec.min_delta}` : ''} for ${best.wait} epoch${best.wait === 1 ? '' : 's'} (best ${best.value === null ? '—' : f4(best.value)} at epoch ${best.epoch ?? '—'})`,
+        );
+      }
     }
   } finally {
     clearDropoutSeeds(o.model);

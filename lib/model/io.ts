@@ -40,21 +40,39 @@ export function fileSystemHandler(dir: string): tf.io.IOHandler {
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     },
 
+    load: readingHandler((name) => readFile(join(dir, name)), dir).load,
+  };
+}
+
+const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+/** Reads a file of a model directory by its name there (model.json, weights.bin...). */
+export type ModelFileReader = (name: string) => Promise<Uint8Array>;
+
+/**
+ * A load-only handler over any way of reading the model's files by name: a directory, a store's
+ * objects. Weight file names come from model.json: only plain names (no path) are read.
+ */
+export function readingHandler(read: ModelFileReader, where: string): Required<Pick<tf.io.IOHandler, 'load'>> {
+  return {
     async load(): Promise<tf.io.ModelArtifacts> {
-      const path = join(dir, MODEL_JSON);
       let modelJson: tf.io.ModelJSON;
       try {
-        modelJson = JSON.parse(await readFile(path, 'utf8')) as tf.io.ModelJSON;
+        modelJson = JSON.parse(asBuffer(await read(MODEL_JSON)).toString('utf8')) as tf.io.ModelJSON;
       } catch (err) {
-        throw new Error(`cannot read ${path}: ${(err as Error).message}`);
+        throw new Error(`cannot read ${join(where, MODEL_JSON)}: ${(err as Error).message}`);
       }
-      if (modelJson.modelTopology == null) throw new Error(`${path}: no modelTopology`);
+      if (modelJson.modelTopology == null) throw new Error(`${join(where, MODEL_JSON)}: no modelTopology`);
       return tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
         const specs: tf.io.WeightsManifestEntry[] = [];
         const buffers: Buffer[] = [];
         for (const group of manifest) {
           specs.push(...group.weights);
-          for (const p of group.paths) buffers.push(await readFile(join(dir, p)));
+          for (const p of group.paths) {
+            if (!/^[\w.-]+$/.test(p) || p === '.' || p === '..')
+              throw new Error(`${join(where, MODEL_JSON)}: weight file ${JSON.stringify(p)} is not a plain file name`);
+            buffers.push(asBuffer(await read(p)));
+          }
         }
         const all = Buffer.concat(buffers);
         return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer];
@@ -69,4 +87,9 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
 
 export async function loadModel(dir: string): Promise<tf.LayersModel> {
   return tf.loadLayersModel(fileSystemHandler(dir));
+}
+
+/** Loads a layers model whose files `read` returns by name (`where` names them in errors). */
+export async function loadModelFrom(read: ModelFileReader, where: string): Promise<tf.LayersModel> {
+  return tf.loadLayersModel(readingHandler(read, where));
 }

@@ -43,9 +43,12 @@ export const DropoutSpec = z.strictObject({
 
 export const FlattenSpec = z.strictObject({ type: z.literal('flatten') });
 
+/** `units: auto`: one output per class of the data, resolved when the model is built. */
+export const AUTO_UNITS = 'auto';
+
 export const DenseSpec = z.strictObject({
   type: z.literal('dense'),
-  units: z.int().positive(),
+  units: z.union([z.int().positive(), z.literal(AUTO_UNITS)]).describe('number of outputs; `auto` (the last dense layer only): one per class of the data'),
   activation: activation.default('linear'),
   use_bias: z.boolean().default(true),
 });
@@ -100,13 +103,47 @@ export const NOTEBOOK_MODEL: LayerSpecInput[] = [
   { type: 'dense', units: 512 },
   { type: 'activation', activation: 'relu' },
   { type: 'dropout', rate: 0.5 },
-  { type: 'dense', units: 10 },
+  { type: 'dense', units: AUTO_UNITS },
   { type: 'activation', activation: 'softmax' },
 ];
+
+/**
+ * The default model as it entered cache keys before `units: auto` existed: the notebook's list
+ * with its CIFAR-10 head (10 units). The default's key params stay this list, so the default
+ * pipeline keeps its keys and results; the class count is in the key through the data anyway.
+ */
+export const NOTEBOOK_MODEL_KEY: LayerSpecInput[] = NOTEBOOK_MODEL.map((l) => (l.type === 'dense' && l.units === AUTO_UNITS ? { ...l, units: 10 } : l));
+
+/** Index of the last dense layer, or -1. */
+function lastDense(layers: readonly LayerSpec[]): number {
+  for (let i = layers.length - 1; i >= 0; i--) if (layers[i]!.type === 'dense') return i;
+  return -1;
+}
 
 export const ModelSpec = z
   .array(LayerSpec)
   .min(1)
+  .superRefine((layers, ctx) => {
+    const last = lastDense(layers);
+    layers.forEach((l, i) => {
+      if (l.type === 'dense' && l.units === AUTO_UNITS && i !== last) {
+        ctx.addIssue({ code: 'custom', path: [i, 'units'], message: 'units: auto is for the last dense layer only (one output per class)' });
+      }
+    });
+  })
   .default(() => NOTEBOOK_MODEL.map((l) => LayerSpec.parse(l)))
-  .describe('Keras-like layers, input shape taken from the data; the last layer must output one value per class');
+  .describe(
+    'Keras-like layers, input shape taken from the data; the last layer must output one value per class (`units: auto` on the last dense layer does that)',
+  );
 export type ModelSpec = z.output<typeof ModelSpec>;
+
+/** The layers with `units: auto` resolved to `classes`. */
+export function resolveUnits(layers: readonly LayerSpec[], classes: number): LayerSpec[] {
+  return layers.map((l) => (l.type === 'dense' && l.units === AUTO_UNITS ? { ...l, units: classes } : l));
+}
+
+/** The model as it enters the train stage's cache key: the default keeps its key from before `auto`. */
+export function modelKey(layers: readonly LayerSpec[]): readonly LayerSpec[] {
+  const isDefault = JSON.stringify(layers) === JSON.stringify(ModelSpec.parse(undefined));
+  return isDefault ? NOTEBOOK_MODEL_KEY.map((l) => LayerSpec.parse(l)) : layers;
+}

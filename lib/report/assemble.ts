@@ -1,7 +1,8 @@
 // Pure assembly of report data from upstream records: learning curves joined across `init_from`,
 // per-class deltas between evaluations, and the model card. No I/O here (see run.ts).
-import type { ClassDelta, Comparison, CurvePoint, Curves, Evaluation, ModelCard, Phase, Source } from './model.js';
-import type { ClassMetricsRecord, DecodeRecord, FetchRecord, HistoryRecord } from './records.js';
+import { describeKept, phaseOutcome } from './hyperparameters.js';
+import type { ClassDelta, Comparison, CurvePoint, Curves, EpochRow, Evaluation, ModelCard, Phase, Source, TrainingInfo } from './model.js';
+import type { ClassMetricsRecord, DecodeRecord, FetchRecord, HistoryRecord, TrainRecord } from './records.js';
 
 export interface TrainCurveInput {
   stage: string;
@@ -11,6 +12,8 @@ export interface TrainCurveInput {
   source: Source;
   /** A train stage of another pipeline in this store (report `compare_with`). */
   compared?: boolean;
+  /** Its train.json: the best epoch, early stopping and the weights kept. */
+  record?: TrainRecord;
 }
 
 /**
@@ -33,6 +36,7 @@ export function joinCurves(trains: readonly TrainCurveInput[]): Curves {
 
   const points: CurvePoint[] = [];
   const phases: Phase[] = [];
+  const epochs: EpochRow[] = [];
   for (const t of trains) {
     const offset = offsetOf(t, new Set());
     const h = t.history;
@@ -43,15 +47,26 @@ export function joinCurves(trains: readonly TrainCurveInput[]): Curves {
       ['accuracy', 'training', h.acc],
       ['accuracy', 'validation', h.val_acc],
     ];
+    const finite = (values: (number | null)[] | undefined, i: number) => {
+      const v = values?.[i];
+      return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+    };
     for (let i = 0; i < n; i++) {
       const stageEpoch = h.epoch[i] ?? i + 1;
       for (const [metric, split, values] of series) {
-        const value = values?.[i];
-        if (typeof value === 'number' && Number.isFinite(value)) {
+        const value = finite(values, i);
+        if (value !== undefined) {
           points.push({ stage: t.stage, epoch: offset + stageEpoch, stage_epoch: stageEpoch, metric, split, value, ...(t.compared ? { compared: true } : {}) });
         }
       }
+      const row: EpochRow = { stage: t.stage, epoch: offset + stageEpoch, stage_epoch: stageEpoch };
+      for (const k of ['loss', 'acc', 'val_loss', 'val_acc', 'lr', 'seconds'] as const) {
+        const v = finite(h[k], i);
+        if (v !== undefined) row[k] = v;
+      }
+      epochs.push(t.compared ? { ...row, compared: true } : row);
     }
+    const outcome = phaseOutcome(t.record, h);
     if (n > 0)
       phases.push({
         stage: t.stage,
@@ -59,10 +74,11 @@ export function joinCurves(trains: readonly TrainCurveInput[]): Curves {
         first: offset + 1,
         last: offset + n,
         ...(t.compared ? { compared: true } : {}),
+        ...(outcome ? { outcome } : {}),
       });
   }
   phases.sort((a, b) => a.first - b.first || a.stage.localeCompare(b.stage));
-  return { points, phases, sources: trains.map((t) => t.source) };
+  return { points, phases, epochs, sources: trains.map((t) => t.source) };
 }
 
 function epochCount(h: HistoryRecord): number {
@@ -141,21 +157,35 @@ export interface ModelCardInput {
   fetch?: FetchRecord;
   decode?: DecodeRecord;
   evaluations: readonly Evaluation[];
+  /** The report's train stages: the card takes the counts and kept epoch of the one it describes. */
+  trainings?: readonly TrainingInfo[];
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
-/** A model card in the spirit of Mitchell et al. (2019): what it is, what it is for, where it fails. */
+/**
+ * A model card in the spirit of Mitchell et al. (2019): what it is, what it is for, where it fails.
+ * It describes the last evaluated model as its train stage kept it (best or last epoch), with the
+ * images that train stage trained on (the training split less the validation images).
+ */
 export function modelCard(input: ModelCardInput): ModelCard {
   const final = input.evaluations[input.evaluations.length - 1];
+  const training = final ? input.trainings?.find((t) => t.stage === final.model_stage) : undefined;
   const shape = input.input_shape?.length ? `${input.input_shape.join('×')} images` : "images of the training data's size";
-  const trainTotal = input.decode?.counts?.train?.total;
-  const testTotal = input.decode?.counts?.test?.total;
+  const splitTotal = input.decode?.counts?.train?.total;
+  const testTotal = final?.count ?? input.decode?.counts?.test?.total;
+  const n = (x: number) => x.toLocaleString('en-US');
+  const trainedOn =
+    training?.train_count !== undefined
+      ? `trained on ${n(training.train_count)} images${training.val_count ? ` (${n(training.val_count)} more held out for validation)` : ''}`
+      : splitTotal !== undefined
+        ? `${n(splitTotal)} images in the training split (training and validation)`
+        : undefined;
   const k = input.classes.length;
   const data = [
     input.fetch?.source ? `source ${input.fetch.source}` : undefined,
-    trainTotal !== undefined ? `${trainTotal.toLocaleString('en-US')} training images` : undefined,
-    testTotal !== undefined ? `${testTotal.toLocaleString('en-US')} test images` : undefined,
+    trainedOn,
+    testTotal !== undefined ? `${n(testTotal)} test images` : undefined,
     k ? `${k} classes (${input.classes.join(', ')})` : undefined,
   ]
     .filter(Boolean)
@@ -165,6 +195,12 @@ export function modelCard(input: ModelCardInput): ModelCard {
     `Inputs are ${shape}; anything else is resized to that, losing detail. It has seen only these ${k || 'few'} classes and assigns every input to one of them, with no "none of these" answer.`,
   ];
   if (final) {
+    const better = input.evaluations.filter((e) => e.accuracy > final.accuracy).sort((a, b) => b.accuracy - a.accuracy)[0];
+    if (better) {
+      limitations.push(
+        `It is not the best model of this report: ${better.model_stage} (${better.stage}) scored higher on the test images, accuracy ${pct(better.accuracy)} against ${pct(final.accuracy)}. This card describes the last one, ${final.model_stage}.`,
+      );
+    }
     const weak = weakestClasses(final.per_class);
     limitations.push(
       `Measured on ${final.count.toLocaleString('en-US')} test images (${final.stage}): accuracy ${pct(final.accuracy)}, so about ${Math.round((1 - final.accuracy) * 100)} in 100 predictions are wrong.`,
@@ -185,8 +221,11 @@ export function modelCard(input: ModelCardInput): ModelCard {
     'The test images come from the same source and era as the training images: accuracy on photographs from other cameras, places or times will be lower.',
   );
 
+  const kept = training?.outcome ? describeKept(training.outcome) : undefined;
+  const stopped = training?.outcome?.stopped_after;
   return {
     name: final ? `${final.model_stage} (evaluated by ${final.stage})` : 'no evaluated model',
+    ...(kept ? { weights: `${kept}${stopped !== undefined ? `; training stopped early after epoch ${stopped}` : ''}` } : {}),
     architecture: input.architecture,
     ...(input.params_total !== undefined ? { params_total: input.params_total } : {}),
     data: data || 'not among the report inputs',

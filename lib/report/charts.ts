@@ -16,17 +16,59 @@ const config = {
   legend: { labelFontSize: 11, titleFontSize: 11 },
 };
 
-/** Loss or accuracy per epoch, training and validation, every train stage on one epoch axis. */
+/** Series colours in phase order: phase 1 training, phase 1 validation, phase 2 training, ... */
+const SERIES_COLOURS = ['#4269d0', '#ef8a33', '#3ca951', '#d6404e', '#a463f2', '#2a9d8f', '#9c6b4e', '#e377c2', '#6b7785', '#b8a000'];
+
+const seriesName = (stage: string, compared: boolean | undefined, split: string) => `${stage}${compared ? ' (compared)' : ''} · ${split}`;
+
+/** The chart a monitor's values are drawn in, and as which split. */
+function monitored(monitor: string): { metric: CurvePoint['metric']; split: CurvePoint['split'] } {
+  return { metric: monitor.endsWith('acc') ? 'accuracy' : 'loss', split: monitor.startsWith('val_') ? 'validation' : 'training' };
+}
+
+/**
+ * Loss or accuracy per epoch, training and validation, every train stage on one epoch axis: one
+ * colour per stage and split, a large mark for a stage of a single epoch (a line of one point
+ * draws nothing else), and a ring on each stage's best epoch of the value it is judged by.
+ */
 export function learningCurveSpec(points: readonly CurvePoint[], phases: readonly Phase[], metric: CurvePoint['metric']): VegaLiteSpec {
+  const single = new Set(phases.filter((p) => p.first === p.last).map((p) => seriesName(p.stage, p.compared, '')));
   const values = points
     .filter((p) => p.metric === metric)
     .map((p) => ({
       ...p,
-      series: p.split,
+      series: seriesName(p.stage, p.compared, p.split),
       pipeline: p.compared ? 'compared' : 'this pipeline',
+      single: single.has(seriesName(p.stage, p.compared, '')),
       label: `${p.stage}${p.compared ? ' (compared)' : ''} epoch ${p.stage_epoch} (overall ${p.epoch}): ${p.split} ${metric} ${p.value.toFixed(4)}`,
     }));
   const anyCompared = values.some((v) => v.compared);
+  const domain = phases.flatMap((p) =>
+    (['training', 'validation'] as const).map((split) => seriesName(p.stage, p.compared, split)).filter((name) => values.some((v) => v.series === name)),
+  );
+  const colour = {
+    field: 'series',
+    type: 'nominal',
+    title: null,
+    scale: { domain, range: domain.map((_, i) => SERIES_COLOURS[i % SERIES_COLOURS.length]!) },
+    // Below the plot, two per row: `stage · split` names are long for a legend at the side.
+    legend: { orient: 'bottom', direction: 'horizontal', columns: 2, labelLimit: 220 },
+  };
+  const best = phases.flatMap((p) => {
+    const b = p.outcome?.best;
+    if (!b) return [];
+    const where = monitored(b.monitor);
+    const at = values.find((v) => v.stage === p.stage && !!v.compared === !!p.compared && v.stage_epoch === b.epoch && v.split === where.split);
+    if (where.metric !== metric || !at) return [];
+    const kept = p.outcome?.kept?.weights === 'best' && p.outcome.kept.epoch === b.epoch;
+    return [
+      {
+        epoch: at.epoch,
+        value: at.value,
+        label: `${p.stage}: best ${b.monitor} ${at.value.toFixed(4)} at its epoch ${b.epoch}${kept ? ' (weights kept)' : ''}`,
+      },
+    ];
+  });
   // A boundary where a stage continues another one (init_from): phase 2 starts here.
   const boundaries = phases.filter((p) => p.first > 1).map((p) => ({ epoch: p.first - 0.5, text: `${p.stage} →` }));
   const layers: VegaLiteSpec[] = [
@@ -40,13 +82,7 @@ export function learningCurveSpec(points: readonly CurvePoint[], phases: readonl
           title: metric,
           scale: metric === 'accuracy' ? { domain: [0, 1] } : { zero: false },
         },
-        color: {
-          field: 'series',
-          type: 'nominal',
-          title: null,
-          scale: { domain: ['training', 'validation'], range: ['#4269d0', '#ef8a33'] },
-        },
-        detail: { field: 'stage' },
+        color: colour,
         // Another pipeline's stages (report compare_with) are dashed.
         ...(anyCompared
           ? {
@@ -69,6 +105,25 @@ export function learningCurveSpec(points: readonly CurvePoint[], phases: readonl
       },
     },
   ];
+  if (single.size) {
+    layers.push({
+      transform: [{ filter: 'datum.single' }],
+      mark: { type: 'point', shape: 'diamond', filled: true, size: 120 },
+      encoding: {
+        x: { field: 'epoch', type: 'quantitative' },
+        y: { field: 'value', type: 'quantitative' },
+        color: colour,
+        description: { field: 'label' },
+      },
+    });
+  }
+  if (best.length) {
+    layers.push({
+      data: { values: best },
+      mark: { type: 'point', shape: 'circle', filled: false, size: 260, strokeWidth: 2, color: '#1f2d3d' },
+      encoding: { x: { field: 'epoch', type: 'quantitative' }, y: { field: 'value', type: 'quantitative' }, description: { field: 'label' } },
+    });
+  }
   if (boundaries.length) {
     layers.push(
       {

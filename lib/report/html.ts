@@ -3,7 +3,8 @@
 import { formatDuration } from '../format.js';
 import { fixed, signed } from './numbers.js';
 import { describeChanges } from './records.js';
-import type { Comparison, Evaluation, ReportData, Source, StageRow } from './model.js';
+import { describeOutcome, num } from './hyperparameters.js';
+import type { AugmentInfo, Comparison, Evaluation, Phase, ReportData, Source, StageRow } from './model.js';
 
 /** Rendered charts and images, keyed as run.ts produces them. */
 export interface RenderedAssets {
@@ -46,10 +47,11 @@ function figure(id: string, svg: string | undefined, sources: readonly Source[],
   return `<figure class="chart" data-chart="${esc(id)}"${attrs}>${svg}${provenance(sources)}</figure>`;
 }
 
+/** A table in its own horizontally scrolling box, so a wide one never widens the page. */
 function table(head: string[], rows: string[][], cls = ''): string {
-  return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows
+  return `<div class="scroll"><table${cls ? ` class="${cls}"` : ''}><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows
     .map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`)
-    .join('')}</tbody></table>`;
+    .join('')}</tbody></table></div>`;
 }
 
 function deltaCell(x: number, digits = 3, higherIsBetter = true): string {
@@ -133,31 +135,52 @@ function modelSection(d: ReportData): string {
   return `<section id="model"><h2>Model</h2>${blocks.join('')}</section>`;
 }
 
+/** The hyperparameters of every train stage side by side, one column per stage (visible, not folded away). */
+function trainingSection(d: ReportData): string {
+  if (!d.trainings.length) return '';
+  const names = [...new Set(d.trainings.flatMap((t) => t.hyperparameters.map((h) => h.name)))];
+  const rows = names.map((name) => [esc(name), ...d.trainings.map((t) => esc(t.hyperparameters.find((h) => h.name === name)?.value ?? '—'))]);
+  const sources = d.trainings.flatMap((t) => (t.source_ref ? [t.source_ref] : []));
+  return `<section id="training"><h2>Training</h2>
+${table(['hyperparameter', ...d.trainings.map((t) => `<b>${esc(t.stage)}</b>`)], rows, 'hyperparameters')}${provenance(sources)}</section>`;
+}
+
+/** `epochs 21–40` or, for a phase of one epoch, `epoch 3`. */
+export function epochRange(p: Phase): string {
+  return p.first === p.last ? `epoch ${p.first}` : `epochs ${p.first}–${p.last}`;
+}
+
+function phaseItem(p: Phase): string {
+  const outcome = p.outcome && (p.outcome.best || p.outcome.kept) ? describeOutcome(p.outcome) : '';
+  return `<li><b>${esc(p.stage)}</b>: ${epochRange(p)}${p.parent ? `, continuing from ${esc(p.parent)}` : ''}${p.compared ? ' <span class="muted">(compared: another pipeline in this store, dashed)</span>' : ''}${outcome ? ` — ${p.first > 1 ? 'in its own epochs: ' : ''}${esc(outcome)}` : ''}</li>`;
+}
+
 function curvesSection(d: ReportData, a: RenderedAssets): string {
   if (!d.curves.points.length) return '';
-  const phases = d.curves.phases
-    .map(
-      (p) =>
-        `<li><b>${esc(p.stage)}</b>: epochs ${p.first}–${p.last}${p.parent ? `, continuing from ${esc(p.parent)}` : ''}${p.compared ? ' <span class="muted">(compared: another pipeline in this store, dashed)</span>' : ''}</li>`,
-    )
-    .join('');
-  const epochs = [...new Set(d.curves.points.map((p) => `${p.stage}\u0000${p.epoch}`))].map((k) => k.split('\u0000') as [string, string]);
-  const value = (stage: string, epoch: number, metric: string, split: string) =>
-    d.curves.points.find((p) => p.stage === stage && p.epoch === epoch && p.metric === metric && p.split === split)?.value;
-  const rows = epochs.map(([stage, e]) => {
-    const n = Number(e);
+  const phases = d.curves.phases.map(phaseItem).join('');
+  const phaseOf = (stage: string, compared: boolean | undefined) => d.curves.phases.find((p) => p.stage === stage && !!p.compared === !!compared);
+  const rows = d.curves.epochs.map((r) => {
+    const o = phaseOf(r.stage, r.compared)?.outcome;
+    const notes = [
+      o?.best?.epoch === r.stage_epoch ? `best ${o.best.monitor}` : '',
+      o?.kept?.epoch === r.stage_epoch ? `weights kept` : '',
+      o?.stopped_after === r.stage_epoch ? 'stopped early' : '',
+    ].filter(Boolean);
     return [
-      esc(stage),
-      String(n),
-      f4(value(stage, n, 'loss', 'training')),
-      f4(value(stage, n, 'accuracy', 'training')),
-      f4(value(stage, n, 'loss', 'validation')),
-      f4(value(stage, n, 'accuracy', 'validation')),
+      esc(r.stage),
+      String(r.epoch),
+      f4(r.loss),
+      f4(r.acc),
+      f4(r.val_loss),
+      f4(r.val_acc),
+      r.lr === undefined ? '—' : num(r.lr),
+      r.seconds === undefined ? '—' : r.seconds.toFixed(1),
+      notes.join(', '),
     ];
   });
   return `<section id="curves"><h2>Learning curves</h2><ul class="phases">${phases}</ul>
 <div class="row">${figure('curves-loss', a.svg['curves-loss'], d.curves.sources)}${figure('curves-accuracy', a.svg['curves-accuracy'], d.curves.sources)}</div>
-<details><summary>Per-epoch values</summary>${table(['stage', 'epoch', 'loss', 'accuracy', 'val_loss', 'val_accuracy'], rows, 'num')}</details></section>`;
+<details><summary>Per-epoch values: loss, accuracy, learning rate, seconds</summary>${table(['stage', 'epoch', 'loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr', 'seconds', ''], rows, 'num epochs')}</details></section>`;
 }
 
 function evaluationSection(e: Evaluation, a: RenderedAssets): string {
@@ -202,21 +225,78 @@ ${hurt}
 ${table(['class', 'P before', 'P after', 'Δ', 'R before', 'R after', 'Δ', 'F1 before', 'F1 after', 'Δ'], rows, 'num compare')}</div></section>`;
 }
 
+const copiesWord = (n: number) => `${n} cop${n === 1 ? 'y' : 'ies'}`;
+
+/** Which copies the train stages used: epoch e trains on copy (e − 1) mod copies. */
+function copiesUsed(g: AugmentInfo): string {
+  if (!g.used_by.length) return 'No train stage of this report trained on these copies.';
+  return g.used_by
+    .map(
+      (u) =>
+        `<b>${esc(u.stage)}</b> trained ${u.epochs} epoch${u.epochs === 1 ? '' : 's'} on ${u.copies_used === g.copies ? `all ${copiesWord(g.copies)}` : `${copiesWord(u.copies_used)} of the ${g.copies}`}${u.epochs > g.copies ? ', each reused in turn (epoch e trains on copy (e − 1) mod ' + g.copies + ')' : ''}.`,
+    )
+    .join(' ');
+}
+
+/**
+ * The preview images as a labelled grid: one row per training image, its original and then
+ * variant v, which is exactly that image in copy v while v < copies; further variants are more
+ * draws of the same transform that no copy holds, so training never saw them.
+ */
+function previewGrid(g: AugmentInfo, previews: readonly [string, string][]): string {
+  const grid = new Map<number, Map<number, [string, string]>>(); // image → column (-1: original) → file
+  for (const entry of previews) {
+    const m = /image_(\d+)_(?:original|variant_(\d+))\.png$/.exec(entry[0]);
+    if (!m) continue;
+    const row = grid.get(Number(m[1])) ?? new Map<number, [string, string]>();
+    row.set(m[2] === undefined ? -1 : Number(m[2]), entry);
+    grid.set(Number(m[1]), row);
+  }
+  if (!grid.size) return '';
+  const columns = [...new Set([...grid.values()].flatMap((r) => [...r.keys()]))].sort((x, y) => x - y);
+  const used = Math.max(0, ...g.used_by.map((u) => u.copies_used));
+  const head = columns.map((c) =>
+    c < 0
+      ? 'original'
+      : c < g.copies
+        ? `copy ${c}<br><span class="muted">${c < used ? 'trained on' : 'not trained on'}</span>`
+        : `variant ${c}<br><span class="muted">preview only</span>`,
+  );
+  const rows = [...grid.entries()]
+    .sort(([x], [y]) => x - y)
+    .map(([image, cells]) =>
+      columns.map((c) => {
+        const cell = cells.get(c);
+        const label = c < 0 ? `training image ${image}, original` : `training image ${image}, ${c < g.copies ? `copy ${c}` : `variant ${c} (preview only)`}`;
+        return cell ? `<img class="preview" src="${cell[1]}" alt="${esc(label)}" title="${esc(cell[0])}" width="64" height="64">` : '';
+      }),
+    );
+  const extra = columns.filter((c) => c >= g.copies).length;
+  return `<p>Each row is one training image: the original, then its augmented versions. Columns <i>copy v</i> are exactly that image in copy v${extra ? `; the ${extra} <i>variant</i> column${extra === 1 ? '' : 's'} beyond the ${copiesWord(g.copies)} ${extra === 1 ? 'is a further draw' : 'are further draws'} of the same transform for this preview only: no copy holds ${extra === 1 ? 'it' : 'them'} and training never saw ${extra === 1 ? 'it' : 'them'}` : ''}.</p>
+${table(
+  columns.map((_, i) => head[i]!),
+  rows,
+  'aug-grid',
+)}${provenance(g.previews.slice(0, 1))}`;
+}
+
 function augmentSection(d: ReportData, a: RenderedAssets): string {
   if (!d.augmentations.length) return '';
   const blocks = d.augmentations.map((g) => {
     const sheet = a.contactSheets[g.stage];
-    const previews = (a.previews[g.stage] ?? [])
-      .map(([name, uri]) => `<img class="preview" src="${uri}" alt="${esc(name)}" title="${esc(name)}" width="64" height="64">`)
-      .join('');
     const params = g.params
       ? Object.entries(g.params)
           .map(([k, v]) => `<code>${esc(k)}=${esc(JSON.stringify(v))}</code>`)
           .join(' ')
       : '';
-    return `<h3>${esc(g.stage)}</h3><p>${g.copies} augmented cop${g.copies === 1 ? 'y' : 'ies'} of ${g.rows ?? '?'} training images. ${params}</p>
-${sheet ? `<figure class="sheet"><img src="${sheet}" alt="contact sheet of ${esc(g.stage)}: each row an original and its augmented variants">${provenance(g.contact_sheet ? [g.contact_sheet] : [])}</figure>` : ''}
-${previews ? `<details><summary>Preview images (${a.previews[g.stage]!.length})</summary><div class="previews">${previews}</div>${provenance(g.previews.slice(0, 1))}</details>` : ''}`;
+    const grid = previewGrid(g, a.previews[g.stage] ?? []);
+    // The contact sheet is the same images without labels: shown only when there are no previews.
+    const fallback =
+      !grid && sheet
+        ? `<figure class="sheet"><img src="${sheet}" alt="contact sheet of ${esc(g.stage)}: each row an original and its augmented variants">${provenance(g.contact_sheet ? [g.contact_sheet] : [])}</figure>`
+        : '';
+    return `<h3>${esc(g.stage)}</h3><p>${copiesWord(g.copies)} augmented of ${g.rows ?? '?'} training images. ${copiesUsed(g)} ${params}</p>
+${grid}${fallback}`;
   });
   return `<section id="augment"><h2>Augmentation</h2>${blocks.join('')}</section>`;
 }
@@ -253,7 +333,7 @@ function modelCardSection(d: ReportData): string {
   const c = d.model_card;
   const li = (xs: string[]) => `<ul>${xs.map((x) => `<li>${esc(x)}</li>`).join('')}</ul>`;
   return `<section id="model-card"><h2>Model card</h2>
-<dl><dt>Model</dt><dd>${esc(c.name)}</dd><dt>Architecture</dt><dd>${esc(c.architecture)}${c.params_total !== undefined ? `, ${c.params_total.toLocaleString('en-US')} parameters` : ''}</dd>
+<dl><dt>Model</dt><dd>${esc(c.name)}</dd>${c.weights ? `<dt>Weights</dt><dd>${esc(c.weights)}</dd>` : ''}<dt>Architecture</dt><dd>${esc(c.architecture)}${c.params_total !== undefined ? `, ${c.params_total.toLocaleString('en-US')} parameters` : ''}</dd>
 <dt>Data</dt><dd>${esc(c.data)}</dd><dt>Metrics</dt><dd>${c.metrics.map((m) => `${esc(m.stage)}: accuracy ${f4(m.accuracy)}, loss ${f4(m.loss)}`).join('; ') || '—'}</dd></dl>
 <h3>Intended use</h3>${li(c.intended_use)}<h3>Limitations</h3>${li(c.limitations)}<h3>Privacy and ethics</h3>${li(c.ethics)}</section>`;
 }
@@ -276,21 +356,24 @@ const CSS = `
 :root{--fg:#1f2d3d;--muted:#6b7785;--line:#e3e7ec;--bg:#fff;--soft:#f6f8fa;--up:#2f8a4f;--down:#c8323f}
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
 main{max-width:1120px;margin:0 auto;padding:24px 28px 64px}h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:36px 0 10px;padding-top:8px;border-top:1px solid var(--line)}h3{font-size:15px;margin:18px 0 8px}
-nav{position:sticky;top:0;background:#fffffff0;border-bottom:1px solid var(--line);padding:8px 28px;font-size:13px;z-index:1}nav a{margin-right:14px;color:var(--fg);text-decoration:none}nav a:hover{text-decoration:underline}
+nav{position:sticky;top:0;background:#fffffff0;border-bottom:1px solid var(--line);padding:8px 28px;font-size:13px;z-index:1;white-space:nowrap;overflow-x:auto;scrollbar-width:thin}nav a{margin-right:14px;color:var(--fg);text-decoration:none}nav a:hover{text-decoration:underline}
+main [id]{scroll-margin-top:64px}.scroll{overflow-x:auto;max-width:100%}
 .muted{color:var(--muted)}code{font:12.5px ui-monospace,SFMono-Regular,Menlo,monospace;background:var(--soft);padding:1px 4px;border-radius:3px;word-break:break-all}
 .cards{display:flex;flex-wrap:wrap;gap:14px;margin:18px 0}.card{border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:220px}.card .big{font-size:30px;font-weight:650}.card .label{font-weight:600}
 table{border-collapse:collapse;margin:8px 0;font-size:13.5px}th,td{padding:4px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}th{background:var(--soft);font-weight:600}
 table.num td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}
-.row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.row>figure.chart{flex:0 1 520px}.row>figure.chart[data-chart^="confusion"]{flex:0 0 auto}figure{margin:8px 0}figure.chart svg{max-width:100%;height:auto}
+.row{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.row>*{min-width:0;max-width:100%}.row>figure.chart{flex:0 1 520px}.row>figure.chart[data-chart^="confusion"]{flex:0 1 auto}figure{margin:8px 0}figure.chart svg{max-width:100%;height:auto}
 .prov{font-size:11.5px;color:var(--muted);margin-top:4px}.prov code{font-size:11px}
 .delta.up{color:var(--up);font-weight:600}.delta.down{color:var(--down);font-weight:600}.delta.same{color:var(--muted)}
 .callout{padding:8px 12px;border-radius:6px}.callout.down{background:#fdecee;border-left:4px solid var(--down)}.callout.up{background:#eaf6ee;border-left:4px solid var(--up)}
 .outcome.ran{color:var(--up);font-weight:600}.outcome.failed{color:var(--down);font-weight:600}
 .mistakes{display:grid;grid-template-columns:repeat(auto-fill,minmax(112px,1fr));gap:10px}.mistake{margin:0;text-align:center;font-size:12px}.mistake img,.preview,.sheet img{image-rendering:pixelated}.mistake img{border:1px solid var(--line);border-radius:4px}
-.previews{display:flex;flex-wrap:wrap;gap:4px}.sheet img{max-width:100%}
+table.aug-grid td{padding:2px;border:0}table.aug-grid th{font-weight:500;font-size:12px}.sheet img{max-width:100%}
+table.hyperparameters td:first-child{font-weight:600;white-space:nowrap}
 pre.summary{font-size:12px;background:var(--soft);padding:10px;overflow:auto}ul.changes{margin:0;padding-left:16px;font-size:12.5px}
-dl{display:grid;grid-template-columns:140px 1fr;gap:4px 12px}dt{font-weight:600}dd{margin:0}
+dl{display:grid;grid-template-columns:minmax(0,140px) minmax(0,1fr);gap:4px 12px}dt{font-weight:600}dd{margin:0}
 details summary{cursor:pointer;color:var(--fg)}
+@media (max-width:600px){main{padding:16px 12px 48px}nav{padding:8px 12px}}
 @media print{nav{display:none}details{display:block}}
 `;
 
@@ -300,6 +383,7 @@ export function renderHtml(d: ReportData, a: RenderedAssets): string {
     runSection(d),
     dataSection(d),
     modelSection(d),
+    trainingSection(d),
     curvesSection(d, a),
     ...d.comparisons.map((c) => comparisonSection(c, a, d.evaluations)),
     ...d.evaluations.map((e) => evaluationSection(e, a)),
@@ -312,6 +396,7 @@ export function renderHtml(d: ReportData, a: RenderedAssets): string {
     ['run', 'Run'],
     ['data', 'Data'],
     ['model', 'Model'],
+    ['training', 'Training'],
     ['curves', 'Curves'],
     ...d.comparisons.map((c) => [`compare-${c.before}-${c.after}`, `${c.before} → ${c.after}`]),
     ...d.evaluations.map((e) => [`eval-${e.stage}`, e.stage]),

@@ -1,7 +1,8 @@
 // The report as Markdown: the same facts as the HTML page, for terminals, CI logs and diffs.
 import { fixed, signed } from './numbers.js';
 import { describeChanges } from './records.js';
-import { duration } from './html.js';
+import { duration, epochRange } from './html.js';
+import { describeOutcome, num } from './hyperparameters.js';
 import type { ReportData } from './model.js';
 
 const f4 = (x: number | undefined) => fixed(x, 4);
@@ -84,31 +85,40 @@ export function renderMarkdown(d: ReportData): string {
 
   for (const m of d.models) out.push(`## Model: ${m.stage}`, '', '```', m.summary.trimEnd(), '```', '');
 
+  if (d.trainings.length) {
+    out.push('## Training', '');
+    const names = [...new Set(d.trainings.flatMap((t) => t.hyperparameters.map((h) => h.name)))];
+    out.push(
+      ...table(
+        ['hyperparameter', ...d.trainings.map((t) => t.stage)],
+        names.map((name) => [name, ...d.trainings.map((t) => t.hyperparameters.find((h) => h.name === name)?.value ?? '—')]),
+      ),
+      '',
+    );
+  }
+
   if (d.curves.phases.length) {
     out.push('## Learning curves', '');
-    for (const p of d.curves.phases)
+    for (const p of d.curves.phases) {
+      const outcome = p.outcome && (p.outcome.best || p.outcome.kept) ? describeOutcome(p.outcome) : '';
       out.push(
-        `- ${p.stage}: epochs ${p.first}–${p.last}${p.parent ? ` (continues ${p.parent})` : ''}${p.compared ? ' — compared: another pipeline in this store' : ''}`,
+        `- ${p.stage}: ${epochRange(p)}${p.parent ? ` (continues ${p.parent})` : ''}${p.compared ? ' — compared: another pipeline in this store' : ''}${outcome ? ` — ${p.first > 1 ? 'in its own epochs: ' : ''}${outcome}` : ''}`,
       );
-    const keys = [...new Set(d.curves.points.map((p) => `${p.stage}\u0000${p.epoch}`))];
-    const v = (stage: string, epoch: number, metric: string, split: string) =>
-      d.curves.points.find((p) => p.stage === stage && p.epoch === epoch && p.metric === metric && p.split === split)?.value;
+    }
     out.push(
       '',
       ...table(
-        ['stage', 'epoch', 'loss', 'accuracy', 'val_loss', 'val_accuracy'],
-        keys.map((k) => {
-          const [stage, e] = k.split('\u0000') as [string, string];
-          const n = Number(e);
-          return [
-            stage,
-            n,
-            f4(v(stage, n, 'loss', 'training')),
-            f4(v(stage, n, 'accuracy', 'training')),
-            f4(v(stage, n, 'loss', 'validation')),
-            f4(v(stage, n, 'accuracy', 'validation')),
-          ];
-        }),
+        ['stage', 'epoch', 'loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr', 'seconds'],
+        d.curves.epochs.map((r) => [
+          r.stage,
+          r.epoch,
+          f4(r.loss),
+          f4(r.acc),
+          f4(r.val_loss),
+          f4(r.val_acc),
+          r.lr === undefined ? '—' : num(r.lr),
+          r.seconds === undefined ? '—' : r.seconds.toFixed(1),
+        ]),
       ),
       '',
     );
@@ -154,7 +164,11 @@ export function renderMarkdown(d: ReportData): string {
     out.push(
       `## Augmentation: ${g.stage}`,
       '',
-      `${g.copies} copies of ${g.rows ?? '?'} training images; ${
+      `${g.copies} copies of ${g.rows ?? '?'} training images${g.used_by.map((u) => `; ${u.stage} trained ${u.epochs} epochs on ${u.copies_used} of them`).join('')}${
+        g.variants !== undefined && g.variants > g.copies
+          ? `; ${g.variants - g.copies === 1 ? `preview variant ${g.copies} is` : `preview variants ${g.copies}–${g.variants - 1} are`} in no copy (preview only)`
+          : ''
+      }; ${
         g.params
           ? Object.entries(g.params)
               .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
@@ -196,6 +210,7 @@ export function renderMarkdown(d: ReportData): string {
     '## Model card',
     '',
     `- **Model:** ${c.name}`,
+    ...(c.weights ? [`- **Weights:** ${c.weights}`] : []),
     `- **Architecture:** ${c.architecture}${c.params_total !== undefined ? `, ${c.params_total} parameters` : ''}`,
     `- **Data:** ${c.data}`,
   );

@@ -74,6 +74,18 @@ export interface CurvePoint {
   compared?: boolean;
 }
 
+/** A train stage's best epoch and the weights it ended with (its train.json), on its own epoch count. */
+export interface PhaseOutcome {
+  /** Epochs the stage was set to train, and how many it trained (fewer when it stopped early). */
+  epochs?: number;
+  trained: number;
+  best?: { monitor: string; mode: string; epoch: number; value: number | null };
+  /** Its epoch after which patience ran out. */
+  stopped_after?: number;
+  /** Whose weights the stage's model holds, and which epoch's. */
+  kept?: { weights: 'best' | 'last'; epoch: number };
+}
+
 export interface Phase {
   stage: string;
   parent?: string;
@@ -81,12 +93,40 @@ export interface Phase {
   first: number;
   last: number;
   compared?: boolean;
+  outcome?: PhaseOutcome;
+}
+
+/** One row of the per-epoch table: what history.json recorded for that epoch. */
+export interface EpochRow {
+  stage: string;
+  /** On the joined axis, and within the stage. */
+  epoch: number;
+  stage_epoch: number;
+  loss?: number;
+  acc?: number;
+  val_loss?: number;
+  val_acc?: number;
+  lr?: number;
+  seconds?: number;
+  compared?: boolean;
 }
 
 export interface Curves {
   points: CurvePoint[];
   phases: Phase[];
+  epochs: EpochRow[];
   sources: Source[];
+}
+
+/** A train stage's hyperparameters as the report shows them (from its params and train.json). */
+export interface TrainingInfo {
+  stage: string;
+  /** In reading order: optimizer, learning rate, batch size, epochs, ... */
+  hyperparameters: { name: string; value: string }[];
+  train_count?: number;
+  val_count?: number;
+  outcome?: PhaseOutcome;
+  source_ref?: Source;
 }
 
 export interface Evaluation {
@@ -128,6 +168,10 @@ export interface AugmentInfo {
   params?: Record<string, unknown>;
   copies: number;
   rows?: number;
+  /** Variants per preview image (variant v is row p of copy v, for v below `copies`). */
+  variants?: number;
+  /** The train stages that trained on these copies, and how many of the copies each used. */
+  used_by: { stage: string; copies_used: number; epochs: number }[];
   contact_sheet?: Source;
   previews: Source[];
 }
@@ -161,6 +205,8 @@ export interface History {
 
 export interface ModelCard {
   name: string;
+  /** Which epoch's weights the model holds (best or last), when its train.json says. */
+  weights?: string;
   architecture: string;
   params_total?: number;
   data: string;
@@ -178,6 +224,7 @@ export interface ReportData {
   stages: StageRow[];
   data: DataInfo;
   models: ModelInfo[];
+  trainings: TrainingInfo[];
   curves: Curves;
   evaluations: Evaluation[];
   comparisons: Comparison[];

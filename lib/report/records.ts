@@ -88,6 +88,17 @@ export interface TrainRecord {
   init_from?: string | null;
   mean_epoch_seconds?: number;
   images_per_second?: number;
+  steps_per_epoch?: number;
+  weight_decay?: number;
+  label_smoothing?: number;
+  batch_augment?: Record<string, unknown> | null;
+  /** Since best checkpoints (train.json of older results has none of these). */
+  epochs_trained?: number;
+  best?: { monitor: string; mode: string; min_delta?: number; epoch: number; value: number | null } | null;
+  early_stopping?: { patience: number; stopped_after_epoch: number | null } | null;
+  restore_best?: boolean;
+  kept_weights?: 'best' | 'last';
+  kept_epoch?: number;
 }
 
 /** metrics.json's per-class rows and mistakes are written by lib/model/metrics.ts: the same types. */

@@ -1,7 +1,8 @@
 // Stage kind `augment`: Keras ImageDataGenerator-equivalent augmentation of the training split,
 // `copies` times, on a Piscina worker pool. Inputs: a normalize stage (its dataset and
 // train_index.npy; a decode stage is accepted in needs, as before). Validation and test data are
-// never augmented. The dataset's training rows are read into shared memory for the pool.
+// never augmented. Source rows are read from the dataset chunk by chunk as the pool needs them, so
+// memory holds a ring of chunks, not the dataset.
 // The transform and its documented formula live in lib/augment/transform.ts and warp.ts.
 import { z } from 'zod';
 import { defineStage, type StageContext, type TensorStream, type UpstreamArtifacts } from '../../engine/contract.js';
@@ -58,9 +59,20 @@ function configOf(p: AugmentParams): AugmentConfig {
   };
 }
 
-/** Reads the dataset's training rows into shared memory (the pool's workers read them in place). */
-async function sharedTrainImages(from: UpstreamArtifacts): Promise<{ buffer: SharedArrayBuffer; shape: [number, number, number, number] }> {
+/** The dataset's training rows, read chunk by chunk for the pool (memory holds chunks, not the dataset). */
+interface StreamedSource {
+  source: AugmentSource;
+  /** Source pixels of training rows [first, first + count), in order. */
+  read(first: number, count: number): Uint8Array;
+  close(): void;
+}
+
+/** Opens the dataset (normalize's, else decode's) and normalize's training rows, checked. */
+async function openSource(decode: UpstreamArtifacts | undefined, normalize: UpstreamArtifacts): Promise<StreamedSource> {
+  const from = [normalize, decode].find((u) => u?.has(DATASET_DIR));
+  if (!from) throw new StageError(`augment: ${normalize.stage} has no ${DATASET_DIR}/ output (a result from before datasets were sharded? run it again)`);
   const where = `${from.stage}/${DATASET_DIR}`;
+  if (!normalize.has('train_index.npy')) throw new StageError(`augment: ${normalize.stage}/train_index.npy is missing`);
   let reader: DatasetReader;
   try {
     reader = await DatasetReader.open(from.path(DATASET_DIR));
@@ -70,61 +82,61 @@ async function sharedTrainImages(from: UpstreamArtifacts): Promise<{ buffer: Sha
   }
   try {
     const n = reader.manifest.splits.train;
-    const buffer = new SharedArrayBuffer(n * reader.rowBytes);
-    const view = new Uint8Array(buffer);
-    for (let row = 0; row < n; row++) reader.readRowInto(row, view, row * reader.rowBytes);
-    return { buffer, shape: [n, ...reader.manifest.shape] };
+    const [height, width, channels] = reader.manifest.shape;
+    const index = await normalize.readTensor('train_index.npy');
+    const indexWhere = `${normalize.stage}/train_index.npy`;
+    if (index.dtype !== 'int32' || index.shape.length !== 1) {
+      throw new StageError(`augment: ${indexWhere} must be int32 [Ntr], got ${index.dtype} [${index.shape}]`);
+    }
+    if (index.data.length === 0) throw new StageError(`augment: ${indexWhere} is empty (no training rows)`);
+    const rows = index.data as Int32Array;
+    const bad = rows.findIndex((v) => v < 0 || v >= n);
+    if (bad >= 0) throw new StageError(`augment: ${indexWhere}[${bad}] = ${rows[bad]} is outside ${where} training rows 0..${n - 1}`);
+    const shared = new SharedArrayBuffer(rows.byteLength);
+    new Int32Array(shared).set(rows);
+    const readInto = (first: number, count: number, into: Uint8Array) => {
+      try {
+        for (let i = 0; i < count; i++) reader.readRowInto(rows[first + i]!, into, i * reader.rowBytes);
+      } catch (error) {
+        if (error instanceof ShardIntegrityError) throw new StageError(`augment: ${where}: ${error.message}`, { cause: error });
+        throw error;
+      }
+    };
+    return {
+      source: { images: new SharedArrayBuffer(0), byteOffset: 0, readRows: readInto, index: shared, rows: rows.length, height, width, channels },
+      read: (first, count) => {
+        const out = new Uint8Array(count * reader.rowBytes);
+        readInto(first, count, out);
+        return out;
+      },
+      close: () => reader.close(),
+    };
   } catch (error) {
-    if (error instanceof ShardIntegrityError) throw new StageError(`augment: ${where}: ${error.message}`, { cause: error });
-    throw error;
-  } finally {
     reader.close();
+    throw error;
   }
-}
-
-/** Loads the dataset's training images (shared) and normalize's training rows, checked. */
-async function loadSource(decode: UpstreamArtifacts | undefined, normalize: UpstreamArtifacts): Promise<AugmentSource> {
-  const from = [normalize, decode].find((u) => u?.has(DATASET_DIR));
-  if (!from) throw new StageError(`augment: ${normalize.stage} has no ${DATASET_DIR}/ output (a result from before datasets were sharded? run it again)`);
-  const where = `${from.stage}/${DATASET_DIR}`;
-  if (!normalize.has('train_index.npy')) throw new StageError(`augment: ${normalize.stage}/train_index.npy is missing`);
-  const images = await sharedTrainImages(from);
-  const [n, height, width, channels] = images.shape;
-  const index = await normalize.readTensor('train_index.npy');
-  const indexWhere = `${normalize.stage}/train_index.npy`;
-  if (index.dtype !== 'int32' || index.shape.length !== 1) {
-    throw new StageError(`augment: ${indexWhere} must be int32 [Ntr], got ${index.dtype} [${index.shape}]`);
-  }
-  if (index.data.length === 0) throw new StageError(`augment: ${indexWhere} is empty (no training rows)`);
-  const bad = (index.data as Int32Array).findIndex((v) => v < 0 || v >= n);
-  if (bad >= 0) {
-    throw new StageError(`augment: ${indexWhere}[${bad}] = ${index.data[bad]} is outside ${where} training rows 0..${n - 1}`);
-  }
-  const shared = new SharedArrayBuffer(index.data.byteLength);
-  new Int32Array(shared).set(index.data as Int32Array);
-  return { images: images.buffer, byteOffset: 0, index: shared, rows: index.data.length, height, width, channels };
 }
 
 /** Writes preview/ PNGs and contact_sheet.png; variant v is exactly row p of copy v. */
-async function writePreviews(ctx: StageContext<AugmentParams>, source: AugmentSource, config: AugmentConfig): Promise<string[]> {
+async function writePreviews(ctx: StageContext<AugmentParams>, streamed: StreamedSource, config: AugmentConfig): Promise<string[]> {
+  const { source } = streamed;
   const { height, width, channels } = source;
   const imageBytes = height * width * channels;
-  const src = new Uint8Array(source.images);
-  const index = new Int32Array(source.index);
   const count = Math.min(ctx.params.preview_count, source.rows);
+  const src = streamed.read(0, count);
+  const index = new Int32Array(source.index);
   const files: string[] = [];
   const sheet: Image[][] = [];
   for (let p = 0; p < count; p++) {
     if (ctx.signal.aborted) throw new AbortedError('augment: aborted');
-    const at = index[p]! * imageBytes;
-    const original: Image = { height, width, channels, data: src.slice(at, at + imageBytes) };
+    const original: Image = { height, width, channels, data: src.slice(p * imageBytes, (p + 1) * imageBytes) };
     const row = [original];
     const stem = `preview/image_${String(p).padStart(3, '0')}`;
     files.push(`${stem}_original.png`);
     await writePng(ctx.out.path(`${stem}_original.png`), original);
     for (let v = 0; v < ctx.params.preview_variants; v++) {
       const data = new Uint8Array(imageBytes);
-      augmentRows(src, index, data, 0, p, 1, v, ctx.params.seed, source, config);
+      augmentRows(src, index, data, 0, p, 1, v, ctx.params.seed, source, config, 0);
       const name = `${stem}_variant_${String(v).padStart(2, '0')}.png`;
       files.push(name);
       await writePng(ctx.out.path(name), { height, width, channels, data });
@@ -137,16 +149,25 @@ async function writePreviews(ctx: StageContext<AugmentParams>, source: AugmentSo
 }
 
 async function run(ctx: StageContext<AugmentParams>): Promise<void> {
-  const { params } = ctx;
   if (ctx.signal.aborted) throw new AbortedError('augment: aborted');
   const decode = ctx.inputs.ofKind('decode')[0];
   const normalize = ctx.inputs.oneOfKind('normalize');
-  const source = await loadSource(decode, normalize);
+  const streamed = await openSource(decode, normalize);
+  try {
+    await augmentFrom(ctx, streamed, normalize);
+  } finally {
+    streamed.close();
+  }
+}
+
+async function augmentFrom(ctx: StageContext<AugmentParams>, streamed: StreamedSource, normalize: UpstreamArtifacts): Promise<void> {
+  const { params } = ctx;
+  const { source } = streamed;
   const config = configOf(params);
   const { rows, height, width, channels } = source;
   ctx.log.info(`augment: ${rows} training images ${height}x${width}x${channels}, ${params.copies} copies, seed ${params.seed}`);
 
-  const previews = await writePreviews(ctx, source, config);
+  const previews = await writePreviews(ctx, streamed, config);
 
   const pool = ctx.workers.get(WORKER, params.threads === undefined ? undefined : { threads: params.threads });
   const copies = Array.from({ length: params.copies }, (_, k) => k);

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { defineStage, type FingerprintEnv, type StageContext } from '../../engine/contract.js';
 import { StageError } from '../../engine/errors.js';
-import { withEngineErrors } from '../lib-errors.js';
+import { offlineHint, withEngineErrors } from '../lib-errors.js';
 import { digestFile, verifyChecksums, type DeclaredChecksums, type FileDigests } from '../../lib/fetch/digest.js';
 import { discardDownload, download, type DownloadResult } from '../../lib/fetch/download.js';
 import { archiveFormatFromName, extractArchive, packArchive, sniffArchiveFormat, type ArchiveFormat, type ExtractStats } from '../../lib/fetch/extract.js';
@@ -114,9 +114,10 @@ export const fetchStage = defineStage({
   },
 
   // lib/fetch raises its own errors: translated into what the user sees (stages/lib-errors.ts).
-  fingerprint: (p, env) => withEngineErrors(() => fetchFingerprint(p, env)),
+  // A host that cannot be reached (offline, a firewall): the error says how to use a local copy.
+  fingerprint: (p, env) => withEngineErrors(() => fetchFingerprint(p, env), { unreachable: offlineHint() }),
 
-  run: (ctx) => withEngineErrors(() => runFetch(ctx)),
+  run: (ctx) => withEngineErrors(() => runFetch(ctx), { unreachable: offlineHint(ctx.stage) }),
 });
 
 /** Keys an undeclared source: a local one on its content digest, a remote one on its validators (HEAD). */

@@ -48,10 +48,23 @@ export async function collectHistory(
   };
 
   const rows: HistoryRow[] = [];
+  // A run need not run every stage (a subset, a failure, another pipeline of the store in
+  // between): a row's changes compare each stage with its key in the latest row that had it,
+  // else in the latest earlier run that had it; only a stage no earlier run had is new.
   let previous: Map<string, string> | undefined;
-  const all = [...shown.map((run) => ({ run, current: false })), { run: current.run, current: true }];
-  for (const { run, current: isCurrent } of all) {
+  let known: Map<string, string> | undefined;
+  const ever = new Map<string, string>();
+  const isShown = new Set(shown);
+  for (const run of [...earlier, current.run]) {
     const keys = keysOf(run, ignore);
+    const isCurrent = run === current.run;
+    if (!isCurrent && !isShown.has(run)) {
+      for (const [stage, key] of keys) ever.set(stage, key);
+      continue;
+    }
+    const baseline = known && new Map([...ever, ...known]);
+    for (const [stage, key] of keys) ever.set(stage, key);
+    known = new Map([...(known ?? []), ...keys]);
     // A scheduled run that found everything cached repeats the row before it: fold it in.
     if (!isCurrent && previous && sameKeys(previous, keys)) {
       rows[rows.length - 1]!.repeated.push(run.id);
@@ -69,7 +82,7 @@ export async function collectHistory(
       outcome: isCurrent ? 'this run' : run.outcome,
       current: isCurrent,
       metrics,
-      changes: previous ? await describeChanges(runs, previous, keys) : [],
+      changes: baseline ? await describeChanges(runs, baseline, keys) : [],
       repeated: [],
       ...(run.scheduled ? { scheduled: run.scheduled } : {}),
       ...(run.experiment ? { experiment: run.experiment } : {}),

@@ -23,6 +23,7 @@ import {
 } from '../../lib/report/model.js';
 import type { AugmentRecord, DecodeRecord, FetchRecord, HistoryRecord, MetricsRecord, NormalizationRecord, TrainRecord } from '../../lib/report/records.js';
 import { renderSvg } from '../../lib/report/svg.js';
+import { trainingInfo } from '../../lib/report/hyperparameters.js';
 
 export interface ReportParams {
   title: string;
@@ -101,6 +102,9 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
     if (!t.summary || models.some((m) => m.summary === t.summary)) continue;
     models.push({ stage: t.stage, summary: t.summary, params_total: t.record?.params?.total, source_ref: source(t.upstream, 'summary.txt') });
   }
+  const trainings = trains.map((t) =>
+    trainingInfo(t.stage, t.upstream.params, t.record, t.history, t.upstream.has('train.json') ? source(t.upstream, 'train.json') : undefined),
+  );
 
   // ---- evaluations, with the test images of the most confident mistakes
   const datasetIn = [normIn, decodeIn].find((u) => u?.has(DATASET_DIR));
@@ -163,11 +167,21 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
   for (const g of inputs.ofKind('augment')) {
     const rec = await readOptionalJson<AugmentRecord>(g, 'augment.json');
     const previewFiles = (rec?.preview?.files ?? []).filter((f) => g.digest(f) !== undefined);
+    const copies = rec?.copies?.length ?? 0;
+    // Epoch e of a train stage on these copies trains on copy e mod copies.
+    const usedBy = trains
+      .filter((t) => t.upstream.params.augmented === g.stage)
+      .map((t) => {
+        const epochs = t.history.epoch?.length ?? t.history.loss?.length ?? 0;
+        return { stage: t.stage, epochs, copies_used: Math.min(copies, epochs) };
+      });
     augmentations.push({
       stage: g.stage,
       ...(rec?.params ? { params: rec.params } : {}),
-      copies: rec?.copies?.length ?? 0,
+      copies,
       ...(rec?.rows !== undefined ? { rows: rec.rows } : {}),
+      ...(rec?.preview?.variants !== undefined ? { variants: rec.preview.variants } : {}),
+      used_by: usedBy,
       ...(g.has('contact_sheet.png') ? { contact_sheet: source(g, 'contact_sheet.png') } : {}),
       previews: previewFiles.map((f) => source(g, f)),
     });
@@ -230,6 +244,7 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
     stages,
     data,
     models,
+    trainings,
     curves: curvesAll,
     evaluations,
     comparisons,
@@ -243,6 +258,7 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
       ...(fetch ? { fetch } : {}),
       ...(decode ? { decode } : {}),
       evaluations: own,
+      trainings,
     }),
   };
 

@@ -7,13 +7,13 @@ import { engineErrorOf } from '../lib-errors.js';
 import { initBackend } from '../../lib/tf/backend.js';
 import { buildModel, copyWeights, outputUnits } from '../../lib/model/build.js';
 import { restoreCheckpoint, saveCheckpoint, type LoopState } from '../../lib/model/checkpoint.js';
-import { datasetRows, oneHotOf, pixelTable, uint8Rows, type Normalization, type Rows } from '../../lib/model/data.js';
+import { datasetRows, npyUint8Rows, oneHotOf, pixelTable, type Normalization, type Rows } from '../../lib/model/data.js';
 import { DatasetReader } from '../../lib/dataset/reader.js';
 import { BatchPrefetcher } from '../../lib/dataset/prefetch.js';
 import { DATASET_DIR } from '../../lib/dataset/format.js';
 import { fit } from '../../lib/model/fit.js';
 import { loadModel, saveModel } from '../../lib/model/io.js';
-import { npyInfo, type NdArray } from '../../lib/npy.js';
+import { npyInfo, openNpyRows, type NpyRowFile } from '../../lib/npy.js';
 import { DatasetError } from '../../lib/errors.js';
 import { copyName } from '../../lib/augment/copies.js';
 import { createOptimizer } from '../../lib/model/optimizers.js';
@@ -22,8 +22,10 @@ import { modelSummary, paramCounts } from '../../lib/model/summary.js';
 import { localStep, type TrainStep } from '../../lib/model/train-step.js';
 import { resolveWorkers } from '../../lib/model/workers-param.js';
 import { INIT_FROM_CURRENT, trainKeyParams, type TrainParams } from './params.js';
+import { bestRecord, checkMonitor, keptCheckpoint, restoreBest, stoppingSpec } from './best.js';
 import { hasBatchTransforms, transformedRows, type BatchTransforms } from '../../lib/model/batch-augment.js';
 import { championFingerprint, readCurrentModel } from '../../lib/champion.js';
+import { writeBundle } from './bundle.js';
 
 /** The training split as the loop consumes it: one Rows per epoch. */
 interface TrainingData {
@@ -45,9 +47,12 @@ interface NormalizedData {
   trainIndex: Int32Array;
   valIndex: Int32Array;
   table: Float32Array;
+  normalization: Normalization;
   classes: string[];
   /** The thread reading training batches ahead (closed with the reader). */
   prefetch?: BatchPrefetcher;
+  /** Files opened for training, closed at the end. */
+  closers: Array<() => void>;
 }
 
 async function readIndex(norm: UpstreamArtifacts, name: string, rows: number): Promise<Int32Array> {
@@ -73,8 +78,9 @@ async function normalizedData(norm: UpstreamArtifacts): Promise<NormalizedData> 
     const trainRows = reader.manifest.splits.train;
     const trainIndex = await readIndex(norm, 'train_index.npy', trainRows);
     const valIndex = norm.has('val_index.npy') ? await readIndex(norm, 'val_index.npy', trainRows) : new Int32Array(0);
-    const table = pixelTable(await norm.readJson<Normalization>('normalization.json'), reader.manifest.shape[2]);
-    return { reader, trainIndex, valIndex, table, classes: reader.manifest.classes };
+    const normalization = await norm.readJson<Normalization>('normalization.json');
+    const table = pixelTable(normalization, reader.manifest.shape[2]);
+    return { reader, trainIndex, valIndex, table, normalization, classes: reader.manifest.classes, closers: [] };
   } catch (err) {
     reader.close();
     throw err;
@@ -108,9 +114,8 @@ async function augmentedTrainingData(
     ctx.log.warn(`${aug.stage} has ${copies} copies for ${ctx.params.epochs} epochs: copies are reused in turn`);
   }
   // Row i of every copy augments training row i: its label is that row's.
-  const k = data.classes.length;
-  const trainY: NdArray = { dtype: 'float32', shape: [data.trainIndex.length, k], data: oneHotOf(data.reader, data.trainIndex) };
-  let loaded: { index: number; rows: Rows } | undefined;
+  const trainY = oneHotOf(data.reader, data.trainIndex);
+  let loaded: { index: number; rows: Rows; file: NpyRowFile } | undefined;
   return {
     inputShape: first.shape.slice(1),
     count: first.shape[0]!,
@@ -118,9 +123,12 @@ async function augmentedTrainingData(
     async rowsFor(epoch) {
       const index = epoch % copies;
       if (loaded?.index !== index) {
-        loaded = undefined; // drop the previous copy before reading the next
-        const x = await aug.readTensor(copyName(index));
-        loaded = { index, rows: uint8Rows(x, trainY, data.table, `${aug.stage}/${copyName(index)}`) };
+        loaded?.file.close();
+        loaded = undefined;
+        // Rows are read from the copy per batch: a copy is as large as the training split.
+        const file = openNpyRows(aug.path(copyName(index)));
+        data.closers.push(() => file.close());
+        loaded = { index, file, rows: npyUint8Rows(file, trainY, data.table, `${aug.stage}/${copyName(index)}`) };
       }
       return loaded.rows;
     },
@@ -183,6 +191,7 @@ export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
     await trainOn(ctx, backend, workers, norm, normalized);
   } finally {
     normalized.reader.close();
+    for (const close of normalized.closers) close();
     await normalized.prefetch?.close();
   }
 }
@@ -208,8 +217,11 @@ async function trainOn(
     val = { rows, targets: oneHotOf(normalized.reader, normalized.valIndex) };
   }
   if (!val) ctx.log.warn(`${norm.stage} has no validation split: training without validation`);
+  checkMonitor(ctx.stage, p, val !== undefined);
+  const stopping = stoppingSpec(p);
 
-  const model = buildModel(p.model, data.inputShape, p.seed);
+  // The input follows the data; a head declared `units: auto` outputs one value per class.
+  const model = buildModel(p.model, data.inputShape, p.seed, k);
   const optimizer = createOptimizer(p.optimizer);
   let step: TrainStep | undefined;
   try {
@@ -276,9 +288,10 @@ async function trainOn(
       baseLr: p.optimizer.lr,
       schedule: p.lr_schedule,
       state: start,
+      stopping,
       // fit has called step.sync(): the model and optimizer hold the trained state.
       checkpoint: async (state) => {
-        await saveCheckpoint(ctx.resumeDir, key, model, optimizer, state);
+        await saveCheckpoint(ctx.resumeDir, key, model, optimizer, state, keptCheckpoint(p, state));
       },
       signal: ctx.signal,
       progress: ctx.progress,
@@ -286,10 +299,24 @@ async function trainOn(
     });
 
     await step.dispose();
+    const kept = await restoreBest(p, model, ctx.resumeDir, final);
+    if (kept.kept === 'best') ctx.log.info(`keeping the weights of epoch ${kept.epoch}, the best by ${p.monitor} (restore_best)`);
     await saveModel(model, ctx.out.path('model'));
+    const last = final.history[final.history.length - 1];
+    // The bundle describes the weights kept: the best epoch's with restore_best.
+    const keptLogs = final.history.find((h) => h.epoch === kept.epoch) ?? last;
+    await writeBundle(ctx, {
+      norm,
+      manifest: normalized.reader.manifest,
+      normalization: normalized.normalization,
+      augmented: p.augmented ? ctx.inputs.stage(p.augmented) : undefined,
+      trainCount: data.count,
+      valCount: val?.rows.count ?? 0,
+      epochs: p.epochs,
+      metrics: keptLogs,
+    });
     await ctx.out.json('history.json', historyJson(final.history));
     await writeFile(ctx.out.path('summary.txt'), modelSummary(model));
-    const last = final.history[final.history.length - 1];
     const epochSeconds = final.history.map((h) => h.seconds);
     await ctx.out.json('train.json', {
       backend: backend.name,
@@ -317,6 +344,7 @@ async function trainOn(
       // Training batches the prefetch thread delivered (the rest were read on the training thread).
       prefetch: { depth: normalized.prefetch ? p.prefetch : 0, batches_read_ahead: normalized.prefetch?.hits ?? 0 },
       final: last ?? null,
+      ...bestRecord(p, stopping, final, kept),
     });
   } catch (err) {
     const translated = engineErrorOf(err);

@@ -16,7 +16,11 @@ export const trainStage = defineStage({
   description: 'Train a Keras-like model with TensorFlow.js on a normalize split (optionally augmented copies / init_from)',
   params: TrainParams,
   outputs: [
-    { name: 'model', type: 'dir', description: 'model.json + weights.bin (tf.loadLayersModel layout)' },
+    {
+      name: 'model',
+      type: 'dir',
+      description: 'model.json + weights.bin (tf.loadLayersModel layout) and bundle.json (classes, input size, resize, normalization, training data, metrics)',
+    },
     { name: 'history.json', type: 'json', description: 'per-epoch loss, acc, val_loss, val_acc, lr, seconds' },
     { name: 'summary.txt', type: 'file', description: 'Keras-style model.summary() text' },
     { name: 'train.json', type: 'json', description: 'backend, versions, time per epoch, final metrics' },

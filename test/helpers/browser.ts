@@ -166,3 +166,92 @@ export function expectReadableReport(facts: ReportFacts, classes: readonly strin
   expect(facts.images.length).toBeGreaterThan(0);
   for (const img of facts.images) expect({ alt: img.alt, decoded: img.complete && img.naturalWidth > 0 }).toEqual({ alt: img.alt, decoded: true });
 }
+
+export interface LayoutFacts {
+  /** Whether the hyperparameters table is shown (not folded away in a closed <details>), at 1200 px. */
+  hyperparametersVisible: boolean;
+  /** Per width, the menu links whose target ends up under the pinned menu after a click. */
+  hiddenTargets: { width: number; id: string; targetTop: number; menuBottom: number }[];
+  /** Menu links clicked per width. */
+  linksClicked: Record<number, number>;
+  /** document.documentElement.scrollWidth at a 420 px wide viewport, and what sticks out. */
+  scrollWidthAt420: number;
+  overflowingAt420: string[];
+}
+
+interface LayoutElement {
+  getBoundingClientRect(): { top: number; bottom: number; right: number };
+  parentElement: LayoutElement | null;
+  getAttribute(name: string): string | null;
+  tagName: string;
+  className: unknown;
+  id: string;
+}
+interface LayoutDocument {
+  documentElement: { scrollWidth: number; clientWidth: number };
+  querySelector(selector: string): LayoutElement | null;
+  getElementById(id: string): LayoutElement | null;
+  querySelectorAll(selector: string): Iterable<LayoutElement>;
+}
+
+/**
+ * How the page holds together for a reader: the hyperparameters table in view, every menu link's
+ * target below the pinned menu after clicking it (at 1200 and 420 px), and no sideways scrolling
+ * of the whole page on a 420 px phone.
+ */
+export async function inspectLayout(htmlPath: string): Promise<LayoutFacts> {
+  const executablePath = chromiumPath();
+  if (!executablePath) throw new Error('no Chromium: install Debian chromium or set CHROMIUM_PATH (REQUIRE_BROWSER is set)');
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+  try {
+    const url = pathToFileURL(htmlPath).href;
+    const facts: LayoutFacts = { hyperparametersVisible: false, hiddenTargets: [], linksClicked: {}, scrollWidthAt420: NaN, overflowingAt420: [] };
+    for (const width of [1200, 420]) {
+      const page = await browser.newPage({ viewport: { width, height: 800 } });
+      await page.goto(url, { waitUntil: 'load' });
+      if (width === 1200) facts.hyperparametersVisible = await page.locator('table.hyperparameters').isVisible();
+      const links = await page.locator('nav a').all();
+      facts.linksClicked[width] = links.length;
+      for (const link of links) {
+        const id = ((await link.getAttribute('href')) ?? '').slice(1);
+        await link.click();
+        await page.waitForFunction((hash) => (globalThis as unknown as { location: { hash: string } }).location.hash === hash, `#${id}`);
+        const where = await page.evaluate((target) => {
+          const document = (globalThis as unknown as { document: LayoutDocument }).document;
+          const el = document.getElementById(target);
+          const nav = document.querySelector('nav');
+          // The heading a reader looks for: the target's own, else the target itself.
+          const heading = el?.tagName === 'SECTION' ? (document.querySelector(`[id="${target}"] > h2`) ?? el) : el;
+          return { targetTop: heading?.getBoundingClientRect().top ?? NaN, menuBottom: nav?.getBoundingClientRect().bottom ?? 0 };
+        }, id);
+        if (!(where.targetTop >= where.menuBottom - 0.5)) facts.hiddenTargets.push({ width, id, ...where });
+      }
+      if (width === 420) {
+        const overflow = await page.evaluate(() => {
+          const document = (globalThis as unknown as { document: LayoutDocument }).document;
+          const { getComputedStyle } = globalThis as unknown as { getComputedStyle(e: LayoutElement): { overflowX: string } };
+          const limit = document.documentElement.clientWidth;
+          // Content of a box that scrolls (or clips) on its own does not widen the page.
+          const clipped = (e: LayoutElement) => {
+            for (let p = e.parentElement; p; p = p.parentElement) if (getComputedStyle(p).overflowX !== 'visible') return true;
+            return false;
+          };
+          const wide = [...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > limit + 0.5 && !clipped(e))
+            .map(
+              (e) =>
+                `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${typeof e.className === 'string' && e.className ? `.${e.className.split(' ').join('.')}` : ''}`,
+            );
+          return { scrollWidth: document.documentElement.scrollWidth, wide };
+        });
+        facts.scrollWidthAt420 = overflow.scrollWidth;
+        facts.overflowingAt420 = overflow.wide;
+      }
+      await page.close();
+    }
+    return facts;
+  } finally {
+    await browser.close();
+  }
+}

@@ -1,7 +1,7 @@
 // Where tests get CIFAR-10: the real JPEG archive from ../shared (or $CIFAR10_JPEG_ARCHIVE), else a
 // small generated archive with the same layout (a user's clone has no ../shared) — and we say so.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tar from 'tar';
@@ -37,13 +37,26 @@ export async function cifarSource(fallback = { perClassTrain: 60, perClassTest: 
     warned = true;
     console.warn('CIFAR-10 archive not found (set CIFAR10_JPEG_ARCHIVE): using small generated data instead');
   }
+  // Generated once per size and kept in test-artifacts/ (ignored by git), not left in $TMPDIR by every suite.
+  const archive = join(GENERATED_DIR, `cifar10-generated-v${GENERATOR_VERSION}-${fallback.perClassTrain}x${fallback.perClassTest}.tar.gz`);
+  if (existsSync(archive)) return { archive, real: false };
+  await mkdir(GENERATED_DIR, { recursive: true });
   const dir = await mkdtemp(join(tmpdir(), 'cifar-gen-'));
-  const archive = join(dir, 'cifar10-generated.tar.gz');
-  await writeSyntheticJpegTree(join(dir, 'tree'), fallback.perClassTrain, fallback.perClassTest);
-  await tar.create({ gzip: true, file: archive, cwd: join(dir, 'tree') }, ['train', 'test']);
-  await rm(join(dir, 'tree'), { recursive: true });
+  try {
+    await writeSyntheticJpegTree(join(dir, 'tree'), fallback.perClassTrain, fallback.perClassTest);
+    await tar.create({ gzip: true, file: join(dir, 'archive.tar.gz'), cwd: join(dir, 'tree') }, ['train', 'test']);
+    // Suites running side by side may make the same one: each renames a whole archive into place.
+    await copyFile(join(dir, 'archive.tar.gz'), `${archive}.${process.pid}`);
+    await rename(`${archive}.${process.pid}`, archive);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
   return { archive, real: false };
 }
+
+const GENERATED_DIR = join(PROJECT_ROOT, 'test-artifacts', 'generated-cifar');
+/** Bump when syntheticImage or the JPEG encoding changes: archives made before are not reused. */
+const GENERATOR_VERSION = 1;
 
 /** Deterministic 32×32 RGB image for (class, index): a class-coloured disc on a noisy background. */
 export function syntheticImage(cls: number, index: number, size = 32): Uint8Array {

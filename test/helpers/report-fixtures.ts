@@ -109,6 +109,25 @@ function historyOf(epochs: number, start: number) {
   };
 }
 
+/** A train stage's params as the engine resolves them (defaults filled in). */
+function trainParams(overrides: Record<string, unknown>): Record<string, unknown> {
+  return {
+    backend: 'auto',
+    workers: 'auto',
+    optimizer: { type: 'rmsprop', lr: 0.001, rho: 0.9, epsilon: 1e-7 },
+    lr_schedule: { type: 'constant' },
+    batch_size: 4,
+    seed: 42,
+    label_smoothing: 0,
+    monitor: 'val_loss',
+    mode: 'auto',
+    min_delta: 0,
+    restore_best: false,
+    prefetch: 3,
+    ...overrides,
+  };
+}
+
 export interface ReportFixture {
   root: string;
   inputs: Record<string, FakeUpstream>;
@@ -185,18 +204,36 @@ export async function reportFixture(variant: 'full' | 'single' = 'full'): Promis
   await writeNpy(join(norm, 'test_x.npy'), { dtype: 'float32', shape: [n, SIDE, SIDE, 3], data: x });
   inputs.normalize = { kind: 'normalize', dir: norm, params: { method: 'standardize', validation_split: 0.2, seed: 42 } };
 
+  // `single`: a train stage of one epoch (a phase that is one point on the curves).
+  const epochs = variant === 'full' ? 3 : 1;
   const train = await dir('train');
-  await json(train, 'history.json', historyOf(3, 2.0));
+  const trainHistory = historyOf(epochs, 2.0);
+  await json(train, 'history.json', trainHistory);
   await json(train, 'train.json', {
     backend: 'wasm',
     workers: 2,
     versions: { '@tensorflow/tfjs-core': '4.22.0' },
     params: { total: 883, trainable: 883, non_trainable: 0 },
-    epochs: 3,
+    train_count: 24,
+    val_count: 6,
+    epochs,
+    batch_size: 4,
+    steps_per_epoch: 6,
+    weight_decay: 0,
+    label_smoothing: 0,
+    batch_augment: null,
     init_from: null,
+    mean_epoch_seconds: 1.5,
+    images_per_second: 16,
+    epochs_trained: epochs,
+    best: { monitor: 'val_loss', mode: 'min', min_delta: 0, epoch: epochs, value: trainHistory.val_loss[epochs - 1] },
+    early_stopping: null,
+    restore_best: false,
+    kept_weights: 'last',
+    kept_epoch: epochs,
   });
   await writeFile(join(train, 'summary.txt'), summaryText());
-  inputs.train = { kind: 'train', dir: train, params: { epochs: 3, batch_size: 4 } };
+  inputs.train = { kind: 'train', dir: train, params: trainParams({ epochs }) };
 
   const evaluate = await dir('evaluate');
   await json(evaluate, 'metrics.json', metricsFor('train', PHASE1_PREDICTIONS, CONFIDENCE));
@@ -210,28 +247,59 @@ export async function reportFixture(variant: 'full' | 'single' = 'full'): Promis
       await encodePng({ height: SIDE, width: SIDE * 2, channels: 3, data: new Uint8Array(SIDE * SIDE * 6).fill(128) }),
     );
     await mkdir(join(augment, 'preview'));
-    await writeFile(join(augment, 'preview', 'image_000_original.png'), await encodePng(tile));
-    await writeFile(join(augment, 'preview', 'image_000_variant_00.png'), await encodePng(tile));
+    // 3 preview variants of 2 copies: variants 0 and 1 are the copies' images, variant 2 is preview only.
+    const previews = [
+      'preview/image_000_original.png',
+      'preview/image_000_variant_00.png',
+      'preview/image_000_variant_01.png',
+      'preview/image_000_variant_02.png',
+    ];
+    for (const f of previews) await writeFile(join(augment, f), await encodePng(tile));
     await json(augment, 'augment.json', {
       rows: 24,
       copies: ['copy_000.npy', 'copy_001.npy'],
       seed: 42,
       params: { rotation_range: 40, horizontal_flip: true },
-      preview: { images: 1, variants: 1, files: ['preview/image_000_original.png', 'preview/image_000_variant_00.png'] },
+      preview: { images: 1, variants: 3, files: previews },
     });
     inputs.augment = { kind: 'augment', dir: augment, params: { copies: 2 } };
 
+    // Phase 2 set to 5 epochs stopped after 3 (patience 2): its validation loss only rose after
+    // epoch 1, whose weights it kept (restore_best).
     const trainAug = await dir('train_aug');
-    await json(trainAug, 'history.json', historyOf(2, 1.2));
+    await json(trainAug, 'history.json', { ...historyOf(3, 1.2), val_loss: [0.9, 1.0, 1.1], lr: [0.001, 0.0005, 0.00025] });
     await json(trainAug, 'train.json', {
       backend: 'wasm',
       workers: 2,
       params: { total: 883, trainable: 883, non_trainable: 0 },
-      epochs: 2,
+      train_count: 24,
+      val_count: 6,
+      epochs: 5,
+      batch_size: 4,
+      steps_per_epoch: 6,
+      trained_on: 'augment (2 copies)',
       init_from: 'train',
+      mean_epoch_seconds: 1.5,
+      epochs_trained: 3,
+      best: { monitor: 'val_loss', mode: 'min', min_delta: 0, epoch: 1, value: 0.9 },
+      early_stopping: { patience: 2, stopped_after_epoch: 3 },
+      restore_best: true,
+      kept_weights: 'best',
+      kept_epoch: 1,
     });
     await writeFile(join(trainAug, 'summary.txt'), summaryText());
-    inputs.train_aug = { kind: 'train', dir: trainAug, params: { epochs: 2, init_from: 'train', augmented: 'augment' } };
+    inputs.train_aug = {
+      kind: 'train',
+      dir: trainAug,
+      params: trainParams({
+        epochs: 5,
+        init_from: 'train',
+        augmented: 'augment',
+        lr_schedule: { type: 'step', step_epochs: 1, gamma: 0.5 },
+        patience: 2,
+        restore_best: true,
+      }),
+    };
 
     const evaluateAug = await dir('evaluate_aug');
     await json(evaluateAug, 'metrics.json', metricsFor('train_aug', PHASE2_PREDICTIONS, CONFIDENCE));

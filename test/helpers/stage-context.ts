@@ -169,6 +169,8 @@ export async function runStage<P>(
   } = {},
 ): Promise<FakeRun> {
   const outDir = await mkdtemp(join(tmpdir(), `stage-${kind.name}-`));
+  // A resume dir made here is the test's only if it passed one: no one can resume from this one.
+  const ownResumeDir = options.resumeDir === undefined;
   const resumeDir = options.resumeDir ?? (await mkdtemp(join(tmpdir(), `resume-${kind.name}-`)));
   const pools = testPools();
   const root = options.root ?? process.cwd();
@@ -197,6 +199,7 @@ export async function runStage<P>(
     throw err;
   } finally {
     await pools.destroy();
+    if (ownResumeDir) await rm(resumeDir, { recursive: true, force: true, maxRetries: 5 });
   }
   return { outDir, resumeDir, destroy: pools.destroy };
 }

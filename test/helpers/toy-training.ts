@@ -58,13 +58,14 @@ export function useToyTraining(prefix: string, base: Record<string, unknown>): T
 }
 
 /**
- * An interruption after epoch 1: a fresh resume dir (removed after the suite), a signal that
- * aborts once epoch 1 is checkpointed, and the epochs every training loop reports meanwhile.
- * Call `off()` when done.
+ * An interruption after epoch `after` (default 1): a fresh resume dir (removed after the suite), a
+ * signal that aborts once that epoch is checkpointed, and the epochs every training loop reports
+ * meanwhile. Call `off()` when done.
  */
 export async function interruptAfterFirstEpoch(
   toy: ToyTraining,
   prefix: string,
+  after = 1,
 ): Promise<{ resumeDir: string; signal: AbortSignal; epochs: number[]; off: () => void }> {
   const resumeDir = await mkdtemp(join(tmpdir(), prefix));
   toy.removeLater(resumeDir);
@@ -72,7 +73,7 @@ export async function interruptAfterFirstEpoch(
   const epochs: number[] = [];
   const off = onEpochEnd((e) => {
     epochs.push(e.logs.epoch);
-    if (e.logs.epoch === 1) controller.abort();
+    if (e.logs.epoch === after) controller.abort();
   });
   return { resumeDir, signal: controller.signal, epochs, off: () => void off() };
 }
