@@ -90,6 +90,7 @@ export async function runCmd(opts: CmdOptions): Promise<void> {
   };
   const out = lineSplitter(forward);
   const err = lineSplitter(forward);
+  await opts.groups?.prepare?.(); // before the command can fill the disk
   const proc = spawn('bash', ['-c', WRAPPER, 'pipeline-cmd', SHELL_PREFIX + opts.cmd], {
     cwd: opts.root,
     detached: true,
