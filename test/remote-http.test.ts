@@ -105,7 +105,9 @@ withServer('HTTP remote on nginx', () => {
     expect(existsSync(join(b, 'ran.log'))).toBe(false); // no command ran on the second machine
     expect(await readFile(join(b, 'sum.txt'), 'utf8')).toBe('200010000\n');
     expect(await readFile(join(b, 'out', 'hi.txt'), 'utf8')).toBe('hi\n');
-    expect(await readdir(join(b, 'artifacts', 'stages', 'fetch', 'data', 'train', 'cat'))).toEqual(['a.jpg']);
+    // The fetched folder arrived as fetch stored it: a pack whose index lists the file.
+    const index = JSON.parse(await readFile(join(b, 'artifacts', 'stages', 'fetch', 'pack', 'index.json'), 'utf8')) as { entries: { path: string }[] };
+    expect(index.entries.map((e) => e.path).filter((p) => p.startsWith('train/cat/'))).toEqual(['train/cat/a.jpg']);
     expect((await manifestOf(b, 'sum')).key).toBe((await manifestOf(a, 'sum')).key);
     await cli(['verify'], b);
 
