@@ -92,7 +92,8 @@ async function dataSource(ctx: StageContext<DecodeParams>): Promise<DataSource> 
     if (output === 'data') {
       const dir = u.path('data');
       // The store hashed every file when it committed them: their digests are in its manifest.
-      const tree = new DirectoryTree(dir, (path) => u.digest(relative(dirname(dir), path).split(sep).join('/')));
+      const base = dirname(dir) + '/';
+      const tree = new DirectoryTree(dir, (path) => (path.startsWith(base) ? u.digest(path.slice(base.length)) : undefined));
       return { upstream: u, tree, dir, label };
     }
     try {
@@ -162,7 +163,7 @@ async function imageFolderPlan(ctx: StageContext<DecodeParams>, dir: string, sou
     for (let i = 0; i < splitFiles.length; i++) {
       const file = splitFiles[i]!;
       files.push(file);
-      sources.push({ split, label: labels[i]!, source: relative(dir, file).split(sep).join('/'), digest: source.tree.digest(file) });
+      sources.push({ split, label: labels[i]!, source: file.slice(dir.length + 1), digest: source.tree.digest(file) });
     }
   }
   const shape = shapeOf(ctx.params);
