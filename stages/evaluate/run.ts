@@ -5,9 +5,9 @@ import { engineErrorOf } from '../lib-errors.js';
 import { initBackend } from '../../lib/tf/backend.js';
 import * as tf from '@tensorflow/tfjs';
 import { datasetRows, oneHotOf, pixelTable, type Normalization, type Rows } from '../../lib/model/data.js';
-import { DatasetReader } from '../../lib/dataset/reader.js';
+import type { DatasetReader } from '../../lib/dataset/reader.js';
+import { openUpstreamDataset } from '../dataset-input.js';
 import { DATASET_DIR, splitRange } from '../../lib/dataset/format.js';
-import { DatasetError } from '../../lib/errors.js';
 import { loadModel } from '../../lib/model/io.js';
 import { confusionMatrix, formatClassTable, macroAverage, mostConfidentMistakes, perClassMetrics, predictedLabels } from '../../lib/model/metrics.js';
 import { labelsOf, lossAndAccuracy, predictRows } from '../../lib/model/predict.js';
@@ -28,22 +28,11 @@ export async function runEvaluate(ctx: StageContext<EvaluateParams>): Promise<vo
   const backend = await initBackend(p.backend);
   const trained = trainInput(ctx);
   const norm = ctx.inputs.oneOfKind('normalize');
-  const reader = await testSet(norm);
+  const reader = await openUpstreamDataset(norm);
   try {
     await evaluateOn(ctx, backend, trained, norm, reader);
   } finally {
     reader.close();
-  }
-}
-
-async function testSet(norm: UpstreamArtifacts): Promise<DatasetReader> {
-  if (!norm.has(DATASET_DIR))
-    throw new StageError(`${norm.stage} has no ${DATASET_DIR}/ output (a normalize stage from before datasets were sharded? run it again)`);
-  try {
-    return await DatasetReader.open(norm.path(DATASET_DIR));
-  } catch (err) {
-    if (err instanceof DatasetError) throw new StageError(`${norm.stage}/${DATASET_DIR}: ${err.message}`, { cause: err });
-    throw err;
   }
 }
 

@@ -9,9 +9,10 @@
 import { z } from 'zod';
 import { defineStage, type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
 import { StageError } from '../../engine/errors.js';
-import { DatasetError, ShardIntegrityError } from '../../lib/errors.js';
+import { ShardIntegrityError } from '../../lib/errors.js';
 import { DATASET_DIR, MANIFEST_FILE, ROWS_FILE } from '../../lib/dataset/format.js';
-import { DatasetReader } from '../../lib/dataset/reader.js';
+import type { DatasetReader } from '../../lib/dataset/reader.js';
+import { openUpstreamDataset } from '../dataset-input.js';
 import { stratifiedSplit } from '../../lib/images/split.js';
 
 export const NormalizeParams = z.strictObject({
@@ -43,17 +44,6 @@ function decodeInput(ctx: StageContext<NormalizeParams>): UpstreamArtifacts {
   if (decodes.length === 0 && lookalikes.length === 1) return lookalikes[0]!;
   const names = ctx.inputs.all.map((u) => `${u.stage} (${u.kind})`).join(', ') || 'none';
   throw new StageError(`normalize needs exactly one decode stage as input; inputs: ${names}`);
-}
-
-async function openDataset(src: UpstreamArtifacts): Promise<DatasetReader> {
-  if (!src.has(DATASET_DIR))
-    throw new StageError(`${src.stage} has no ${DATASET_DIR}/ output (a decode stage from before datasets were sharded? run it again)`);
-  try {
-    return await DatasetReader.open(src.path(DATASET_DIR));
-  } catch (err) {
-    if (err instanceof DatasetError) throw new StageError(`${src.stage}/${DATASET_DIR}: ${err.message}`, { cause: err });
-    throw err;
-  }
 }
 
 interface Stats {
@@ -99,7 +89,7 @@ async function carryDataset(ctx: StageContext<NormalizeParams>, src: UpstreamArt
 async function run(ctx: StageContext<NormalizeParams>): Promise<void> {
   const { method, validation_split: fraction, seed } = ctx.params;
   const src = decodeInput(ctx);
-  const reader = await openDataset(src);
+  const reader = await openUpstreamDataset(src);
   try {
     const { classes, splits } = reader.manifest;
     const channels = reader.manifest.shape[2];

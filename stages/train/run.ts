@@ -8,13 +8,13 @@ import { initBackend } from '../../lib/tf/backend.js';
 import { buildModel, copyWeights, outputUnits } from '../../lib/model/build.js';
 import { restoreCheckpoint, saveCheckpoint, type LoopState } from '../../lib/model/checkpoint.js';
 import { datasetRows, npyUint8Rows, oneHotOf, pixelTable, type Normalization, type Rows } from '../../lib/model/data.js';
-import { DatasetReader } from '../../lib/dataset/reader.js';
+import type { DatasetReader } from '../../lib/dataset/reader.js';
+import { openUpstreamDataset } from '../dataset-input.js';
 import { BatchPrefetcher } from '../../lib/dataset/prefetch.js';
 import { DATASET_DIR } from '../../lib/dataset/format.js';
 import { fit } from '../../lib/model/fit.js';
 import { loadModel, saveModel } from '../../lib/model/io.js';
 import { npyInfo, openNpyRows, type NpyRowFile } from '../../lib/npy.js';
-import { DatasetError } from '../../lib/errors.js';
 import { copyName } from '../../lib/augment/copies.js';
 import { createOptimizer } from '../../lib/model/optimizers.js';
 import { Rng, deriveSeed } from '../../lib/model/rng.js';
@@ -65,15 +65,7 @@ async function readIndex(norm: UpstreamArtifacts, name: string, rows: number): P
 }
 
 async function normalizedData(norm: UpstreamArtifacts): Promise<NormalizedData> {
-  if (!norm.has(DATASET_DIR))
-    throw new StageError(`${norm.stage} has no ${DATASET_DIR}/ output (a normalize stage from before datasets were sharded? run it again)`);
-  let reader: DatasetReader;
-  try {
-    reader = await DatasetReader.open(norm.path(DATASET_DIR));
-  } catch (err) {
-    if (err instanceof DatasetError) throw new StageError(`${norm.stage}/${DATASET_DIR}: ${err.message}`, { cause: err });
-    throw err;
-  }
+  const reader = await openUpstreamDataset(norm);
   try {
     const trainRows = reader.manifest.splits.train;
     const trainIndex = await readIndex(norm, 'train_index.npy', trainRows);
