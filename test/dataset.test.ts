@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { copyFile, mkdir, mkdtemp, open, readdir, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildDataset, type BuildOptions, type LabeledSource } from '../lib/dataset/build.js';
+import { buildDataset, type BuildOptions, type BuildResult, type LabeledSource } from '../lib/dataset/build.js';
 import { DatasetReader } from '../lib/dataset/reader.js';
 import { readDataset, splitRange } from '../lib/dataset/format.js';
 import { ShardIntegrityError, SourceDecodeError } from '../lib/errors.js';
@@ -54,13 +54,14 @@ function names(prefix: string, count: number): string[] {
 interface Built {
   dir: string;
   decodedSources: string[];
+  result: BuildResult;
 }
 
 async function build(name: string, srcs: LabeledSource[], extra: Partial<BuildOptions> = {}): Promise<Built> {
   const dir = join(root, name);
   await mkdir(dir, { recursive: true });
   const decodedSources: string[] = [];
-  await buildDataset({
+  const result = await buildDataset({
     dir,
     shape: SHAPE,
     classes: CLASSES,
@@ -80,7 +81,7 @@ async function build(name: string, srcs: LabeledSource[], extra: Partial<BuildOp
     },
     ...extra,
   });
-  return { dir, decodedSources };
+  return { dir, decodedSources, result };
 }
 
 /** Everything a reader of logical rows sees: source, label, pixels. */
@@ -155,30 +156,14 @@ describe('an incremental build', () => {
     const changed = { 'train/cat/a0004.jpg': 1 };
     const srcs = sources(after, changed);
     const previous = await DatasetReader.open(first.dir);
-    let result;
-    const dir = join(root, 'v2');
-    await mkdir(dir);
-    const decoded: string[] = [];
+    let built: Built;
     try {
-      result = await buildDataset({
-        dir,
-        shape: SHAPE,
-        classes: CLASSES,
-        settings: '{"decoder":1}',
-        sources: srcs,
-        skipFailed: false,
-        maxShardBytes: ROW * 10,
-        chunk: 7,
-        previous,
-        decode: async (indices) => indices.map((i) => (decoded.push(srcs[i]!.source), pixelsOf(srcs[i]!.source, srcs[i]!.digest))),
-        carry: async (from, file) => {
-          await mkdir(join(dir, 'shards'), { recursive: true });
-          await copyFile(join(from, file), join(dir, file));
-        },
-      });
+      built = await build('v2', srcs, { previous });
     } finally {
       previous.close();
     }
+    const { dir, result } = built;
+    const decoded = built.decodedSources;
     expect(decoded.sort()).toEqual(['test/dog/t9999.jpg', 'train/cat/a0004.jpg', 'train/cat/b0001.jpg', 'train/dog/b0002.jpg']);
     expect(result.plan).toMatchObject({ added: 3, changed: 1, removed: 2, decoded: 4 });
     const full = await build('full', srcs);
@@ -203,29 +188,14 @@ describe('an incremental build', () => {
     };
     const srcs = sources(after);
     const previous = await DatasetReader.open(first.dir);
-    const dir = join(root, 'v2');
-    await mkdir(dir);
-    const decoded: string[] = [];
-    let result;
+    let built: Built;
     try {
-      result = await buildDataset({
-        dir,
-        shape: SHAPE,
-        classes: CLASSES,
-        settings: '{"decoder":1}',
-        sources: srcs,
-        skipFailed: false,
-        maxShardBytes: ROW * 10,
-        previous,
-        decode: async (indices) => indices.map((i) => (decoded.push(srcs[i]!.source), pixelsOf(srcs[i]!.source, srcs[i]!.digest))),
-        carry: async (from, file) => {
-          await mkdir(join(dir, 'shards'), { recursive: true });
-          await copyFile(join(from, file), join(dir, file));
-        },
-      });
+      built = await build('v2', srcs, { previous, chunk: 500 });
     } finally {
       previous.close();
     }
+    const { dir, result } = built;
+    const decoded = built.decodedSources;
     expect(decoded).toEqual([]);
     expect(result.plan).toMatchObject({ compacted: 1, copied: 3, decoded: 0 });
     const ids = (await readDataset(dir)).manifest.shards.map((s) => s.id);
