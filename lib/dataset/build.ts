@@ -24,7 +24,11 @@ export interface LabeledSource extends SourceRow {
   label: number;
 }
 
-/** Pixels for each requested source (by index into `sources`), or a reason it cannot be decoded. */
+/**
+ * Pixels for each requested source (by index into `sources`), or a reason it cannot be decoded.
+ * The build is done with a chunk's rows before it requests the chunk after next (it decodes one
+ * chunk ahead of the one it writes), so a decoder may hand out two buffers in turn.
+ */
 export type DecodeChunk = (indices: number[]) => Promise<Array<Uint8Array | DecodeFailure>>;
 
 /** Why a source has no row: `reason` for people, `code` for the caller to tell kinds of failure apart. */

@@ -15,6 +15,7 @@ export interface DecodedBatch {
 }
 
 export interface BatchDecoder {
+  /** A batch's pixels stay valid until the call after next (the caller decodes one batch ahead), so buffers are reused in turn. */
   decode(files: readonly string[], signal?: AbortSignal): Promise<DecodedBatch>;
   close(): Promise<void>;
 }
@@ -33,9 +34,15 @@ export async function poolDecoder(options: PoolDecoderOptions): Promise<BatchDec
   const threads = Math.max(1, options.threads);
   const pool: Piscina = new Piscina({ filename: options.worker, minThreads: threads, maxThreads: threads });
   const rowBytes = imageBytes(options.shape);
+  // Two buffers in turn, as decode's stage does: a new buffer per batch stays alive in every worker
+  // thread that touched it until that thread collects garbage, which idle threads rarely do.
+  const buffers: SharedArrayBuffer[] = [];
+  let turn = 0;
   return {
     async decode(files, signal) {
-      const shared = new SharedArrayBuffer(Math.max(1, files.length * rowBytes));
+      const k = turn++ % 2;
+      if ((buffers[k]?.byteLength ?? -1) < Math.max(1, files.length * rowBytes)) buffers[k] = new SharedArrayBuffer(Math.max(1, files.length * rowBytes));
+      const shared = buffers[k]!;
       const per = Math.ceil(files.length / threads);
       const tasks: DecodeTask[] = [];
       for (let first = 0; first < files.length; first += per) {

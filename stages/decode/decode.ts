@@ -168,8 +168,15 @@ async function imageFolderPlan(ctx: StageContext<DecodeParams>, dir: string, sou
   }
   const shape = shapeOf(ctx.params);
   const rowBytes = imageBytes(shape);
+  // Two pixel buffers used in turn (DecodeChunk allows it). A new buffer per chunk leaked: each
+  // worker thread keeps the buffers of the tasks it ran until its own heap is collected, which a
+  // thread allocating almost nothing rarely does (decode peaked at 6.1 GB for 70,000 224×224 images).
+  const buffers: SharedArrayBuffer[] = [];
+  let turn = 0;
   const decode: DecodeChunk = async (indices) => {
-    const pixels = new SharedArrayBuffer(indices.length * rowBytes);
+    const k = turn++ % 2;
+    if ((buffers[k]?.byteLength ?? -1) < indices.length * rowBytes) buffers[k] = new SharedArrayBuffer(Math.max(indices.length, FILES_PER_CHUNK) * rowBytes);
+    const pixels = buffers[k]!;
     const tasks: DecodeTask[] = [];
     for (let first = 0; first < indices.length; first += FILES_PER_TASK) {
       const part = indices.slice(first, first + FILES_PER_TASK);
