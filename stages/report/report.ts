@@ -25,6 +25,7 @@ export const reportStage = defineStage({
   name: 'report',
   version: 1,
   description: 'A self-contained HTML report (and Markdown, JSON) of the stages it needs: curves, metrics, confusion matrices, mistakes, history',
+  inputs: 'the stages listed in its needs (any of fetch, decode, normalize, augment, train, evaluate); what it shows depends on what it is given',
   params: ReportParams,
   outputs: [
     { name: 'index.html', type: 'file', description: 'the report: one HTML file, charts and images inlined, opens offline' },
