@@ -55,7 +55,7 @@ export const DecodeParams = z.strictObject({
     .min(1)
     .default(DEFAULT_MAX_PIXELS)
     .describe(
-      "largest width × height a JPEG or PNG may have (read from its header, before decoding; Pillow's MAX_IMAGE_PIXELS); larger images fail the stage naming the file, its size and the limit, or are skipped with skip_corrupt (counted in over_max_pixels). The default is ≈ 9459×9459; raise it for datasets of larger images. In the cache key only when not the default",
+      "largest width × height a JPEG or PNG may have (read from its header, before decoding; Pillow's MAX_IMAGE_PIXELS); larger images fail the stage naming the file, its size and the limit, or are skipped with skip_corrupt (counted in over_max_pixels). The default is ≈ 9459×9459 (Pillow warns there and refuses at twice it); raise it for datasets of larger images. In the cache key only when not the default",
     ),
   shard_mb: z
     .int()
