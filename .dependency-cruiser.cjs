@@ -1,4 +1,4 @@
-// Layer rules, checked by `npm run lint` (dependency-cruiser) in CI. The README's "Project layout"
+// Layer rules, checked by `npm run lint` (dependency-cruiser) in CI. docs/architecture.md, "Project layout",
 // explains each layer; a rule here says which way its imports may point. Type-only imports count.
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {

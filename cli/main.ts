@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `pipeline` command: parse arguments, dispatch to one module per command, and report any
 // failure through the one error formatter with its exit code (0 ok, 1 failed, 2 usage/config, 3 push
-// incomplete, 4 predict skipped images, 130 interrupted: the README's table).
+// incomplete, 4 predict skipped images, 130 interrupted: the table in docs/operations.md).
 // First: a worker's stage process dies with its worker from the moment it starts.
 import './worker-child.js';
 import { Command, CommanderError, Option } from 'commander';

@@ -40,6 +40,8 @@ export interface StageKind<S extends z.ZodType = z.ZodType> {
   /** Implementation version: bump when the same inputs and params would give different outputs. */
   version: number;
   description: string;
+  /** What it reads from the stages it needs (for docs/kinds.md); absent: nothing (a source). */
+  inputs?: string;
   /** Typed params schema (`with:`); also generates the JSON Schema for pipeline.yaml. */
   params: S;
   outputs: OutputDecl[];

@@ -155,7 +155,7 @@ describe('promotion after a run', () => {
 
 describe('a reader of models/current during promotions', () => {
   test('always gets a complete model whose files match its model-info.json', async () => {
-    // The reader resolves the link once per load (as README tells serving code to) and checks
+    // The reader resolves the link once per load (as docs/operations.md tells serving code to) and checks
     // every file against the digests in model-info.json; it also reads model.json through the
     // link itself, which must always parse.
     const stopFile = join(dir, 'stop-reader');

@@ -2,7 +2,7 @@
 // (files, folders, archives) are decoded as decode would (worker threads), classified in batches on
 // the fastest backend that loads, and written as CSV or JSON lines to stdout or --out (written to a
 // temporary file and renamed, so an interrupted run leaves no half file). Progress and one line per
-// skipped image go to stderr; exit 4 when any image was skipped (README: exit codes). Reads only.
+// skipped image go to stderr; exit 4 when any image was skipped (docs/operations.md: exit codes). Reads only.
 import { Option, type Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import { positiveInt } from '../stage-lines.js';

@@ -53,7 +53,7 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
   const { StageError, UsageError } = await import('../../engine/errors.js');
   const session = await openSession(globals.config, { backend: globals.backend });
   const all = session.pipeline.schedule ?? [];
-  if (all.length === 0) throw new UsageError(`${globals.config} has no schedule: entries (see README, "Scheduled retraining")`);
+  if (all.length === 0) throw new UsageError(`${globals.config} has no schedule: entries (see docs/operations.md, "Scheduled retraining")`);
   const entries = options.entry === undefined ? all : all.filter((e) => e.name === options.entry);
   if (entries.length === 0) throw new UsageError(`no schedule entry '${options.entry}' (entries: ${all.map((e) => e.name).join(', ')})`);
   // The cluster, like each entry's overrides, must be usable now, not at 3 a.m.

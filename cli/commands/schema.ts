@@ -1,5 +1,6 @@
 // `pipeline schema [--out FILE]`: the JSON Schema of pipeline.yaml for editors, generated from the
-// validator's own definitions (npm run schema refreshes schema/pipeline.schema.json).
+// validator's own definitions (npm run schema refreshes schema/pipeline.schema.json); with
+// --markdown, the reference of the built-in kinds from the same definitions (npm run docs: docs/kinds.md).
 import type { Command } from 'commander';
 
 export function register(program: Command): void {
@@ -7,10 +8,17 @@ export function register(program: Command): void {
     .command('schema')
     .description('print the JSON Schema of pipeline.yaml (for editor completion and checks)')
     .option('-o, --out <file>', 'write it to FILE instead of stdout')
-    .action(async (options: { out?: string }) => {
-      const { pipelineJsonSchemaText } = await import('../../engine/config/json-schema.js');
+    .option('--markdown', 'print the reference of the built-in stage kinds as Markdown instead (docs/kinds.md)')
+    .action(async (options: { out?: string; markdown?: boolean }) => {
       const { builtinKinds } = await import('../../stages/index.js');
-      const text = pipelineJsonSchemaText(builtinKinds);
+      let text: string;
+      if (options.markdown) {
+        const { kindsMarkdown } = await import('../../engine/config/kinds-markdown.js');
+        text = kindsMarkdown(builtinKinds);
+      } else {
+        const { pipelineJsonSchemaText } = await import('../../engine/config/json-schema.js');
+        text = pipelineJsonSchemaText(builtinKinds);
+      }
       if (options.out === undefined) {
         process.stdout.write(text);
         return;

@@ -180,7 +180,9 @@ function checkRemote(v: Validation, value: unknown): RemoteConfig | undefined {
   let ok = true;
   for (const key of Object.keys(value)) {
     if (allowed.includes(key)) continue;
-    const secret = /key|secret|token|password|credential/i.test(key) ? ' (credentials never go in pipeline.yaml: see the README, "Remote cache")' : '';
+    const secret = /key|secret|token|password|credential/i.test(key)
+      ? ' (credentials never go in pipeline.yaml: see docs/remote-and-queue.md, "Remote cache")'
+      : '';
     v.key(['remote', key], `remote: unknown key '${key}'${didYouMean(key, allowed)}${secret || ` (allowed: ${allowed.join(', ')})`}`);
     ok = false;
   }

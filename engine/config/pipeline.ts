@@ -15,7 +15,7 @@ export interface StageSpec {
   cmd?: string;
   /**
    * The command as it is run (cmd stages): `cmd` with each `${params.x}` replaced by a reference to
-   * an environment variable in `cmdEnv`, so values never become shell code (see README).
+   * an environment variable in `cmdEnv`, so values never become shell code (see docs/pipeline-yaml.md).
    */
   cmdExec?: string;
   cmdEnv?: Record<string, string>;

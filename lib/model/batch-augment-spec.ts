@@ -16,7 +16,9 @@ export const BatchAugmentSpec = z
     cval: z.number().default(0).describe('the padding value for fill_mode constant, in model-input units (0 is black with normalize method scale)'),
     horizontal_flip: z.boolean().default(true).describe('mirror left-right with probability ½'),
   })
-  .describe('random crop from a padded image and horizontal flip, drawn per image and epoch for each training batch');
+  .describe(
+    "random crop from a padded image and horizontal flip, drawn per image and epoch for each training batch as it is gathered, so nothing is stored — torchvision's RandomCrop(32, padding=4) + RandomHorizontalFlip(), or Keras' RandomTranslation with whole-pixel shifts + RandomFlip('horizontal') (scipy's reflect, used here as in augment, repeats the edge pixel: torchvision calls that symmetric). The draw depends only on (seed, epoch, training row): the same for any worker count and after a resume. Applies to augmented copies too; validation is never augmented. Off when absent (and then not in the cache key)",
+  );
 export type BatchAugmentSpec = z.output<typeof BatchAugmentSpec>;
 
 export const LabelSmoothing = z
@@ -25,5 +27,5 @@ export const LabelSmoothing = z
   .lt(1)
   .default(0)
   .describe(
-    'targets become (1 − ε)·one-hot + ε/K during training (Keras categorical_crossentropy label_smoothing); validation and evaluation use the plain labels',
+    'targets become (1 − ε)·one-hot + ε/K during training (Keras categorical_crossentropy label_smoothing); the training loss in history.json is against those targets, validation loss and evaluate against the true labels. In the cache key only when not 0',
   );

@@ -9,30 +9,33 @@ const weightDecay = z
   .lt(1)
   .optional()
   .describe(
-    'decoupled weight decay (AdamW, Loshchilov & Hutter): every step, kernels shrink by lr·weight_decay before the update; biases and 1-D weights are not decayed. Default 0',
+    'decoupled weight decay (AdamW, Loshchilov & Hutter): every step, kernels shrink by lr·weight_decay before the update (lr: the scheduled rate); biases and 1-D weights are not decayed; adam with weight_decay is AdamW. Default 0; in the cache key only when not 0',
   );
+
+const LR = 'learning rate (the initial one when lr_schedule changes it)';
+const EPSILON = 'added to the denominator for numerical stability';
 
 export const OptimizerSpec = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('rmsprop'),
-    lr: z.number().positive().default(0.001),
-    rho: z.number().gt(0).lt(1).default(0.9),
-    epsilon: z.number().positive().default(1e-7),
+    lr: z.number().positive().default(0.001).describe(LR),
+    rho: z.number().gt(0).lt(1).default(0.9).describe('decay of the moving average of squared gradients (Keras 2 RMSprop)'),
+    epsilon: z.number().positive().default(1e-7).describe(EPSILON),
     weight_decay: weightDecay,
   }),
   z.strictObject({
     type: z.literal('adam'),
-    lr: z.number().positive().default(0.001),
-    beta_1: z.number().gt(0).lt(1).default(0.9),
-    beta_2: z.number().gt(0).lt(1).default(0.999),
-    epsilon: z.number().positive().default(1e-7),
+    lr: z.number().positive().default(0.001).describe(LR),
+    beta_1: z.number().gt(0).lt(1).default(0.9).describe('decay of the first-moment (mean) estimate'),
+    beta_2: z.number().gt(0).lt(1).default(0.999).describe('decay of the second-moment (squared gradient) estimate'),
+    epsilon: z.number().positive().default(1e-7).describe(EPSILON),
     weight_decay: weightDecay,
   }),
   z.strictObject({
     type: z.literal('sgd'),
-    lr: z.number().positive().default(0.01),
-    momentum: z.number().min(0).lt(1).default(0),
-    nesterov: z.boolean().default(false),
+    lr: z.number().positive().default(0.01).describe(LR),
+    momentum: z.number().min(0).lt(1).default(0).describe('momentum (Keras 2 SGD rule)'),
+    nesterov: z.boolean().default(false).describe('Nesterov momentum'),
     weight_decay: weightDecay,
   }),
 ]);

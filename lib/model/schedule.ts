@@ -7,15 +7,20 @@ export const LrScheduleSpec = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('cosine'),
     /** Final rate as a fraction of the initial one (Keras CosineDecay's `alpha`). */
-    alpha: z.number().min(0).max(1).default(0),
+    alpha: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0)
+      .describe("final rate as a fraction of the initial one (Keras CosineDecay's alpha); the rate follows a cosine per step"),
     /** Linear warm-up from 0 over this many epochs, then cosine decay over the rest. */
-    warmup_epochs: z.number().min(0).default(0),
+    warmup_epochs: z.number().min(0).default(0).describe('linear warm-up from 0 over this many epochs, then cosine decay over the rest'),
   }),
   z.strictObject({
     type: z.literal('step'),
     /** Multiply the rate by `gamma` every `step_epochs` epochs. */
-    step_epochs: z.int().positive().default(10),
-    gamma: z.number().positive().default(0.1),
+    step_epochs: z.int().positive().default(10).describe('multiply the rate by gamma every this many epochs'),
+    gamma: z.number().positive().default(0.1).describe('the factor applied every step_epochs epochs'),
   }),
 ]);
 export type LrScheduleSpec = z.output<typeof LrScheduleSpec>;

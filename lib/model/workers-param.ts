@@ -8,7 +8,9 @@ import { z } from 'zod';
 export const WorkersParam = z
   .union([z.literal('auto'), z.int().min(1)])
   .default('auto')
-  .describe('training threads: auto = 2 on wasm with ≥ 2 cores, else 1; > 1 = data-parallel on wasm');
+  .describe(
+    'training threads: auto = 2 on wasm with ≥ 2 cores, else 1; > 1 = data-parallel on wasm (each thread its own wasm instance, gradients averaged every step). The resolved count changes numerics slightly (dropout masks per shard), so a count > 1 is in the cache key; set 1 on a machine whose cores are busy',
+  );
 export type WorkersParam = z.output<typeof WorkersParam>;
 
 /** Worker threads a train stage uses on `backend` (auto: 2 on wasm when there are ≥ 2 cores). */

@@ -31,12 +31,21 @@ export const augmentParams = z.strictObject({
     ])
     .default(0.2)
     .describe('z for factors U(1 - z, 1 + z) per axis, or [low, high].'),
-  horizontal_flip: z.boolean().default(true),
-  vertical_flip: z.boolean().default(false),
-  fill_mode: z.enum(['nearest', 'constant', 'reflect', 'wrap']).default('nearest').describe('scipy.ndimage boundary mode.'),
+  horizontal_flip: z.boolean().default(true).describe('Mirror left-right with probability ½ (after the warp).'),
+  vertical_flip: z.boolean().default(false).describe('Mirror top-bottom with probability ½ (after the warp).'),
+  fill_mode: z
+    .enum(['nearest', 'constant', 'reflect', 'wrap'])
+    .default('nearest')
+    .describe('How pixels outside the image are filled: nearest, constant (cval), reflect, wrap (scipy.ndimage semantics).'),
   cval: z.number().min(0).max(255).default(0).describe("Fill value for fill_mode 'constant', in pixel units 0..255."),
-  copies: z.number().int().min(1).max(1000).default(20).describe('Augmented copies of the training split (one per augmented epoch).'),
-  seed: z.number().int().min(0).max(0xffffffff).default(0),
+  copies: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(20)
+    .describe('Augmented copies of the training split, one per augmented training epoch (Keras draws fresh transforms every epoch).'),
+  seed: z.number().int().min(0).max(0xffffffff).default(0).describe('Output bytes depend only on (seed, copy, image): not on threads or chunk_size.'),
   threads: z.number().int().min(1).max(256).optional().describe('Pool size (default: available cores). Not in the cache key.'),
   chunk_size: z.number().int().min(1).max(65536).default(256).describe('Images per pool task. Not in the cache key.'),
   preview_count: z.number().int().min(0).max(100).default(8).describe('First training images to preview.'),
@@ -244,6 +253,7 @@ export const augmentKind = defineStage({
   // 2: reads the sharded dataset (same pixels, same copies; augment.json words its rows anew).
   version: 2,
   description: 'Keras ImageDataGenerator-equivalent augmentation of the training split (one uint8 tensor per copy)',
+  inputs: "a normalize stage (its dataset/ and train_index.npy; the copies' rows align with train_index)",
   params: augmentParams,
   outputs: [
     { name: 'copy_000.npy', type: 'tensor', description: 'uint8 [Ntr,H,W,C] augmented training split; copy_001.npy … follow, one per copy' },

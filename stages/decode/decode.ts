@@ -26,6 +26,7 @@ import { scanImageFolders, SPLITS, type Split } from '../../lib/images/image-fol
 import { DATASET_FORMATS, locateDataset, type DatasetFormat } from '../../lib/images/layout.js';
 import { DEFAULT_MAX_PIXELS } from '../../lib/images/pixel-limit.js';
 import { imageBytes, type TargetShape } from '../../lib/images/raw-image.js';
+import { perClassFilter, type PerClassLimit } from '../../lib/dataset/per-class-limit.js';
 import { DirectoryTree, PackTree, type SourceTree } from '../../lib/images/source-tree.js';
 
 export const DecodeParams = z.strictObject({
@@ -43,20 +44,39 @@ export const DecodeParams = z.strictObject({
     .enum(RESIZE_METHODS)
     .default('bilinear')
     .describe('resampling for images of another size: bilinear (half-pixel centres), nearest, or area (box average; best for shrinking)'),
-  skip_corrupt: z.boolean().default(false).describe('skip unreadable, corrupt or over-max_pixels images (counted and named in decode.json) instead of failing'),
+  skip_corrupt: z
+    .boolean()
+    .default(false)
+    .describe(
+      'skip unreadable, corrupt or over-max_pixels images (counted and named in decode.json) instead of failing naming the file (its path inside the source, e.g. train/cat/0003.jpg in file:///data/pets)',
+    ),
   max_pixels: z
     .int()
     .min(1)
     .default(DEFAULT_MAX_PIXELS)
     .describe(
-      "largest width × height a JPEG or PNG may have (read from its header, before decoding; Pillow's MAX_IMAGE_PIXELS); larger images fail the stage, or are skipped with skip_corrupt",
+      "largest width × height a JPEG or PNG may have (read from its header, before decoding; Pillow's MAX_IMAGE_PIXELS); larger images fail the stage naming the file, its size and the limit, or are skipped with skip_corrupt (counted in over_max_pixels). The default is ≈ 9459×9459 (Pillow warns there and refuses at twice it); raise it for datasets of larger images. In the cache key only when not the default",
     ),
   shard_mb: z
     .int()
     .min(1)
     .max(4096)
     .default(DEFAULT_SHARD_BYTES >> 20)
-    .describe('largest shard of decoded pixels, in MiB (a file of the dataset; an unchanged shard is reused by the next run)'),
+    .describe(
+      'largest shard of decoded pixels, in MiB (a file of the dataset; an unchanged shard is reused by the next run); layout only, not in the cache key',
+    ),
+  max_per_class: z
+    .union([
+      z.int().positive(),
+      z.strictObject({
+        train: z.int().positive().optional().describe('images kept per class of the training split'),
+        test: z.int().positive().optional().describe('images kept per class of the test split'),
+      }),
+    ])
+    .optional()
+    .describe(
+      'keep only the first N images of each class (in row order: file name, or record order in the CIFAR batches): a number for both splits, or {train: N, test: M}; a split without a cap keeps all. For demos and smoke runs; absent: every image (and not in the cache key)',
+    ),
 });
 export type DecodeParams = z.output<typeof DecodeParams>;
 
@@ -138,6 +158,12 @@ function forUser(source: DataSource, message: string): string {
   return relative && !out.includes(source.label) ? `${out} (in ${source.label})` : out;
 }
 
+/** `max_per_class` as a cap per split (a single number caps both). */
+function perClassLimit(params: DecodeParams): PerClassLimit | undefined {
+  const cap = params.max_per_class;
+  return typeof cap === 'number' ? { train: cap, test: cap } : cap;
+}
+
 function shapeOf(params: DecodeParams): TargetShape {
   return { height: params.height, width: params.width, channels: params.channels };
 }
@@ -158,9 +184,11 @@ async function imageFolderPlan(ctx: StageContext<DecodeParams>, dir: string, sou
   const dataset = scanImageFolders(source.tree, dir);
   const files: string[] = [];
   const sources: LabeledSource[] = [];
+  const keep = perClassFilter(perClassLimit(ctx.params));
   for (const split of SPLITS) {
     const { files: splitFiles, labels } = dataset.splits[split];
     for (let i = 0; i < splitFiles.length; i++) {
+      if (!keep(split, labels[i]!)) continue;
       const file = splitFiles[i]!;
       files.push(file);
       sources.push({ split, label: labels[i]!, source: file.slice(dir.length + 1), digest: source.tree.digest(file) });
@@ -217,6 +245,7 @@ async function cifarBinaryPlan(ctx: StageContext<DecodeParams>, dir: string, sou
   const batches = [...dataset.train.map((b) => ({ ...b, split: 'train' as Split })), ...dataset.test.map((b) => ({ ...b, split: 'test' as Split }))];
   const sources: LabeledSource[] = [];
   const where: Array<{ batch: number; record: number }> = [];
+  const keep = perClassFilter(perClassLimit(ctx.params));
   for (const [b, batch] of batches.entries()) {
     const records = source.tree.read(batch.path);
     if (records.length !== batch.records * CIFAR_RECORD_BYTES) throw new DatasetError(`CIFAR binary batch ${batch.path} changed while reading`);
@@ -229,6 +258,7 @@ async function cifarBinaryPlan(ctx: StageContext<DecodeParams>, dir: string, sou
           `CIFAR binary batch ${batch.path}: record ${r} has label ${label}, but batches.meta.txt lists ${dataset.classes.length} classes`,
         );
       }
+      if (!keep(batch.split, label)) continue;
       sources.push({ split: batch.split, label, source: `${name}#${String(r).padStart(5, '0')}`, digest });
       where.push({ batch: b, record: r });
     }
@@ -355,6 +385,7 @@ async function decodeSource(ctx: StageContext<DecodeParams>, source: DataSource)
     source: dir === root ? '.' : inSource(source, dir),
     shape: [ctx.params.height, ctx.params.width, ctx.params.channels],
     resize: ctx.params.resize,
+    max_per_class: perClassLimit(ctx.params) ?? null,
     order: plan.format === 'image-folder' ? 'class (sorted), then file name (sorted)' : 'batch files in order, records in order',
     classes: plan.classes,
     counts: Object.fromEntries(SPLITS.map((s) => [s, { total: manifest.splits[s], per_class: countsPerClass(labelsOf(s), plan.classes) }])),
@@ -379,6 +410,7 @@ export const decodeStage = defineStage({
   version: 4,
   description:
     'Decode a fetched CIFAR-10 binary release or JPEG/PNG image folders into a sharded uint8 dataset (incremental: unchanged files are not decoded again)',
+  inputs: 'one stage with a pack/ or data/ output (fetch): CIFAR-10 binary batches, or image folders train/<class>/*, test/<class>/* (JPEG, PNG)',
   params: DecodeParams,
   outputs: [
     {
@@ -391,8 +423,12 @@ export const decodeStage = defineStage({
     { name: 'decode.json', type: 'json', description: 'format, shape, counts per split and class, skipped corrupt files, changes since the previous result' },
   ],
   // Shard size changes where rows are stored, never which rows or pixels: not in the key.
-  // max_pixels enters the key only when it is not the default, so keys made before it existed hold.
-  cacheParams: ({ shard_mb: _shardMb, max_pixels, ...rest }) => (max_pixels === DEFAULT_MAX_PIXELS ? rest : { ...rest, max_pixels }),
+  // max_pixels and max_per_class enter the key only when set, so keys made before they existed hold.
+  cacheParams: ({ shard_mb: _shardMb, max_pixels, max_per_class, ...rest }) => ({
+    ...rest,
+    ...(max_pixels !== DEFAULT_MAX_PIXELS ? { max_pixels } : {}),
+    ...(max_per_class !== undefined ? { max_per_class } : {}),
+  }),
   // The decoders' versions can change pixels: they belong in the cache key.
   fingerprint: async () => decoderVersions(),
   run,

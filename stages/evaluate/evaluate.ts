@@ -11,6 +11,7 @@ export const evaluateStage = defineStage({
   name: 'evaluate',
   version: 1,
   description: "Test loss/accuracy, per-class precision/recall/F1, confusion matrix and confident mistakes of a train stage's model",
+  inputs: 'a train stage (its model/; the one named by `model` when it needs several) and a normalize stage (the test split and the normalization)',
   params: EvaluateParams,
   outputs: [{ name: 'metrics.json', type: 'json', description: 'test loss and accuracy, per-class metrics, confusion matrix, mistakes' }],
   stageRefs: (params) => (params.model ? [params.model] : []),

@@ -24,17 +24,21 @@ export const fetchParams = z.strictObject({
     .string()
     .min(1)
     .regex(SUPPORTED_SOURCE, 'expected an http(s):// or file:// URL, or a local path')
-    .describe('http(s):// or file:// URL, or a path (file or directory) relative to the pipeline root.'),
+    .describe(
+      'http(s):// (resumable with HTTP Range) or file:// URL, or a path (file or directory) relative to the workspace. With a declared md5/sha256 the url is not in the cache key (a mirror with the same checksum is a cache hit).',
+    ),
   md5: z
     .string()
     .regex(/^[0-9a-fA-F]{32}$/, 'md5 must be 32 hex digits')
     .optional()
-    .describe('Expected md5 of the file.'),
+    .describe(
+      "Expected md5 of the file; a mismatch fails naming both digests. A declared checksum is the cache key; without one the key is the remote's ETag / Last-Modified / Content-Length (a HEAD request) or a local source's content digest.",
+    ),
   sha256: z
     .string()
     .regex(/^[0-9a-fA-F]{64}$/, 'sha256 must be 64 hex digits')
     .optional()
-    .describe('Expected sha256 of the file.'),
+    .describe('Expected sha256 of the file (as md5).'),
   extract: z
     .union([z.literal('auto'), z.boolean()])
     .default('auto')
@@ -45,7 +49,12 @@ export const fetchParams = z.strictObject({
     .describe(
       'How the files are stored: packed = pack/ (index.json and packs of up to 64 MB: an archive or a folder of 60,000 files is a few objects, taken in without writing each file; a folder is packed incrementally); files = data/, one file each (for cmd stages that read files); auto = packed for archives and directories, files for a single other file.',
     ),
-  retries: z.number().int().min(0).default(5).describe('Failed download attempts allowed in a row without progress.'),
+  retries: z
+    .number()
+    .int()
+    .min(0)
+    .default(5)
+    .describe('Failed download attempts allowed in a row without progress (exponential backoff; a dropped transfer resumes with HTTP Range).'),
   timeout: z.number().positive().default(60).describe('Seconds without data before a download attempt fails.'),
 });
 

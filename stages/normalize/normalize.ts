@@ -19,13 +19,17 @@ export const NormalizeParams = z.strictObject({
   method: z
     .enum(['scale', 'standardize'])
     .default('scale')
-    .describe('scale: pixel/255; standardize: per-channel (pixel/255 - mean)/std, statistics from the training part'),
+    .describe(
+      'the per-channel formula input = (pixel · scale − mean[c]) / std[c], applied when a batch is read (no float copy is stored). scale: pixel/255 (the notebook); standardize: per-channel (pixel/255 - mean)/std, statistics from the training part',
+    ),
   validation_split: z
     .number()
     .min(0)
     .lt(1)
     .default(0.2)
-    .describe("fraction of each class of decode's training set held out for validation (stratified, seeded)"),
+    .describe(
+      'fraction of each class of decode\'s training set held out for validation (stratified and seeded, never "the last 20 %": image folders are class-sorted)',
+    ),
   seed: z.int().default(42).describe('seed of the train/validation split'),
 });
 export type NormalizeParams = z.output<typeof NormalizeParams>;
@@ -144,6 +148,7 @@ export const normalizeStage = defineStage({
   version: 2,
   description:
     'Seeded stratified train/validation split and the scale/standardize formula over a decoded dataset (applied when batches are read; no float copy)',
+  inputs: 'a decode stage (its dataset/ and classes.json)',
   params: NormalizeParams,
   outputs: [
     { name: DATASET_DIR, type: 'dir', description: "decode's dataset, carried as it is (the same objects)" },

@@ -16,23 +16,31 @@ export const TrainParams = z.strictObject({
   backend: BackendParam,
   workers: WorkersParam,
   model: ModelSpec,
-  optimizer: OptimizerSpec.default(DEFAULT_OPTIMIZER).describe('rmsprop (Keras 2 rule), adam or sgd (momentum, nesterov); any with decoupled weight_decay'),
-  lr_schedule: LrScheduleSpec.default({ type: 'constant' }).describe('constant, cosine (per step) or step (per epoch)'),
-  batch_size: z.int().positive().default(128),
-  epochs: z.int().positive().default(20),
+  optimizer: OptimizerSpec.default(DEFAULT_OPTIMIZER).describe(
+    'rmsprop, adam or sgd, with Keras 2 update rules; any of them takes decoupled weight_decay (adam with weight_decay is AdamW)',
+  ),
+  lr_schedule: LrScheduleSpec.default({ type: 'constant' }).describe(
+    'the learning rate over training: constant, cosine (per step, with optional warm-up) or step (per epoch)',
+  ),
+  batch_size: z.int().positive().default(128).describe('training images per step'),
+  epochs: z.int().positive().default(20).describe('passes over the training set (a checkpoint after each; an interrupted stage resumes from the last)'),
   seed: z.int().min(0).default(42).describe('seeds weight init, dropout masks and the per-epoch shuffle'),
   init_from: z
     .string()
     .min(1)
     .optional()
-    .describe('a train stage whose final weights this one starts from, or `current`: the promoted model in models/current/ (from scratch while there is none)'),
+    .describe(
+      'a train stage whose final weights this one starts from (a warm start; the architecture must match), or `current`: the promoted model in models/current/ (from scratch while there is none). Its file digests are part of the cache key',
+    ),
   augmented: z.string().min(1).optional().describe('an augment stage: epoch e trains on its copy e (cycled), one pass over the training set per epoch'),
   batch_augment: BatchAugmentSpec.optional(),
   label_smoothing: LabelSmoothing,
   monitor: z
     .enum(MONITORS)
     .default('val_loss')
-    .describe('the per-epoch value the best epoch and early stopping judge by (history.json names: val_loss, val_acc, loss, acc)'),
+    .describe(
+      'the per-epoch value the best epoch and early stopping judge by (history.json names: val_loss, val_acc, loss, acc); train.json records the best epoch and its value. monitor, mode, min_delta, patience and restore_best enter the cache key only when not their defaults',
+    ),
   mode: z
     .enum(['auto', 'min', 'max'])
     .default('auto')
@@ -42,17 +50,23 @@ export const TrainParams = z.strictObject({
     .int()
     .positive()
     .optional()
-    .describe("epochs in a row without improvement after which training stops early (Keras' EarlyStopping); absent: all epochs are trained"),
+    .describe(
+      "epochs in a row without improvement after which training stops early (Keras' EarlyStopping); absent: all epochs are trained. train.json records early_stopping.stopped_after_epoch",
+    ),
   restore_best: z
     .boolean()
     .default(false)
-    .describe("the stage's model is the best epoch's weights instead of the last epoch's (Keras' restore_best_weights / ModelCheckpoint(save_best_only))"),
+    .describe(
+      "the stage's model is the best epoch's weights instead of the last epoch's (Keras' restore_best_weights / ModelCheckpoint(save_best_only)); train.json says which were kept (kept_weights, kept_epoch). A val_* monitor that acts (patience, restore_best) needs a validation split",
+    ),
   prefetch: z
     .int()
     .min(0)
     .max(64)
     .default(3)
-    .describe('training batches read from the dataset ahead of time on another thread (0: read on the training thread); speed only, never results'),
+    .describe(
+      "training batches read from the dataset's shards ahead of time on another thread, in the epoch's shuffled order (0: read on the training thread). Memory: prefetch × a batch of float32 inputs. Speed only: batches are bit-identical either way and it is not in the cache key; train.json records how many batches came from the thread",
+    ),
 });
 export type TrainParams = z.output<typeof TrainParams>;
 

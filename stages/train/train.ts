@@ -14,6 +14,7 @@ export const trainStage = defineStage({
   name: 'train',
   version: 1,
   description: 'Train a Keras-like model with TensorFlow.js on a normalize split (optionally augmented copies / init_from)',
+  inputs: 'a normalize stage (dataset, split, normalization); the train stage named by `init_from` and the augment stage named by `augmented` (implied needs)',
   params: TrainParams,
   outputs: [
     {
