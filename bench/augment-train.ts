@@ -2,13 +2,19 @@
 // fetch → decode → normalize (set up, not measured), then augment (`--copies` copies) and a train
 // stage on them (`--epochs`, a small conv net, wasm, 1 worker), for this build and (with --before)
 // another one. Per measured stage: wall time of its own process, the stage's time from the run
-// record and peak RSS (/usr/bin/time); then augment's output bytes and the store's.
-//   npx tsc -p . && node dist/bench/augment-train.js [--before DIR] [--copies 4] [--epochs 2] [--keep]
+// record and peak RSS (/usr/bin/time); then augment's output bytes and the store's, and the loader
+// alone (this process): img/s of batches of 64 rows of one copy made into model inputs, from the
+// copies dataset (crc-checked) or, for a build before it, from copy_000.npy read row by row.
+//   npx tsc -p . && node dist/bench/augment-train.js [--before DIR] [--copies 4] [--epochs 2] [--no-train] [--keep]
 // --before DIR: another checkout, built; its dist/cli/main.js is run the same way.
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { DatasetReader } from '../lib/dataset/reader.js';
+import { datasetRows, pixelTable } from '../lib/model/data.js';
+import { openNpyRows } from '../lib/npy.js';
 
 const PROJECT_ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const args = process.argv.slice(2);
@@ -18,6 +24,7 @@ const BEFORE = opt('--before') ? resolve(opt('--before')!) : undefined;
 const COPIES = Number(opt('--copies') ?? 4);
 const EPOCHS = Number(opt('--epochs') ?? 2);
 const KEEP = args.includes('--keep');
+const TRAIN = !args.includes('--no-train');
 
 const PIPELINE = `stages:
   fetch:
@@ -86,6 +93,41 @@ async function bytesUnder(dir: string): Promise<{ files: number; bytes: number }
   return { files, bytes };
 }
 
+/** Model inputs of one copy's rows, 64 at a time, as training gathers them (no training): img/s. */
+async function loaderRate(augmentDir: string): Promise<string> {
+  const table = pixelTable({ method: 'scale', scale: 1 / 255 }, 3);
+  const batch = 64;
+  if (existsSync(join(augmentDir, 'copies'))) {
+    const reader = await DatasetReader.open(join(augmentDir, 'copies'));
+    const rows = Math.min(reader.count, 40_000);
+    const data = datasetRows(
+      reader,
+      Int32Array.from({ length: rows }, (_, r) => r),
+      table,
+      'copies',
+    );
+    const started = performance.now();
+    for (let b = 0; b < rows; b += batch) data.gather(Int32Array.from({ length: Math.min(batch, rows - b) }, (_, k) => b + k));
+    reader.close();
+    return `${Math.round(rows / ((performance.now() - started) / 1000))} img/s (copies/ dataset, crc-checked, ${rows} rows)`;
+  }
+  const file = openNpyRows(join(augmentDir, 'copy_000.npy'));
+  const rows = file.shape[0]!;
+  const size = file.rowBytes;
+  const pixels = new Uint8Array(size);
+  const started = performance.now();
+  for (let b = 0; b < rows; b += batch) {
+    const n = Math.min(batch, rows - b);
+    const out = new Float32Array(n * size);
+    for (let i = 0; i < n; i++) {
+      file.readRowInto(b + i, pixels);
+      for (let j = 0; j < size; j += 3) for (let ch = 0; ch < 3; ch++) out[i * size + j + ch] = table[ch * 256 + pixels[j + ch]!]!;
+    }
+  }
+  file.close();
+  return `${Math.round(rows / ((performance.now() - started) / 1000))} img/s (copy_000.npy, ${rows} rows)`;
+}
+
 async function benchOne(label: string, checkout: string): Promise<void> {
   const cli = join(checkout, 'dist', 'cli', 'main.js');
   console.log(`\n== ${label}: ${checkout} (load ${load()})`);
@@ -95,26 +137,33 @@ async function benchOne(label: string, checkout: string): Promise<void> {
     const setup = timed(cli, work, ['run', 'normalize']);
     if (setup.code) return;
     const before = await bytesUnder(join(work, 'artifacts', 'objects'));
-    for (const stage of ['augment', 'train_aug']) {
+    const stageTimes = new Map<string, number>();
+    for (const stage of TRAIN ? ['augment', 'train_aug'] : ['augment']) {
       const r = timed(cli, work, ['run', stage]);
+      stageTimes.set(stage, await stageMs(work, stage));
       line(`${stage} (process wall)`, `${secs(r.ms)}${r.code ? ` (exit ${r.code})` : ''}`);
-      line(`  ${stage} (stage)`, secs(await stageMs(work, stage)));
+      line(`  ${stage} (stage)`, secs(stageTimes.get(stage)!));
       line(`  peak RSS`, `${r.peakMb.toFixed(0)} MB`);
     }
-    const train = JSON.parse(await readFile(join(work, 'artifacts', 'stages', 'train_aug', 'train.json'), 'utf8')) as {
-      train_count: number;
-      images_per_second: number;
-      prefetch?: { batches_read_ahead: number };
-    };
-    line(
-      'train_aug',
-      `${train.train_count} rows/epoch, ${Math.round(train.images_per_second)} img/s, prefetched ${train.prefetch?.batches_read_ahead ?? '-'} batches`,
-    );
+    if (TRAIN) {
+      const train = JSON.parse(await readFile(join(work, 'artifacts', 'stages', 'train_aug', 'train.json'), 'utf8')) as {
+        train_count: number;
+        images_per_second: number;
+        prefetch?: { batches_read_ahead: number };
+      };
+      line(
+        'train_aug',
+        `${train.train_count} rows/epoch, ${Math.round(train.images_per_second)} img/s, prefetched ${train.prefetch?.batches_read_ahead ?? '-'} batches`,
+      );
+    }
+    const { rows } = JSON.parse(await readFile(join(work, 'artifacts', 'stages', 'augment', 'augment.json'), 'utf8')) as { rows: number };
+    line('augment rate', `${Math.round((rows * COPIES) / (stageTimes.get('augment')! / 1000))} img/s (stage time)`);
+    line('loader alone, one copy', await loaderRate(join(work, 'artifacts', 'stages', 'augment')));
     const augment = await bytesUnder(join(work, 'artifacts', 'stages', 'augment'));
     line('augment output', `${augment.files} files, ${mb(augment.bytes)}`);
     const after = await bytesUnder(join(work, 'artifacts', 'objects'));
     line('store objects (after normalize)', `${before.files} objects, ${mb(before.bytes)}`);
-    line('store objects (after train_aug)', `${after.files} objects, ${mb(after.bytes)}`);
+    line(`store objects (after ${TRAIN ? 'train_aug' : 'augment'})`, `${after.files} objects, ${mb(after.bytes)}`);
   } finally {
     if (!KEEP) await rm(work, { recursive: true, force: true });
     else console.log(`  kept ${work}`);
