@@ -5,7 +5,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { COPIES_DIR, copyRow } from '../lib/augment/copies.js';
 import { CopiesDatasetWriter } from '../lib/augment/copies-dataset.js';
@@ -14,7 +14,9 @@ import { onEpochEnd } from '../lib/model/fit.js';
 import { augmentKind } from '../stages/augment/augment.js';
 import { runStage } from './helpers/stage-context.js';
 import { TINY_MODEL, useToyTraining } from './helpers/toy-training.js';
-import { toyImages } from './helpers/fake-normalize.js';
+import { toyImages, writeAugmentOutputs } from './helpers/fake-normalize.js';
+import { writeNpy } from '../lib/npy.js';
+import { rowBytesOf } from '../lib/dataset/format.js';
 import { runCli, workspace, type CliResult } from './helpers/cli.js';
 import { cifarSource, extractSubset } from './helpers/dataset.js';
 
@@ -111,6 +113,31 @@ describe('augmented copies as shards: the same pixels and the same training as c
       off();
     }
     expect(epochs).toEqual([]);
+  });
+
+  test('copies from before they were sharded, or made from other rows, are refused with what to do', async () => {
+    const legacy = join(toy.work, 'augment-legacy');
+    await mkdir(legacy, { recursive: true });
+    await writeNpy(join(legacy, 'copy_000.npy'), { dtype: 'uint8', shape: toy.trainRows.shape, data: new Uint8Array(rowBytesOf(toy.trainRows.shape)) });
+    await expect(toy.train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: legacy } })).rejects.toThrow(
+      'augmented: augment holds copies as copy_000.npy… (a result from before copies were sharded): run augment again',
+    );
+    const other = join(toy.work, 'augment-other-rows');
+    const shifted = Int32Array.from(toy.trainIndex, (r, i) => (i === 0 ? r + 1 : r));
+    await writeAugmentOutputs(other, [toy.trainRows], shifted, toy.classes);
+    await expect(toy.train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: other } })).rejects.toThrow(
+      'augment/source_index.npy does not list the training rows of normalize/train_index.npy: run augment again',
+    );
+    const relabelled = join(toy.work, 'augment-relabelled');
+    await writeAugmentOutputs(
+      relabelled,
+      [{ ...toy.trainRows, labels: toy.trainRows.labels.map((l, i) => (i === 3 ? (l + 1) % 3 : l)) }],
+      toy.trainIndex,
+      toy.classes,
+    );
+    await expect(toy.train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: relabelled } })).rejects.toThrow(
+      /augment\/copies: row 3 is labelled \d, its source row \d/,
+    );
   });
 
   test('a copy never shares a shard with another; shards stay under their size; rows read back with their labels', async () => {
