@@ -1,6 +1,6 @@
 // Augmentation throughput on 50,000 CIFAR-10 training images with the notebook's parameters:
 // images/s with 1 and 2 pool workers (compute into the shared ring, no disk), their ratio, the
-// in-process single-thread rate, and 2 workers streaming a copy to a .npy file as the stage does.
+// in-process single-thread rate, and 2 workers streaming a copy into shards as the stage does.
 // Images are decoded from the real JPEG archive with jpeg-js (or synthetic pixels if it is absent).
 // Run: npx tsc -p . && node dist/bench/augment.js [--reps N]
 import { createReadStream, existsSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { Parser, type ReadEntry } from 'tar';
 import { augmentRows } from '../lib/augment/chunk.js';
 import { runAugmentPool, type AugmentSource } from '../lib/augment/pool.js';
 import type { AugmentConfig } from '../lib/augment/transform.js';
-import { createNpyWriter } from '../lib/npy.js';
+import { CopiesDatasetWriter } from '../lib/augment/copies-dataset.js';
 
 const H = 32;
 const W = 32;
@@ -110,16 +110,18 @@ async function timePoolToFile(source: AugmentSource, threads: number): Promise<R
   const dir = await mkdtemp(join(tmpdir(), 'bench-augment-'));
   const pool = new Piscina({ filename: WORKER, minThreads: threads, maxThreads: threads });
   try {
-    const writer = await createNpyWriter(join(dir, 'copy_000.npy'), 'uint8', [source.rows, H, W, C]);
+    const names = new Array<string>(source.rows).fill('bench');
+    const from = { shape: [H, W, C] as [number, number, number], classes: ['a'], label: new Int32Array(source.rows), source: names, digest: names };
+    const writer = new CopiesDatasetWriter(join(dir, 'copies'), from, 1, 'bench');
     return await measure(source.rows, async () => {
       await runAugmentPool(pool, source, {
         config: NOTEBOOK,
         seed: 1,
         copies: [0],
         chunkSize: 256,
-        onChunk: (_copy, _first, _count, pixels) => writer.write(pixels),
+        onChunk: (copy, first, count, pixels) => writer.append(copy, first, count, pixels),
       });
-      await writer.close();
+      await writer.finish();
     });
   } finally {
     await pool.destroy();
@@ -179,7 +181,9 @@ async function main(): Promise<void> {
   const perCore = (v: Rate[]) => median(v.map((x) => x.perSecond / x.cores));
   console.log(`images per CPU-second: 1 worker ${Math.round(perCore(one))}, 2 workers ${Math.round(perCore(two))}`);
   const toFile = await timePoolToFile(source, 2);
-  console.log(`pool, 2 workers, streaming one copy to a .npy file: ${Math.round(toFile.perSecond)} img/s, ${toFile.cores.toFixed(2)} cores busy`);
+  console.log(
+    `pool, 2 workers, streaming one copy into a copies dataset (shards, as the stage does): ${Math.round(toFile.perSecond)} img/s, ${toFile.cores.toFixed(2)} cores busy`,
+  );
   console.log(
     `load average after: ${loadavg()
       .map((l) => l.toFixed(2))

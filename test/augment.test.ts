@@ -17,7 +17,8 @@ import { affineFor, drawTransform, type AugmentConfig, type FillMode, type Trans
 import { warpImage } from '../lib/augment/warp.js';
 import { readNpy, writeNpy } from '../lib/npy.js';
 import { augmentKind, augmentParams, type AugmentParams } from '../stages/augment/augment.js';
-import { copyName } from '../lib/augment/copies.js';
+import { COPIES_DIR, copyRow, SOURCE_INDEX } from '../lib/augment/copies.js';
+import { DatasetReader } from '../lib/dataset/reader.js';
 import { cifarSource, extractSubset } from './helpers/dataset.js';
 import { dirWriter, fakeInputs, fakeRunHistory, hashingDigestFile, quietLogger, runStage, testPools } from './helpers/stage-context.js';
 import { referenceTransform } from './augment-reference.js';
@@ -35,6 +36,7 @@ interface Fixture {
   /** Decoded training images [N, 32, 32, 3]. */
   images: Uint8Array;
   n: number;
+  labels: Int32Array;
   /** Training rows (a shuffled subset of the images, as normalize makes). */
   index: Int32Array;
   real: boolean;
@@ -79,7 +81,7 @@ async function buildFixture(perClass: number): Promise<Fixture> {
   const none = { pixels: new Uint8Array(0), labels: new Int32Array(0), shape };
   await writeDataset(join(decodeDir, 'dataset'), { pixels: images, labels: Int32Array.from(labels), shape }, none, classes);
   await writeNpy(join(normalizeDir, 'train_index.npy'), { dtype: 'int32', shape: [index.length], data: index });
-  return { root, decodeDir, normalizeDir, images, n: files.length, index, real: source.real };
+  return { root, decodeDir, normalizeDir, images, n: files.length, labels: Int32Array.from(labels), index, real: source.real };
 }
 
 const inputs = () => ({
@@ -364,13 +366,15 @@ describe('augment stage', () => {
     expect(augmentParams.parse({ zoom_range: [0.9, 1.1] }).zoom_range).toEqual([0.9, 1.1]);
   });
 
-  test('writes one uint8 copy per epoch, previews and a contact sheet from real images', async () => {
+  test('writes the copies as one uint8 dataset (a copy per epoch), previews and a contact sheet from real images', async () => {
     const params = { copies: 3, seed: 5, threads: 2, chunk_size: 32, preview_count: 4, preview_variants: 3 };
     const run = await runStage(augmentKind, params, inputs());
+    const reader = await DatasetReader.open(join(run.outDir, COPIES_DIR));
     try {
       const rows = fx.index.length;
-      const cfg = (await readNpy(join(run.outDir, copyName(0)))).shape;
-      expect(cfg).toEqual([rows, H, W, C]);
+      expect(reader.manifest.shape).toEqual([H, W, C]);
+      expect(reader.manifest.splits).toEqual({ train: 3 * rows, test: 0 });
+      expect((await readNpy(join(run.outDir, SOURCE_INDEX))).data).toEqual(fx.index);
       const parsed = augmentParams.parse(params) as AugmentParams;
       const config: AugmentConfig = {
         rotationRange: parsed.rotation_range,
@@ -385,17 +389,17 @@ describe('augment stage', () => {
       };
       const copies = [];
       for (let k = 0; k < 3; k++) {
-        const copy = await readNpy(join(run.outDir, copyName(k)));
-        expect(copy.dtype).toBe('uint8');
-        // Row i is decode row train_index[i] augmented with key (seed, copy k, row i).
+        // Row copy·Ntr + i is decode row train_index[i] augmented with key (seed, copy k, row i), with its label.
+        const copy = reader.readRows(Int32Array.from({ length: rows }, (_, i) => copyRow(k, i, rows)));
         const want = new Uint8Array(rows * IMAGE);
         augmentRows(fx.images, fx.index, want, 0, 0, rows, k, 5, { height: H, width: W, channels: C }, config);
-        expect(Buffer.from(copy.data.buffer).equals(Buffer.from(want.buffer))).toBe(true);
-        copies.push(copy.data as Uint8Array);
-        const side = JSON.parse(await readFile(join(run.outDir, copyName(k).replace('.npy', '.json')), 'utf8'));
-        expect(side).toMatchObject({ copy: k, seed: 5 });
+        expect(Buffer.from(copy.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+        copies.push(copy);
+        for (let i = 0; i < rows; i++) expect(reader.rows.label[copyRow(k, i, rows)]).toBe(fx.labels[fx.index[i]!]);
+        // A copy's rows have shards of their own.
+        const shards = new Set(Array.from({ length: rows }, (_, i) => reader.rows.shard[copyRow(k, i, rows)]));
+        for (let j = 0; j < reader.count; j++) if (Math.floor(j / rows) !== k) expect(shards.has(reader.rows.shard[j]!)).toBe(false);
       }
-      expect(existsSync(join(run.outDir, copyName(3)))).toBe(false);
       // Each epoch's copy is a fresh draw.
       expect(Buffer.from(copies[0]!).equals(Buffer.from(copies[1]!))).toBe(false);
 
@@ -413,10 +417,11 @@ describe('augment stage', () => {
       expect([sheet.width, sheet.height]).toEqual([4 + 4 * (96 + 4), 4 + 4 * (96 + 4)]);
 
       const meta = JSON.parse(await readFile(join(run.outDir, 'augment.json'), 'utf8'));
-      expect(meta).toMatchObject({ rows, image_shape: [H, W, C], copies: ['copy_000.npy', 'copy_001.npy', 'copy_002.npy'], seed: 5 });
+      expect(meta).toMatchObject({ rows, image_shape: [H, W, C], copies: 3, dataset: 'copies/', seed: 5 });
       expect(meta.params.zoom_range).toEqual([0.8, 1.2]);
       expect(meta.preview.files).toHaveLength(16);
     } finally {
+      reader.close();
       await rm(run.outDir, { recursive: true, force: true });
       await rm(run.resumeDir, { recursive: true, force: true });
     }
@@ -431,13 +436,18 @@ describe('augment stage', () => {
       await runStage(augmentKind, { ...base, seed: 2, threads: 2, chunk_size: 7 }, inputs()),
     ];
     try {
-      const bytes = async (k: number, copy: number) => readFile(join(runs[k]!.outDir, copyName(copy)));
-      for (const copy of [0, 1]) {
-        const one = await bytes(0, copy);
-        expect(one.equals(await bytes(1, copy))).toBe(true);
-        expect(one.equals(await bytes(2, copy))).toBe(true);
-        expect(one.equals(await bytes(3, copy))).toBe(false);
-      }
+      // The whole copies/ tree: same shard names (content addressed), same bytes.
+      const tree = async (k: number) => {
+        const dir = join(runs[k]!.outDir, COPIES_DIR);
+        const files = (await readdir(dir, { recursive: true })).filter((f) => f.endsWith('.npy') || f.endsWith('.json')).sort();
+        return Promise.all(files.map(async (f) => `${f}:${(await readFile(join(dir, f))).toString('base64')}`));
+      };
+      const one = await tree(0);
+      expect(one.filter((f) => f.startsWith('shards/'))).toHaveLength(2);
+      expect(await tree(1)).toEqual(one);
+      expect(await tree(2)).toEqual(one);
+      const other = await tree(3);
+      expect(other.filter((f) => one.includes(f))).toEqual([]);
       expect((await readFile(join(runs[0]!.outDir, 'augment.json'))).equals(await readFile(join(runs[1]!.outDir, 'augment.json')))).toBe(true);
     } finally {
       for (const r of runs) {
@@ -471,7 +481,7 @@ describe('augment stage', () => {
       progress,
       check: (outDir, pools) => {
         completed = pools.get(new URL('../workers/augment.js', import.meta.url).href, { threads: 2 }).completed;
-        finished = existsSync(join(outDir, 'augment.json')) || existsSync(join(outDir, copyName(1)));
+        finished = existsSync(join(outDir, 'augment.json')) || existsSync(join(outDir, COPIES_DIR, 'dataset.json'));
       },
     });
     expect(error).toBeInstanceOf(AbortedError);

@@ -169,7 +169,7 @@ describe('train with 2 workers (wasm, toy data)', () => {
   test('init_from and augmented copies work with workers', async () => {
     // Copies identical to the training images train exactly like train_x itself.
     const aug = join(toy.work, 'augment-same');
-    await writeAugmentOutputs(aug, [toy.trainRows, toy.trainRows, toy.trainRows]);
+    await writeAugmentOutputs(aug, [toy.trainRows, toy.trainRows, toy.trainRows], toy.trainIndex, toy.classes);
     const viaCopies = await train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: aug } });
     expect((await weightsOf(viaCopies)).equals(await weightsOf(first))).toBe(true);
     // Continuing from 3 trained epochs: the first epoch is already better than a fresh first epoch.

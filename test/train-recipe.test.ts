@@ -267,6 +267,7 @@ describe('cache keys', () => {
     // fingerprint) does not depend on these options. The versions of decode (4: also its own PNG decoder), normalize (2) and
     // augment (2) moved once, on purpose, when datasets became shards (their outputs changed form);
     // their key params did not (decode's shard_mb is layout, not content, and stays out of the key).
+    // augment moved once more (3) when its copies became a sharded dataset (same pixels, new form).
     const before: Record<string, [number, string]> = {
       // fetch's key names its layout since archives became packs (layout: auto): one change, on purpose.
       fetch: [1, 'd8c7d6724d95555f41e70c71f303924e1277975a7371792016f7e5f861ad475f'],
@@ -274,7 +275,7 @@ describe('cache keys', () => {
       normalize: [2, '1767a3ec2cf395428d8b86f56ff5745dd99a5995bde77b76777a94eb0cb09735'],
       train: [1, 'bfbe1a82166c0d033bebc7bd2a81511a7b07dcdca8325379e09d51fde1c7525b'],
       evaluate: [1, 'ca48e2e4aac8a07b99995860353f9dfef4e67d6905df2808e6abe02229d0d889'],
-      augment: [2, 'f741c08840b9acd019d03d49850c4c47356a0a7689e423af064d197f75d14ff9'],
+      augment: [3, 'f741c08840b9acd019d03d49850c4c47356a0a7689e423af064d197f75d14ff9'],
       train_aug: [1, '21e4c6875bd7a224cf2d2e87cc26bdad0b806925bee8b945bd39cfb90f99aad4'],
       evaluate_aug: [1, 'ca48e2e4aac8a07b99995860353f9dfef4e67d6905df2808e6abe02229d0d889'],
       report: [1, '29904a08fea810383c17af283f382318e59aee5b7f4aaee0f6ab722e9ab22ff1'],

@@ -183,14 +183,14 @@ describe('train on cpu (toy data)', () => {
   test('augmented: one copy per epoch, labels from train_y, pixels through normalization.json', async () => {
     // Copies identical to the training images must train exactly like train_x itself...
     const aug = join(toy.work, 'augment-same');
-    await writeAugmentOutputs(aug, [toy.trainRows, toy.trainRows, toy.trainRows]);
+    await writeAugmentOutputs(aug, [toy.trainRows, toy.trainRows, toy.trainRows], toy.trainIndex, toy.classes);
     const viaCopies = await train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: aug } });
     const weights = (run: { outDir: string }) => readFile(join(run.outDir, 'model', 'weights.bin'));
     expect((await weights(viaCopies)).equals(await weights(first))).toBe(true);
     // ...and a different copy in epoch 2 must change the result (so copies really are used per epoch).
     const flipped: ImageSet = { ...toy.trainRows, pixels: toy.trainRows.pixels.map((v) => 255 - v) };
     const aug2 = join(toy.work, 'augment-flipped');
-    await writeAugmentOutputs(aug2, [toy.trainRows, flipped, toy.trainRows]);
+    await writeAugmentOutputs(aug2, [toy.trainRows, flipped, toy.trainRows], toy.trainIndex, toy.classes);
     const mixed = await train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: aug2 } });
     const h1 = await readJson<History>(join(first.outDir, 'history.json'));
     const h2 = await readJson<History>(join(mixed.outDir, 'history.json'));
@@ -198,9 +198,9 @@ describe('train on cpu (toy data)', () => {
     expect(h2.loss[1]).not.toBe(h1.loss[1]);
     // Row counts must match normalize's train_y.
     const aug3 = join(toy.work, 'augment-short');
-    await writeAugmentOutputs(aug3, [subset(toy.trainRows, [0, 1, 2])]);
+    await writeAugmentOutputs(aug3, [subset(toy.trainRows, [0, 1, 2])], toy.trainIndex.subarray(0, 3), toy.classes);
     await expect(train({ augmented: 'augment' }, { augment: { kind: 'augment', dir: aug3 } })).rejects.toThrow(
-      /3 images but normalize\/train_index.npy has 240/,
+      'augment/copies has 3 images, not copies of the 240 rows of normalize/train_index.npy',
     );
   });
 

@@ -10,7 +10,13 @@ export const DEFAULT_PREFETCH_DEPTH = 3;
 /** A batch the thread has not delivered in this long means the thread is gone. */
 const STALL_MS = 60_000;
 
-export class BatchPrefetcher {
+/** What a reader of batches asks of a prefetcher (a BatchPrefetcher, or a view of one). */
+export interface PrefetchSource {
+  plan(order: Int32Array, batchSize: number): void;
+  take(rows: ArrayLike<number>): Float32Array | undefined;
+}
+
+export class BatchPrefetcher implements PrefetchSource {
   private readonly worker: Worker;
   private readonly control: Int32Array;
   private readonly slots: SharedArrayBuffer;
@@ -83,6 +89,16 @@ export class BatchPrefetcher {
     this.next++;
     this.hits++;
     return out;
+  }
+
+  /**
+   * The prefetcher seen from rows that are its positions `base`, `base + 1`…: e.g. one augmented
+   * copy (positions copy·Ntr + i) read as training rows 0…Ntr−1.
+   */
+  from(base: number): PrefetchSource {
+    if (base === 0) return this;
+    const shift = (rows: ArrayLike<number>) => Int32Array.from(rows, (r) => r + base);
+    return { plan: (order, batchSize) => this.plan(shift(order), batchSize), take: (rows) => this.take(shift(rows)) };
   }
 
   async close(): Promise<void> {

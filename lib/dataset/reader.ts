@@ -47,12 +47,12 @@ export class DatasetReader {
     const position = file.offset + slot * this.rowBytes;
     while (done < this.rowBytes) {
       const n = readSync(file.fd, target, done, this.rowBytes - done, position + done);
-      if (n === 0) throw new ShardIntegrityError(`${this.shardPath(shard)}: truncated at slot ${slot} (row ${row}, ${this.rows.source[row]})`);
+      if (n === 0) throw new ShardIntegrityError(`${this.shardPath(shard)}: truncated at slot ${slot} (${this.rowName(row)})`);
       done += n;
     }
     if (crc32(target) !== this.rows.crc[row]) {
       throw new ShardIntegrityError(
-        `${this.shardPath(shard)}: slot ${slot} (row ${row}, ${this.rows.source[row]}) does not match its checksum: the shard is damaged (run \`pipeline verify\`)`,
+        `${this.shardPath(shard)}: slot ${slot} (${this.rowName(row)}) does not match its checksum: the shard is damaged (run \`pipeline verify\`)`,
       );
     }
   }
@@ -67,6 +67,12 @@ export class DatasetReader {
   close(): void {
     for (const f of this.files) if (f) closeSync(f.fd);
     this.files.fill(undefined);
+  }
+
+  /** "row 12, train/cat/1.png"; augment's copies record no source file per row. */
+  private rowName(row: number): string {
+    const source = this.rows.source[row];
+    return source ? `row ${row}, ${source}` : `row ${row}`;
   }
 
   private shardPath(shard: number): string {

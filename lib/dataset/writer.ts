@@ -17,6 +17,8 @@ export const DEFAULT_SHARD_BYTES = 128 << 20;
 
 export interface WrittenRow {
   shard: string;
+  /** The shard's position in `finish().shards`. */
+  index: number;
   slot: number;
   crc: number;
 }
@@ -60,9 +62,14 @@ export class ShardWriter {
     if (++shard.pending * this.rowBytes >= this.buffer.length) await this.flush(shard);
     const crc = crc32(pixels);
     // The shard's id is known only once it is closed: rows name it through a placeholder.
-    const placeholder = `pending-${this.serial}`;
+    const index = this.serial;
     if (shard.rows >= this.rowsPerShard) await this.closeShard();
-    return { shard: placeholder, slot, crc };
+    return { shard: `pending-${index}`, index, slot, crc };
+  }
+
+  /** Closes the open shard now: the next row starts a new one (e.g. one set of shards per augmented copy). */
+  async cut(): Promise<void> {
+    await this.closeShard();
   }
 
   /** Closes the open shard; returns the shards written, in order, and each placeholder's id. */

@@ -2,8 +2,8 @@
 // a 40,000-image set (~490 MB of float32) is never held twice or uploaded whole.
 import * as tf from '@tensorflow/tfjs';
 import type { DatasetReader } from '../dataset/reader.js';
-import type { BatchPrefetcher } from '../dataset/prefetch.js';
-import type { NdArray, NpyRowFile } from '../npy.js';
+import type { PrefetchSource } from '../dataset/prefetch.js';
+import type { NdArray } from '../npy.js';
 
 /** normalize's `normalization.json`: how uint8 pixels become model input. */
 export interface Normalization {
@@ -122,7 +122,7 @@ export function oneHotOf(reader: DatasetReader, rows: ArrayLike<number>): Float3
  * of row i), read from the shards when a batch is gathered and mapped through the pixel table: no
  * float copy of the data exists, and memory holds a batch, not the dataset.
  */
-export function datasetRows(reader: DatasetReader, index: Int32Array, table: Float32Array, what: string, prefetch?: BatchPrefetcher): Rows {
+export function datasetRows(reader: DatasetReader, index: Int32Array, table: Float32Array, what: string, prefetch?: PrefetchSource): Rows {
   const [h, w, c] = reader.manifest.shape;
   const size = h * w * c;
   if (table.length !== c * 256) throw new Error(`${what}: normalization has ${table.length / 256} channels, images have ${c}`);
@@ -154,28 +154,6 @@ export function datasetRows(reader: DatasetReader, index: Int32Array, table: Flo
     gather: (rows) => ({ x: gatherInputs(rows), y: targets(rows) }),
     ...(prefetch ? { plan: (order: Int32Array, batchSize: number) => prefetch.plan(order, batchSize) } : {}),
   };
-}
-
-/** uint8 images of a .npy file (augment's copies) read row by row per batch, through `table`: the file is never held whole. */
-export function npyUint8Rows(file: NpyRowFile, targets: Float32Array, table: Float32Array, what: string): Rows {
-  if (file.dtype !== 'uint8' || file.shape.length !== 4) throw new Error(`${what}: expected uint8 images [N, H, W, C], got ${file.dtype} [${file.shape}]`);
-  const sampleShape = file.shape.slice(1);
-  const k = targets.length / file.shape[0]!;
-  const size = file.rowBytes;
-  const channels = sampleShape[2]!;
-  if (table.length !== channels * 256) throw new Error(`${what}: normalization has ${table.length / 256} channels, images have ${channels}`);
-  const pixels = new Uint8Array(size);
-  const gatherInputs = (rows: ArrayLike<number>) => {
-    const out = new Float32Array(rows.length * size);
-    for (let i = 0; i < rows.length; i++) {
-      file.readRowInto(rows[i]!, pixels);
-      const dst = i * size;
-      for (let j = 0; j < size; j += channels) for (let ch = 0; ch < channels; ch++) out[dst + j + ch] = table[ch * 256 + pixels[j + ch]!]!;
-    }
-    return out;
-  };
-  const y: NdArray = { dtype: 'float32', shape: [file.shape[0]!, k], data: targets };
-  return rowsOf({ dtype: 'uint8', shape: file.shape, data: new Uint8Array(0) }, y, gatherInputs);
 }
 
 /** 0..n-1 in blocks of `size` (prediction batches, in order). */

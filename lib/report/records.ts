@@ -118,7 +118,8 @@ export interface MetricsRecord {
 
 export interface AugmentRecord {
   rows?: number;
-  copies?: string[];
+  /** How many copies (a list of copy_NNN.npy names in results from before copies were sharded). */
+  copies?: number | string[];
   seed?: number;
   params?: Record<string, unknown>;
   preview?: { images?: number; variants?: number; files?: string[] };

@@ -1,11 +1,12 @@
 // Stage kind `augment`: Keras ImageDataGenerator-equivalent augmentation of the training split,
 // `copies` times, on a Piscina worker pool. Inputs: a normalize stage (its dataset and
 // train_index.npy; a decode stage is accepted in needs, as before). Validation and test data are
-// never augmented. Source rows are read from the dataset chunk by chunk as the pool needs them, so
+// never augmented. Source rows are read from the dataset chunk by chunk as the pool needs them, and
+// the copies are written as they come into one sharded uint8 dataset (lib/augment/copies.ts), so
 // memory holds a ring of chunks, not the dataset.
 // The transform and its documented formula live in lib/augment/transform.ts and warp.ts.
 import { z } from 'zod';
-import { defineStage, type StageContext, type TensorStream, type UpstreamArtifacts } from '../../engine/contract.js';
+import { defineStage, type StageContext, type UpstreamArtifacts } from '../../engine/contract.js';
 import { AbortedError, StageError } from '../../engine/errors.js';
 import { augmentRows } from '../../lib/augment/chunk.js';
 import { AugmentPoolError } from '../../lib/errors.js';
@@ -14,7 +15,8 @@ import { contactSheet, defaultLayout, writePng, type Image } from '../../lib/aug
 import { DatasetReader } from '../../lib/dataset/reader.js';
 import { DATASET_DIR } from '../../lib/dataset/format.js';
 import { DatasetError, ShardIntegrityError } from '../../lib/errors.js';
-import { copyName } from '../../lib/augment/copies.js';
+import { COPIES_DIR, SOURCE_INDEX } from '../../lib/augment/copies.js';
+import { CopiesDatasetWriter, type CopiesSource } from '../../lib/augment/copies-dataset.js';
 import { zoomBounds, type AugmentConfig } from '../../lib/augment/transform.js';
 
 const WORKER = new URL('../../workers/augment.js', import.meta.url).href;
@@ -71,6 +73,8 @@ function configOf(p: AugmentParams): AugmentConfig {
 /** The dataset's training rows, read chunk by chunk for the pool (memory holds chunks, not the dataset). */
 interface StreamedSource {
   source: AugmentSource;
+  /** Shape, classes, labels and source files of the training rows, and the dataset's settings. */
+  rows: CopiesSource & { settings: string; index: Int32Array };
   /** Source pixels of training rows [first, first + count), in order. */
   read(first: number, count: number): Uint8Array;
   close(): void;
@@ -111,8 +115,19 @@ async function openSource(decode: UpstreamArtifacts | undefined, normalize: Upst
         throw error;
       }
     };
+    const table = reader.rows;
+    const copiesSource = {
+      shape: reader.manifest.shape,
+      classes: reader.manifest.classes,
+      label: Int32Array.from(rows, (r) => table.label[r]!),
+      source: Array.from(rows, (r) => table.source[r]!),
+      digest: Array.from(rows, (r) => table.digest[r]!),
+      settings: reader.manifest.settings,
+      index: rows,
+    };
     return {
       source: { images: new SharedArrayBuffer(0), byteOffset: 0, readRows: readInto, index: shared, rows: rows.length, height, width, channels },
+      rows: copiesSource,
       read: (first, count) => {
         const out = new Uint8Array(count * reader.rowBytes);
         readInto(first, count, out);
@@ -180,8 +195,9 @@ async function augmentFrom(ctx: StageContext<AugmentParams>, streamed: StreamedS
 
   const pool = ctx.workers.get(WORKER, params.threads === undefined ? undefined : { threads: params.threads });
   const copies = Array.from({ length: params.copies }, (_, k) => k);
-  const shape = [rows, height, width, channels];
-  let stream: TensorStream | null = null;
+  // What decides a copy's pixels besides its source rows: the transform, the seed and how the source rows were made.
+  const settings = JSON.stringify({ augment: augmentKind.version, config, seed: params.seed, source: streamed.rows.settings });
+  const writer = new CopiesDatasetWriter(ctx.out.path(COPIES_DIR), streamed.rows, params.copies, settings);
   const started = performance.now();
   ctx.progress.start('augment', rows * params.copies, 'img');
   try {
@@ -193,33 +209,22 @@ async function augmentFrom(ctx: StageContext<AugmentParams>, streamed: StreamedS
       signal: ctx.signal,
       onChunk: async (copy, first, count, pixels) => {
         try {
-          if (first === 0) {
-            stream = await ctx.out.tensorStream(copyName(copy), 'uint8', shape, {
-              copy,
-              seed: params.seed,
-              rows: `row i augments dataset training row train_index[i] of ${normalize.stage}`,
-            });
-          }
-          await stream!.write(pixels);
-          if (first + count === rows) {
-            const done = stream!;
-            stream = null;
-            await done.close();
-            ctx.log.debug(`augment: wrote ${copyName(copy)}`);
-          }
+          await writer.append(copy, first, count, pixels);
         } catch (error) {
-          throw new StageError(`augment: cannot write ${copyName(copy)}: ${(error as Error).message}`, { cause: error });
+          throw new StageError(`augment: cannot write ${COPIES_DIR}/ (copy ${copy}): ${(error as Error).message}`, { cause: error });
         }
         ctx.progress.tick(count);
       },
     });
+    await writer.finish();
   } catch (error) {
-    // Close a half-written copy (its size check fails; the output is discarded anyway).
-    await (stream as TensorStream | null)?.close().catch(() => {});
+    // The shard being written is removed; the rest of the output is discarded by the engine.
+    await writer.abort().catch(() => {});
     if (ctx.signal.aborted) throw new AbortedError('augment: aborted');
     if (error instanceof AugmentPoolError) throw new StageError(`augment: ${error.message}`, { cause: error });
     throw error;
   }
+  await ctx.out.tensor(SOURCE_INDEX, { dtype: 'int32', shape: [rows], data: streamed.rows.index });
   const seconds = (performance.now() - started) / 1000;
   ctx.progress.done(`${Math.round((rows * params.copies) / seconds)} img/s`);
   ctx.log.info(`augment: ${rows * params.copies} images in ${seconds.toFixed(1)} s on ${pool.maxThreads} threads`);
@@ -229,8 +234,9 @@ async function augmentFrom(ctx: StageContext<AugmentParams>, streamed: StreamedS
     transform: 'keras ImageDataGenerator get_random_transform + apply_transform (keras >= 2.6), bilinear, scipy boundary modes',
     rows,
     image_shape: [height, width, channels],
-    copies: copies.map(copyName),
-    labels: `the label of dataset training row ${normalize.stage}/train_index.npy[i] (row i of every copy)`,
+    copies: params.copies,
+    dataset: `${COPIES_DIR}/`,
+    dataset_rows: `row copy × ${rows} + i is training row i of that copy: dataset row ${SOURCE_INDEX}[i] (${normalize.stage}/train_index.npy[i]) augmented, with its label`,
     seed: params.seed,
     params: {
       rotation_range: params.rotation_range,
@@ -251,12 +257,18 @@ async function augmentFrom(ctx: StageContext<AugmentParams>, streamed: StreamedS
 export const augmentKind = defineStage({
   name: 'augment',
   // 2: reads the sharded dataset (same pixels, same copies; augment.json words its rows anew).
-  version: 2,
-  description: 'Keras ImageDataGenerator-equivalent augmentation of the training split (one uint8 tensor per copy)',
+  // 3: the copies are one sharded uint8 dataset (copies/) instead of copy_NNN.npy (same pixels).
+  version: 3,
+  description: 'Keras ImageDataGenerator-equivalent augmentation of the training split (its copies as one sharded uint8 dataset)',
   inputs: "a normalize stage (its dataset/ and train_index.npy; the copies' rows align with train_index)",
   params: augmentParams,
   outputs: [
-    { name: 'copy_000.npy', type: 'tensor', description: 'uint8 [Ntr,H,W,C] augmented training split; copy_001.npy … follow, one per copy' },
+    {
+      name: COPIES_DIR,
+      type: 'dir',
+      description: 'the copies as a sharded uint8 dataset (dataset.json, rows.json, shards/<id>.npy): row copy·Ntr + i is training row i of that copy',
+    },
+    { name: SOURCE_INDEX, type: 'tensor', description: 'int32 [Ntr]: the dataset row each training row was augmented from (train_index)' },
     { name: 'preview', type: 'dir', description: 'PNG previews: original and variants of the first training images', optional: true },
     { name: 'contact_sheet.png', type: 'file', description: 'Grid of the previews (one row per image)', optional: true },
     { name: 'augment.json', type: 'json', description: 'What was computed: params, copies, shapes, preview files' },

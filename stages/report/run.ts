@@ -167,7 +167,7 @@ export async function runReport(ctx: StageContext<ReportParams>): Promise<void> 
   for (const g of inputs.ofKind('augment')) {
     const rec = await readOptionalJson<AugmentRecord>(g, 'augment.json');
     const previewFiles = (rec?.preview?.files ?? []).filter((f) => g.digest(f) !== undefined);
-    const copies = rec?.copies?.length ?? 0;
+    const copies = typeof rec?.copies === 'number' ? rec.copies : (rec?.copies?.length ?? 0);
     // Epoch e of a train stage on these copies trains on copy e mod copies.
     const usedBy = trains
       .filter((t) => t.upstream.params.augmented === g.stage)

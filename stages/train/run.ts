@@ -7,15 +7,14 @@ import { engineErrorOf } from '../lib-errors.js';
 import { initBackend } from '../../lib/tf/backend.js';
 import { buildModel, copyWeights, outputUnits } from '../../lib/model/build.js';
 import { restoreCheckpoint, saveCheckpoint, type LoopState } from '../../lib/model/checkpoint.js';
-import { datasetRows, npyUint8Rows, oneHotOf, pixelTable, type Normalization, type Rows } from '../../lib/model/data.js';
+import { datasetRows, oneHotOf, pixelTable, type Normalization, type Rows } from '../../lib/model/data.js';
 import type { DatasetReader } from '../../lib/dataset/reader.js';
 import { openUpstreamDataset } from '../dataset-input.js';
 import { BatchPrefetcher } from '../../lib/dataset/prefetch.js';
 import { DATASET_DIR } from '../../lib/dataset/format.js';
 import { fit } from '../../lib/model/fit.js';
 import { loadModel, saveModel } from '../../lib/model/io.js';
-import { npyInfo, openNpyRows, type NpyRowFile } from '../../lib/npy.js';
-import { copyName } from '../../lib/augment/copies.js';
+import { COPIES_DIR, copyRow, legacyCopyName, SOURCE_INDEX } from '../../lib/augment/copies.js';
 import { createOptimizer } from '../../lib/model/optimizers.js';
 import { Rng, deriveSeed } from '../../lib/model/rng.js';
 import { modelSummary, paramCounts } from '../../lib/model/summary.js';
@@ -33,12 +32,6 @@ interface TrainingData {
   count: number;
   rowsFor(epoch: number): Promise<Rows>;
   describe: string;
-}
-
-function countCopies(aug: UpstreamArtifacts): number {
-  let n = 0;
-  while (aug.has(copyName(n))) n++;
-  return n;
 }
 
 /** normalize's view of the data: decode's dataset, the split (dataset train rows) and the pixel table. */
@@ -87,40 +80,63 @@ function plainTrainingData(norm: UpstreamArtifacts, data: NormalizedData, p: Tra
   return { inputShape: rows.sampleShape, count: rows.count, rowsFor: async () => rows, describe: `${norm.stage}/${DATASET_DIR} (${rows.count} training rows)` };
 }
 
+/** augment's copies dataset, checked against normalize's split: `copies` sets of its training rows. */
+async function openCopies(aug: UpstreamArtifacts, norm: UpstreamArtifacts, data: NormalizedData): Promise<{ reader: DatasetReader; copies: number }> {
+  if (!aug.has(COPIES_DIR) && aug.has(legacyCopyName(0))) {
+    throw new StageError(`augmented: ${aug.stage} holds copies as ${legacyCopyName(0)}… (a result from before copies were sharded): run ${aug.stage} again`);
+  }
+  const reader = await openUpstreamDataset(aug, COPIES_DIR);
+  try {
+    const where = `${aug.stage}/${COPIES_DIR}`;
+    const rows = data.trainIndex.length;
+    const [shape, want] = [reader.manifest.shape.join('x'), data.reader.manifest.shape.join('x')];
+    if (shape !== want) throw new StageError(`${where} holds [${shape}] images but ${norm.stage}'s dataset [${want}]`);
+    const total = reader.manifest.splits.train;
+    if (total === 0 || total % rows !== 0) {
+      throw new StageError(`${where} has ${total} images, not copies of the ${rows} rows of ${norm.stage}/train_index.npy`);
+    }
+    // Training uses the copies' own labels: they must be those of the rows the copies were made from.
+    const source = aug.has(SOURCE_INDEX) ? (await aug.readTensor(SOURCE_INDEX)).data : undefined;
+    if (!source || source.length !== rows || source.some((r, i) => r !== data.trainIndex[i])) {
+      throw new StageError(`${aug.stage}/${SOURCE_INDEX} does not list the training rows of ${norm.stage}/train_index.npy: run ${aug.stage} again`);
+    }
+    const labels = data.reader.rows.label;
+    const wrong = reader.rows.label.findIndex((l, r) => l !== labels[data.trainIndex[r % rows]!]);
+    if (wrong >= 0)
+      throw new StageError(`${where}: row ${wrong} is labelled ${reader.rows.label[wrong]}, its source row ${labels[data.trainIndex[wrong % rows]!]}`);
+    return { reader, copies: total / rows };
+  } catch (err) {
+    reader.close();
+    throw err;
+  }
+}
+
 async function augmentedTrainingData(
   ctx: StageContext<TrainParams>,
   aug: UpstreamArtifacts,
   norm: UpstreamArtifacts,
   data: NormalizedData,
 ): Promise<TrainingData> {
-  const copies = countCopies(aug);
-  if (copies === 0) throw new StageError(`augmented: stage '${aug.stage}' has no ${copyName(0)}`);
-  const first = await npyInfo(aug.path(copyName(0)));
-  if (first.dtype !== 'uint8' || first.shape.length < 2) {
-    throw new StageError(`${aug.stage}/${copyName(0)}: expected uint8 images [N, H, W, C], got ${first.dtype} [${first.shape}]`);
-  }
-  if (first.shape[0] !== data.trainIndex.length) {
-    throw new StageError(`${aug.stage}/${copyName(0)} has ${first.shape[0]} images but ${norm.stage}/train_index.npy has ${data.trainIndex.length} rows`);
-  }
-  if (copies < ctx.params.epochs) {
-    ctx.log.warn(`${aug.stage} has ${copies} copies for ${ctx.params.epochs} epochs: copies are reused in turn`);
-  }
-  // Row i of every copy augments training row i: its label is that row's.
-  const trainY = oneHotOf(data.reader, data.trainIndex);
-  let loaded: { index: number; rows: Rows; file: NpyRowFile } | undefined;
+  const { reader, copies } = await openCopies(aug, norm, data);
+  data.closers.push(() => reader.close());
+  const p = ctx.params;
+  if (copies < p.epochs) ctx.log.warn(`${aug.stage} has ${copies} copies for ${p.epochs} epochs: copies are reused in turn`);
+  const rows = data.trainIndex.length;
+  // Epoch e reads copy e mod copies: rows copyRow(copy, 0…Ntr−1) of the copies dataset, read ahead
+  // by one prefetch thread over all of them; labels come from the copies dataset (checked above).
+  const all = Int32Array.from({ length: reader.count }, (_, r) => r);
+  if (p.prefetch > 0) data.prefetch = new BatchPrefetcher(aug.path(COPIES_DIR), all, data.table, reader.rowBytes, p.batch_size, p.prefetch);
+  const what = `${aug.stage}/${COPIES_DIR}`;
+  let loaded: { copy: number; rows: Rows } | undefined;
   return {
-    inputShape: first.shape.slice(1),
-    count: first.shape[0]!,
+    inputShape: [...reader.manifest.shape],
+    count: rows,
     describe: `${aug.stage} (${copies} copies)`,
     async rowsFor(epoch) {
-      const index = epoch % copies;
-      if (loaded?.index !== index) {
-        loaded?.file.close();
-        loaded = undefined;
-        // Rows are read from the copy per batch: a copy is as large as the training split.
-        const file = openNpyRows(aug.path(copyName(index)));
-        data.closers.push(() => file.close());
-        loaded = { index, file, rows: npyUint8Rows(file, trainY, data.table, `${aug.stage}/${copyName(index)}`) };
+      const copy = epoch % copies;
+      if (loaded?.copy !== copy) {
+        const first = copyRow(copy, 0, rows);
+        loaded = { copy, rows: datasetRows(reader, all.subarray(first, first + rows), data.table, what, data.prefetch?.from(first)) };
       }
       return loaded.rows;
     },

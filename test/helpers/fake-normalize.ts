@@ -4,6 +4,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildDataset, type LabeledSource } from '../../lib/dataset/build.js';
+import { CopiesDatasetWriter } from '../../lib/augment/copies-dataset.js';
+import { COPIES_DIR, SOURCE_INDEX } from '../../lib/augment/copies.js';
 import { DATASET_DIR } from '../../lib/dataset/format.js';
 import { readNpy, writeNpy, type NdArray } from '../../lib/npy.js';
 import { readDatasetSplits } from './dataset-arrays.js';
@@ -126,16 +128,18 @@ export async function writeDataset(dir: string, trainSet: ImageSet, testSet: Ima
   });
 }
 
-/** An augment stage's outputs: the given uint8 copies of the training rows as copy_NNN.npy. */
-export async function writeAugmentOutputs(dir: string, copies: ImageSet[]): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  for (const [i, c] of copies.entries()) {
-    await writeNpy(join(dir, `copy_${String(i).padStart(3, '0')}.npy`), {
-      dtype: 'uint8',
-      shape: [c.labels.length, ...c.shape],
-      data: c.pixels,
-    });
-  }
+/**
+ * An augment stage's outputs: the given uint8 copies of the training rows (`sourceIndex`: the dataset
+ * rows they were made from) as augment writes them, one sharded dataset in copies/.
+ */
+export async function writeAugmentOutputs(dir: string, copies: ImageSet[], sourceIndex: Int32Array, classes: string[], maxShardBytes?: number): Promise<void> {
+  const first = copies[0]!;
+  const rows = first.labels.length;
+  const from = { shape: first.shape, classes, label: first.labels, source: new Array<string>(rows).fill('toy'), digest: new Array<string>(rows).fill('toy') };
+  const writer = new CopiesDatasetWriter(join(dir, COPIES_DIR), from, copies.length, 'toy copies', maxShardBytes);
+  for (const [i, c] of copies.entries()) await writer.append(i, 0, rows, c.pixels);
+  await writer.finish();
+  await writeNpy(join(dir, SOURCE_INDEX), { dtype: 'int32', shape: [sourceIndex.length], data: sourceIndex });
 }
 
 /**

@@ -257,7 +257,7 @@ export async function reportFixture(variant: 'full' | 'single' = 'full'): Promis
     for (const f of previews) await writeFile(join(augment, f), await encodePng(tile));
     await json(augment, 'augment.json', {
       rows: 24,
-      copies: ['copy_000.npy', 'copy_001.npy'],
+      copies: 2,
       seed: 42,
       params: { rotation_range: 40, horizontal_flip: true },
       preview: { images: 1, variants: 3, files: previews },

@@ -24,6 +24,9 @@ export interface ToyTraining {
   normalize: FakeUpstream;
   /** The training rows of the split, in normalize's order. */
   trainRows: ImageSet;
+  /** normalize's train_index.npy (dataset rows of the training rows). */
+  trainIndex: Int32Array;
+  classes: string[];
   /** Removes these paths in afterAll. */
   removeLater(...paths: string[]): void;
   /** Runs the train kind with `base` params overridden by `params`. */
@@ -37,6 +40,8 @@ export function useToyTraining(prefix: string, base: Record<string, unknown>): T
     work: '',
     normalize: { kind: 'normalize', dir: '' },
     trainRows: undefined as unknown as ImageSet,
+    trainIndex: new Int32Array(0),
+    classes: ['a', 'b', 'c'],
     removeLater: (...paths) => void cleanup.push(...paths),
     async train(params, inputs = {}, options = {}) {
       const run = await runStage(trainStage, { ...base, ...params }, { normalize: toy.normalize, ...inputs }, options);
@@ -49,6 +54,7 @@ export function useToyTraining(prefix: string, base: Record<string, unknown>): T
     const all = toyImages(300, 3, 8, 3, 1);
     const split = await writeNormalizeOutputs(join(toy.work, 'normalize'), all, toyImages(90, 3, 8, 3, 2), ['a', 'b', 'c']);
     toy.trainRows = subset(all, split.train);
+    toy.trainIndex = split.train;
     toy.normalize = { kind: 'normalize', dir: join(toy.work, 'normalize') };
   });
   afterAll(async () => {
