@@ -167,10 +167,10 @@ async function workspaceOutMatches(env: Pick<FactsEnv, 'pipeline' | 'statCache' 
   const want = new Map(expected);
   for (const f of actual) {
     const e = want.get(f.rel);
-    if (!e || e.size !== f.stat.size) return false;
+    if (!e || e.size !== Number(f.stat.size)) return false;
   }
   for (const f of actual) {
-    const { digest } = await env.statCache.digestFile(f.abs, { signal: env.signal });
+    const { digest } = await env.statCache.digestFile(f.abs, { signal: env.signal, stat: f.stat });
     if (digest !== want.get(f.rel)!.digest) return false;
   }
   return true;

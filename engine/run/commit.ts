@@ -34,7 +34,7 @@ export async function adoptTree(
     const digest = reused?.get(f.rel);
     if (digest && (await isLinkTo(objects, digest, f.stat))) {
       await unlink(f.abs);
-      files[f.rel] = { digest, size: f.stat.size };
+      files[f.rel] = { digest, size: Number(f.stat.size) };
     } else {
       files[f.rel] = await storing(f.rel, () => objects.adopt(f.abs, signal));
     }
@@ -44,9 +44,9 @@ export async function adoptTree(
 }
 
 /** Whether a file is the stored object `digest` itself (same inode), so its bytes are the object's. */
-async function isLinkTo(objects: ObjectStore, digest: string, file: { ino: number; dev: number }): Promise<boolean> {
+async function isLinkTo(objects: ObjectStore, digest: string, file: { ino: bigint; dev: bigint }): Promise<boolean> {
   try {
-    const object = await stat(objects.path(digest));
+    const object = await stat(objects.path(digest), { bigint: true });
     return object.ino === file.ino && object.dev === file.dev;
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return false;
