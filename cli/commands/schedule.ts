@@ -12,6 +12,7 @@ import { QUEUE_HELP, queueTimeoutOption } from '../queue-run.js';
 import type { ScheduleEntry } from '../../engine/config/automation.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
 import type { Tick, RunningTick } from '../../engine/schedule/scheduler.js';
+import { boundStop, STOP_STEP_MS, type StopSteps } from '../../engine/lifecycle/bounded.js';
 
 interface ScheduleOptions {
   once?: boolean;
@@ -80,12 +81,14 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
       if (stopping) return;
       stopping = true;
       ticks.stopRequested = runHasNotSeen(sig);
+      boundStop(tickDone, stopSteps(sig));
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     process.on('SIGHUP', onSignal);
+    const tickDone = ticks.run({ entry, firedAt: new Date() });
     try {
-      const result = await ticks.run({ entry, firedAt: new Date() });
+      const result = await tickDone;
       if (result === 'failed' && !stopping) throw new StageError(`scheduled run '${entry.name}' failed (recorded in pipeline runs)`);
     } finally {
       process.off('SIGINT', onSignal);
@@ -117,7 +120,9 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
       ticks.stopRequested = runHasNotSeen(sig);
       const running = scheduler.current;
       err(`received ${sig}: taking no more ticks${running ? `; stopping the running '${running.entry.name}' run` : ''}`);
-      void scheduler.stop().then(() => {
+      const stopped = scheduler.stop();
+      boundStop(stopped, stopSteps(sig));
+      void stopped.then(() => {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         process.off('SIGHUP', onSignal);
@@ -131,6 +136,24 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     process.on('SIGHUP', onSignal);
     scheduler.start();
   });
+}
+
+/**
+ * Whatever state Redis or the remote is in, the scheduler stops within seconds: a run still stopping
+ * after a few seconds gets the second signal (it kills its commands, records itself as interrupted
+ * and exits at once); anything else still going a few seconds later is left.
+ */
+function stopSteps(sig: NodeJS.Signals): StopSteps {
+  return {
+    escalate: () => {
+      err(`still stopping after ${STOP_STEP_MS / 1000}s: stopping the running run at once`);
+      process.emit(sig, sig);
+    },
+    giveUp: () => {
+      err('scheduler stopped (gave up waiting for the run, Redis or the remote)');
+      process.exit(130);
+    },
+  };
 }
 
 /** The signal, if no `pipeline run` was listening for it (ours is then the only listener). */

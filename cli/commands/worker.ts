@@ -2,8 +2,8 @@
 // --executor queue`) in this checkout's store, until stopped. Each job (signed with
 // PIPELINE_QUEUE_SECRET, checked before anything starts) runs as a child `pipeline run STAGE` that
 // pulls the stage's inputs from this worker's remote, checks the cache key, computes and pushes.
-// Ctrl-C finishes the running stage first; a second Ctrl-C stops it (the job goes back to the
-// queue and another worker takes it).
+// Ctrl-C / SIGTERM stops it within seconds, whatever state Redis is in: running stages are stopped
+// (recorded as interrupted) and their jobs go back to the queue for another worker.
 import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -73,7 +73,8 @@ file of this checkout; the remote and the code are this worker's own. See SECURI
         log,
       });
       log(`worker ${name}: waiting for stages on ${target.display} (queue ${target.name}); remote ${remote.url}; Ctrl-C to stop`);
-      await new Promise<void>((resolve) => {
+      // Stops within seconds whatever state Redis is in (engine/queue/worker.ts bounds each step).
+      const { clean } = await new Promise<{ clean: boolean }>((resolve) => {
         let stopping = false;
         const onSignal = () => {
           if (stopping) {
@@ -82,13 +83,15 @@ file of this checkout; the remote and the code are this worker's own. See SECURI
             process.exit(130);
           }
           stopping = true;
-          log('finishing the running stages, then stopping (again to stop them now)');
-          void worker.close().then(resolve);
+          log('stopping: no more jobs; running stages are stopped and their jobs go back to the queue');
+          void worker.stop().then(resolve);
         };
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
         process.on('SIGHUP', onSignal);
       });
-      log(`worker ${name}: stopped`);
+      log(`worker ${name}: stopped${clean ? '' : ' (gave up waiting for Redis)'}`);
+      // An unreachable Redis leaves reconnect timers behind: they must not keep the process alive.
+      if (!clean) process.exit(0);
     });
 }

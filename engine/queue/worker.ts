@@ -5,7 +5,9 @@
 // compute, push): a CPU-bound stage cannot starve the event loop that renews the job's lock, and
 // the child stops itself if this process dies (IPC disconnect, cli/worker-child.ts).
 import { spawn } from 'node:child_process';
-import { Worker, UnrecoverableError, type Job } from 'bullmq';
+import { once } from 'node:events';
+import { Worker, UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { settlesWithin, STOP_STEP_MS } from '../lifecycle/bounded.js';
 import type { KindRegistry } from '../config/parse.js';
 import type { Pipeline } from '../config/pipeline.js';
 import { JobRefusedError } from '../errors.js';
@@ -36,8 +38,12 @@ export interface StageWorkerOptions {
 }
 
 export interface RunningWorker {
-  /** Stops taking jobs and waits for the running ones to finish. */
-  close(): Promise<void>;
+  /**
+   * Stops taking jobs, stops the running stages (each records its run as interrupted; its job goes
+   * back to the queue) and closes the connections, each step bounded so that an unreachable Redis
+   * cannot hold it up. `clean` is false when a step was given up on (the caller should then exit).
+   */
+  stop(): Promise<{ clean: boolean }>;
   /** Kills the running stages; their jobs go back to the queue when their locks expire. */
   kill(): void;
 }
@@ -53,7 +59,8 @@ const printable = (v: unknown, max = 200): string =>
 
 export async function startStageWorker(opts: StageWorkerOptions): Promise<RunningWorker> {
   const children = new Set<ReturnType<typeof spawn>>();
-  const processor = async (raw: Job<unknown, StageJobResult>): Promise<StageJobResult> => {
+  let stopping = false;
+  const processor = async (raw: Job<unknown, StageJobResult>, token?: string): Promise<StageJobResult> => {
     let d: AdmittedJob;
     try {
       d = await admitJob(raw.data, { root: opts.root, own: opts.pipeline, kinds: opts.kinds, queueName: opts.target.name, secret: opts.secret });
@@ -64,6 +71,10 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
       opts.log(`refused job ${printable(raw.id)} (stage ${printable(stage)}): ${why}`);
       // Not retried: the same job is refused the same way anywhere.
       throw new UnrecoverableError(`on worker ${opts.name}: refused: ${why}`);
+    }
+    if (stopping) {
+      await settlesWithin(raw.moveToWait(token), STOP_STEP_MS);
+      throw new WaitingError();
     }
     const started = Date.now();
     const tag = `${d.stage} ${d.key.slice(0, 12)}`;
@@ -118,6 +129,13 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
       child.on('close', (code, signal) => resolve({ code, signal }));
     }).finally(() => children.delete(child));
     const durationMs = Date.now() - started;
+    if (stopping && exit.code !== 0) {
+      // Stopped because this worker is stopping, not failed: the job goes back to the queue now (if
+      // Redis answers; else its lock expires and another worker's stall check requeues it).
+      opts.log(`${tag}: stopped; its job goes back to the queue`);
+      await settlesWithin(raw.moveToWait(token), STOP_STEP_MS);
+      throw new WaitingError();
+    }
     if (exit.code === 0) {
       // Found already made (e.g. by a worker cut off after it pushed): whoever computed it gets the credit.
       const computed = report?.computed ?? true;
@@ -143,8 +161,19 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
   });
   worker.on('error', (err) => opts.log(`queue: ${err.message}`));
   await worker.waitUntilReady();
+  const exits = () => Promise.all([...children].map((c) => (c.exitCode === null && c.signalCode === null ? once(c, 'close') : undefined)));
   return {
-    close: () => worker.close(),
+    stop: async () => {
+      stopping = true;
+      const closing = worker.close();
+      for (const child of children) child.kill('SIGTERM'); // it aborts its stage and records its run as interrupted
+      if (!(await settlesWithin(exits(), STOP_STEP_MS))) {
+        // A second signal makes `pipeline run` kill its commands and exit at once (still recording).
+        for (const child of children) child.kill('SIGTERM');
+        if (!(await settlesWithin(exits(), STOP_STEP_MS))) for (const child of children) child.kill('SIGKILL');
+      }
+      return { clean: await settlesWithin(closing, STOP_STEP_MS) };
+    },
     kill: () => {
       for (const child of children) child.kill('SIGTERM'); // it aborts its stage: nothing partial is committed
     },
