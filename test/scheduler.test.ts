@@ -11,6 +11,7 @@ const entry = (name: string): ScheduleEntry => ({
   sets: [],
   onSuccess: [],
   onFailure: [],
+  catchup: false,
   loc: { file: 'pipeline.yaml', line: 1, col: 1 },
 });
 

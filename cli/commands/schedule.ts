@@ -254,7 +254,22 @@ class TickRunner {
     const line = `tick ${entry.name}: ${result} (run ${record.id})`;
     if (result === 'failed') err(`${line}: ${record.error ?? errorText(failure)}`);
     else out(line);
+    await this.retain();
     return result;
+  }
+
+  /** `retention:` after each tick; a failure to prune is printed, never fatal to the scheduler. */
+  async retain(): Promise<void> {
+    const policy = this.session.pipeline.retention;
+    if (!policy) return;
+    const { retainAfterTick, describePrune } = await import('../../engine/schedule/apply-retention.js');
+    try {
+      const report = await retainAfterTick(this.session.store, this.session.pipeline.root, policy, ['pipeline', ...process.argv.slice(2)].join(' '));
+      const line = report && describePrune(report);
+      if (line) out(`retention: ${line}`);
+    } catch (e) {
+      err(`retention: ${errorText(e)}`);
+    }
   }
 
   /** Records a tick that did not start because a run was going. */
