@@ -165,9 +165,10 @@ describe('notifications', () => {
     });
     expect(await readFile(join(cwd, 'failure.txt'), 'utf8')).toBe(`failure failed ${record!.id}\n`);
     expect(record!.notifications).toEqual([
-      { event: 'failure', target: `${url}/alert`, ok: true },
+      { event: 'failure', target: `${url}/alert`, ok: true, attempts: [{ at: expect.any(String), ok: true }] },
       { event: 'failure', target: expect.stringContaining('failure.txt'), ok: true },
     ]);
+    expect(received[0]!.body).toMatchObject({ reason: expect.stringMatching(/broken.*3/) });
   });
 
   test('a tick that cannot start (pipeline.yaml broke after the scheduler started) is recorded and reported', async () => {
@@ -204,5 +205,75 @@ describe('notifications', () => {
     expect(result.stderr).toMatch(/notification http:\/\/127\.0\.0\.1:1\/nobody failed/);
     const [record] = await records(cwd);
     expect(record!.notifications?.map((n) => n.ok)).toEqual([true, false]);
+  });
+});
+
+describe('alerts', () => {
+  let server: Server;
+  let url: string;
+  const received: { status: number; body: Record<string, unknown> }[] = [];
+  let accepted: () => void = () => {};
+  const acceptedOnce = new Promise<void>((resolve) => (accepted = resolve));
+
+  beforeAll(async () => {
+    // Fails twice (503), then accepts: the delivery is retried with backoff.
+    server = createServer((req: IncomingMessage, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (d: string) => (body += d));
+      req.on('end', () => {
+        const status = received.length < 2 ? 503 : 204;
+        received.push({ status, body: JSON.parse(body) as Record<string, unknown> });
+        res.writeHead(status).end();
+        if (status === 204) accepted();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.close();
+    await once(server, 'close');
+  });
+
+  test('a tick skipped behind a run going past skip_alert_after alerts on_failure once; the webhook fails twice, then accepts; each attempt is recorded', async () => {
+    const cwd = await ws(
+      `stages:\n  hung:\n    cmd: while [ ! -e release ]; do sleep 0.02; done; echo done > out.txt\n    outs: [out.txt]\nschedule:\n  often:\n    cron: "* * * * * *"\n    skip_alert_after: 1s\n    on_failure: {webhook: ${url}/hung}\n`,
+    );
+    let released = false;
+    const result = await schedule(cwd, async (o) => {
+      if (!released && received.some((r) => r.status === 204)) {
+        released = true;
+        await acceptedOnce;
+        await writeFile(join(cwd, 'release'), '');
+      }
+      return released && /^tick often: ran /m.test(o);
+    });
+    expect(result.code).toBe(0);
+    // One alert (three attempts), however many ticks were skipped behind the same run.
+    expect(received.map((r) => r.status)).toEqual([503, 503, 204]);
+    const ran = (await records(cwd)).find((r) => r.trigger?.result === 'ran')!;
+    expect(received[2]!.body).toMatchObject({
+      event: 'failure',
+      schedule: 'often',
+      result: 'skipped',
+      reason: expect.stringMatching(new RegExp(`^tick of 'often' skipped: run ${ran.id} of 'often' has been running for \\S+ \\(skip_alert_after 1\\.0s\\)$`)),
+    });
+    const alerted = (await records(cwd)).filter((r) => r.notifications?.length);
+    expect(alerted).toHaveLength(1);
+    expect(alerted[0]).toMatchObject({ outcome: 'skipped', trigger: { entry: 'often', result: 'skipped' } });
+    expect(alerted[0]!.notifications).toEqual([
+      {
+        event: 'failure',
+        target: `${url}/hung`,
+        ok: true,
+        attempts: [
+          { at: expect.any(String), ok: false, error: 'webhook answered HTTP 503' },
+          { at: expect.any(String), ok: false, error: 'webhook answered HTTP 503' },
+          { at: expect.any(String), ok: true },
+        ],
+      },
+    ]);
+    expect(result.stderr).toMatch(/^tick often at \S+: skipped: run \S+ of 'often' .* is still going$/m);
   });
 });

@@ -11,7 +11,7 @@ import { errorText, positiveInt } from '../stage-lines.js';
 import { QUEUE_HELP, queueTimeoutOption } from '../queue-run.js';
 import type { ScheduleEntry } from '../../engine/config/automation.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
-import type { Tick, RunningTick } from '../../engine/schedule/scheduler.js';
+import type { Tick, RunningTick, Scheduler } from '../../engine/schedule/scheduler.js';
 import { boundStop, STOP_STEP_MS, type StopSteps } from '../../engine/lifecycle/bounded.js';
 
 interface ScheduleOptions {
@@ -135,6 +135,7 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     // A closed terminal or SSH session stops the scheduler as SIGTERM does (`pipeline run` does the same).
     process.on('SIGHUP', onSignal);
     scheduler.start();
+    void ticks.catchUp(scheduler);
   });
 }
 
@@ -168,6 +169,8 @@ class TickRunner {
   onStart?: (tick: Tick, runId: string) => void;
   /** Set on SIGTERM / SIGINT: a run that was starting when it came is stopped as soon as it can be. */
   stopRequested: NodeJS.Signals | undefined;
+  /** Runs already alerted about (skip_alert_after): one alert per run that holds ticks up. */
+  private readonly alerted = new Set<string>();
 
   constructor(
     private readonly session: Session,
@@ -180,7 +183,12 @@ class TickRunner {
     const { LockError } = await import('../../engine/errors.js');
     const { newRunId } = await import('../../engine/store/runs.js');
     const { entry } = tick;
-    const trigger: RunTrigger = { type: 'schedule', entry: entry.name, firedAt: tick.firedAt.toISOString() };
+    const trigger: RunTrigger = {
+      type: 'schedule',
+      entry: entry.name,
+      firedAt: tick.firedAt.toISOString(),
+      ...(tick.catchup ? { catchup: { missed: tick.catchup.missed } } : {}),
+    };
     out(
       `tick ${entry.name} at ${trigger.firedAt}: pipeline run${entry.stages.length ? ' ' + entry.stages.join(' ') : ''}${entry.sets.map((s) => ` --set ${s}`).join('')}`,
     );
@@ -258,6 +266,18 @@ class TickRunner {
     return result;
   }
 
+  /** Replays the missed tick of each `catchup:` entry, from the last ticks in the run records. */
+  async catchUp(scheduler: Scheduler): Promise<void> {
+    if (!this.session.pipeline.schedule?.some((e) => e.catchup)) return;
+    const { lastTicks } = await import('../../engine/schedule/catchup.js');
+    const last = lastTicks(await this.session.store.runs.list());
+    await scheduler.catchUp(last, (entry, m) =>
+      out(
+        `catch-up ${entry.name}: ${m.missed} tick${m.missed === 1 ? '' : 's'} missed since ${last.get(entry.name)!.toISOString()}; running the one due at ${m.at.toISOString()} now`,
+      ),
+    );
+  }
+
   /** `retention:` after each tick; a failure to prune is printed, never fatal to the scheduler. */
   async retain(): Promise<void> {
     const policy = this.session.pipeline.retention;
@@ -272,7 +292,7 @@ class TickRunner {
     }
   }
 
-  /** Records a tick that did not start because a run was going. */
+  /** Records a tick that did not start because a run was going; alerts if that run is overdue. */
   async skip(tick: Tick, running: RunningTick | undefined, why?: string): Promise<void> {
     const { newRunId } = await import('../../engine/store/runs.js');
     const note = why ?? `run ${running?.runId ?? '(starting)'} of '${running?.entry.name}' (fired ${running?.firedAt.toISOString()}) is still going`;
@@ -288,8 +308,12 @@ class TickRunner {
       stages: [],
       trigger: { type: 'schedule', entry: tick.entry.name, firedAt: tick.firedAt.toISOString(), result: 'skipped', note },
     };
-    await this.session.store.runs.write(record);
     err(`tick ${tick.entry.name} at ${tick.firedAt.toISOString()}: skipped: ${note}`);
+    const { overrunAlert } = await import('../../engine/schedule/overrun.js');
+    const notifications = await overrunAlert(this.session, tick, running, record.id, this.alerted, now);
+    for (const n of notifications ?? []) if (!n.ok) err(`tick ${tick.entry.name}: notification ${n.target} failed: ${n.error}`);
+    if (notifications) record.notifications = notifications;
+    await this.session.store.runs.write(record);
   }
 }
 
@@ -310,6 +334,6 @@ function payloadOf(pipelineFile: string, entry: ScheduleEntry, record: RunRecord
     finishedAt: record.finishedAt ?? new Date().toISOString(),
     stages: record.stages.map((s) => ({ stage: s.stage, outcome: s.outcome, ...(s.error ? { error: s.error } : {}) })),
     ...(record.promotion ? { promotion: record.promotion } : {}),
-    ...(error ? { error } : {}),
+    ...(error ? { error, ...(result === 'failed' ? { reason: error } : {}) } : {}),
   };
 }

@@ -41,6 +41,8 @@ export interface RunTrigger {
   result?: 'ran' | 'nothing-changed' | 'failed' | 'interrupted' | 'skipped';
   /** Why a tick was skipped or failed before running. */
   note?: string;
+  /** A tick missed during downtime, replayed at start (`catchup: true`): how many were missed. */
+  catchup?: { missed: number };
 }
 
 /** The champion/challenger decision after a run (engine/promote/). */
@@ -58,10 +60,18 @@ export interface PromotionRecord {
   current?: string;
 }
 
-/** A notification sent after a scheduled run. */
+/** A notification sent after a scheduled run (or for a skipped tick past `skip_alert_after`). */
 export interface NotificationRecord {
   event: 'success' | 'failure';
   target: string;
+  ok: boolean;
+  error?: string;
+  /** A webhook's delivery attempts (retried with backoff), in order. */
+  attempts?: NotificationAttempt[];
+}
+
+export interface NotificationAttempt {
+  at: string;
   ok: boolean;
   error?: string;
 }
