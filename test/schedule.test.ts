@@ -118,6 +118,41 @@ describe('pipeline schedule', () => {
   });
 });
 
+describe('catch-up', () => {
+  test('a scheduler stopped over two ticks replays the most recent one once at start (catchup: true)', async () => {
+    const cwd = await ws(
+      `stages:\n  stamp:\n    cmd: date +%s%N > stamp.txt\n    outs: [stamp.txt]\nschedule:\n  nightly:\n    cron: "0 3 * * *"\n    timezone: UTC\n    catchup: true\n`,
+    );
+    // The previous scheduler's last tick: two 03:00 ticks before the most recent one.
+    const now = new Date();
+    const due = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), 3));
+    if (due > now) due.setUTCDate(due.getUTCDate() - 1);
+    const lastFired = new Date(due.getTime() - 2 * 86_400_000 + 7);
+    expect((await runCli(['run'], { cwd })).code).toBe(0);
+    const [first] = await records(cwd);
+    await writeFile(
+      join(cwd, 'artifacts', 'runs', `${first!.id}.json`),
+      JSON.stringify({ ...first, trigger: { type: 'schedule', entry: 'nightly', firedAt: lastFired.toISOString(), result: 'ran' } }),
+    );
+    await writeFile(join(cwd, 'pipeline.yaml'), (await readFile(join(cwd, 'pipeline.yaml'), 'utf8')).replace('date +%s%N', 'date +%s%N; echo again'));
+    const result = await schedule(cwd, (o) => /^tick nightly: /m.test(o));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`catch-up nightly: 2 ticks missed since ${lastFired.toISOString()}; running the one due at ${due.toISOString()} now`);
+    const ticks = (await records(cwd)).filter((r) => r.id !== first!.id);
+    expect(ticks).toHaveLength(1);
+    expect(ticks[0]).toMatchObject({ outcome: 'ok', trigger: { entry: 'nightly', firedAt: due.toISOString(), result: 'ran', catchup: { missed: 2 } } });
+  });
+
+  test('no catch-up without catchup: true, nor for an entry that never ticked', async () => {
+    const cwd = await ws(
+      `stages:\n  stamp:\n    cmd: date +%s%N > stamp.txt\n    outs: [stamp.txt]\nschedule:\n  often:\n    cron: "* * * * * *"\n    catchup: true\n`,
+    );
+    const result = await schedule(cwd, (o) => /^tick often: /m.test(o));
+    expect(result.code).toBe(0);
+    expect(result.stdout).not.toMatch(/catch-up/);
+  });
+});
+
 describe('notifications', () => {
   let server: Server;
   let url: string;
