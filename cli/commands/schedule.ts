@@ -7,12 +7,13 @@ import { Option, type Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import type { GlobalOptions } from '../global-options.js';
 import type { Session } from '../../engine/session.js';
-import { errorText, positiveInt } from '../stage-lines.js';
+import { errorText, portNumber, positiveInt } from '../stage-lines.js';
 import { QUEUE_HELP, queueTimeoutOption } from '../queue-run.js';
 import type { ScheduleEntry } from '../../engine/config/automation.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
 import type { Tick, RunningTick, Scheduler } from '../../engine/schedule/scheduler.js';
 import { boundStop, STOP_STEP_MS, type StopSteps } from '../../engine/lifecycle/bounded.js';
+import type { MetricsExport } from '../../engine/metrics/start.js';
 
 interface ScheduleOptions {
   once?: boolean;
@@ -21,6 +22,8 @@ interface ScheduleOptions {
   executor: 'local' | 'queue';
   queue?: string;
   queueTimeout?: number;
+  metricsPort?: number;
+  metricsFile?: string;
 }
 
 export function register(program: Command): void {
@@ -37,6 +40,8 @@ export function register(program: Command): void {
     )
     .option('--queue <url>', 'Redis of the stage queue for --executor queue (default: PIPELINE_QUEUE)')
     .addOption(queueTimeoutOption())
+    .option('--metrics-port <port>', 'serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port)', portNumber)
+    .option('--metrics-file <file>', 'write Prometheus metrics to FILE after each tick (a node_exporter textfile: name it *.prom)')
     .addHelpText('after', QUEUE_HELP)
     .action(async (options: ScheduleOptions, command: Command) => {
       if (options.executor === 'queue' && command.getOptionValueSource('jobs') === 'default') options.jobs = 64; // as run --executor queue
@@ -50,8 +55,7 @@ const err = (line: string) => process.stderr.write(line + '\n');
 async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions): Promise<void> {
   const { openSession } = await import('../session.js');
   const { loadPipeline } = await import('../../engine/config/load.js');
-  const { Scheduler, nextDue, nextFireTimes } = await import('../../engine/schedule/scheduler.js');
-  const { StageError, UsageError } = await import('../../engine/errors.js');
+  const { UsageError } = await import('../../engine/errors.js');
   const session = await openSession(globals.config, { backend: globals.backend });
   const all = session.pipeline.schedule ?? [];
   if (all.length === 0) throw new UsageError(`${globals.config} has no schedule: entries (see README, "Scheduled retraining")`);
@@ -72,7 +76,21 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     if (entry.sets.length) await loadPipeline(globals.config, { sets: entry.sets, kinds: session.kinds });
   }
 
-  const ticks = new TickRunner(session, options, globals);
+  const { startMetrics } = await import('../../engine/metrics/start.js');
+  const queueUrl = options.executor === 'queue' ? (options.queue ?? process.env.PIPELINE_QUEUE) : undefined;
+  const queue = queueUrl ? (await import('../../engine/queue/target.js')).parseQueueUrl(queueUrl) : undefined;
+  const metrics = await startMetrics({ port: options.metricsPort, file: options.metricsFile, queue }, err);
+  if (metrics?.url) out(`metrics on ${metrics.url}`);
+  try {
+    await runSchedule(new TickRunner(session, options, globals, metrics), entries, options);
+  } finally {
+    await metrics?.close();
+  }
+}
+
+async function runSchedule(ticks: TickRunner, entries: ScheduleEntry[], options: ScheduleOptions): Promise<void> {
+  const { Scheduler, nextDue, nextFireTimes } = await import('../../engine/schedule/scheduler.js');
+  const { StageError } = await import('../../engine/errors.js');
   if (options.once) {
     const entry = options.entry !== undefined ? entries[0]! : nextDue(entries)!.entry;
     out(`schedule: running '${entry.name}' now (--once)`);
@@ -176,6 +194,7 @@ class TickRunner {
     private readonly session: Session,
     private readonly options: ScheduleOptions,
     private readonly globals: GlobalOptions,
+    private readonly metrics?: MetricsExport,
   ) {}
 
   async run(tick: RunningTick): Promise<TickResult> {
@@ -259,6 +278,7 @@ class TickRunner {
       record.notifications = notifications;
     }
     await this.session.store.runs.write(record);
+    await this.measure(entry.name, record);
     const line = `tick ${entry.name}: ${result} (run ${record.id})`;
     if (result === 'failed') err(`${line}: ${record.error ?? errorText(failure)}`);
     else out(line);
@@ -314,6 +334,12 @@ class TickRunner {
     for (const n of notifications ?? []) if (!n.ok) err(`tick ${tick.entry.name}: notification ${n.target} failed: ${n.error}`);
     if (notifications) record.notifications = notifications;
     await this.session.store.runs.write(record);
+    await this.measure(tick.entry.name, record);
+  }
+
+  private async measure(entry: string, record: RunRecord): Promise<void> {
+    this.metrics?.metrics.tick(entry, record);
+    await this.metrics?.flush();
   }
 }
 

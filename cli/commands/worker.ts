@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { GlobalOptions } from '../global-options.js';
-import { positiveInt, positiveNumber } from '../stage-lines.js';
+import { portNumber, positiveInt, positiveNumber } from '../stage-lines.js';
 
 interface WorkerOptions {
   queue?: string;
@@ -16,6 +16,8 @@ interface WorkerOptions {
   name?: string;
   concurrency: number;
   lockSeconds: number;
+  metricsPort?: number;
+  metricsFile?: string;
 }
 
 export function register(program: Command): void {
@@ -27,6 +29,8 @@ export function register(program: Command): void {
     .option('--name <name>', 'how runs name this worker (default: host:pid)')
     .option('--concurrency <n>', 'stages this worker runs at once', positiveInt, 1)
     .option('--lock-seconds <s>', 'a job whose worker stops renewing its lock this long (killed, cut off) goes to another worker', positiveNumber, 10)
+    .option('--metrics-port <port>', 'serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port)', portNumber)
+    .option('--metrics-file <file>', 'write Prometheus metrics to FILE after each job (a node_exporter textfile: name it *.prom)')
     .addHelpText(
       'after',
       `
@@ -58,6 +62,9 @@ file of this checkout; the remote and the code are this worker's own. See SECURI
       const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
       const { checkQueueReachable } = await import('../../engine/queue/dispatch.js');
       await checkQueueReachable(target);
+      const { startMetrics } = await import('../../engine/metrics/start.js');
+      const metrics = await startMetrics({ port: options.metricsPort, file: options.metricsFile, queue: target }, log);
+      if (metrics?.url) log(`metrics on ${metrics.url}`);
       const worker = await startStageWorker({
         target,
         root: session.pipeline.root,
@@ -71,6 +78,10 @@ file of this checkout; the remote and the code are this worker's own. See SECURI
         timing: lockTiming(options.lockSeconds),
         verbose: globals.verbose,
         log,
+        observe: (stage, outcome, ms) => {
+          metrics?.metrics.job(stage, outcome, ms);
+          void metrics?.flush();
+        },
       });
       log(`worker ${name}: waiting for stages on ${target.display} (queue ${target.name}); remote ${remote.url}; Ctrl-C to stop`);
       // Stops within seconds whatever state Redis is in (engine/queue/worker.ts bounds each step).
@@ -90,6 +101,7 @@ file of this checkout; the remote and the code are this worker's own. See SECURI
         process.on('SIGTERM', onSignal);
         process.on('SIGHUP', onSignal);
       });
+      await metrics?.close();
       log(`worker ${name}: stopped${clean ? '' : ' (gave up waiting for Redis)'}`);
       // An unreachable Redis leaves reconnect timers behind: they must not keep the process alive.
       if (!clean) process.exit(0);

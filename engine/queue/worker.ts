@@ -35,6 +35,8 @@ export interface StageWorkerOptions {
   timing: LockTiming;
   verbose: boolean;
   log(line: string): void;
+  /** Told how each job ended (for the metrics). */
+  observe?(stage: string | undefined, outcome: 'computed' | 'found' | 'failed' | 'refused' | 'requeued', durationMs?: number): void;
 }
 
 export interface RunningWorker {
@@ -69,6 +71,7 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
       const stage = (raw.data as { stage?: unknown } | null)?.stage;
       const why = printable(err.message, 2000);
       opts.log(`refused job ${printable(raw.id)} (stage ${printable(stage)}): ${why}`);
+      opts.observe?.(undefined, 'refused');
       // Not retried: the same job is refused the same way anywhere.
       throw new UnrecoverableError(`on worker ${opts.name}: refused: ${why}`);
     }
@@ -133,6 +136,7 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
       // Stopped because this worker is stopping, not failed: the job goes back to the queue now (if
       // Redis answers; else its lock expires and another worker's stall check requeues it).
       opts.log(`${tag}: stopped; its job goes back to the queue`);
+      opts.observe?.(d.stage, 'requeued');
       await settlesWithin(raw.moveToWait(token), STOP_STEP_MS);
       throw new WaitingError();
     }
@@ -141,10 +145,12 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
       const computed = report?.computed ?? true;
       const by = report?.computedBy === undefined ? undefined : printable(report.computedBy);
       opts.log(`${tag}: ${computed ? 'done' : `found it already computed${by ? ` by ${by}` : ''}`} in ${(durationMs / 1000).toFixed(1)}s`);
+      opts.observe?.(d.stage, computed ? 'computed' : 'found', durationMs);
       return { worker: opts.name, key: d.key, durationMs, computed, ...(by !== undefined ? { computedBy: by } : {}) };
     }
     const why = errors.find((e) => !e.startsWith('warning:')) ?? (exit.signal ? `stopped by ${exit.signal}` : `exit code ${exit.code}`);
     opts.log(`${tag}: failed: ${why}`);
+    opts.observe?.(d.stage, 'failed', durationMs);
     // A stage failing here fails the same way anywhere: no retry. (A killed worker is different:
     // its job stalls and BullMQ hands it to another worker.)
     const tail = output.length ? `\n  last output on ${opts.name}:\n${output.map((l) => `    ${l}`).join('\n')}` : '';
