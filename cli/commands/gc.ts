@@ -33,7 +33,8 @@ export function register(program: Command): void {
         return;
       }
       const { applyRetention, describePrune } = await import('../../engine/schedule/apply-retention.js');
-      const explicitRuns = command.getOptionValueSource('keepRuns') === 'cli';
+      // Only an explicit --keep-runs N (N >= 1) prunes records by count: plain gc, or --keep-runs 0 (results only), keep the history.
+      const explicitRuns = command.getOptionValueSource('keepRuns') === 'cli' && options.keepRuns > 0;
       const policy = { ...(explicitRuns ? { keepRuns: options.keepRuns } : {}), ...(options.keepDays !== undefined ? { keepDays: options.keepDays } : {}) };
       const dryRun = options.dryRun ?? false;
       const [pruned, report] = await withStoreLock(session.store.dir, options.lockTimeout, async () => [
