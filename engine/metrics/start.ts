@@ -48,6 +48,7 @@ export async function startMetrics(options: MetricsOptions, warn: (line: string)
     flush,
     close: async () => {
       await endpoint?.close();
+      await flush(); // the textfile ends with the final counts
       await depth?.close();
     },
   };
