@@ -153,7 +153,7 @@ async function runSchedule(ticks: TickRunner, entries: ScheduleEntry[], options:
     // A closed terminal or SSH session stops the scheduler as SIGTERM does (`pipeline run` does the same).
     process.on('SIGHUP', onSignal);
     scheduler.start();
-    void ticks.catchUp(scheduler);
+    ticks.catchUp(scheduler).catch((e: unknown) => err(`catch-up: ${errorText(e)}`));
   });
 }
 
