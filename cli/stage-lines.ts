@@ -35,6 +35,13 @@ export function shown(path: string, cwd = process.cwd()): string {
 }
 
 /** Option parsers: a bad value is a usage error (commander reports it; exit 2). */
+/** `--metrics-port`: a TCP port, 0 for any free one. */
+export function portNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number (0-65535; 0: any free port)');
+  return n;
+}
+
 export function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');

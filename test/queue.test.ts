@@ -251,6 +251,33 @@ ${['a', 'b', 'c']
     expect(await linesOf(join(a.signals, 'started'))).toEqual(['wA', 'wB']);
   }, 120_000);
 
+  test('a worker SIGTERMed mid-stage stops within seconds: the stage is recorded as interrupted, its job goes back to the queue and another worker completes the run', async () => {
+    const a = await area(GATED);
+    const metricsFile = join(a.dir, 'wA.prom');
+    const wA = await startWorker(await a.make('hostA'), 'wA', a.queue, { args: ['--metrics-port', '0', '--metrics-file', metricsFile] });
+    expect(wA.output()).toMatch(/metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    const run = coordinate(a.coordinator, a.queue);
+    expect(await until('the slow stage to start', async () => (await linesOf(join(a.signals, 'started')))[0])).toBe('wA');
+    wA.child.kill('SIGTERM');
+    // Far above "a few seconds", far below a stage that would have to finish first (it never does here).
+    const exit = await Promise.race([wA.exited, new Promise((resolve) => setTimeout(() => resolve('hung'), 20_000).unref())]);
+    expect(exit).toEqual([0, null]);
+    expect(wA.output()).toMatch(/slow \S+: stopped; its job goes back to the queue/);
+    const [record] = JSON.parse((await runCli(['runs', '--json', '--limit', '1'], { cwd: join(a.dir, 'hostA') })).stdout) as { outcome: string }[];
+    expect(record!.outcome).toBe('interrupted');
+    // Its metrics textfile ends with the job it handed back and the queue's depth.
+    const metrics = await readFile(metricsFile, 'utf8');
+    expect(metrics).toMatch(/^pipeline_worker_jobs_total\{outcome="requeued"\} 1$/m);
+    expect(metrics).toMatch(/^pipeline_queue_jobs\{state="wait"\} \d+$/m);
+    // The job was handed back (not failed): the next worker takes it and the run completes.
+    await startWorker(await a.make('hostB'), 'wB', a.queue);
+    await until('the stage to be retried on wB', async () => (await linesOf(join(a.signals, 'started'))).includes('wB'));
+    await writeFile(join(a.signals, 'go'), '');
+    const r = await run;
+    expect(r).toMatchObject({ code: 0 });
+    expect(outcomes(r).slow).toBe('ran on wB');
+  }, 120_000);
+
   test("a stage that fails on a worker fails the run once, with the worker's error, and is not retried", async () => {
     const a = await area(
       (signals) => `

@@ -118,6 +118,41 @@ describe('pipeline schedule', () => {
   });
 });
 
+describe('catch-up', () => {
+  test('a scheduler stopped over two ticks replays the most recent one once at start (catchup: true)', async () => {
+    const cwd = await ws(
+      `stages:\n  stamp:\n    cmd: date +%s%N > stamp.txt\n    outs: [stamp.txt]\nschedule:\n  nightly:\n    cron: "0 3 * * *"\n    timezone: UTC\n    catchup: true\n`,
+    );
+    // The previous scheduler's last tick: two 03:00 ticks before the most recent one.
+    const now = new Date();
+    const due = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), 3));
+    if (due > now) due.setUTCDate(due.getUTCDate() - 1);
+    const lastFired = new Date(due.getTime() - 2 * 86_400_000 + 7);
+    expect((await runCli(['run'], { cwd })).code).toBe(0);
+    const [first] = await records(cwd);
+    await writeFile(
+      join(cwd, 'artifacts', 'runs', `${first!.id}.json`),
+      JSON.stringify({ ...first, trigger: { type: 'schedule', entry: 'nightly', firedAt: lastFired.toISOString(), result: 'ran' } }),
+    );
+    await writeFile(join(cwd, 'pipeline.yaml'), (await readFile(join(cwd, 'pipeline.yaml'), 'utf8')).replace('date +%s%N', 'date +%s%N; echo again'));
+    const result = await schedule(cwd, (o) => /^tick nightly: /m.test(o));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`catch-up nightly: 2 ticks missed since ${lastFired.toISOString()}; running the one due at ${due.toISOString()} now`);
+    const ticks = (await records(cwd)).filter((r) => r.id !== first!.id);
+    expect(ticks).toHaveLength(1);
+    expect(ticks[0]).toMatchObject({ outcome: 'ok', trigger: { entry: 'nightly', firedAt: due.toISOString(), result: 'ran', catchup: { missed: 2 } } });
+  });
+
+  test('no catch-up without catchup: true, nor for an entry that never ticked', async () => {
+    const cwd = await ws(
+      `stages:\n  stamp:\n    cmd: date +%s%N > stamp.txt\n    outs: [stamp.txt]\nschedule:\n  often:\n    cron: "* * * * * *"\n    catchup: true\n`,
+    );
+    const result = await schedule(cwd, (o) => /^tick often: /m.test(o));
+    expect(result.code).toBe(0);
+    expect(result.stdout).not.toMatch(/catch-up/);
+  });
+});
+
 describe('notifications', () => {
   let server: Server;
   let url: string;
@@ -165,9 +200,10 @@ describe('notifications', () => {
     });
     expect(await readFile(join(cwd, 'failure.txt'), 'utf8')).toBe(`failure failed ${record!.id}\n`);
     expect(record!.notifications).toEqual([
-      { event: 'failure', target: `${url}/alert`, ok: true },
+      { event: 'failure', target: `${url}/alert`, ok: true, attempts: [{ at: expect.any(String), ok: true }] },
       { event: 'failure', target: expect.stringContaining('failure.txt'), ok: true },
     ]);
+    expect(received[0]!.body).toMatchObject({ reason: expect.stringMatching(/broken.*3/) });
   });
 
   test('a tick that cannot start (pipeline.yaml broke after the scheduler started) is recorded and reported', async () => {
@@ -204,5 +240,75 @@ describe('notifications', () => {
     expect(result.stderr).toMatch(/notification http:\/\/127\.0\.0\.1:1\/nobody failed/);
     const [record] = await records(cwd);
     expect(record!.notifications?.map((n) => n.ok)).toEqual([true, false]);
+  });
+});
+
+describe('alerts', () => {
+  let server: Server;
+  let url: string;
+  const received: { status: number; body: Record<string, unknown> }[] = [];
+  let accepted: () => void = () => {};
+  const acceptedOnce = new Promise<void>((resolve) => (accepted = resolve));
+
+  beforeAll(async () => {
+    // Fails twice (503), then accepts: the delivery is retried with backoff.
+    server = createServer((req: IncomingMessage, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (d: string) => (body += d));
+      req.on('end', () => {
+        const status = received.length < 2 ? 503 : 204;
+        received.push({ status, body: JSON.parse(body) as Record<string, unknown> });
+        res.writeHead(status).end();
+        if (status === 204) accepted();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.close();
+    await once(server, 'close');
+  });
+
+  test('a tick skipped behind a run going past skip_alert_after alerts on_failure once; the webhook fails twice, then accepts; each attempt is recorded', async () => {
+    const cwd = await ws(
+      `stages:\n  hung:\n    cmd: while [ ! -e release ]; do sleep 0.02; done; echo done > out.txt\n    outs: [out.txt]\nschedule:\n  often:\n    cron: "* * * * * *"\n    skip_alert_after: 1s\n    on_failure: {webhook: ${url}/hung}\n`,
+    );
+    let released = false;
+    const result = await schedule(cwd, async (o) => {
+      if (!released && received.some((r) => r.status === 204)) {
+        released = true;
+        await acceptedOnce;
+        await writeFile(join(cwd, 'release'), '');
+      }
+      return released && /^tick often: ran /m.test(o);
+    });
+    expect(result.code).toBe(0);
+    // One alert (three attempts), however many ticks were skipped behind the same run.
+    expect(received.map((r) => r.status)).toEqual([503, 503, 204]);
+    const ran = (await records(cwd)).find((r) => r.trigger?.result === 'ran')!;
+    expect(received[2]!.body).toMatchObject({
+      event: 'failure',
+      schedule: 'often',
+      result: 'skipped',
+      reason: expect.stringMatching(new RegExp(`^tick of 'often' skipped: run ${ran.id} of 'often' has been running for \\S+ \\(skip_alert_after 1\\.0s\\)$`)),
+    });
+    const alerted = (await records(cwd)).filter((r) => r.notifications?.length);
+    expect(alerted).toHaveLength(1);
+    expect(alerted[0]).toMatchObject({ outcome: 'skipped', trigger: { entry: 'often', result: 'skipped' } });
+    expect(alerted[0]!.notifications).toEqual([
+      {
+        event: 'failure',
+        target: `${url}/hung`,
+        ok: true,
+        attempts: [
+          { at: expect.any(String), ok: false, error: 'webhook answered HTTP 503' },
+          { at: expect.any(String), ok: false, error: 'webhook answered HTTP 503' },
+          { at: expect.any(String), ok: true },
+        ],
+      },
+    ]);
+    expect(result.stderr).toMatch(/^tick often at \S+: skipped: run \S+ of 'often' .* is still going$/m);
   });
 });

@@ -7,11 +7,13 @@ import { Option, type Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import type { GlobalOptions } from '../global-options.js';
 import type { Session } from '../../engine/session.js';
-import { errorText, positiveInt } from '../stage-lines.js';
+import { errorText, portNumber, positiveInt } from '../stage-lines.js';
 import { QUEUE_HELP, queueTimeoutOption } from '../queue-run.js';
 import type { ScheduleEntry } from '../../engine/config/automation.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
-import type { Tick, RunningTick } from '../../engine/schedule/scheduler.js';
+import type { Tick, RunningTick, Scheduler } from '../../engine/schedule/scheduler.js';
+import { boundStop, STOP_STEP_MS, type StopSteps } from '../../engine/lifecycle/bounded.js';
+import type { MetricsExport } from '../../engine/metrics/start.js';
 
 interface ScheduleOptions {
   once?: boolean;
@@ -20,6 +22,8 @@ interface ScheduleOptions {
   executor: 'local' | 'queue';
   queue?: string;
   queueTimeout?: number;
+  metricsPort?: number;
+  metricsFile?: string;
 }
 
 export function register(program: Command): void {
@@ -36,6 +40,8 @@ export function register(program: Command): void {
     )
     .option('--queue <url>', 'Redis of the stage queue for --executor queue (default: PIPELINE_QUEUE)')
     .addOption(queueTimeoutOption())
+    .option('--metrics-port <port>', 'serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port)', portNumber)
+    .option('--metrics-file <file>', 'write Prometheus metrics to FILE after each tick (a node_exporter textfile: name it *.prom)')
     .addHelpText('after', QUEUE_HELP)
     .action(async (options: ScheduleOptions, command: Command) => {
       if (options.executor === 'queue' && command.getOptionValueSource('jobs') === 'default') options.jobs = 64; // as run --executor queue
@@ -49,8 +55,7 @@ const err = (line: string) => process.stderr.write(line + '\n');
 async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions): Promise<void> {
   const { openSession } = await import('../session.js');
   const { loadPipeline } = await import('../../engine/config/load.js');
-  const { Scheduler, nextDue, nextFireTimes } = await import('../../engine/schedule/scheduler.js');
-  const { StageError, UsageError } = await import('../../engine/errors.js');
+  const { UsageError } = await import('../../engine/errors.js');
   const session = await openSession(globals.config, { backend: globals.backend });
   const all = session.pipeline.schedule ?? [];
   if (all.length === 0) throw new UsageError(`${globals.config} has no schedule: entries (see docs/operations.md, "Scheduled retraining")`);
@@ -71,7 +76,21 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     if (entry.sets.length) await loadPipeline(globals.config, { sets: entry.sets, kinds: session.kinds });
   }
 
-  const ticks = new TickRunner(session, options, globals);
+  const { startMetrics } = await import('../../engine/metrics/start.js');
+  const queueUrl = options.executor === 'queue' ? (options.queue ?? process.env.PIPELINE_QUEUE) : undefined;
+  const queue = queueUrl ? (await import('../../engine/queue/target.js')).parseQueueUrl(queueUrl) : undefined;
+  const metrics = await startMetrics({ port: options.metricsPort, file: options.metricsFile, queue }, err);
+  if (metrics?.url) out(`metrics on ${metrics.url}`);
+  try {
+    await runSchedule(new TickRunner(session, options, globals, metrics), entries, options);
+  } finally {
+    await metrics?.close();
+  }
+}
+
+async function runSchedule(ticks: TickRunner, entries: ScheduleEntry[], options: ScheduleOptions): Promise<void> {
+  const { Scheduler, nextDue, nextFireTimes } = await import('../../engine/schedule/scheduler.js');
+  const { StageError } = await import('../../engine/errors.js');
   if (options.once) {
     const entry = options.entry !== undefined ? entries[0]! : nextDue(entries)!.entry;
     out(`schedule: running '${entry.name}' now (--once)`);
@@ -80,12 +99,14 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
       if (stopping) return;
       stopping = true;
       ticks.stopRequested = runHasNotSeen(sig);
+      boundStop(tickDone, stopSteps(sig));
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     process.on('SIGHUP', onSignal);
+    const tickDone = ticks.run({ entry, firedAt: new Date() });
     try {
-      const result = await ticks.run({ entry, firedAt: new Date() });
+      const result = await tickDone;
       if (result === 'failed' && !stopping) throw new StageError(`scheduled run '${entry.name}' failed (recorded in pipeline runs)`);
     } finally {
       process.off('SIGINT', onSignal);
@@ -117,7 +138,9 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
       ticks.stopRequested = runHasNotSeen(sig);
       const running = scheduler.current;
       err(`received ${sig}: taking no more ticks${running ? `; stopping the running '${running.entry.name}' run` : ''}`);
-      void scheduler.stop().then(() => {
+      const stopped = scheduler.stop();
+      boundStop(stopped, stopSteps(sig));
+      void stopped.then(() => {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         process.off('SIGHUP', onSignal);
@@ -130,7 +153,26 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     // A closed terminal or SSH session stops the scheduler as SIGTERM does (`pipeline run` does the same).
     process.on('SIGHUP', onSignal);
     scheduler.start();
+    ticks.catchUp(scheduler).catch((e: unknown) => err(`catch-up: ${errorText(e)}`));
   });
+}
+
+/**
+ * Whatever state Redis or the remote is in, the scheduler stops within seconds: a run still stopping
+ * after a few seconds gets the second signal (it kills its commands, records itself as interrupted
+ * and exits at once); anything else still going a few seconds later is left.
+ */
+function stopSteps(sig: NodeJS.Signals): StopSteps {
+  return {
+    escalate: () => {
+      err(`still stopping after ${STOP_STEP_MS / 1000}s: stopping the running run at once`);
+      process.emit(sig, sig);
+    },
+    giveUp: () => {
+      err('scheduler stopped (gave up waiting for the run, Redis or the remote)');
+      process.exit(130);
+    },
+  };
 }
 
 /** The signal, if no `pipeline run` was listening for it (ours is then the only listener). */
@@ -145,11 +187,14 @@ class TickRunner {
   onStart?: (tick: Tick, runId: string) => void;
   /** Set on SIGTERM / SIGINT: a run that was starting when it came is stopped as soon as it can be. */
   stopRequested: NodeJS.Signals | undefined;
+  /** Runs already alerted about (skip_alert_after): one alert per run that holds ticks up. */
+  private readonly alerted = new Set<string>();
 
   constructor(
     private readonly session: Session,
     private readonly options: ScheduleOptions,
     private readonly globals: GlobalOptions,
+    private readonly metrics?: MetricsExport,
   ) {}
 
   async run(tick: RunningTick): Promise<TickResult> {
@@ -157,7 +202,12 @@ class TickRunner {
     const { LockError } = await import('../../engine/errors.js');
     const { newRunId } = await import('../../engine/store/runs.js');
     const { entry } = tick;
-    const trigger: RunTrigger = { type: 'schedule', entry: entry.name, firedAt: tick.firedAt.toISOString() };
+    const trigger: RunTrigger = {
+      type: 'schedule',
+      entry: entry.name,
+      firedAt: tick.firedAt.toISOString(),
+      ...(tick.catchup ? { catchup: { missed: tick.catchup.missed } } : {}),
+    };
     out(
       `tick ${entry.name} at ${trigger.firedAt}: pipeline run${entry.stages.length ? ' ' + entry.stages.join(' ') : ''}${entry.sets.map((s) => ` --set ${s}`).join('')}`,
     );
@@ -228,13 +278,41 @@ class TickRunner {
       record.notifications = notifications;
     }
     await this.session.store.runs.write(record);
+    await this.measure(entry.name, record);
     const line = `tick ${entry.name}: ${result} (run ${record.id})`;
     if (result === 'failed') err(`${line}: ${record.error ?? errorText(failure)}`);
     else out(line);
+    await this.retain();
     return result;
   }
 
-  /** Records a tick that did not start because a run was going. */
+  /** Replays the missed tick of each `catchup:` entry, from the last ticks in the run records. */
+  async catchUp(scheduler: Scheduler): Promise<void> {
+    if (!this.session.pipeline.schedule?.some((e) => e.catchup)) return;
+    const { lastTicks } = await import('../../engine/schedule/catchup.js');
+    const last = lastTicks(await this.session.store.runs.list());
+    await scheduler.catchUp(last, (entry, m) =>
+      out(
+        `catch-up ${entry.name}: ${m.missed} tick${m.missed === 1 ? '' : 's'} missed since ${last.get(entry.name)!.toISOString()}; running the one due at ${m.at.toISOString()} now`,
+      ),
+    );
+  }
+
+  /** `retention:` after each tick; a failure to prune is printed, never fatal to the scheduler. */
+  async retain(): Promise<void> {
+    const policy = this.session.pipeline.retention;
+    if (!policy) return;
+    const { retainAfterTick, describePrune } = await import('../../engine/schedule/apply-retention.js');
+    try {
+      const report = await retainAfterTick(this.session.store, this.session.pipeline.root, policy, ['pipeline', ...process.argv.slice(2)].join(' '));
+      const line = report && describePrune(report);
+      if (line) out(`retention: ${line}`);
+    } catch (e) {
+      err(`retention: ${errorText(e)}`);
+    }
+  }
+
+  /** Records a tick that did not start because a run was going; alerts if that run is overdue. */
   async skip(tick: Tick, running: RunningTick | undefined, why?: string): Promise<void> {
     const { newRunId } = await import('../../engine/store/runs.js');
     const note = why ?? `run ${running?.runId ?? '(starting)'} of '${running?.entry.name}' (fired ${running?.firedAt.toISOString()}) is still going`;
@@ -250,8 +328,18 @@ class TickRunner {
       stages: [],
       trigger: { type: 'schedule', entry: tick.entry.name, firedAt: tick.firedAt.toISOString(), result: 'skipped', note },
     };
-    await this.session.store.runs.write(record);
     err(`tick ${tick.entry.name} at ${tick.firedAt.toISOString()}: skipped: ${note}`);
+    const { overrunAlert } = await import('../../engine/schedule/overrun.js');
+    const notifications = await overrunAlert(this.session, tick, running, record.id, this.alerted, now);
+    for (const n of notifications ?? []) if (!n.ok) err(`tick ${tick.entry.name}: notification ${n.target} failed: ${n.error}`);
+    if (notifications) record.notifications = notifications;
+    await this.session.store.runs.write(record);
+    await this.measure(tick.entry.name, record);
+  }
+
+  private async measure(entry: string, record: RunRecord): Promise<void> {
+    this.metrics?.metrics.tick(entry, record);
+    await this.metrics?.flush();
   }
 }
 
@@ -272,6 +360,6 @@ function payloadOf(pipelineFile: string, entry: ScheduleEntry, record: RunRecord
     finishedAt: record.finishedAt ?? new Date().toISOString(),
     stages: record.stages.map((s) => ({ stage: s.stage, outcome: s.outcome, ...(s.error ? { error: s.error } : {}) })),
     ...(record.promotion ? { promotion: record.promotion } : {}),
-    ...(error ? { error } : {}),
+    ...(error ? { error, ...(result === 'failed' ? { reason: error } : {}) } : {}),
   };
 }

@@ -2,13 +2,13 @@
 // --executor queue`) in this checkout's store, until stopped. Each job (signed with
 // PIPELINE_QUEUE_SECRET, checked before anything starts) runs as a child `pipeline run STAGE` that
 // pulls the stage's inputs from this worker's remote, checks the cache key, computes and pushes.
-// Ctrl-C finishes the running stage first; a second Ctrl-C stops it (the job goes back to the
-// queue and another worker takes it).
+// Ctrl-C / SIGTERM stops it within seconds, whatever state Redis is in: running stages are stopped
+// (recorded as interrupted) and their jobs go back to the queue for another worker.
 import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { GlobalOptions } from '../global-options.js';
-import { positiveInt, positiveNumber } from '../stage-lines.js';
+import { portNumber, positiveInt, positiveNumber } from '../stage-lines.js';
 
 interface WorkerOptions {
   queue?: string;
@@ -16,6 +16,8 @@ interface WorkerOptions {
   name?: string;
   concurrency: number;
   lockSeconds: number;
+  metricsPort?: number;
+  metricsFile?: string;
 }
 
 export function register(program: Command): void {
@@ -27,6 +29,8 @@ export function register(program: Command): void {
     .option('--name <name>', 'how runs name this worker (default: host:pid)')
     .option('--concurrency <n>', 'stages this worker runs at once', positiveInt, 1)
     .option('--lock-seconds <s>', 'a job whose worker stops renewing its lock this long (killed, cut off) goes to another worker', positiveNumber, 10)
+    .option('--metrics-port <port>', 'serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port)', portNumber)
+    .option('--metrics-file <file>', 'write Prometheus metrics to FILE after each job (a node_exporter textfile: name it *.prom)')
     .addHelpText(
       'after',
       `
@@ -58,6 +62,9 @@ file of this checkout; the remote and the code are this worker's own. See SECURI
       const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
       const { checkQueueReachable } = await import('../../engine/queue/dispatch.js');
       await checkQueueReachable(target);
+      const { startMetrics } = await import('../../engine/metrics/start.js');
+      const metrics = await startMetrics({ port: options.metricsPort, file: options.metricsFile, queue: target }, log);
+      if (metrics?.url) log(`metrics on ${metrics.url}`);
       const worker = await startStageWorker({
         target,
         root: session.pipeline.root,
@@ -71,9 +78,14 @@ file of this checkout; the remote and the code are this worker's own. See SECURI
         timing: lockTiming(options.lockSeconds),
         verbose: globals.verbose,
         log,
+        observe: (stage, outcome, ms) => {
+          metrics?.metrics.job(stage, outcome, ms);
+          void metrics?.flush();
+        },
       });
       log(`worker ${name}: waiting for stages on ${target.display} (queue ${target.name}); remote ${remote.url}; Ctrl-C to stop`);
-      await new Promise<void>((resolve) => {
+      // Stops within seconds whatever state Redis is in (engine/queue/worker.ts bounds each step).
+      const { clean } = await new Promise<{ clean: boolean }>((resolve) => {
         let stopping = false;
         const onSignal = () => {
           if (stopping) {
@@ -82,13 +94,16 @@ file of this checkout; the remote and the code are this worker's own. See SECURI
             process.exit(130);
           }
           stopping = true;
-          log('finishing the running stages, then stopping (again to stop them now)');
-          void worker.close().then(resolve);
+          log('stopping: no more jobs; running stages are stopped and their jobs go back to the queue');
+          void worker.stop().then(resolve);
         };
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
         process.on('SIGHUP', onSignal);
       });
-      log(`worker ${name}: stopped`);
+      await metrics?.close();
+      log(`worker ${name}: stopped${clean ? '' : ' (gave up waiting for Redis)'}`);
+      // An unreachable Redis leaves reconnect timers behind: they must not keep the process alive.
+      if (!clean) process.exit(0);
     });
 }

@@ -3,7 +3,7 @@
 // turned into the resolved forms the scheduler (engine/schedule/) and promotion (engine/promote/) use.
 import { Cron } from 'croner';
 import type { z } from 'zod';
-import { promoteSchema, scheduleEntrySchema, type Hook } from './schema.js';
+import { durationMs, promoteSchema, retentionSchema, scheduleEntrySchema, type Hook } from './schema.js';
 import type { SourceLocation } from '../errors.js';
 import { parseSet } from './overrides.js';
 import { didYouMean } from './suggest.js';
@@ -19,7 +19,17 @@ export interface ScheduleEntry {
   sets: string[];
   onSuccess: Hook[];
   onFailure: Hook[];
+  /** Run the most recent missed tick once at start, after downtime. */
+  catchup: boolean;
+  /** Notify on_failure when a tick is skipped because the previous run has been going longer than this. */
+  skipAlertAfterMs?: number;
   loc: SourceLocation;
+}
+
+/** `retention:`: which run records `pipeline schedule` keeps after each tick. */
+export interface RetentionSpec {
+  keepRuns?: number;
+  keepDays?: number;
 }
 
 export interface PromoteSpec {
@@ -77,7 +87,7 @@ export function checkAutomation(
   r: Reporter,
   root: Record<string, unknown>,
   stages: ReadonlyMap<string, StageFacts>,
-): { schedule: ScheduleEntry[]; promote?: PromoteSpec } {
+): { schedule: ScheduleEntry[]; promote?: PromoteSpec; retention?: RetentionSpec } {
   const names = [...stages.keys()];
   const unknownStage = (path: DocPath, label: string, name: string) => {
     if (!stages.has(name)) r.value(path, `${label}: unknown stage '${name}'${didYouMean(name, names)}`);
@@ -133,6 +143,8 @@ export function checkAutomation(
           sets: e.set ?? [],
           onSuccess: list(e.on_success),
           onFailure: list(e.on_failure),
+          catchup: e.catchup ?? false,
+          ...(e.skip_alert_after !== undefined ? { skipAlertAfterMs: durationMs(e.skip_alert_after) } : {}),
           loc: r.location(base),
         });
       }
@@ -176,7 +188,20 @@ export function checkAutomation(
       }
     }
   }
-  return { schedule, promote };
+  let retention: RetentionSpec | undefined;
+  if (root.retention !== undefined && root.retention !== null) {
+    const parsed = retentionSchema.safeParse(root.retention);
+    if (!parsed.success) {
+      reportUnknownKeys(r, parsed.error.issues, ['retention'], 'retention', Object.keys(retentionSchema.shape));
+      r.issues(parsed.error.issues, root.retention, ['retention'], 'retention');
+    } else if (parsed.data.keep_runs === undefined && parsed.data.keep_days === undefined) {
+      r.value(['retention'], 'retention: give keep_runs:, keep_days: or both');
+    } else {
+      const { keep_runs, keep_days } = parsed.data;
+      retention = { ...(keep_runs !== undefined ? { keepRuns: keep_runs } : {}), ...(keep_days !== undefined ? { keepDays: keep_days } : {}) };
+    }
+  }
+  return { schedule, promote, retention };
 }
 
 function reportUnknownKeys(r: Reporter, issues: readonly z.core.$ZodIssue[], base: DocPath, label: string, allowed: string[]): void {

@@ -166,6 +166,7 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
     order: topologicalOrder(names, (n) => stages.get(n)!.needs),
     ...(automation.schedule.length ? { schedule: automation.schedule } : {}),
     ...(automation.promote ? { promote: automation.promote } : {}),
+    ...(automation.retention ? { retention: automation.retention } : {}),
     ...(remote ? { remote } : {}),
   };
 }

@@ -1,6 +1,6 @@
 // The validated, resolved pipeline: what config loading (engine/config/) produces and what
 // planning (engine/plan/) and execution (engine/run/) consume.
-import type { PromoteSpec, ScheduleEntry } from './automation.js';
+import type { PromoteSpec, RetentionSpec, ScheduleEntry } from './automation.js';
 import type { SourceLocation } from '../errors.js';
 import type { RemoteConfig } from './remote.js';
 
@@ -44,6 +44,8 @@ export interface Pipeline {
   schedule?: ScheduleEntry[];
   /** `promote:` (absent: no promotion after runs). */
   promote?: PromoteSpec;
+  /** `retention:` (absent: `pipeline schedule` prunes no run records). */
+  retention?: RetentionSpec;
   /** `remote:` (the shared artifact cache), if configured. */
   remote?: RemoteConfig;
 }

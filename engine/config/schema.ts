@@ -62,6 +62,18 @@ export const hookSchema = z
   .meta({ id: 'hook', title: 'Notification' });
 const hooksSchema = z.union([hookSchema, z.array(hookSchema)]);
 
+/** A duration: seconds as a number, or a string such as 90s, 30m, 2h, 7d. */
+export const durationSchema = z
+  .union([z.number().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$/, 'expected a duration such as 90s, 30m, 2h or 7d')])
+  .meta({ id: 'duration', title: 'Duration' });
+
+/** A duration (durationSchema) in milliseconds. */
+export function durationMs(value: number | string): number {
+  if (typeof value === 'number') return Math.round(value * 1000);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value)!;
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd']);
+}
+
 /** One `schedule:` entry: when to run what (config/automation.ts checks it further). */
 export const scheduleEntrySchema = z
   .strictObject({
@@ -70,7 +82,16 @@ export const scheduleEntrySchema = z
     stages: z.array(stageNameSchema).optional().describe('Stages to run, with what they need (default: all)'),
     set: z.array(z.string()).optional().describe('Overrides as with --set: stage.param=value or params.name=value'),
     on_success: hooksSchema.optional().describe('Notified after a run that succeeded (also when nothing changed)'),
-    on_failure: hooksSchema.optional().describe('Notified after a run that failed or could not start'),
+    on_failure: hooksSchema
+      .optional()
+      .describe('Notified after a run that failed or could not start, and of a tick skipped past skip_alert_after (the reason is in the payload)'),
+    catchup: z
+      .boolean()
+      .optional()
+      .describe('After downtime (the scheduler was not running when ticks were due), run the most recent missed tick once at start'),
+    skip_alert_after: durationSchema
+      .optional()
+      .describe('Notify on_failure when a tick is skipped because the previous run has been going longer than this (once per run), e.g. 30m'),
     desc: descSchema.optional(),
   })
   .meta({ id: 'scheduleEntry', title: 'Schedule entry' });
@@ -86,12 +107,24 @@ export const promoteSchema = z
   })
   .meta({ id: 'promote', title: 'Promotion' });
 
+/** `retention:` — which run records (and their logs) `pipeline schedule` keeps after each tick. */
+export const retentionSchema = z
+  .strictObject({
+    keep_runs: z.number().int().min(1).optional().describe('Keep the newest N run records; older ones are pruned'),
+    keep_days: z.number().positive().optional().describe('Prune run records that started more than this many days ago (fractions allowed)'),
+  })
+  .describe(
+    'Retention of run records, applied by `pipeline schedule` after each tick (as `pipeline gc --keep-runs/--keep-days` prunes them). Runs whose model was promoted are always kept',
+  )
+  .meta({ id: 'retention', title: 'Retention' });
+
 /** The whole file. `stages` is a map, so declaration order is kept (it breaks ties in run order). */
 export const pipelineFileSchema = z.strictObject({
   params: paramsSchema.optional(),
   stages: z.record(stageNameSchema, z.union([kindStageSchema, cmdStageSchema])).describe('The stages, by name: each either `uses:` a kind or runs a `cmd:`'),
   schedule: z.record(stageNameSchema, scheduleEntrySchema).optional().describe('Scheduled runs for `pipeline schedule`, by name'),
   promote: promoteSchema.optional(),
+  retention: retentionSchema.optional(),
   remote: remoteSchema.optional(),
   workspace: z
     .string()

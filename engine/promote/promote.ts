@@ -220,24 +220,36 @@ export async function rollbackChampion(root: string): Promise<{ from: ModelInfo;
 /** Keys of every promoted model (train and evaluate results): `pipeline gc` keeps them. */
 export async function promotedKeys(root: string): Promise<Set<string>> {
   const keys = new Set<string>();
+  for (const info of await promotedModels(root)) {
+    keys.add(info.trainKey);
+    if (info.evaluate) keys.add(info.evaluate.key);
+  }
+  return keys;
+}
+
+/** Ids of the runs whose model is in models/history/ (current or earlier): retention keeps their records. */
+export async function promotedRunIds(root: string): Promise<Set<string>> {
+  return new Set((await promotedModels(root)).map((info) => info.runId));
+}
+
+async function promotedModels(root: string): Promise<ModelInfo[]> {
   let ids: string[];
   try {
     ids = await readdir(join(modelsDir(root), HISTORY_DIR));
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return keys;
+    if (isErrno(err, 'ENOENT')) return [];
     throw err;
   }
+  const infos: ModelInfo[] = [];
   for (const id of ids) {
     if (id.startsWith('.')) continue;
     try {
-      const info = await readModelInfo(historyPath(root, id));
-      keys.add(info.trainKey);
-      if (info.evaluate) keys.add(info.evaluate.key);
+      infos.push(await readModelInfo(historyPath(root, id)));
     } catch {
       // Not a model directory of ours.
     }
   }
-  return keys;
+  return infos;
 }
 
 /** `pipeline promote [RUN]`: makes the model of a past run's train stage current, whatever its metric. */

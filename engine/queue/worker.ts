@@ -5,7 +5,9 @@
 // compute, push): a CPU-bound stage cannot starve the event loop that renews the job's lock, and
 // the child stops itself if this process dies (IPC disconnect, cli/worker-child.ts).
 import { spawn } from 'node:child_process';
-import { Worker, UnrecoverableError, type Job } from 'bullmq';
+import { once } from 'node:events';
+import { Worker, UnrecoverableError, WaitingError, type Job } from 'bullmq';
+import { settlesWithin, STOP_STEP_MS } from '../lifecycle/bounded.js';
 import type { KindRegistry } from '../config/parse.js';
 import type { Pipeline } from '../config/pipeline.js';
 import { JobRefusedError } from '../errors.js';
@@ -33,11 +35,17 @@ export interface StageWorkerOptions {
   timing: LockTiming;
   verbose: boolean;
   log(line: string): void;
+  /** Told how each job ended (for the metrics). */
+  observe?(stage: string | undefined, outcome: 'computed' | 'found' | 'failed' | 'refused' | 'requeued', durationMs?: number): void;
 }
 
 export interface RunningWorker {
-  /** Stops taking jobs and waits for the running ones to finish. */
-  close(): Promise<void>;
+  /**
+   * Stops taking jobs, stops the running stages (each records its run as interrupted; its job goes
+   * back to the queue) and closes the connections, each step bounded so that an unreachable Redis
+   * cannot hold it up. `clean` is false when a step was given up on (the caller should then exit).
+   */
+  stop(): Promise<{ clean: boolean }>;
   /** Kills the running stages; their jobs go back to the queue when their locks expire. */
   kill(): void;
 }
@@ -53,7 +61,8 @@ const printable = (v: unknown, max = 200): string =>
 
 export async function startStageWorker(opts: StageWorkerOptions): Promise<RunningWorker> {
   const children = new Set<ReturnType<typeof spawn>>();
-  const processor = async (raw: Job<unknown, StageJobResult>): Promise<StageJobResult> => {
+  let stopping = false;
+  const processor = async (raw: Job<unknown, StageJobResult>, token?: string): Promise<StageJobResult> => {
     let d: AdmittedJob;
     try {
       d = await admitJob(raw.data, { root: opts.root, own: opts.pipeline, kinds: opts.kinds, queueName: opts.target.name, secret: opts.secret });
@@ -62,8 +71,13 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
       const stage = (raw.data as { stage?: unknown } | null)?.stage;
       const why = printable(err.message, 2000);
       opts.log(`refused job ${printable(raw.id)} (stage ${printable(stage)}): ${why}`);
+      opts.observe?.(undefined, 'refused');
       // Not retried: the same job is refused the same way anywhere.
       throw new UnrecoverableError(`on worker ${opts.name}: refused: ${why}`);
+    }
+    if (stopping) {
+      await settlesWithin(raw.moveToWait(token), STOP_STEP_MS);
+      throw new WaitingError();
     }
     const started = Date.now();
     const tag = `${d.stage} ${d.key.slice(0, 12)}`;
@@ -118,15 +132,25 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
       child.on('close', (code, signal) => resolve({ code, signal }));
     }).finally(() => children.delete(child));
     const durationMs = Date.now() - started;
+    if (stopping && exit.code !== 0) {
+      // Stopped because this worker is stopping, not failed: the job goes back to the queue now (if
+      // Redis answers; else its lock expires and another worker's stall check requeues it).
+      opts.log(`${tag}: stopped; its job goes back to the queue`);
+      opts.observe?.(d.stage, 'requeued');
+      await settlesWithin(raw.moveToWait(token), STOP_STEP_MS);
+      throw new WaitingError();
+    }
     if (exit.code === 0) {
       // Found already made (e.g. by a worker cut off after it pushed): whoever computed it gets the credit.
       const computed = report?.computed ?? true;
       const by = report?.computedBy === undefined ? undefined : printable(report.computedBy);
       opts.log(`${tag}: ${computed ? 'done' : `found it already computed${by ? ` by ${by}` : ''}`} in ${(durationMs / 1000).toFixed(1)}s`);
+      opts.observe?.(d.stage, computed ? 'computed' : 'found', durationMs);
       return { worker: opts.name, key: d.key, durationMs, computed, ...(by !== undefined ? { computedBy: by } : {}) };
     }
     const why = errors.find((e) => !e.startsWith('warning:')) ?? (exit.signal ? `stopped by ${exit.signal}` : `exit code ${exit.code}`);
     opts.log(`${tag}: failed: ${why}`);
+    opts.observe?.(d.stage, 'failed', durationMs);
     // A stage failing here fails the same way anywhere: no retry. (A killed worker is different:
     // its job stalls and BullMQ hands it to another worker.)
     const tail = output.length ? `\n  last output on ${opts.name}:\n${output.map((l) => `    ${l}`).join('\n')}` : '';
@@ -143,8 +167,19 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
   });
   worker.on('error', (err) => opts.log(`queue: ${err.message}`));
   await worker.waitUntilReady();
+  const exits = () => Promise.all([...children].map((c) => (c.exitCode === null && c.signalCode === null ? once(c, 'close') : undefined)));
   return {
-    close: () => worker.close(),
+    stop: async () => {
+      stopping = true;
+      const closing = worker.close();
+      for (const child of children) child.kill('SIGTERM'); // it aborts its stage and records its run as interrupted
+      if (!(await settlesWithin(exits(), STOP_STEP_MS))) {
+        // A second signal makes `pipeline run` kill its commands and exit at once (still recording).
+        for (const child of children) child.kill('SIGTERM');
+        if (!(await settlesWithin(exits(), STOP_STEP_MS))) for (const child of children) child.kill('SIGKILL');
+      }
+      return { clean: await settlesWithin(closing, STOP_STEP_MS) };
+    },
     kill: () => {
       for (const child of children) child.kill('SIGTERM'); // it aborts its stage: nothing partial is committed
     },

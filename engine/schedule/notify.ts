@@ -1,8 +1,10 @@
 // Notifications after a scheduled run (`on_success:` / `on_failure:`): a shell command with the run
-// summary in its environment, or a webhook receiving it as JSON. A notification that fails is
-// recorded and printed, never fatal: the run's own outcome stands.
+// summary in its environment, or a webhook receiving it as JSON. A webhook that cannot be reached or
+// answers 408/429/5xx is tried again with backoff (1 s, 2 s, 4 s...) within the hook's 60 s; every
+// attempt is recorded. A notification that fails is recorded and printed, never fatal: the run's
+// own outcome stands.
 import type { Hook } from '../config/schema.js';
-import type { NotificationRecord, PromotionRecord, RunTrigger } from '../store/runs.js';
+import type { NotificationAttempt, NotificationRecord, PromotionRecord, RunTrigger } from '../store/runs.js';
 
 export interface NotificationPayload {
   event: 'success' | 'failure';
@@ -17,18 +19,28 @@ export interface NotificationPayload {
   stages: { stage: string; outcome: string; error?: string }[];
   promotion?: PromotionRecord;
   error?: string;
+  /** Why on_failure was called: the run's error, or why a skipped tick is alarming. */
+  reason?: string;
 }
 
-/** How long a hook may take before it is given up on. */
+/** How long a hook may take before it is given up on (a webhook: all its attempts together). */
 const HOOK_TIMEOUT_MS = 60_000;
+/** Wait before a webhook's second attempt; doubled for each further one. */
+const FIRST_RETRY_MS = 1000;
+const MAX_ATTEMPTS = 4;
 
 export async function notify(hooks: readonly Hook[], payload: NotificationPayload, cwd: string): Promise<NotificationRecord[]> {
   const records: NotificationRecord[] = [];
   for (const hook of hooks) {
     const target = 'command' in hook ? hook.command : hook.webhook;
+    if ('webhook' in hook) {
+      const attempts = await deliverWebhook(hook.webhook, payload);
+      const last = attempts[attempts.length - 1]!;
+      records.push({ event: payload.event, target, ok: last.ok, ...(last.error ? { error: last.error } : {}), attempts });
+      continue;
+    }
     try {
-      if ('command' in hook) await runHookCommand(hook.command, payload, cwd);
-      else await postWebhook(hook.webhook, payload);
+      await runHookCommand(hook.command, payload, cwd);
       records.push({ event: payload.event, target, ok: true });
     } catch (err) {
       records.push({ event: payload.event, target, ok: false, error: (err as Error).message });
@@ -36,6 +48,28 @@ export async function notify(hooks: readonly Hook[], payload: NotificationPayloa
   }
   return records;
 }
+
+/** Posts until one attempt is accepted, the failure is not worth retrying, or the time is up. */
+async function deliverWebhook(url: string, payload: NotificationPayload): Promise<NotificationAttempt[]> {
+  const deadline = Date.now() + HOOK_TIMEOUT_MS;
+  const attempts: NotificationAttempt[] = [];
+  for (let wait = FIRST_RETRY_MS; ; wait *= 2) {
+    const at = new Date().toISOString();
+    try {
+      await postWebhook(url, payload, deadline - Date.now());
+      attempts.push({ at, ok: true });
+      return attempts;
+    } catch (err) {
+      attempts.push({ at, ok: false, error: (err as Error).message });
+      const retry = !(err instanceof FinalAnswer) && attempts.length < MAX_ATTEMPTS && Date.now() + wait < deadline;
+      if (!retry) return attempts;
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+/** An HTTP answer that another attempt would not change (e.g. 404, 401). */
+class FinalAnswer extends Error {}
 
 async function runHookCommand(command: string, payload: NotificationPayload, cwd: string): Promise<void> {
   const env = {
@@ -47,6 +81,7 @@ async function runHookCommand(command: string, payload: NotificationPayload, cwd
     PIPELINE_SUMMARY: payload.summary,
     PIPELINE_PROMOTION: payload.promotion?.decision ?? '',
     PIPELINE_ERROR: payload.error ?? '',
+    PIPELINE_REASON: payload.reason ?? '',
     PIPELINE_JSON: JSON.stringify(payload),
   };
   // zx runs the hook (quoted as one `sh -c` argument), with a timeout and the output passed through.
@@ -59,13 +94,15 @@ async function runHookCommand(command: string, payload: NotificationPayload, cwd
   }
 }
 
-async function postWebhook(url: string, payload: NotificationPayload): Promise<void> {
+async function postWebhook(url: string, payload: NotificationPayload, timeoutMs: number): Promise<void> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'user-agent': 'pipeline-schedule' },
     body: JSON.stringify(payload),
-    signal: AbortSignal.timeout(HOOK_TIMEOUT_MS),
+    signal: AbortSignal.timeout(Math.max(1, timeoutMs)),
   });
   await res.arrayBuffer();
-  if (!res.ok) throw new Error(`webhook answered HTTP ${res.status}`);
+  if (res.ok) return;
+  const message = `webhook answered HTTP ${res.status}`;
+  throw res.status >= 500 || res.status === 408 || res.status === 429 ? new Error(message) : new FinalAnswer(message);
 }

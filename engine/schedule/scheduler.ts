@@ -1,8 +1,11 @@
 // Fires `schedule:` entries with croner and never overlaps runs: a tick that fires while another
 // tick's run is going is handed to `skipped` instead. `stop()` takes no more ticks and waits for
-// the running one (which the caller stops through its own signal handling).
+// the running one (which the caller stops through its own signal handling). `catchUp()` replays
+// the most recent missed tick of `catchup:` entries (engine/schedule/catchup.ts). The clock is
+// injectable, for tests of what is due when.
 import { Cron } from 'croner';
 import type { ScheduleEntry } from '../config/automation.js';
+import { missedTick, type MissedTick } from './catchup.js';
 
 export interface Tick {
   entry: ScheduleEntry;
@@ -10,6 +13,8 @@ export interface Tick {
 }
 
 export interface RunningTick extends Tick {
+  /** A replay of a tick missed during downtime (`catchup: true`). */
+  catchup?: MissedTick;
   /** Set once the run has a record. */
   runId?: string;
 }
@@ -48,7 +53,21 @@ export class Scheduler {
   constructor(
     private readonly entries: readonly ScheduleEntry[],
     private readonly handlers: TickHandlers,
+    private readonly now: () => Date = () => new Date(),
   ) {}
+
+  /**
+   * Runs, one after the other, the most recent missed tick of each `catchup:` entry, given each
+   * entry's last recorded tick. Resolves when they are done (or skipped behind a running tick).
+   */
+  async catchUp(last: ReadonlyMap<string, Date>, announce?: (entry: ScheduleEntry, missed: MissedTick) => void): Promise<void> {
+    for (const entry of this.entries) {
+      const missed = missedTick(entry, last.get(entry.name), this.now());
+      if (!missed || this.stopped) continue;
+      announce?.(entry, missed);
+      await this.fire(entry, missed.at, missed);
+    }
+  }
 
   start(): void {
     for (const entry of this.entries) {
@@ -64,7 +83,7 @@ export class Scheduler {
   }
 
   /** Starts a tick of `entry` now, unless one is running (then it is reported as skipped). */
-  fire(entry: ScheduleEntry, firedAt = new Date()): Promise<void> {
+  fire(entry: ScheduleEntry, firedAt = this.now(), catchup?: MissedTick): Promise<void> {
     if (this.stopped) return Promise.resolve();
     if (this.running) {
       const skipped = this.handlers.skipped({ entry, firedAt }, this.running.tick).catch(() => {});
@@ -72,7 +91,7 @@ export class Scheduler {
       void skipped.finally(() => this.pending.delete(skipped));
       return skipped;
     }
-    const tick: RunningTick = { entry, firedAt };
+    const tick: RunningTick = { entry, firedAt, ...(catchup ? { catchup } : {}) };
     const done = this.handlers
       .run(tick)
       .catch(() => {})

@@ -1,5 +1,5 @@
 // Run records: one JSON file per `pipeline run` under artifacts/runs/, named so they sort by start time.
-import { open, readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDiskFull, isErrno, writeFileAtomic } from './fs-tree.js';
 
@@ -41,6 +41,8 @@ export interface RunTrigger {
   result?: 'ran' | 'nothing-changed' | 'failed' | 'interrupted' | 'skipped';
   /** Why a tick was skipped or failed before running. */
   note?: string;
+  /** A tick missed during downtime, replayed at start (`catchup: true`): how many were missed. */
+  catchup?: { missed: number };
 }
 
 /** The champion/challenger decision after a run (engine/promote/). */
@@ -58,10 +60,18 @@ export interface PromotionRecord {
   current?: string;
 }
 
-/** A notification sent after a scheduled run. */
+/** A notification sent after a scheduled run (or for a skipped tick past `skip_alert_after`). */
 export interface NotificationRecord {
   event: 'success' | 'failure';
   target: string;
+  ok: boolean;
+  error?: string;
+  /** A webhook's delivery attempts (retried with backoff), in order. */
+  attempts?: NotificationAttempt[];
+}
+
+export interface NotificationAttempt {
+  at: string;
   ok: boolean;
   error?: string;
 }
@@ -118,6 +128,9 @@ export interface RunRecord {
   push?: PushRecord;
 }
 
+/** What newRunId makes (a sweep adds -<experiment>): the only names retention deletes in the run area. */
+export const RUN_ID = /^\d{8}T\d{9}Z-\d+(-\d+)?$/;
+
 export function newRunId(now = new Date()): string {
   // 20261126T054001123Z-<pid>: sorts by start time, unique per process.
   return `${now.toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
@@ -141,6 +154,12 @@ export class RunLog {
     } catch (err) {
       if (!isDiskFull(err) || !(await overwriteInPlace(file, text))) throw err;
     }
+  }
+
+  /** Removes the record of run `id` (a run id, never a path). */
+  async remove(id: string): Promise<void> {
+    if (!RUN_ID.test(id)) throw new Error(`not a run id: ${id}`);
+    await rm(join(this.dir, `${id}.json`), { force: true });
   }
 
   /** All records, oldest first (unreadable files are skipped). */
