@@ -57,7 +57,7 @@ module.exports = {
       severity: 'error',
       comment: 'engine/store/ (objects, manifests, runs, lock, stat cache) knows nothing of config, planning, running or the features built on them.',
       from: { path: '^engine/store/' },
-      to: { path: '^engine/(config|plan|run|promote|remote|schedule|queue)/|^engine/session[.]ts$' },
+      to: { path: '^engine/(config|plan|run|promote|remote|schedule|queue|runner)/|^engine/session[.]ts$' },
     },
     {
       name: 'engine-config-comes-before-plan-and-run',
@@ -65,14 +65,14 @@ module.exports = {
       comment:
         'engine/config/ turns pipeline.yaml into a Pipeline; it uses only the store (its directory name) below it, no planning, running or feature code.',
       from: { path: '^engine/config/' },
-      to: { path: '^engine/(plan|run|promote|remote|schedule|queue)/|^engine/session[.]ts$' },
+      to: { path: '^engine/(plan|run|promote|remote|schedule|queue|runner)/|^engine/session[.]ts$' },
     },
     {
       name: 'engine-plan-comes-before-run',
       severity: 'error',
       comment: 'engine/plan/ decides what runs (a pure function of gathered facts); it uses no running code.',
       from: { path: '^engine/plan/' },
-      to: { path: '^engine/(run|promote|remote|schedule|queue)/|^engine/session[.]ts$' },
+      to: { path: '^engine/(run|promote|remote|schedule|queue|runner)/|^engine/session[.]ts$' },
     },
     {
       name: 'engine-run-uses-no-feature-code',
@@ -80,7 +80,15 @@ module.exports = {
       comment:
         'engine/run/ executes a plan; the features built on the phases (remote, queue, schedule, promote) plug in through its options, never through imports.',
       from: { path: '^engine/run/' },
-      to: { path: '^engine/(promote|remote|schedule|queue)/|^engine/session[.]ts$' },
+      to: { path: '^engine/(promote|remote|schedule|queue|runner)/|^engine/session[.]ts$' },
+    },
+    {
+      name: 'engine-runner-is-the-engine-top',
+      severity: 'error',
+      comment:
+        'engine/runner/ runs a whole pipeline (lock, remote, queue, execute, records, push, promotion) for the commands; no other engine module imports it.',
+      from: { path: '^engine/', pathNot: '^engine/runner/' },
+      to: { path: '^engine/runner/' },
     },
     {
       name: 'cli-is-the-top',

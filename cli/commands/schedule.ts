@@ -12,6 +12,15 @@ import { QUEUE_HELP, queueTimeoutOption } from '../queue-run.js';
 import type { ScheduleEntry } from '../../engine/config/automation.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
 import type { Tick, RunningTick } from '../../engine/schedule/scheduler.js';
+import { openSession } from '../session.js';
+import { loadPipeline } from '../../engine/config/load.js';
+import { Scheduler, nextDue, nextFireTimes } from '../../engine/schedule/scheduler.js';
+import { StageError, UsageError, LockError } from '../../engine/errors.js';
+import { runToEnd } from '../pipeline-run.js';
+import { newRunId } from '../../engine/store/runs.js';
+import { notify } from '../../engine/schedule/notify.js';
+import { parseQueueUrl } from '../../engine/queue/target.js';
+import { queueSecretFrom } from '../../engine/queue/jobs.js';
 
 interface ScheduleOptions {
   once?: boolean;
@@ -47,10 +56,6 @@ const out = (line: string) => process.stdout.write(line + '\n');
 const err = (line: string) => process.stderr.write(line + '\n');
 
 async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions): Promise<void> {
-  const { openSession } = await import('../session.js');
-  const { loadPipeline } = await import('../../engine/config/load.js');
-  const { Scheduler, nextDue, nextFireTimes } = await import('../../engine/schedule/scheduler.js');
-  const { StageError, UsageError } = await import('../../engine/errors.js');
   const session = await openSession(globals.config, { backend: globals.backend });
   const all = session.pipeline.schedule ?? [];
   if (all.length === 0) throw new UsageError(`${globals.config} has no schedule: entries (see README, "Scheduled retraining")`);
@@ -62,8 +67,8 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     if (!url) throw new UsageError('--executor queue needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
     if (!session.pipeline.remote)
       throw new UsageError('--executor queue needs a remote cache (remote: in pipeline.yaml): workers pull inputs from it and push results to it');
-    (await import('../../engine/queue/target.js')).parseQueueUrl(url);
-    (await import('../../engine/queue/jobs.js')).queueSecretFrom(process.env, '--executor queue');
+    parseQueueUrl(url);
+    queueSecretFrom(process.env, '--executor queue');
   } else if (options.queue !== undefined) throw new UsageError('--queue is for --executor queue');
   else if (options.queueTimeout !== undefined) throw new UsageError('--queue-timeout is for --executor queue');
   // Each entry's overrides must make a valid pipeline now, not at 3 a.m.
@@ -140,7 +145,7 @@ function runHasNotSeen(sig: NodeJS.Signals): NodeJS.Signals | undefined {
 
 type TickResult = NonNullable<RunTrigger['result']>;
 
-/** Runs one tick as `pipeline run`, then records its result and sends its notifications. */
+/** Runs one tick as `pipeline run` would (cli/pipeline-run.ts), then records its result and sends its notifications. */
 class TickRunner {
   onStart?: (tick: Tick, runId: string) => void;
   /** Set on SIGTERM / SIGINT: a run that was starting when it came is stopped as soon as it can be. */
@@ -153,9 +158,6 @@ class TickRunner {
   ) {}
 
   async run(tick: RunningTick): Promise<TickResult> {
-    const { runCommand } = await import('./run.js');
-    const { LockError } = await import('../../engine/errors.js');
-    const { newRunId } = await import('../../engine/store/runs.js');
     const { entry } = tick;
     const trigger: RunTrigger = { type: 'schedule', entry: entry.name, firedAt: tick.firedAt.toISOString() };
     out(
@@ -173,7 +175,7 @@ class TickRunner {
         record = r;
       };
       // lockTimeout 0: a run going in another process means this tick is skipped, not queued.
-      await runCommand(
+      await runToEnd(
         entry.stages,
         {
           set: entry.sets,
@@ -222,7 +224,6 @@ class TickRunner {
 
     const hooks = result === 'failed' ? entry.onFailure : result === 'interrupted' ? [] : entry.onSuccess;
     if (hooks.length) {
-      const { notify } = await import('../../engine/schedule/notify.js');
       const notifications = await notify(hooks, payloadOf(this.session.pipeline.file, entry, record, result, failure), this.session.pipeline.root);
       for (const n of notifications) if (!n.ok) err(`tick ${entry.name}: notification ${n.target} failed: ${n.error}`);
       record.notifications = notifications;
@@ -236,7 +237,6 @@ class TickRunner {
 
   /** Records a tick that did not start because a run was going. */
   async skip(tick: Tick, running: RunningTick | undefined, why?: string): Promise<void> {
-    const { newRunId } = await import('../../engine/store/runs.js');
     const note = why ?? `run ${running?.runId ?? '(starting)'} of '${running?.entry.name}' (fired ${running?.firedAt.toISOString()}) is still going`;
     const now = new Date();
     const record: RunRecord = {
