@@ -3,6 +3,11 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import { nonNegativeInt, nonNegativeNumber } from '../stage-lines.js';
+import { openSession } from '../session.js';
+import { collectGarbage } from '../../engine/store/gc.js';
+import { withStoreLock } from '../store-lock.js';
+import { formatBytes } from '../output.js';
+import { promotedKeys } from '../../engine/promote/promote.js';
 
 interface GcCliOptions {
   dryRun?: boolean;
@@ -19,11 +24,6 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (options: GcCliOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { collectGarbage } = await import('../../engine/store/gc.js');
-      const { withStoreLock } = await import('../store-lock.js');
-      const { formatBytes } = await import('../output.js');
-      const { promotedKeys } = await import('../../engine/promote/promote.js');
       const session = await openSession(globals.config);
       if (!(await session.store.exists())) {
         process.stdout.write('nothing to collect: no store yet\n');

@@ -1,6 +1,10 @@
 // `pipeline schema [--out FILE]`: the JSON Schema of pipeline.yaml for editors, generated from the
 // validator's own definitions (npm run schema refreshes schema/pipeline.schema.json).
 import type { Command } from 'commander';
+import { pipelineJsonSchemaText } from '../../engine/config/json-schema.js';
+import { builtinKinds } from '../../stages/index.js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 export function register(program: Command): void {
   program
@@ -8,15 +12,11 @@ export function register(program: Command): void {
     .description('print the JSON Schema of pipeline.yaml (for editor completion and checks)')
     .option('-o, --out <file>', 'write it to FILE instead of stdout')
     .action(async (options: { out?: string }) => {
-      const { pipelineJsonSchemaText } = await import('../../engine/config/json-schema.js');
-      const { builtinKinds } = await import('../../stages/index.js');
       const text = pipelineJsonSchemaText(builtinKinds);
       if (options.out === undefined) {
         process.stdout.write(text);
         return;
       }
-      const { mkdir, writeFile } = await import('node:fs/promises');
-      const { dirname } = await import('node:path');
       await mkdir(dirname(options.out), { recursive: true });
       await writeFile(options.out, text);
       process.stderr.write(`wrote ${options.out}\n`);
