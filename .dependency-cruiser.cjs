@@ -57,7 +57,7 @@ module.exports = {
       severity: 'error',
       comment: 'engine/store/ (objects, manifests, runs, lock, stat cache) knows nothing of config, planning, running or the features built on them.',
       from: { path: '^engine/store/' },
-      to: { path: '^engine/(config|plan|run|promote|remote|schedule|queue)/|^engine/session[.]ts$' },
+      to: { path: '^engine/(config|plan|run|promote|remote|schedule|queue|runner)/|^engine/session[.]ts$' },
     },
     {
       name: 'engine-config-comes-before-plan-and-run',
@@ -65,14 +65,14 @@ module.exports = {
       comment:
         'engine/config/ turns pipeline.yaml into a Pipeline; it uses only the store (its directory name) below it, no planning, running or feature code.',
       from: { path: '^engine/config/' },
-      to: { path: '^engine/(plan|run|promote|remote|schedule|queue)/|^engine/session[.]ts$' },
+      to: { path: '^engine/(plan|run|promote|remote|schedule|queue|runner)/|^engine/session[.]ts$' },
     },
     {
       name: 'engine-plan-comes-before-run',
       severity: 'error',
       comment: 'engine/plan/ decides what runs (a pure function of gathered facts); it uses no running code.',
       from: { path: '^engine/plan/' },
-      to: { path: '^engine/(run|promote|remote|schedule|queue)/|^engine/session[.]ts$' },
+      to: { path: '^engine/(run|promote|remote|schedule|queue|runner)/|^engine/session[.]ts$' },
     },
     {
       name: 'engine-run-uses-no-feature-code',
@@ -80,7 +80,15 @@ module.exports = {
       comment:
         'engine/run/ executes a plan; the features built on the phases (remote, queue, schedule, promote) plug in through its options, never through imports.',
       from: { path: '^engine/run/' },
-      to: { path: '^engine/(promote|remote|schedule|queue)/|^engine/session[.]ts$' },
+      to: { path: '^engine/(promote|remote|schedule|queue|runner)/|^engine/session[.]ts$' },
+    },
+    {
+      name: 'engine-runner-is-the-engine-top',
+      severity: 'error',
+      comment:
+        'engine/runner/ runs a whole pipeline (lock, remote, queue, execute, records, push, promotion) for the commands; no other engine module imports it.',
+      from: { path: '^engine/', pathNot: '^engine/runner/' },
+      to: { path: '^engine/runner/' },
     },
     {
       name: 'cli-is-the-top',
@@ -93,7 +101,7 @@ module.exports = {
       name: 'commands-share-no-options-through-main',
       severity: 'error',
       comment:
-        'cli/main.ts is the entry point that imports every command; a command importing it back makes a cycle (shared types live in cli/global-options.ts).',
+        'cli/main.ts is the entry point that loads every command (through cli/command-table.ts); a command importing it back makes a cycle (shared types live in cli/global-options.ts).',
       from: { path: '^cli/', pathNot: '^cli/main[.]ts$' },
       to: { path: '^cli/main[.]ts$' },
     },

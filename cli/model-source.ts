@@ -9,6 +9,7 @@ import { readCurrentModel, MODELS_DIR, CURRENT_LINK } from '../lib/champion.js';
 import type { ModelFileReader } from '../lib/model/io.js';
 import { directoryReader } from '../lib/predict/model.js';
 import { shown } from './stage-lines.js';
+import { openSession } from './session.js';
 
 export const CURRENT_MODEL = 'current';
 
@@ -52,7 +53,6 @@ export async function modelSource(model: string, configFile: string): Promise<Mo
 
 /** The latest result of stage `stage` in the store, its `model/` files read from the objects. */
 async function storedStage(stage: string, configFile: string): Promise<ModelSource> {
-  const { openSession } = await import('./session.js');
   const session = await openSession(configFile);
   if (!session.pipeline.stages.has(stage)) {
     const trains = [...session.pipeline.stages.values()].filter((s) => s.kind === 'train').map((s) => s.name);

@@ -4,6 +4,7 @@ import type { Pipeline } from '../engine/config/pipeline.js';
 import type { RemoteBackend } from '../engine/remote/backend.js';
 import { effectiveRemote, remoteUrlProblem, type RemoteConfig } from '../engine/config/remote.js';
 import { withStoreLock } from './store-lock.js';
+import { openRemote } from '../engine/remote/open.js';
 
 /** `remote` is commander's value for `--remote URL` / `--no-remote`: a URL, false, or undefined. */
 export function chosenRemote(pipeline: Pipeline, remote: string | boolean | undefined): RemoteConfig | undefined {
@@ -47,7 +48,6 @@ export async function withRemoteTransfer<T>(
   lockTimeoutSeconds: number,
   body: (remote: RemoteBackend, signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
-  const { openRemote } = await import('../engine/remote/open.js');
   const remote = await openRemote(config);
   const interrupt = interruptSignal();
   const { signal } = interrupt;

@@ -7,19 +7,16 @@ import { readFile } from 'node:fs/promises';
 import type { StageReport } from '../engine/run/execute.js';
 import type { Pipeline } from '../engine/config/pipeline.js';
 import type { Store } from '../engine/store/store.js';
+import { describeAssignments, type RunExperiment } from '../engine/runner/experiment.js';
 
 export interface MatrixAxis {
   path: string;
   values: string[];
 }
 
-export interface Experiment {
-  /** exp1, exp2... in the order of the cross product (the last axis varies fastest). */
-  label: string;
-  assignments: Record<string, string>;
-  /** The assignments as --set arguments. */
-  sets: string[];
-}
+/** exp1, exp2... in the order of the cross product (the last axis varies fastest), with their assignments. */
+export type Experiment = RunExperiment;
+export { describeAssignments };
 
 /** Commander collector for `--matrix PATH=V1,V2,...`. */
 export function collectAxis(value: string, previous: MatrixAxis[]): MatrixAxis[] {
@@ -45,12 +42,6 @@ export function experimentsOf(axes: readonly MatrixAxis[]): Experiment[] {
     assignments,
     sets: Object.entries(assignments).map(([k, v]) => `${k}=${v}`),
   }));
-}
-
-export function describeAssignments(assignments: Record<string, string>): string {
-  return Object.entries(assignments)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(' ');
 }
 
 interface Metrics {

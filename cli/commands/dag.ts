@@ -3,6 +3,8 @@ import { Option, type Command } from 'commander';
 import type { Pipeline } from '../../engine/config/pipeline.js';
 import type { GlobalOptions } from '../global-options.js';
 import { collect, collectUnset, overrideArgs, UNSET_HELP } from '../stage-lines.js';
+import { loadPipeline } from '../session.js';
+import { selectStages } from '../../engine/config/graph.js';
 
 export const DAG_FORMATS = ['text', 'mermaid', 'dot'] as const;
 export type DagFormat = (typeof DAG_FORMATS)[number];
@@ -23,8 +25,6 @@ export function register(program: Command): void {
     .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .action(async (targets: string[], options: DagOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { loadPipeline } = await import('../session.js');
-      const { selectStages } = await import('../../engine/config/graph.js');
       const pipeline = await loadPipeline(globals.config, { sets: overrideArgs(options) });
       const selected = selectStages(pipeline, targets);
       process.stdout.write(renderDag(pipeline, selected, options.format));

@@ -4,6 +4,10 @@ import type { Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import type { ExperimentRow, ExperimentTable } from '../../engine/experiments/table.js';
 import { nonNegativeInt } from '../stage-lines.js';
+import { UsageError } from '../../engine/errors.js';
+import { loadPipeline } from '../session.js';
+import { Store } from '../../engine/store/store.js';
+import { experimentTable } from '../../engine/experiments/table.js';
 
 interface ShowOptions {
   all?: boolean;
@@ -25,11 +29,7 @@ export function register(program: Command): void {
     .option('--csv', 'comma-separated values, one row per run')
     .action(async (options: ShowOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { UsageError } = await import('../../engine/errors.js');
       if (options.json && options.csv) throw new UsageError('--json and --csv: choose one');
-      const { loadPipeline } = await import('../session.js');
-      const { Store } = await import('../../engine/store/store.js');
-      const { experimentTable } = await import('../../engine/experiments/table.js');
       const store = new Store((await loadPipeline(globals.config)).root);
       const table = await experimentTable(store, { all: options.all, sort: options.sort, limit: options.limit });
       const write = (text: string) => process.stdout.write(text);

@@ -4,6 +4,12 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import { nonNegativeInt, nonNegativeNumber, positiveNumber } from '../stage-lines.js';
+import { openSession } from '../session.js';
+import { collectGarbage } from '../../engine/store/gc.js';
+import { withStoreLock } from '../store-lock.js';
+import { formatBytes } from '../output.js';
+import { promotedKeys } from '../../engine/promote/promote.js';
+import { applyRetention, describePrune } from '../../engine/schedule/apply-retention.js';
 
 interface GcCliOptions {
   dryRun?: boolean;
@@ -22,17 +28,11 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (options: GcCliOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { collectGarbage } = await import('../../engine/store/gc.js');
-      const { withStoreLock } = await import('../store-lock.js');
-      const { formatBytes } = await import('../output.js');
-      const { promotedKeys } = await import('../../engine/promote/promote.js');
       const session = await openSession(globals.config);
       if (!(await session.store.exists())) {
         process.stdout.write('nothing to collect: no store yet\n');
         return;
       }
-      const { applyRetention, describePrune } = await import('../../engine/schedule/apply-retention.js');
       // Only an explicit --keep-runs N (N >= 1) prunes records by count: plain gc, or --keep-runs 0 (results only), keep the history.
       const explicitRuns = command.getOptionValueSource('keepRuns') === 'cli' && options.keepRuns > 0;
       const policy = { ...(explicitRuns ? { keepRuns: options.keepRuns } : {}), ...(options.keepDays !== undefined ? { keepDays: options.keepDays } : {}) };

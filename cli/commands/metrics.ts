@@ -5,6 +5,10 @@ import type { Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import type { RunRecord } from '../../engine/store/runs.js';
 import type { StageMetrics } from '../../engine/experiments/table.js';
+import { openSession } from '../session.js';
+import { findRun } from '../run-ref.js';
+import { UsageError } from '../../engine/errors.js';
+import { paramChanges, runMetrics } from '../../engine/experiments/table.js';
 
 interface MetricsOptions {
   /** `--diff` alone is true. */
@@ -21,10 +25,6 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (run: string, options: MetricsOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { findRun } = await import('../run-ref.js');
-      const { UsageError } = await import('../../engine/errors.js');
-      const { paramChanges, runMetrics } = await import('../../engine/experiments/table.js');
       const session = await openSession(globals.config);
       const records = await session.store.runs.list();
       const store = session.store;
@@ -74,7 +74,6 @@ async function diffPair(
   find: (text: string) => RunRecord,
   metricsOf: (r: RunRecord) => Promise<StageMetrics>,
 ): Promise<[Measured, Measured]> {
-  const { UsageError } = await import('../../engine/errors.js');
   const measured = async (record: RunRecord): Promise<Measured> => ({ record, metrics: await metricsOf(record) });
   if (given.length === 2) return [await measured(find(given[0]!)), await measured(find(given[1]!))];
   const comparable = (m: StageMetrics, n: StageMetrics) => [...m.keys()].some((stage) => n.has(stage));

@@ -6,6 +6,7 @@
 import { Option, type Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import { positiveInt } from '../stage-lines.js';
+import { runPredict } from '../predict.js';
 
 interface PredictOptions {
   model: string;
@@ -29,7 +30,6 @@ export function register(program: Command): void {
     .option('--max-pixels <n>', "largest width × height decoded, as decode's max_pixels (larger images are skipped; default 89,478,485)", positiveInt)
     .action(async (paths: string[], options: PredictOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { runPredict } = await import('../predict.js');
       await runPredict(paths, { ...options, config: globals.config, verbose: globals.verbose, backend: globals.backend ?? 'auto' });
     });
 }

@@ -4,6 +4,10 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import { nonNegativeNumber } from '../stage-lines.js';
+import { openSession } from '../session.js';
+import { promoteRun, rollbackChampion } from '../../engine/promote/promote.js';
+import { withStoreLock } from '../store-lock.js';
+import { findRun } from '../run-ref.js';
 
 interface PromoteOptions {
   stage?: string;
@@ -22,10 +26,6 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (run: string, options: PromoteOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { promoteRun } = await import('../../engine/promote/promote.js');
-      const { withStoreLock } = await import('../store-lock.js');
-      const { findRun } = await import('../run-ref.js');
       const session = await openSession(globals.config);
       const stage = options.stage ?? session.pipeline.promote?.train;
       await session.store.init();
@@ -44,9 +44,6 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (options: { lockTimeout: number }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { rollbackChampion } = await import('../../engine/promote/promote.js');
-      const { withStoreLock } = await import('../store-lock.js');
       const session = await openSession(globals.config);
       await session.store.init();
       const { from, to } = await withStoreLock(session.store.dir, options.lockTimeout, () => rollbackChampion(session.pipeline.root));

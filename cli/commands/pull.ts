@@ -5,6 +5,14 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import { errorText, nameWidth, nonNegativeNumber, positiveInt } from '../stage-lines.js';
+import { openSession } from '../session.js';
+import { selectStages } from '../../engine/config/graph.js';
+import { formatBytes, stageProgress } from '../output.js';
+import { chosenRemote, withRemoteTransfer } from '../remote.js';
+import { StageError, UsageError } from '../../engine/errors.js';
+import { gatherFacts, loadStored, resolveStage } from '../../engine/plan/facts.js';
+import { pullResult } from '../../engine/remote/transfer.js';
+import { remoteIsDown } from '../../engine/remote/backend.js';
 
 interface PullOptions {
   remote?: string;
@@ -22,18 +30,10 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (targets: string[], options: PullOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { selectStages } = await import('../../engine/config/graph.js');
-      const { formatBytes, stageProgress } = await import('../output.js');
-      const { chosenRemote, withRemoteTransfer } = await import('../remote.js');
-      const { StageError, UsageError } = await import('../../engine/errors.js');
       const session = await openSession(globals.config);
       const selection = selectStages(session.pipeline, targets);
       const config = chosenRemote(session.pipeline, options.remote);
       if (!config) throw new UsageError('no remote: add a remote: section to pipeline.yaml or pass --remote URL');
-      const { gatherFacts, loadStored, resolveStage } = await import('../../engine/plan/facts.js');
-      const { pullResult } = await import('../../engine/remote/transfer.js');
-      const { remoteIsDown } = await import('../../engine/remote/backend.js');
       const { store } = session;
       const jobs = options.jobs ?? config.jobs;
       const width = nameWidth(selection);

@@ -3,6 +3,14 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import { nameWidth, nonNegativeNumber, positiveInt } from '../stage-lines.js';
+import { openSession } from '../session.js';
+import { selectStages } from '../../engine/config/graph.js';
+import { formatBytes, stageProgress } from '../output.js';
+import { chosenRemote, withRemoteTransfer } from '../remote.js';
+import { UsageError } from '../../engine/errors.js';
+import { gatherFacts, resolvePlan } from '../../engine/plan/facts.js';
+import { pushResult } from '../../engine/remote/transfer.js';
+import { describeReasons } from '../../engine/plan/reasons.js';
 
 interface PushOptions {
   remote?: string;
@@ -20,11 +28,6 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (targets: string[], options: PushOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { selectStages } = await import('../../engine/config/graph.js');
-      const { formatBytes, stageProgress } = await import('../output.js');
-      const { chosenRemote, withRemoteTransfer } = await import('../remote.js');
-      const { UsageError } = await import('../../engine/errors.js');
       const session = await openSession(globals.config);
       const selection = selectStages(session.pipeline, targets);
       const config = chosenRemote(session.pipeline, options.remote);
@@ -33,9 +36,6 @@ export function register(program: Command): void {
         process.stdout.write('nothing to push: no store yet\n');
         return;
       }
-      const { gatherFacts, resolvePlan } = await import('../../engine/plan/facts.js');
-      const { pushResult } = await import('../../engine/remote/transfer.js');
-      const { describeReasons } = await import('../../engine/plan/reasons.js');
       const jobs = options.jobs ?? config.jobs;
       const width = nameWidth(selection);
       const line = (word: string, stage: string, note: string) => process.stdout.write(`${word.padEnd(7)}  ${stage.padEnd(width)}  ${note}\n`);

@@ -2,6 +2,9 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import { nonNegativeInt } from '../stage-lines.js';
+import { openSession } from '../session.js';
+import { formatDuration } from '../output.js';
+import { overrideText } from '../../engine/plan/reasons.js';
 
 interface RunsOptions {
   json?: boolean;
@@ -16,9 +19,6 @@ export function register(program: Command): void {
     .option('--limit <n>', 'how many runs to show (0: all)', nonNegativeInt, 20)
     .action(async (options: RunsOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { formatDuration } = await import('../output.js');
-      const { overrideText } = await import('../../engine/plan/reasons.js');
       const session = await openSession(globals.config);
       const all = (await session.store.runs.list()).reverse();
       const records = options.limit > 0 ? all.slice(0, options.limit) : all;

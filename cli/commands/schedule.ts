@@ -11,9 +11,21 @@ import { errorText, portNumber, positiveInt } from '../stage-lines.js';
 import { QUEUE_HELP, queueTimeoutOption } from '../queue-run.js';
 import type { ScheduleEntry } from '../../engine/config/automation.js';
 import type { RunRecord, RunTrigger } from '../../engine/store/runs.js';
-import type { Tick, RunningTick, Scheduler } from '../../engine/schedule/scheduler.js';
+import type { Tick, RunningTick } from '../../engine/schedule/scheduler.js';
+import { openSession } from '../session.js';
+import { loadPipeline } from '../../engine/config/load.js';
+import { Scheduler, nextDue, nextFireTimes } from '../../engine/schedule/scheduler.js';
+import { StageError, UsageError, LockError } from '../../engine/errors.js';
+import { runToEnd } from '../pipeline-run.js';
+import { newRunId } from '../../engine/store/runs.js';
+import { notify } from '../../engine/schedule/notify.js';
+import { parseQueueUrl } from '../../engine/queue/target.js';
+import { queueSecretFrom } from '../../engine/queue/jobs.js';
 import { boundStop, STOP_STEP_MS, type StopSteps } from '../../engine/lifecycle/bounded.js';
 import type { MetricsExport } from '../../engine/metrics/start.js';
+import { lastTicks } from '../../engine/schedule/catchup.js';
+import { retainAfterTick, describePrune } from '../../engine/schedule/apply-retention.js';
+import { overrunAlert } from '../../engine/schedule/overrun.js';
 
 interface ScheduleOptions {
   once?: boolean;
@@ -53,9 +65,6 @@ const out = (line: string) => process.stdout.write(line + '\n');
 const err = (line: string) => process.stderr.write(line + '\n');
 
 async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions): Promise<void> {
-  const { openSession } = await import('../session.js');
-  const { loadPipeline } = await import('../../engine/config/load.js');
-  const { UsageError } = await import('../../engine/errors.js');
   const session = await openSession(globals.config, { backend: globals.backend });
   const all = session.pipeline.schedule ?? [];
   if (all.length === 0) throw new UsageError(`${globals.config} has no schedule: entries (see docs/operations.md, "Scheduled retraining")`);
@@ -67,8 +76,8 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     if (!url) throw new UsageError('--executor queue needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
     if (!session.pipeline.remote)
       throw new UsageError('--executor queue needs a remote cache (remote: in pipeline.yaml): workers pull inputs from it and push results to it');
-    (await import('../../engine/queue/target.js')).parseQueueUrl(url);
-    (await import('../../engine/queue/jobs.js')).queueSecretFrom(process.env, '--executor queue');
+    parseQueueUrl(url);
+    queueSecretFrom(process.env, '--executor queue');
   } else if (options.queue !== undefined) throw new UsageError('--queue is for --executor queue');
   else if (options.queueTimeout !== undefined) throw new UsageError('--queue-timeout is for --executor queue');
   // Each entry's overrides must make a valid pipeline now, not at 3 a.m.
@@ -76,9 +85,10 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
     if (entry.sets.length) await loadPipeline(globals.config, { sets: entry.sets, kinds: session.kinds });
   }
 
+  // prom-client is loaded only when metrics are asked for.
   const { startMetrics } = await import('../../engine/metrics/start.js');
   const queueUrl = options.executor === 'queue' ? (options.queue ?? process.env.PIPELINE_QUEUE) : undefined;
-  const queue = queueUrl ? (await import('../../engine/queue/target.js')).parseQueueUrl(queueUrl) : undefined;
+  const queue = queueUrl ? parseQueueUrl(queueUrl) : undefined;
   const metrics = await startMetrics({ port: options.metricsPort, file: options.metricsFile, queue }, err);
   if (metrics?.url) out(`metrics on ${metrics.url}`);
   try {
@@ -89,8 +99,6 @@ async function scheduleCommand(options: ScheduleOptions, globals: GlobalOptions)
 }
 
 async function runSchedule(ticks: TickRunner, entries: ScheduleEntry[], options: ScheduleOptions): Promise<void> {
-  const { Scheduler, nextDue, nextFireTimes } = await import('../../engine/schedule/scheduler.js');
-  const { StageError } = await import('../../engine/errors.js');
   if (options.once) {
     const entry = options.entry !== undefined ? entries[0]! : nextDue(entries)!.entry;
     out(`schedule: running '${entry.name}' now (--once)`);
@@ -182,7 +190,7 @@ function runHasNotSeen(sig: NodeJS.Signals): NodeJS.Signals | undefined {
 
 type TickResult = NonNullable<RunTrigger['result']>;
 
-/** Runs one tick as `pipeline run`, then records its result and sends its notifications. */
+/** Runs one tick as `pipeline run` would (cli/pipeline-run.ts), then records its result and sends its notifications. */
 class TickRunner {
   onStart?: (tick: Tick, runId: string) => void;
   /** Set on SIGTERM / SIGINT: a run that was starting when it came is stopped as soon as it can be. */
@@ -198,9 +206,6 @@ class TickRunner {
   ) {}
 
   async run(tick: RunningTick): Promise<TickResult> {
-    const { runCommand } = await import('./run.js');
-    const { LockError } = await import('../../engine/errors.js');
-    const { newRunId } = await import('../../engine/store/runs.js');
     const { entry } = tick;
     const trigger: RunTrigger = {
       type: 'schedule',
@@ -223,7 +228,7 @@ class TickRunner {
         record = r;
       };
       // lockTimeout 0: a run going in another process means this tick is skipped, not queued.
-      await runCommand(
+      await runToEnd(
         entry.stages,
         {
           set: entry.sets,
@@ -272,7 +277,6 @@ class TickRunner {
 
     const hooks = result === 'failed' ? entry.onFailure : result === 'interrupted' ? [] : entry.onSuccess;
     if (hooks.length) {
-      const { notify } = await import('../../engine/schedule/notify.js');
       const notifications = await notify(hooks, payloadOf(this.session.pipeline.file, entry, record, result, failure), this.session.pipeline.root);
       for (const n of notifications) if (!n.ok) err(`tick ${entry.name}: notification ${n.target} failed: ${n.error}`);
       record.notifications = notifications;
@@ -289,7 +293,6 @@ class TickRunner {
   /** Replays the missed tick of each `catchup:` entry, from the last ticks in the run records. */
   async catchUp(scheduler: Scheduler): Promise<void> {
     if (!this.session.pipeline.schedule?.some((e) => e.catchup)) return;
-    const { lastTicks } = await import('../../engine/schedule/catchup.js');
     const last = lastTicks(await this.session.store.runs.list());
     await scheduler.catchUp(last, (entry, m) =>
       out(
@@ -302,7 +305,6 @@ class TickRunner {
   async retain(): Promise<void> {
     const policy = this.session.pipeline.retention;
     if (!policy) return;
-    const { retainAfterTick, describePrune } = await import('../../engine/schedule/apply-retention.js');
     try {
       const report = await retainAfterTick(this.session.store, this.session.pipeline.root, policy, ['pipeline', ...process.argv.slice(2)].join(' '));
       const line = report && describePrune(report);
@@ -314,7 +316,6 @@ class TickRunner {
 
   /** Records a tick that did not start because a run was going; alerts if that run is overdue. */
   async skip(tick: Tick, running: RunningTick | undefined, why?: string): Promise<void> {
-    const { newRunId } = await import('../../engine/store/runs.js');
     const note = why ?? `run ${running?.runId ?? '(starting)'} of '${running?.entry.name}' (fired ${running?.firedAt.toISOString()}) is still going`;
     const now = new Date();
     const record: RunRecord = {
@@ -329,7 +330,6 @@ class TickRunner {
       trigger: { type: 'schedule', entry: tick.entry.name, firedAt: tick.firedAt.toISOString(), result: 'skipped', note },
     };
     err(`tick ${tick.entry.name} at ${tick.firedAt.toISOString()}: skipped: ${note}`);
-    const { overrunAlert } = await import('../../engine/schedule/overrun.js');
     const notifications = await overrunAlert(this.session, tick, running, record.id, this.alerted, now);
     for (const n of notifications ?? []) if (!n.ok) err(`tick ${tick.entry.name}: notification ${n.target} failed: ${n.error}`);
     if (notifications) record.notifications = notifications;

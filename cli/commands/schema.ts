@@ -2,6 +2,11 @@
 // validator's own definitions (npm run schema refreshes schema/pipeline.schema.json); with
 // --markdown, the reference of the built-in kinds from the same definitions (npm run docs: docs/kinds.md).
 import type { Command } from 'commander';
+import { pipelineJsonSchemaText } from '../../engine/config/json-schema.js';
+import { kindsMarkdown } from '../../engine/config/kinds-markdown.js';
+import { builtinKinds } from '../../stages/index.js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 export function register(program: Command): void {
   program
@@ -10,21 +15,11 @@ export function register(program: Command): void {
     .option('-o, --out <file>', 'write it to FILE instead of stdout')
     .option('--markdown', 'print the reference of the built-in stage kinds as Markdown instead (docs/kinds.md)')
     .action(async (options: { out?: string; markdown?: boolean }) => {
-      const { builtinKinds } = await import('../../stages/index.js');
-      let text: string;
-      if (options.markdown) {
-        const { kindsMarkdown } = await import('../../engine/config/kinds-markdown.js');
-        text = kindsMarkdown(builtinKinds);
-      } else {
-        const { pipelineJsonSchemaText } = await import('../../engine/config/json-schema.js');
-        text = pipelineJsonSchemaText(builtinKinds);
-      }
+      const text = options.markdown ? kindsMarkdown(builtinKinds) : pipelineJsonSchemaText(builtinKinds);
       if (options.out === undefined) {
         process.stdout.write(text);
         return;
       }
-      const { mkdir, writeFile } = await import('node:fs/promises');
-      const { dirname } = await import('node:path');
       await mkdir(dirname(options.out), { recursive: true });
       await writeFile(options.out, text);
       process.stderr.write(`wrote ${options.out}\n`);

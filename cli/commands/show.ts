@@ -4,6 +4,10 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import type { GlobalOptions } from '../global-options.js';
 import { collect, collectUnset, overrideArgs, shown, UNSET_HELP } from '../stage-lines.js';
+import { openSession } from '../session.js';
+import { selectStages } from '../../engine/config/graph.js';
+import { formatBytes, formatDuration } from '../output.js';
+import { totalSize } from '../../engine/store/manifest.js';
 
 /** Past this many output files, `show` summarises each directory instead of listing its files (`--all` lists them). */
 const LISTED_FILES = 40;
@@ -26,10 +30,6 @@ export function register(program: Command): void {
     .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .action(async (stage: string, options: ShowOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { selectStages } = await import('../../engine/config/graph.js');
-      const { formatBytes, formatDuration } = await import('../output.js');
-      const { totalSize } = await import('../../engine/store/manifest.js');
       const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
       selectStages(session.pipeline, [stage]); // rejects unknown stage names
       const { store } = session;

@@ -3,6 +3,12 @@ import type { Command } from 'commander';
 import type { GlobalOptions } from '../global-options.js';
 import { collect, collectUnset, nameWidth, overrideArgs, UNSET_HELP } from '../stage-lines.js';
 import type { Reason } from '../../engine/plan/reasons.js';
+import { openSession } from '../session.js';
+import { selectStages } from '../../engine/config/graph.js';
+import { gatherFacts, resolvePlan } from '../../engine/plan/facts.js';
+import { describeReason } from '../../engine/plan/reasons.js';
+import { staleByOverrides, waitingCheckpoint } from '../../engine/experiments/made-with.js';
+import { paint } from '../output.js';
 
 interface StatusOptions {
   json?: boolean;
@@ -30,12 +36,6 @@ export function register(program: Command): void {
     .option('--unset <stage.param>', UNSET_HELP, collectUnset, [])
     .action(async (targets: string[], options: StatusOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { selectStages } = await import('../../engine/config/graph.js');
-      const { gatherFacts, resolvePlan } = await import('../../engine/plan/facts.js');
-      const { describeReason } = await import('../../engine/plan/reasons.js');
-      const { staleByOverrides, waitingCheckpoint } = await import('../../engine/experiments/made-with.js');
-      const { paint } = await import('../output.js');
       const current = { set: options.set, unset: options.unset, ...(globals.backend !== undefined ? { backend: globals.backend } : {}) };
       const session = await openSession(globals.config, { sets: overrideArgs(options), backend: globals.backend });
       const selection = selectStages(session.pipeline, targets);

@@ -4,6 +4,11 @@ import type { GlobalOptions } from '../global-options.js';
 import type { ProgressReporter } from '../../engine/contract.js';
 import type { VerifyReport } from '../../engine/store/verify.js';
 import { nonNegativeNumber, shown } from '../stage-lines.js';
+import { openSession } from '../session.js';
+import { verifyStore } from '../../engine/store/verify.js';
+import { withStoreLock } from '../store-lock.js';
+import { formatBytes, stageProgress } from '../output.js';
+import { StageError } from '../../engine/errors.js';
 
 interface VerifyOptions {
   fix?: boolean;
@@ -59,11 +64,6 @@ export function register(program: Command): void {
     .option('--lock-timeout <seconds>', 'how long to wait for a running pipeline to release the store', nonNegativeNumber, 600)
     .action(async (options: VerifyOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { verifyStore } = await import('../../engine/store/verify.js');
-      const { withStoreLock } = await import('../store-lock.js');
-      const { formatBytes, stageProgress } = await import('../output.js');
-      const { StageError } = await import('../../engine/errors.js');
       const session = await openSession(globals.config);
       const { store } = session;
       if (!(await store.exists())) {

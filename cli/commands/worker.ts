@@ -9,6 +9,13 @@ import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { GlobalOptions } from '../global-options.js';
 import { portNumber, positiveInt, positiveNumber } from '../stage-lines.js';
+import { openSession } from '../session.js';
+import { chosenRemote } from '../remote.js';
+import { UsageError } from '../../engine/errors.js';
+import { parseQueueUrl } from '../../engine/queue/target.js';
+import { startStageWorker } from '../../engine/queue/worker.js';
+import { lockTiming, queueSecretFrom } from '../../engine/queue/jobs.js';
+import { checkQueueReachable } from '../../engine/queue/dispatch.js';
 
 interface WorkerOptions {
   queue?: string;
@@ -40,12 +47,6 @@ file of this checkout; the remote and the code are this worker's own. See SECURI
     )
     .action(async (options: WorkerOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const { openSession } = await import('../session.js');
-      const { chosenRemote } = await import('../remote.js');
-      const { UsageError } = await import('../../engine/errors.js');
-      const { parseQueueUrl } = await import('../../engine/queue/target.js');
-      const { startStageWorker } = await import('../../engine/queue/worker.js');
-      const { lockTiming, queueSecretFrom } = await import('../../engine/queue/jobs.js');
       const url = options.queue ?? process.env.PIPELINE_QUEUE;
       if (!url) throw new UsageError('pipeline worker needs --queue redis://HOST:PORT (or PIPELINE_QUEUE)');
       const target = parseQueueUrl(url);
@@ -60,8 +61,8 @@ file of this checkout; the remote and the code are this worker's own. See SECURI
         );
       const name = options.name ?? `${hostname()}:${process.pid}`;
       const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
-      const { checkQueueReachable } = await import('../../engine/queue/dispatch.js');
       await checkQueueReachable(target);
+      // prom-client is loaded only when metrics are asked for.
       const { startMetrics } = await import('../../engine/metrics/start.js');
       const metrics = await startMetrics({ port: options.metricsPort, file: options.metricsFile, queue: target }, log);
       if (metrics?.url) log(`metrics on ${metrics.url}`);

@@ -72,7 +72,8 @@ export class Scheduler {
   start(): void {
     for (const entry of this.entries) {
       const job = new Cron(entry.cron, { catch: true, ...(entry.timezone ? { timezone: entry.timezone } : {}) }, () => {
-        this.fire(entry);
+        // Not awaited (croner does not wait): fire() never rejects, and stop() waits for the tick it starts.
+        void this.fire(entry);
       });
       this.jobs.push(job);
     }

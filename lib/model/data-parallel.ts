@@ -189,7 +189,9 @@ export class DataParallelTrainer {
     const url = new URL('./data-parallel-worker.js', import.meta.url);
     const links = Array.from({ length: count }, () => new WorkerLink(new Worker(url)));
     const stopAll = () => Promise.all(links.map((l) => l.terminate(new Error('data-parallel: aborted'))));
-    signal?.addEventListener('abort', stopAll, { once: true });
+    // Not awaited: the init requests in flight reject at once, and the caller awaits those.
+    const onAbort = (): void => void stopAll();
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const replies = await Promise.all(
         links.map((link, index) => link.request({ type: 'init', index, workers: count, topology, weights, optimizer, exchange, barrier })),
@@ -201,7 +203,7 @@ export class DataParallelTrainer {
       await stopAll();
       throw err;
     } finally {
-      signal?.removeEventListener('abort', stopAll);
+      signal?.removeEventListener('abort', onAbort);
     }
     const inputShape = model.inputs[0].shape.slice(1) as number[];
     const classes = model.outputs[0].shape[model.outputs[0].shape.length - 1] as number;

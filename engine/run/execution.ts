@@ -1,0 +1,87 @@
+// The state one execute() call shares among its stages and their result sources: the run's stop
+// signal, the worker pools, the run history stages read, and how a result becomes the stage's
+// (known to the plan, linked, referenced).
+import type { Pipeline } from '../config/pipeline.js';
+import type { RunStageSummary } from '../contract.js';
+import type { FactsEnv } from '../plan/facts.js';
+import type { Manifest } from '../store/manifest.js';
+import type { Store } from '../store/store.js';
+import { SharedPools } from './context.js';
+import type { ExecuteOptions } from './execute-options.js';
+import { restoreOuts } from './restore-outs.js';
+import { runHistory } from './run-history.js';
+
+export class Execution {
+  readonly pipeline: Pipeline;
+  readonly store: Store;
+  /** The environment stages are decided and run in: its signal stops this run's stages. */
+  readonly stageEnv: FactsEnv;
+  /** Stages finished so far (what `runs` in a stage's context shows of the current run). */
+  readonly finished: RunStageSummary[] = [];
+  readonly history: ReturnType<typeof runHistory>;
+  private sharedPools: Promise<SharedPools> | undefined;
+
+  constructor(
+    readonly opts: ExecuteOptions,
+    readonly signal: AbortSignal,
+  ) {
+    this.pipeline = opts.env.pipeline;
+    this.store = opts.env.store;
+    this.stageEnv = { ...opts.env, signal };
+    this.history = runHistory(
+      this.store,
+      {
+        id: opts.runId,
+        startedAt: opts.run?.startedAt ?? new Date().toISOString(),
+        command: opts.run?.command ?? [],
+        ...(opts.run?.scheduled ? { scheduled: opts.run.scheduled } : {}),
+        ...(opts.run?.experiment ? { experiment: opts.run.experiment } : {}),
+      },
+      () => this.finished,
+    );
+  }
+
+  get env(): FactsEnv {
+    return this.opts.env;
+  }
+
+  /** A sweep's experiment: stage links, refs and workspace outs are left alone (results stay in the store). */
+  get experiment(): boolean {
+    return this.opts.sweep !== undefined;
+  }
+
+  /** A worker's run: the worker's name, recorded in the manifests of the results it computes. */
+  get producer(): string | undefined {
+    return this.opts.workerJob?.producer;
+  }
+
+  /** Worker thread pools, started by the first stage that needs them. */
+  pools(): Promise<SharedPools> {
+    return (this.sharedPools ??= SharedPools.create());
+  }
+
+  async close(): Promise<void> {
+    if (this.sharedPools) await (await this.sharedPools).destroy();
+  }
+
+  /** A result produced (or pulled) for the stage: known to the plan, then linked and referenced. */
+  async adopt(stage: string, m: Manifest): Promise<void> {
+    this.opts.facts.stored.set(m.key, { manifest: m, missingObjects: [], workspaceMissing: [] });
+    await this.finishRef(stage, m);
+  }
+
+  async finishRef(stage: string, m: Manifest): Promise<void> {
+    await this.store.ensureView(m);
+    if (this.experiment) return;
+    await this.store.linkStage(stage, m.key);
+    if (this.opts.refs.get(stage)?.key !== m.key) {
+      this.opts.refs.set(stage, { key: m.key, at: new Date().toISOString() });
+      await this.store.writeRefs(this.opts.refs);
+    }
+  }
+
+  /** Puts a cmd stage's committed outs back into the workspace. */
+  restore(m: Manifest, outs: readonly string[]): Promise<void> {
+    return restoreOuts(this.store, this.env.statCache, this.pipeline.root, m, outs, this.signal);
+  }
+}
