@@ -277,7 +277,7 @@ describe('validation errors, each at its location, all reported at once (sorted 
       "pipeline.yaml:16:33: stage 'base': with.layers[1].rate: Too big: expected number to be <1",
       "pipeline.yaml:17:18: stage 'base': with.layers[2].type: Invalid discriminator value. Expected 'dense' | 'dropout'",
       "pipeline.yaml:20:5: stage 'third': with: is only for uses: stages",
-      "pipeline.yaml:21:1: unknown top-level key 'stagez' (did you mean 'stages'?) (allowed: params, stages, schedule, promote, remote, workspace)",
+      "pipeline.yaml:21:1: unknown top-level key 'stagez' (did you mean 'stages'?) (allowed: params, stages, schedule, promote, retention, remote, workspace)",
     ]);
   });
 
@@ -465,7 +465,7 @@ describe('validation errors, each at its location, all reported at once (sorted 
 
   test('anchors and aliases resolve, and locations follow them', () => {
     const text = yaml(['common: &common', '  epochs: 2', 'stages:', '  a:', '    uses: learn', '    with: *common']);
-    expect(errorsOf(text)).toEqual(["pipeline.yaml:1:1: unknown top-level key 'common' (allowed: params, stages, schedule, promote, remote, workspace)"]);
+    expect(errorsOf(text)).toEqual(["pipeline.yaml:1:1: unknown top-level key 'common' (allowed: params, stages, schedule, promote, retention, remote, workspace)"]);
     const merged = parse(
       yaml([
         'params:',
