@@ -22,7 +22,7 @@ import { conv2dDirect } from '../lib/tf/kernels/simd-module.js';
 import { KernelTimer, type KernelTime } from './kernel-timer.js';
 import { buildSeedModel, randomBatch } from './seed-model.js';
 
-type Config = 'wasm' | 'wasm-parallel' | 'wasm-stock' | 'cpu';
+type Config = 'native' | 'wasm' | 'wasm-parallel' | 'wasm-stock' | 'cpu';
 
 interface Result {
   config: Config;
@@ -53,7 +53,7 @@ async function setUp(config: Config): Promise<boolean | undefined> {
     registerWasmTrainingKernels(['Conv2DBackpropFilter']); // the one stock wasm lacks entirely
     return Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   }
-  const info = await initBackend(config === 'cpu' ? 'cpu' : 'wasm');
+  const info = await initBackend(config === 'cpu' ? 'cpu' : config === 'native' ? 'native' : 'wasm');
   return info.wasm?.simd;
 }
 

@@ -30,7 +30,13 @@ function buildProgram(): Command {
     .option('-c, --config <file>', 'pipeline file', 'pipeline.yaml')
     .option('-v, --verbose', 'debug output and stack traces', false)
     .addOption(
-      new Option('--backend <name>', 'tfjs backend for train/evaluate stages (overrides their backend param)').choices(['auto', 'tensorflow', 'wasm', 'cpu']),
+      new Option('--backend <name>', 'tfjs backend for train/evaluate stages (overrides their backend param)').choices([
+        'auto',
+        'tensorflow',
+        'native',
+        'wasm',
+        'cpu',
+      ]),
     )
     .showHelpAfterError('(pipeline --help for usage)')
     .exitOverride();

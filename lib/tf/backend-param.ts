@@ -3,6 +3,9 @@
 import { z } from 'zod';
 
 /** The tfjs backends a stage (or `--backend`) can name. */
-export const BACKEND_NAMES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_NAMES = ['auto', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
 
-export const BackendParam = z.enum(BACKEND_NAMES).default('auto').describe('tfjs backend: auto = tfjs-node where it loads, else wasm, else cpu');
+export const BackendParam = z
+  .enum(BACKEND_NAMES)
+  .default('auto')
+  .describe('tfjs backend: auto = tfjs-node where it loads, else native (oneDNN kernels on wasm), else wasm, else cpu');
