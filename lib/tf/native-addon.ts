@@ -64,6 +64,10 @@ function load(): NativeLoad {
       reason: `not built (${path ?? 'native/build/Release/dnnl_kernels.node'} missing: install libdnnl-dev and a C++ compiler, then npm run build)`,
     };
   }
+  // oneDNN's OpenMP threads spin between kernels by default; on a machine shared with other jobs
+  // (and between our kernels the wasm ops run on one thread) the spinning takes CPU from the work:
+  // measured 1.6-1.8x fewer images per CPU-second. libgomp reads this when the addon loads it.
+  process.env.OMP_WAIT_POLICY ??= 'passive';
   try {
     const addon = require(path) as NativeAddon;
     addon.info();
