@@ -186,7 +186,8 @@ function speedProbe(): number {
 /**
  * The same network trained by PyTorch (bench/torch-seed.py; Debian's python3-torch, with
  * libopenblas0-pthread so its dense layers do not run on the reference BLAS), 2 threads.
- * PYTHON names the interpreter (default /usr/bin/python3, where Debian's torch is).
+ * PYTHON names the interpreter (default /usr/bin/python3, where Debian's torch is). Its threads
+ * wait passively (OMP_WAIT_POLICY), as the native path's do.
  */
 function pytorchCommand(): [string, string[]] {
   const py = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch-seed.py');
@@ -207,7 +208,11 @@ function main(): void {
     console.log(`running ${config} ...`);
     try {
       const [command, args] = config === 'pytorch' ? pytorchCommand() : [process.execPath, [script, '--child', config, ...passThrough]];
+      // PyTorch's OpenMP threads get the wait policy ours have (lib/tf/native-addon.ts): spinning
+      // threads halved its throughput on the shared VM, so the default would flatter us.
+      const env = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'passive' };
       const out = execFileSync(command, args, {
+        env,
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],
         maxBuffer: 1 << 26,
