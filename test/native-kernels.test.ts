@@ -8,6 +8,9 @@ import { initBackend, resolveBackend } from '../lib/tf/backend.js';
 import { NATIVE_KERNEL_NAMES, nativeRunCount } from '../lib/tf/kernels/native.js';
 import { wasmTrainingKernels } from '../lib/tf/kernels/register.js';
 import { loadNativeAddon, resetNativeAddonForTests } from '../lib/tf/native-addon.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TINY_MODEL, useToyTraining } from './helpers/toy-training.js';
 
 const available = loadNativeAddon().addon !== undefined || Boolean(process.env.REQUIRE_NATIVE);
 const describeNative = available ? describe : describe.skip;
@@ -313,6 +316,42 @@ describe('backend auto without the addon', () => {
       await expect(initBackend('native')).rejects.toThrow(/native backend unavailable: PIPELINE_NATIVE=off/);
     } finally {
       delete process.env.PIPELINE_NATIVE;
+      resetNativeAddonForTests();
+    }
+  });
+});
+
+describeNative('the train stage on the native path (toy data)', () => {
+  const toy = useToyTraining('native-train-', { model: TINY_MODEL, batch_size: 32, epochs: 3, seed: 7 });
+  const readJson = async (path: string): Promise<Record<string, unknown>> => JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+
+  test('backend native: train.json records it with oneDNN in the versions, and the loss falls', async () => {
+    const lines: string[] = [];
+    const log = { info: (m: string) => void lines.push(m), warn: (m: string) => void lines.push(`warn: ${m}`), debug: () => {} };
+    const run = await toy.train({ backend: 'native' }, {}, { log });
+    const info = await readJson(join(run.outDir, 'train.json'));
+    expect(info).toMatchObject({
+      backend: 'native',
+      requested_backend: 'native',
+      versions: { onednn: expect.any(String), 'native-kernels': expect.any(String) },
+    });
+    const history = (await readJson(join(run.outDir, 'history.json'))) as { loss: number[] };
+    expect(history.loss[2]).toBeLessThan(history.loss[0]);
+    expect(lines.some((l) => l.startsWith('backend native ('))).toBe(true);
+  });
+
+  test('backend auto with the addon hidden: one warning line, then wasm', async () => {
+    process.env.PIPELINE_NATIVE_ADDON = '/nonexistent/dnnl_kernels.node';
+    resetNativeAddonForTests();
+    try {
+      if (resolveBackend('auto').name === 'tensorflow') return; // tfjs-node comes first where installed
+      const warnings: string[] = [];
+      const log = { info: () => {}, warn: (m: string) => void warnings.push(m), debug: () => {} };
+      const run = await toy.train({ backend: 'auto', workers: 1, epochs: 1 }, {}, { log });
+      expect(warnings.filter((w) => w.startsWith('native backend unavailable'))).toHaveLength(1);
+      expect(await readJson(join(run.outDir, 'train.json'))).toMatchObject({ backend: 'wasm', requested_backend: 'auto' });
+    } finally {
+      delete process.env.PIPELINE_NATIVE_ADDON;
       resetNativeAddonForTests();
     }
   });
