@@ -1,10 +1,12 @@
 // Training throughput of the seed model per backend, plus a per-kernel breakdown of one step.
 //
 //   node dist/bench/train.js [--batches 40] [--batch-size 128] [--slow-batches 1] [--cpu-batch-size 16]
-//                            [--configs wasm,wasm-parallel,wasm-stock,cpu]
+//                            [--configs pytorch,native,wasm,wasm-parallel,wasm-stock,cpu,pytorch] [--torch-threads 2]
 //
 // Each configuration runs in its own child process (kernel registration is process-global).
-// Configurations: wasm = wasm + our kernels; wasm-parallel = two worker threads, each with its
+// Configurations: native = wasm + oneDNN kernels (lib/tf/kernels/native.ts); pytorch = the same
+// network in PyTorch (bench/torch-seed.py; list it first and last to time it before and after);
+// wasm = wasm + our kernels; wasm-parallel = two worker threads, each with its
 // own wasm instance (lib/model/data-parallel); wasm-stock = stock wasm plus only the missing
 // Conv2DBackpropFilter (the "before"); cpu = the pure-JS backend (its filter gradient takes
 // ~50 s for 16 images here, so it runs 1 batch of --cpu-batch-size). Figures from one run on a
@@ -12,6 +14,7 @@
 // steadier figure when other jobs compete for the cores. A speed probe before and after (one
 // thread of our SIMD convolution) shows how fast the machine itself was during the run.
 import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../lib/tf/backend.js';
@@ -22,7 +25,7 @@ import { conv2dDirect } from '../lib/tf/kernels/simd-module.js';
 import { KernelTimer, type KernelTime } from './kernel-timer.js';
 import { buildSeedModel, randomBatch } from './seed-model.js';
 
-type Config = 'wasm' | 'wasm-parallel' | 'wasm-stock' | 'cpu';
+type Config = 'native' | 'wasm' | 'wasm-parallel' | 'wasm-stock' | 'cpu' | 'pytorch';
 
 interface Result {
   config: Config;
@@ -53,7 +56,7 @@ async function setUp(config: Config): Promise<boolean | undefined> {
     registerWasmTrainingKernels(['Conv2DBackpropFilter']); // the one stock wasm lacks entirely
     return Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   }
-  const info = await initBackend(config === 'cpu' ? 'cpu' : 'wasm');
+  const info = await initBackend(config === 'cpu' ? 'cpu' : config === 'native' ? 'native' : 'wasm');
   return info.wasm?.simd;
 }
 
@@ -180,8 +183,20 @@ function speedProbe(): number {
   return (reps * 2 * b * h * h * 9 * c * c) / seconds / 1e9;
 }
 
+/**
+ * The same network trained by PyTorch (bench/torch-seed.py; Debian's python3-torch, with
+ * libopenblas0-pthread so its dense layers do not run on the reference BLAS), 2 threads.
+ * PYTHON names the interpreter (default /usr/bin/python3, where Debian's torch is). Its threads
+ * wait passively (OMP_WAIT_POLICY), as the native path's do.
+ */
+function pytorchCommand(): [string, string[]] {
+  const py = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch-seed.py');
+  const args = [py, '--batches', arg('batches', '40'), '--batch-size', arg('batch-size', '128'), '--threads', arg('torch-threads', '2')];
+  return [process.env.PYTHON ?? '/usr/bin/python3', args];
+}
+
 function main(): void {
-  const configs = arg('configs', 'wasm,wasm-parallel,wasm-stock,cpu').split(',') as Config[];
+  const configs = arg('configs', 'pytorch,native,wasm,wasm-parallel,wasm-stock,cpu,pytorch').split(',') as Config[];
   const probeBefore = speedProbe();
   console.log(`machine speed probe: ${probeBefore.toFixed(1)} GFLOP/s (our direct SIMD conv, one thread)`);
   const script = fileURLToPath(import.meta.url);
@@ -192,14 +207,19 @@ function main(): void {
   for (const config of configs) {
     console.log(`running ${config} ...`);
     try {
-      const out = execFileSync(process.execPath, [script, '--child', config, ...passThrough], {
+      const [command, args] = config === 'pytorch' ? pytorchCommand() : [process.execPath, [script, '--child', config, ...passThrough]];
+      // PyTorch's OpenMP threads get the wait policy ours have (lib/tf/native-addon.ts): spinning
+      // threads halved its throughput on the shared VM, so the default would flatter us.
+      const env = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'passive' };
+      const out = execFileSync(command, args, {
+        env,
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],
         maxBuffer: 1 << 26,
       });
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
       if (line === undefined) throw new Error('no result line');
-      const result = JSON.parse(line.slice(7)) as Result;
+      const result = { ...(JSON.parse(line.slice(7)) as Result), config };
       results.push(result);
       printResult(result);
     } catch (err) {
@@ -213,6 +233,16 @@ function main(): void {
     console.log('\nratios to wasm (wall img/s, cpu img/s), measured in this run:');
     for (const r of results)
       console.log(`  ${r.config.padEnd(14)} ${(r.imgPerSec / base.imgPerSec).toPrecision(3)}x  ${(r.imgPerCpuSec / base.imgPerCpuSec).toPrecision(3)}x`);
+  }
+  const torch = results.filter((r) => r.config === 'pytorch');
+  if (torch.length > 0) {
+    // PyTorch before and after: its mean, so a drift of the machine's speed during the run shows.
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const wall = mean(torch.map((r) => r.imgPerSec));
+    const cpu = mean(torch.map((r) => r.imgPerCpuSec));
+    console.log(`\nratios to PyTorch (${torch.map((r) => r.imgPerSec.toFixed(1)).join(' / ')} img/s; wall, cpu):`);
+    for (const r of results.filter((x) => x.config !== 'pytorch'))
+      console.log(`  ${r.config.padEnd(14)} ${(r.imgPerSec / wall).toPrecision(3)}x  ${(r.imgPerCpuSec / cpu).toPrecision(3)}x`);
   }
   for (const r of results) printBreakdown(r);
   console.log(`\nmachine speed probe: ${probeBefore.toFixed(1)} GFLOP/s before, ${speedProbe().toFixed(1)} GFLOP/s after`);

@@ -43,7 +43,13 @@ async function buildProgram(argv: readonly string[], all = false): Promise<Comma
     .option('-c, --config <file>', 'pipeline file', 'pipeline.yaml')
     .option('-v, --verbose', 'debug output and stack traces', false)
     .addOption(
-      new Option('--backend <name>', 'tfjs backend for train/evaluate stages (overrides their backend param)').choices(['auto', 'tensorflow', 'wasm', 'cpu']),
+      new Option('--backend <name>', 'tfjs backend for train/evaluate stages (overrides their backend param)').choices([
+        'auto',
+        'tensorflow',
+        'native',
+        'wasm',
+        'cpu',
+      ]),
     )
     .showHelpAfterError('(pipeline --help for usage)')
     .exitOverride();

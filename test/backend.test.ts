@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, test } from '@jest/globals';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, resolveBackend } from '../lib/tf/backend.js';
+import { loadNativeAddon } from '../lib/tf/native-addon.js';
 
 const require = createRequire(import.meta.url);
 function resolvable(pkg: string): boolean {
@@ -23,8 +24,8 @@ describe('resolveBackend', () => {
     expect(Object.keys(wasm.versions).sort()).toEqual(['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-core', 'wasm-training-kernels']);
   });
 
-  test('auto prefers tfjs-node where it is installed, else wasm', () => {
-    const expected = resolvable('@tensorflow/tfjs-node') ? 'tensorflow' : 'wasm';
+  test('auto prefers tfjs-node where it is installed, else native where the addon loads, else wasm', () => {
+    const expected = resolvable('@tensorflow/tfjs-node') ? 'tensorflow' : loadNativeAddon().addon ? 'native' : 'wasm';
     expect(resolveBackend('auto').name).toBe(expected);
   });
 });

@@ -1,18 +1,24 @@
-// Training backend selection: tfjs-node where it loads, else wasm, else cpu.
-// All model code imports `@tensorflow/tfjs`; this module only picks and initialises the backend.
-// TensorFlow.js is imported on demand: resolveBackend() runs at plan time on every command.
+// Training backend selection: tfjs-node where it loads, else native (wasm with oneDNN kernels),
+// else wasm, else cpu. All model code imports `@tensorflow/tfjs`; this module only picks and
+// initialises the backend. TensorFlow.js is imported on demand: resolveBackend() runs at plan
+// time on every command.
 import { createRequire } from 'node:module';
 import { WASM_TRAINING_KERNELS_VERSION } from './kernels/version.js';
+import { loadNativeAddon, NATIVE_KERNELS_VERSION } from './native-addon.js';
 
-export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendPreference = 'auto' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
 
 export interface BackendInfo {
   name: BackendName;
   /** Package versions that change numerical results (part of the train stage's cache key). */
   versions: Record<string, string>;
-  /** Set by initBackend on wasm: whether the SIMD binary runs, and the kernels we registered. */
+  /** Set by initBackend on wasm and native: whether the SIMD binary runs, and the kernels we registered. */
   wasm?: { simd: boolean; kernels: string[] };
+  /** Set by initBackend on native: the kernels oneDNN runs and its threads. */
+  native?: { kernels: string[]; threads: number };
+  /** Why `auto` did not pick a faster backend (one line each, for the log), e.g. the addon is not built. */
+  fallbacks?: string[];
 }
 
 const require = createRequire(import.meta.url);
@@ -25,45 +31,70 @@ function packageVersion(name: string): string | undefined {
   }
 }
 
-/** Cheap (no tf load): which backend `pref` resolves to on this machine, and its versions. */
+/** Cheap (no tf load; loads the native addon once): which backend `pref` resolves to here, and its versions. */
 export function resolveBackend(pref: BackendPreference): BackendInfo {
   const core = packageVersion('@tensorflow/tfjs-core') ?? 'unknown';
   const node = packageVersion('@tensorflow/tfjs-node');
   const wasm = packageVersion('@tensorflow/tfjs-backend-wasm');
-  const name: BackendName = pref !== 'auto' ? pref : node ? 'tensorflow' : wasm ? 'wasm' : 'cpu';
+  const native = pref === 'auto' || pref === 'native' ? loadNativeAddon() : undefined;
+  const name: BackendName = pref !== 'auto' ? pref : node ? 'tensorflow' : wasm && native?.addon ? 'native' : wasm ? 'wasm' : 'cpu';
   const versions: Record<string, string> = { '@tensorflow/tfjs-core': core };
   if (name === 'tensorflow') versions['@tensorflow/tfjs-node'] = node ?? 'missing';
-  if (name === 'wasm') {
+  if (name === 'wasm' || name === 'native') {
     versions['@tensorflow/tfjs-backend-wasm'] = wasm ?? 'missing';
     versions['wasm-training-kernels'] = WASM_TRAINING_KERNELS_VERSION;
+  }
+  if (name === 'native') {
+    versions['native-kernels'] = NATIVE_KERNELS_VERSION;
+    versions.onednn = native?.addon?.info().version ?? 'missing';
   }
   return { name, versions };
 }
 
-/** Loads and activates the backend; `auto` falls back from tensorflow to wasm to cpu when loading fails. */
+/** Loads and activates the backend; `auto` falls back from tensorflow to native to wasm to cpu when loading fails. */
 export async function initBackend(pref: BackendPreference): Promise<BackendInfo> {
   const tf = await import('@tensorflow/tfjs');
-  const order: BackendName[] = pref === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [pref];
+  const order: BackendName[] = pref === 'auto' ? ['tensorflow', 'native', 'wasm', 'cpu'] : [pref];
+  const fallbacks: string[] = [];
   let lastError: unknown;
   for (const name of order) {
     try {
       if (name === 'tensorflow') await import('@tensorflow/tfjs-node' as string);
-      if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
-      if (await tf.setBackend(name)) {
+      if (name === 'native') {
+        const load = loadNativeAddon();
+        if (load.addon === undefined) throw new Error(`native backend unavailable: ${load.reason}`);
+      }
+      if (name === 'wasm' || name === 'native') await import('@tensorflow/tfjs-backend-wasm');
+      const tfName = name === 'native' ? 'wasm' : name;
+      if (await tf.setBackend(tfName)) {
         await tf.ready();
         const info = resolveBackend(name);
-        if (name === 'wasm') {
-          // Stock wasm cannot train a conv net (no Conv2DBackpropFilter) and its transposed
-          // matmuls and conv input gradient are scalar loops: install our kernels.
-          const { registerWasmTrainingKernels } = await import('./kernels/register.js');
-          const kernels = registerWasmTrainingKernels();
-          info.wasm = { simd: Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')), kernels };
-        }
+        if (name === 'wasm' || name === 'native') await installKernels(info, name === 'native');
+        if (fallbacks.length > 0) info.fallbacks = fallbacks;
         return info;
       }
     } catch (err) {
       lastError = err;
+      // tfjs-node missing is the common case and says nothing new; a native addon that does not load does.
+      if (name === 'native') fallbacks.push(`${err instanceof Error ? err.message : String(err)}; using the next backend`);
     }
   }
   throw new Error(`no usable tfjs backend for '${pref}': ${String(lastError)}`);
+}
+
+/** Our wasm training kernels, and on native the oneDNN ones over them (kernel registration is process-wide). */
+async function installKernels(info: BackendInfo, native: boolean): Promise<void> {
+  const tf = await import('@tensorflow/tfjs');
+  // Stock wasm cannot train a conv net (no Conv2DBackpropFilter) and its transposed
+  // matmuls and conv input gradient are scalar loops: install our kernels.
+  const { registerWasmTrainingKernels } = await import('./kernels/register.js');
+  const { installNativeKernels, uninstallNativeKernels } = await import('./kernels/native.js');
+  uninstallNativeKernels();
+  const kernels = registerWasmTrainingKernels();
+  info.wasm = { simd: Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')), kernels };
+  if (native) {
+    const load = loadNativeAddon();
+    if (load.addon === undefined) throw new Error(`native backend unavailable: ${load.reason}`);
+    info.native = { kernels: installNativeKernels(load.addon), threads: load.addon.info().threads };
+  }
 }

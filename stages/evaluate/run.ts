@@ -26,6 +26,7 @@ function trainInput(ctx: StageContext<EvaluateParams>): UpstreamArtifacts {
 export async function runEvaluate(ctx: StageContext<EvaluateParams>): Promise<void> {
   const p = ctx.params;
   const backend = await initBackend(p.backend);
+  for (const line of backend.fallbacks ?? []) ctx.log.warn(line);
   const trained = trainInput(ctx);
   const norm = ctx.inputs.oneOfKind('normalize');
   const reader = await openUpstreamDataset(norm);

@@ -176,6 +176,7 @@ async function championDir(ctx: StageContext<TrainParams>): Promise<string | und
 export async function runTrain(ctx: StageContext<TrainParams>): Promise<void> {
   const p = ctx.params;
   const backend = await initBackend(p.backend);
+  for (const line of backend.fallbacks ?? []) ctx.log.warn(line);
   ctx.log.info(
     `backend ${backend.name} (${Object.entries(backend.versions)
       .map(([k, v]) => `${k}@${v}`)
