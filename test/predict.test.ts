@@ -141,7 +141,7 @@ describe('pipeline predict', () => {
     expect(lines[0]).toBe('file,class_1,probability_1,class_2,probability_2,error'); // top-k is at most the classes
     expect(lines).toHaveLength(13);
     expect(lines[1]).toMatch(/^data\/test\/cat\/t0\.png,(cat|dog),[\d.e-]+,(cat|dog),[\d.e-]+,$/);
-    expect(csv.stderr).toMatch(/model models\/current .*2 classes, 16×16×3 RGB input; backend (wasm|cpu|tensorflow)/);
+    expect(csv.stderr).toMatch(/model models\/current .*2 classes, 16×16×3 RGB input; backend (native|wasm|cpu|tensorflow)/);
 
     const predicted = await run('predict', '--model', 'train', '--format', 'jsonl', '--batch-size', '5', 'data/test');
     expect(predicted.code).toBe(0);

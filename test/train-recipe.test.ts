@@ -325,7 +325,7 @@ describe('training with the recipe options (cpu, toy data)', () => {
     } finally {
       off();
     }
-  });
+  }, 600_000); // four cpu trainings: a hang guard for a loaded machine, not a speed check
 
   test('batch_augment on non-image rows is a clear error', async () => {
     const rows = floatRows(

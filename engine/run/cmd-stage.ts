@@ -75,8 +75,12 @@ function lineSplitter(emit: (line: string) => void): { push(data: Buffer): void;
  * other end only the pipeline process holds: a watchdog reads it, and when that process dies —
  * even by SIGKILL, which no handler sees — the read ends and the watchdog kills the whole group.
  * The command itself runs as a child without fd 3, so its own `wait` never waits for the watchdog.
+ * Nothing starts before the first line on fd 3, which the pipeline writes once the group is
+ * recorded (command-groups.ts): a pipeline killed in between leaves no command the next run
+ * cannot see (bash reads a pipe a byte at a time, so the watchdog gets the rest).
  */
-const WRAPPER = `( exec <&3 3<&- >/dev/null 2>&1; while read -r _; do :; done; kill -KILL 0 ) &
+const WRAPPER = `read -r _ <&3 || exit 1
+( exec <&3 3<&- >/dev/null 2>&1; while read -r _; do :; done; kill -KILL 0 ) &
 exec 3<&-
 bash -c "$1"`;
 
@@ -107,6 +111,8 @@ export async function runCmd(opts: CmdOptions): Promise<void> {
   });
   proc.stdout!.on('data', (d: Buffer) => out.push(d));
   proc.stderr!.on('data', (d: Buffer) => err.push(d));
+  // The go line may meet a wrapper that is already gone (killed from outside): not an error here.
+  (proc.stdio[3] as NodeJS.EventEmitter | null)?.on('error', () => {});
   const pgid = proc.pid;
   if (pgid !== undefined) runningGroups.add(pgid);
 
@@ -127,6 +133,7 @@ export async function runCmd(opts: CmdOptions): Promise<void> {
   opts.signal.addEventListener('abort', onAbort, { once: true });
   try {
     if (pgid !== undefined) await opts.groups?.started(pgid, opts.stage);
+    (proc.stdio[3] as NodeJS.WritableStream | null)?.write('\n'); // recorded: the command may start
     const result = await exited;
     await drained;
     out.flush();
