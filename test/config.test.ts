@@ -465,7 +465,9 @@ describe('validation errors, each at its location, all reported at once (sorted 
 
   test('anchors and aliases resolve, and locations follow them', () => {
     const text = yaml(['common: &common', '  epochs: 2', 'stages:', '  a:', '    uses: learn', '    with: *common']);
-    expect(errorsOf(text)).toEqual(["pipeline.yaml:1:1: unknown top-level key 'common' (allowed: params, stages, schedule, promote, retention, remote, workspace)"]);
+    expect(errorsOf(text)).toEqual([
+      "pipeline.yaml:1:1: unknown top-level key 'common' (allowed: params, stages, schedule, promote, retention, remote, workspace)",
+    ]);
     const merged = parse(
       yaml([
         'params:',
