@@ -9,6 +9,7 @@ import { Command, CommanderError, Help, Option } from 'commander';
 import { formatError } from './format-error.js';
 import { endQuietlyOnBrokenPipe } from './broken-pipe.js';
 import { COMMANDS, type CommandModule } from './command-table.js';
+import { MisreadArguments } from '../engine/errors.js';
 
 /** The global options that take a value: the word after them is not the command. */
 const VALUE_OPTIONS = new Set(['-c', '--config', '--backend']);
@@ -81,8 +82,6 @@ async function buildProgram(argv: readonly string[], all = false): Promise<Comma
   program.configureHelp({ subcommandTerm: (cmd) => terms.get(cmd) ?? help.subcommandTerm(cmd) });
   return program;
 }
-
-class MisreadArguments extends Error {}
 
 async function main(argv: string[]): Promise<void> {
   try {

@@ -142,3 +142,9 @@ export class ImagesSkippedError extends PipelineError {
     super(message, 4);
   }
 }
+
+/** A webhook's HTTP answer that another attempt would not change (e.g. 404, 401): not retried. */
+export class FinalAnswer extends Error {}
+
+/** The CLI's first parse reached a command it had not loaded: cli/main.ts parses again with every command. */
+export class MisreadArguments extends Error {}

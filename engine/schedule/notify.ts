@@ -5,6 +5,7 @@
 // own outcome stands.
 import type { Hook } from '../config/schema.js';
 import type { NotificationAttempt, NotificationRecord, PromotionRecord, RunTrigger } from '../store/runs.js';
+import { FinalAnswer } from '../errors.js';
 
 export interface NotificationPayload {
   event: 'success' | 'failure';
@@ -67,9 +68,6 @@ async function deliverWebhook(url: string, payload: NotificationPayload): Promis
     await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }
-
-/** An HTTP answer that another attempt would not change (e.g. 404, 401). */
-class FinalAnswer extends Error {}
 
 async function runHookCommand(command: string, payload: NotificationPayload, cwd: string): Promise<void> {
   const env = {
