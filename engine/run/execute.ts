@@ -48,6 +48,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
         const report = bad
           ? { stage: name, outcome: 'skipped' as const, durationMs: 0, reason: `upstream ${bad.stage} ${bad.outcome}` }
           : await limit(() => processStage(x, run, name, ups));
+        x.logs.finish(name);
         x.finished.push({ stage: report.stage, outcome: report.outcome, key: report.key, durationMs: report.durationMs });
         opts.onStageDone?.(report);
         return report;

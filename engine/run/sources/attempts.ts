@@ -20,11 +20,15 @@ const wallClock: StageTimer = (_stage, ms, fire) => {
 /** Runs `once` under the stage's attempt policy; records each attempt in `stage.attempts`. */
 export async function withAttempts<T>(stage: StageRequest, x: Execution, once: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const policy = x.pipeline.stages.get(stage.name)?.attempts;
-  if (!policy) return once(x.signal);
+  if (!policy) {
+    x.logs.attempt(stage.name, 1);
+    return once(x.signal);
+  }
   const records: StageAttemptRecord[] = (stage.attempts = []);
   const tries = policy.retries + 1;
   for (let n = 1; ; n++) {
     const began = Date.now();
+    x.logs.attempt(stage.name, n);
     const attempt = new AbortController();
     const stopAttempt = () => attempt.abort(x.signal.reason);
     if (x.signal.aborted) stopAttempt();
