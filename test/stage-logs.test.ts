@@ -2,7 +2,7 @@
 // `pipeline logs [RUN] STAGE`: a failed stage from a past run, a retried stage's attempts, and
 // the bound on a log's size (head and tail kept).
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BoundedLog, stageLogFile } from '../engine/store/stage-logs.js';
@@ -83,5 +83,31 @@ describe('a log is bounded', () => {
     for (let i = 1; i <= 100; i++) log.line(`line ${i}`);
     log.close();
     expect(await readFile(file, 'utf8')).toBe('line 1\nline 2\n[... 96 lines not kept (logs keep their first and last lines) ...]\nline 99\nline 100\n');
+  });
+});
+
+describe('pipeline logs --follow', () => {
+  test("prints a running stage's lines as they come and ends with the run", async () => {
+    // The command waits for a file the test creates once --follow has printed its first line.
+    const dir = await ws(`stages:
+  slow:
+    cmd: 'echo first; while [ ! -e go ]; do sleep 0.05; done; echo second'
+`);
+    let follow: Promise<{ code: number | null; stdout: string }> | undefined;
+    const run = runCli(['run'], {
+      cwd: dir,
+      onOutput: (chunk) => {
+        if (follow || !chunk.includes('first')) return;
+        follow = runCli(['logs', 'slow', '--follow'], {
+          cwd: dir,
+          onOutput: (out) => {
+            if (out.includes('first')) void writeFile(join(dir, 'go'), '');
+          },
+        });
+      },
+    });
+    expect((await run).code).toBe(0);
+    const followed = await follow!;
+    expect({ code: followed.code, stdout: followed.stdout }).toEqual({ code: 0, stdout: 'first\nsecond\n' });
   });
 });
