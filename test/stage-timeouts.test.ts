@@ -115,6 +115,8 @@ describe('retries: on a command stage', () => {
     const stage = (await lastRecord(dir)).stages.find((s) => s.stage === 'flaky')!;
     expect(stage.outcome).toBe('failed');
     expect(stage.attempts!.map((a) => a.outcome)).toEqual(['failed', 'failed']);
+    const runs = await runCli(['runs'], { cwd: dir });
+    expect(runs.stdout).toMatch(/\n {6}attempts: 1 failed \(\S+\), 2 failed \(\S+\)\n/);
   });
 });
 

@@ -94,18 +94,24 @@ export class BoundedLog {
 /** The logs of one run's stages: lines go to the stage's current attempt's file. */
 export class RunStageLogs {
   private readonly current = new Map<string, BoundedLog>();
+  /** A run id is one path component (never a way out of the run area). */
+  private readonly keeps: boolean;
 
   constructor(
     private readonly runsDir: string,
     private readonly runId: string,
-  ) {}
+  ) {
+    this.keeps = runId !== '' && !/[/\\]|^\.\.?$/.test(runId);
+  }
 
   line(stage: string, text: string): void {
+    if (!this.keeps) return;
     this.of(stage).line(text);
   }
 
   /** Attempt `n` of `stage` starts: its lines go to a file of their own from now on. */
   attempt(stage: string, n: number): void {
+    if (!this.keeps) return;
     if (n > 1) {
       this.current.get(stage)?.close();
       this.current.set(stage, new BoundedLog(stageLogFile(this.runsDir, this.runId, stage, n)));
