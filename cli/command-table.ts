@@ -54,6 +54,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: () => import('./commands/runs.js'),
   },
   {
+    name: 'logs',
+    term: 'logs [options] [run] [stage]',
+    summary: "print a stage's output kept from a run (default: the latest run that has it), each attempt in order",
+    load: () => import('./commands/logs.js'),
+  },
+  {
     name: 'metrics',
     term: 'metrics [options] [run]',
     summary: "every evaluate stage's metrics for the latest run, or two runs side by side with their param changes (--diff)",

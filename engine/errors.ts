@@ -54,6 +54,9 @@ export class StageError extends PipelineError {
   }
 }
 
+/** A stage's attempt ran past its `timeout:` and was stopped (its process group killed, its signal aborted). Exit 1. */
+export class StageTimeoutError extends StageError {}
+
 /** The store lock could not be taken in time. Exit 1. */
 export class LockError extends PipelineError {
   constructor(message: string) {

@@ -60,7 +60,7 @@ describe('config errors: exit 2, file:line:col, nothing written', () => {
         'parms: {}', //                      10
       ]),
       [
-        "pipeline.yaml:4:5: stage 'prep': unknown key 'out' (did you mean 'outs'?) (allowed: cmd, deps, outs, needs, desc)",
+        "pipeline.yaml:4:5: stage 'prep': unknown key 'out' (did you mean 'outs'?) (allowed: cmd, deps, outs, needs, desc, timeout, retries)",
         "pipeline.yaml:9:7: stage 'split': unknown param 'validation_splt' for kind normalize (did you mean 'validation_split'?)",
         "pipeline.yaml:10:1: unknown top-level key 'parms' (did you mean 'params'?) (allowed: params, stages, schedule, promote, retention, remote, workspace)",
       ],

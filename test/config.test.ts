@@ -268,8 +268,8 @@ describe('validation errors, each at its location, all reported at once (sorted 
     ]);
     expect(errorsOf(text)).toEqual([
       "pipeline.yaml:4:3: stage 'gen': missing param 'size' (expected number)",
-      "pipeline.yaml:6:5: stage 'gen': unknown key 'whith' (did you mean 'with'?) (allowed: uses, with, needs, desc)",
-      "pipeline.yaml:10:5: stage 'base': unknown key 'nedes' (did you mean 'needs'?) (allowed: uses, with, needs, desc)",
+      "pipeline.yaml:6:5: stage 'gen': unknown key 'whith' (did you mean 'with'?) (allowed: uses, with, needs, desc, timeout, retries)",
+      "pipeline.yaml:10:5: stage 'base': unknown key 'nedes' (did you mean 'needs'?) (allowed: uses, with, needs, desc, timeout, retries)",
       "pipeline.yaml:11:5: stage 'base': missing param 'epochs' (expected number)",
       "pipeline.yaml:12:7: stage 'base': unknown param 'epocs' for kind learn (did you mean 'epochs'?)",
       "pipeline.yaml:13:31: stage 'base': unknown param 'optimizer.momentun' for kind learn (did you mean 'momentum'?)",

@@ -73,9 +73,9 @@ describe("generated from the validator's definitions", () => {
   });
 
   test('stage fields come from the same zod objects (descriptions included)', () => {
-    expect(Object.keys(schema.definitions.cmdStage.properties)).toEqual(['cmd', 'deps', 'outs', 'needs', 'desc']);
+    expect(Object.keys(schema.definitions.cmdStage.properties)).toEqual(['cmd', 'deps', 'outs', 'needs', 'desc', 'timeout', 'retries']);
     expect(schema.definitions.cmdStage.required).toEqual(['cmd']);
-    expect(Object.keys(schema.definitions.kindStage.properties)).toEqual(['uses', 'with', 'needs', 'desc']);
+    expect(Object.keys(schema.definitions.kindStage.properties)).toEqual(['uses', 'with', 'needs', 'desc', 'timeout', 'retries']);
     expect(schema.properties.stages.propertyNames.pattern).toBe('^[A-Za-z_][A-Za-z0-9_-]*$');
     expect(schema.additionalProperties).toBe(false);
   });
@@ -126,6 +126,14 @@ stages:
     ['hook that is neither command nor webhook', false, 'stages:\n  a: {cmd: a}\nschedule:\n  nightly: {cron: "@daily", on_failure: {email: x}}\n'],
     ['webhook that is not http', false, 'stages:\n  a: {cmd: a}\nschedule:\n  nightly: {cron: "@daily", on_failure: {webhook: "ftp://x"}}\n'],
     ['promote without evaluate', false, 'stages:\n  a: {cmd: a}\npromote: {train: a}\n'],
+    [
+      'timeout and retries on both kinds of stage',
+      true,
+      'stages:\n  a: {cmd: a, timeout: 10m, retries: 2}\n  b: {uses: source, with: {size: 1}, timeout: 90, retries: {count: 3, backoff: 5s}}\n',
+    ],
+    ['a timeout that is not a duration', false, 'stages:\n  a: {cmd: a, timeout: 5 parsecs}\n'],
+    ['negative retries', false, 'stages:\n  a: {cmd: a, retries: -1}\n'],
+    ['retries without count', false, 'stages:\n  a: {cmd: a, retries: {backoff: 1s}}\n'],
     ['negative min_delta', false, 'stages:\n  m: {cmd: a, outs: [model]}\n  e: {cmd: b, deps: [model]}\npromote: {evaluate: e, train: m, min_delta: -1}\n'],
   ];
 

@@ -62,6 +62,9 @@ export function register(program: Command): void {
             `    ${s.outcome.padEnd(7)}  ${s.stage.padEnd(width)}  ${formatDuration(s.durationMs).padStart(6)}${where}${note ? `  (${note})` : ''}\n`,
           );
           if (s.hint) process.stdout.write(`      hint: ${s.hint}\n`);
+          // One attempt that ended as the stage did says nothing new; a retry or a timeout does.
+          if (s.attempts && (s.attempts.length > 1 || s.attempts.some((a) => a.outcome === 'timed-out')))
+            process.stdout.write(`      attempts: ${s.attempts.map((a) => `${a.attempt} ${a.outcome} (${formatDuration(a.durationMs)})`).join(', ')}\n`);
         }
       }
     });

@@ -1,6 +1,7 @@
 // A stage under construction while pipeline.yaml is validated (config/parse.ts builds it, the graph
 // check in config/graph-check.ts reads it).
 import type { SourceLocation } from '../errors.js';
+import type { AttemptPolicy } from './pipeline.js';
 import type { DocPath } from './yaml-locations.js';
 
 /** A stage under construction: what validation could establish, even when parts of it are invalid. */
@@ -18,4 +19,5 @@ export interface Draft {
   outs: { path: string; at: DocPath }[];
   needs: { name: string; at: DocPath }[];
   refs: string[];
+  attempts?: AttemptPolicy;
 }

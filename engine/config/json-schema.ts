@@ -10,7 +10,7 @@ export type JsonSchema = Record<string, unknown>;
 const DEFS = 'definitions';
 const PARAM_REF = 'paramRef';
 /** Structural definitions; everything else in the definitions comes from kinds' params. */
-const STRUCTURAL_IDS = new Set(['kindStage', 'cmdStage', 'hook', 'scheduleEntry', 'promote', 'retention', 'duration']);
+const STRUCTURAL_IDS = new Set(['kindStage', 'cmdStage', 'hook', 'scheduleEntry', 'promote', 'retention', 'duration', 'retries']);
 
 const isObject = (v: unknown): v is JsonSchema => typeof v === 'object' && v !== null && !Array.isArray(v);
 

@@ -6,6 +6,7 @@ import { statSync } from 'node:fs';
 import { basename, dirname, relative, resolve, sep } from 'node:path';
 import { LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { z } from 'zod';
+import { attemptPolicy } from './attempt-policy.js';
 import { CMD_STAGE_KEYS, KIND_STAGE_KEYS, RESERVED_STAGE_NAMES, STAGE_NAME, TOP_LEVEL_KEYS, cmdStageSchema, kindStageSchema } from './schema.js';
 import { checkAutomation } from './automation.js';
 import type { StageKind } from '../contract.js';
@@ -156,6 +157,7 @@ export function parsePipeline(text: string, options: ParseOptions): Pipeline {
       outs: d.outs.map((x) => x.path),
       needs: names.filter((n) => needs.has(n)),
       loc: d.loc,
+      ...(d.attempts ? { attempts: d.attempts } : {}),
     });
   }
   return {
@@ -261,6 +263,7 @@ function checkCmdStage(v: Validation, draft: Draft, stage: Record<string, unknow
     return;
   }
   draft.cmd = parsed.data.cmd;
+  draft.attempts = attemptPolicy(parsed.data);
   for (const field of ['deps', 'outs'] as const) {
     parsed.data[field].forEach((rawPath, i) => {
       const at: DocPath = [...base, field, i];
@@ -288,6 +291,7 @@ function checkKindStage(v: Validation, draft: Draft, stage: Record<string, unkno
   }
   draft.kind = kind.name;
   if (!parsed.success) return;
+  draft.attempts = attemptPolicy(parsed.data);
   const withValue = parsed.data.with ?? {};
   draft.withValue = withValue;
 

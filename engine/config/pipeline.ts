@@ -27,6 +27,18 @@ export interface StageSpec {
   needs: string[];
   /** Where the stage is declared, for error messages. */
   loc: SourceLocation;
+  /** `timeout:` and `retries:` (absent: one attempt, no time limit). Not part of the cache key. */
+  attempts?: AttemptPolicy;
+}
+
+/** How a stage computed here is attempted (engine/run/sources/attempts.ts). */
+export interface AttemptPolicy {
+  /** An attempt running longer is stopped and fails as timed out. */
+  timeoutMs?: number;
+  /** Attempts after the first failed one. */
+  retries: number;
+  /** Wait before the first retry, doubled before each next one (0: at once). */
+  backoffMs: number;
 }
 
 export interface Pipeline {

@@ -18,6 +18,39 @@ const descSchema = z.string().describe('What the stage does (free text, for peop
 
 const workspacePathSchema = z.string().min(1).describe('A path relative to the directory of pipeline.yaml (no absolute paths, no ..)');
 
+/** A duration: seconds as a number, or a string such as 90s, 30m, 2h, 7d. */
+export const durationSchema = z
+  .union([z.number().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$/, 'expected a duration such as 90s, 30m, 2h or 7d')])
+  .meta({ id: 'duration', title: 'Duration' });
+
+/** A duration (durationSchema) in milliseconds. */
+export function durationMs(value: number | string): number {
+  if (typeof value === 'number') return Math.round(value * 1000);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value)!;
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd']);
+}
+
+/** `timeout:` on a stage: an attempt running longer is stopped (its process group killed) and fails. Not part of the cache key. */
+const timeoutSchema = durationSchema.describe(
+  'Longest an attempt of the stage may run (e.g. 30s, 10m, 2h): past it the stage is stopped, its process group killed, and the attempt fails "timed out after ..."; not part of the cache key',
+);
+
+/** `retries:` on a stage: how many more attempts after a failure, and the wait between them. Not part of the cache key. */
+export const retriesSchema = z
+  .union([
+    z.int().min(0).max(100),
+    z.strictObject({
+      count: z.int().min(0).max(100).describe('How many times a failed (or timed-out) attempt is tried again'),
+      backoff: durationSchema
+        .optional()
+        .describe('Wait before the first retry, doubled before each next one (exponential backoff), e.g. 10s; default: retry at once'),
+    }),
+  ])
+  .describe(
+    'Retries after a failed or timed-out attempt: a count, or {count, backoff}. Each attempt is recorded in the run record; a train stage resumes from its last checkpoint. Not part of the cache key',
+  )
+  .meta({ id: 'retries', title: 'Retries' });
+
 /** A stage that runs a built-in kind: `uses: train` with `with:` params. */
 export const kindStageSchema = z
   .strictObject({
@@ -25,6 +58,8 @@ export const kindStageSchema = z
     with: z.record(z.string(), z.unknown()).optional().describe('Params of the kind (validated by its schema; defaults filled in)'),
     needs: needsSchema.optional(),
     desc: descSchema.optional(),
+    timeout: timeoutSchema.optional(),
+    retries: retriesSchema.optional(),
   })
   .meta({ id: 'kindStage', title: 'Kind stage' });
 
@@ -36,6 +71,8 @@ export const cmdStageSchema = z
     outs: z.array(workspacePathSchema).default([]).describe('Files or directories the command writes: stored as the stage outputs'),
     needs: needsSchema.optional(),
     desc: descSchema.optional(),
+    timeout: timeoutSchema.optional(),
+    retries: retriesSchema.optional(),
   })
   .meta({ id: 'cmdStage', title: 'Command stage' });
 
@@ -61,18 +98,6 @@ export const hookSchema = z
   ])
   .meta({ id: 'hook', title: 'Notification' });
 const hooksSchema = z.union([hookSchema, z.array(hookSchema)]);
-
-/** A duration: seconds as a number, or a string such as 90s, 30m, 2h, 7d. */
-export const durationSchema = z
-  .union([z.number().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$/, 'expected a duration such as 90s, 30m, 2h or 7d')])
-  .meta({ id: 'duration', title: 'Duration' });
-
-/** A duration (durationSchema) in milliseconds. */
-export function durationMs(value: number | string): number {
-  if (typeof value === 'number') return Math.round(value * 1000);
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(value)!;
-  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd']);
-}
 
 /** One `schedule:` entry: when to run what (config/automation.ts checks it further). */
 export const scheduleEntrySchema = z
@@ -139,6 +164,7 @@ export type ScheduleEntryInput = z.output<typeof scheduleEntrySchema>;
 export type Hook = z.output<typeof hookSchema>;
 export type KindStageInput = z.input<typeof kindStageSchema>;
 export type CmdStage = z.output<typeof cmdStageSchema>;
+export type RetriesInput = z.output<typeof retriesSchema>;
 
 /** Keys allowed at each level, for unknown-key messages and hints. */
 export const TOP_LEVEL_KEYS: readonly string[] = Object.keys(pipelineFileSchema.shape);

@@ -4,7 +4,7 @@ import type { LimitFunction } from 'p-limit';
 import type { Logger, ProgressReporter } from '../contract.js';
 import type { FactsEnv, MutablePlanFacts } from '../plan/facts.js';
 import type { Manifest } from '../store/manifest.js';
-import type { StageOutcomeKind } from '../store/runs.js';
+import type { StageAttemptRecord, StageOutcomeKind } from '../store/runs.js';
 import type { Ref } from '../store/store.js';
 
 export interface StageReport {
@@ -24,7 +24,12 @@ export interface StageReport {
   worker?: string;
   /** A failed stage: which reused upstream results it read (engine/run/failure-hint.ts). */
   hint?: string;
+  /** A stage with `timeout:` or `retries:` computed here: each attempt (engine/run/sources/attempts.ts). */
+  attempts?: StageAttemptRecord[];
 }
+
+/** Calls `fire` once `ms` have passed (unless the returned function is called first). */
+export type StageTimer = (stage: string, ms: number, fire: () => void) => () => void;
 
 /**
  * Computes a stage somewhere else (a queue worker), which pushes the result to the remote.
@@ -72,6 +77,8 @@ export interface ExecuteOptions {
   dispatch?: StageDispatch;
   /** A worker's run: only `stage` may be computed here, under the coordinator's `key`; the others come from the store or the remote. */
   workerJob?: { stage: string; key: string; producer?: string };
+  /** How a stage's `timeout:` is timed (default: a wall-clock timer); tests fire it on progress instead. */
+  timer?: StageTimer;
   /** A sweep's experiment: shares these with the sweep's other experiments, and leaves stage links, refs and workspace outs alone. */
   sweep?: SweepShare;
 }

@@ -18,7 +18,7 @@ import type { ResultSource, StageRequest } from './sources/result-source.js';
 import { siblingSource } from './sources/sibling.js';
 import { storeSource, upstreamDigests } from './sources/store.js';
 
-export type { ExecuteOptions, RemoteLookup, StageDispatch, StageReport, StageUi, SweepShare } from './execute-options.js';
+export type { ExecuteOptions, RemoteLookup, StageDispatch, StageReport, StageTimer, StageUi, SweepShare } from './execute-options.js';
 
 /** Where a stage's result comes from, asked in this order (engine/run/sources/). */
 const SOURCES: readonly ResultSource[] = [storeSource, siblingSource, remoteSource, queueSource, computeSource];
@@ -48,6 +48,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
         const report = bad
           ? { stage: name, outcome: 'skipped' as const, durationMs: 0, reason: `upstream ${bad.stage} ${bad.outcome}` }
           : await limit(() => processStage(x, run, name, ups));
+        x.logs.finish(name);
         x.finished.push({ stage: report.stage, outcome: report.outcome, key: report.key, durationMs: report.durationMs });
         opts.onStageDone?.(report);
         return report;
@@ -79,8 +80,9 @@ async function processStage(x: Execution, run: AbortController, name: string, up
     for (source of SOURCES) {
       const report = await source.tryProvide(request, x);
       if (report) {
-        settle!.resolve(report);
-        return report;
+        const done = request.attempts ? { ...report, attempts: request.attempts } : report;
+        settle!.resolve(done);
+        return done;
       }
     }
     throw new Error(`execute: no source produced stage ${name}`);
@@ -89,13 +91,14 @@ async function processStage(x: Execution, run: AbortController, name: string, up
     const durationMs = Date.now() - t0;
     const decision = request?.decision;
     const reason = decision ? describeReasons(decision.reasons) : undefined;
-    if (run.signal.aborted) return { stage: name, outcome: 'aborted', durationMs, key: decision?.key, reason, error };
+    const attempts = request?.attempts ? { attempts: request.attempts } : {};
+    if (run.signal.aborted) return { stage: name, outcome: 'aborted', durationMs, key: decision?.key, reason, error, ...attempts };
     if (!x.opts.keepGoing) run.abort(new StageError(`stage ${name} failed`));
     // A kind's failure is often about the data it read; a command's is the command's to explain.
     const isSource = (stage: string) => x.pipeline.stages.get(stage)?.needs.length === 0;
     const producing = source?.produces === true && x.pipeline.stages.get(name)!.kind !== 'cmd';
     const hint = producing ? reusedSourceHint(name, ups, isSource, error) : undefined;
-    return { stage: name, outcome: 'failed', durationMs, key: decision?.key, reason, error: asStageError(name, error), ...(hint ? { hint } : {}) };
+    return { stage: name, outcome: 'failed', durationMs, key: decision?.key, reason, error: asStageError(name, error), ...(hint ? { hint } : {}), ...attempts };
   }
 }
 

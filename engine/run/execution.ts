@@ -5,9 +5,10 @@ import type { Pipeline } from '../config/pipeline.js';
 import type { RunStageSummary } from '../contract.js';
 import type { FactsEnv } from '../plan/facts.js';
 import type { Manifest } from '../store/manifest.js';
+import { RunStageLogs } from '../store/stage-logs.js';
 import type { Store } from '../store/store.js';
 import { SharedPools } from './context.js';
-import type { ExecuteOptions } from './execute-options.js';
+import type { ExecuteOptions, StageUi } from './execute-options.js';
 import { restoreOuts } from './restore-outs.js';
 import { runHistory } from './run-history.js';
 
@@ -19,12 +20,18 @@ export class Execution {
   /** Stages finished so far (what `runs` in a stage's context shows of the current run). */
   readonly finished: RunStageSummary[] = [];
   readonly history: ReturnType<typeof runHistory>;
+  /** Each stage's log lines, kept in the run area (store/stage-logs.ts). */
+  readonly logs: RunStageLogs;
+  /** The options, with a ui whose stage loggers also write to the stage's kept log. */
+  readonly opts: ExecuteOptions;
   private sharedPools: Promise<SharedPools> | undefined;
 
   constructor(
-    readonly opts: ExecuteOptions,
+    opts: ExecuteOptions,
     readonly signal: AbortSignal,
   ) {
+    this.logs = new RunStageLogs(opts.env.store.runs.dir, opts.runId);
+    this.opts = { ...opts, ui: keptUi(opts.ui, this.logs) };
     this.pipeline = opts.env.pipeline;
     this.store = opts.env.store;
     this.stageEnv = { ...opts.env, signal };
@@ -61,6 +68,7 @@ export class Execution {
   }
 
   async close(): Promise<void> {
+    this.logs.close();
     if (this.sharedPools) await (await this.sharedPools).destroy();
   }
 
@@ -84,4 +92,25 @@ export class Execution {
   restore(m: Manifest, outs: readonly string[]): Promise<void> {
     return restoreOuts(this.store, this.env.statCache, this.pipeline.root, m, outs, this.signal);
   }
+}
+
+/** The ui with each stage's info and warning lines (what the terminal shows of it) also kept in its log. */
+function keptUi(ui: StageUi, logs: RunStageLogs): StageUi {
+  return {
+    progress: (stage) => ui.progress(stage),
+    logger(stage) {
+      const shown = ui.logger(stage);
+      return {
+        info(line: string) {
+          logs.line(stage, line);
+          shown.info(line);
+        },
+        warn(line: string) {
+          logs.line(stage, `warning: ${line}`);
+          shown.warn(line);
+        },
+        debug: (line: string) => shown.debug(line),
+      };
+    },
+  };
 }

@@ -74,6 +74,7 @@ export function finishRecord(record: RunRecord, reports: readonly StageReport[],
     restored: r.restored,
     worker: r.worker,
     hint: r.hint,
+    attempts: r.attempts,
   }));
   if (push) record.push = push;
 }

@@ -19,6 +19,17 @@ export interface StageRunRecord {
   worker?: string;
   /** A failed stage: which reused upstream results it read, and how to make them run again. */
   hint?: string;
+  /** A stage with `timeout:` or `retries:` computed here: each attempt, in order. */
+  attempts?: StageAttemptRecord[];
+}
+
+/** One attempt at computing a stage (engine/run/sources/attempts.ts). */
+export interface StageAttemptRecord {
+  /** 1-based. */
+  attempt: number;
+  outcome: 'ok' | 'failed' | 'timed-out' | 'interrupted';
+  durationMs: number;
+  error?: string;
 }
 
 /** One experiment of a sweep (`run --matrix`): its assignments, e.g. {"train.batch_size": "64"}. */

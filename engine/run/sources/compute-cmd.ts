@@ -11,7 +11,7 @@ import type { Execution } from '../execution.js';
 import { manifestOf } from './manifest-of.js';
 import { producing, type StageRequest } from './result-source.js';
 
-export async function computeCommand(stage: StageRequest, x: Execution): Promise<Manifest> {
+export async function computeCommand(stage: StageRequest, x: Execution, signal: AbortSignal): Promise<Manifest> {
   const { name } = stage;
   const { key, material } = producing(stage);
   const { pipeline, store } = x;
@@ -26,12 +26,12 @@ export async function computeCommand(stage: StageRequest, x: Execution): Promise
       env: spec.cmdEnv,
       root: pipeline.root,
       outs,
-      signal: x.signal,
+      signal,
       log: x.opts.ui.logger(name),
       groups: commandGroups(store.commandsDir),
     });
     committing = true;
-    const tree = await ingestWorkspaceOuts(store.objects, x.env.statCache, pipeline.root, outs, x.signal);
+    const tree = await ingestWorkspaceOuts(store.objects, x.env.statCache, pipeline.root, outs, signal);
     if (tree.missing.length) throw new StageError(`stage ${name}: command succeeded but did not create ${tree.missing.join(', ')}`);
     const m = manifestOf({
       stage: name,

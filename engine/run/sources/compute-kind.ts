@@ -13,7 +13,7 @@ import type { Execution } from '../execution.js';
 import { manifestOf } from './manifest-of.js';
 import { producing, type StageRequest } from './result-source.js';
 
-export async function computeKind(stage: StageRequest, x: Execution): Promise<Manifest> {
+export async function computeKind(stage: StageRequest, x: Execution, signal: AbortSignal): Promise<Manifest> {
   const { name } = stage;
   const { key, material } = producing(stage);
   const { pipeline, store } = x;
@@ -38,10 +38,10 @@ export async function computeKind(stage: StageRequest, x: Execution): Promise<Ma
       resumeDir,
       log: x.opts.ui.logger(name),
       progress: x.opts.ui.progress(name),
-      signal: x.signal,
+      signal,
       workers: await x.pools(),
       fingerprint: material.fingerprint ?? {},
-      digestFile: async (path) => x.env.statCache.digestFile(path, { signal: x.signal }),
+      digestFile: async (path) => x.env.statCache.digestFile(path, { signal }),
       runs: x.history,
     });
     await kind.run(ctx);
@@ -49,7 +49,7 @@ export async function computeKind(stage: StageRequest, x: Execution): Promise<Ma
     const absent = kind.outputs.filter((o) => !o.optional && !entries.includes(o.name.replace(/\/$/, '')));
     if (absent.length)
       throw new StageError(`stage ${name}: declared output${absent.length > 1 ? 's' : ''} not written: ${absent.map((o) => o.name).join(', ')}`);
-    const tree = await adoptTree(store.objects, outDir, x.signal, storingProgress(ctx.progress), reused);
+    const tree = await adoptTree(store.objects, outDir, signal, storingProgress(ctx.progress), reused);
     const m = manifestOf({ stage: name, kind: spec.kind, key, material, params: spec.params, entries, tree, started, runId: x.opts.runId, worker: x.producer });
     await store.rebuildView(m);
     await store.writeManifest(m);

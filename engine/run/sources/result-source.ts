@@ -4,6 +4,7 @@
 // log, cancel) wraps this one interface.
 import { StageError } from '../../errors.js';
 import type { KeyMaterial } from '../../store/cache-key.js';
+import type { StageAttemptRecord } from '../../store/runs.js';
 import type { StagePlan } from '../../plan/plan.js';
 import type { StageReport } from '../execute-options.js';
 import type { Execution } from '../execution.js';
@@ -21,6 +22,8 @@ export interface StageRequest {
   produce?: { key: string; material: KeyMaterial; reason: string };
   /** Settles with the stage's report once produced: what a sibling experiment waits on. */
   readonly result: Promise<StageReport>;
+  /** Filled by the attempts around computing it here (sources/attempts.ts), when it has `timeout:` or `retries:`. */
+  attempts?: StageAttemptRecord[];
 }
 
 export interface ResultSource {
