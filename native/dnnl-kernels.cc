@@ -199,10 +199,29 @@ constexpr int64_t kParallelMin = 1 << 19;
 enum Unary { kRelu = 0, kStep = 1, kFloor = 2 };
 enum Binary { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
 
+// The range in 64 fixed chunks over the threads (one chunk below kParallelMin); each chunk's loop
+// is a plain one over restrict pointers, which GCC vectorises (with -fno-trapping-math: selects).
+template <typename Body>
+void chunked(int64_t n, Body body) {
+  const int64_t chunks = n >= kParallelMin ? 64 : 1;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; c++) body(n * c / chunks, n * (c + 1) / chunks);
+}
+
 template <typename F>
-void unaryLoop(const float *x, float *y, int64_t n, F f) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) y[i] = f(x[i]);
+void unaryLoop(const float *__restrict x, float *__restrict y, int64_t n, F f) {
+  chunked(n, [=](int64_t lo, int64_t hi) {  // by value: f's captures stay in registers
+    for (int64_t i = lo; i < hi; i++) y[i] = f(x[i]);
+  });
+}
+
+// A plain function (not a lambda through unaryLoop), which GCC vectorises: random signs in a
+// branchy loop cost 10x (measured 30 vs 3 ms for 4M elements).
+void stepRange(const float *__restrict x, float *__restrict y, int64_t n, float alpha) {
+  for (int64_t i = 0; i < n; i++) {
+    const float v = x[i], s = v > 0.f ? 1.f : alpha;
+    y[i] = v == v ? s : v;
+  }
 }
 
 void unary(int op, const float *x, float *y, int64_t n, float alpha) {
@@ -211,7 +230,7 @@ void unary(int op, const float *x, float *y, int64_t n, float alpha) {
       unaryLoop(x, y, n, [](float v) { return v < 0.f ? 0.f : v; });
       break;
     case kStep:  // tfjs: NaN -> NaN, x > 0 -> 1, else alpha
-      unaryLoop(x, y, n, [alpha](float v) { return v != v ? v : (v > 0.f ? 1.f : alpha); });
+      chunked(n, [=](int64_t lo, int64_t hi) { stepRange(x + lo, y + lo, hi - lo, alpha); });
       break;
     case kFloor:
       // std::floor is a libm call without SSE4.1; this vectorises. |v| >= 2^23 is already whole
@@ -232,26 +251,29 @@ void unary(int op, const float *x, float *y, int64_t n, float alpha) {
 // out[r * period + j] = f(a[...], b[...]) where the operand with period < n (a scalar, or the
 // trailing dims of the other: a bias) repeats every `period` elements.
 template <typename F>
-void binaryLoop(const float *a, const float *b, float *out, int64_t n, int64_t aPeriod, int64_t bPeriod, F f) {
+void binaryLoop(const float *__restrict a, const float *__restrict b, float *__restrict out, int64_t n, int64_t aPeriod, int64_t bPeriod, F f) {
   if (aPeriod == n && bPeriod == n) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; i++) out[i] = f(a[i], b[i]);
+    chunked(n, [=](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i++) out[i] = f(a[i], b[i]);
+    });
   } else if (bPeriod == 1) {
     const float s = b[0];
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; i++) out[i] = f(a[i], s);
+    chunked(n, [=](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i++) out[i] = f(a[i], s);
+    });
   } else if (aPeriod == 1) {
     const float s = a[0];
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; i++) out[i] = f(s, b[i]);
+    chunked(n, [=](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i++) out[i] = f(s, b[i]);
+    });
   } else {
     const bool aRepeats = aPeriod < n;
     const int64_t p = aRepeats ? aPeriod : bPeriod, rows = n / p;
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (int64_t r = 0; r < rows; r++) {
-      const float *ar = aRepeats ? a : a + r * p, *br = aRepeats ? b + r * p : b;
-      float *o = out + r * p;
-#pragma omp simd
+      const float *__restrict ar = aRepeats ? a : a + r * p;
+      const float *__restrict br = aRepeats ? b + r * p : b;
+      float *__restrict o = out + r * p;
       for (int64_t j = 0; j < p; j++) o[j] = f(ar[j], br[j]);
     }
   }
@@ -338,7 +360,8 @@ void maxPoolGrad(const Pool &p, const float *x, const float *dy, float *dx) {
         for (int64_t ow = 0; ow < p.ow; ow++) {
           const float *g = dy + ((b * p.oh + oh) * p.ow + ow) * p.c;
           const int64_t c0 = ow * p.sw - p.padL, cMin = std::max<int64_t>(0, c0), cMax = std::min(p.w, c0 + p.fw);
-          float *m = best.data(), *rest = left.data();
+          float *__restrict m = best.data();
+          float *__restrict rest = left.data();
           for (int64_t ch = 0; ch < p.c; ch++) m[ch] = -INFINITY;
           for (int64_t r = rMin; r < rMax; r++)
             for (int64_t col = cMin; col < cMax; col++) {
@@ -346,18 +369,18 @@ void maxPoolGrad(const Pool &p, const float *x, const float *dy, float *dx) {
 #pragma omp simd
               for (int64_t ch = 0; ch < p.c; ch++) m[ch] = px[ch] > m[ch] ? px[ch] : m[ch];
             }
-          // rest: the gradient not yet given (0 once the first maximum took it, or no maximum).
+          // rest: the gradient not yet given (0 once the first maximum took it, or with no maximum).
 #pragma omp simd
           for (int64_t ch = 0; ch < p.c; ch++) rest[ch] = m[ch] > -INFINITY ? g[ch] : 0.f;
           for (int64_t r = rMin; r < rMax; r++)
             for (int64_t col = cMin; col < cMax; col++) {
-              const float *px = xb + (r * p.w + col) * p.c;
-              float *d = dxb + (r * p.w + col) * p.c;
-#pragma omp simd
+              const float *__restrict px = xb + (r * p.w + col) * p.c;
+              float *__restrict d = dxb + (r * p.w + col) * p.c;
               for (int64_t ch = 0; ch < p.c; ch++) {
-                const bool hit = px[ch] == m[ch] && rest[ch] != 0.f;
-                d[ch] += hit ? rest[ch] : 0.f;
-                rest[ch] = hit ? 0.f : rest[ch];
+                const float give = rest[ch];
+                const bool hit = px[ch] == m[ch];
+                d[ch] += hit ? give : 0.f;
+                rest[ch] = hit ? 0.f : give;
               }
             }
         }
