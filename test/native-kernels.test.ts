@@ -234,13 +234,22 @@ describeNative('native kernels match the cpu backend', () => {
   });
 
   test.each([
-    [[4, 33, 17, 40], [4, 33, 17, 40]],
+    [
+      [4, 33, 17, 40],
+      [4, 33, 17, 40],
+    ],
     [[4, 33, 17, 40], [40]],
     [[40], [4, 33, 17, 40]],
     [[4, 33, 17, 40], []],
     [[], [3, 5, 7]],
-    [[3, 5, 7], [1, 5, 7]],
-    [[6, 5], [6, 5]],
+    [
+      [3, 5, 7],
+      [1, 5, 7],
+    ],
+    [
+      [6, 5],
+      [6, 5],
+    ],
   ])('Add, Sub, Multiply, RealDiv a=%j b=%j', async (aShape, bShape) => {
     const inputs = [
       { shape: aShape, seed: 34 },
