@@ -4,7 +4,7 @@
       "target_name": "dnnl_kernels",
       "sources": ["dnnl-kernels.cc"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-trapping-math", "-fexceptions", "-fopenmp"],
       "libraries": ["-ldnnl", "-fopenmp"]
     }
   ]

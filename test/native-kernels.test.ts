@@ -43,7 +43,7 @@ async function compare(inputs: Array<{ shape: number[]; seed: number }>, f: (...
     const before = tf.backend().numDataIds();
     const runsBefore = nativeRunCount();
     const xs = inputs.map((i) => tf.tensor(values(i.shape, i.seed), i.shape));
-    const out = f(...xs);
+    const out = tf.tidy(() => f(...xs)); // intermediates of f freed
     const outs = Array.isArray(out) ? out : [out];
     results[backend] = { shapes: outs.map((o) => o.shape), data: await Promise.all(outs.map(async (o) => (await o.data()) as Float32Array)) };
     tf.dispose([...xs, ...outs]);
@@ -214,6 +214,124 @@ describeNative('native kernels match the cpu backend', () => {
     const grads = (a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor) =>
       tf.grads((x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => dense(x, y, z).square().sum())([a, b, bias]);
     expectClose('_FusedMatMul gradients', await compare(inputs, grads), 2);
+  });
+
+  // The ops between the convolutions (native-ops.ts). Shapes above 32768 elements take the
+  // multi-threaded path, smaller ones the calling thread; odd sizes leave ragged tails.
+  const opShapes: Array<[number[]]> = [[[3, 5, 7, 3]], [[4, 33, 17, 40]]];
+
+  test.each(opShapes)('Relu forward and its gradient (Step x Multiply) x=%j', async (shape) => {
+    expectClose('Relu', await compare([{ shape, seed: 30 }], (x) => tf.relu(x)));
+    const grad = (x: tf.Tensor) => {
+      const r = tf.tensor(values(x.shape, 31), x.shape);
+      const g = tf.grad((a: tf.Tensor) => tf.relu(a).mul(r).sum())(x);
+      r.dispose();
+      return g;
+    };
+    expectClose('Relu gradient', await compare([{ shape, seed: 30 }], grad), 2);
+    expectClose('Step', await compare([{ shape, seed: 32 }], (x) => tf.step(x, 0.25)));
+    expectClose('Floor', await compare([{ shape, seed: 33 }], (x) => tf.floor(x.mul(3))));
+  });
+
+  test.each([
+    [
+      [4, 33, 17, 40],
+      [4, 33, 17, 40],
+    ],
+    [[4, 33, 17, 40], [40]],
+    [[40], [4, 33, 17, 40]],
+    [[4, 33, 17, 40], []],
+    [[], [3, 5, 7]],
+    [
+      [3, 5, 7],
+      [1, 5, 7],
+    ],
+    [
+      [6, 5],
+      [6, 5],
+    ],
+  ])('Add, Sub, Multiply, RealDiv a=%j b=%j', async (aShape, bShape) => {
+    const inputs = [
+      { shape: aShape, seed: 34 },
+      { shape: bShape, seed: 35 },
+    ];
+    expectClose('Add', await compare(inputs, (a, b) => tf.add(a, b)));
+    expectClose('Sub', await compare(inputs, (a, b) => tf.sub(a, b)));
+    expectClose('Multiply', await compare(inputs, (a, b) => tf.mul(a, b)));
+    // Away from zero, so the quotients stay finite and comparable.
+    expectClose('RealDiv', await compare(inputs, (a, b) => tf.div(a, tf.abs(b).add(0.5))));
+  });
+
+  test('broadcasts and dtypes the native ops leave to wasm still agree', async () => {
+    const runs = nativeRunCount();
+    const column = await compare(
+      [
+        { shape: [6, 1], seed: 36 },
+        { shape: [6, 5], seed: 37 },
+      ],
+      (a, b) => tf.mul(a, b),
+    );
+    expect(column.shapesMatch).toBe(true);
+    expect(column.maxDiff).toBe(0);
+    const ints = await compare([{ shape: [5, 7], seed: 38 }], (x) => tf.add(x.mul(10).toInt(), tf.scalar(3, 'int32')).toFloat());
+    expect(ints.shapesMatch).toBe(true);
+    expect(ints.maxDiff).toBe(0);
+    expect(nativeRunCount()).toBeGreaterThanOrEqual(runs);
+  });
+
+  test('Cast float32 to float32 shares the buffer; other casts still convert', async () => {
+    expectClose('Cast', await compare([{ shape: [3, 4], seed: 39 }], (x) => tf.cast(x, 'float32').add(1)));
+    const ints = await compare([{ shape: [3, 4], seed: 40 }], (x) => tf.cast(tf.cast(x.mul(5), 'int32'), 'float32'));
+    expect(ints.maxDiff).toBe(0);
+  });
+
+  test.each([
+    [[4, 33, 17, 40], [0, 1, 2], false],
+    [[4, 33, 17, 40], [0, 1, 2], true],
+    [[7, 13], [0], false],
+    [[1, 128, 10], [0, 1], false],
+  ] as const)('Sum over leading axes (bias gradients) x=%j axes=%j keepDims=%s', async (shape, axes, keepDims) => {
+    expectClose('Sum', await compare([{ shape: [...shape], seed: 41 }], (x) => tf.sum(x, [...axes], keepDims)));
+  });
+
+  test('Sum over other axes goes to wasm and agrees', async () => {
+    const o = await compare([{ shape: [4, 6, 5], seed: 42 }], (x) => tf.sum(x, [1]));
+    expect(o.shapesMatch).toBe(true);
+    expect(o.maxDiff).toBeLessThanOrEqual(1e-5);
+  });
+
+  type Pool = [number[], [number, number], Stride, 'same' | 'valid'];
+  const poolCases: Pool[] = [
+    [[4, 32, 32, 32], [2, 2], 2, 'valid'], // the seed model's pools
+    [[4, 14, 14, 64], [2, 2], 2, 'valid'],
+    [[3, 9, 7, 5], [2, 2], 2, 'valid'], // odd sizes: a row and a column no window reads
+    [[3, 9, 7, 5], [2, 2], 2, 'same'],
+    [[2, 10, 11, 6], [3, 3], 2, 'same'],
+    [[2, 10, 11, 6], [3, 3], 1, 'same'], // overlapping windows
+    [[2, 10, 11, 6], [3, 3], 1, 'valid'],
+    [[2, 9, 12, 3], [2, 3], [1, 2], 'valid'],
+    [[2, 8, 8, 4], [3, 2], [2, 1], 'same'],
+  ];
+
+  test.each(poolCases)('MaxPool forward and gradient x=%j filter=%j strides=%j pad=%s', async (shape, filter, strides, pad) => {
+    const pool = (x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, filter, strides, pad);
+    expectClose('MaxPool', await compare([{ shape, seed: 43 }], pool));
+    const grad = (x: tf.Tensor) => {
+      const y = pool(x);
+      const r = tf.tensor(values(y.shape, 44), y.shape);
+      const g = tf.grad((a: tf.Tensor) => pool(a).mul(r).sum())(x);
+      tf.dispose([y, r]);
+      return g;
+    };
+    expectClose('MaxPool gradient', await compare([{ shape, seed: 43 }], grad), 2);
+    // Ties: values on a coarse grid, so windows hold equal maxima; the first one takes the gradient.
+    const tied = (x: tf.Tensor) => {
+      const q = tf.round(x.mul(1.5));
+      const g = grad(q);
+      q.dispose();
+      return g;
+    };
+    expectClose('MaxPool gradient, ties', await compare([{ shape, seed: 45 }], tied), 2);
   });
 
   test('repeats bit for bit: the same inputs give the same forward and gradients', async () => {

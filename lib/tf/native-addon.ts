@@ -1,5 +1,6 @@
 // Loads the native training kernels (native/dnnl-kernels.cc, built by native/build.mjs): oneDNN
-// convolutions and matrix products that read and write the wasm backend's heap in place.
+// convolutions and matrix products, and OpenMP loops for the ops between them, that read and
+// write the wasm backend's heap in place.
 // PIPELINE_NATIVE_ADDON names another file (a missing one simulates a machine without the addon);
 // PIPELINE_NATIVE=off hides it.
 import { existsSync } from 'node:fs';
@@ -27,11 +28,20 @@ export interface NativeAddon {
     bias: Float32Array | null,
     relu: boolean,
   ): void;
+  /** y = op(x) elementwise: 0 relu, 1 step (alpha where x <= 0), 2 floor. */
+  unary(op: number, x: Float32Array, y: Float32Array, alpha: number): void;
+  /** out = a op b: 0 add, 1 sub, 2 mul, 3 div; a shorter side repeats (a scalar, or the other's trailing dims). */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** out[j] = sum over r of x[r * cols + j]. */
+  sumRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
+  /** NHWC max pooling; geometry an Int32Array of 12 (lib/tf/kernels/native-ops.ts poolGeometry). */
+  maxPool(geometry: Int32Array, x: Float32Array, y: Float32Array): void;
+  maxPoolGrad(geometry: Int32Array, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   info(): { version: string; threads: number; lastImpl: string };
 }
 
 /** Bumped when the native kernels' arithmetic changes (part of the train stage's cache key). */
-export const NATIVE_KERNELS_VERSION = '1';
+export const NATIVE_KERNELS_VERSION = '2';
 
 export type NativeLoad = { addon: NativeAddon; path: string } | { addon: undefined; reason: string };
 

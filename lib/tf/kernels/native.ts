@@ -6,13 +6,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NativeAddon } from '../native-addon.js';
 import { asHeapBackend } from './heap.js';
+import { NATIVE_OP_KERNEL_NAMES, nativeOpKernels, nativeOpRunCount } from './native-ops.js';
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap };
 type KernelFunc = (args: KernelArgs) => TensorInfo;
 
 /** Kernels the native path replaces on the wasm backend. */
-export const NATIVE_KERNEL_NAMES = [tf.Conv2D, tf.FusedConv2D, tf.Conv2DBackpropInput, tf.Conv2DBackpropFilter, tf.BatchMatMul, tf._FusedMatMul] as const;
+const NATIVE_CONV_KERNEL_NAMES = [tf.Conv2D, tf.FusedConv2D, tf.Conv2DBackpropInput, tf.Conv2DBackpropFilter, tf.BatchMatMul, tf._FusedMatMul] as const;
+export const NATIVE_KERNEL_NAMES = [...NATIVE_CONV_KERNEL_NAMES, ...NATIVE_OP_KERNEL_NAMES] as const;
 
 /** [n, h, w, c, kh, kw, o, oh, ow, sh, sw, dh, dw, padTop, padLeft, padBottom, padRight], as the addon reads it. */
 export function nativeGeometry(info: tf.backend_util.Conv2DInfo): Int32Array {
@@ -64,7 +66,7 @@ let nativeRuns = 0;
 
 /** How many kernel calls the addon has computed in this process (tests check the native route was taken). */
 export function nativeRunCount(): number {
-  return nativeRuns;
+  return nativeRuns + nativeOpRunCount();
 }
 
 /** Geometries oneDNN refused once (by kernel and shape): they go straight to the fallback. */
@@ -236,6 +238,7 @@ function matMulKernel(addon: NativeAddon, fallback: KernelFunc, fused: boolean):
 /** Native kernel configs for the wasm backend; `previous(name)` is the kernel each falls back to. */
 export function nativeKernelConfigs(addon: NativeAddon, previous: (name: string) => KernelFunc): tf.KernelConfig[] {
   const funcs: Record<(typeof NATIVE_KERNEL_NAMES)[number], KernelFunc> = {
+    ...nativeOpKernels(addon, previous),
     [tf.Conv2D]: conv2dKernel(addon, previous(tf.Conv2D), false),
     [tf.FusedConv2D]: conv2dKernel(addon, previous(tf.FusedConv2D), true),
     [tf.Conv2DBackpropInput]: conv2dBackpropInputKernel(addon, previous(tf.Conv2DBackpropInput)),
