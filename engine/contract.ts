@@ -1,6 +1,7 @@
 // The stage contract: what a stage kind is, and what the engine hands it when it runs.
 // Stage kinds (stages/<kind>/) depend on this file and engine/errors.ts only, never on engine
 // internals (a layer rule: npm run lint).
+import type { BigIntStats } from 'node:fs';
 import type { z } from 'zod';
 import type { Piscina } from 'piscina';
 import type { NdArray, DType } from '../lib/npy.js';
@@ -230,8 +231,9 @@ export interface StageContext<P> {
    * sha256 (hex) and size of a local file (absolute, or relative to `root`) through the engine's
    * stat cache: a file unchanged since it was last hashed (e.g. by this stage's `digestPath`
    * fingerprint) is not read again. For a stage that takes in many local files (fetch of a folder).
+   * `stat`: the file's stat (followed, bigint) the stage's own walk just took, so it is not taken twice.
    */
-  digestFile(path: string): Promise<{ digest: string; size: number }>;
+  digestFile(path: string, stat?: BigIntStats): Promise<{ digest: string; size: number }>;
   runs: RunHistory;
   /**
    * This stage's latest committed result in this store (what `status` compares against), if it

@@ -757,3 +757,38 @@ export function rmsprop(acc: usize, w: usize, g: usize, accOut: usize, wOut: usi
     store<f32>(wOut + at, load<f32>(w + at) - (gi * lr) / (sqrt<f32>(a) + eps));
   }
 }
+
+/**
+ * The loader's pixel mapping: out[j] = table[(j mod channels)·256 + pixels[j]] for j < n (uint8
+ * pixels, interleaved channels → model inputs through a 256-entry float table per channel). A
+ * lookup, not arithmetic, so the result is the table's own bits for any formula. Three channels
+ * (RGB), the common case, go a pixel at a time with no channel counter.
+ */
+export function mapPixels(pixels: usize, table: usize, out: usize, n: i32, channels: i32): void {
+  if (channels == 3 && n % 3 == 0) {
+    const t1 = table + 1024;
+    const t2 = table + 2048;
+    const end = pixels + <usize>n;
+    let p = pixels;
+    let o = out;
+    while (p < end) {
+      store<f32>(o, load<f32>(table + (<usize>load<u8>(p) << 2)));
+      store<f32>(o, load<f32>(t1 + (<usize>load<u8>(p, 1) << 2)), 4);
+      store<f32>(o, load<f32>(t2 + (<usize>load<u8>(p, 2) << 2)), 8);
+      p += 3;
+      o += 12;
+    }
+    return;
+  }
+  let base: usize = table;
+  let ch = 0;
+  for (let j = 0; j < n; j++) {
+    store<f32>(out + (<usize>j << 2), load<f32>(base + (<usize>load<u8>(pixels + <usize>j) << 2)));
+    ch++;
+    base += 1024;
+    if (ch == channels) {
+      ch = 0;
+      base = table;
+    }
+  }
+}

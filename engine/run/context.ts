@@ -1,6 +1,6 @@
 // Builds the StageContext (engine/contract.ts) a kind stage runs with: inputs read from upstream
 // views, an OutputWriter into a temporary directory, logger/progress, AbortSignal, shared pools.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, type BigIntStats } from 'node:fs';
 import { copyFile, link, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
@@ -184,7 +184,7 @@ export interface ContextParts {
   workers: WorkerPools;
   fingerprint: Record<string, unknown>;
   /** Digest of a local file through the stat cache. */
-  digestFile(path: string): Promise<{ digest: string; size: number }>;
+  digestFile(path: string, stat?: BigIntStats): Promise<{ digest: string; size: number }>;
   runs: RunHistory;
   /** The stage's latest committed result of the same kind, for incremental kinds. */
   previous?: Upstream;
@@ -205,7 +205,7 @@ export function stageContext(parts: ContextParts): StageContext<unknown> {
     signal: parts.signal,
     workers: parts.workers,
     fingerprint: Object.freeze({ ...parts.fingerprint }),
-    digestFile: (path) => parts.digestFile(path),
+    digestFile: (path, stat) => parts.digestFile(path, stat),
     runs: parts.runs,
     ...(parts.previous ? { previous: upstreamArtifacts(parts.previous) } : {}),
   };

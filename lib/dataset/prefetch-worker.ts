@@ -2,6 +2,7 @@
 // model inputs through the table, and fills the ring (prefetch-protocol.ts) ahead of training.
 import { parentPort } from 'node:worker_threads';
 import { DatasetReader } from './reader.js';
+import { PixelMapper } from './pixel-map.js';
 import {
   CTL_FAILED,
   CTL_GENERATION,
@@ -60,15 +61,13 @@ async function fill(): Promise<void> {
 }
 
 let rowElements = 0;
-let row = new Uint8Array(0);
+let mapper: PixelMapper | undefined;
 
 function gatherInto(positions: Int32Array, out: Float32Array): void {
-  const { index, table } = init!;
-  const c = reader!.manifest.shape[2];
+  const { index } = init!;
   for (let i = 0; i < positions.length; i++) {
-    reader!.readRowInto(index[positions[i]!]!, row);
-    const dst = i * rowElements;
-    for (let j = 0; j < rowElements; j += c) for (let ch = 0; ch < c; ch++) out[dst + j + ch] = table[ch * 256 + row[j + ch]!]!;
+    reader!.readRowInto(index[positions[i]!]!, mapper!.pixels);
+    mapper!.mapInto(out, i * rowElements);
   }
 }
 
@@ -86,7 +85,7 @@ parentPort!.on('message', (message: PrefetchMessage) => {
       control = new Int32Array(message.control);
       reader = await DatasetReader.open(message.dir);
       rowElements = reader.rowBytes;
-      row = new Uint8Array(rowElements);
+      mapper = new PixelMapper(message.table, rowElements);
     })();
     ready.catch(failed);
   } else if (message.type === 'plan') {

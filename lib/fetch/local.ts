@@ -1,4 +1,5 @@
 // Local fetch sources: `file://` URLs and paths (relative to the pipeline root), files or directories.
+import { statSync, type BigIntStats } from 'node:fs';
 import { copyFile, mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +39,8 @@ export async function localSourceType(path: string): Promise<'file' | 'directory
 
 /** A local directory's regular files and directories, relative and `/`-separated, sorted by code unit. */
 export interface LocalTree {
-  files: Array<{ rel: string; abs: string }>;
+  /** `stat`: the file's (symlinks followed), taken by the walk for the stat cache. */
+  files: Array<{ rel: string; abs: string; stat: BigIntStats }>;
   dirs: string[];
 }
 
@@ -60,20 +62,24 @@ async function walkTree(src: string, rel: string, signal: AbortSignal, ancestors
   if (ancestors.has(real)) throw new FetchError(`symlink loop in local source at ${src}`);
   ancestors.add(real);
   if (rel !== '') tree.dirs.push(rel);
+  // One directory's files are stat-ed synchronously, and the stat goes on to the stat cache: a
+  // stat per file through promises, taken again by the digests, was 3.5 s of a 70,700-file rerun.
   for (const entry of await readdir(src, { withFileTypes: true })) {
     if (signal.aborted) throw new InterruptedError('fetch interrupted');
     const from = join(src, entry.name);
     const to = rel === '' ? entry.name : `${rel}/${entry.name}`;
     let info: { isFile(): boolean; isDirectory(): boolean } = entry;
-    if (entry.isSymbolicLink()) {
+    let st: BigIntStats | undefined;
+    if (entry.isSymbolicLink() || entry.isFile()) {
       try {
-        info = await stat(from);
-      } catch {
-        throw new FetchError(`broken symlink in local source: ${from}`);
+        info = st = statSync(from, { bigint: true });
+      } catch (err) {
+        if (entry.isSymbolicLink()) throw new FetchError(`broken symlink in local source: ${from}`);
+        throw err;
       }
     }
     if (info.isDirectory()) await walkTree(from, to, signal, ancestors, tree);
-    else if (info.isFile()) tree.files.push({ rel: to, abs: from });
+    else if (info.isFile()) tree.files.push({ rel: to, abs: from, stat: st! });
   }
   ancestors.delete(real);
 }

@@ -4,18 +4,18 @@
 // left less than half live is compacted (its live entries copied into new packs, crc-checked) and
 // one with nothing live is left out (lib/incremental.ts). Digests come from the caller (the
 // engine's stat cache), so an unchanged file costs a stat, not a read.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
 import { InterruptedError, PackIntegrityError } from '../errors.js';
 import { planReuse, type PreviousLayout } from '../incremental.js';
-import { listLocalTree } from './local.js';
+import { listLocalTree, type LocalTree } from './local.js';
 import { PackWriter, type PackEntry, type PackIndex, type PackReader } from './pack.js';
 
 export interface DirectoryPackOptions {
   src: string;
   /** The pack directory to write. */
   dest: string;
-  /** sha256 (hex) and size of a local file, unchanged files without reading them. */
-  digest(path: string): Promise<{ digest: string; size: number }>;
+  /** sha256 (hex) and size of a local file, unchanged files without reading them (`stat`: the walk's). */
+  digest(path: string, stat: BigIntStats): Promise<{ digest: string; size: number }>;
   /** The previous index, and how to put one of its pack files into `dest` under the same name without copying. */
   previous?: { reader: PackReader; carry(file: string): Promise<void> };
   maxPackBytes?: number;
@@ -44,16 +44,13 @@ export interface DirectoryPackResult {
   changes: DirectoryChanges;
 }
 
-/** Parallel stats (the stat cache's digests of unchanged files) without flooding the thread pool. */
+/** Digests in flight at once (unchanged files are stat-cache hits, new ones are read and hashed). */
 const DIGEST_CONCURRENCY = 32;
 const READ_CHUNK = 1 << 20;
 
 export async function packDirectory(o: DirectoryPackOptions): Promise<DirectoryPackResult> {
   const tree = await listLocalTree(o.src, o.signal);
-  const digests = await digestAll(
-    tree.files.map((f) => f.abs),
-    o,
-  );
+  const digests = await digestAll(tree.files, o);
   const current = tree.files.map((f, i) => ({ source: f.rel, digest: digests[i]!.digest }));
   const prev = o.previous?.reader;
   const plan = planReuse(prev && layoutOf(prev.index), true, current);
@@ -111,7 +108,8 @@ function layoutOf(index: PackIndex): PreviousLayout {
   };
 }
 
-async function digestAll(paths: string[], o: DirectoryPackOptions): Promise<Array<{ digest: string; size: number }>> {
+async function digestAll(files: LocalTree['files'], o: DirectoryPackOptions): Promise<Array<{ digest: string; size: number }>> {
+  const paths = files.map((f) => f.abs);
   const out = new Array<{ digest: string; size: number }>(paths.length);
   let next = 0;
   let done = 0;
@@ -120,7 +118,7 @@ async function digestAll(paths: string[], o: DirectoryPackOptions): Promise<Arra
       if (o.signal.aborted) throw new InterruptedError('fetch interrupted');
       const i = next++;
       try {
-        out[i] = await o.digest(paths[i]!);
+        out[i] = await o.digest(paths[i]!, files[i]!.stat);
       } catch (err) {
         next = paths.length; // the other lanes stop too
         throw err;

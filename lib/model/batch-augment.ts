@@ -103,29 +103,34 @@ interface GatheringRows {
 }
 
 /**
- * `rows` as epoch `epoch` trains on them: `batch()` returns transformed inputs and smoothed
- * targets; `inputs()` (prediction) and `gather()` are untouched.
+ * `rows` as epoch `epoch` trains on them: `batch()` (and `batchArrays()`) return transformed
+ * inputs and smoothed targets; `inputs()` (prediction) and `gather()` are untouched.
  */
 export function transformedRows<R extends GatheringRows>(rows: R, t: BatchTransforms, epoch: number): R {
   const shape = rows.sampleShape;
   const spec = t.augment;
   if (spec && shape.length !== 3) throw new Error(`batch_augment needs images [H, W, C], got samples of shape [${shape}]`);
   const size = shape.reduce((a, b) => a * b, 1);
+  const batchArrays = (batch: ArrayLike<number>) => {
+    const { x, y } = rows.gather(batch);
+    let inputs = x;
+    if (spec) {
+      inputs = new Float32Array(x.length);
+      const hwc = shape as [number, number, number];
+      for (let i = 0; i < batch.length; i++) {
+        const draw = drawCropFlip(t.seed, epoch, batch[i]!, spec);
+        cropFlipImage(x, i * size, inputs, i * size, hwc, draw, spec.fill_mode, spec.cval);
+      }
+    }
+    smoothLabels(y, rows.classes, t.labelSmoothing);
+    return { x: inputs, y };
+  };
   return {
     ...rows,
+    batchArrays,
     batch(batch: ArrayLike<number>) {
-      const { x, y } = rows.gather(batch);
-      let inputs = x;
-      if (spec) {
-        inputs = new Float32Array(x.length);
-        const hwc = shape as [number, number, number];
-        for (let i = 0; i < batch.length; i++) {
-          const draw = drawCropFlip(t.seed, epoch, batch[i]!, spec);
-          cropFlipImage(x, i * size, inputs, i * size, hwc, draw, spec.fill_mode, spec.cval);
-        }
-      }
-      smoothLabels(y, rows.classes, t.labelSmoothing);
-      return { x: tf.tensor(inputs, [batch.length, ...shape]), y: tf.tensor2d(y, [batch.length, rows.classes]) };
+      const { x, y } = batchArrays(batch);
+      return { x: tf.tensor(x, [batch.length, ...shape]), y: tf.tensor2d(y, [batch.length, rows.classes]) };
     },
   };
 }

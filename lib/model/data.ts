@@ -2,6 +2,7 @@
 // a 40,000-image set (~490 MB of float32) is never held twice or uploaded whole.
 import * as tf from '@tensorflow/tfjs';
 import type { DatasetReader } from '../dataset/reader.js';
+import { PixelMapper } from '../dataset/pixel-map.js';
 import type { PrefetchSource } from '../dataset/prefetch.js';
 import type { NdArray } from '../npy.js';
 
@@ -37,6 +38,8 @@ export interface Rows {
   classes: number;
   /** Gathers `rows` (in that order) into an input batch tensor and a target batch tensor. */
   batch(rows: ArrayLike<number>): { x: tf.Tensor; y: tf.Tensor };
+  /** The training batch `batch()` makes tensors of, as fresh arrays (for steps that train off this thread). */
+  batchArrays(rows: ArrayLike<number>): { x: Float32Array; y: Float32Array };
   /** The input batch alone, for prediction. */
   inputs(rows: ArrayLike<number>): tf.Tensor;
   /** The input batch [rows, ...sampleShape] and one-hot targets [rows, K] as fresh arrays (to transform before they become tensors). */
@@ -85,6 +88,7 @@ function rowsOf(x: NdArray, y: NdArray, gatherInputs: (rows: ArrayLike<number>) 
     inputs,
     batch: (rows) => ({ x: inputs(rows), y: tf.tensor2d(gatherTargets(ys, k, rows), [rows.length, k]) }),
     gather: (rows) => ({ x: gatherInputs(rows), y: gatherTargets(ys, k, rows) }),
+    batchArrays: (rows) => ({ x: gatherInputs(rows), y: gatherTargets(ys, k, rows) }),
   };
 }
 
@@ -97,12 +101,12 @@ export function uint8Rows(x: NdArray, y: NdArray, table: Float32Array, what: str
   const size = sampleShape.reduce((a, b) => a * b, 1);
   const channels = sampleShape[sampleShape.length - 1]!;
   if (table.length !== channels * 256) throw new Error(`${what}: normalization has ${table.length / 256} channels, images have ${channels}`);
+  const mapper = new PixelMapper(table, size);
   const gatherInputs = (rows: ArrayLike<number>) => {
     const out = new Float32Array(rows.length * size);
     for (let i = 0; i < rows.length; i++) {
-      const src = rows[i]! * size;
-      const dst = i * size;
-      for (let j = 0; j < size; j++) out[dst + j] = table[(j % channels) * 256 + xs[src + j]!]!;
+      mapper.pixels.set(xs.subarray(rows[i]! * size, rows[i]! * size + size));
+      mapper.mapInto(out, i * size);
     }
     return out;
   };
@@ -126,15 +130,14 @@ export function datasetRows(reader: DatasetReader, index: Int32Array, table: Flo
   const [h, w, c] = reader.manifest.shape;
   const size = h * w * c;
   if (table.length !== c * 256) throw new Error(`${what}: normalization has ${table.length / 256} channels, images have ${c}`);
-  const pixels = new Uint8Array(size);
+  const mapper = new PixelMapper(table, size);
   const gatherInputs = (rows: ArrayLike<number>) => {
     const ahead = prefetch?.take(rows);
     if (ahead) return ahead;
     const out = new Float32Array(rows.length * size);
     for (let i = 0; i < rows.length; i++) {
-      reader.readRowInto(index[rows[i]!]!, pixels);
-      const dst = i * size;
-      for (let j = 0; j < size; j += c) for (let ch = 0; ch < c; ch++) out[dst + j + ch] = table[ch * 256 + pixels[j + ch]!]!;
+      reader.readRowInto(index[rows[i]!]!, mapper.pixels);
+      mapper.mapInto(out, i * size);
     }
     return out;
   };
@@ -152,6 +155,7 @@ export function datasetRows(reader: DatasetReader, index: Int32Array, table: Flo
     inputs,
     batch: (rows) => ({ x: inputs(rows), y: tf.tensor2d(targets(rows), [rows.length, k]) }),
     gather: (rows) => ({ x: gatherInputs(rows), y: targets(rows) }),
+    batchArrays: (rows) => ({ x: gatherInputs(rows), y: targets(rows) }),
     ...(prefetch ? { plan: (order: Int32Array, batchSize: number) => prefetch.plan(order, batchSize) } : {}),
   };
 }

@@ -21,6 +21,18 @@ export interface ParallelStepOptions {
   signal: AbortSignal;
 }
 
+/**
+ * What a validation chunk's inputs may take: two chunks are alive at a time (one gathered while
+ * the other is predicted), each also copied to the workers. 308 MB a chunk at 224×224 before.
+ */
+const PREDICT_CHUNK_BYTES = 64 * 2 ** 20;
+
+/** Rows per prediction chunk: 1–4 batches per worker, up to 4 while within PREDICT_CHUNK_BYTES. */
+export function predictChunkRows(sampleShape: number[], batchSize: number, workers: number): number {
+  const perBatches = batchSize * workers * sampleShape.reduce((a, b) => a * b, 1) * 4;
+  return batchSize * workers * Math.max(1, Math.min(4, Math.floor(PREDICT_CHUNK_BYTES / perBatches)));
+}
+
 export async function parallelStep(o: ParallelStepOptions): Promise<TrainStep> {
   const trainer = await DataParallelTrainer.create({ model: o.model, optimizer: o.spec, workers: o.workers, signal: o.signal });
   try {
@@ -41,31 +53,18 @@ export async function parallelStep(o: ParallelStepOptions): Promise<TrainStep> {
         dropoutSeeds.push(seed);
         return seed;
       });
-      const { x, y } = rows.batch(batch);
-      let xs: Float32Array;
-      let ys: Float32Array;
-      try {
-        xs = (await x.data()) as Float32Array;
-        ys = (await y.data()) as Float32Array;
-      } finally {
-        tf.dispose([x, y]);
-      }
-      const { loss, accuracy } = await trainer.trainBatch(xs, ys, batch.length, { learningRate: lr, dropoutSeeds });
+      // The batch's arrays go to the workers as they are: as tensors on this thread they took a
+      // batch's room on this thread's wasm heap and a second copy to read them back.
+      const { x, y } = rows.batchArrays(batch);
+      const { loss, accuracy } = await trainer.trainBatch(x, y, batch.length, { learningRate: lr, dropoutSeeds });
       return { loss, acc: accuracy };
     },
     async predict(rows, batchSize, signal) {
-      // Chunks of a few batches per worker; the next chunk's inputs are gathered while the
-      // workers predict the current one.
-      const gather = async (chunk: Int32Array): Promise<Float32Array> => {
-        const x = rows.inputs(chunk);
-        try {
-          return (await x.data()) as Float32Array;
-        } finally {
-          x.dispose();
-        }
-      };
+      // Chunks of up to 4 batches per worker, within PREDICT_CHUNK_BYTES (at 224×224 one batch
+      // per worker); the next chunk's inputs are gathered while the workers predict the current one.
+      const gather = async (chunk: Int32Array): Promise<Float32Array> => rows.gather(chunk).x;
       const probs = new Float32Array(rows.count * rows.classes);
-      const chunks = [...sequentialBatches(rows.count, batchSize * o.workers * 4)];
+      const chunks = [...sequentialBatches(rows.count, predictChunkRows(rows.sampleShape, batchSize, o.workers))];
       let next = chunks.length > 0 ? gather(chunks[0]) : undefined;
       for (let i = 0; i < chunks.length; i++) {
         if (signal.aborted) throw new InterruptedError('prediction interrupted');

@@ -201,7 +201,7 @@ async function fetchDirectory(ctx: StageContext<FetchParams>, dir: string, layou
     const result = await packDirectory({
       src: dir,
       dest: ctx.out.path(PACK_DIR),
-      digest: (path) => ctx.digestFile(path),
+      digest: (path, stat) => ctx.digestFile(path, stat),
       ...(previous ? { previous: { reader: previous, carry: (file) => ctx.out.reuse(`${PACK_DIR}/${file}`, ctx.previous!, `${PACK_DIR}/${file}`) } } : {}),
       signal: ctx.signal,
       onProgress: (now, done, total) => {

@@ -41,7 +41,7 @@ export async function computeKind(stage: StageRequest, x: Execution, signal: Abo
       signal,
       workers: await x.pools(),
       fingerprint: material.fingerprint ?? {},
-      digestFile: async (path) => x.env.statCache.digestFile(path, { signal }),
+      digestFile: async (path, stat) => x.env.statCache.digestFile(path, { signal, ...(stat ? { stat } : {}) }),
       runs: x.history,
     });
     await kind.run(ctx);

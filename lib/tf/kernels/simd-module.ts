@@ -16,6 +16,7 @@ interface KernelExports {
   winogradConv3x3(...args: number[]): void;
   winogradFilterGrad3x3(...args: number[]): void;
   rmsprop(...args: number[]): void;
+  mapPixels(...args: number[]): void;
 }
 
 type KernelName = keyof KernelExports;
@@ -36,6 +37,15 @@ function instantiate(memory: WebAssembly.Memory): Kernels {
   compiled ??= new WebAssembly.Module(readFileSync(MODULE_URL));
   const exports = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as KernelExports;
   return { exports, memory };
+}
+
+/**
+ * mapPixels (wasm/kernels.ts) on a memory of the caller's own (the data loader's pixel mapping,
+ * lib/dataset/pixel-map.ts), sharing this thread's compiled module.
+ */
+export function pixelMapperOn(memory: WebAssembly.Memory): (pixels: number, table: number, out: number, n: number, channels: number) => void {
+  const { exports } = instantiate(memory);
+  return (pixels, table, out, n, channels) => exports.mapPixels(pixels, table, out, n, channels);
 }
 
 /**
