@@ -19,7 +19,7 @@ interface CancelOptions {
 export function register(program: Command): void {
   program
     .command('cancel')
-    .description('stop a running run (default: the newest running one) and record it as cancelled; a queue run\'s jobs are removed or stopped')
+    .description("stop a running run (default: the newest running one) and record it as cancelled; a queue run's jobs are removed or stopped")
     .argument('[run]', 'run id or a unique prefix of it (default: the newest running run)')
     .option('--wait <seconds>', 'how long to wait for the run to stop and record itself cancelled', nonNegativeNumber, 60)
     .addHelpText(

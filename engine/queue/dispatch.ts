@@ -76,13 +76,7 @@ export class QueueDispatcher {
    * from an earlier run is replaced (this run asks again). Stopping (`signal`) stops waiting but
    * leaves the job to its worker: the result lands on the remote, where the next run finds it.
    */
-  async run(
-    stage: string,
-    key: string,
-    context: JobContext,
-    signal: AbortSignal,
-    extras: DispatchExtras = {},
-  ): Promise<StageJobResult> {
+  async run(stage: string, key: string, context: JobContext, signal: AbortSignal, extras: DispatchExtras = {}): Promise<StageJobResult> {
     const { onQueued, force = false, onLog } = extras;
     signal.throwIfAborted();
     const id = stageJobId(stage, key);
@@ -145,21 +139,26 @@ export class QueueDispatcher {
   async cancelRun(runIds: readonly string[]): Promise<{ removed: string[]; stopping: string[]; stillRunning: string[] }> {
     const removed: string[] = [];
     const stopping: string[] = [];
+    const marks: { jobId: string; runId: string }[] = [];
     for (const id of this.dispatched) {
       const job = await this.queue.getJob(id);
       if (!job || !runIds.includes(job.data.runId)) continue;
       const state = await job.getState();
-      if (state === 'active') stopping.push(id);
+      const stop = () => {
+        stopping.push(id);
+        marks.push({ jobId: id, runId: job.data.runId });
+      };
+      if (state === 'active') stop();
       else if (state !== 'completed' && state !== 'failed') {
         try {
           await job.remove();
           removed.push(id);
         } catch {
-          stopping.push(id); // taken by a worker meanwhile (locked)
+          stop(); // taken by a worker meanwhile (locked)
         }
       }
     }
-    if (stopping.length) await publishCancel(this.target, stopping, this.options.secret);
+    if (marks.length) await publishCancel(this.target, marks, this.options.secret);
     const deadline = Date.now() + CANCEL_WAIT_MS;
     let stillRunning = stopping;
     while (stillRunning.length && Date.now() < deadline) {

@@ -64,9 +64,9 @@ const printable = (v: unknown, max = 200): string =>
 export async function startStageWorker(opts: StageWorkerOptions): Promise<RunningWorker> {
   const children = new Set<ReturnType<typeof spawn>>();
   /** Running jobs by id: how to stop each when its run is cancelled. */
-  const running = new Map<string, () => void>();
+  const running = new Map<string, (runId: string) => void>();
   let stopping = false;
-  const cancels = await listenForCancels(opts.target, opts.secret, (jobId) => running.get(jobId)?.(), opts.log);
+  const cancels = await listenForCancels(opts.target, opts.secret, (jobId, runId) => running.get(jobId)?.(runId), opts.log);
   const processor = async (raw: Job<unknown, StageJobResult>, token?: string): Promise<StageJobResult> => {
     let d: AdmittedJob;
     try {
@@ -112,15 +112,16 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
     // its run as interrupted, commits nothing partial) and the job fails without retry.
     const jobId = String(raw.id);
     let cancelled = false;
-    const cancel = () => {
-      if (cancelled || child.exitCode !== null || child.signalCode !== null) return;
+    const cancel = (runId: string) => {
+      // The same job id comes back for the same stage and key in a later run: only this run's cancel counts.
+      if (runId !== d.runId || cancelled || child.exitCode !== null || child.signalCode !== null) return;
       cancelled = true;
       opts.log(`${tag}: its run was cancelled; stopping it`);
       child.kill('SIGTERM');
     };
     running.set(jobId, cancel);
     // Cancelled before we listened for it (between the coordinator's look and our taking the job).
-    void cancels.marked(jobId).then((marked) => marked && cancel());
+    void cancels.marked(jobId, d.runId).then((marked) => marked && cancel(d.runId));
     const kept = new JobLog();
     let report: WorkerChildReport | undefined;
     child.on('message', (m) => {

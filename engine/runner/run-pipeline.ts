@@ -149,7 +149,8 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   } catch (e) {
     if (cancelled && records) {
       // Stopped between stages (hashing, pulling): its records still say running; they say cancelled.
-      for (const record of records) await writeFinalRecord(store, { ...record, outcome: 'cancelled', finishedAt: new Date().toISOString(), durationMs: Date.now() - startedAt }, warn);
+      for (const record of records)
+        await writeFinalRecord(store, { ...record, outcome: 'cancelled', finishedAt: new Date().toISOString(), durationMs: Date.now() - startedAt }, warn);
       if (!(e instanceof PipelineError)) throw new CancelledError();
     }
     // Ctrl-C while hashing or waiting surfaces as some abort error: report it as the interrupt it is.
@@ -251,7 +252,10 @@ async function cancelQueued(queue: QueueDispatcher, records: readonly RunRecord[
       stopping.length ? `stopped ${stopping.length - stillRunning.length} of ${stopping.length} running on workers` : '',
     ].filter(Boolean);
     if (parts.length) events.notice?.(`queue: ${parts.join('; ')}`);
-    if (stillRunning.length) events.warning?.(`${stillRunning.length} job${stillRunning.length === 1 ? '' : 's'} still running on workers (${stillRunning.join(', ')}): they were asked to stop`);
+    if (stillRunning.length)
+      events.warning?.(
+        `${stillRunning.length} job${stillRunning.length === 1 ? '' : 's'} still running on workers (${stillRunning.join(', ')}): they were asked to stop`,
+      );
   } catch (err) {
     events.warning?.(`could not cancel the run's queued jobs: ${err instanceof Error ? err.message : String(err)}`);
   }
