@@ -113,7 +113,7 @@ describe('pipeline cancel of a local run', () => {
     expect(next.stdout).toMatch(/^cached\s+first/m);
     expect(next.stdout).toMatch(/^ran\s+hang/m);
     expect(await readFile(join(dir, 'hang.txt'), 'utf8')).toBe('done\n');
-  }, 400_000);
+  }, 900_000);
 });
 
 const available =
@@ -226,14 +226,14 @@ withServers('queue runs: cancel and logs', () => {
       // The next run completes on the same worker.
       await writeFile(join(a.signals, 'go'), '');
       const next = await runCli(['run', '--executor', 'queue', '--queue', a.queue], { cwd: a.coordinator });
-      expect(next.stderr).toBe('');
+      expect(next.stderr).not.toMatch(/^(error|warning):/m);
       expect(next.code).toBe(0);
       expect(next.stdout).toMatch(/^ran\s+one\s+\S+\s+\(on wA/m);
       expect(next.stdout).toMatch(/^ran\s+two\s+\S+\s+\(on wA/m);
     } finally {
       await queue.close();
     }
-  }, 400_000);
+  }, 900_000);
 
   test("logs on the coordinator show a stage's output from the queue worker that ran it, also of a failed stage", async () => {
     const a = await area(
