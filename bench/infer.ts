@@ -185,6 +185,11 @@ async function main(): Promise<void> {
     const bundle = join(work, 'bundle');
     if (!existsSync(join(bundle, BUNDLE_FILE))) await writeBundle(bundle, classes);
     const model = bundle;
+    const beforePredict = join(before, 'dist', 'lib', 'predict', 'predict.js');
+    if (!existsSync(beforePredict)) throw new Error(`--before ${before}: no built checkout there (dist/lib/predict/predict.js)`);
+    if ((await readFile(beforePredict, 'utf8')).includes('PixelMapper')) {
+      console.log(`warning: --before ${before} already maps pixels in wasm: it is not "before"; build a checkout of an earlier commit and name it`);
+    }
     console.log(`${images} test images; evaluate batch ${batchSize}, predict batch ${predictBatch}; ${rounds} rounds; before = ${before}`);
 
     const evalRuns: Record<string, EvaluateResult[]> = { wasm: [], native: [] };
