@@ -61,6 +61,7 @@ export async function runPredict(paths: string[], req: PredictRequest): Promise<
       throw new UsageError(`no JPEG or PNG images in ${paths.join(' ')}${inputs.ignored ? ` (${inputs.ignored} other files ignored)` : ''}`);
     }
     const backend = await initBackend(req.backend as BackendPreference);
+    for (const line of backend.fallbacks ?? []) log.warn(line);
     model = await loadBundledModel(source.read, source.where, bundle);
     const [height, width, channels] = bundle.input.size;
     log.info(

@@ -1,10 +1,14 @@
 // Backend selection: resolveBackend is a cheap prediction, initBackend activates it (and on wasm
 // installs the training kernels, so the seed model's layers can train there).
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, resolveBackend } from '../lib/tf/backend.js';
 import { loadNativeAddon } from '../lib/tf/native-addon.js';
+import { tfjsNodeState, tfjsNodeStateIn } from '../lib/tf/tfjs-node.js';
 
 const require = createRequire(import.meta.url);
 function resolvable(pkg: string): boolean {
@@ -25,8 +29,33 @@ describe('resolveBackend', () => {
   });
 
   test('auto prefers tfjs-node where it is installed, else native where the addon loads, else wasm', () => {
-    const expected = resolvable('@tensorflow/tfjs-node') ? 'tensorflow' : loadNativeAddon().addon ? 'native' : 'wasm';
+    const expected = tfjsNodeState().state === 'ready' ? 'tensorflow' : loadNativeAddon().addon ? 'native' : 'wasm';
     expect(resolveBackend('auto').name).toBe(expected);
+  });
+});
+
+describe('tfjs-node, told without loading it', () => {
+  test('the package with its binding is ready; without it (its install script skipped), unbuilt', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tfjs-node-state-'));
+    try {
+      expect(tfjsNodeStateIn(dir, '4.22.0')).toEqual({ state: 'unbuilt', version: '4.22.0' });
+      await mkdir(join(dir, 'lib', 'napi-v8'), { recursive: true });
+      expect(tfjsNodeStateIn(dir, '4.22.0').state).toBe('unbuilt');
+      await writeFile(join(dir, 'lib', 'napi-v8', 'tfjs_binding.node'), '');
+      expect(tfjsNodeStateIn(dir, '4.22.0')).toEqual({ state: 'ready', version: '4.22.0' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('here: missing where the package is not installed; then `tensorflow` is a clear error and auto says nothing about it', async () => {
+    if (resolvable('@tensorflow/tfjs-node')) return; // a machine with tfjs-node: nothing to check
+    expect(tfjsNodeState()).toEqual({ state: 'missing' });
+    await expect(initBackend('tensorflow')).rejects.toThrow(
+      'no usable tfjs backend for \'tensorflow\': @tensorflow/tfjs-node is not installed (optional: see the README, "tfjs-node")',
+    );
+    const auto = await initBackend('auto');
+    expect(auto.fallbacks ?? []).not.toContainEqual(expect.stringContaining('tfjs-node'));
   });
 });
 

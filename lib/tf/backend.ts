@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import { WASM_TRAINING_KERNELS_VERSION } from './kernels/version.js';
 import { loadNativeAddon, NATIVE_KERNELS_VERSION } from './native-addon.js';
+import { TFJS_NODE_REMEDY, tfjsNodeState } from './tfjs-node.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
 export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
@@ -34,7 +35,9 @@ function packageVersion(name: string): string | undefined {
 /** Cheap (no tf load; loads the native addon once): which backend `pref` resolves to here, and its versions. */
 export function resolveBackend(pref: BackendPreference): BackendInfo {
   const core = packageVersion('@tensorflow/tfjs-core') ?? 'unknown';
-  const node = packageVersion('@tensorflow/tfjs-node');
+  const tfjsNode = tfjsNodeState();
+  // Installed without its binding, it cannot load: auto does not plan on it.
+  const node = tfjsNode.state === 'ready' ? tfjsNode.version : undefined;
   const wasm = packageVersion('@tensorflow/tfjs-backend-wasm');
   const native = pref === 'auto' || pref === 'native' ? loadNativeAddon() : undefined;
   const name: BackendName = pref !== 'auto' ? pref : node ? 'tensorflow' : wasm && native?.addon ? 'native' : wasm ? 'wasm' : 'cpu';
@@ -59,7 +62,20 @@ export async function initBackend(pref: BackendPreference): Promise<BackendInfo>
   let lastError: unknown;
   for (const name of order) {
     try {
-      if (name === 'tensorflow') await import('@tensorflow/tfjs-node' as string);
+      if (name === 'tensorflow') {
+        const node = tfjsNodeState();
+        if (node.state !== 'ready') {
+          const why =
+            node.state === 'missing'
+              ? '@tensorflow/tfjs-node is not installed (optional: see the README, "tfjs-node")'
+              : `@tensorflow/tfjs-node ${node.version} is installed without its native library (its install script did not run): ${TFJS_NODE_REMEDY}`;
+          lastError = new Error(why);
+          // Missing is the common case and says nothing new; installed but unusable does.
+          if (node.state === 'unbuilt') fallbacks.push(`${why}; using the next backend`);
+          continue;
+        }
+        await import('@tensorflow/tfjs-node' as string);
+      }
       if (name === 'native') {
         const load = loadNativeAddon();
         if (load.addon === undefined) throw new Error(`native backend unavailable: ${load.reason}`);
@@ -75,11 +91,11 @@ export async function initBackend(pref: BackendPreference): Promise<BackendInfo>
       }
     } catch (err) {
       lastError = err;
-      // tfjs-node missing is the common case and says nothing new; a native addon that does not load does.
+      // A native addon that does not load is worth a line.
       if (name === 'native') fallbacks.push(`${err instanceof Error ? err.message : String(err)}; using the next backend`);
     }
   }
-  throw new Error(`no usable tfjs backend for '${pref}': ${String(lastError)}`);
+  throw new Error(`no usable tfjs backend for '${pref}': ${lastError instanceof Error ? lastError.message : String(lastError)}`);
 }
 
 /** Our wasm training kernels, and on native the oneDNN ones over them (kernel registration is process-wide). */
