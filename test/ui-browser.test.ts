@@ -43,6 +43,10 @@ stages:
     cmd: printf '{"test_accuracy":%s,"test_loss":0.9,"per_class":[{"class":"a","precision":%s,"recall":%s,"f1":%s,"support":5}]}' "\${params.acc}" "\${params.acc}" "\${params.acc}" "\${params.acc}" > metrics.json
     deps: [model]
     outs: [metrics.json]
+  report:
+    cmd: printf '<!doctype html><title>report</title><h1>Report of test_accuracy %s</h1>' "\${params.acc}" > index.html
+    deps: [metrics.json]
+    outs: [index.html]
 promote:
   evaluate: evaluate
   train: train
@@ -159,6 +163,8 @@ describe('pipeline ui in a browser', () => {
     await page.locator('#log-search').fill('Epoch 3');
     expect((await page.locator('#log-text').innerText()).trim()).toBe('Epoch 3/3 - 0s - loss: 1.3 - acc: 0.3');
     expect(await page.locator('#log-download').getAttribute('href')).toContain(`/api/runs/${runA}/logs/train.log?download=1`);
+    // The run's HTML report opens inside the page.
+    await page.frameLocator('#report-frame').getByText('Report of test_accuracy 0.5').waitFor();
     await shot('ui-run.png');
   });
 

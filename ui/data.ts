@@ -2,7 +2,7 @@
 // DAG, stage states, reasons and outputs), two or more runs compared, the model registry and the
 // schedule. Every function returns plain JSON for the browser.
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Session } from '../engine/session.js';
 import { RUN_ID, type RunRecord } from '../engine/store/runs.js';
@@ -10,10 +10,15 @@ import type { Manifest } from '../engine/store/manifest.js';
 import { paramChanges, runMetrics } from '../engine/experiments/table.js';
 import { lastTicks } from '../engine/schedule/catchup.js';
 import { nextFireTimes } from '../engine/schedule/scheduler.js';
+import { liveEventsFile, type LiveEvent } from '../engine/store/live-events.js';
 import { stageLogDir } from '../engine/store/stage-logs.js';
 import { HISTORY_DIR, modelsDir, readCurrentModel, readModelInfo, type ModelInfo } from '../lib/champion.js';
 import { classDeltas } from '../lib/report/assemble.js';
 import type { ClassMetricsRecord, HistoryRecord } from '../lib/report/records.js';
+
+const PULLED_REASON = 'pulled from the remote';
+/** How much of events.jsonl holds its first line, the planned DAG. */
+const PLAN_LINE_MAX = 256 * 1024;
 
 /** Metrics shown in the runs table (the first found of each stage). */
 const HEADLINE = ['test_accuracy', 'test_loss'];
@@ -24,6 +29,8 @@ export interface RunRow {
   durationMs?: number;
   outcome: string;
   trigger: string;
+  /** A sweep's experiment: the sweep's id (its experiments are compared together). */
+  sweep?: string;
   command: string;
   counts: { ran: number; cached: number; pulled: number; failed: number; skipped: number };
   metrics: Record<string, number>;
@@ -86,17 +93,20 @@ export class UiData {
           if (v !== undefined) headline[`${stage}.${name}`] = v;
         }
       const count = (o: string) => r.stages.filter((s) => s.outcome === o).length;
+      // A result downloaded from the remote cache is recorded as cached, with this reason (engine/run/sources/remote.ts).
+      const pulled = r.stages.filter((s) => s.outcome === 'cached' && s.reason === PULLED_REASON).length;
       rows.push({
         id: r.id,
         startedAt: r.startedAt,
         durationMs: r.durationMs,
         outcome: outcomeOf(r),
         trigger: triggerOf(r),
+        ...(r.experiment ? { sweep: r.experiment.sweep } : {}),
         command: ['pipeline', ...r.command].join(' '),
         counts: {
           ran: count('ran'),
-          cached: count('cached'),
-          pulled: r.stages.filter((s) => s.reason?.includes('remote')).length,
+          cached: count('cached') - pulled,
+          pulled,
           failed: count('failed'),
           skipped: count('skipped'),
         },
@@ -108,7 +118,8 @@ export class UiData {
 
   /** One run: its record, the DAG (as planned in its events, else the current pipeline), each stage's outputs and kept logs. */
   async runPage(r: RunRecord) {
-    const graph = [...this.session.pipeline.stages.values()].map((s) => ({ name: s.name, kind: s.kind, needs: [...s.needs] }));
+    const graph =
+      (await this.plannedGraph(r.id)) ?? [...this.session.pipeline.stages.values()].map((s) => ({ name: s.name, kind: s.kind, needs: [...s.needs] }));
     const outputs: Record<string, { key: string; files: { path: string; size: number }[] }> = {};
     for (const s of r.stages) {
       const m = s.key ? await this.manifest(s.key) : null;
@@ -213,6 +224,27 @@ export class UiData {
         skipped: ticks.filter((r) => r.trigger?.result === 'skipped').map((r) => ({ run: r.id, firedAt: r.trigger!.firedAt, note: r.trigger!.note })),
       };
     });
+  }
+
+  /** The DAG the run planned (the first line of its events), if it wrote one: what it ran, even if pipeline.yaml changed since. */
+  private async plannedGraph(id: string): Promise<{ name: string; kind: string; needs: string[] }[] | undefined> {
+    let handle;
+    try {
+      handle = await open(liveEventsFile(this.store.runs.dir, id), 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const buffer = Buffer.alloc(PLAN_LINE_MAX);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+      const line = buffer.subarray(0, bytesRead).toString('utf8').split('\n')[0]!;
+      const first = JSON.parse(line) as LiveEvent;
+      return first.type === 'plan' ? first.stages : undefined;
+    } catch {
+      return undefined; // torn or longer than we read: the current pipeline's graph will do
+    } finally {
+      await handle.close();
+    }
   }
 
   private async readJson<T>(m: Manifest, name: string): Promise<T | undefined> {

@@ -67,7 +67,23 @@ export async function runsPage(params) {
             h('td', {}, box),
             h('td', {}, runLink(r.id)),
             h('td', {}, new Date(r.startedAt).toLocaleString()),
-            h('td', {}, r.trigger),
+            h(
+              'td',
+              {},
+              r.sweep
+                ? h(
+                    'a',
+                    {
+                      href: `#/compare?runs=${rows
+                        .filter((o) => o.sweep === r.sweep)
+                        .map((o) => o.id)
+                        .join(',')}`,
+                      title: 'compare the experiments of this sweep',
+                    },
+                    r.trigger,
+                  )
+                : r.trigger,
+            ),
             h('td', { class: `outcome-${r.outcome}` }, r.outcome),
             h('td', { class: 'num' }, duration(r.durationMs)),
             h('td', { class: 'num' }, r.counts.ran),
