@@ -60,6 +60,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: () => import('./commands/logs.js'),
   },
   {
+    name: 'cancel',
+    term: 'cancel [options] [run]',
+    summary: "stop a running run (default: the newest running one) and record it as cancelled; a queue run's jobs are removed or stopped",
+    load: () => import('./commands/cancel.js'),
+  },
+  {
     name: 'metrics',
     term: 'metrics [options] [run]',
     summary: "every evaluate stage's metrics for the latest run, or two runs side by side with their param changes (--diff)",

@@ -166,7 +166,7 @@ export interface RunSummary {
   finishedAt?: string;
   durationMs?: number;
   /** `running` for the current run, or a record left by a run that was killed; `skipped`: a scheduled tick that did not run. */
-  outcome: 'running' | 'ok' | 'failed' | 'interrupted' | 'skipped';
+  outcome: 'running' | 'ok' | 'failed' | 'interrupted' | 'cancelled' | 'skipped';
   stages: readonly RunStageSummary[];
   /** The `schedule:` entry that started it, for scheduled runs. */
   scheduled?: string;

@@ -127,6 +127,13 @@ export class AbortedError extends PipelineError {
   }
 }
 
+/** The run was cancelled (`pipeline cancel`): its stages were stopped, nothing partial committed. Exit 130. */
+export class CancelledError extends AbortedError {
+  constructor(message = 'cancelled (pipeline cancel): running stages were stopped; nothing partial was committed') {
+    super(message);
+  }
+}
+
 /** A queue job a worker will not run (engine/queue/admit.ts): the message says why; logged, never retried. */
 export class JobRefusedError extends Error {}
 

@@ -206,6 +206,32 @@ describe('notifications', () => {
     expect(received[0]!.body).toMatchObject({ reason: expect.stringMatching(/broken.*3/) });
   });
 
+  test('a scheduled run whose stage hangs past its timeout: on_failure gets the reason (the stage timed out)', async () => {
+    received.length = 0;
+    const cwd = await ws(
+      `stages:\n  ok:\n    cmd: echo ok > ok.txt\n    outs: [ok.txt]\n  train:\n    cmd: sleep 300\n    timeout: 1s\n    needs: [ok]\nschedule:\n  nightly:\n    cron: "0 3 * * *"\n    on_failure: {webhook: ${url}/timeout}\n    on_success: {webhook: ${url}/fine}\n`,
+    );
+    const result = await runCli(['schedule', '--once'], { cwd });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^tick nightly: failed \(run \S+\): stage train timed out after 1s$/m);
+    expect(received.map((r) => r.path)).toEqual(['/timeout']);
+    const [record] = await records(cwd);
+    expect(received[0]!.body).toMatchObject({
+      event: 'failure',
+      schedule: 'nightly',
+      runId: record!.id,
+      result: 'failed',
+      reason: 'stage train timed out after 1s',
+      error: 'stage train timed out after 1s',
+      summary: 'nightly: failed; 1 ran, 1 failed; stage train timed out after 1s',
+      stages: [
+        { stage: 'ok', outcome: 'ran' },
+        { stage: 'train', outcome: 'failed', error: 'stage train timed out after 1s' },
+      ],
+    });
+    expect(record!.notifications).toEqual([{ event: 'failure', target: `${url}/timeout`, ok: true, attempts: [{ at: expect.any(String), ok: true }] }]);
+  });
+
   test('a tick that cannot start (pipeline.yaml broke after the scheduler started) is recorded and reported', async () => {
     received.length = 0;
     const good = `stages:\n  ok:\n    cmd: echo ok > ok.txt\n    outs: [ok.txt]\nschedule:\n  often:\n    cron: "* * * * * *"\n    on_failure: {webhook: ${url}/broken}\n`;

@@ -269,13 +269,14 @@ class TickRunner {
         error: errorText(failure),
       };
       result = 'failed';
-    } else if (record.outcome === 'interrupted') result = 'interrupted';
+    } else if (record.outcome === 'interrupted' || record.outcome === 'cancelled') result = record.outcome;
     else if (record.outcome !== 'ok' || failure) result = 'failed';
     else result = record.stages.some((s) => s.outcome === 'ran') ? 'ran' : 'nothing-changed';
     record.trigger = { ...trigger, result };
     if (failure && !record.error && record.stages.every((s) => s.outcome !== 'failed')) record.error = errorText(failure);
 
-    const hooks = result === 'failed' ? entry.onFailure : result === 'interrupted' ? [] : entry.onSuccess;
+    // A stopped run (a signal, or `pipeline cancel`) is someone's decision: nobody is alerted.
+    const hooks = result === 'failed' ? entry.onFailure : result === 'interrupted' || result === 'cancelled' ? [] : entry.onSuccess;
     if (hooks.length) {
       const notifications = await notify(hooks, payloadOf(this.session.pipeline.file, entry, record, result, failure), this.session.pipeline.root);
       for (const n of notifications) if (!n.ok) err(`tick ${entry.name}: notification ${n.target} failed: ${n.error}`);
@@ -284,7 +285,7 @@ class TickRunner {
     await this.session.store.runs.write(record);
     await this.measure(entry.name, record);
     const line = `tick ${entry.name}: ${result} (run ${record.id})`;
-    if (result === 'failed') err(`${line}: ${record.error ?? errorText(failure)}`);
+    if (result === 'failed') err(`${line}: ${failureReason(record, failure)}`);
     else out(line);
     await this.retain();
     return result;
@@ -343,12 +344,18 @@ class TickRunner {
   }
 }
 
+/** Why a run failed, as on_failure and the scheduler's line say it: its own error, else its first failed stage's (e.g. `stage train timed out after 30s`). */
+function failureReason(record: RunRecord, failure: unknown): string | undefined {
+  const stage = record.stages.find((s) => s.outcome === 'failed' && s.error) ?? record.stages.find((s) => s.error);
+  return record.error ?? stage?.error ?? (failure ? errorText(failure) : undefined);
+}
+
 function payloadOf(pipelineFile: string, entry: ScheduleEntry, record: RunRecord, result: TickResult, failure: unknown) {
   const counts = new Map<string, number>();
   for (const s of record.stages) counts.set(s.outcome, (counts.get(s.outcome) ?? 0) + 1);
   const parts = [...counts].map(([k, n]) => `${n} ${k}`);
   if (record.promotion) parts.push(`promotion: ${record.promotion.decision} (${record.promotion.reason})`);
-  const error = record.error ?? record.stages.find((s) => s.error)?.error ?? (failure ? errorText(failure) : undefined);
+  const error = failureReason(record, failure);
   return {
     event: result === 'failed' ? ('failure' as const) : ('success' as const),
     pipeline: pipelineFile,

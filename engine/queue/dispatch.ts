@@ -6,6 +6,7 @@
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { AbortedError, StageError, UsageError } from '../errors.js';
+import { publishCancel } from './cancel.js';
 import { signJob, stageJobId, type SignedStageJob, type StageJob, type StageJobResult } from './jobs.js';
 import type { QueueTarget } from './target.js';
 import { TakeWatch } from './watch.js';
@@ -21,8 +22,22 @@ export interface DispatchOptions {
   warn(line: string): void;
 }
 
+/** What a caller of QueueDispatcher.run may add. */
+export interface DispatchExtras {
+  onQueued?: (job: Job<SignedStageJob>) => void;
+  /** Compute it even where a result exists (`run --force` named it). */
+  force?: boolean;
+  /** The stage's output on the worker (its job log), once the job ended. */
+  onLog?: (text: string) => void;
+}
+
+/** How long a cancelled run waits for its workers to stop their running jobs. */
+const CANCEL_WAIT_MS = 10_000;
+
 export class QueueDispatcher {
   private readonly watch: TakeWatch;
+  /** Every job this dispatcher added or joined (what a cancel looks at). */
+  private readonly dispatched = new Set<string>();
 
   private constructor(
     private readonly target: QueueTarget,
@@ -61,14 +76,8 @@ export class QueueDispatcher {
    * from an earlier run is replaced (this run asks again). Stopping (`signal`) stops waiting but
    * leaves the job to its worker: the result lands on the remote, where the next run finds it.
    */
-  async run(
-    stage: string,
-    key: string,
-    context: JobContext,
-    signal: AbortSignal,
-    onQueued?: (job: Job<SignedStageJob>) => void,
-    force = false,
-  ): Promise<StageJobResult> {
+  async run(stage: string, key: string, context: JobContext, signal: AbortSignal, extras: DispatchExtras = {}): Promise<StageJobResult> {
+    const { onQueued, force = false, onLog } = extras;
     signal.throwIfAborted();
     const id = stageJobId(stage, key);
     // Watched before it is added: the event of a worker taking it may come at once.
@@ -87,6 +96,7 @@ export class QueueDispatcher {
         removeOnComplete: { age: 24 * 3600, count: 10_000 },
         removeOnFail: { age: 24 * 3600, count: 10_000 },
       });
+      this.dispatched.add(id);
       onQueued?.(job);
       const aborted = new Promise<never>((_, reject) => {
         const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new AbortedError());
@@ -94,17 +104,69 @@ export class QueueDispatcher {
         else signal.addEventListener('abort', onAbort, { once: true });
       });
       const result = (await Promise.race([job.waitUntilFinished(this.events), aborted, gaveUp])) as StageJobResult | undefined;
+      await this.passLog(id, onLog);
       if (!result || result.key !== key) throw new StageError(`stage ${stage}: the queue reported a result for another key (${result?.key ?? 'none'})`);
       return result;
     } catch (err) {
       if (signal.aborted || err instanceof AbortedError) throw err;
       if (err instanceof StageError) throw err;
+      // The job failed on its worker: what its stage printed there, for this run's logs.
+      await this.passLog(id, onLog);
       // A worker's report, as Redis holds it (anyone who can write there can write it): no terminal control codes.
       const why = (err instanceof Error ? err.message : String(err)).replace(/[^\P{Cc}\n]/gu, '?');
       throw new StageError(`stage ${stage} failed ${why}`);
     } finally {
       this.watch.remove(id);
     }
+  }
+
+  /** Hands the job's log (what its worker kept of the stage's output) to `onLog`; best effort. */
+  private async passLog(id: string, onLog: ((text: string) => void) | undefined): Promise<void> {
+    if (!onLog) return;
+    try {
+      const { logs } = await this.queue.getJobLogs(id);
+      for (const text of logs) onLog(text);
+    } catch {
+      // Redis went away: the run's outcome does not depend on the log.
+    }
+  }
+
+  /**
+   * Cancels the jobs of runs `runIds` (the cancelled run's) that this dispatcher added: waiting ones
+   * are removed, running ones are stopped by their workers (engine/queue/cancel.ts). Waits a while
+   * for the workers to stop them. Jobs another run added and this one joined are left alone.
+   */
+  async cancelRun(runIds: readonly string[]): Promise<{ removed: string[]; stopping: string[]; stillRunning: string[] }> {
+    const removed: string[] = [];
+    const stopping: string[] = [];
+    const marks: { jobId: string; runId: string }[] = [];
+    for (const id of this.dispatched) {
+      const job = await this.queue.getJob(id);
+      if (!job || !runIds.includes(job.data.runId)) continue;
+      const state = await job.getState();
+      const stop = () => {
+        stopping.push(id);
+        marks.push({ jobId: id, runId: job.data.runId });
+      };
+      if (state === 'active') stop();
+      else if (state !== 'completed' && state !== 'failed') {
+        try {
+          await job.remove();
+          removed.push(id);
+        } catch {
+          stop(); // taken by a worker meanwhile (locked)
+        }
+      }
+    }
+    if (marks.length) await publishCancel(this.target, marks, this.options.secret);
+    const deadline = Date.now() + CANCEL_WAIT_MS;
+    let stillRunning = stopping;
+    while (stillRunning.length && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const states = await Promise.all(stillRunning.map((id) => this.queue.getJob(id).then((j) => j?.getState())));
+      stillRunning = stillRunning.filter((_, i) => states[i] === 'active');
+    }
+    return { removed, stopping, stillRunning };
   }
 
   async close(): Promise<void> {

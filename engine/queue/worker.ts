@@ -12,6 +12,8 @@ import type { KindRegistry } from '../config/parse.js';
 import type { Pipeline } from '../config/pipeline.js';
 import { JobRefusedError } from '../errors.js';
 import { admitJob, type AdmittedJob } from './admit.js';
+import { listenForCancels } from './cancel.js';
+import { JobLog } from './job-log.js';
 import { isWorkerChildReport, QUEUE_SECRET_ENV, WORKER_CHILD_ENV, type LockTiming, type StageJobResult, type WorkerChildReport } from './jobs.js';
 import type { QueueTarget } from './target.js';
 
@@ -61,7 +63,10 @@ const printable = (v: unknown, max = 200): string =>
 
 export async function startStageWorker(opts: StageWorkerOptions): Promise<RunningWorker> {
   const children = new Set<ReturnType<typeof spawn>>();
+  /** Running jobs by id: how to stop each when its run is cancelled. */
+  const running = new Map<string, (runId: string) => void>();
   let stopping = false;
+  const cancels = await listenForCancels(opts.target, opts.secret, (jobId, runId) => running.get(jobId)?.(runId), opts.log);
   const processor = async (raw: Job<unknown, StageJobResult>, token?: string): Promise<StageJobResult> => {
     let d: AdmittedJob;
     try {
@@ -103,6 +108,21 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
     const child = spawn(process.execPath, args, { cwd: opts.root, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env });
     children.add(child);
     opts.log(`${tag}: started (run ${printable(d.runId)} of ${printable(d.coordinator)}) as pid ${child.pid}`);
+    // Its run was cancelled (`pipeline cancel`): the stage process stops as on SIGTERM (it records
+    // its run as interrupted, commits nothing partial) and the job fails without retry.
+    const jobId = String(raw.id);
+    let cancelled = false;
+    const cancel = (runId: string) => {
+      // The same job id comes back for the same stage and key in a later run: only this run's cancel counts.
+      if (runId !== d.runId || cancelled || child.exitCode !== null || child.signalCode !== null) return;
+      cancelled = true;
+      opts.log(`${tag}: its run was cancelled; stopping it`);
+      child.kill('SIGTERM');
+    };
+    running.set(jobId, cancel);
+    // Cancelled before we listened for it (between the coordinator's look and our taking the job).
+    void cancels.marked(jobId, d.runId).then((marked) => marked && cancel(d.runId));
+    const kept = new JobLog();
     let report: WorkerChildReport | undefined;
     child.on('message', (m) => {
       if (isWorkerChildReport(m)) report = m;
@@ -120,7 +140,10 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
           opts.log(`${tag}: ${line}`);
           if (keep && /^(error|warning):/.test(line)) errors.push(line.replace(/^error:\s*/, ''));
           // The stage's own output (a command's stderr...), not transfer progress: shown with a failure.
-          else if (line.startsWith(`[${d.stage}] `) && !/ (to|from) remote /.test(line)) output.push(line.slice(d.stage.length + 3));
+          else if (line.startsWith(`[${d.stage}] `) && !/ (to|from) remote /.test(line)) {
+            output.push(line.slice(d.stage.length + 3));
+            kept.line(line.slice(d.stage.length + 3));
+          }
           if (output.length > OUTPUT_TAIL) output.shift();
         }
       });
@@ -130,8 +153,22 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.on('error', reject);
       child.on('close', (code, signal) => resolve({ code, signal }));
-    }).finally(() => children.delete(child));
+    }).finally(() => {
+      children.delete(child);
+      running.delete(jobId);
+    });
     const durationMs = Date.now() - started;
+    // The stage's output goes back to the coordinator with the job (bounded; best effort).
+    const sendLog = async (last?: string) => {
+      if (last) kept.line(last);
+      if (!kept.empty) await settlesWithin(raw.log(kept.text()), STOP_STEP_MS);
+    };
+    if (cancelled && exit.code !== 0) {
+      opts.log(`${tag}: stopped: its run ${printable(d.runId)} was cancelled`);
+      opts.observe?.(d.stage, 'failed', durationMs);
+      await sendLog(`cancelled: run ${printable(d.runId)} was cancelled; stopped on worker ${opts.name}`);
+      throw new UnrecoverableError(`on worker ${opts.name}: cancelled (its run ${printable(d.runId)} was cancelled)`);
+    }
     if (stopping && exit.code !== 0) {
       // Stopped because this worker is stopping, not failed: the job goes back to the queue now (if
       // Redis answers; else its lock expires and another worker's stall check requeues it).
@@ -146,6 +183,7 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
       const by = report?.computedBy === undefined ? undefined : printable(report.computedBy);
       opts.log(`${tag}: ${computed ? 'done' : `found it already computed${by ? ` by ${by}` : ''}`} in ${(durationMs / 1000).toFixed(1)}s`);
       opts.observe?.(d.stage, computed ? 'computed' : 'found', durationMs);
+      await sendLog();
       return { worker: opts.name, key: d.key, durationMs, computed, ...(by !== undefined ? { computedBy: by } : {}) };
     }
     const why = errors.find((e) => !e.startsWith('warning:')) ?? (exit.signal ? `stopped by ${exit.signal}` : `exit code ${exit.code}`);
@@ -153,6 +191,7 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
     opts.observe?.(d.stage, 'failed', durationMs);
     // A stage failing here fails the same way anywhere: no retry. (A killed worker is different:
     // its job stalls and BullMQ hands it to another worker.)
+    await sendLog(`error: ${why}`);
     const tail = output.length ? `\n  last output on ${opts.name}:\n${output.map((l) => `    ${l}`).join('\n')}` : '';
     throw new UnrecoverableError(`on worker ${opts.name}: ${why}${tail}`);
   };
@@ -171,6 +210,7 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
   return {
     stop: async () => {
       stopping = true;
+      cancels.close();
       const closing = worker.close();
       for (const child of children) child.kill('SIGTERM'); // it aborts its stage and records its run as interrupted
       if (!(await settlesWithin(exits(), STOP_STEP_MS))) {
@@ -181,6 +221,7 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
       return { clean: await settlesWithin(closing, STOP_STEP_MS) };
     },
     kill: () => {
+      cancels.close();
       for (const child of children) child.kill('SIGTERM'); // it aborts its stage: nothing partial is committed
     },
   };

@@ -40,6 +40,8 @@ export type StageDispatch = (
   key: string,
   upstreams: readonly Manifest[],
   signal: AbortSignal,
+  /** Called with the stage's output on the worker, once its job ended (for the run's stage log). */
+  log?: (text: string) => void,
 ) => Promise<{ worker: string; computed?: boolean }>;
 
 /** The remote artifact cache as execution sees it (engine/remote/cache.ts). */

@@ -41,9 +41,9 @@ export function queueDispatch(c: DispatchContext): StageDispatch {
     runId: c.runId,
     coordinator: c.coordinator,
   };
-  return async (stage, key, upstreams, signal) => {
+  return async (stage, key, upstreams, signal, log) => {
     await c.remote.ensure(upstreams, signal);
-    const result = await c.queue.run(stage, key, context, signal, () => c.onQueued?.(stage, c.queue.url), c.force.has(stage));
+    const result = await c.queue.run(stage, key, context, signal, { onQueued: () => c.onQueued?.(stage, c.queue.url), force: c.force.has(stage), onLog: log });
     return { worker: result.worker, computed: result.computed !== false };
   };
 }

@@ -58,12 +58,18 @@ export function countOutcomes(reports: readonly StageReport[]): OutcomeCounts {
   return counts;
 }
 
-/** Fills in a record's end: outcome, stages, push. */
-export function finishRecord(record: RunRecord, reports: readonly StageReport[], startedAt: number, interrupted: boolean, push?: PushRecord): void {
+/** Fills in a record's end: outcome, stages, push. `stopped`: how the run was stopped, if it was. */
+export function finishRecord(
+  record: RunRecord,
+  reports: readonly StageReport[],
+  startedAt: number,
+  stopped: 'interrupted' | 'cancelled' | undefined,
+  push?: PushRecord,
+): void {
   const counts = countOutcomes(reports);
   record.finishedAt = new Date().toISOString();
   record.durationMs = Date.now() - startedAt;
-  record.outcome = interrupted ? 'interrupted' : counts.failed > 0 || counts.aborted > 0 ? 'failed' : 'ok';
+  record.outcome = stopped ?? (counts.failed > 0 || counts.aborted > 0 ? 'failed' : 'ok');
   record.stages = reports.map((r) => ({
     stage: r.stage,
     outcome: r.outcome,

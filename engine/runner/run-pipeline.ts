@@ -2,11 +2,12 @@
 // do it: take the store lock, stop a dead run's leftover commands, open the remote and the queue,
 // record the run, execute it (each experiment of a sweep side by side), push or hand a worker's
 // result over, promote, and write the final records. It prints nothing (RunEvents carries what a
-// user sees) and installs no signal handlers: the caller stops it by aborting `signal`.
+// user sees) and installs no signal handlers: the caller stops it by aborting `signal`, another
+// process by `pipeline cancel` (engine/runner/cancel.ts).
 import { hostname } from 'node:os';
 import pLimit from 'p-limit';
 import type { RemoteConfig } from '../config/remote.js';
-import { AbortedError, PipelineError, PushIncompleteError, StageError } from '../errors.js';
+import { AbortedError, CancelledError, PipelineError, PushIncompleteError, StageError } from '../errors.js';
 import { gatherFacts } from '../plan/facts.js';
 import { stopLeftoverGroups } from '../run/command-groups.js';
 import { execute, type StageReport } from '../run/execute.js';
@@ -15,6 +16,7 @@ import type { RemoteCache } from '../remote/cache.js';
 import type { Session } from '../session.js';
 import { acquireStoreLock, type StoreLock } from '../store/lock.js';
 import { newRunId, type PromotionRecord, type PushRecord, type RunRecord, type RunTrigger } from '../store/runs.js';
+import { watchCancelRequests } from './cancel.js';
 import type { RunEvents } from './events.js';
 import { describeAssignments, type RunExperiment } from './experiment.js';
 import { openQueue, queueDispatch, type QueueRunSpec } from './queue.js';
@@ -81,6 +83,8 @@ export interface PipelineRun {
   push?: PushRecord;
   /** `signal` stopped it. */
   interrupted: boolean;
+  /** `pipeline cancel` stopped it. */
+  cancelled: boolean;
   /** Why the run did not succeed (to report, and exit with), once it is recorded; undefined when it did. */
   failure?: unknown;
 }
@@ -98,6 +102,9 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
   let lock: StoreLock | undefined;
   let remote: RemoteCache | undefined;
   let queue: QueueDispatcher | undefined;
+  let records: RunRecord[] | undefined;
+  let cancelled = false;
+  let unwatch: (() => Promise<void>) | undefined;
   try {
     await store.init();
     lock = await acquireStoreLock(store.dir, {
@@ -115,25 +122,43 @@ export async function runPipeline(options: RunPipelineOptions): Promise<Pipeline
     remote = options.remote ? await openRemoteCache(options.runs[0]!.session, options.remote, events) : undefined;
     if (options.queue) queue = await openQueue(options.queue, warn);
 
-    const records = await writeStartRecords(options, startedAt);
+    records = await writeStartRecords(options, startedAt);
+    unwatch = watchCancelRequests(
+      store.runs.dir,
+      records.map((r) => r.id),
+      (id) => {
+        cancelled = true;
+        events.notice?.(`run ${id} is cancelled (pipeline cancel): stopping running stages`);
+        stop.abort(new CancelledError());
+      },
+    );
     if (options.runs.length > 1) events.sweepStarting?.(options.runs.map((r) => r.experiment!));
     const results = await executeRuns(options, records, stop.signal, remote, queue);
     const reports = results.flatMap((r) => r.reports);
     events.hashed?.(statCache.hashedFiles);
+    if (cancelled && queue) await cancelQueued(queue, records, events);
     const push = await afterExecute(options, reports, remote, stop.signal);
     const interrupted = options.signal.aborted;
-    for (const result of results) await finishExperiment(options, result, startedAt, interrupted, push);
+    const stopped = cancelled ? 'cancelled' : interrupted ? 'interrupted' : undefined;
+    for (const result of results) await finishExperiment(options, result, startedAt, stopped, push);
 
-    const run: PipelineRun = { records, results, reports, counts: countOutcomes(reports), startedAt, push, interrupted };
+    const run: PipelineRun = { records, results, reports, counts: countOutcomes(reports), startedAt, push, interrupted, cancelled };
     await options.finished?.(run);
     run.failure = failureOf(run, held, queue !== undefined, events);
     return run;
   } catch (e) {
+    if (cancelled && records) {
+      // Stopped between stages (hashing, pulling): its records still say running; they say cancelled.
+      for (const record of records)
+        await writeFinalRecord(store, { ...record, outcome: 'cancelled', finishedAt: new Date().toISOString(), durationMs: Date.now() - startedAt }, warn);
+      if (!(e instanceof PipelineError)) throw new CancelledError();
+    }
     // Ctrl-C while hashing or waiting surfaces as some abort error: report it as the interrupt it is.
     if (options.signal.aborted && !(e instanceof PipelineError)) throw new AbortedError();
     throw e;
   } finally {
     options.signal.removeEventListener('abort', forward);
+    await unwatch?.();
     await queue?.close();
     remote?.backend.close?.();
     try {
@@ -218,6 +243,24 @@ async function executeRuns(
   );
 }
 
+/** A cancelled run's jobs: waiting ones removed from the queue, running ones stopped by their workers. */
+async function cancelQueued(queue: QueueDispatcher, records: readonly RunRecord[], events: RunEvents): Promise<void> {
+  try {
+    const { removed, stopping, stillRunning } = await queue.cancelRun(records.map((r) => r.id));
+    const parts = [
+      removed.length ? `removed ${removed.length} queued job${removed.length === 1 ? '' : 's'}` : '',
+      stopping.length ? `stopped ${stopping.length - stillRunning.length} of ${stopping.length} running on workers` : '',
+    ].filter(Boolean);
+    if (parts.length) events.notice?.(`queue: ${parts.join('; ')}`);
+    if (stillRunning.length)
+      events.warning?.(
+        `${stillRunning.length} job${stillRunning.length === 1 ? '' : 's'} still running on workers (${stillRunning.join(', ')}): they were asked to stop`,
+      );
+  } catch (err) {
+    events.warning?.(`could not cancel the run's queued jobs: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 /** A worker's result goes to the remote for its coordinator; `--push` uploads what this run computed. */
 async function afterExecute(
   options: RunPipelineOptions,
@@ -245,9 +288,15 @@ async function afterExecute(
 }
 
 /** An experiment's final record, after its promotion decision when pipeline.yaml has `promote:`. */
-async function finishExperiment(options: RunPipelineOptions, result: ExperimentResult, startedAt: number, interrupted: boolean, push?: PushRecord) {
+async function finishExperiment(
+  options: RunPipelineOptions,
+  result: ExperimentResult,
+  startedAt: number,
+  stopped: 'interrupted' | 'cancelled' | undefined,
+  push?: PushRecord,
+) {
   const { record, session } = result;
-  finishRecord(record, result.reports, startedAt, interrupted, push);
+  finishRecord(record, result.reports, startedAt, stopped, push);
   // A sweep compares experiments; which of them should become the model is the user's call.
   if (options.runs.length === 1 && record.outcome === 'ok' && session.pipeline.promote) {
     record.promotion = await promote(session, record);
@@ -269,6 +318,7 @@ async function promote(session: Session, record: RunRecord): Promise<PromotionRe
 /** Why the run failed, in the order a user needs to hear it; undefined when it succeeded. */
 function failureOf(run: PipelineRun, lock: StoreLock, queued: boolean, events: RunEvents): unknown {
   if (lock.lost.aborted) return lock.lost.reason;
+  if (run.cancelled) return new CancelledError();
   if (run.interrupted) {
     if (queued) events.notice?.('stages already queued keep running on the workers; run again to pick up their results');
     return new AbortedError('interrupted: running stages were stopped; nothing partial was committed');

@@ -48,8 +48,8 @@ export interface RunTrigger {
   entry: string;
   /** When the tick fired (ISO time). */
   firedAt: string;
-  /** How the tick ended: stages ran, all were cached, a stage failed, it was stopped, or it did not start. */
-  result?: 'ran' | 'nothing-changed' | 'failed' | 'interrupted' | 'skipped';
+  /** How the tick ended: stages ran, all were cached, a stage failed, it was stopped or cancelled, or it did not start. */
+  result?: 'ran' | 'nothing-changed' | 'failed' | 'interrupted' | 'cancelled' | 'skipped';
   /** Why a tick was skipped or failed before running. */
   note?: string;
   /** A tick missed during downtime, replayed at start (`catchup: true`): how many were missed. */
@@ -118,7 +118,8 @@ export interface RunRecord {
   durationMs?: number;
   /** `running` while in progress: a record left `running` belongs to a run that was killed. */
   /** `skipped`: a scheduled tick that did not start (another run held the store). */
-  outcome: 'running' | 'ok' | 'failed' | 'interrupted' | 'skipped';
+  /** `cancelled`: stopped by `pipeline cancel` (engine/runner/cancel.ts). */
+  outcome: 'running' | 'ok' | 'failed' | 'interrupted' | 'cancelled' | 'skipped';
   stages: StageRunRecord[];
   /** Set for runs started by `pipeline schedule`. */
   trigger?: RunTrigger;

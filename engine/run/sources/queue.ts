@@ -14,11 +14,17 @@ export const queueSource: ResultSource = {
     checkMayProduce(stage, x);
     const { name } = stage;
     const { key, reason } = producing(stage);
+    // The stage's output on its worker comes back with its job: kept in this run's logs like a local stage's.
+    x.logs.attempt(name, 1);
+    const keep = (text: string) => {
+      for (const line of text.split('\n')) if (line !== '') x.logs.line(name, line);
+    };
     const { worker, computed } = await dispatch(
       name,
       key,
       stage.ups.map((u) => u.manifest!),
       x.signal,
+      keep,
     );
     const pulledBack = await pullFromRemote(stage, x);
     if (!pulledBack) throw new StageError(`stage ${name}: worker ${worker} finished it, but its result could not be pulled from the remote`);
