@@ -1,8 +1,11 @@
 // `pipeline ui` in a real headless Chromium (Debian's, via playwright-core) over a store made by
 // real runs of the built CLI (cmd stages standing in for train and evaluate, so each metric is
-// chosen): the runs table, a run's DAG with states, a run followed live (stage states and epoch
-// lines arrive without a reload: the run's train command waits on gate files the test creates),
-// a stage's log, two runs compared, promote and rollback from the page (checked on disk), no
+// chosen, beside a real `uses: train` stage on a tiny generated image folder, so progress bars and
+// history.json curves are real): the runs table, a run's DAG with states, a run followed live
+// (stage states, epoch lines and the real train stage's epoch progress arrive without a reload:
+// the cmd train waits on gate files the test creates), a hanging run cancelled from its page
+// (the page and its record say cancelled), a stage's log, two runs compared (their
+// real learning curves overlaid), promote and rollback from the page (checked on disk), no
 // request leaves 127.0.0.1, no console errors; and the server's guards: the token on a
 // non-loopback bind (the event stream too), CSRF on actions, no file outside the store.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -10,12 +13,14 @@ import { request } from 'node:http';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { PNG } from 'pngjs';
 import type { RunRecord } from '../engine/store/runs.js';
 import type { ModelInfo } from '../lib/champion.js';
 import { startUiServer, type UiServer } from '../ui/server.js';
 import { openSession } from '../cli/session.js';
 import { browserAvailable, chromiumPath, TEST_ARTIFACTS } from './helpers/browser.js';
 import { runCli, workspace } from './helpers/cli.js';
+import { syntheticImage } from './helpers/dataset.js';
 
 const TRAIN_SH = `#!/bin/sh
 # A stand-in for training: three epoch lines (each waits for gate/N when gated), then a model.
@@ -31,7 +36,13 @@ mkdir -p model && printf '{"format":"layers-model","acc":%s}' "$acc" > model/mod
 const PIPELINE = `params:
   acc: 0.5
   gated: 0
+  seed: 1
+  hang: 0
 stages:
+  hang:
+    # Runs until cancelled when hang is 1.
+    cmd: 'if [ \${params.hang} = 1 ]; then while :; do sleep 0.05; done; fi; echo done > hang.txt'
+    outs: [hang.txt]
   prepare:
     cmd: echo prepared > data.txt
     outs: [data.txt]
@@ -47,6 +58,28 @@ stages:
     cmd: printf '<!doctype html><title>report</title><h1>Report of test_accuracy %s</h1>' "\${params.acc}" > index.html
     deps: [metrics.json]
     outs: [index.html]
+  # A real (tiny) training, so the live progress bars and the compared curves are the real ones.
+  fetch:
+    uses: fetch
+    with: {url: images}
+  decode:
+    uses: decode
+    needs: [fetch]
+    with: {height: 8, width: 8}
+  normalize:
+    uses: normalize
+    needs: [decode]
+    with: {validation_split: 0.25}
+  fit:
+    uses: train
+    needs: [normalize]
+    with:
+      backend: wasm
+      workers: 1
+      epochs: 3
+      batch_size: 8
+      seed: \${params.seed}
+      model: [{type: flatten}, {type: dense, units: 2, activation: softmax}]
 promote:
   evaluate: evaluate
   train: train
@@ -76,6 +109,32 @@ const shot = async (name: string) => {
   await page.screenshot({ path: join(TEST_ARTIFACTS, name), fullPage: true });
 };
 
+/** The id of the run that started besides `known`: its record appears as it starts. */
+async function startedRun(known: string[]): Promise<string> {
+  for (;;) {
+    const names = (await readdir(join(dir, 'artifacts', 'runs'))).filter((n) => n.endsWith('.json'));
+    const id = names.map((n) => n.slice(0, -5)).find((n) => !known.includes(n));
+    if (id) return id;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** images/{train,test}/{cat,dog}/: 8×8 class-coloured discs (12 training and 3 test images a class). */
+async function writeImages(root: string): Promise<void> {
+  for (const [c, name] of ['cat', 'dog'].entries())
+    for (const [split, count] of [
+      ['train', 12],
+      ['test', 3],
+    ] as const) {
+      await mkdir(join(root, split, name), { recursive: true });
+      for (let i = 0; i < count; i++) {
+        const image = new PNG({ width: 8, height: 8 });
+        image.data.set(syntheticImage(c, split === 'train' ? i : 1000 + i, 8));
+        await writeFile(join(root, split, name, `${i}.png`), PNG.sync.write(image, { colorType: 2 }));
+      }
+    }
+}
+
 /** Raw GET (the path as given, no URL normalisation) → status and body. */
 function rawGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -96,9 +155,10 @@ function rawGet(port: number, path: string, headers: Record<string, string> = {}
 beforeAll(async () => {
   dir = await workspace(PIPELINE, 'ui-');
   await writeFile(join(dir, 'train.sh'), TRAIN_SH);
+  await writeImages(join(dir, 'images'));
   const a = await cli('run');
   expect(a.code).toBe(0);
-  const b = await cli('run', '--set', 'params.acc=0.7');
+  const b = await cli('run', '--set', 'params.acc=0.7', '--set', 'params.seed=2');
   expect(b.code).toBe(0);
   const done = await records();
   [runB, runA] = [done[0]!.id, done[1]!.id];
@@ -131,7 +191,7 @@ beforeAll(async () => {
     foreignRequests.push(url);
     return route.abort();
   });
-}, 120_000);
+}, 600_000); // two real runs with a training, on a loaded machine
 
 afterAll(async () => {
   await browser?.close();
@@ -170,14 +230,20 @@ describe('pipeline ui in a browser', () => {
 
   run('a run started while its page is open updates live: stage states and epochs, no reload', async () => {
     await mkdir(join(dir, 'gate'), { recursive: true });
-    const live = cli('run', '--set', 'params.acc=0.6', '--set', 'params.gated=1');
-    // The run's id: its record appears as it starts.
-    let id: string | undefined;
-    while (!id) {
-      const names = (await readdir(join(dir, 'artifacts', 'runs'))).filter((n) => n.endsWith('.json'));
-      id = names.map((n) => n.slice(0, -5)).find((n) => n !== runA && n !== runB);
-      if (!id) await new Promise((r) => setTimeout(r, 50));
-    }
+    // Every text the real train stage's progress bar shows while the page is open, recorded as the
+    // DOM changes (so how fast the tiny training runs does not matter); in this document (a hash
+    // change keeps it) and in a new one.
+    const recordProgress = `if (!window.__fitProgress) {
+      const seen = (window.__fitProgress = []);
+      new MutationObserver(() => {
+        const text = document.querySelector('#progress .progress[data-stage="fit"]')?.textContent;
+        if (text && seen.at(-1) !== text) seen.push(text);
+      }).observe(document, { subtree: true, childList: true, characterData: true });
+    }`;
+    await page.addInitScript(recordProgress);
+    await page.evaluate(recordProgress);
+    const live = cli('run', '--set', 'params.acc=0.6', '--set', 'params.gated=1', '--set', 'params.seed=3');
+    const id = await startedRun([runA, runB]);
     await page.goto(`${ui.url}#/run/${id}`);
     await page.evaluate('window.__notReloaded = true');
     await page.locator('svg.dag g[data-stage="train"][data-state="running"]').waitFor();
@@ -192,6 +258,42 @@ describe('pipeline ui in a browser', () => {
     await page.locator('#run-outcome', { hasText: 'ok' }).waitFor();
     expect(await page.evaluate('window.__notReloaded')).toBe(true);
     expect((await live).code).toBe(0);
+    await page.locator('svg.dag g[data-stage="fit"][data-state="ran"]').waitFor();
+    // The train stage's bar went through its epochs with the terminal's figures.
+    const bar = (await page.evaluate('window.__fitProgress')) as string[];
+    const epochs = new Set(bar.map((t) => /\[fit\] Epoch (\d)\/3/.exec(t)?.[1]).filter(Boolean));
+    expect([...epochs].sort()).toEqual(['1', '2', '3']);
+    expect(bar.some((t) => /\d+\/\d+ img\s+\d+ img\/s\s+ETA \d+s\s+loss: [\d.]+ - acc: [\d.]+/.test(t))).toBe(true);
+    // Its epoch lines grew its curves too.
+    await page.locator('#curves svg[data-stage="fit"][data-metric="loss"][data-points="3"]').waitFor();
+  });
+
+  run('a running run is cancelled from its page: the page and its record say cancelled', async () => {
+    const known = (await records()).map((r) => r.id);
+    const hanging = cli('run', '--set', 'params.hang=1');
+    const id = await startedRun(known);
+    await page.goto(`${ui.url}#/run/${id}`);
+    await page.locator('svg.dag g[data-stage="hang"][data-state="running"]').waitFor();
+    await page.locator('#cancel-run').click();
+    await page.locator('#confirm-cancel').click(); // not confirmed: nothing happens
+    expect(await page.locator('#run-outcome').innerText()).toBe('running');
+    await page.locator('#cancel-run').click();
+    await page.locator('#confirm-ok').click();
+    await page.locator('#run-outcome', { hasText: 'cancelled' }).waitFor();
+    await page.locator('#stages-table tr[data-stage="hang"]', { hasText: 'aborted' }).waitFor();
+    expect(await page.locator('#cancel-run').count()).toBe(0);
+    await shot('ui-run-cancelled.png');
+    expect((await hanging).code).not.toBe(0);
+    expect((await records()).find((r) => r.id === id)?.outcome).toBe('cancelled');
+    // An ended run cannot be cancelled.
+    const { csrf } = (await (await fetch(`${ui.url}api/session`)).json()) as { csrf: string };
+    const again = await fetch(`${ui.url}api/runs/${id}/cancel`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+      body: '{}',
+    });
+    expect(again.status).toBe(400);
+    expect(((await again.json()) as { error: string }).error).toMatch(/not running/);
   });
 
   run('two runs compared show the param and the metric that differ, and the curves', async () => {
@@ -203,6 +305,10 @@ describe('pipeline ui in a browser', () => {
     expect(await page.locator('#compare-params tr[data-param="params.acc"]').innerText()).toMatch(/0\.5\s+0\.7/);
     expect(await page.locator('#compare-metrics tr[data-metric="evaluate.test_accuracy"]').innerText()).toMatch(/0\.5\s+0\.7/);
     expect(await page.locator('#compare-deltas svg').count()).toBe(1);
+    // The real train stage's history.json curves of both runs, overlaid: one legend entry a run.
+    const curves = await page.locator('#compare-curves svg').innerHTML();
+    for (const id of [runA, runB]) expect(curves).toContain(`${id} fit`);
+    for (const metric of ['loss', 'acc', 'val_loss', 'val_acc']) expect(curves).toContain(`>${metric}<`);
     await shot('ui-compare.png');
   });
 
@@ -256,7 +362,7 @@ describe("the server's guards", () => {
         const p = await browser.newPage();
         try {
           await p.goto(`http://127.0.0.1:${port}/?token=${TOKEN}#/run/${runA}`);
-          await p.locator('#curves svg[data-metric="loss"][data-points="3"]').waitFor();
+          await p.locator('#curves svg[data-stage="train"][data-metric="loss"][data-points="3"]').waitFor();
           await p.screenshot({ path: join(TEST_ARTIFACTS, 'ui-token.png') });
         } finally {
           await p.close();
@@ -275,6 +381,8 @@ describe("the server's guards", () => {
     expect((await post('/api/models/rollback', { 'x-csrf-token': 'wrong' })).status).toBe(403);
     const { csrf } = (await (await fetch(`${ui.url}api/session`)).json()) as { csrf: string };
     expect((await post('/api/models/rollback', { 'x-csrf-token': csrf, origin: 'http://evil.example' })).status).toBe(403);
+    expect((await post(`/api/runs/${runA}/cancel`, {})).status).toBe(403);
+    expect((await post(`/api/runs/${runA}/cancel`, { 'x-csrf-token': csrf, origin: 'http://evil.example' })).status).toBe(403);
     expect(await (await fetch(`${ui.url}api/runs`, { method: 'DELETE' })).status).toBe(405);
     const key = (await records()).find((r) => r.id === runA)!.stages.find((s) => s.stage === 'evaluate')!.key!;
     expect((await rawGet(port, `/api/files/${key}/metrics.json`)).body).toContain('test_accuracy');

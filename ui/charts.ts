@@ -20,7 +20,8 @@ function curvesSpec(points: Compared['curves']): VegaLiteSpec {
       encoding: {
         x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1 } },
         y: { field: 'value', type: 'quantitative', scale: { zero: false } },
-        color: { field: 'series', type: 'nominal', title: 'run, stage' },
+        // Whole run ids: the default label limit cuts them to an ellipsis where they differ.
+        color: { field: 'series', type: 'nominal', title: 'run, stage', legend: { labelLimit: 0 } },
       },
     },
     resolve: { scale: { y: 'independent' } },

@@ -1,6 +1,6 @@
 // `pipeline ui`'s HTTP server (node:http): the app's page and assets, a JSON API over the store,
-// each run's live events as server-sent events, stored files by manifest, and the promote/rollback
-// actions. It serves only files it names itself (assets) or that a manifest lists (objects in the
+// each run's live events as server-sent events, stored files by manifest, and the actions (promote,
+// rollback, cancel). It serves only files it names itself (assets) or that a manifest lists (objects in the
 // store, by digest): no request path is ever joined onto a directory.
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { LockError, PipelineError, UiRequestError as HttpError } from '../engine/errors.js';
 import type { Session } from '../engine/session.js';
 import { stageLogDir } from '../engine/store/stage-logs.js';
-import { UiData } from './data.js';
+import { outcomeOf, UiData } from './data.js';
 import { streamRunEvents } from './live.js';
 import { Guard, isLoopback } from './security.js';
 import { ASSETS, assetFile } from './assets.js';
 import { compareCharts } from './charts.js';
-import { promoteFromUi, rollbackFromUi } from './actions.js';
+import { cancelFromUi, promoteFromUi, rollbackFromUi } from './actions.js';
 
 export interface UiServerOptions {
   session: Session;
@@ -86,7 +86,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
       return void res.end();
     }
     const parts = pathParts(url.pathname);
-    if (req.method === 'POST') return action(req, res, parts);
+    if (req.method === 'POST') return action(req, res, parts, closed);
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method not allowed');
     if (parts.length === 0) return asset(res, 'index.html');
     if (parts[0] === 'assets' && parts.length === 2) return asset(res, parts[1]!);
@@ -115,7 +115,7 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
     throw new HttpError(404, 'not found');
   }
 
-  async function action(req: IncomingMessage, res: ServerResponse, parts: string[]): Promise<void> {
+  async function action(req: IncomingMessage, res: ServerResponse, parts: string[], closed: AbortSignal): Promise<void> {
     if (!guard.actionAllowed(req)) throw new HttpError(403, 'refused: missing or wrong CSRF token');
     const body = await readBody(req);
     const path = parts.join('/');
@@ -125,6 +125,12 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
       return send(res, 200, await promoteFromUi(options.session, record));
     }
     if (path === 'api/models/rollback') return send(res, 200, await rollbackFromUi(options.session));
+    if (parts.length === 4 && parts[0] === 'api' && parts[1] === 'runs' && parts[3] === 'cancel') {
+      const record = (await data.record(parts[2]!)) ?? fail(404, `no run ${parts[2]}`);
+      // Not running (ended, or killed without a record): the engine's UsageError says which (400).
+      const { record: ended, stopped } = await cancelFromUi(options.session, record, closed);
+      return send(res, stopped ? 200 : 202, { run: ended.id, outcome: outcomeOf(ended), stopped });
+    }
     throw new HttpError(404, 'no such action');
   }
 

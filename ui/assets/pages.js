@@ -163,6 +163,32 @@ export async function runPage(id) {
   };
   const progressBox = h('div', { id: 'progress', class: 'panel' });
   const curveBox = h('div', { id: 'curves', class: 'panel' });
+  // A running run can be cancelled (as `pipeline cancel RUN`); its event stream then ends `cancelled`.
+  const cancelStatus = h('span', { id: 'cancel-status' });
+  const cancelButton =
+    r.outcome === 'running'
+      ? h(
+          'button',
+          {
+            id: 'cancel-run',
+            onclick: async () => {
+              if (!(await confirmAction(`Cancel run ${r.id}? Its running stages are stopped; finished ones are kept.`))) return;
+              cancelButton.disabled = true;
+              cancelStatus.textContent = ' cancelling…';
+              cancelStatus.className = '';
+              try {
+                const out = await post(`/api/runs/${encodeURIComponent(r.id)}/cancel`);
+                cancelStatus.textContent = out.stopped ? ` run ended ${out.outcome}` : ' asked to cancel; the run has not stopped yet';
+              } catch (err) {
+                cancelButton.disabled = false;
+                cancelStatus.textContent = ` ${String(err.message ?? err)}`;
+                cancelStatus.className = 'error';
+              }
+            },
+          },
+          'Cancel run',
+        )
+      : '';
   const stop = followRun(r.id, {
     dag,
     progressBox,
@@ -175,6 +201,7 @@ export async function runPage(id) {
       stageRows.set(stage, row);
     },
     async onEnd(outcome) {
+      if (cancelButton) cancelButton.remove();
       outcomeEl.textContent = outcome;
       outcomeEl.className = `outcome-${outcome}`;
       if (r.outcome === 'running') {
@@ -208,6 +235,7 @@ export async function runPage(id) {
       ` · started ${new Date(r.startedAt).toLocaleString()} · ${duration(r.durationMs)} · ${trigger} · `,
       h('code', {}, ['pipeline', ...r.command].join(' ')),
     ),
+    cancelButton ? h('p', {}, cancelButton, cancelStatus) : '',
     r.error ? h('p', { class: 'error' }, r.error) : '',
     r.promotion ? h('p', {}, `promotion: ${r.promotion.decision} (${r.promotion.reason})`) : '',
     h('div', { class: 'panel' }, dag),
