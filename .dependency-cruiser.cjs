@@ -15,14 +15,14 @@ module.exports = {
       severity: 'error',
       comment: 'lib/ is shared code that knows no pipeline: it imports only packages and other lib/ modules.',
       from: { path: '^lib/' },
-      to: { path: '^(engine|stages|cli|workers|bench|test)/' },
+      to: { path: '^(engine|stages|cli|workers|bench|test|ui)/' },
     },
     {
       name: 'workers-use-lib-only',
       severity: 'error',
       comment: 'A worker module runs lib/ code on a worker thread; it knows no engine, stage or CLI.',
       from: { path: '^workers/' },
-      to: { path: '^(engine|stages|cli|bench|test)/' },
+      to: { path: '^(engine|stages|cli|bench|test|ui)/' },
     },
     {
       name: 'stages-see-only-the-stage-contract',
@@ -43,7 +43,7 @@ module.exports = {
       severity: 'error',
       comment: 'The engine runs the stage kinds it is handed (the CLI passes stages/index.ts) and never imports the CLI.',
       from: { path: '^engine/' },
-      to: { path: '^(stages|cli|workers|bench|test)/' },
+      to: { path: '^(stages|cli|workers|bench|test|ui)/' },
     },
     {
       name: 'stage-contract-stands-alone',
@@ -91,10 +91,25 @@ module.exports = {
       to: { path: '^engine/runner/' },
     },
     {
+      name: 'ui-is-served-by-the-cli-only',
+      severity: 'error',
+      comment:
+        "ui/ (`pipeline ui`: the web app over the store) reads the store through engine/ and lib/; only its command (cli/commands/ui.ts) and tests import it, and it imports neither the CLI nor the stage kinds nor the runner, except the runner's cancel request (engine/runner/cancel.ts: store files only) for its Cancel action.",
+      from: { path: '^ui/' },
+      to: { path: '^(cli|stages|workers|bench|test)/|^engine/runner/', pathNot: '^engine/runner/cancel[.]ts$' },
+    },
+    {
+      name: 'only-the-ui-command-imports-ui',
+      severity: 'error',
+      comment: 'Of the CLI, only cli/commands/ui.ts imports ui/ (the server loads nothing for other commands).',
+      from: { path: '^(cli|engine|stages|lib|workers|bench)/', pathNot: '^cli/commands/ui[.]ts$' },
+      to: { path: '^ui/' },
+    },
+    {
       name: 'cli-is-the-top',
       severity: 'error',
       comment: 'Nothing but the CLI itself (and tests, benchmarks) imports cli/.',
-      from: { path: '^(engine|stages|lib|workers)/' },
+      from: { path: '^(engine|stages|lib|workers|ui)/' },
       to: { path: '^cli/' },
     },
     {
@@ -109,7 +124,7 @@ module.exports = {
       name: 'production-code-uses-no-dev-dependencies',
       severity: 'error',
       comment: 'engine/, cli/, stages/, lib/ and workers/ run where only dependencies are installed.',
-      from: { path: '^(engine|cli|stages|lib|workers)/' },
+      from: { path: '^(engine|cli|stages|lib|workers|ui)/' },
       to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },
     },
     {
@@ -128,7 +143,7 @@ module.exports = {
     },
   ],
   options: {
-    includeOnly: '^(engine|cli|stages|lib|workers|bench|test)/',
+    includeOnly: '^(engine|cli|stages|lib|workers|bench|test|ui)/',
     exclude: { path: '^(dist|node_modules)/|^test/fixtures/' },
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,

@@ -79,6 +79,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: () => import('./commands/predict.js'),
   },
   {
+    name: 'ui',
+    term: 'ui [options]',
+    summary: 'serve a local web app over the store: runs (live), the DAG, logs, experiments, reports, models, schedule',
+    load: () => import('./commands/ui.js'),
+  },
+  {
     name: 'schedule',
     term: 'schedule [options]',
     summary: 'run the schedule: entries of pipeline.yaml (long-running; --once runs the next due entry now and exits)',

@@ -29,6 +29,16 @@ export class UsageError extends PipelineError {
   }
 }
 
+/** A request `pipeline ui` refuses (ui/server.ts): answered with `status`, never a command's exit. */
+export class UiRequestError extends PipelineError {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message, 1);
+  }
+}
+
 /** Invalid pipeline.yaml (syntax, schema, graph). Exit 2; nothing is run or written. */
 export class ConfigError extends PipelineError {
   readonly location?: SourceLocation;

@@ -10,7 +10,7 @@ import { join, relative, resolve } from 'node:path';
 
 /** The repository (this file runs as dist/test/layers.test.js). */
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-const SOURCES = ['engine', 'cli', 'stages', 'lib', 'workers', 'bench', 'test'];
+const SOURCES = ['engine', 'cli', 'stages', 'lib', 'workers', 'bench', 'test', 'ui'];
 const dirs: string[] = [];
 
 interface Checked {
@@ -80,7 +80,7 @@ describe('layer rules (npm run lint)', () => {
 describe('one error convention', () => {
   test('every error class is in engine/errors.ts (what the user sees) or lib/errors.ts (what lib raises)', async () => {
     const places: string[] = [];
-    for (const top of ['engine', 'cli', 'stages', 'lib', 'workers']) {
+    for (const top of ['engine', 'cli', 'stages', 'lib', 'workers', 'ui']) {
       for (const entry of await readdir(join(ROOT, top), { recursive: true, withFileTypes: true })) {
         if (!entry.isFile() || !entry.name.endsWith('.ts')) continue;
         const file = relative(ROOT, join(entry.parentPath, entry.name));

@@ -49,6 +49,7 @@ export async function execute(opts: ExecuteOptions): Promise<StageReport[]> {
           ? { stage: name, outcome: 'skipped' as const, durationMs: 0, reason: `upstream ${bad.stage} ${bad.outcome}` }
           : await limit(() => processStage(x, run, name, ups));
         x.logs.finish(name);
+        x.live.stage(name, report.outcome, { durationMs: report.durationMs, ...(report.reason ? { reason: report.reason } : {}) });
         x.finished.push({ stage: report.stage, outcome: report.outcome, key: report.key, durationMs: report.durationMs });
         opts.onStageDone?.(report);
         return report;

@@ -5,6 +5,7 @@ import type { Pipeline } from '../config/pipeline.js';
 import type { RunStageSummary } from '../contract.js';
 import type { FactsEnv } from '../plan/facts.js';
 import type { Manifest } from '../store/manifest.js';
+import { RunLiveEvents } from '../store/live-events.js';
 import { RunStageLogs } from '../store/stage-logs.js';
 import type { Store } from '../store/store.js';
 import { SharedPools } from './context.js';
@@ -22,6 +23,8 @@ export class Execution {
   readonly history: ReturnType<typeof runHistory>;
   /** Each stage's log lines, kept in the run area (store/stage-logs.ts). */
   readonly logs: RunStageLogs;
+  /** The run's live state for `pipeline ui` (store/live-events.ts). */
+  readonly live: RunLiveEvents;
   /** The options, with a ui whose stage loggers also write to the stage's kept log. */
   readonly opts: ExecuteOptions;
   private sharedPools: Promise<SharedPools> | undefined;
@@ -31,8 +34,17 @@ export class Execution {
     readonly signal: AbortSignal,
   ) {
     this.logs = new RunStageLogs(opts.env.store.runs.dir, opts.runId);
-    this.opts = { ...opts, ui: keptUi(opts.ui, this.logs) };
+    this.live = new RunLiveEvents(opts.env.store.runs.dir, opts.runId);
+    this.opts = {
+      ...opts,
+      ui: keptUi(opts.ui, this.logs, this.live),
+      onStageStart: (stage) => {
+        this.live.stage(stage, 'running');
+        opts.onStageStart?.(stage);
+      },
+    };
     this.pipeline = opts.env.pipeline;
+    this.live.plan(opts.stages.map((name) => ({ name, kind: this.pipeline.stages.get(name)!.kind, needs: [...this.pipeline.stages.get(name)!.needs] })));
     this.store = opts.env.store;
     this.stageEnv = { ...opts.env, signal };
     this.history = runHistory(
@@ -69,6 +81,7 @@ export class Execution {
 
   async close(): Promise<void> {
     this.logs.close();
+    this.live.close();
     if (this.sharedPools) await (await this.sharedPools).destroy();
   }
 
@@ -94,19 +107,41 @@ export class Execution {
   }
 }
 
-/** The ui with each stage's info and warning lines (what the terminal shows of it) also kept in its log. */
-function keptUi(ui: StageUi, logs: RunStageLogs): StageUi {
+/** The ui with each stage's info and warning lines (what the terminal shows of it) also kept in its log, and lines and progress in the live events. */
+function keptUi(ui: StageUi, logs: RunStageLogs, live: RunLiveEvents): StageUi {
   return {
-    progress: (stage) => ui.progress(stage),
+    progress(stage) {
+      const shown = ui.progress(stage);
+      return {
+        start(label: string, total: number, unit?: string) {
+          live.progressStart(stage, label, total, unit);
+          shown.start(label, total, unit);
+        },
+        tick(n = 1, status?: string) {
+          live.progressAt(stage, (v) => v + n, status);
+          shown.tick(n, status);
+        },
+        update(value: number, status?: string) {
+          live.progressAt(stage, value, status);
+          shown.update(value, status);
+        },
+        done(status?: string) {
+          live.progressAt(stage, (v) => v, status, true);
+          shown.done(status);
+        },
+      };
+    },
     logger(stage) {
       const shown = ui.logger(stage);
       return {
         info(line: string) {
           logs.line(stage, line);
+          live.line(stage, line);
           shown.info(line);
         },
         warn(line: string) {
           logs.line(stage, `warning: ${line}`);
+          live.line(stage, `warning: ${line}`);
           shown.warn(line);
         },
         debug: (line: string) => shown.debug(line),
