@@ -276,7 +276,7 @@ export async function comparePage(ids) {
   const params = h(
     'table',
     { id: 'compare-params' },
-    h('thead', {}, h('tr', {}, ...['param', 'run', c.runs[0], 'that run'].map((t) => h('th', {}, t)))),
+    h('thead', {}, h('tr', {}, ...['param', 'compared run', `in ${c.runs[0]}`, 'in the compared run'].map((t) => h('th', {}, t)))),
     h(
       'tbody',
       {},
