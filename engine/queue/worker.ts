@@ -61,6 +61,65 @@ const printable = (v: unknown, max = 200): string =>
     .replace(/\p{Cc}/gu, '?')
     .slice(0, max);
 
+/** The `pipeline run` line that computes an admitted job's stage on this worker. */
+function stageCommand(opts: StageWorkerOptions, d: AdmittedJob): string[] {
+  return [
+    opts.cli,
+    `--config=${d.configFile}`,
+    ...(d.backend ? [`--backend=${d.backend}`] : []),
+    ...(opts.verbose ? ['--verbose'] : []),
+    'run',
+    `--remote=${opts.remote}`,
+    '--push',
+    `--worker-job=${d.key}`,
+    ...(d.force ? ['--force'] : []),
+    ...d.unset.map((u) => `--unset=${u}`),
+    ...d.sets.map((s) => `--set=${s}`),
+    '--',
+    d.stage,
+  ];
+}
+
+/** The stage process needs no queue credentials: its commands never see them. */
+function stageEnv(worker: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_CHILD_ENV]: worker, NO_COLOR: '1' };
+  delete env[QUEUE_SECRET_ENV];
+  delete env.PIPELINE_QUEUE_PASSWORD;
+  return env;
+}
+
+/**
+ * Relays the stage process's lines to the worker's log and keeps what goes back: its error lines,
+ * the last lines of the stage's own output (shown with a failure) and the bounded job log.
+ */
+function relayOutput(child: ReturnType<typeof spawn>, stage: string, log: (line: string) => void) {
+  const kept = new JobLog();
+  const errors: string[] = [];
+  const output: string[] = [];
+  const relay = (stream: NodeJS.ReadableStream, keep: boolean) => {
+    let rest = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line.trim()) continue;
+        log(line);
+        if (keep && /^(error|warning):/.test(line)) errors.push(line.replace(/^error:\s*/, ''));
+        // The stage's own output (a command's stderr...), not transfer progress: shown with a failure.
+        else if (line.startsWith(`[${stage}] `) && !/ (to|from) remote /.test(line)) {
+          output.push(line.slice(stage.length + 3));
+          kept.line(line.slice(stage.length + 3));
+        }
+        if (output.length > OUTPUT_TAIL) output.shift();
+      }
+    });
+  };
+  relay(child.stdout!, false);
+  relay(child.stderr!, true);
+  return { kept, errors, output };
+}
+
 export async function startStageWorker(opts: StageWorkerOptions): Promise<RunningWorker> {
   const children = new Set<ReturnType<typeof spawn>>();
   /** Running jobs by id: how to stop each when its run is cancelled. */
@@ -86,26 +145,8 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
     }
     const started = Date.now();
     const tag = `${d.stage} ${d.key.slice(0, 12)}`;
-    const args = [
-      opts.cli,
-      `--config=${d.configFile}`,
-      ...(d.backend ? [`--backend=${d.backend}`] : []),
-      ...(opts.verbose ? ['--verbose'] : []),
-      'run',
-      `--remote=${opts.remote}`,
-      '--push',
-      `--worker-job=${d.key}`,
-      ...(d.force ? ['--force'] : []),
-      ...d.unset.map((u) => `--unset=${u}`),
-      ...d.sets.map((s) => `--set=${s}`),
-      '--',
-      d.stage,
-    ];
-    // The stage process needs no queue credentials: its commands never see them.
-    const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_CHILD_ENV]: opts.name, NO_COLOR: '1' };
-    delete env[QUEUE_SECRET_ENV];
-    delete env.PIPELINE_QUEUE_PASSWORD;
-    const child = spawn(process.execPath, args, { cwd: opts.root, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env });
+    const args = stageCommand(opts, d);
+    const child = spawn(process.execPath, args, { cwd: opts.root, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: stageEnv(opts.name) });
     children.add(child);
     opts.log(`${tag}: started (run ${printable(d.runId)} of ${printable(d.coordinator)}) as pid ${child.pid}`);
     // Its run was cancelled (`pipeline cancel`): the stage process stops as on SIGTERM (it records
@@ -122,34 +163,11 @@ export async function startStageWorker(opts: StageWorkerOptions): Promise<Runnin
     running.set(jobId, cancel);
     // Cancelled before we listened for it (between the coordinator's look and our taking the job).
     void cancels.marked(jobId, d.runId).then((marked) => marked && cancel(d.runId));
-    const kept = new JobLog();
     let report: WorkerChildReport | undefined;
     child.on('message', (m) => {
       if (isWorkerChildReport(m)) report = m;
     });
-    const errors: string[] = [];
-    const output: string[] = [];
-    const relay = (stream: NodeJS.ReadableStream, keep: boolean) => {
-      let rest = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => {
-        const lines = (rest + chunk).split('\n');
-        rest = lines.pop() ?? '';
-        for (const line of lines) {
-          if (!line.trim()) continue;
-          opts.log(`${tag}: ${line}`);
-          if (keep && /^(error|warning):/.test(line)) errors.push(line.replace(/^error:\s*/, ''));
-          // The stage's own output (a command's stderr...), not transfer progress: shown with a failure.
-          else if (line.startsWith(`[${d.stage}] `) && !/ (to|from) remote /.test(line)) {
-            output.push(line.slice(d.stage.length + 3));
-            kept.line(line.slice(d.stage.length + 3));
-          }
-          if (output.length > OUTPUT_TAIL) output.shift();
-        }
-      });
-    };
-    relay(child.stdout!, false);
-    relay(child.stderr!, true);
+    const { kept, errors, output } = relayOutput(child, d.stage, (line) => opts.log(`${tag}: ${line}`));
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.on('error', reject);
       child.on('close', (code, signal) => resolve({ code, signal }));
