@@ -15,6 +15,7 @@ import { Queue } from 'bullmq';
 import { CLI, runCli, workspace } from './helpers/cli.js';
 import { NGINX, REDIS_SERVER, serverAvailable, startNginx, startRedis, type Nginx, type RedisServer } from './helpers/servers.js';
 import type { RunRecord } from '../engine/store/runs.js';
+import { groupAlive } from './helpers/process-groups.js';
 
 const made: string[] = [];
 afterAll(async () => {
@@ -39,17 +40,6 @@ async function lines(file: string): Promise<string[]> {
 
 async function records(cwd: string): Promise<RunRecord[]> {
   return JSON.parse((await runCli(['runs', '--json', '--limit', '0'], { cwd })).stdout || '[]') as RunRecord[];
-}
-
-/** Whether a process of group `pgid` is still alive (zombies waiting to be reaped count as gone). */
-async function groupAlive(pgid: number): Promise<boolean> {
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(join('/proc', entry, 'stat'), 'utf8').catch(() => '');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] !== 'Z' && Number(fields[2]) === pgid) return true;
-  }
-  return false;
 }
 
 describe('pipeline cancel of a local run', () => {

@@ -20,6 +20,7 @@ import { trainStage } from '../stages/train/train.js';
 import { runCli, workspace } from './helpers/cli.js';
 import { toyImages, writeNormalizeOutputs } from './helpers/fake-normalize.js';
 import { TINY_MODEL } from './helpers/toy-training.js';
+import { groupAlive } from './helpers/process-groups.js';
 
 const made: string[] = [];
 afterAll(async () => {
@@ -36,18 +37,6 @@ async function lastRecord(dir: string): Promise<RunRecord> {
   const runs = join(dir, 'artifacts', 'runs');
   const files = (await readdir(runs)).filter((f) => f.endsWith('.json')).sort();
   return JSON.parse(await readFile(join(runs, files.at(-1)!), 'utf8')) as RunRecord;
-}
-
-/** Whether a process of group `pgid` is still alive (zombies waiting to be reaped count as gone). */
-async function groupAlive(pgid: number): Promise<boolean> {
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(join('/proc', entry, 'stat'), 'utf8').catch(() => '');
-    // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its closing parenthesis.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] !== 'Z' && Number(fields[2]) === pgid) return true;
-  }
-  return false;
 }
 
 describe('timeout: on a command stage', () => {
